@@ -1,0 +1,399 @@
+"""The files that run the app on one host: Compose, Caddy, PostgreSQL, Redis, the deploy script.
+
+Everything is rendered from typed Python data with ``yaml``/``json`` dumpers, never by pasting strings
+into templates, so a value can't break the syntax of the file it lands in. The renderers are pure: the
+same inputs give byte-identical output, which is what lets the rollout command compare bundles instead
+of redeploying on every ``pulumi up``.
+
+Layout on the host (``STACK_DIR``)::
+
+    compose.yaml            the services (proxy, migrate, app, db, redis)
+    deploy.sh               pulls images, runs the release command, rolls the app, waits for health
+    caddy/caddy.json        reverse proxy, TLS from the Cloudflare origin certificate (or ACME)
+    postgres/postgresql.conf
+    redis/redis.conf
+    secrets/                0700; delivered only over SSH by the rollout command, never in user_data
+      app.env               the app contract: DATABASE_URL, REDIS_URL, PORT, ... plus env and secret_env
+      db_password, redis_password, redis_auth.conf
+    tls/origin.pem, tls/origin.key
+
+PostgreSQL and Redis keep their data on the attached volume (``DATA_MOUNT``); nothing but the proxy
+publishes a port beyond loopback.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shlex
+import tarfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import yaml
+
+from components.tuning import Machine, db_max_connections, postgres_settings, redis_maxmemory_mib
+
+STACK_DIR = "/opt/phasekit"
+DATA_MOUNT = "/mnt/phasekit-data"
+DATA_LABEL = "phasekit-data"
+"""ext4 label DigitalOcean writes when it formats the volume; the mount finds the volume by it."""
+
+CADDY_IMAGE = "caddy:2.8.4"
+POSTGRES_IMAGE = "postgres:16.6"
+REDIS_IMAGE = "redis:7.4.1"
+IMAGE_USER_ID = 999
+"""uid/gid of the ``postgres`` and ``redis`` users inside the official images (Debian variants)."""
+
+DB_NAME = "app"
+DB_USER = "app"
+LOG_OPTIONS = {"driver": "json-file", "options": {"max-size": "10m", "max-file": "5"}}
+
+TlsMode = Literal["origin-certificate", "acme"]
+
+CONTRACT_NAMES = ("DATABASE_URL", "REDIS_URL", "PORT", "WEB_CONCURRENCY", "MEDIA_BUCKET")
+"""Variables phasekit always sets for the app, with these names in every phase."""
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    """The application as the user described it once, independent of phase."""
+
+    image: str
+    port: int
+    health_path: str
+    workers: int
+    db_pool_size: int
+    env: Mapping[str, str] = field(default_factory=dict)
+    secret_env_names: Sequence[str] = ()
+    release_command: Sequence[str] | None = None
+
+
+@dataclass(frozen=True)
+class HostStack:
+    """Everything the single-host renderers need besides secrets."""
+
+    app: AppSpec
+    machine: Machine
+    hostname: str
+    tls_mode: TlsMode
+
+    @property
+    def db_max_connections(self) -> int:
+        return db_max_connections(self.app.workers, self.app.db_pool_size)
+
+
+@dataclass(frozen=True)
+class StackSecrets:
+    """Secret values, resolved inside an ``apply``; rendered only into ``secrets/`` and ``tls/``."""
+
+    db_password: str
+    redis_password: str
+    secret_env: Mapping[str, str]
+    media_bucket: str
+    origin_certificate_pem: str | None = None
+    origin_private_key_pem: str | None = None
+
+
+@dataclass(frozen=True)
+class BundleFile:
+    content: str
+    mode: int = 0o644
+    owner_id: int = 0
+
+
+# --- PostgreSQL and Redis -------------------------------------------------------------------------
+
+
+def render_postgresql_conf(settings: Mapping[str, str]) -> str:
+    lines = ["# Rendered by phasekit; sized from the droplet's RAM and vCPUs and the app's pool."]
+    lines += [f"{name} = {_pg_quote(value)}" for name, value in settings.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _pg_quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def redis_settings(machine: Machine, data_dir: str = "/data",
+                   auth_include: str = "/run/secrets/redis_auth.conf") -> dict[str, str]:
+    """redis.conf directives; ``auth_include`` holds ``requirepass`` so the password stays out of this file."""
+    return {
+        "bind": "0.0.0.0",
+        "port": "6379",
+        "protected-mode": "yes",
+        "maxmemory": f"{redis_maxmemory_mib(machine)}mb",
+        # Evict only keys that carry a TTL (cache entries); queue and session keys without one are never
+        # dropped silently: when nothing is evictable Redis refuses writes instead.
+        "maxmemory-policy": "volatile-lru",
+        "appendonly": "yes",
+        "appendfsync": "everysec",
+        "aof-use-rdb-preamble": "yes",
+        "save": "3600 1 300 100 60 10000",
+        "dir": data_dir,
+        "include": auth_include,
+    }
+
+
+def render_redis_conf(settings: Mapping[str, str]) -> str:
+    lines = ["# Rendered by phasekit."]
+    lines += [f"{name} {value}" for name, value in settings.items()]
+    return "\n".join(lines) + "\n"
+
+
+def render_redis_auth(password: str) -> str:
+    return f"requirepass {password}\n"
+
+
+# --- Caddy ----------------------------------------------------------------------------------------
+
+
+def caddy_config(stack: HostStack, cert_file: str = "/etc/caddy/tls/origin.pem",
+                 key_file: str = "/etc/caddy/tls/origin.key") -> dict:
+    """Caddy's native JSON config: HTTPS for ``hostname`` proxied to the app, HTTP redirected.
+
+    With ``origin-certificate`` Caddy presents the Cloudflare Origin CA certificate (what SSL mode
+    Full (strict) accepts) and never talks to an ACME CA; with ``acme`` (record not proxied) it obtains a
+    publicly trusted certificate itself.
+    """
+    app = stack.app
+    proxy_route = {
+        "match": [{"host": [stack.hostname]}],
+        "handle": [{
+            "handler": "reverse_proxy",
+            "upstreams": [{"dial": f"app:{app.port}"}],
+            "health_checks": {"active": {"uri": app.health_path, "interval": "10s", "timeout": "5s"}},
+        }],
+        "terminal": True,
+    }
+    https_server: dict = {
+        "listen": [":443"],
+        "routes": [proxy_route],
+        "tls_connection_policies": [{"match": {"sni": [stack.hostname]}, "protocol_min": "tls1.2"}],
+    }
+    config: dict = {
+        "admin": {"disabled": True},
+        "logging": {"logs": {"default": {"level": "INFO"}}},
+        "apps": {"http": {"servers": {"https": https_server}}},
+    }
+    if stack.tls_mode == "origin-certificate":
+        https_server["automatic_https"] = {"disable": True}
+        config["apps"]["http"]["servers"]["http"] = {
+            "listen": [":80"],
+            "routes": [{"handle": [{
+                "handler": "static_response",
+                "status_code": 308,
+                "headers": {"Location": ["https://{http.request.host}{http.request.uri}"]},
+            }]}],
+        }
+        config["apps"]["tls"] = {"certificates": {"load_files": [
+            {"certificate": cert_file, "key": key_file, "tags": ["cloudflare-origin"]},
+        ]}}
+    return config
+
+
+def render_caddy_json(stack: HostStack, **paths: str) -> str:
+    return json.dumps(caddy_config(stack, **paths), indent=2, sort_keys=True) + "\n"
+
+
+# --- Compose --------------------------------------------------------------------------------------
+
+
+def compose_config(stack: HostStack, data_mount: str = DATA_MOUNT) -> dict:
+    app = stack.app
+    always = {"restart": "unless-stopped", "logging": LOG_OPTIONS}
+    db_healthy = {"db": {"condition": "service_healthy"}, "redis": {"condition": "service_healthy"}}
+
+    services: dict = {
+        "proxy": {
+            "image": CADDY_IMAGE,
+            "command": ["caddy", "run", "--config", "/etc/caddy/caddy.json"],
+            "ports": ["80:80", "443:443"],
+            "volumes": [
+                _bind("./caddy/caddy.json", "/etc/caddy/caddy.json"),
+                _bind("./tls", "/etc/caddy/tls"),
+                {"type": "volume", "source": "caddy-data", "target": "/data"},
+            ],
+            "depends_on": {"app": {"condition": "service_started"}},
+            **always,
+        },
+        "app": {
+            "image": app.image,
+            "env_file": ["./secrets/app.env"],
+            # Loopback only: lets deploy.sh health-check the new version from the host.
+            "ports": [f"127.0.0.1:{app.port}:{app.port}"],
+            "depends_on": dict(db_healthy),
+            **always,
+        },
+        "db": {
+            "image": POSTGRES_IMAGE,
+            "command": ["postgres", "-c", "config_file=/etc/postgresql/postgresql.conf"],
+            "environment": {
+                "POSTGRES_USER": DB_USER,
+                "POSTGRES_DB": DB_NAME,
+                "POSTGRES_PASSWORD_FILE": "/run/secrets/db_password",
+            },
+            "secrets": ["db_password"],
+            "volumes": [
+                _bind(f"{data_mount}/postgres", "/var/lib/postgresql/data", read_only=False),
+                _bind("./postgres/postgresql.conf", "/etc/postgresql/postgresql.conf"),
+            ],
+            "shm_size": "256m",
+            "stop_grace_period": "60s",
+            "healthcheck": {
+                "test": ["CMD", "pg_isready", "--username", DB_USER, "--dbname", DB_NAME],
+                "interval": "10s", "timeout": "5s", "retries": 5, "start_period": "60s",
+            },
+            **always,
+        },
+        "redis": {
+            "image": REDIS_IMAGE,
+            "command": ["redis-server", "/usr/local/etc/redis/redis.conf"],
+            "secrets": ["redis_auth.conf", "redis_password"],
+            "volumes": [
+                _bind(f"{data_mount}/redis", "/data", read_only=False),
+                _bind("./redis/redis.conf", "/usr/local/etc/redis/redis.conf"),
+            ],
+            "healthcheck": {
+                "test": ["CMD-SHELL",
+                         'REDISCLI_AUTH="$$(cat /run/secrets/redis_password)" redis-cli ping | grep -q PONG'],
+                "interval": "10s", "timeout": "5s", "retries": 5, "start_period": "20s",
+            },
+            **always,
+        },
+    }
+    if app.release_command:
+        services["migrate"] = {
+            "image": app.image,
+            "command": list(app.release_command),
+            "env_file": ["./secrets/app.env"],
+            "depends_on": dict(db_healthy),
+            "restart": "no",
+            "logging": LOG_OPTIONS,
+        }
+        services["app"]["depends_on"]["migrate"] = {"condition": "service_completed_successfully"}
+
+    return {
+        "name": "phasekit",
+        "services": services,
+        "secrets": {
+            name: {"file": f"./secrets/{name}"}
+            for name in ("db_password", "redis_password", "redis_auth.conf")
+        },
+        "volumes": {"caddy-data": {}},
+    }
+
+
+def _bind(source: str, target: str, read_only: bool = True) -> dict:
+    return {"type": "bind", "source": source, "target": target, "read_only": read_only}
+
+
+def render_compose(stack: HostStack, **kwargs: str) -> str:
+    return yaml.safe_dump(compose_config(stack, **kwargs), sort_keys=False)
+
+
+# --- The app contract -----------------------------------------------------------------------------
+
+
+def app_environment(stack: HostStack, secrets: StackSecrets) -> dict[str, str]:
+    """What the app receives: its own env and secret_env, plus phasekit's contract, which wins."""
+    app = stack.app
+    contract = {
+        "DATABASE_URL": f"postgresql://{DB_USER}:{secrets.db_password}@db:5432/{DB_NAME}",
+        "REDIS_URL": f"redis://:{secrets.redis_password}@redis:6379/0",
+        "PORT": str(app.port),
+        "WEB_CONCURRENCY": str(app.workers),
+        "MEDIA_BUCKET": secrets.media_bucket,
+    }
+    return {**app.env, **{name: secrets.secret_env[name] for name in app.secret_env_names}, **contract}
+
+
+def render_env_file(variables: Mapping[str, str]) -> str:
+    """Compose env-file syntax; values are single-quoted so ``$`` and ``#`` arrive literally."""
+    return "".join(f"{name}='{_env_quote(value)}'\n" for name, value in variables.items())
+
+
+def _env_quote(value: str) -> str:
+    if "'" in value or "\n" in value:
+        raise ValueError("env values may not contain single quotes or newlines")
+    return value
+
+
+# --- Deploy script and bundle ---------------------------------------------------------------------
+
+
+def render_deploy_script(stack: HostStack) -> str:
+    health_url = f"http://127.0.0.1:{stack.app.port}{stack.app.health_path}"
+    return "\n".join([
+        "#!/bin/sh",
+        "# Rolls the stack in place: pull, run the release command, replace the app, wait for health.",
+        "# A failed release command stops here and leaves the running version serving.",
+        "set -eu",
+        f"cd {STACK_DIR}",
+        f"mountpoint -q {DATA_MOUNT} || {{ echo 'phasekit: data volume not mounted at {DATA_MOUNT}' >&2; exit 1; }}",
+        f"install -d -m 0700 -o {IMAGE_USER_ID} -g {IMAGE_USER_ID} {DATA_MOUNT}/postgres {DATA_MOUNT}/redis",
+        "docker compose pull --quiet",
+        "docker compose up --detach --remove-orphans --wait --wait-timeout 300",
+        f"curl --fail --silent --show-error --output /dev/null --retry 30 --retry-delay 2 "
+        f"--retry-all-errors {shlex.quote(health_url)}",
+        "docker image prune --force --filter until=168h >/dev/null",
+        "",
+    ])
+
+
+def render_public_files(stack: HostStack) -> dict[str, BundleFile]:
+    """Files without secrets: cloud-init writes these at first boot, the rollout rewrites them."""
+    settings = postgres_settings(stack.machine, stack.db_max_connections)
+    return {
+        "compose.yaml": BundleFile(render_compose(stack)),
+        "deploy.sh": BundleFile(render_deploy_script(stack), mode=0o755),
+        "caddy/caddy.json": BundleFile(render_caddy_json(stack)),
+        "postgres/postgresql.conf": BundleFile(render_postgresql_conf(settings)),
+        "redis/redis.conf": BundleFile(render_redis_conf(redis_settings(stack.machine))),
+    }
+
+
+def render_bundle(stack: HostStack, secrets: StackSecrets) -> dict[str, BundleFile]:
+    """Every file the host needs, secrets included; only ever sent over SSH."""
+    files = render_public_files(stack)
+    files["secrets/app.env"] = BundleFile(render_env_file(app_environment(stack, secrets)), mode=0o600)
+    files["secrets/db_password"] = BundleFile(secrets.db_password, mode=0o600)
+    # Redis reads its include and the health check reads the password as the image's redis user.
+    files["secrets/redis_password"] = BundleFile(secrets.redis_password, mode=0o400, owner_id=IMAGE_USER_ID)
+    files["secrets/redis_auth.conf"] = BundleFile(render_redis_auth(secrets.redis_password), mode=0o400,
+                                                   owner_id=IMAGE_USER_ID)
+    if stack.tls_mode == "origin-certificate":
+        if secrets.origin_certificate_pem is None or secrets.origin_private_key_pem is None:
+            raise ValueError("tls_mode 'origin-certificate' needs the origin certificate and its key")
+        files["tls/origin.pem"] = BundleFile(secrets.origin_certificate_pem)
+        files["tls/origin.key"] = BundleFile(secrets.origin_private_key_pem, mode=0o600)
+    return files
+
+
+def pack_bundle(files: Mapping[str, BundleFile]) -> bytes:
+    """A deterministic tar (fixed mtime, sorted) so an unchanged bundle never triggers a rollout."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        directories = sorted({parent for path in files for parent in _parents(path)})
+        for directory in directories:
+            info = tarfile.TarInfo(directory)
+            info.type = tarfile.DIRTYPE
+            info.mode = 0o700 if directory.split("/")[0] in ("secrets", "tls") else 0o755
+            info.mtime = 0
+            archive.addfile(info)
+        for path in sorted(files):
+            entry = files[path]
+            data = entry.content.encode()
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            info.mode = entry.mode
+            info.uid = info.gid = entry.owner_id
+            info.mtime = 0
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _parents(path: str) -> list[str]:
+    parts = path.split("/")[:-1]
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]

@@ -1,0 +1,354 @@
+"""SingleVps: the whole application on one DigitalOcean droplet (phase 1).
+
+Creates
+- a VPC for the region, a droplet (Ubuntu 24.04 LTS) with DigitalOcean's monitoring agent and droplet
+  backups on, and a reserved IP so the address survives a droplet replacement;
+- a block-storage volume holding PostgreSQL's data and Redis' persistence, attached at boot;
+- a cloud firewall: 80/443 only from ``web_source_cidrs`` (Cloudflare's ranges when proxied), 22 only
+  from the admin CIDRs, nothing else inbound (5432 and 6379 are never exposed); egress limited to DNS,
+  NTP, HTTP and HTTPS;
+- monitoring alerts to the alert e-mails: CPU > 70 %, memory > 80 %, disk > 80 %, each for 5 minutes;
+- generated database and Redis passwords (pulumi-random; secrets end to end);
+- a rollout command (pulumi-command over SSH) that delivers the stack and its secrets and rolls it;
+- a DigitalOcean project grouping the droplet, volume and reserved IP.
+
+Does not create DNS, certificates or buckets (CloudflareEdge does), nor SSH keys (referenced by
+fingerprint).
+
+How changes land (the README's table is the user-facing version):
+- new image tag, env, secret values, tuning: the rollout command re-runs over SSH; the droplet stays.
+- ``user_data`` and ``ssh_keys`` changes are ignored on the existing droplet (DigitalOcean would replace
+  it); they apply to a droplet created later.
+- size: resized in place (a reboot; the disk is not grown, so a later downsize stays possible).
+- region: replaces droplet and volume; the protected volume makes ``pulumi up`` stop before any delete.
+- a droplet replacement (e.g. a new base image) deletes the old droplet first, then boots the new one
+  with the same volume attached: every row survives, with a few minutes of downtime.
+
+Cost: the droplet size's monthly price, +20 % (weekly) or +30 % (daily) for backups, $0.10/GiB-month for
+the volume; VPC, firewall, reserved IP (while assigned) and monitoring are free.
+
+Stateful: the volume. It is protected and retained on delete when ``protect_data`` is true (default).
+Droplet backups do not include attached volumes, so the nightly ``pg_dump`` goes to the root disk, which
+they do include.
+
+The machine running ``pulumi up`` must reach the droplet on port 22: its address has to be inside
+``ssh_admin_cidrs``, and it authenticates with ``ssh_private_key`` or, when that is None, its SSH agent.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pulumi
+import pulumi_command as command
+import pulumi_digitalocean as digitalocean
+import pulumi_random as random
+
+from components.cloud_init import render_cloud_init
+from components.compose_stack import (
+    DB_NAME,
+    DB_USER,
+    AppSpec,
+    HostStack,
+    StackSecrets,
+    TlsMode,
+    pack_bundle,
+    render_bundle,
+    render_public_files,
+)
+from components.stateful import stateful_options
+from components.tags import digitalocean_tags
+from components.tuning import Machine
+
+UBUNTU_IMAGE = "ubuntu-24-04-x64"
+ALERT_WINDOW = "5m"
+ALERT_THRESHOLDS: dict[str, tuple[str, float]] = {
+    "cpu": ("v1/insights/droplet/cpu", 70),
+    "memory": ("v1/insights/droplet/memory_utilization_percent", 80),
+    "disk": ("v1/insights/droplet/disk_utilization_percent", 80),
+}
+"""Alert name -> (DigitalOcean metric, percent). Also phasekit's triggers for moving to phase 2."""
+
+EVERYWHERE = ["0.0.0.0/0", "::/0"]
+EGRESS: list[tuple[str, str]] = [("tcp", "53"), ("udp", "53"), ("udp", "123"), ("tcp", "80"), ("tcp", "443")]
+"""Outbound (protocol, port): DNS, NTP, and HTTP(S) for packages, images and the app's API calls."""
+
+ROLLOUT_SCRIPT = "\n".join([
+    "set -eu",
+    "cloud-init status --wait >/dev/null 2>&1 || true",
+    "install -d -m 0755 /opt/phasekit",
+    "base64 --decode | tar --extract --touch --directory /opt/phasekit",
+    "/opt/phasekit/deploy.sh",
+])
+"""Runs as root over SSH; the bundle (a tar, base64) arrives on stdin so secrets never touch argv or disk
+outside ``/opt/phasekit/secrets`` and ``/opt/phasekit/tls``."""
+
+
+@dataclass
+class SingleVpsArgs:
+    region: str
+    """DigitalOcean region slug, e.g. ``nyc3``."""
+
+    size: str
+    """Droplet size slug, e.g. ``s-1vcpu-2gb``."""
+
+    machine: Machine
+    """vCPUs and memory of ``size``; PostgreSQL and Redis are tuned from it."""
+
+    app: AppSpec
+    """The application: image, port, health path, env, secret env names, release command, workers."""
+
+    hostname: str
+    """Public hostname the proxy serves."""
+
+    ssh_admin_cidrs: Sequence[str]
+    """Networks allowed to reach port 22. Must not contain a /0. At least one."""
+
+    ssh_key_fingerprints: Sequence[str]
+    """DigitalOcean SSH key fingerprints installed for root. At least one."""
+
+    alert_emails: Sequence[str]
+    """Recipients of the CPU, memory and disk alerts. At least one."""
+
+    web_source_cidrs: pulumi.Input[Sequence[str]]
+    """Sources allowed on 80/443: Cloudflare's ranges when the record is proxied, everything otherwise."""
+
+    media_bucket_name: pulumi.Input[str]
+    """Handed to the app as ``MEDIA_BUCKET``."""
+
+    secret_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Value of every name in ``app.secret_env_names`` (Pulumi secrets); exactly those names."""
+
+    tls_mode: TlsMode = "origin-certificate"
+    """``origin-certificate`` (proxied record, Full (strict)) or ``acme`` (Caddy obtains a public cert)."""
+
+    origin_certificate_pem: pulumi.Input[str] | None = None
+    """Required with ``origin-certificate``."""
+
+    origin_private_key_pem: pulumi.Input[str] | None = None
+    """Required with ``origin-certificate``; a secret."""
+
+    ssh_private_key: pulumi.Input[str] | None = None
+    """Key the rollout logs in with; None uses the SSH agent of whoever runs ``pulumi up``."""
+
+    volume_size_gib: int = 10
+    """Data volume size. Growing it is in place; shrinking is refused by DigitalOcean."""
+
+    backups: bool = True
+    """Droplet backups (root disk, where the nightly dumps land). Default on."""
+
+    backup_plan: Literal["daily", "weekly"] = "weekly"
+    """Backup frequency when ``backups`` is on: weekly costs 20 % of the droplet, daily 30 %."""
+
+    protect_data: bool = True
+    """Protect and retain the data volume. Default true."""
+
+    project_name: str = "phasekit"
+    """Name of the DigitalOcean project grouping the resources."""
+
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Merged into every taggable child as DigitalOcean ``key:value`` tags."""
+
+
+class SingleVps(pulumi.ComponentResource):
+    droplet_id: pulumi.Output[str]
+    public_ip: pulumi.Output[str]
+    """The reserved IP: what DNS points at; it survives a droplet replacement."""
+
+    private_ip: pulumi.Output[str]
+    volume_id: pulumi.Output[str]
+    vpc_id: pulumi.Output[str]
+    firewall_id: pulumi.Output[str]
+    database_url: pulumi.Output[str]
+    """The app's ``DATABASE_URL`` (reachable inside the droplet's compose network only); a secret."""
+
+    redis_url: pulumi.Output[str]
+    """The app's ``REDIS_URL``; a secret."""
+
+    def __init__(self, name: str, args: SingleVpsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        _check_args(args)
+        super().__init__("phasekit:index:SingleVps", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = digitalocean_tags(args.tags)
+
+        vpc = digitalocean.Vpc(f"{name}-vpc", region=args.region,
+                               description="phasekit single-droplet network", opts=child)
+
+        volume = digitalocean.Volume(
+            f"{name}-data",
+            region=args.region,
+            size=args.volume_size_gib,
+            initial_filesystem_type="ext4",
+            initial_filesystem_label="phasekit-data",
+            description="PostgreSQL data and Redis persistence",
+            tags=tags,
+            opts=stateful_options(self, args.protect_data),
+        )
+
+        stack = HostStack(app=args.app, machine=args.machine, hostname=args.hostname, tls_mode=args.tls_mode)
+        droplet = digitalocean.Droplet(
+            f"{name}-droplet",
+            image=UBUNTU_IMAGE,
+            region=args.region,
+            size=args.size,
+            vpc_uuid=vpc.id,
+            ssh_keys=list(args.ssh_key_fingerprints),
+            backups=args.backups,
+            backup_policy=(digitalocean.DropletBackupPolicyArgs(plan=args.backup_plan, weekday="SUN", hour=4)
+                           if args.backups else None),
+            monitoring=True,
+            ipv6=True,
+            graceful_shutdown=True,
+            resize_disk=False,
+            volume_ids=[volume.id],
+            user_data=render_cloud_init(render_public_files(stack)),
+            tags=tags,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                # DigitalOcean replaces a droplet when either changes; the rollout carries app changes.
+                ignore_changes=["userData", "sshKeys"],
+                # The volume attaches to one droplet at a time, so the old one must go first.
+                delete_before_replace=True,
+            ),
+        )
+
+        reserved_ip = digitalocean.ReservedIp(f"{name}-ip", region=args.region, opts=child)
+        ip_assignment = digitalocean.ReservedIpAssignment(
+            f"{name}-ip-assignment",
+            ip_address=reserved_ip.ip_address,
+            droplet_id=droplet.id.apply(int),
+            opts=child,
+        )
+
+        firewall = digitalocean.Firewall(
+            f"{name}-firewall",
+            droplet_ids=[droplet.id.apply(int)],
+            inbound_rules=[
+                digitalocean.FirewallInboundRuleArgs(protocol="tcp", port_range="22",
+                                                     source_addresses=list(args.ssh_admin_cidrs)),
+                digitalocean.FirewallInboundRuleArgs(protocol="tcp", port_range="80",
+                                                     source_addresses=args.web_source_cidrs),
+                digitalocean.FirewallInboundRuleArgs(protocol="tcp", port_range="443",
+                                                     source_addresses=args.web_source_cidrs),
+            ],
+            outbound_rules=[
+                *[digitalocean.FirewallOutboundRuleArgs(protocol=protocol, port_range=port,
+                                                        destination_addresses=EVERYWHERE)
+                  for protocol, port in EGRESS],
+                digitalocean.FirewallOutboundRuleArgs(protocol="icmp", destination_addresses=EVERYWHERE),
+            ],
+            tags=tags,
+            opts=child,
+        )
+
+        for alert, (metric, percent) in ALERT_THRESHOLDS.items():
+            digitalocean.MonitorAlert(
+                f"{name}-{alert}-alert",
+                type=metric,
+                compare="GreaterThan",
+                value=percent,
+                window=ALERT_WINDOW,
+                entities=[droplet.id],
+                alerts=digitalocean.MonitorAlertAlertsArgs(emails=list(args.alert_emails)),
+                description=f"{args.project_name}: {alert} above {percent:g}% for {ALERT_WINDOW}",
+                enabled=True,
+                tags=tags,
+                opts=child,
+            )
+
+        digitalocean.Project(
+            f"{name}-project",
+            name=args.project_name,
+            description="phasekit: one droplet running the app, PostgreSQL and Redis",
+            purpose="Web Application",
+            environment="Production",
+            resources=[droplet.droplet_urn, volume.volume_urn, reserved_ip.reserved_ip_urn],
+            opts=child,
+        )
+
+        db_password = _password(f"{name}-db-password", self)
+        redis_password = _password(f"{name}-redis-password", self)
+        bundle = _bundle_stdin(stack, args, db_password.result, redis_password.result)
+        command.remote.Command(
+            f"{name}-rollout",
+            connection=command.remote.ConnectionArgs(
+                host=droplet.ipv4_address,
+                user="root",
+                private_key=args.ssh_private_key,
+                dial_error_limit=30,
+            ),
+            create=ROLLOUT_SCRIPT,
+            update=ROLLOUT_SCRIPT,
+            stdin=bundle,
+            logging="stderr",
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[firewall, ip_assignment]),
+        )
+
+        self.droplet_id = droplet.id
+        self.public_ip = reserved_ip.ip_address
+        self.private_ip = droplet.ipv4_address_private
+        self.volume_id = volume.id
+        self.vpc_id = vpc.id
+        self.firewall_id = firewall.id
+        self.database_url = pulumi.Output.secret(pulumi.Output.format(
+            "postgresql://{0}:{1}@db:5432/{2}", DB_USER, db_password.result, DB_NAME))
+        self.redis_url = pulumi.Output.secret(pulumi.Output.format(
+            "redis://:{0}@redis:6379/0", redis_password.result))
+        self.register_outputs({
+            "droplet_id": self.droplet_id,
+            "public_ip": self.public_ip,
+            "private_ip": self.private_ip,
+            "volume_id": self.volume_id,
+            "vpc_id": self.vpc_id,
+            "firewall_id": self.firewall_id,
+            "database_url": self.database_url,
+            "redis_url": self.redis_url,
+        })
+
+
+def _password(name: str, parent: pulumi.Resource) -> random.RandomPassword:
+    # Alphanumeric only: the value lands in URLs and config files where symbols would need escaping.
+    return random.RandomPassword(name, length=32, special=False, opts=pulumi.ResourceOptions(parent=parent))
+
+
+def _bundle_stdin(stack: HostStack, args: SingleVpsArgs, db_password: pulumi.Output[str],
+                  redis_password: pulumi.Output[str]) -> pulumi.Output[str]:
+    names = list(args.secret_env)
+
+    def encode(values: list) -> str:
+        db, redis, bucket, cert, key, *secret_values = values
+        secrets = StackSecrets(
+            db_password=db, redis_password=redis, media_bucket=bucket,
+            secret_env=dict(zip(names, secret_values)),
+            origin_certificate_pem=cert, origin_private_key_pem=key,
+        )
+        return base64.b64encode(pack_bundle(render_bundle(stack, secrets))).decode()
+
+    return pulumi.Output.secret(pulumi.Output.all(
+        db_password, redis_password, args.media_bucket_name,
+        args.origin_certificate_pem, args.origin_private_key_pem,
+        *[args.secret_env[name] for name in names],
+    ).apply(encode))
+
+
+def _check_args(args: SingleVpsArgs) -> None:
+    if not args.ssh_admin_cidrs:
+        raise ValueError("SingleVpsArgs.ssh_admin_cidrs: at least one admin network is required")
+    open_cidrs = [cidr for cidr in args.ssh_admin_cidrs if cidr.endswith("/0")]
+    if open_cidrs:
+        raise ValueError(f"SingleVpsArgs.ssh_admin_cidrs: {open_cidrs[0]} would open SSH to the internet")
+    if not args.ssh_key_fingerprints:
+        raise ValueError("SingleVpsArgs.ssh_key_fingerprints: at least one SSH key is required")
+    if not args.alert_emails:
+        raise ValueError("SingleVpsArgs.alert_emails: at least one recipient is required")
+    if set(args.secret_env) != set(args.app.secret_env_names):
+        raise ValueError(
+            "SingleVpsArgs.secret_env: values must be given for exactly app.secret_env_names "
+            f"{sorted(args.app.secret_env_names)}; got {sorted(args.secret_env)}")
+    if args.tls_mode == "origin-certificate" and (
+            args.origin_certificate_pem is None or args.origin_private_key_pem is None):
+        raise ValueError("SingleVpsArgs: tls_mode 'origin-certificate' needs origin_certificate_pem "
+                         "and origin_private_key_pem")

@@ -1,0 +1,250 @@
+"""A recording mock harness for testing Pulumi programs and components offline.
+
+Usage (in your own tests)::
+
+    from components.testing import run_recorded
+
+    def build():
+        SingleVps("web", SingleVpsArgs(...))
+
+    recording = run_recorded(build)                 # a fresh monitor per call
+    firewall = recording.one("digitalocean:index/firewall:Firewall")
+    assert firewall.inputs["inboundRules"][0]["portRange"] == "22"
+    assert recording.one("digitalocean:index/volume:Volume").protect
+
+Unlike a bare ``pulumi.runtime.Mocks`` it records what the engine is asked for each resource (parent,
+``protect``, ``retainOnDelete``, ``ignoreChanges``, ``deleteBeforeReplace``, dependencies), which inputs
+are secret, and the stack's exports, and it waits for every output to settle before returning, so
+assertions never race the program.
+
+Two modes, like the real engine:
+- ``preview=True``: computed outputs (ids, addresses, generated passwords) are unknown, exactly as on a
+  fresh stack's ``pulumi preview``; ``apply`` callbacks on them do not run.
+- ``preview=False``: the mocks invent deterministic values for the outputs phasekit reads, so every
+  ``apply`` runs and rendered content (e.g. the rollout bundle) can be inspected.
+
+What mocks cannot prove: that a provider accepts the inputs, what it computes, or how it diffs against
+existing state. Only a real ``pulumi preview`` shows those.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+SECRET_MASK = "[secret]"
+UNKNOWN_MASK = "(known after apply)"
+
+CLOUDFLARE_IP_RANGES = {
+    # Cloudflare's published ranges (https://www.cloudflare.com/ips/), snapshot for offline runs only;
+    # a real run reads them from Cloudflare's API through cloudflare.get_ip_ranges.
+    "ipv4Cidrs": [
+        "173.245.48.0/20", "103.21.244.0/22", "103.22.200.0/22", "103.31.4.0/22", "141.101.64.0/18",
+        "108.162.192.0/18", "190.93.240.0/20", "188.114.96.0/20", "197.234.240.0/22", "198.41.128.0/17",
+        "162.158.0.0/15", "104.16.0.0/13", "104.24.0.0/14", "172.64.0.0/13", "131.0.72.0/22",
+    ],
+    "ipv6Cidrs": [
+        "2400:cb00::/32", "2606:4700::/32", "2803:f800::/32", "2405:b500::/32", "2405:8100::/32",
+        "2a06:98c0::/29", "2c0f:f248::/32",
+    ],
+}
+
+INVOKE_RESULTS: dict[str, dict] = {
+    "cloudflare:index/getIpRanges:getIpRanges": {**CLOUDFLARE_IP_RANGES, "etag": "offline"},
+}
+
+
+def _fake_outputs(type_token: str, name: str, resource_id: str) -> dict[str, Any]:
+    """Plausible computed outputs for the resources phasekit reads back (``preview=False`` only)."""
+    digest = hashlib.sha256(name.encode()).hexdigest()
+    octet = int(digest[:2], 16) % 250 + 2
+    table: dict[str, dict[str, Any]] = {
+        "digitalocean:index/droplet:Droplet": {
+            "ipv4Address": f"203.0.113.{octet}", "ipv4AddressPrivate": f"10.10.0.{octet}",
+            "dropletUrn": f"do:droplet:{resource_id}"},
+        "digitalocean:index/volume:Volume": {"volumeUrn": f"do:volume:{resource_id}"},
+        "digitalocean:index/reservedIp:ReservedIp": {
+            "ipAddress": f"198.51.100.{octet}", "reservedIpUrn": f"do:reservedip:198.51.100.{octet}"},
+        "random:index/randomPassword:RandomPassword": {"result": digest[:32]},
+        "tls:index/privateKey:PrivateKey": {
+            "privateKeyPem": f"-----BEGIN PRIVATE KEY-----\n{digest}\n-----END PRIVATE KEY-----\n"},
+        "tls:index/certRequest:CertRequest": {
+            "certRequestPem": f"-----BEGIN CERTIFICATE REQUEST-----\n{digest}\n-----END CERTIFICATE REQUEST-----\n"},
+        "cloudflare:index/originCaCertificate:OriginCaCertificate": {
+            "certificate": f"-----BEGIN CERTIFICATE-----\n{digest}\n-----END CERTIFICATE-----\n",
+            "expiresOn": "2041-01-01T00:00:00Z"},
+    }
+    return table.get(type_token, {})
+
+
+@dataclass(frozen=True)
+class RecordedResource:
+    urn: str
+    type: str
+    name: str
+    parent: str | None
+    """Parent URN; None for children of the stack."""
+
+    inputs: dict[str, Any]
+    """Inputs as the provider would receive them (camelCase keys), secrets unwrapped."""
+
+    secret_inputs: frozenset[str]
+    """Top-level input keys whose value is, or contains, a secret."""
+
+    protect: bool
+    retain_on_delete: bool
+    delete_before_replace: bool
+    ignore_changes: tuple[str, ...]
+    dependencies: tuple[str, ...]
+    custom: bool
+
+
+@dataclass
+class Recording:
+    resources: list[RecordedResource] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    """Stack exports, resolved; unknown ones are ``UNKNOWN_MASK``."""
+
+    secret_outputs: frozenset[str] = frozenset()
+
+    def of_type(self, type_token: str) -> list[RecordedResource]:
+        return [resource for resource in self.resources if resource.type == type_token]
+
+    def one(self, type_token: str) -> RecordedResource:
+        found = self.of_type(type_token)
+        if len(found) != 1:
+            raise AssertionError(f"expected exactly one {type_token}, found {len(found)}")
+        return found[0]
+
+    def named(self, name: str) -> RecordedResource:
+        for resource in self.resources:
+            if resource.name == name:
+                return resource
+        raise AssertionError(f"no resource named {name!r}")
+
+    def children_of(self, urn: str) -> list[RecordedResource]:
+        return [resource for resource in self.resources if resource.parent == urn]
+
+    def type_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for resource in self.resources:
+            counts[resource.type] = counts.get(resource.type, 0) + 1
+        return counts
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    def __init__(self, preview: bool, invoke_results: Mapping[str, dict] | None = None) -> None:
+        self.preview = preview
+        self.invoke_results = dict(INVOKE_RESULTS if invoke_results is None else invoke_results)
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
+        resource_id = str(int(hashlib.sha256(f"{args.typ}::{args.name}".encode()).hexdigest()[:8], 16))
+        if self.preview:
+            # A create in preview has no id and no computed outputs yet.
+            return None, dict(args.inputs)
+        return resource_id, {**args.inputs, **_fake_outputs(args.typ, args.name, resource_id)}
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
+        if args.token not in self.invoke_results:
+            raise AssertionError(f"the offline harness has no result for invoke {args.token}")
+        return self.invoke_results[args.token]
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    def __init__(self, mocks: RecordingMocks) -> None:
+        super().__init__(mocks)
+        self.recorded: list[RecordedResource] = []
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)
+        if request.type == "pulumi:pulumi:Stack":
+            return response
+        inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
+        plain, secret_keys = {}, set()
+        for key, value in inputs.items():
+            plain[key], is_secret = _unwrap_secrets(value)
+            if is_secret:
+                secret_keys.add(key)
+        self.recorded.append(RecordedResource(
+            urn=response.urn,
+            type=request.type,
+            name=request.name,
+            parent=None if _is_stack(request.parent) else request.parent,
+            inputs=plain,
+            secret_inputs=frozenset(secret_keys),
+            protect=bool(request.protect),
+            retain_on_delete=bool(request.retainOnDelete),
+            delete_before_replace=bool(request.deleteBeforeReplace),
+            ignore_changes=tuple(request.ignoreChanges),
+            dependencies=tuple(request.dependencies),
+            custom=bool(request.custom),
+        ))
+        return response
+
+
+def _is_stack(urn: str) -> bool:
+    return not urn or urn.split("::")[2] == "pulumi:pulumi:Stack"
+
+
+def _unwrap_secrets(value: Any) -> tuple[Any, bool]:
+    if isinstance(value, dict) and value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+        inner, _ = _unwrap_secrets(value.get("value"))
+        return inner, True
+    if isinstance(value, dict):
+        pairs = {key: _unwrap_secrets(item) for key, item in value.items()}
+        return {key: pair[0] for key, pair in pairs.items()}, any(pair[1] for pair in pairs.values())
+    if isinstance(value, list):
+        pairs_list = [_unwrap_secrets(item) for item in value]
+        return [pair[0] for pair in pairs_list], any(pair[1] for pair in pairs_list)
+    return value, False
+
+
+def run_recorded(program: Callable[[], None], *, preview: bool = False, project: str = "phasekit",
+                 stack: str = "test", config: Mapping[str, str] | None = None,
+                 secret_keys: list[str] | None = None,
+                 invoke_results: Mapping[str, dict] | None = None) -> Recording:
+    """Run ``program`` under a fresh recording monitor and return everything it registered.
+
+    ``config`` is the runtime form of stack config (``{"phasekit:app": "<json>", ...}``) that
+    ``pulumi.Config`` reads; ``secret_keys`` marks which of its keys are secrets.
+    """
+    mocks = RecordingMocks(preview, invoke_results)
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_all_config(dict(config or {}), list(secret_keys or []))
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=preview, monitor=monitor)
+    settings = pulumi.runtime.settings.SETTINGS
+    settings.rpc_manager.clear()
+    settings.outputs.clear()
+
+    outputs: dict[str, Any] = {}
+    secret_outputs: set[str] = set()
+
+    def run() -> None:
+        program()
+        root = pulumi.runtime.get_root_resource()
+        exported = dict(getattr(root, "outputs", {}) or {})
+        for name, value in exported.items():
+            resolved, known, secret = _resolve(value)
+            outputs[name] = resolved if known else UNKNOWN_MASK
+            if secret:
+                secret_outputs.add(name)
+
+    _sync_await(run_pulumi_func(run))
+    return Recording(resources=list(monitor.recorded), outputs=outputs, secret_outputs=frozenset(secret_outputs))
+
+
+def _resolve(value: Any) -> tuple[Any, bool, bool]:
+    output = pulumi.Output.from_input(value)
+    known = _sync_await(output.is_known())
+    secret = _sync_await(output.is_secret())
+    resolved = _sync_await(output.future()) if known else None
+    return resolved, known, secret
+

@@ -1,0 +1,79 @@
+"""Sizing rules for PostgreSQL and Redis, derived from the machine they run on.
+
+Pure functions of (memory, vCPUs, connection demand), so a resize changes the settings predictably and the
+tests can compare the numbers with what a real server reports through ``SHOW``. The rules follow the
+usual pgtune-style guidance for an SSD-backed web workload, quoted in the seeds phasekit was designed
+from: shared_buffers about 25 % of RAM, effective_cache_size about 75 %, max_connections sized to the
+application's pool rather than a large default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+RESERVED_DB_CONNECTIONS = 10
+"""Connections kept free beyond the app's pool: the release command, the nightly dump, an admin psql."""
+
+MIN_DB_CONNECTIONS = 20
+
+
+@dataclass(frozen=True)
+class Machine:
+    """The CPU and memory a service is sized against."""
+
+    vcpus: int
+    memory_mib: int
+
+
+def db_max_connections(workers: int, pool_size_per_worker: int) -> int:
+    """Every worker's pool at once, plus room for migrations, backups and an operator."""
+    return max(MIN_DB_CONNECTIONS, workers * pool_size_per_worker + RESERVED_DB_CONNECTIONS)
+
+
+def postgres_settings(machine: Machine, max_connections: int) -> dict[str, str]:
+    """postgresql.conf settings for a server sharing ``machine`` with a web app.
+
+    Values are strings exactly as PostgreSQL's ``SHOW`` prints them back (memory in MB/kB units PostgreSQL
+    normalises to), so a test can compare them one to one.
+    """
+    memory_mb = machine.memory_mib
+    shared_buffers_mb = memory_mb // 4
+    effective_cache_mb = memory_mb * 3 // 4
+    maintenance_work_mem_mb = min(memory_mb // 16, 2048)
+    # pgtune's rule: what shared_buffers leaves, split over every connection running ~3 sort/hash nodes.
+    work_mem_kb = max(4096, (memory_mb - shared_buffers_mb) * 1024 // (max_connections * 3))
+    parallel_per_gather = machine.vcpus // 2
+    return {
+        "listen_addresses": "*",
+        "max_connections": str(max_connections),
+        "shared_buffers": _memory(shared_buffers_mb * 1024),
+        "effective_cache_size": _memory(effective_cache_mb * 1024),
+        "maintenance_work_mem": _memory(maintenance_work_mem_mb * 1024),
+        "work_mem": _memory(work_mem_kb),
+        "wal_buffers": "16MB",
+        "checkpoint_completion_target": "0.9",
+        "random_page_cost": "1.1",
+        "effective_io_concurrency": "200",
+        "max_worker_processes": str(max(2, machine.vcpus)),
+        "max_parallel_workers": str(max(2, machine.vcpus)),
+        "max_parallel_workers_per_gather": str(parallel_per_gather),
+        "password_encryption": "scram-sha-256",
+        "shared_preload_libraries": "pg_stat_statements",
+        # Slow-query threshold matches the seeds' P95 warning line (500 ms).
+        "log_min_duration_statement": "500ms",
+        "log_timezone": "UTC",
+        "timezone": "UTC",
+    }
+
+
+def redis_maxmemory_mib(machine: Machine) -> int:
+    """An eighth of RAM (256 MiB on a 2 GiB droplet, as the seeds size it), never below 64 MiB."""
+    return max(64, machine.memory_mib // 8)
+
+
+def _memory(kb: int) -> str:
+    """Format kB the way PostgreSQL's SHOW does: the largest unit that divides evenly."""
+    for unit, size in (("GB", 1024 * 1024), ("MB", 1024)):
+        if kb % size == 0:
+            return f"{kb // size}{unit}"
+    return f"{kb}kB"
