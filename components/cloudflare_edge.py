@@ -77,6 +77,9 @@ class CloudflareEdgeArgs:
     protect_media: bool = True
     """Protect and retain the R2 bucket. Default true."""
 
+    issue_origin_certificate: bool = True
+    """Issue the Origin CA certificate (only Cloudflare trusts it, so only useful behind the proxy)."""
+
 
 class CloudflareEdge(pulumi.ComponentResource):
     record_hostname: pulumi.Output[str]
@@ -84,13 +87,13 @@ class CloudflareEdge(pulumi.ComponentResource):
 
     record_id: pulumi.Output[str]
     media_bucket_name: pulumi.Output[str]
-    origin_certificate_pem: pulumi.Output[str]
-    """Origin CA certificate (PEM) the origin presents to Cloudflare."""
+    origin_certificate_pem: pulumi.Output[str] | None
+    """Origin CA certificate (PEM) the origin presents to Cloudflare; None unless issued."""
 
-    origin_private_key_pem: pulumi.Output[str]
-    """Its private key (PEM); a secret."""
+    origin_private_key_pem: pulumi.Output[str] | None
+    """Its private key (PEM); a secret. None unless issued."""
 
-    origin_certificate_expires_on: pulumi.Output[str]
+    origin_certificate_expires_on: pulumi.Output[str] | None
 
     def __init__(self, name: str, args: CloudflareEdgeArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -119,22 +122,29 @@ class CloudflareEdge(pulumi.ComponentResource):
                     opts=child,
                 )
 
-        origin_key = tls.PrivateKey(f"{name}-origin-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
-        origin_csr = tls.CertRequest(
-            f"{name}-origin-csr",
-            private_key_pem=origin_key.private_key_pem,
-            dns_names=[args.hostname],
-            subject=tls.CertRequestSubjectArgs(common_name=args.hostname, organization="phasekit origin"),
-            opts=child,
-        )
-        origin_certificate = cloudflare.OriginCaCertificate(
-            f"{name}-origin-cert",
-            csr=origin_csr.cert_request_pem,
-            hostnames=[args.hostname],
-            request_type="origin-ecc",
-            requested_validity=ORIGIN_CERT_VALIDITY_DAYS,
-            opts=child,
-        )
+        self.origin_certificate_pem = None
+        self.origin_private_key_pem = None
+        self.origin_certificate_expires_on = None
+        if args.issue_origin_certificate:
+            origin_key = tls.PrivateKey(f"{name}-origin-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
+            origin_csr = tls.CertRequest(
+                f"{name}-origin-csr",
+                private_key_pem=origin_key.private_key_pem,
+                dns_names=[args.hostname],
+                subject=tls.CertRequestSubjectArgs(common_name=args.hostname, organization="phasekit origin"),
+                opts=child,
+            )
+            origin_certificate = cloudflare.OriginCaCertificate(
+                f"{name}-origin-cert",
+                csr=origin_csr.cert_request_pem,
+                hostnames=[args.hostname],
+                request_type="origin-ecc",
+                requested_validity=ORIGIN_CERT_VALIDITY_DAYS,
+                opts=child,
+            )
+            self.origin_certificate_pem = origin_certificate.certificate
+            self.origin_private_key_pem = pulumi.Output.secret(origin_key.private_key_pem)
+            self.origin_certificate_expires_on = origin_certificate.expires_on
 
         bucket = cloudflare.R2Bucket(
             f"{name}-media",
@@ -146,9 +156,6 @@ class CloudflareEdge(pulumi.ComponentResource):
         self.record_hostname = record.name
         self.record_id = record.id
         self.media_bucket_name = bucket.name
-        self.origin_certificate_pem = origin_certificate.certificate
-        self.origin_private_key_pem = pulumi.Output.secret(origin_key.private_key_pem)
-        self.origin_certificate_expires_on = origin_certificate.expires_on
         self.register_outputs({
             "record_hostname": self.record_hostname,
             "record_id": self.record_id,

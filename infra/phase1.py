@@ -1,0 +1,81 @@
+"""Phase 1: the whole app on one droplet, fronted by Cloudflare."""
+
+from __future__ import annotations
+
+import pulumi
+
+from components.cloudflare_edge import CloudflareEdge, CloudflareEdgeArgs, cloudflare_ip_ranges
+from components.compose_stack import AppSpec
+from components.single_vps import EVERYWHERE, SingleVps, SingleVpsArgs
+from components.tags import default_tags
+from components.tuning import Machine
+from infra.naming import physical_name
+from infra.secrets import StackSecretInputs
+
+
+def app_spec(app, vcpus: int) -> AppSpec:
+    """The config's ``app`` block as the phase-independent spec the components take."""
+    return AppSpec(
+        image=app.image,
+        port=app.port,
+        health_path=app.health_path,
+        workers=app.workers or vcpus,
+        db_pool_size=app.db_pool_size,
+        env=dict(app.env),
+        secret_env_names=tuple(app.secret_env),
+        release_command=tuple(app.release_command) if app.release_command else None,
+    )
+
+
+def build(config, secrets: StackSecretInputs, project: str, stack: str) -> None:
+    tags = {**default_tags(project, stack, config.phase), **config.tags}
+    edge_config, vps_config = config.edge, config.vps
+
+    # The record needs the droplet's address and the droplet needs the edge's origin certificate:
+    # the address is promised here and resolved once the droplet exists.
+    origin_ip, resolve_origin_ip = pulumi.deferred_output()
+    edge = CloudflareEdge("edge", CloudflareEdgeArgs(
+        zone_id=edge_config.zone_id,
+        account_id=edge_config.account_id,
+        hostname=edge_config.hostname,
+        origin=origin_ip,
+        origin_record_type="A",
+        proxied=edge_config.proxied,
+        issue_origin_certificate=edge_config.proxied,
+        media_bucket_name=physical_name(project, stack, "media"),
+        protect_media=config.protect,
+    ))
+
+    vps = SingleVps("vps", SingleVpsArgs(
+        region=vps_config.region,
+        size=vps_config.size,
+        machine=Machine(vcpus=vps_config.vcpus, memory_mib=vps_config.memory_mib),
+        app=app_spec(config.app, vps_config.vcpus),
+        hostname=edge_config.hostname,
+        ssh_admin_cidrs=list(vps_config.ssh_admin_cidrs),
+        ssh_key_fingerprints=list(vps_config.ssh_key_fingerprints),
+        alert_emails=list(vps_config.alert_emails),
+        web_source_cidrs=cloudflare_ip_ranges() if edge_config.proxied else EVERYWHERE,
+        tls_mode="origin-certificate" if edge_config.proxied else "acme",
+        origin_certificate_pem=edge.origin_certificate_pem,
+        origin_private_key_pem=edge.origin_private_key_pem,
+        media_bucket_name=edge.media_bucket_name,
+        secret_env=secrets.secret_env,
+        ssh_private_key=secrets.ssh_private_key,
+        volume_size_gib=vps_config.volume_size_gib,
+        backups=vps_config.backups,
+        backup_plan=vps_config.backup_plan,
+        protect_data=config.protect,
+        project_name=physical_name(project, stack, "app"),
+        tags=tags,
+    ))
+    resolve_origin_ip(vps.public_ip)
+
+    pulumi.export("phase", config.phase)
+    pulumi.export("app_url", f"https://{edge_config.hostname}")
+    pulumi.export("origin_ip", vps.public_ip)
+    pulumi.export("droplet_id", vps.droplet_id)
+    pulumi.export("volume_id", vps.volume_id)
+    pulumi.export("media_bucket_name", edge.media_bucket_name)
+    pulumi.export("database_url", vps.database_url)
+    pulumi.export("redis_url", vps.redis_url)

@@ -1,0 +1,35 @@
+"""The Pulumi program: read the stack's config, pick the phase, build its topology.
+
+Only this package reads config; components receive typed args.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pulumi
+
+from infra import phase1
+from infra.config import ConfigError, load_config
+from infra.runtime_config import runtime_raw_config
+from infra.secrets import StackSecretInputs, read_secret_inputs
+
+PhaseBuilder = Callable[[Any, StackSecretInputs, str, str], None]
+
+PHASE_BUILDERS: Mapping[int, PhaseBuilder] = {1: phase1.build}
+
+
+def build_stack(raw: Mapping[str, Any], project: str, stack: str) -> None:
+    """Validate ``raw`` config and build the phase it names. Raises ConfigError on bad config."""
+    config = load_config(raw)
+    secrets = read_secret_inputs(config.app.secret_env)
+    PHASE_BUILDERS[config.phase](config, secrets, project, stack)
+
+
+def main() -> None:
+    """Entry point under the Pulumi engine: a bad config stops the run with one message, no traceback."""
+    try:
+        build_stack(runtime_raw_config(), pulumi.get_project(), pulumi.get_stack())
+    except ConfigError as error:
+        raise pulumi.RunError(str(error)) from None
