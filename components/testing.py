@@ -88,6 +88,9 @@ def _fake_outputs(type_token: str, name: str, resource_id: str) -> dict[str, Any
 @dataclass(frozen=True)
 class RecordedResource:
     urn: str
+    id: str | None
+    """The mock id (None in preview, where creates have no id yet)."""
+
     type: str
     name: str
     parent: str | None
@@ -175,6 +178,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 secret_keys.add(key)
         self.recorded.append(RecordedResource(
             urn=response.urn,
+            id=response.id or None,
             type=request.type,
             name=request.name,
             parent=None if _is_stack(request.parent) else request.parent,

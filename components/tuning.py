@@ -41,7 +41,7 @@ def postgres_settings(machine: Machine, max_connections: int) -> dict[str, str]:
     effective_cache_mb = memory_mb * 3 // 4
     maintenance_work_mem_mb = min(memory_mb // 16, 2048)
     # pgtune's rule: what shared_buffers leaves, split over every connection running ~3 sort/hash nodes.
-    work_mem_kb = max(4096, (memory_mb - shared_buffers_mb) * 1024 // (max_connections * 3))
+    work_mem_mb = max(4, (memory_mb - shared_buffers_mb) // (max_connections * 3))
     parallel_per_gather = machine.vcpus // 2
     return {
         "listen_addresses": "*",
@@ -49,7 +49,7 @@ def postgres_settings(machine: Machine, max_connections: int) -> dict[str, str]:
         "shared_buffers": _memory(shared_buffers_mb * 1024),
         "effective_cache_size": _memory(effective_cache_mb * 1024),
         "maintenance_work_mem": _memory(maintenance_work_mem_mb * 1024),
-        "work_mem": _memory(work_mem_kb),
+        "work_mem": _memory(work_mem_mb * 1024),
         "wal_buffers": "16MB",
         "checkpoint_completion_target": "0.9",
         "random_page_cost": "1.1",

@@ -1,0 +1,64 @@
+"""Shared builders for component tests: valid args that each test varies in one place.
+
+What mocks cannot prove (true for every test file here): that the providers accept these inputs, what
+they compute, and how they diff against existing state. A real ``pulumi preview`` shows those.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pulumi
+
+from components.cloudflare_edge import CloudflareEdgeArgs, cloudflare_ip_ranges
+from components.compose_stack import AppSpec
+from components.single_vps import SingleVpsArgs
+from components.testing import CLOUDFLARE_IP_RANGES
+from components.tuning import Machine
+
+CLOUDFLARE_CIDRS = [*CLOUDFLARE_IP_RANGES["ipv4Cidrs"], *CLOUDFLARE_IP_RANGES["ipv6Cidrs"]]
+
+APP = AppSpec(
+    image="ghcr.io/acme/shop:1.4.2",
+    port=8000,
+    health_path="/healthz",
+    workers=2,
+    db_pool_size=5,
+    env={"LOG_LEVEL": "info"},
+    secret_env_names=("SECRET_KEY_BASE",),
+    release_command=("python", "manage.py", "migrate"),
+)
+
+
+def vps_args(**overrides: Any) -> SingleVpsArgs:
+    args = SingleVpsArgs(
+        region="nyc3",
+        size="s-2vcpu-4gb",
+        machine=Machine(vcpus=2, memory_mib=4096),
+        app=APP,
+        hostname="app.example.com",
+        ssh_admin_cidrs=["203.0.113.0/24"],
+        ssh_key_fingerprints=["3b:16:bf:e4:8b:00:8b:b8:59:8c:a9:d3:f0:19:45:fa"],
+        alert_emails=["ops@example.com"],
+        web_source_cidrs=cloudflare_ip_ranges(),
+        media_bucket_name="phasekit-test-media",
+        secret_env={"SECRET_KEY_BASE": pulumi.Output.secret("s3cr3t-base")},
+        origin_certificate_pem="-----BEGIN CERTIFICATE-----\nORIGIN\n-----END CERTIFICATE-----\n",
+        origin_private_key_pem=pulumi.Output.secret("-----BEGIN PRIVATE KEY-----\nKEY\n-----END PRIVATE KEY-----\n"),
+        project_name="phasekit-test-app",
+        tags={"project": "phasekit", "stack": "test", "phase": "1", "managed-by": "phasekit"},
+    )
+    return replace(args, **overrides)
+
+
+def edge_args(**overrides: Any) -> CloudflareEdgeArgs:
+    args = CloudflareEdgeArgs(
+        zone_id="023e105f4ecef8ad9ca31a8372d0c353",
+        account_id="01a7362d577a6c3019a474fd6f485823",
+        hostname="app.example.com",
+        origin="198.51.100.7",
+        media_bucket_name="phasekit-test-media",
+    )
+    return replace(args, **overrides)
+

@@ -1,0 +1,225 @@
+"""SingleVps under the recording mock monitor: exact children, security inputs and options.
+
+Mocks cannot prove that DigitalOcean accepts these inputs or how it diffs them against a live droplet;
+a real ``pulumi preview`` does. The cloud-init and compose contents are checked by their real consumers
+in test_real_consumers.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import tarfile
+
+import pulumi
+import pytest
+import yaml
+
+from components.single_vps import ROLLOUT_SCRIPT, SingleVps
+from components.testing import run_recorded
+from tests.builders import CLOUDFLARE_CIDRS, vps_args
+
+DROPLET = "digitalocean:index/droplet:Droplet"
+VOLUME = "digitalocean:index/volume:Volume"
+FIREWALL = "digitalocean:index/firewall:Firewall"
+ALERT = "digitalocean:index/monitorAlert:MonitorAlert"
+ROLLOUT = "command:remote:Command"
+EVERYWHERE = ["0.0.0.0/0", "::/0"]
+
+
+def record(preview: bool = False, **overrides):
+    return run_recorded(lambda: SingleVps("web", vps_args(**overrides)), preview=preview)
+
+
+def bundle_files(recording) -> dict[str, tarfile.TarInfo | bytes]:
+    stdin = recording.one(ROLLOUT).inputs["stdin"]
+    archive = tarfile.open(fileobj=io.BytesIO(base64.b64decode(stdin)))
+    return {member.name: (member, archive.extractfile(member).read() if member.isfile() else b"")
+            for member in archive.getmembers()}
+
+
+def test_children_are_exactly_the_phase1_topology():
+    recording = record()
+    assert recording.type_counts() == {
+        "phasekit:index:SingleVps": 1,
+        "digitalocean:index/vpc:Vpc": 1,
+        VOLUME: 1,
+        DROPLET: 1,
+        "digitalocean:index/reservedIp:ReservedIp": 1,
+        "digitalocean:index/reservedIpAssignment:ReservedIpAssignment": 1,
+        FIREWALL: 1,
+        ALERT: 3,
+        "digitalocean:index/project:Project": 1,
+        "random:index/randomPassword:RandomPassword": 2,
+        ROLLOUT: 1,
+    }
+    component = recording.one("phasekit:index:SingleVps")
+    children = [resource for resource in recording.resources if resource is not component]
+    assert {child.parent for child in children} == {component.urn}
+    assert all(child.name.startswith("web-") for child in children)
+
+
+def test_firewall_admits_only_ssh_from_admins_and_web_from_cloudflare():
+    firewall = record().one(FIREWALL).inputs
+    assert firewall["inboundRules"] == [
+        {"protocol": "tcp", "portRange": "22", "sourceAddresses": ["203.0.113.0/24"]},
+        {"protocol": "tcp", "portRange": "80", "sourceAddresses": CLOUDFLARE_CIDRS},
+        {"protocol": "tcp", "portRange": "443", "sourceAddresses": CLOUDFLARE_CIDRS},
+    ]
+    assert firewall["outboundRules"] == [
+        {"protocol": "tcp", "portRange": "53", "destinationAddresses": EVERYWHERE},
+        {"protocol": "udp", "portRange": "53", "destinationAddresses": EVERYWHERE},
+        {"protocol": "udp", "portRange": "123", "destinationAddresses": EVERYWHERE},
+        {"protocol": "tcp", "portRange": "80", "destinationAddresses": EVERYWHERE},
+        {"protocol": "tcp", "portRange": "443", "destinationAddresses": EVERYWHERE},
+        {"protocol": "icmp", "destinationAddresses": EVERYWHERE},
+    ]
+    exposed_ports = {rule["portRange"] for rule in firewall["inboundRules"]}
+    assert "5432" not in exposed_ports and "6379" not in exposed_ports
+
+
+def test_firewall_targets_the_droplet():
+    recording = record()
+    assert recording.one(FIREWALL).inputs["dropletIds"] == [int(recording.one(DROPLET).id)]
+
+
+def test_droplet_has_backups_monitoring_and_survives_user_data_changes():
+    droplet = record().one(DROPLET)
+    inputs = droplet.inputs
+    assert inputs["image"] == "ubuntu-24-04-x64"
+    assert inputs["region"] == "nyc3"
+    assert inputs["size"] == "s-2vcpu-4gb"
+    assert inputs["backups"] is True
+    assert inputs["backupPolicy"] == {"plan": "weekly", "weekday": "SUN", "hour": 4}
+    assert inputs["monitoring"] is True
+    assert inputs["resizeDisk"] is False
+    assert inputs["sshKeys"] == ["3b:16:bf:e4:8b:00:8b:b8:59:8c:a9:d3:f0:19:45:fa"]
+    assert inputs["userData"].startswith("#cloud-config\n")
+    assert droplet.ignore_changes == ("userData", "sshKeys")
+    assert droplet.delete_before_replace is True
+    assert droplet.protect is False
+
+
+def test_backups_can_be_turned_off_and_plan_changed():
+    assert record(backup_plan="daily").one(DROPLET).inputs["backupPolicy"]["plan"] == "daily"
+    inputs = record(backups=False).one(DROPLET).inputs
+    assert inputs["backups"] is False and "backupPolicy" not in inputs
+
+
+def test_user_data_carries_no_secret():
+    droplet = record().one(DROPLET)
+    assert droplet.secret_inputs == frozenset()
+    for secret_marker in ("s3cr3t-base", "PRIVATE KEY", "requirepass", "DATABASE_URL"):
+        assert secret_marker not in droplet.inputs["userData"]
+
+
+def test_volume_is_protected_retained_and_formatted_by_label():
+    volume = record().one(VOLUME)
+    assert volume.protect is True
+    assert volume.retain_on_delete is True
+    assert volume.inputs["size"] == 10
+    assert volume.inputs["initialFilesystemType"] == "ext4"
+    assert volume.inputs["initialFilesystemLabel"] == "phasekit-data"
+    assert volume.urn == ("urn:pulumi:test::phasekit::phasekit:index:SingleVps$"
+                          "digitalocean:index/volume:Volume::web-data")
+
+
+def test_unprotected_when_asked():
+    volume = record(protect_data=False).one(VOLUME)
+    assert (volume.protect, volume.retain_on_delete) == (False, False)
+
+
+def test_droplet_boots_with_the_volume_attached():
+    recording = record()
+    assert recording.one(DROPLET).inputs["volumeIds"] == [recording.one(VOLUME).id]
+
+
+def test_alerts_cpu_memory_disk_to_the_alert_emails():
+    alerts = {alert.name: alert.inputs for alert in record().of_type(ALERT)}
+    expected = {
+        "web-cpu-alert": ("v1/insights/droplet/cpu", 70),
+        "web-memory-alert": ("v1/insights/droplet/memory_utilization_percent", 80),
+        "web-disk-alert": ("v1/insights/droplet/disk_utilization_percent", 80),
+    }
+    assert {name: (inputs["type"], inputs["value"]) for name, inputs in alerts.items()} == expected
+    for inputs in alerts.values():
+        assert inputs["compare"] == "GreaterThan"
+        assert inputs["window"] == "5m"
+        assert inputs["enabled"] is True
+        assert inputs["alerts"] == {"emails": ["ops@example.com"]}
+
+
+def test_rollout_ships_the_bundle_as_a_secret_over_ssh():
+    recording = record()
+    rollout = recording.one(ROLLOUT)
+    assert "stdin" in rollout.secret_inputs
+    assert rollout.inputs["create"] == ROLLOUT_SCRIPT == rollout.inputs["update"]
+    assert rollout.inputs["connection"]["user"] == "root"
+    assert rollout.inputs["logging"] == "stderr"
+    assert "s3cr3t-base" not in rollout.inputs["create"]
+    files = bundle_files(recording)
+    info, env_file = files["secrets/app.env"]
+    assert info.mode == 0o600
+    assert b"SECRET_KEY_BASE='s3cr3t-base'\n" in env_file
+    info, _ = files["secrets/redis_auth.conf"]
+    assert (info.mode, info.uid) == (0o400, 999)
+    info, _ = files["tls/origin.key"]
+    assert info.mode == 0o600
+    assert files["secrets"][0].mode == 0o700
+
+
+def test_connection_strings_are_secret_and_point_inside_the_host():
+    def program():
+        vps = SingleVps("web", vps_args())
+        pulumi.export("database_url", vps.database_url)
+        pulumi.export("redis_url", vps.redis_url)
+
+    recording = run_recorded(program)
+    assert recording.secret_outputs == {"database_url", "redis_url"}
+    assert recording.outputs["database_url"].startswith("postgresql://app:")
+    assert recording.outputs["database_url"].endswith("@db:5432/app")
+    assert recording.outputs["redis_url"].startswith("redis://:")
+    assert recording.outputs["redis_url"].endswith("@redis:6379/0")
+
+
+def test_passwords_are_long_and_url_safe():
+    for password in record().of_type("random:index/randomPassword:RandomPassword"):
+        assert password.inputs == {"length": 32, "special": False}
+
+
+def test_tags_are_flattened_for_digitalocean():
+    assert record().one(DROPLET).inputs["tags"] == [
+        "managed-by:phasekit", "phase:1", "project:phasekit", "stack:test"]
+
+
+def test_cloud_init_mounts_by_label_and_writes_the_stack():
+    document = yaml.safe_load(record().one(DROPLET).inputs["userData"])
+    assert document["mounts"] == [
+        ["LABEL=phasekit-data", "/mnt/phasekit-data", "ext4", "defaults,nofail,discard,noatime", "0", "2"]]
+    paths = {entry["path"] for entry in document["write_files"]}
+    assert {"/opt/phasekit/compose.yaml", "/opt/phasekit/caddy/caddy.json",
+            "/opt/phasekit/postgres/postgresql.conf", "/opt/phasekit/redis/redis.conf"} <= paths
+    assert not any("/secrets/" in path or "/tls/" in path for path in paths)
+
+
+def test_preview_of_a_fresh_stack_leaves_computed_values_unknown():
+    rollout = record(preview=True).one(ROLLOUT)
+    assert type(rollout.inputs["stdin"]).__name__ == "Unknown"
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"ssh_admin_cidrs": []}, "SingleVpsArgs.ssh_admin_cidrs: at least one admin network is required"),
+    ({"ssh_admin_cidrs": ["10.0.0.0/8", "::/0"]},
+     "SingleVpsArgs.ssh_admin_cidrs: ::/0 would open SSH to the internet"),
+    ({"ssh_key_fingerprints": []}, "SingleVpsArgs.ssh_key_fingerprints: at least one SSH key is required"),
+    ({"alert_emails": []}, "SingleVpsArgs.alert_emails: at least one recipient is required"),
+    ({"secret_env": {}},
+     "SingleVpsArgs.secret_env: values must be given for exactly app.secret_env_names "
+     "['SECRET_KEY_BASE']; got []"),
+    ({"origin_private_key_pem": None},
+     "SingleVpsArgs: tls_mode 'origin-certificate' needs origin_certificate_pem and origin_private_key_pem"),
+])
+def test_invalid_args_are_refused_with_exact_messages(overrides, message):
+    with pytest.raises(ValueError) as raised:
+        record(**overrides)
+    assert str(raised.value) == message
