@@ -38,9 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    if args.json:
-        json.dump(plan_json(plan), sys.stdout, indent=2, sort_keys=False, default=str)
-        sys.stdout.write("\n")
-    else:
-        sys.stdout.write(plan_text(plan))
+    text = json.dumps(plan_json(plan), indent=2) + "\n" if args.json else plan_text(plan)
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # e.g. piped into `head`
+        sys.stderr.close()
     return 0

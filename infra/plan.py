@@ -16,8 +16,8 @@ from typing import Any
 import yaml
 
 from components.testing import SECRET_MASK, UNKNOWN_MASK, RecordedResource, Recording, run_recorded
-from infra.config import ConfigError, load_config, read_stack_file
-from infra.secrets import NAMESPACE, set_secret_command
+from infra.config import NAMESPACE, ConfigError, load_config, read_stack_file, secret_env_names_missing
+from infra.secrets import set_secret_command
 
 SECRET_PLACEHOLDER = "offline-plan-placeholder"
 LONG_VALUE = 72
@@ -92,8 +92,7 @@ def run_plan(stack: str, project_dir: Path) -> Plan:
         raise ConfigError(f"--stack: no stack file {stack_file.name}; allowed: {', '.join(known) or 'none found'}")
     raw = read_stack_file(stack_file)
     config = load_config(raw)
-    stored_secrets = raw.get(f"{NAMESPACE}:secrets") or {}
-    missing = [name for name in config.app.secret_env if name not in stored_secrets]
+    missing = secret_env_names_missing(raw, config)
     runtime_config, secret_keys = runtime_form(raw, missing)
 
     recording = run_recorded(
@@ -113,12 +112,15 @@ def masked_inputs(resource: RecordedResource) -> dict[str, Any]:
 
 
 def _mask_unknown(value: Any) -> Any:
+    """Unknowns become ``UNKNOWN_MASK``; whole floats become ints (the wire format has only floats)."""
     if isinstance(value, dict):
         return {key: _mask_unknown(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_mask_unknown(item) for item in value]
     if type(value).__name__ == "Unknown":
         return UNKNOWN_MASK
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return value
 
 
@@ -179,9 +181,20 @@ def _tree_lines(recording: Recording, parent: str | None, prefix: str) -> list[s
         detail_prefix = prefix + ("   " if last else "│  ")
         if resource.custom:
             for key, value in masked_inputs(resource).items():
-                lines.append(f"{detail_prefix}    {key}: {_short(value)}")
+                if key in ("inboundRules", "outboundRules") and isinstance(value, list):
+                    lines.append(f"{detail_prefix}    {key}:")
+                    lines += [f"{detail_prefix}      {_firewall_rule(rule)}" for rule in value]
+                else:
+                    lines.append(f"{detail_prefix}    {key}: {_short(value)}")
         lines += _tree_lines(recording, resource.urn, detail_prefix)
     return lines
+
+
+def _firewall_rule(rule: dict[str, Any]) -> str:
+    addresses = rule.get("sourceAddresses") or rule.get("destinationAddresses") or []
+    direction = "from" if "sourceAddresses" in rule else "to"
+    shown = ", ".join(addresses[:4]) + (f" … ({len(addresses)} ranges)" if len(addresses) > 4 else "")
+    return f"{rule.get('protocol')} {rule.get('portRange', 'all')} {direction} {shown}"
 
 
 def _short(value: Any) -> str:

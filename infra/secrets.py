@@ -9,11 +9,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi.runtime.config import get_config, is_config_secret
 
-from infra.config import ConfigError
-
-NAMESPACE = "phasekit"
-SECRET_KEYS = ("secrets", "sshPrivateKey")
-"""Keys under ``phasekit:`` that hold secrets and are kept out of ``load_config``'s input."""
+from infra.config import NAMESPACE, SECRET_KEYS, ConfigError
 
 
 @dataclass(frozen=True)
@@ -39,9 +35,9 @@ def read_secret_inputs(secret_env_names: Sequence[str]) -> StackSecretInputs:
     stored = json.loads(get_config(f"{NAMESPACE}:secrets") or "{}")
     missing = [name for name in secret_env_names if name not in stored]
     if missing:
-        raise ConfigError("\n".join(
+        raise ConfigError(*[
             f"{NAMESPACE}:secrets.{name}: missing; app.secretEnv lists it, so set it with: "
-            f"{set_secret_command(name)}" for name in missing))
+            f"{set_secret_command(name)}" for name in missing])
 
     config = pulumi.Config(NAMESPACE)
     values = config.require_secret_object("secrets") if secret_env_names else None

@@ -1,0 +1,137 @@
+"""The whole phase-1 program, from the committed stack file, under the recording mock monitor.
+
+This is the path ``pulumi up`` takes (runtime config -> load_config -> phase builder), with the engine
+replaced by mocks. Mocks cannot prove what the providers accept or compute; ``pulumi preview`` does.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from components.testing import run_recorded
+from infra.config import ConfigError, read_stack_file
+from infra.plan import runtime_form
+from infra.program import build_stack
+from infra.runtime_config import runtime_raw_config
+from tests.builders import CLOUDFLARE_CIDRS
+
+ROOT = Path(__file__).resolve().parents[1]
+PHASE1 = read_stack_file(ROOT / "Pulumi.phase1.yaml")
+SECRETS = {"phasekit:secrets": json.dumps({"SECRET_KEY_BASE": "from-pulumi-secret"})}
+
+
+def run_phase1(raw=PHASE1, extra_config=SECRETS, secret_keys=("phasekit:secrets",), preview=False):
+    config, _ = runtime_form(raw, [])
+    return run_recorded(lambda: build_stack(runtime_raw_config(), "phasekit", "phase1"),
+                        preview=preview, stack="phase1", config={**config, **extra_config},
+                        secret_keys=list(secret_keys))
+
+
+def bundle(recording) -> dict[str, str]:
+    stdin = recording.one("command:remote:Command").inputs["stdin"]
+    archive = tarfile.open(fileobj=io.BytesIO(base64.b64decode(stdin)))
+    return {member.name: archive.extractfile(member).read().decode()
+            for member in archive.getmembers() if member.isfile()}
+
+
+def test_phase1_builds_the_whole_topology():
+    assert run_phase1().type_counts() == {
+        "phasekit:index:CloudflareEdge": 1,
+        "cloudflare:index/dnsRecord:DnsRecord": 1,
+        "cloudflare:index/zoneSetting:ZoneSetting": 4,
+        "tls:index/privateKey:PrivateKey": 1,
+        "tls:index/certRequest:CertRequest": 1,
+        "cloudflare:index/originCaCertificate:OriginCaCertificate": 1,
+        "cloudflare:index/r2Bucket:R2Bucket": 1,
+        "phasekit:index:SingleVps": 1,
+        "digitalocean:index/vpc:Vpc": 1,
+        "digitalocean:index/volume:Volume": 1,
+        "digitalocean:index/droplet:Droplet": 1,
+        "digitalocean:index/reservedIp:ReservedIp": 1,
+        "digitalocean:index/reservedIpAssignment:ReservedIpAssignment": 1,
+        "digitalocean:index/firewall:Firewall": 1,
+        "digitalocean:index/monitorAlert:MonitorAlert": 3,
+        "digitalocean:index/project:Project": 1,
+        "random:index/randomPassword:RandomPassword": 2,
+        "command:remote:Command": 1,
+    }
+
+
+def test_stateful_urns_are_pinned():
+    """Renaming or re-parenting these would replace the data they hold: this test must fail first."""
+    recording = run_phase1()
+    stateful = {resource.urn for resource in recording.resources if resource.protect}
+    assert stateful == {
+        "urn:pulumi:phase1::phasekit::phasekit:index:SingleVps$digitalocean:index/volume:Volume::vps-data",
+        "urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/r2Bucket:R2Bucket::edge-media",
+    }
+    assert all(resource.retain_on_delete for resource in recording.resources if resource.protect)
+
+
+def test_protect_false_unprotects_data():
+    raw = {**PHASE1, "phasekit:protect": False}
+    assert not any(resource.protect for resource in run_phase1(raw).resources)
+
+
+def test_dns_points_at_the_reserved_ip_and_web_ports_admit_only_cloudflare():
+    recording = run_phase1()
+    record = recording.one("cloudflare:index/dnsRecord:DnsRecord").inputs
+    assert record["content"] == recording.outputs["origin_ip"]
+    assert record["proxied"] is True
+    rules = recording.one("digitalocean:index/firewall:Firewall").inputs["inboundRules"]
+    assert [rule["sourceAddresses"] for rule in rules] == [["203.0.113.0/24"], CLOUDFLARE_CIDRS, CLOUDFLARE_CIDRS]
+
+
+def test_unproxied_record_opens_web_ports_and_uses_acme():
+    raw = {**PHASE1, "phasekit:edge": {**PHASE1["phasekit:edge"], "proxied": False}}
+    recording = run_phase1(raw)
+    rules = recording.one("digitalocean:index/firewall:Firewall").inputs["inboundRules"]
+    assert [rule["sourceAddresses"] for rule in rules[1:]] == [["0.0.0.0/0", "::/0"]] * 2
+    assert recording.of_type("cloudflare:index/originCaCertificate:OriginCaCertificate") == []
+    caddy = json.loads(bundle(recording)["caddy/caddy.json"])
+    assert "tls" not in caddy["apps"]
+
+
+def test_the_app_receives_the_contract_and_its_secret_env():
+    recording = run_phase1()
+    env_file = bundle(recording)["secrets/app.env"]
+    names = [line.split("=", 1)[0] for line in env_file.splitlines()]
+    assert names == ["LOG_LEVEL", "SECRET_KEY_BASE", "DATABASE_URL", "REDIS_URL", "PORT", "WEB_CONCURRENCY",
+                     "MEDIA_BUCKET"]
+    assert "SECRET_KEY_BASE='from-pulumi-secret'" in env_file.splitlines()
+    assert "WEB_CONCURRENCY='1'" in env_file.splitlines()
+    assert "MEDIA_BUCKET='phasekit-phase1-media'" in env_file.splitlines()
+    assert f"DATABASE_URL='{recording.outputs['database_url']}'" in env_file.splitlines()
+
+
+def test_outputs_mask_connection_strings():
+    recording = run_phase1()
+    assert recording.secret_outputs == {"database_url", "redis_url"}
+    assert recording.outputs["app_url"] == "https://app.example.com"
+    assert recording.outputs["media_bucket_name"] == "phasekit-phase1-media"
+
+
+def test_a_fresh_stack_previews_with_unknowns():
+    recording = run_phase1(preview=True)
+    assert recording.outputs["origin_ip"] == "(known after apply)"
+    assert len(recording.resources) == 24
+
+
+def test_missing_secret_value_stops_with_the_command_to_set_it():
+    with pytest.raises(ConfigError) as raised:
+        run_phase1(extra_config={}, secret_keys=())
+    assert str(raised.value) == (
+        "phasekit:secrets.SECRET_KEY_BASE: missing; app.secretEnv lists it, so set it with: "
+        "pulumi config set --secret --path 'secrets.SECRET_KEY_BASE' <value>")
+
+
+def test_plain_text_secret_config_is_refused():
+    with pytest.raises(ConfigError) as raised:
+        run_phase1(secret_keys=())
+    assert str(raised.value) == "phasekit:secrets: set in plain text; set it again with --secret"
