@@ -222,6 +222,8 @@ def run_recorded(program: Callable[[], None], *, preview: bool = False, project:
     """
     mocks = RecordingMocks(preview, invoke_results)
     monitor = RecordingMonitor(mocks)
+    # A new root stack per run: set_mocks reuses an existing one, whose exports would leak across runs.
+    pulumi.runtime.settings.ROOT.set(None)
     pulumi.runtime.set_all_config(dict(config or {}), list(secret_keys or []))
     pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=preview, monitor=monitor)
     settings = pulumi.runtime.settings.SETTINGS

@@ -9,17 +9,18 @@ from components.compose_stack import AppSpec
 from components.single_vps import EVERYWHERE, SingleVps, SingleVpsArgs
 from components.tags import default_tags
 from components.tuning import Machine
+from infra.config import App, Phase1Stack
 from infra.naming import physical_name
 from infra.secrets import StackSecretInputs
 
 
-def app_spec(app, vcpus: int) -> AppSpec:
+def app_spec(app: App, vcpus: int) -> AppSpec:
     """The config's ``app`` block as the phase-independent spec the components take."""
     return AppSpec(
         image=app.image,
         port=app.port,
         health_path=app.health_path,
-        workers=app.workers or vcpus,
+        workers=app.worker_count(vcpus),
         db_pool_size=app.db_pool_size,
         env=dict(app.env),
         secret_env_names=tuple(app.secret_env),
@@ -27,8 +28,9 @@ def app_spec(app, vcpus: int) -> AppSpec:
     )
 
 
-def build(config, secrets: StackSecretInputs, project: str, stack: str) -> None:
-    tags = {**default_tags(project, stack, config.phase), **config.tags}
+def build(config: Phase1Stack, secrets: StackSecretInputs, project: str, stack: str) -> None:
+    # phasekit's own tags win: they are how its resources are found and costed.
+    tags = {**config.tags, **default_tags(project, stack, config.phase)}
     edge_config, vps_config = config.edge, config.vps
 
     # The record needs the droplet's address and the droplet needs the edge's origin certificate:
@@ -64,7 +66,7 @@ def build(config, secrets: StackSecretInputs, project: str, stack: str) -> None:
         ssh_private_key=secrets.ssh_private_key,
         volume_size_gib=vps_config.volume_size_gib,
         backups=vps_config.backups,
-        backup_plan=vps_config.backup_plan,
+        backup_plan=vps_config.backup_plan.value,
         protect_data=config.protect,
         project_name=physical_name(project, stack, "app"),
         tags=tags,

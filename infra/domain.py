@@ -1,0 +1,409 @@
+"""Validated value types for phasekit's stack config, reusable by every phase's model.
+
+Each type is an ``Annotated`` alias: pydantic does the checking, and an :class:`Allowed` marker carries the text
+phasekit prints after ``allowed:`` when the value is missing or has the wrong type. Validators fail with
+:func:`problem`, whose message is already the final wording (the bad value quoted, what is wrong, what is
+allowed); ``infra.config`` only prefixes the key the user wrote. Nothing here reads the Pulumi runtime.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, NamedTuple
+
+from pulumi_digitalocean import DropletSlug, Region
+from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic_core import PydanticCustomError, PydanticKnownError
+
+PROBLEM_TYPE = "phasekit"
+"""The pydantic error type of every :func:`problem`."""
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """``Annotated`` marker: what a value may be, worded for the ``allowed:`` part of a config message."""
+
+    text: str
+    noun: str | None = None
+    """How to name the set when a value is outside it (``'monthly' is not a backup plan``)."""
+
+
+def problem(message: str, *, at: tuple[str | int, ...] = ()) -> PydanticCustomError:
+    """A validation error carrying phasekit's final wording.
+
+    ``at`` is a path below the value being validated (camelCase keys, list indexes) for rules that judge a
+    whole model or list but blame one part of it.
+    """
+    # The message travels in the context, not the template, so braces in user input are never formatted.
+    return PydanticCustomError(PROBLEM_TYPE, "{message}", {"message": message, "at": at})
+
+
+def closest_match(value: str, choices: Iterable[str]) -> str | None:
+    """The choice ``value`` most likely meant: a case-insensitive equal, else the closest by ``difflib``."""
+    options = list(choices)
+    by_folded_case = {option.lower(): option for option in options}
+    if value.lower() in by_folded_case:
+        return by_folded_case[value.lower()]
+    close = difflib.get_close_matches(value, options, n=1)
+    return close[0] if close else None
+
+
+def did_you_mean(value: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` naming :func:`closest_match`, or ``""`` when nothing is close."""
+    match = closest_match(value, choices)
+    return f" (did you mean {match!r}?)" if match is not None and match != value else ""
+
+
+def _refuse_bool(value: object) -> object:
+    # pydantic's lax mode reads `true` as 1; in YAML that is a slip, not a number.
+    if isinstance(value, bool):
+        raise PydanticKnownError("int_type")
+    return value
+
+
+_NOT_BOOL = BeforeValidator(_refuse_bool)
+
+Port = Annotated[int, _NOT_BOOL, Field(ge=1, le=65535), Allowed("1..65535")]
+WorkerCount = Annotated[int, _NOT_BOOL, Field(ge=1, le=64), Allowed("1..64")]
+DbPoolSize = Annotated[int, _NOT_BOOL, Field(ge=1, le=50), Allowed("1..50")]
+VolumeSizeGib = Annotated[int, _NOT_BOOL, Field(ge=1, le=16384), Allowed("1..16384")]
+
+
+def _non_empty(value: str) -> str:
+    if not value.strip():
+        raise problem(f"{value!r} is empty; allowed: a non-empty string")
+    return value
+
+
+NonEmptyStr = Annotated[str, AfterValidator(_non_empty), Allowed("a non-empty string")]
+
+_HTTP_PATH_ALLOWED = "an absolute URL path without spaces, e.g. /healthz"
+
+
+def _http_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise problem(f"{value!r} does not start with '/'; allowed: {_HTTP_PATH_ALLOWED}")
+    if any(character.isspace() for character in value):
+        raise problem(f"{value!r} contains whitespace; allowed: {_HTTP_PATH_ALLOWED}")
+    return value
+
+
+HttpPath = Annotated[str, AfterValidator(_http_path), Allowed(_HTTP_PATH_ALLOWED)]
+
+_IMAGE_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE_NAME = re.compile(
+    rf"(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::[0-9]+)?/)?{_IMAGE_PATH_COMPONENT}(?:/{_IMAGE_PATH_COMPONENT})*"
+)
+_IMAGE_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_IMAGE_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def _pinned_image_allowed(name: str) -> str:
+    return f"an explicit tag or digest, e.g. {name}:1.4.2 or {name}@sha256:<64 hex>"
+
+
+_IMAGE_ALLOWED = "a container image with " + _pinned_image_allowed("ghcr.io/acme/shop")
+
+
+def _image_ref(value: str) -> str:
+    name_and_tag, has_digest, digest = value.partition("@")
+    tag_colon = name_and_tag.rfind(":")
+    # A colon before the last '/' belongs to a registry port (localhost:5000/shop), not to a tag.
+    if tag_colon > name_and_tag.rfind("/"):
+        name, tag = name_and_tag[:tag_colon], name_and_tag[tag_colon + 1 :]
+    else:
+        name, tag = name_and_tag, None
+    if not _IMAGE_NAME.fullmatch(name):
+        raise problem(f"{value!r} is not a container image reference; allowed: {_IMAGE_ALLOWED}")
+    if tag is not None and not _IMAGE_TAG.fullmatch(tag):
+        raise problem(
+            f"{value!r} has an invalid tag {tag!r}; allowed: up to 128 letters, digits, '_', '.' and '-', "
+            f"not starting with '.' or '-', e.g. {name}:1.4.2"
+        )
+    if has_digest:
+        if not _IMAGE_DIGEST.fullmatch(digest):
+            raise problem(
+                f"{value!r} has a malformed digest; allowed: sha256: and 64 lowercase hex characters, "
+                f"e.g. {name}@sha256:<64 hex>"
+            )
+        return value
+    if tag is None:
+        raise problem(f"{value!r} has no tag; allowed: {_pinned_image_allowed(name)}")
+    if tag == "latest":
+        raise problem(f"{value!r} uses the moving tag 'latest'; allowed: {_pinned_image_allowed(name)}")
+    return value
+
+
+ImageRef = Annotated[str, AfterValidator(_image_ref), Allowed(_IMAGE_ALLOWED)]
+"""A container image pinned by an explicit tag (not ``latest``) or a sha256 digest."""
+
+_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
+_ENV_NAME_ALLOWED = "upper-case letters, digits and '_', not starting with a digit, e.g. LOG_LEVEL"
+
+RESERVED_ENV_NAMES = frozenset({"DATABASE_URL", "REDIS_URL", "PORT", "WEB_CONCURRENCY", "MEDIA_BUCKET"})
+"""Environment variables phasekit sets in the app's containers itself."""
+
+
+def _env_name(value: str) -> str:
+    if not _ENV_NAME.fullmatch(value):
+        hint = f" (did you mean {value.upper()!r}?)" if _ENV_NAME.fullmatch(value.upper()) else ""
+        raise problem(f"{value!r} is not an environment variable name; allowed: {_ENV_NAME_ALLOWED}{hint}")
+    return value
+
+
+def _not_reserved(value: str) -> str:
+    if value in RESERVED_ENV_NAMES:
+        reserved = ", ".join(sorted(RESERVED_ENV_NAMES))
+        raise problem(f"{value!r} is set by phasekit; allowed: a name other than {reserved}")
+    return value
+
+
+EnvName = Annotated[str, AfterValidator(_env_name), Allowed(_ENV_NAME_ALLOWED)]
+AppEnvName = Annotated[EnvName, AfterValidator(_not_reserved)]
+"""An environment variable name the user may set: not one of :data:`RESERVED_ENV_NAMES`."""
+
+EnvValue = Annotated[str, Allowed("a string (quote numbers and booleans in YAML, e.g. '4' or 'true')")]
+
+_TAG_PART = re.compile(r"[a-z0-9_-]{1,63}")
+_TAG_PART_ALLOWED = "1 to 63 lowercase letters, digits, '-' or '_'"
+
+
+def _tag_part(kind: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not _TAG_PART.fullmatch(value):
+            raise problem(f"{value!r} is not a tag {kind}; allowed: {_TAG_PART_ALLOWED}")
+        return value
+
+    return AfterValidator(check)
+
+
+TagKey = Annotated[str, _tag_part("key"), Allowed(_TAG_PART_ALLOWED)]
+TagValue = Annotated[str, _tag_part("value"), Allowed(_TAG_PART_ALLOWED)]
+
+_CLOUDFLARE_ID = re.compile(r"[0-9a-f]{32}")
+_CLOUDFLARE_ID_ALLOWED = "32 lowercase hex characters, as the Cloudflare dashboard shows it"
+
+
+def _cloudflare_id(value: str) -> str:
+    if not _CLOUDFLARE_ID.fullmatch(value):
+        hint = f" (did you mean {value.lower()!r}?)" if _CLOUDFLARE_ID.fullmatch(value.lower()) else ""
+        raise problem(f"{value!r} is not a Cloudflare id; allowed: {_CLOUDFLARE_ID_ALLOWED}{hint}")
+    return value
+
+
+CloudflareId = Annotated[str, AfterValidator(_cloudflare_id), Allowed(_CLOUDFLARE_ID_ALLOWED)]
+
+_HOSTNAME_LABEL_CHARACTERS = re.compile(r"[a-z0-9-]+")
+_HOSTNAME_ALLOWED = (
+    "a lowercase fully qualified domain name of two or more labels of a-z, 0-9 and '-', e.g. app.example.com"
+)
+
+
+def _hostname_fault(value: str) -> str | None:
+    if value != value.lower():
+        return "it has upper-case letters"
+    if len(value) > 253:
+        return "it is longer than 253 characters"
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        pass
+    else:
+        return "it is an IP address"
+    labels = value.split(".")
+    if len(labels) < 2:
+        return "it has a single label"
+    for label in labels:
+        if not label:
+            return "it has an empty label"
+        if len(label) > 63:
+            return f"label {label!r} is longer than 63 characters"
+        if not _HOSTNAME_LABEL_CHARACTERS.fullmatch(label):
+            return f"label {label!r} has characters other than a-z, 0-9 and '-'"
+        if label.startswith("-") or label.endswith("-"):
+            return f"label {label!r} starts or ends with '-'"
+    return None
+
+
+def _hostname(value: str) -> str:
+    fault = _hostname_fault(value)
+    if fault is not None:
+        hint = f" (did you mean {value.lower()!r}?)" if _hostname_fault(value.lower()) is None else ""
+        raise problem(f"{value!r} is not a valid hostname: {fault}; allowed: {_HOSTNAME_ALLOWED}{hint}")
+    return value
+
+
+Hostname = Annotated[str, AfterValidator(_hostname), Allowed(_HOSTNAME_ALLOWED)]
+
+REGION_SLUGS: tuple[str, ...] = tuple(sorted(region.value for region in Region))
+_REGION_ALLOWED = "one of " + ", ".join(REGION_SLUGS)
+
+
+def _region(value: object) -> object:
+    if isinstance(value, Region):
+        return value
+    if not isinstance(value, str):
+        raise PydanticKnownError("string_type")
+    try:
+        return Region(value)
+    except ValueError:
+        raise problem(
+            f"{value!r} is not a DigitalOcean region; allowed: {_REGION_ALLOWED}{did_you_mean(value, REGION_SLUGS)}"
+        ) from None
+
+
+DigitalOceanRegion = Annotated[Region, BeforeValidator(_region), Allowed(_REGION_ALLOWED)]
+
+
+class DropletResources(NamedTuple):
+    """The CPU and memory a droplet size provides."""
+
+    vcpus: int
+    memory_mib: int
+
+
+MIN_DROPLET_MEMORY_MIB = 1024
+
+_SIZED_SLUG = re.compile(r"[a-z0-9_]+-(?P<vcpus>[0-9]+)vcpu-(?P<memory>[0-9]+)(?P<unit>gb|mb)(?:-.+)?")
+# The first CPU-optimized generation names only its vCPU count; each vCPU comes with 2 GiB.
+_CPU_OPTIMIZED_VCPUS = {
+    **{f"c-{vcpus}": vcpus for vcpus in (2, 4, 8, 16, 32, 48)},
+    **{f"c-{vcpus}-intel": vcpus for vcpus in (2, 4, 8, 16, 32, 48, 60)},
+}
+_LEGACY_SLUG = re.compile(r"[0-9]+(?:gb|mb)")
+
+DROPLET_SLUGS: tuple[str, ...] = tuple(sorted(slug.value for slug in DropletSlug))
+_SIZE_EXAMPLES = ("s-1vcpu-2gb", "s-2vcpu-4gb", "s-4vcpu-8gb")
+_SIZE_ALLOWED = "a slug from pulumi_digitalocean.DropletSlug such as " + ", ".join(_SIZE_EXAMPLES)
+
+
+def droplet_resources(slug: str) -> DropletResources | None:
+    """vCPUs and memory read from a size slug, or ``None`` when the slug does not say."""
+    sized = _SIZED_SLUG.fullmatch(slug)
+    if sized is not None:
+        memory = int(sized["memory"])
+        return DropletResources(int(sized["vcpus"]), memory * 1024 if sized["unit"] == "gb" else memory)
+    vcpus = _CPU_OPTIMIZED_VCPUS.get(slug)
+    if vcpus is not None:
+        return DropletResources(vcpus, vcpus * 2 * 1024)
+    return None
+
+
+def _unreadable_size_reason(slug: str) -> str:
+    if _LEGACY_SLUG.fullmatch(slug):
+        return "is a legacy size whose vCPU count phasekit cannot derive"
+    if slug.startswith("gpu-"):
+        return "is a GPU size, which phasekit does not run"
+    return "is a size whose vCPU count and memory phasekit cannot derive"
+
+
+def _droplet_size(value: object) -> object:
+    if not isinstance(value, str):
+        raise PydanticKnownError("string_type")
+    try:
+        slug = DropletSlug(value)
+    except ValueError:
+        raise problem(
+            f"{value!r} is not a DigitalOcean droplet size; "
+            f"allowed: {_SIZE_ALLOWED}{did_you_mean(value, DROPLET_SLUGS)}"
+        ) from None
+    resources = droplet_resources(slug.value)
+    if resources is None:
+        raise problem(f"{value!r} {_unreadable_size_reason(slug.value)}; allowed: {_SIZE_ALLOWED}")
+    if resources.memory_mib < MIN_DROPLET_MEMORY_MIB:
+        raise problem(
+            f"{value!r} has {resources.memory_mib} MiB of memory; allowed: a size with at least 1 GiB, "
+            "e.g. s-1vcpu-2gb"
+        )
+    return slug
+
+
+DropletSize = Annotated[DropletSlug, BeforeValidator(_droplet_size), Allowed(_SIZE_ALLOWED)]
+"""A droplet size whose vCPUs and memory :func:`droplet_resources` can read, with at least 1 GiB."""
+
+_CIDR_ALLOWED = "an IPv4 or IPv6 network in CIDR form, e.g. 203.0.113.0/24"
+
+
+def _cidr(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=True))
+    except ValueError:
+        pass
+    try:
+        network = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise problem(f"{value!r} is not an IP network; allowed: {_CIDR_ALLOWED}") from None
+    if network.prefixlen == 0:
+        raise problem(f"{value!r} has host bits set; allowed: {_CIDR_ALLOWED}")
+    host = ipaddress.ip_interface(value).ip
+    raise problem(
+        f"{value!r} has host bits set; allowed: the network '{network}', "
+        f"or '{host}/{network.max_prefixlen}' for that one host"
+    )
+
+
+Cidr = Annotated[str, AfterValidator(_cidr), Allowed(_CIDR_ALLOWED)]
+"""An IPv4 or IPv6 network with no host bits set, in canonical text form (``2001:db8::/32``)."""
+
+
+def _not_whole_internet(value: str) -> str:
+    if ipaddress.ip_network(value).prefixlen == 0:
+        raise problem(
+            f"{value!r} opens SSH to the whole internet; allowed: the networks you administer from, "
+            "e.g. 203.0.113.0/24"
+        )
+    return value
+
+
+SshAdminCidr = Annotated[Cidr, AfterValidator(_not_whole_internet)]
+"""A network SSH is opened to: any :data:`Cidr` but ``0.0.0.0/0`` and ``::/0``."""
+
+_MD5_FINGERPRINT = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){15}")
+_FINGERPRINT_ALLOWED = (
+    "16 colon-separated lowercase hex pairs as DigitalOcean lists the key "
+    "(ssh-keygen -l -E md5 -f key.pub prints them after 'MD5:'), e.g. 3b:16:bf:e4:8b:00:8b:b8:59:8c:a9:d3:f0:19:45:fa"
+)
+
+
+def _ssh_key_fingerprint(value: str) -> str:
+    if not _MD5_FINGERPRINT.fullmatch(value):
+        as_digitalocean_lists_it = value.removeprefix("MD5:").lower()
+        if _MD5_FINGERPRINT.fullmatch(as_digitalocean_lists_it):
+            fault = "is not written as DigitalOcean lists fingerprints"
+            hint = f" (did you mean {as_digitalocean_lists_it!r}?)"
+        else:
+            fault = "is a SHA256 fingerprint" if value.startswith("SHA256:") else "is not an MD5 SSH key fingerprint"
+            hint = ""
+        raise problem(f"{value!r} {fault}; allowed: {_FINGERPRINT_ALLOWED}{hint}")
+    return value
+
+
+SshKeyFingerprint = Annotated[str, AfterValidator(_ssh_key_fingerprint), Allowed(_FINGERPRINT_ALLOWED)]
+
+# The WHATWG HTML form rule for e-mail addresses, with the domain required to have a dot.
+_EMAIL = re.compile(
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+"
+    r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
+)
+_EMAIL_ALLOWED = "an address like ops@example.com"
+
+
+def _email_address(value: str) -> str:
+    if not _EMAIL.fullmatch(value):
+        raise problem(f"{value!r} is not an e-mail address; allowed: {_EMAIL_ALLOWED}")
+    return value
+
+
+EmailAddress = Annotated[str, AfterValidator(_email_address), Allowed(_EMAIL_ALLOWED)]
+
+
+class BackupPlan(StrEnum):
+    """How often DigitalOcean backs up a droplet."""
+
+    DAILY = "daily"
+    WEEKLY = "weekly"

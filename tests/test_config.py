@@ -1,0 +1,764 @@
+"""Tests for ``infra.config``: the stack config model, its messages, and the stack-file checks.
+
+Pure logic, no Pulumi runtime. What these tests cannot prove: that DigitalOcean still sells a size the SDK
+enum lists, that a Cloudflare zone or account id exists, that an SSH fingerprint names a key in the account,
+or that an image tag has been pushed.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pulumi_digitalocean import DropletSlug
+from pydantic import ValidationError
+
+from infra.config import (
+    IMPLEMENTED_PHASES,
+    App,
+    ConfigError,
+    Phase1Stack,
+    check_secrets_encrypted,
+    load_config,
+    read_stack_file,
+    secret_env_names_missing,
+)
+from infra.domain import DropletResources, droplet_resources
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+ZONE_ID = "023e105f4ecef8ad9ca31a8372d0c353"
+ACCOUNT_ID = "01a7362d577a6c3019a474fd6f485823"
+FINGERPRINT = "3b:16:bf:e4:8b:00:8b:b8:59:8c:a9:d3:f0:19:45:fa"
+
+BASE: dict[str, Any] = {
+    "digitalocean:token": {"secure": "AAABADigitalOceanToken"},
+    "cloudflare:apiToken": {"secure": "AAABACloudflareToken"},
+    "pulumi:tags": {"owner": "web"},
+    "phasekit:phase": 1,
+    "phasekit:app": {"image": "ghcr.io/acme/shop:1.4.2", "secretEnv": ["SECRET_KEY_BASE"]},
+    "phasekit:edge": {"zoneId": ZONE_ID, "accountId": ACCOUNT_ID, "hostname": "app.example.com"},
+    "phasekit:vps": {
+        "region": "nyc3",
+        "size": "s-1vcpu-2gb",
+        "sshAdminCidrs": ["203.0.113.0/24"],
+        "sshKeyFingerprints": [FINGERPRINT],
+        "alertEmails": ["ops@example.com"],
+    },
+    "phasekit:secrets": {"SECRET_KEY_BASE": {"secure": "AAABASecretKeyBase"}},
+}
+
+DELETE = object()
+"""Marks a path ``edited`` removes."""
+
+
+def edited(changes: Mapping[str, object]) -> dict[str, Any]:
+    """A copy of BASE with each dotted path (``phasekit:vps.size``) set to its value, or removed for DELETE."""
+    raw = copy.deepcopy(BASE)
+    for path, value in changes.items():
+        top, *nested = path.split(".")
+        parent, key = raw, top
+        for part in nested:
+            parent, key = parent[key], part
+        if value is DELETE:
+            del parent[key]
+        else:
+            parent[key] = value
+    return raw
+
+
+def error_message(raw: Mapping[str, Any]) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_config(raw)
+    return str(caught.value)
+
+
+REGIONS = "ams2, ams3, blr1, fra1, lon1, nyc1, nyc2, nyc3, sfo1, sfo2, sfo3, sgp1, syd1, tor1"
+SIZES = "a slug from pulumi_digitalocean.DropletSlug such as s-1vcpu-2gb, s-2vcpu-4gb, s-4vcpu-8gb"
+TOP_KEYS = (
+    "phasekit:app, phasekit:edge, phasekit:phase, phasekit:protect, phasekit:secrets, phasekit:sshPrivateKey, "
+    "phasekit:tags, phasekit:vps"
+)
+VPS_KEYS = "alertEmails, backupPlan, backups, region, size, sshAdminCidrs, sshKeyFingerprints, volumeSizeGib"
+APP_KEYS = "dbPoolSize, env, healthPath, image, port, releaseCommand, secretEnv, workers"
+EDGE_KEYS = "accountId, hostname, proxied, zoneId"
+PINNED_IMAGE = "an explicit tag or digest, e.g. ghcr.io/acme/shop:1.4.2 or ghcr.io/acme/shop@sha256:<64 hex>"
+HOSTNAMES = (
+    "a lowercase fully qualified domain name of two or more labels of a-z, 0-9 and '-', e.g. app.example.com"
+)
+CLOUDFLARE_IDS = "32 lowercase hex characters, as the Cloudflare dashboard shows it"
+ENV_NAMES = "upper-case letters, digits and '_', not starting with a digit, e.g. LOG_LEVEL"
+RESERVED = "DATABASE_URL, MEDIA_BUCKET, PORT, REDIS_URL, WEB_CONCURRENCY"
+FINGERPRINTS = (
+    "16 colon-separated lowercase hex pairs as DigitalOcean lists the key "
+    "(ssh-keygen -l -E md5 -f key.pub prints them after 'MD5:'), e.g. 3b:16:bf:e4:8b:00:8b:b8:59:8c:a9:d3:f0:19:45:fa"
+)
+SET_SECRET = "plain-text secret in the stack file; set it with: pulumi config set --secret"
+
+BAD_CONFIGS = [
+    # keys
+    pytest.param(
+        {"phasekit:colour": "blue"}, f"phasekit:colour: unknown key; allowed: {TOP_KEYS}", id="unknown-top-key"
+    ),
+    pytest.param(
+        {"phasekit:phse": 1},
+        f"phasekit:phse: unknown key; allowed: {TOP_KEYS} (did you mean 'phasekit:phase'?)",
+        id="unknown-top-key-suggests",
+    ),
+    pytest.param(
+        {"phasekit:vps.sizee": "s-1vcpu-2gb"},
+        f"phasekit:vps.sizee: unknown key; allowed: {VPS_KEYS} (did you mean 'size'?)",
+        id="unknown-nested-key",
+    ),
+    pytest.param(
+        {"phasekit:app.health_path": "/up"},
+        f"phasekit:app.health_path: unknown key; allowed: {APP_KEYS} (did you mean 'healthPath'?)",
+        id="snake-case-key",
+    ),
+    pytest.param(
+        {"phasekit:edge": DELETE},
+        f"phasekit:edge: missing; allowed: a mapping with keys {EDGE_KEYS}",
+        id="missing-section",
+    ),
+    pytest.param(
+        {"phasekit:edge": "app.example.com"},
+        f"phasekit:edge: 'app.example.com' is not a mapping; allowed: a mapping with keys {EDGE_KEYS}",
+        id="section-not-mapping",
+    ),
+    # phase
+    pytest.param({"phasekit:phase": 4}, "phasekit:phase: 4 is not a phase; allowed: 1", id="phase-4"),
+    pytest.param({"phasekit:phase": "one"}, "phasekit:phase: 'one' is not a phase; allowed: 1", id="phase-word"),
+    pytest.param({"phasekit:phase": True}, "phasekit:phase: true is not a phase; allowed: 1", id="phase-bool"),
+    pytest.param(
+        {"phasekit:phase": 2},
+        "phasekit:phase: 2 is not implemented yet in this version; allowed: 1",
+        id="phase-2-not-implemented",
+    ),
+    pytest.param(
+        {"phasekit:phase": "3"},
+        "phasekit:phase: 3 is not implemented yet in this version; allowed: 1",
+        id="phase-3-string-not-implemented",
+    ),
+    pytest.param({"phasekit:phase": DELETE}, "phasekit:phase: missing; allowed: 1", id="phase-missing"),
+    pytest.param(
+        {"phasekit:protect": "maybe"},
+        "phasekit:protect: 'maybe' is not true or false; allowed: true or false",
+        id="protect-not-bool",
+    ),
+    # app
+    pytest.param(
+        {"phasekit:app.image": DELETE},
+        f"phasekit:app.image: missing; allowed: a container image with {PINNED_IMAGE}",
+        id="image-missing",
+    ),
+    pytest.param(
+        {"phasekit:app.image": "ghcr.io/acme/shop"},
+        f"phasekit:app.image: 'ghcr.io/acme/shop' has no tag; allowed: {PINNED_IMAGE}",
+        id="image-untagged",
+    ),
+    pytest.param(
+        {"phasekit:app.image": "ghcr.io/acme/shop:latest"},
+        f"phasekit:app.image: 'ghcr.io/acme/shop:latest' uses the moving tag 'latest'; allowed: {PINNED_IMAGE}",
+        id="image-latest",
+    ),
+    pytest.param(
+        {"phasekit:app.image": "ghcr.io/acme/shop@sha256:abc123"},
+        "phasekit:app.image: 'ghcr.io/acme/shop@sha256:abc123' has a malformed digest; "
+        "allowed: sha256: and 64 lowercase hex characters, e.g. ghcr.io/acme/shop@sha256:<64 hex>",
+        id="image-bad-digest",
+    ),
+    pytest.param(
+        {"phasekit:app.image": "localhost:5000/shop"},
+        "phasekit:app.image: 'localhost:5000/shop' has no tag; allowed: an explicit tag or digest, "
+        "e.g. localhost:5000/shop:1.4.2 or localhost:5000/shop@sha256:<64 hex>",
+        id="image-registry-port-is-not-a-tag",
+    ),
+    pytest.param(
+        {"phasekit:app.image": "ghcr.io/Acme/Shop:1.4.2"},
+        f"phasekit:app.image: 'ghcr.io/Acme/Shop:1.4.2' is not a container image reference; "
+        f"allowed: a container image with {PINNED_IMAGE}",
+        id="image-uppercase-repository",
+    ),
+    pytest.param(
+        {"phasekit:app.port": "eighty"},
+        "phasekit:app.port: 'eighty' is not an integer; allowed: 1..65535",
+        id="port-wrong-type",
+    ),
+    pytest.param(
+        {"phasekit:app.port": True}, "phasekit:app.port: true is not an integer; allowed: 1..65535", id="port-bool"
+    ),
+    pytest.param({"phasekit:app.port": 0}, "phasekit:app.port: 0 is out of range; allowed: 1..65535", id="port-0"),
+    pytest.param(
+        {"phasekit:app.port": 70000}, "phasekit:app.port: 70000 is out of range; allowed: 1..65535", id="port-70000"
+    ),
+    pytest.param(
+        {"phasekit:app.healthPath": "healthz"},
+        "phasekit:app.healthPath: 'healthz' does not start with '/'; "
+        "allowed: an absolute URL path without spaces, e.g. /healthz",
+        id="health-path-relative",
+    ),
+    pytest.param(
+        {"phasekit:app.healthPath": "/health check"},
+        "phasekit:app.healthPath: '/health check' contains whitespace; "
+        "allowed: an absolute URL path without spaces, e.g. /healthz",
+        id="health-path-space",
+    ),
+    pytest.param(
+        {"phasekit:app.env": {"DATABASE_URL": "postgres://db/app"}},
+        f"phasekit:app.env.DATABASE_URL: 'DATABASE_URL' is set by phasekit; allowed: a name other than {RESERVED}",
+        id="env-reserved-name",
+    ),
+    pytest.param(
+        {"phasekit:app.secretEnv": ["REDIS_URL"]},
+        f"phasekit:app.secretEnv[0]: 'REDIS_URL' is set by phasekit; allowed: a name other than {RESERVED}",
+        id="secret-env-reserved-name",
+    ),
+    pytest.param(
+        {"phasekit:app.env": {"log_level": "info"}},
+        f"phasekit:app.env.log_level: 'log_level' is not an environment variable name; "
+        f"allowed: {ENV_NAMES} (did you mean 'LOG_LEVEL'?)",
+        id="env-lowercase-name",
+    ),
+    pytest.param(
+        {"phasekit:app.env": {"WORKERS": 4}},
+        "phasekit:app.env.WORKERS: 4 is not a string; "
+        "allowed: a string (quote numbers and booleans in YAML, e.g. '4' or 'true')",
+        id="env-value-not-string",
+    ),
+    pytest.param(
+        {"phasekit:app.env": {"LOG_LEVEL": "info"}, "phasekit:app.secretEnv": ["SECRET_KEY_BASE", "LOG_LEVEL"]},
+        "phasekit:app.secretEnv: 'LOG_LEVEL' is also set in phasekit:app.env; "
+        "allowed: each name in env or secretEnv, not both",
+        id="env-secret-env-overlap",
+    ),
+    pytest.param(
+        {"phasekit:app.secretEnv": ["SECRET_KEY_BASE", "SECRET_KEY_BASE"]},
+        "phasekit:app.secretEnv[1]: 'SECRET_KEY_BASE' is listed twice; allowed: each name once",
+        id="secret-env-duplicate",
+    ),
+    pytest.param(
+        {"phasekit:app.releaseCommand": "python manage.py migrate"},
+        "phasekit:app.releaseCommand: 'python manage.py migrate' is not a list; "
+        "allowed: an exec-form list of non-empty strings, e.g. [python, manage.py, migrate]",
+        id="release-command-shell-string",
+    ),
+    pytest.param(
+        {"phasekit:app.releaseCommand": ["python", ""]},
+        "phasekit:app.releaseCommand[1]: '' is empty; allowed: a non-empty string",
+        id="release-command-empty-argument",
+    ),
+    pytest.param(
+        {"phasekit:app.workers": 65}, "phasekit:app.workers: 65 is out of range; allowed: 1..64", id="workers-65"
+    ),
+    pytest.param(
+        {"phasekit:app.dbPoolSize": 0},
+        "phasekit:app.dbPoolSize: 0 is out of range; allowed: 1..50",
+        id="db-pool-size-0",
+    ),
+    # edge
+    pytest.param(
+        {"phasekit:edge.zoneId": DELETE},
+        f"phasekit:edge.zoneId: missing; allowed: {CLOUDFLARE_IDS}",
+        id="zone-id-missing",
+    ),
+    pytest.param(
+        {"phasekit:edge.zoneId": ZONE_ID.upper()},
+        f"phasekit:edge.zoneId: '{ZONE_ID.upper()}' is not a Cloudflare id; "
+        f"allowed: {CLOUDFLARE_IDS} (did you mean '{ZONE_ID}'?)",
+        id="zone-id-uppercase",
+    ),
+    pytest.param(
+        {"phasekit:edge.accountId": "acme"},
+        f"phasekit:edge.accountId: 'acme' is not a Cloudflare id; allowed: {CLOUDFLARE_IDS}",
+        id="account-id-bad",
+    ),
+    pytest.param(
+        {"phasekit:edge.hostname": "localhost"},
+        f"phasekit:edge.hostname: 'localhost' is not a valid hostname: it has a single label; allowed: {HOSTNAMES}",
+        id="hostname-single-label",
+    ),
+    pytest.param(
+        {"phasekit:edge.hostname": "shop_1.example.com"},
+        "phasekit:edge.hostname: 'shop_1.example.com' is not a valid hostname: "
+        f"label 'shop_1' has characters other than a-z, 0-9 and '-'; allowed: {HOSTNAMES}",
+        id="hostname-underscore",
+    ),
+    pytest.param(
+        {"phasekit:edge.hostname": "-app.example.com"},
+        "phasekit:edge.hostname: '-app.example.com' is not a valid hostname: "
+        f"label '-app' starts or ends with '-'; allowed: {HOSTNAMES}",
+        id="hostname-leading-hyphen",
+    ),
+    pytest.param(
+        {"phasekit:edge.hostname": "App.Example.com"},
+        "phasekit:edge.hostname: 'App.Example.com' is not a valid hostname: it has upper-case letters; "
+        f"allowed: {HOSTNAMES} (did you mean 'app.example.com'?)",
+        id="hostname-uppercase",
+    ),
+    pytest.param(
+        {"phasekit:edge.hostname": "203.0.113.7"},
+        f"phasekit:edge.hostname: '203.0.113.7' is not a valid hostname: it is an IP address; allowed: {HOSTNAMES}",
+        id="hostname-ip-address",
+    ),
+    # vps
+    pytest.param(
+        {"phasekit:vps.region": DELETE},
+        f"phasekit:vps.region: missing; allowed: one of {REGIONS}",
+        id="region-missing",
+    ),
+    pytest.param(
+        {"phasekit:vps.region": "nyc4"},
+        f"phasekit:vps.region: 'nyc4' is not a DigitalOcean region; allowed: one of {REGIONS} (did you mean 'nyc3'?)",
+        id="region-bad",
+    ),
+    pytest.param(
+        {"phasekit:vps.region": "AMS3"},
+        f"phasekit:vps.region: 'AMS3' is not a DigitalOcean region; allowed: one of {REGIONS} (did you mean 'ams3'?)",
+        id="region-uppercase",
+    ),
+    pytest.param(
+        # difflib ties s-2vcpu-2gb and s-2vcpu-4gb (one character each) and picks the greater string.
+        {"phasekit:vps.size": "s-2vcpu-3gb"},
+        f"phasekit:vps.size: 's-2vcpu-3gb' is not a DigitalOcean droplet size; allowed: {SIZES} "
+        "(did you mean 's-2vcpu-4gb'?)",
+        id="size-unknown-suggests",
+    ),
+    pytest.param(
+        {"phasekit:vps.size": "huge"},
+        f"phasekit:vps.size: 'huge' is not a DigitalOcean droplet size; allowed: {SIZES}",
+        id="size-unknown",
+    ),
+    pytest.param(
+        {"phasekit:vps.size": "s-1vcpu-512mb-10gb"},
+        "phasekit:vps.size: 's-1vcpu-512mb-10gb' has 512 MiB of memory; "
+        "allowed: a size with at least 1 GiB, e.g. s-1vcpu-2gb",
+        id="size-under-1gib",
+    ),
+    pytest.param(
+        {"phasekit:vps.size": "1gb"},
+        f"phasekit:vps.size: '1gb' is a legacy size whose vCPU count phasekit cannot derive; allowed: {SIZES}",
+        id="size-legacy",
+    ),
+    pytest.param(
+        {"phasekit:vps.size": "gpu-h100x1-80gb"},
+        f"phasekit:vps.size: 'gpu-h100x1-80gb' is a GPU size, which phasekit does not run; allowed: {SIZES}",
+        id="size-gpu",
+    ),
+    pytest.param(
+        {"phasekit:vps.volumeSizeGib": 0},
+        "phasekit:vps.volumeSizeGib: 0 is out of range; allowed: 1..16384",
+        id="volume-zero",
+    ),
+    pytest.param(
+        {"phasekit:vps.volumeSizeGib": -20},
+        "phasekit:vps.volumeSizeGib: -20 is out of range; allowed: 1..16384",
+        id="volume-negative",
+    ),
+    pytest.param(
+        {"phasekit:vps.backupPlan": "monthly"},
+        "phasekit:vps.backupPlan: 'monthly' is not a backup plan; allowed: daily or weekly",
+        id="backup-plan-monthly",
+    ),
+    pytest.param(
+        {"phasekit:vps.backups": False, "phasekit:vps.backupPlan": "daily"},
+        "phasekit:vps.backupPlan: 'daily' has no effect while backups is false; "
+        "allowed: remove backupPlan, or set backups: true",
+        id="backup-plan-without-backups",
+    ),
+    pytest.param(
+        {"phasekit:vps.sshAdminCidrs": ["203.0.113.300/24"]},
+        "phasekit:vps.sshAdminCidrs[0]: '203.0.113.300/24' is not an IP network; "
+        "allowed: an IPv4 or IPv6 network in CIDR form, e.g. 203.0.113.0/24",
+        id="cidr-bad",
+    ),
+    pytest.param(
+        {"phasekit:vps.sshAdminCidrs": ["203.0.113.0/24", "198.51.100.7/24"]},
+        "phasekit:vps.sshAdminCidrs[1]: '198.51.100.7/24' has host bits set; "
+        "allowed: the network '198.51.100.0/24', or '198.51.100.7/32' for that one host",
+        id="cidr-host-bits",
+    ),
+    pytest.param(
+        {"phasekit:vps.sshAdminCidrs": ["2001:db8::1/32"]},
+        "phasekit:vps.sshAdminCidrs[0]: '2001:db8::1/32' has host bits set; "
+        "allowed: the network '2001:db8::/32', or '2001:db8::1/128' for that one host",
+        id="cidr-host-bits-v6",
+    ),
+    pytest.param(
+        {"phasekit:vps.sshAdminCidrs": ["0.0.0.0/0"]},
+        "phasekit:vps.sshAdminCidrs[0]: '0.0.0.0/0' opens SSH to the whole internet; "
+        "allowed: the networks you administer from, e.g. 203.0.113.0/24",
+        id="ssh-open-v4",
+    ),
+    pytest.param(
+        {"phasekit:vps.sshAdminCidrs": ["203.0.113.0/24", "::/0"]},
+        "phasekit:vps.sshAdminCidrs[1]: '::/0' opens SSH to the whole internet; "
+        "allowed: the networks you administer from, e.g. 203.0.113.0/24",
+        id="ssh-open-v6",
+    ),
+    pytest.param(
+        {"phasekit:vps.sshAdminCidrs": "203.0.113.0/24"},
+        "phasekit:vps.sshAdminCidrs: '203.0.113.0/24' is not a list; "
+        "allowed: one or more networks you administer from, e.g. [203.0.113.0/24]",
+        id="cidrs-not-list",
+    ),
+    pytest.param(
+        {"phasekit:vps.sshKeyFingerprints": ["3b:16:bf:e4"]},
+        f"phasekit:vps.sshKeyFingerprints[0]: '3b:16:bf:e4' is not an MD5 SSH key fingerprint; allowed: {FINGERPRINTS}",
+        id="fingerprint-bad",
+    ),
+    pytest.param(
+        {"phasekit:vps.sshKeyFingerprints": [f"MD5:{FINGERPRINT.upper()}"]},
+        f"phasekit:vps.sshKeyFingerprints[0]: 'MD5:{FINGERPRINT.upper()}' is not written as DigitalOcean lists "
+        f"fingerprints; allowed: {FINGERPRINTS} (did you mean '{FINGERPRINT}'?)",
+        id="fingerprint-ssh-keygen-form",
+    ),
+    pytest.param(
+        {"phasekit:vps.alertEmails": ["ops@example"]},
+        "phasekit:vps.alertEmails[0]: 'ops@example' is not an e-mail address; allowed: an address like ops@example.com",
+        id="email-bad",
+    ),
+    pytest.param(
+        {"phasekit:vps.alertEmails": []},
+        "phasekit:vps.alertEmails: [] is empty; allowed: one or more e-mail addresses, e.g. [ops@example.com]",
+        id="emails-empty",
+    ),
+    # tags
+    pytest.param(
+        {"phasekit:tags": {"Team": "web"}},
+        "phasekit:tags.Team: 'Team' is not a tag key; allowed: 1 to 63 lowercase letters, digits, '-' or '_'",
+        id="tag-key-uppercase",
+    ),
+    pytest.param(
+        {"phasekit:tags": {"cost.center": "web"}},
+        "phasekit:tags[\"cost.center\"]: 'cost.center' is not a tag key; "
+        "allowed: 1 to 63 lowercase letters, digits, '-' or '_'",
+        id="tag-key-dot-quoted-in-path",
+    ),
+    pytest.param(
+        {"phasekit:tags": {"team": "Web Team"}},
+        "phasekit:tags.team: 'Web Team' is not a tag value; allowed: 1 to 63 lowercase letters, digits, '-' or '_'",
+        id="tag-value-bad",
+    ),
+    # secrets
+    pytest.param(
+        {"phasekit:secrets.SECRET_KEY_BASE": "hunter2"},
+        f"phasekit:secrets.SECRET_KEY_BASE: {SET_SECRET} --path 'secrets.SECRET_KEY_BASE' <value>",
+        id="plain-text-secret",
+    ),
+    pytest.param(
+        {"digitalocean:token": "dop_v1_hunter2"},
+        f"digitalocean:token: {SET_SECRET} digitalocean:token <value>",
+        id="plain-text-provider-token",
+    ),
+    pytest.param(
+        {"phasekit:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY----- hunter2"},
+        f"phasekit:sshPrivateKey: {SET_SECRET} sshPrivateKey <value>",
+        id="plain-text-ssh-private-key",
+    ),
+    pytest.param(
+        {"phasekit:app.env": {"STRIPE_API_TOKEN": {"secure": "AAABAToken"}}},
+        "phasekit:app.env.STRIPE_API_TOKEN: an encrypted value cannot be used here; allowed: a string (quote numbers "
+        "and booleans in YAML, e.g. '4' or 'true') (app secrets go under phasekit:secrets, named in app.secretEnv)",
+        id="encrypted-value-in-env",
+    ),
+    pytest.param(
+        {"phasekit:app.env": {"STRIPE_API_TOKEN": "hunter2"}},
+        f"phasekit:app.env.STRIPE_API_TOKEN: {SET_SECRET} --path 'secrets.STRIPE_API_TOKEN' <value>, "
+        "and list STRIPE_API_TOKEN in app.secretEnv instead of app.env",
+        id="plain-text-secret-in-env",
+    ),
+]
+
+
+@pytest.mark.parametrize(("changes", "expected"), BAD_CONFIGS)
+def test_bad_config_is_refused_with_one_exact_line(changes: Mapping[str, object], expected: str) -> None:
+    assert error_message(edited(changes)) == expected
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [param.values[0] for param in BAD_CONFIGS if param.id is not None and param.id.startswith("plain-text")],
+)
+def test_plain_text_secret_value_never_appears_in_the_message(changes: Mapping[str, object]) -> None:
+    assert "hunter2" not in error_message(edited(changes))
+
+
+def test_several_problems_are_listed_one_per_line() -> None:
+    raw = edited(
+        {
+            "phasekit:colour": "blue",
+            "phasekit:app.port": 0,
+            "phasekit:vps.region": DELETE,
+            "phasekit:vps.sshAdminCidrs": ["0.0.0.0/0", "::/0"],
+            "phasekit:secrets.SECRET_KEY_BASE": "hunter2",
+        }
+    )
+    assert error_message(raw) == (
+        "invalid stack config (6 problems):\n"
+        f"  phasekit:secrets.SECRET_KEY_BASE: {SET_SECRET} --path 'secrets.SECRET_KEY_BASE' <value>\n"
+        "  phasekit:app.port: 0 is out of range; allowed: 1..65535\n"
+        f"  phasekit:vps.region: missing; allowed: one of {REGIONS}\n"
+        "  phasekit:vps.sshAdminCidrs[0]: '0.0.0.0/0' opens SSH to the whole internet; "
+        "allowed: the networks you administer from, e.g. 203.0.113.0/24\n"
+        "  phasekit:vps.sshAdminCidrs[1]: '::/0' opens SSH to the whole internet; "
+        "allowed: the networks you administer from, e.g. 203.0.113.0/24\n"
+        f"  phasekit:colour: unknown key; allowed: {TOP_KEYS}"
+    )
+
+
+def test_config_error_keeps_its_problems() -> None:
+    error = ConfigError("phasekit:a: first", "phasekit:b: second")
+    assert error.problems == ("phasekit:a: first", "phasekit:b: second")
+    assert str(error) == "invalid stack config (2 problems):\n  phasekit:a: first\n  phasekit:b: second"
+    assert str(ConfigError("phasekit:a: only")) == "phasekit:a: only"
+
+
+def test_base_config_loads_with_every_default() -> None:
+    config = load_config(BASE)
+    assert config.model_dump() == {
+        "phase": 1,
+        "protect": True,
+        "tags": {},
+        "app": {
+            "image": "ghcr.io/acme/shop:1.4.2",
+            "port": 8000,
+            "health_path": "/healthz",
+            "env": {},
+            "secret_env": ("SECRET_KEY_BASE",),
+            "release_command": None,
+            "workers": None,
+            "db_pool_size": 5,
+        },
+        "edge": {"zone_id": ZONE_ID, "account_id": ACCOUNT_ID, "hostname": "app.example.com", "proxied": True},
+        "vps": {
+            "region": "nyc3",
+            "size": "s-1vcpu-2gb",
+            "volume_size_gib": 10,
+            "backups": True,
+            "backup_plan": "weekly",
+            "ssh_admin_cidrs": ("203.0.113.0/24",),
+            "ssh_key_fingerprints": (FINGERPRINT,),
+            "alert_emails": ("ops@example.com",),
+        },
+    }
+    assert (config.vps.vcpus, config.vps.memory_mib, config.worker_count) == (1, 2048, 1)
+
+
+def test_every_key_set_and_string_scalars_as_pulumi_config_set_writes_them() -> None:
+    digest = "ghcr.io/acme/shop@sha256:" + "ab" * 32
+    raw = edited(
+        {
+            "phasekit:phase": "1",
+            "phasekit:protect": "false",
+            "phasekit:tags": {"team": "web", "cost_center": "shop-1"},
+            "phasekit:app": {
+                "image": digest,
+                "port": "8080",
+                "healthPath": "/up",
+                "env": {"LOG_LEVEL": "info"},
+                "secretEnv": ["SECRET_KEY_BASE", "STRIPE_KEY"],
+                "releaseCommand": ["python", "manage.py", "migrate"],
+                "workers": 3,
+                "dbPoolSize": 10,
+            },
+            "phasekit:edge.proxied": False,
+            "phasekit:vps": {
+                "region": "fra1",
+                "size": "c-2",
+                "volumeSizeGib": 50,
+                "backups": "true",
+                "backupPlan": "daily",
+                "sshAdminCidrs": ["203.0.113.0/24", "2001:DB8::/32"],
+                "sshKeyFingerprints": [FINGERPRINT],
+                "alertEmails": ["ops@example.com", "on-call+web@example.org"],
+            },
+        }
+    )
+    config = load_config(raw)
+    assert config.phase == 1
+    assert config.protect is False
+    assert config.tags == {"team": "web", "cost_center": "shop-1"}
+    assert config.app == App(
+        image=digest,
+        port=8080,
+        health_path="/up",
+        env={"LOG_LEVEL": "info"},
+        secret_env=("SECRET_KEY_BASE", "STRIPE_KEY"),
+        release_command=("python", "manage.py", "migrate"),
+        workers=3,
+        db_pool_size=10,
+    )
+    assert config.edge.proxied is False
+    assert config.vps.region == "fra1"
+    assert config.vps.size == DropletSlug.DROPLET_C2
+    assert config.vps.backup_plan == "daily"
+    assert config.vps.ssh_admin_cidrs == ("203.0.113.0/24", "2001:db8::/32")  # canonical form
+    assert config.vps.alert_emails == ("ops@example.com", "on-call+web@example.org")
+    assert (config.vps.vcpus, config.vps.memory_mib, config.worker_count) == (2, 4096, 3)
+
+
+@pytest.mark.parametrize(
+    ("size", "vcpus", "memory_mib", "default_workers"),
+    [
+        ("s-1vcpu-1gb", 1, 1024, 1),
+        ("s-1vcpu-2gb", 1, 2048, 1),
+        ("s-2vcpu-4gb", 2, 4096, 2),
+        ("s-1vcpu-1gb-35gb-intel", 1, 1024, 1),
+        ("s-4vcpu-16gb-amd", 4, 16384, 4),
+        ("c-2", 2, 4096, 2),
+        ("c-8-intel", 8, 16384, 8),
+        ("c-60-intel", 60, 122880, 60),
+        ("c2-4vcpu-8gb", 4, 8192, 4),
+        ("so1_5-2vcpu-16gb", 2, 16384, 2),
+        ("gd-40vcpu-160gb", 40, 163840, 40),
+    ],
+)
+def test_size_derives_vcpus_memory_and_default_workers(
+    size: str, vcpus: int, memory_mib: int, default_workers: int
+) -> None:
+    config = load_config(edited({"phasekit:vps.size": size}))
+    assert (config.vps.vcpus, config.vps.memory_mib, config.worker_count) == (vcpus, memory_mib, default_workers)
+
+
+def test_explicit_workers_win_over_vcpus() -> None:
+    config = load_config(edited({"phasekit:vps.size": "s-4vcpu-8gb", "phasekit:app.workers": 2}))
+    assert config.worker_count == 2
+    assert config.app.worker_count(vcpus=16) == 2
+
+
+@pytest.mark.parametrize(
+    ("slug", "resources"),
+    [
+        ("s-1vcpu-512mb-10gb", DropletResources(1, 512)),
+        ("m-2vcpu-16gb", DropletResources(2, 16384)),
+        ("c-48", DropletResources(48, 98304)),
+        ("c-60", None),  # only the Intel variant of the 60-vCPU size exists
+        ("1gb", None),
+        ("512mb", None),
+        ("gpu-h100x1-80gb", None),
+    ],
+)
+def test_droplet_resources(slug: str, resources: DropletResources | None) -> None:
+    assert droplet_resources(slug) == resources
+
+
+def test_sdk_slugs_phasekit_cannot_size_are_only_legacy_and_gpu() -> None:
+    # Fails when a pulumi-digitalocean upgrade adds a slug format droplet_resources does not read yet.
+    unreadable = sorted(slug.value for slug in DropletSlug if droplet_resources(slug.value) is None)
+    assert unreadable == [
+        "16gb",
+        "1gb",
+        "2gb",
+        "32gb",
+        "48gb",
+        "4gb",
+        "512mb",
+        "64gb",
+        "8gb",
+        "gpu-h100x1-80gb",
+        "gpu-h100x1-80gb-200",
+        "gpu-h100x8-640gb",
+        "gpu-h100x8-640gb-200",
+    ]
+
+
+def test_models_are_frozen() -> None:
+    config = load_config(BASE)
+    with pytest.raises(ValidationError):
+        config.vps.size = DropletSlug.DROPLET_S2_VCPU4_GB  # type: ignore[misc]
+    with pytest.raises(ValidationError):
+        config.app.port = 9000  # type: ignore[misc]
+    assert isinstance(config.vps.ssh_admin_cidrs, tuple)
+
+
+def test_accepted_keys_and_phases() -> None:
+    assert Phase1Stack.accepted_keys() == {
+        "phase",
+        "protect",
+        "tags",
+        "app",
+        "edge",
+        "vps",
+        "secrets",
+        "sshPrivateKey",
+    }
+    assert IMPLEMENTED_PHASES == (1,)
+
+
+def test_other_namespaces_are_ignored() -> None:
+    raw = edited({"kubernetes:context": "dev", "aws:region": "eu-west-1", "pulumi:template": "phasekit"})
+    assert load_config(raw) == load_config(BASE)
+
+
+def test_secrets_check_accepts_encrypted_values_and_secret_names() -> None:
+    check_secrets_encrypted(edited({"phasekit:sshPrivateKey": {"secure": "AAABAKey"}}))
+
+
+def test_secrets_must_be_a_mapping_of_names() -> None:
+    with pytest.raises(ConfigError) as caught:
+        check_secrets_encrypted(edited({"phasekit:secrets": "hunter2"}))
+    assert str(caught.value) == (
+        "phasekit:secrets: not a mapping; allowed: a mapping of NAME to a secret set with: "
+        "pulumi config set --secret --path 'secrets.<NAME>' <value>"
+    )
+
+
+def test_secret_looking_keys_are_checked_anywhere_in_the_tree() -> None:
+    raw = edited({"phasekit:edge.origin": {"tls": [{"privateKey": "hunter2"}]}, "aws:secretKey": "hunter2"})
+    with pytest.raises(ConfigError) as caught:
+        check_secrets_encrypted(raw)
+    assert str(caught.value) == (
+        "invalid stack config (2 problems):\n"
+        f"  phasekit:edge.origin.tls[0].privateKey: {SET_SECRET} --path 'edge.origin.tls[0].privateKey' <value>\n"
+        f"  aws:secretKey: {SET_SECRET} aws:secretKey <value>"
+    )
+
+
+def test_secret_env_names_missing() -> None:
+    raw = edited({"phasekit:app.secretEnv": ["SECRET_KEY_BASE", "STRIPE_KEY", "SENTRY_DSN"]})
+    assert secret_env_names_missing(raw, load_config(raw)) == ["STRIPE_KEY", "SENTRY_DSN"]
+    assert secret_env_names_missing(edited({"phasekit:secrets": DELETE}), load_config(BASE)) == ["SECRET_KEY_BASE"]
+    whole_mapping_encrypted = edited({"phasekit:secrets": {"secure": "AAABAAll"}})
+    assert secret_env_names_missing(whole_mapping_encrypted, load_config(whole_mapping_encrypted)) == []
+
+
+def test_read_stack_file(tmp_path: Path) -> None:
+    stack_file = tmp_path / "Pulumi.dev.yaml"
+    stack_file.write_text(
+        "config:\n"
+        "  phasekit:phase: 1\n"
+        "  phasekit:secrets:\n"
+        "    SECRET_KEY_BASE:\n"
+        "      secure: AAABAD\n"
+    )
+    assert read_stack_file(stack_file) == {
+        "phasekit:phase": 1,
+        "phasekit:secrets": {"SECRET_KEY_BASE": {"secure": "AAABAD"}},
+    }
+
+
+@pytest.mark.parametrize("text", ["", "encryptionsalt: v1:abc\n", "config:\n"])
+def test_read_stack_file_without_config(tmp_path: Path, text: str) -> None:
+    stack_file = tmp_path / "Pulumi.dev.yaml"
+    stack_file.write_text(text)
+    assert read_stack_file(stack_file) == {}
+
+
+def test_read_stack_file_syntax_error_names_file_and_line(tmp_path: Path) -> None:
+    stack_file = tmp_path / "Pulumi.dev.yaml"
+    stack_file.write_text("config:\n  phasekit:phase: 1\n  phasekit:app: {image: [\n")
+    with pytest.raises(ConfigError) as caught:
+        read_stack_file(stack_file)
+    assert str(caught.value) == f"{stack_file}:4:1: not valid YAML: expected the node content, but found '<stream end>'"
+
+
+@pytest.mark.parametrize(
+    "stack_file", sorted(REPO_ROOT.glob("Pulumi.*.yaml")), ids=lambda path: path.name
+)
+def test_committed_stack_files_load(stack_file: Path) -> None:
+    raw = read_stack_file(stack_file)
+    config = load_config(raw)
+    assert config.phase in IMPLEMENTED_PHASES
