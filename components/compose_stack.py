@@ -274,8 +274,8 @@ def compose_config(stack: HostStack, data_mount: str = DATA_MOUNT) -> dict:
         }
         services["app"]["depends_on"]["migrate"] = {"condition": "service_completed_successfully"}
 
+    # No top-level `name:` (docker-compose 1.x rejects it): the project is named after STACK_DIR, "phasekit".
     return {
-        "name": "phasekit",
         "services": services,
         "secrets": {
             name: {"file": f"./secrets/{name}"}

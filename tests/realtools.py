@@ -1,0 +1,571 @@
+"""Hand a rendered file to the real program that consumes it, and return that program's verdict.
+
+Each helper raises ``AssertionError`` carrying the tool's full output when the tool rejects the
+input, and ``AssertionError`` (never a skip) when the tool is not installed: the programs come
+from Debian and ``scripts/install-test-tools.sh`` installs them.
+
+Servers (PostgreSQL, Redis) listen on 127.0.0.1 only, on a free random port, from a private
+temporary directory; every wait is bounded, and the context managers stop the server and delete
+the directory however the ``with`` body ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+import yaml
+
+__all__ = [
+    "PostgresServer",
+    "RedisServer",
+    "caddy_validate",
+    "cloud_init_schema",
+    "compose_config",
+    "running_postgres",
+    "running_redis",
+    "self_signed_cert",
+]
+
+INSTALL_HINT = "run scripts/install-test-tools.sh (or: bash scripts/bootstrap.sh --with-test-tools)"
+READY_TIMEOUT = 20.0  # seconds a server may take to accept connections, or to stop
+TOOL_TIMEOUT = 60.0  # seconds one command-line tool may run
+
+_NO_FILES: Mapping[str, str | bytes] = MappingProxyType({})
+
+
+# --------------------------------------------------------------------------------------------
+# Shared plumbing
+
+
+def _tool(name: str, package: str) -> str:
+    """Absolute path of the program ``name``, or a failure that says how to install it."""
+    path = shutil.which(name) or shutil.which(name, path="/usr/local/sbin:/usr/sbin:/sbin")
+    if path is None:
+        raise AssertionError(
+            f"'{name}' is not installed (Debian package {package}); {INSTALL_HINT}"
+        )
+    return path
+
+
+def _run(argv: list[str], *, cwd: str | os.PathLike[str] | None = None,
+         env: Mapping[str, str] | None = None,
+         timeout: float = TOOL_TIMEOUT) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            argv, cwd=cwd, env=None if env is None else dict(env), stdin=subprocess.DEVNULL,
+            capture_output=True, text=True, timeout=timeout, check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"{_shell(argv)} did not finish within {timeout:g} s") from exc
+
+
+def _shell(argv: list[str]) -> str:
+    return " ".join(_quote(a) for a in argv)
+
+
+def _quote(arg: str) -> str:
+    return arg if arg and re.fullmatch(r"[\w@%+=:,./-]+", arg) else "'" + arg.replace("'", "'\\''") + "'"
+
+
+def _output(proc: subprocess.CompletedProcess[str]) -> str:
+    """stdout then stderr, each only when non-empty."""
+    return "\n".join(part.rstrip("\n") for part in (proc.stdout, proc.stderr) if part.strip())
+
+
+def _rejected(what: str, proc: subprocess.CompletedProcess[str], document: str | None = None) -> AssertionError:
+    message = f"{what}\n$ {_shell(proc.args)}  (exit {proc.returncode})\n{_output(proc)}"
+    if document is not None:
+        message += "\n--- input ---\n" + _numbered(document)
+    return AssertionError(message)
+
+
+def _numbered(text: str) -> str:
+    return "\n".join(f"{n:4} | {line}" for n, line in enumerate(text.splitlines(), 1))
+
+
+def _write_files(root: Path, files: Mapping[str, str | bytes]) -> None:
+    """Write ``files`` (relative path -> content) under ``root``, creating directories."""
+    for relative, content in files.items():
+        path = Path(relative)
+        if path.is_absolute() or ".." in path.parts or not path.parts:
+            raise ValueError(f"file names must be relative paths inside the temp dir, got {relative!r}")
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            target.write_bytes(content)
+        else:
+            target.write_text(content)
+
+
+def _hermetic_env(home: Path, **extra: str) -> dict[str, str]:
+    """A minimal environment: the tool sees no caller settings (DOCKER_*, COMPOSE_*, XDG_*...)."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "LANG": "C.UTF-8"}
+    env.update(extra)
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError as exc:
+        return f"({path}: {exc.strerror})"
+
+
+def _stop_process(proc: subprocess.Popen[bytes], pid: int | None = None,
+                  sig: int = signal.SIGTERM) -> None:
+    """Send ``sig`` to ``pid`` (default: the process itself) and wait; after 20 s kill the whole
+    process group (the process was started in a session of its own)."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid or proc.pid, sig)
+        try:
+            proc.wait(timeout=READY_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+
+
+# --------------------------------------------------------------------------------------------
+# cloud-init
+
+# Top-level keys cloud-init 22.4 honours in user data although no module schema of 22.4 declares
+# them; cloud-init >= 23.4 declares them (its schema then sets additionalProperties: false).
+_CLOUD_INIT_KEYS_OUTSIDE_MODULE_SCHEMAS = frozenset({"merge_how", "merge_type", "output", "launch-index"})
+
+_CLOUD_INIT_KEYS_PROGRAM = """
+import json
+from cloudinit.config.schema import get_schema
+schema = get_schema()
+keys = set(schema.get("properties", {}))
+for ref in schema.get("allOf", []):
+    name = ref.get("$ref", "").rsplit("/", 1)[-1]
+    keys.update(schema.get("$defs", {}).get(name, {}).get("properties", {}))
+print(json.dumps(sorted(keys)))
+"""
+
+
+@functools.cache
+def _cloud_init_top_level_keys(cloud_init: str) -> frozenset[str]:
+    """Top-level keys declared by the installed cloud-init's schema, asked of cloud-init itself
+    (with the interpreter its launcher names, since cloud-init is not importable from .venv)."""
+    first_line = Path(cloud_init).read_text(errors="replace").split("\n", 1)[0]
+    interpreter = first_line[2:].strip().split()[0] if first_line.startswith("#!") else "/usr/bin/python3"
+    proc = _run([interpreter, "-c", _CLOUD_INIT_KEYS_PROGRAM])
+    if proc.returncode != 0:
+        raise _rejected("could not read cloud-init's schema", proc)
+    return frozenset(json.loads(proc.stdout)) | _CLOUD_INIT_KEYS_OUTSIDE_MODULE_SCHEMAS
+
+
+def cloud_init_schema(user_data: str, *, allow_deprecated: bool = False) -> str:
+    """Validate ``user_data`` (a ``#cloud-config`` document) with ``cloud-init schema`` and return
+    its output.
+
+    Runs ``cloud-init schema --config-file <file>`` (22.4 flags: ``-c/--config-file``), which
+    exits 1 on a missing ``#cloud-config`` header, invalid YAML, or a value its module schema
+    rejects (wrong type, unknown key inside e.g. ``users`` or ``write_files`` entries).
+    ``--annotate`` is NOT used: in 22.4.2 it prints the annotated document and exits 0 even when
+    it found errors.
+
+    Two things 22.4.2 lets through are failures here as well:
+    - unknown top-level keys (22.4's schema has no ``additionalProperties: false`` at the top,
+      so ``bogus_key: 1`` is "Valid"; cloud-init >= 23.4 rejects it). Checked against the keys
+      the installed cloud-init's own schema declares.
+    - deprecated keys (exit 0 with "Cloud config schema deprecations: ..."), unless
+      ``allow_deprecated``.
+    """
+    cloud_init = _tool("cloud-init", "cloud-init")
+    with tempfile.TemporaryDirectory(prefix="realtools-cloud-init-") as tmp:
+        path = Path(tmp) / "user-data"
+        path.write_text(user_data)
+        proc = _run([cloud_init, "schema", "--config-file", str(path)])
+    if proc.returncode != 0:
+        raise _rejected("cloud-init rejected the user data", proc, user_data)
+    output = _output(proc)
+    deprecations = re.search(r"^Cloud config schema deprecations: *(\S.*)$", output, re.MULTILINE)
+    if deprecations and not allow_deprecated:
+        raise _rejected("cloud-init accepted the user data but reports deprecated keys", proc, user_data)
+    document = yaml.safe_load(user_data)
+    if isinstance(document, dict):
+        unknown = sorted(set(map(str, document)) - _cloud_init_top_level_keys(cloud_init))
+        if unknown:
+            raise AssertionError(
+                f"cloud-init {_version(cloud_init)} accepts it, but these top-level keys are in no "
+                f"cloud-init module's schema (cloud-init >= 23.4 rejects them): {', '.join(unknown)}\n"
+                f"{output}\n--- input ---\n{_numbered(user_data)}"
+            )
+    return output
+
+
+@functools.cache
+def _version(cloud_init: str) -> str:
+    return _run([cloud_init, "--version"]).stdout.strip().rsplit(" ", 1)[-1] or "?"
+
+
+# --------------------------------------------------------------------------------------------
+# docker-compose
+
+
+def compose_config(compose_yaml: str, files: Mapping[str, str | bytes] = _NO_FILES) -> dict:
+    """Run ``docker-compose -f compose.yaml config`` (v1.29, no Docker engine needed) in a temp dir
+    holding ``compose.yaml`` and ``files`` (relative path -> content, e.g. ``.env``, secrets), and
+    return the normalised configuration it prints, parsed.
+
+    Fails on a non-zero exit (schema violations such as unknown keys, undefined services in
+    ``depends_on``, missing ``env_file``, ``${VAR:?}`` unset) and on anything written to stderr
+    (e.g. "The X variable is not set. Defaulting to a blank string."). The environment is empty
+    apart from PATH/HOME/LANG, so ``${VAR}`` resolves only from a ``.env`` given in ``files``.
+    Note: the normalised output always carries ``version: '3.9'`` and absolute host paths.
+    """
+    docker_compose = _tool("docker-compose", "docker-compose")
+    with tempfile.TemporaryDirectory(prefix="realtools-compose-") as tmp:
+        root = Path(tmp)
+        _write_files(root, files)
+        (root / "compose.yaml").write_text(compose_yaml)
+        proc = _run([docker_compose, "-f", "compose.yaml", "config"], cwd=root,
+                    env=_hermetic_env(root))
+    if proc.returncode != 0 or proc.stderr.strip():
+        raise _rejected("docker-compose rejected the compose file (or warned: warnings fail too)",
+                        proc, compose_yaml)
+    config = yaml.safe_load(proc.stdout)
+    if not isinstance(config, dict):
+        raise _rejected("docker-compose printed no configuration", proc, compose_yaml)
+    return config
+
+
+# --------------------------------------------------------------------------------------------
+# Caddy
+
+# Caddy 2.6 decodes modules strictly (an unknown field is an error) but the top-level Config
+# struct and its plain admin/logging structs loosely: those unknown keys are checked here.
+_CADDY_KEYS = {
+    (): {"admin", "logging", "storage", "apps"},
+    ("admin",): {"disabled", "listen", "enforce_origin", "origins", "config", "identity", "remote"},
+    ("logging",): {"sink", "logs"},
+}
+
+
+def caddy_validate(config_json: str, files: Mapping[str, str | bytes] = _NO_FILES) -> str:
+    """Run ``caddy validate --config caddy.json --adapter ''`` (native JSON: the empty adapter;
+    there is no "json" adapter) in a temp dir holding ``caddy.json`` and ``files`` (relative
+    path -> content; relative paths in the config resolve against that dir), and return its output.
+
+    ``validate`` loads *and provisions* every module, so certificate/key files named in
+    ``tls.certificates.load_files`` must exist (see ``self_signed_cert``), and unknown modules or
+    unknown fields inside modules fail. Unknown keys at the top level / in ``admin`` / ``logging``
+    (which Caddy 2.6 ignores) fail here too. Caddy's storage (HOME, XDG_*) is the temp dir, so
+    nothing lands in the caller's home.
+    """
+    caddy = _tool("caddy", "caddy")
+    try:
+        document = json.loads(config_json)
+    except json.JSONDecodeError as exc:
+        raise AssertionError(f"not JSON, so not a native Caddy config: {exc}\n--- input ---\n"
+                             f"{_numbered(config_json)}") from exc
+    unknown = []
+    for where, allowed in _CADDY_KEYS.items():
+        section = document if not where or not isinstance(document, dict) else document.get(where[0])
+        if isinstance(section, dict):
+            unknown += [".".join((*where, key)) for key in section if key not in allowed]
+    with tempfile.TemporaryDirectory(prefix="realtools-caddy-") as tmp:
+        root = Path(tmp)
+        _write_files(root, files)
+        (root / "caddy.json").write_text(config_json)
+        env = _hermetic_env(root, XDG_DATA_HOME=str(root / ".data"), XDG_CONFIG_HOME=str(root / ".config"))
+        proc = _run([caddy, "validate", "--config", "caddy.json", "--adapter", ""], cwd=root, env=env)
+    if proc.returncode != 0:
+        raise _rejected("caddy rejected the config", proc, config_json)
+    if unknown:
+        raise AssertionError(f"caddy ignores these unknown keys: {', '.join(unknown)}\n{_output(proc)}"
+                             f"\n--- input ---\n{_numbered(config_json)}")
+    return _output(proc)
+
+
+def self_signed_cert(tmpdir: str | os.PathLike[str], hostname: str) -> tuple[Path, Path]:
+    """Create a self-signed P-256 certificate for ``hostname`` (CN and subjectAltName DNS) with
+    the ``openssl`` CLI; return ``(cert_path, key_path)``: ``<tmpdir>/<hostname>.crt`` / ``.key``."""
+    openssl = _tool("openssl", "openssl")
+    cert, key = Path(tmpdir) / f"{hostname}.crt", Path(tmpdir) / f"{hostname}.key"
+    proc = _run([
+        openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-nodes", "-days", "2", "-subj", f"/CN={hostname}",
+        "-addext", f"subjectAltName=DNS:{hostname}", "-keyout", str(key), "-out", str(cert),
+    ])
+    if proc.returncode != 0:
+        raise _rejected(f"openssl could not make a certificate for {hostname}", proc)
+    return cert, key
+
+
+# --------------------------------------------------------------------------------------------
+# PostgreSQL
+
+_PG_DEFAULT_HBA = """\
+# default of tests/realtools.py: trust local connections only
+local all all trust
+host all all 127.0.0.1/32 trust
+"""
+# The helper's own connection (show/admin): Unix socket, database template1, OS user postgres.
+_PG_ADMIN_HBA_LINE = "local template1 postgres peer  # added by tests/realtools.py for show()/admin()\n"
+
+
+def _postgres_bin_dir() -> Path:
+    """/usr/lib/postgresql/<newest major>/bin (Debian's layout)."""
+    candidates = [p.parent for p in Path("/usr/lib/postgresql").glob("*/bin/postgres")]
+    candidates.sort(key=lambda bin_dir: [int(x) for x in re.findall(r"\d+", bin_dir.parent.name)] or [0])
+    if not candidates:
+        raise AssertionError(f"PostgreSQL server binaries not found in /usr/lib/postgresql/*/bin "
+                             f"(Debian package postgresql); {INSTALL_HINT}")
+    return candidates[-1]
+
+
+@dataclass
+class PostgresServer:
+    """A running temporary PostgreSQL server (see ``running_postgres``)."""
+
+    bin_dir: Path
+    tmpdir: Path
+    port: int
+    host: str = "127.0.0.1"
+    _as_postgres: list[str] = field(default_factory=list, repr=False)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.tmpdir / "data"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.tmpdir / "socket"
+
+    @property
+    def log_path(self) -> Path:
+        return self.tmpdir / "server.log"
+
+    def log(self) -> str:
+        """Everything the server wrote to stderr so far (e.g. authentication failures)."""
+        return _read(self.log_path)
+
+    def admin(self, sql: str) -> str:
+        """Run ``sql`` as superuser ``postgres`` over the private Unix socket; return the
+        unaligned, tuples-only output. Raises AssertionError on any error."""
+        proc = _run([*self._as_postgres, str(self.bin_dir / "psql"), "-X", "-A", "-t", "-w",
+                     "-v", "ON_ERROR_STOP=1", "-h", str(self.socket_dir), "-p", str(self.port),
+                     "-U", "postgres", "-d", "template1", "-c", sql], cwd=self.tmpdir,
+                    env=_hermetic_env(self.tmpdir, PGPASSFILE=str(self.tmpdir / "no-pgpass")))
+        if proc.returncode != 0:
+            raise _rejected("psql (admin connection) failed", proc, sql)
+        return proc.stdout.rstrip("\n")
+
+    def show(self, name: str) -> str:
+        """``SHOW name`` on the running server, e.g. ``show('shared_buffers') == '64MB'``."""
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", name):
+            raise ValueError(f"not a configuration parameter name: {name!r}")
+        return self.admin(f"SHOW {name}")
+
+    def psql(self, sql: str, user: str = "postgres", password: str | None = None,
+             host: str | None = None, dbname: str = "postgres") -> subprocess.CompletedProcess[str]:
+        """Connect like a client would (TCP to 127.0.0.1 unless ``host`` says otherwise, as the
+        current OS user, password only from ``password``, never prompting) and run ``sql``.
+        Returns the CompletedProcess so tests can assert success or refusal."""
+        env = _hermetic_env(self.tmpdir, PGCONNECT_TIMEOUT="5", PGPASSFILE=str(self.tmpdir / "no-pgpass"))
+        if password is not None:
+            env["PGPASSWORD"] = password
+        return _run([str(self.bin_dir / "psql"), "-X", "-A", "-t", "-w", "-v", "ON_ERROR_STOP=1",
+                     "-h", host or self.host, "-p", str(self.port), "-U", user, "-d", dbname,
+                     "-c", sql], cwd=self.tmpdir, env=env)
+
+
+@contextlib.contextmanager
+def running_postgres(postgresql_conf: str, pg_hba_conf: str | None = None) -> Iterator[PostgresServer]:
+    """Start a throwaway PostgreSQL cluster whose configuration file is ``postgresql_conf``.
+
+    The cluster is made by Debian's ``initdb`` (newest ``/usr/lib/postgresql/<v>/bin``), owned by
+    the ``postgres`` OS user (``runuser -u postgres --`` when running as root), and the server
+    runs ``postgres -c config_file=<rendered file>`` plus ``-c`` flags for what only the
+    environment knows: data_directory, hba_file (``pg_hba_conf``, else trust for local/127.0.0.1),
+    ident_file, port (free, random), listen_addresses='127.0.0.1' and unix_socket_directories
+    (private temp dir). Every other setting is the rendered file's. One line is put in front of
+    the hba file for the helper's own connection: ``local template1 postgres peer``.
+
+    A server that does not come up within 20 s (e.g. an invalid setting) raises AssertionError
+    with the server log. The server is stopped and the directory removed on exit.
+    """
+    bin_dir = _postgres_bin_dir()
+    as_root = os.geteuid() == 0
+    as_postgres = [_tool("runuser", "util-linux"), "-u", "postgres", "--"] if as_root else []
+    tmpdir = Path(tempfile.mkdtemp(prefix="realtools-pg-"))
+    proc: subprocess.Popen[bytes] | None = None
+    server = PostgresServer(bin_dir=bin_dir, tmpdir=tmpdir, port=_free_port(), _as_postgres=as_postgres)
+    try:
+        server.socket_dir.mkdir()
+        (tmpdir / "postgresql.conf").write_text(postgresql_conf)
+        (tmpdir / "pg_hba.conf").write_text(_PG_ADMIN_HBA_LINE + (pg_hba_conf if pg_hba_conf is not None else _PG_DEFAULT_HBA))
+        if as_root:
+            for path in (tmpdir, server.socket_dir, tmpdir / "postgresql.conf", tmpdir / "pg_hba.conf"):
+                shutil.chown(path, "postgres", "postgres")
+        initdb = _run([*as_postgres, str(bin_dir / "initdb"), "-D", str(server.data_dir), "-U", "postgres",
+                       "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync", "--no-instructions"],
+                      cwd=tmpdir)
+        if initdb.returncode != 0:
+            raise _rejected("initdb failed", initdb)
+        argv = [*as_postgres, str(bin_dir / "postgres"), "-D", str(server.data_dir),
+                "-c", f"config_file={tmpdir / 'postgresql.conf'}",
+                "-c", f"data_directory={server.data_dir}",
+                "-c", f"hba_file={tmpdir / 'pg_hba.conf'}",
+                "-c", f"ident_file={server.data_dir / 'pg_ident.conf'}",
+                "-c", f"port={server.port}",
+                "-c", "listen_addresses=127.0.0.1",
+                "-c", f"unix_socket_directories={server.socket_dir}"]
+        with open(server.log_path, "wb") as log:
+            proc = subprocess.Popen(argv, cwd=tmpdir, stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        _wait_for_postgres(server, proc, argv)
+        yield server
+    finally:
+        if proc is not None:
+            _stop_process(proc, pid=_postmaster_pid(server.data_dir), sig=signal.SIGINT)
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _postmaster_pid(data_dir: Path) -> int | None:
+    """PID of the postmaster itself (runuser is the Popen child) from postmaster.pid."""
+    try:
+        return int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
+
+
+def _wait_for_postgres(server: PostgresServer, proc: subprocess.Popen[bytes], argv: list[str]) -> None:
+    """Until postmaster.pid's status line says "ready" (PostgreSQL >= 10), at most 20 s."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"postgres refused to start (exit {proc.returncode})\n$ {_shell(argv)}\n"
+                                 f"{server.log()}\n--- postgresql.conf ---\n"
+                                 f"{_numbered(_read(server.tmpdir / 'postgresql.conf'))}")
+        with contextlib.suppress(OSError):
+            lines = (server.data_dir / "postmaster.pid").read_text().split("\n")
+            if len(lines) > 7 and lines[7].strip() == "ready":
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"postgres did not become ready within {READY_TIMEOUT:g} s\n$ {_shell(argv)}\n{server.log()}")
+
+
+# --------------------------------------------------------------------------------------------
+# Redis
+
+
+@dataclass
+class RedisServer:
+    """A running temporary redis-server (see ``running_redis``)."""
+
+    redis_cli: str
+    tmpdir: Path
+    port: int
+    password: str | None = None
+    host: str = "127.0.0.1"
+
+    @property
+    def log_path(self) -> Path:
+        return self.tmpdir / "server.log"
+
+    def log(self) -> str:
+        return _read(self.log_path)
+
+    def cli(self, *args: str, password: str | None = None, user: str | None = None) -> str:
+        """``redis-cli -h 127.0.0.1 -p <port> args...``; returns its stripped stdout, where error
+        replies appear as text (e.g. "NOAUTH Authentication required."). Authenticates only when
+        ``password`` (and for an ACL user ``user``) is given. Fails if redis-cli itself fails
+        (e.g. cannot connect, AUTH rejected)."""
+        env = _hermetic_env(self.tmpdir)
+        if password is not None:
+            env["REDISCLI_AUTH"] = password
+        argv = [self.redis_cli, "-h", self.host, "-p", str(self.port), "--no-auth-warning",
+                *(["--user", user] if user is not None else []), *map(str, args)]
+        proc = _run(argv, cwd=self.tmpdir, env=env, timeout=READY_TIMEOUT)
+        if proc.returncode != 0 or "AUTH failed" in proc.stderr:
+            raise _rejected("redis-cli failed", proc)
+        return proc.stdout.strip()
+
+    def config_get(self, name: str) -> str:
+        """``CONFIG GET name`` (authenticating with ``self.password``), e.g. '67108864' for
+        ``maxmemory 64mb``. Fails on an error reply or an unknown parameter."""
+        out = self.cli("CONFIG", "GET", name, password=self.password)
+        lines = out.split("\n")
+        if len(lines) != 2 or lines[0] != name:
+            raise AssertionError(f"CONFIG GET {name} answered {out!r}" +
+                                 ("" if self.password else " (pass password= to running_redis for a server that requires AUTH)"))
+        return lines[1]
+
+
+@contextlib.contextmanager
+def running_redis(redis_conf: str, files: Mapping[str, str] = _NO_FILES, *,
+                  password: str | None = None) -> Iterator[RedisServer]:
+    """Start ``redis-server redis.conf`` from a temp dir holding ``redis.conf`` and ``files``
+    (relative path -> content, e.g. an ``include``d auth file; relative paths in the config
+    resolve against that dir, the server's cwd).
+
+    Command-line arguments override only what the environment decides: ``--port <free>
+    --bind 127.0.0.1 --dir <tmp> --daemonize no --logfile ""``; everything else is the rendered
+    config's. ``password`` is what ``config_get`` authenticates with (the rendered requirepass);
+    ``cli`` authenticates only when asked to.
+
+    A server that exits or does not answer within 20 s raises AssertionError with its log.
+    The server is stopped and the directory removed on exit.
+    """
+    redis_server = _tool("redis-server", "redis-server")
+    redis_cli = _tool("redis-cli", "redis-tools")
+    tmpdir = Path(tempfile.mkdtemp(prefix="realtools-redis-"))
+    server = RedisServer(redis_cli=redis_cli, tmpdir=tmpdir, port=_free_port(), password=password)
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        _write_files(tmpdir, files)
+        (tmpdir / "redis.conf").write_text(redis_conf)
+        argv = [redis_server, "redis.conf", "--port", str(server.port), "--bind", server.host,
+                "--dir", str(tmpdir), "--daemonize", "no", "--logfile", ""]
+        with open(server.log_path, "wb") as log:
+            proc = subprocess.Popen(argv, cwd=tmpdir, stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True,
+                                    env=_hermetic_env(tmpdir))
+        _wait_for_redis(server, proc, argv)
+        yield server
+    finally:
+        if proc is not None:
+            _stop_process(proc)
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _wait_for_redis(server: RedisServer, proc: subprocess.Popen[bytes], argv: list[str]) -> None:
+    """Until a PING gets any reply but -LOADING (-NOAUTH counts: the server is up), at most 20 s."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"redis-server refused to start (exit {proc.returncode})\n$ {_shell(argv)}\n"
+                                 f"{server.log()}\n--- redis.conf ---\n{_numbered(_read(server.tmpdir / 'redis.conf'))}")
+        with contextlib.suppress(OSError), socket.create_connection((server.host, server.port), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            reply = sock.recv(256)
+            if reply and not reply.startswith(b"-LOADING"):
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"redis-server did not answer within {READY_TIMEOUT:g} s\n$ {_shell(argv)}\n{server.log()}")
