@@ -135,3 +135,16 @@ def test_plain_text_secret_config_is_refused():
     with pytest.raises(ConfigError) as raised:
         run_phase1(secret_keys=())
     assert str(raised.value) == "phasekit:secrets: set in plain text; set it again with --secret"
+
+
+def test_under_the_engine_bad_config_is_one_run_error_without_traceback():
+    import pulumi
+
+    from infra.program import main
+
+    raw = {**PHASE1, "phasekit:vps": {**PHASE1["phasekit:vps"], "volumeSizeGib": 0}}
+    config, _ = runtime_form(raw, [])
+    with pytest.raises(pulumi.RunError) as raised:
+        run_recorded(main, stack="phase1", config={**config, **SECRETS}, secret_keys=["phasekit:secrets"])
+    assert str(raised.value) == "phasekit:vps.volumeSizeGib: 0 is out of range; allowed: 1..16384"
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__

@@ -1,0 +1,142 @@
+"""Every file phasekit renders for the droplet, handed to the real program that will consume it.
+
+The tools come from Debian (scripts/install-test-tools.sh); their versions differ from what runs on the
+droplet (cloud-init 22.4 vs Ubuntu 24.04's, docker-compose 1.29 vs Compose v2, caddy 2.6 vs the 2.8
+image, PostgreSQL 15 vs 16, Redis 7.0 vs 7.4), so a pass here means the file is valid for the older
+consumer: phasekit renders nothing that only a newer version would accept.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import replace
+
+import pytest
+
+from components.cloud_init import render_cloud_init
+from components.compose_stack import (
+    HostStack,
+    StackSecrets,
+    app_environment,
+    render_caddy_json,
+    render_compose,
+    render_deploy_script,
+    render_env_file,
+    render_postgresql_conf,
+    render_public_files,
+    render_redis_auth,
+    render_redis_conf,
+    redis_settings,
+)
+from components.single_vps import ROLLOUT_SCRIPT, SingleVps
+from components.testing import run_recorded
+from components.tuning import Machine, postgres_settings
+from tests.builders import APP, vps_args
+from tests.realtools import (
+    caddy_validate,
+    cloud_init_schema,
+    compose_config,
+    running_postgres,
+    running_redis,
+    self_signed_cert,
+)
+
+STACK = HostStack(app=APP, machine=Machine(vcpus=1, memory_mib=2048), hostname="app.example.com",
+                  tls_mode="origin-certificate")
+SECRETS = StackSecrets(db_password="dbpw", redis_password="redispw", secret_env={"SECRET_KEY_BASE": "skb"},
+                       media_bucket="phasekit-test-media", origin_certificate_pem="CERT",
+                       origin_private_key_pem="KEY")
+
+
+@pytest.mark.parametrize("tls_mode", ["origin-certificate", "acme"])
+def test_cloud_init_schema_accepts_the_user_data(tls_mode):
+    user_data = render_cloud_init(render_public_files(replace(STACK, tls_mode=tls_mode)))
+    assert "Valid cloud-config" in cloud_init_schema(user_data)
+
+
+def test_cloud_init_schema_accepts_what_the_droplet_is_given():
+    user_data = run_recorded(lambda: SingleVps("web", vps_args())).one(
+        "digitalocean:index/droplet:Droplet").inputs["userData"]
+    assert "Valid cloud-config" in cloud_init_schema(user_data)
+
+
+@pytest.mark.parametrize("release_command", [("python", "manage.py", "migrate"), None])
+def test_docker_compose_accepts_the_stack(release_command):
+    stack = replace(STACK, app=replace(APP, release_command=release_command))
+    files = {
+        "secrets/app.env": render_env_file(app_environment(stack, SECRETS)),
+        "secrets/db_password": "dbpw",
+        "secrets/redis_password": "redispw",
+        "secrets/redis_auth.conf": render_redis_auth("redispw"),
+    }
+    normalised = compose_config(render_compose(stack), files)
+    services = normalised["services"]
+    assert set(services) == ({"proxy", "app", "db", "redis", "migrate"} if release_command
+                             else {"proxy", "app", "db", "redis"})
+    # The env file is read as the app will see it: the contract arrives with literal values.
+    assert services["app"]["environment"]["DATABASE_URL"] == "postgresql://app:dbpw@db:5432/app"
+    assert services["app"]["environment"]["REDIS_URL"] == "redis://:redispw@redis:6379/0"
+    # docker-compose 1.29 normalises host-bound ports to strings, the others to mappings.
+    assert services["proxy"]["ports"] == [{"published": 80, "target": 80}, {"published": 443, "target": 443}]
+    assert services["app"]["ports"] == ["127.0.0.1:8000:8000/tcp"]
+    assert [name for name, service in services.items() if "ports" in service] == ["app", "proxy"]
+
+
+@pytest.mark.parametrize("tls_mode", ["origin-certificate", "acme"])
+def test_caddy_validates_the_proxy_config(tmp_path, tls_mode):
+    cert, key = self_signed_cert(tmp_path, "app.example.com")
+    config = render_caddy_json(replace(STACK, tls_mode=tls_mode), cert_file=str(cert), key_file=str(key))
+    assert "Valid configuration" in caddy_validate(config)
+
+
+def test_caddy_refuses_the_config_when_the_origin_certificate_is_missing(tmp_path):
+    config = render_caddy_json(STACK, cert_file=str(tmp_path / "absent.pem"), key_file=str(tmp_path / "absent.key"))
+    with pytest.raises(AssertionError, match="caddy rejected the config"):
+        caddy_validate(config)
+
+
+@pytest.mark.parametrize(("machine", "connections"), [(Machine(1, 2048), 20), (Machine(2, 4096), 30)])
+def test_postgres_runs_with_the_rendered_settings(machine, connections):
+    settings = postgres_settings(machine, connections)
+    with running_postgres(render_postgresql_conf(settings)) as server:
+        shown = {name: server.show(name) for name in settings if name != "listen_addresses"}
+    assert shown == {name: value for name, value in settings.items() if name != "listen_addresses"}
+
+
+def test_postgres_refuses_a_setting_it_does_not_know():
+    with pytest.raises(AssertionError):
+        with running_postgres(render_postgresql_conf({"shared_bufers": "128MB"})):
+            pass
+
+
+def test_redis_runs_with_the_rendered_config_and_requires_the_password():
+    # The droplet's paths (/data, /run/secrets) exist only in the container: point them at the temp dir.
+    settings = redis_settings(STACK.machine, data_dir=".", auth_include="redis_auth.conf")
+    files = {"redis_auth.conf": render_redis_auth("redispw")}
+    with running_redis(render_redis_conf(settings), files, password="redispw") as server:
+        assert server.config_get("maxmemory") == str(256 * 1024 * 1024)
+        assert server.config_get("maxmemory-policy") == "volatile-lru"
+        assert server.config_get("appendonly") == "yes"
+        assert server.config_get("appendfsync") == "everysec"
+        assert server.config_get("save") == "3600 1 300 100 60 10000"
+        assert "NOAUTH" in server.cli("PING")
+        assert server.cli("PING", password="redispw") == "PONG"
+
+
+@pytest.mark.parametrize(("name", "script"), [
+    ("deploy.sh", render_deploy_script(STACK)),
+    ("rollout", "#!/bin/sh\n" + ROLLOUT_SCRIPT + "\n"),
+])
+def test_shell_scripts_pass_shellcheck(tmp_path, name, script):
+    path = tmp_path / name
+    path.write_text(script)
+    result = subprocess.run(["shellcheck", "--shell=sh", "--severity=style", str(path)],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_public_caddy_json_is_what_the_droplet_reads():
+    """The droplet's file uses the in-container paths; only the test above swaps them for temp files."""
+    caddy = json.loads(render_public_files(STACK)["caddy/caddy.json"].content)
+    assert caddy["apps"]["tls"]["certificates"]["load_files"][0]["certificate"] == "/etc/caddy/tls/origin.pem"
