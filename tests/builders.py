@@ -12,7 +12,7 @@ from typing import Any
 import pulumi
 
 from components.cloudflare_edge import CloudflareEdgeArgs, cloudflare_ip_ranges
-from components.compose_stack import AppSpec
+from components.compose_stack import AppSpec, HostStack, StackSecrets
 from components.single_vps import SingleVpsArgs
 from components.testing import CLOUDFLARE_IP_RANGES
 from components.tuning import Machine
@@ -29,6 +29,12 @@ APP = AppSpec(
     secret_env_names=("SECRET_KEY_BASE",),
     release_command=("python", "manage.py", "migrate"),
 )
+
+HOST_STACK = HostStack(app=APP, machine=Machine(vcpus=2, memory_mib=4096), hostname="app.example.com",
+                       tls_mode="origin-certificate")
+STACK_SECRETS = StackSecrets(db_password="dbpw", redis_password="redispw", secret_env={"SECRET_KEY_BASE": "skb"},
+                             media_bucket="phasekit-test-media", origin_certificate_pem="CERT",
+                             origin_private_key_pem="KEY")
 
 
 def vps_args(**overrides: Any) -> SingleVpsArgs:

@@ -16,8 +16,6 @@ import pytest
 
 from components.cloud_init import render_cloud_init
 from components.compose_stack import (
-    HostStack,
-    StackSecrets,
     app_environment,
     render_caddy_json,
     render_compose,
@@ -32,7 +30,7 @@ from components.compose_stack import (
 from components.single_vps import ROLLOUT_SCRIPT, SingleVps
 from components.testing import run_recorded
 from components.tuning import Machine, postgres_settings
-from tests.builders import APP, vps_args
+from tests.builders import APP, HOST_STACK, STACK_SECRETS, vps_args
 from tests.realtools import (
     caddy_validate,
     cloud_init_schema,
@@ -42,11 +40,8 @@ from tests.realtools import (
     self_signed_cert,
 )
 
-STACK = HostStack(app=APP, machine=Machine(vcpus=1, memory_mib=2048), hostname="app.example.com",
-                  tls_mode="origin-certificate")
-SECRETS = StackSecrets(db_password="dbpw", redis_password="redispw", secret_env={"SECRET_KEY_BASE": "skb"},
-                       media_bucket="phasekit-test-media", origin_certificate_pem="CERT",
-                       origin_private_key_pem="KEY")
+STACK = replace(HOST_STACK, machine=Machine(vcpus=1, memory_mib=2048))
+SECRETS = STACK_SECRETS
 
 
 @pytest.mark.parametrize("tls_mode", ["origin-certificate", "acme"])

@@ -14,8 +14,6 @@ import yaml
 
 from components.cloud_init import cloud_config
 from components.compose_stack import (
-    HostStack,
-    StackSecrets,
     app_environment,
     caddy_config,
     compose_config,
@@ -27,13 +25,9 @@ from components.compose_stack import (
     redis_settings,
 )
 from components.tuning import Machine, db_max_connections, postgres_settings, redis_maxmemory_mib
-from tests.builders import APP
+from tests.builders import APP, HOST_STACK, STACK_SECRETS
 
-STACK = HostStack(app=APP, machine=Machine(vcpus=2, memory_mib=4096), hostname="app.example.com",
-                  tls_mode="origin-certificate")
-SECRETS = StackSecrets(db_password="dbpw", redis_password="redispw", secret_env={"SECRET_KEY_BASE": "skb"},
-                       media_bucket="phasekit-test-media", origin_certificate_pem="CERT",
-                       origin_private_key_pem="KEY")
+STACK, SECRETS = HOST_STACK, STACK_SECRETS
 
 
 @pytest.mark.parametrize(("machine", "connections", "expected"), [
