@@ -272,6 +272,8 @@ def compose_config(stack: HostStack, data_mount: str = DATA_MOUNT) -> dict:
             "restart": "no",
             "logging": LOG_OPTIONS,
         }
+        # Adopting the one-shot service this way is also what lets `up --wait` count its exit 0 as done
+        # (docker/compose#9572) instead of waiting for it to be "running".
         services["app"]["depends_on"]["migrate"] = {"condition": "service_completed_successfully"}
 
     # No top-level `name:` (docker-compose 1.x rejects it): the project is named after STACK_DIR, "phasekit".
