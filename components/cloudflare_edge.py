@@ -21,6 +21,7 @@ Zone settings are zone-wide: if other hostnames share the zone, they get Full (s
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -97,6 +98,7 @@ class CloudflareEdge(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: CloudflareEdgeArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
+        _check_args(args)
         super().__init__("phasekit:index:CloudflareEdge", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
@@ -165,3 +167,18 @@ class CloudflareEdge(pulumi.ComponentResource):
             "origin_certificate_expires_on": self.origin_certificate_expires_on,
         })
 
+
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
+
+
+def _check_args(args: CloudflareEdgeArgs) -> None:
+    if not _BUCKET_NAME.fullmatch(args.media_bucket_name):
+        raise ValueError(f"CloudflareEdgeArgs.media_bucket_name: {args.media_bucket_name!r} is not an R2 bucket "
+                         "name; allowed: 3-63 lowercase letters, digits and hyphens, not starting or ending "
+                         "with a hyphen")
+    if args.origin_record_type not in ("A", "AAAA", "CNAME"):
+        raise ValueError(f"CloudflareEdgeArgs.origin_record_type: {args.origin_record_type!r}; "
+                         "allowed: A, AAAA, CNAME")
+    if args.issue_origin_certificate and not args.proxied:
+        raise ValueError("CloudflareEdgeArgs.issue_origin_certificate: only Cloudflare trusts an Origin CA "
+                         "certificate, so it needs proxied=True")

@@ -7,8 +7,8 @@ of redeploying on every ``pulumi up``.
 
 Layout on the host (``STACK_DIR``)::
 
-    compose.yaml            the services (proxy, migrate, app, db, redis)
-    deploy.sh               pulls images, runs the release command, rolls the app, waits for health
+    compose.yaml            the services (proxy, app, db, redis; migrate in the "release" profile)
+    deploy.sh               pulls, runs the release command before touching the app, rolls, waits for health
     caddy/caddy.json        reverse proxy, TLS from the Cloudflare origin certificate (or ACME)
     postgres/postgresql.conf
     redis/redis.conf
@@ -23,6 +23,7 @@ publishes a port beyond loopback.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import shlex
@@ -49,6 +50,9 @@ IMAGE_USER_ID = 999
 DB_NAME = "app"
 DB_USER = "app"
 LOG_OPTIONS = {"driver": "json-file", "options": {"max-size": "10m", "max-file": "5"}}
+
+RELEASE_PROFILE = "release"
+CONFIG_DIGEST_LABEL = "phasekit.config-digest"
 
 TlsMode = Literal["origin-certificate", "acme"]
 
@@ -200,7 +204,11 @@ def render_caddy_json(stack: HostStack, **paths: str) -> str:
 # --- Compose --------------------------------------------------------------------------------------
 
 
-def compose_config(stack: HostStack, data_mount: str = DATA_MOUNT) -> dict:
+def compose_config(stack: HostStack, config_digests: Mapping[str, str] | None = None,
+                   data_mount: str = DATA_MOUNT) -> dict:
+    """The compose project. ``config_digests`` (service -> digest of the files it reads) become labels, so
+    a change to a mounted config file changes the service definition and Compose recreates the container;
+    without them an edited caddy.json or postgresql.conf would sit unread until a manual restart."""
     app = stack.app
     always = {"restart": "unless-stopped", "logging": LOG_OPTIONS}
     db_healthy = {"db": {"condition": "service_healthy"}, "redis": {"condition": "service_healthy"}}
@@ -264,17 +272,20 @@ def compose_config(stack: HostStack, data_mount: str = DATA_MOUNT) -> dict:
         },
     }
     if app.release_command:
+        # Outside `up` (a profile): deploy.sh runs it with `compose run` against the new image while the
+        # current version keeps serving. As a `depends_on` of the app it would run only after Compose had
+        # already removed the old app container, so a failing migration would leave the site down.
         services["migrate"] = {
             "image": app.image,
             "command": list(app.release_command),
             "env_file": ["./secrets/app.env"],
             "depends_on": dict(db_healthy),
+            "profiles": [RELEASE_PROFILE],
             "restart": "no",
             "logging": LOG_OPTIONS,
         }
-        # Adopting the one-shot service this way is also what lets `up --wait` count its exit 0 as done
-        # (docker/compose#9572) instead of waiting for it to be "running".
-        services["app"]["depends_on"]["migrate"] = {"condition": "service_completed_successfully"}
+    for service, digest in (config_digests or {}).items():
+        services[service]["labels"] = {CONFIG_DIGEST_LABEL: digest}
 
     # No top-level `name:` (docker-compose 1.x rejects it): the project is named after STACK_DIR, "phasekit".
     return {
@@ -291,8 +302,8 @@ def _bind(source: str, target: str, read_only: bool = True) -> dict:
     return {"type": "bind", "source": source, "target": target, "read_only": read_only}
 
 
-def render_compose(stack: HostStack, **kwargs: str) -> str:
-    return yaml.safe_dump(compose_config(stack, **kwargs), sort_keys=False)
+def render_compose(stack: HostStack, config_digests: Mapping[str, str] | None = None) -> str:
+    return yaml.safe_dump(compose_config(stack, config_digests), sort_keys=False)
 
 
 # --- The app contract -----------------------------------------------------------------------------
@@ -327,15 +338,21 @@ def _env_quote(value: str) -> str:
 
 def render_deploy_script(stack: HostStack) -> str:
     health_url = f"http://127.0.0.1:{stack.app.port}{stack.app.health_path}"
+    release = ["docker compose run --rm -T migrate"] if stack.app.release_command else []
     return "\n".join([
         "#!/bin/sh",
-        "# Rolls the stack in place: pull, run the release command, replace the app, wait for health.",
-        "# A failed release command stops here and leaves the running version serving.",
+        "# Rolls the stack in place: pull, start the data stores, run the release command while the current",
+        "# version keeps serving (a failure stops here and changes nothing else), then replace what changed",
+        "# and wait until the app answers its health check.",
         "set -eu",
         f"cd {STACK_DIR}",
         f"mountpoint -q {DATA_MOUNT} || {{ echo 'phasekit: data volume not mounted at {DATA_MOUNT}' >&2; exit 1; }}",
+        "# A grown volume needs its filesystem grown too; ext4 grows online and this is a no-op otherwise.",
+        f"resize2fs \"$(findmnt --noheadings --output SOURCE {DATA_MOUNT})\" >/dev/null 2>&1",
         f"install -d -m 0700 -o {IMAGE_USER_ID} -g {IMAGE_USER_ID} {DATA_MOUNT}/postgres {DATA_MOUNT}/redis",
         "docker compose pull --quiet",
+        "docker compose up --detach --wait --wait-timeout 300 db redis",
+        *release,
         "docker compose up --detach --remove-orphans --wait --wait-timeout 300",
         f"curl --fail --silent --show-error --output /dev/null --retry 30 --retry-delay 2 "
         f"--retry-all-errors {shlex.quote(health_url)}",
@@ -344,21 +361,33 @@ def render_deploy_script(stack: HostStack) -> str:
     ])
 
 
-def render_public_files(stack: HostStack) -> dict[str, BundleFile]:
-    """Files without secrets: cloud-init writes these at first boot, the rollout rewrites them."""
+def render_public_files(stack: HostStack, origin_certificate_pem: str | None = None) -> dict[str, BundleFile]:
+    """Files without secrets: cloud-init writes these at first boot, the rollout rewrites them.
+
+    ``origin_certificate_pem`` (public) joins the proxy's config digest, so a new certificate restarts it.
+    """
     settings = postgres_settings(stack.machine, stack.db_max_connections)
-    return {
-        "compose.yaml": BundleFile(render_compose(stack)),
+    files = {
         "deploy.sh": BundleFile(render_deploy_script(stack), mode=0o755),
         "caddy/caddy.json": BundleFile(render_caddy_json(stack)),
         "postgres/postgresql.conf": BundleFile(render_postgresql_conf(settings)),
         "redis/redis.conf": BundleFile(render_redis_conf(redis_settings(stack.machine))),
     }
+    digests = {
+        "proxy": _digest(files["caddy/caddy.json"].content, origin_certificate_pem or ""),
+        "db": _digest(files["postgres/postgresql.conf"].content),
+        "redis": _digest(files["redis/redis.conf"].content),
+    }
+    return {"compose.yaml": BundleFile(render_compose(stack, digests)), **files}
+
+
+def _digest(*contents: str) -> str:
+    return hashlib.sha256("\0".join(contents).encode()).hexdigest()[:16]
 
 
 def render_bundle(stack: HostStack, secrets: StackSecrets) -> dict[str, BundleFile]:
     """Every file the host needs, secrets included; only ever sent over SSH."""
-    files = render_public_files(stack)
+    files = render_public_files(stack, secrets.origin_certificate_pem)
     files["secrets/app.env"] = BundleFile(render_env_file(app_environment(stack, secrets)), mode=0o600)
     files["secrets/db_password"] = BundleFile(secrets.db_password, mode=0o600)
     # Redis reads its include and the health check reads the password as the image's redis user.

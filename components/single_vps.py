@@ -19,10 +19,14 @@ How changes land (the README's table is the user-facing version):
 - new image tag, env, secret values, tuning: the rollout command re-runs over SSH; the droplet stays.
 - ``user_data`` and ``ssh_keys`` changes are ignored on the existing droplet (DigitalOcean would replace
   it); they apply to a droplet created later.
-- size: resized in place (a reboot; the disk is not grown, so a later downsize stays possible).
+- size: resized in place (a reboot; the root disk is not grown, so a later downsize stays possible); the
+  rollout then re-tunes PostgreSQL and Redis, whose config digests change, so they restart once.
+- volume size (up): grown in place; the rollout grows the ext4 filesystem online.
 - region: replaces droplet and volume; the protected volume makes ``pulumi up`` stop before any delete.
 - a droplet replacement (e.g. a new base image) deletes the old droplet first, then boots the new one
-  with the same volume attached: every row survives, with a few minutes of downtime.
+  with the same volume attached: every row survives, with a few minutes of downtime. DigitalOcean
+  deletes a destroyed droplet's backups with it, and the nightly dumps on its root disk go too: take a
+  snapshot or copy a dump off the droplet before any change the plan shows as a droplet replacement.
 
 Cost: the droplet size's monthly price, +20 % (weekly) or +30 % (daily) for backups, $0.10/GiB-month for
 the volume; VPC, firewall, reserved IP (while assigned) and monitoring are free.
@@ -83,8 +87,10 @@ ROLLOUT_SCRIPT = "\n".join([
     "base64 --decode | tar --extract --touch --directory /opt/phasekit",
     "/opt/phasekit/deploy.sh",
 ])
-"""Runs as root over SSH; the bundle (a tar, base64) arrives on stdin so secrets never touch argv or disk
-outside ``/opt/phasekit/secrets`` and ``/opt/phasekit/tls``."""
+"""Runs as root over SSH. The bundle (a tar, base64) arrives on stdin, so secrets never appear in argv,
+in ``user_data`` or in Pulumi's logs; on the droplet they are written to ``/opt/phasekit/secrets`` and
+``/opt/phasekit/tls`` (root only), and the app's environment is, as with any container, visible to root
+through ``docker inspect``."""
 
 
 @dataclass
@@ -108,7 +114,7 @@ class SingleVpsArgs:
     """Networks allowed to reach port 22. Must not contain a /0. At least one."""
 
     ssh_key_fingerprints: Sequence[str]
-    """DigitalOcean SSH key fingerprints installed for root. At least one."""
+    """DigitalOcean SSH key fingerprints installed for root (the rollout logs in as root). At least one."""
 
     alert_emails: Sequence[str]
     """Recipients of the CPU, memory and disk alerts. At least one."""

@@ -179,6 +179,10 @@ class Edge(_Model):
     proxied: bool = True
     """Serve through Cloudflare's proxy (TLS, caching, origin hidden); ``False`` exposes the droplet's address."""
 
+    manage_zone_settings: bool = True
+    """Enforce SSL Full (strict), Always Use HTTPS and TLS >= 1.2 on the zone. These are zone-wide: set
+    ``false`` when other sites share the zone and you manage its settings elsewhere."""
+
 
 class Vps(_Model):
     """The droplet: where, how big, its data volume, its backups, who may SSH to it and who gets alerts."""
@@ -210,7 +214,7 @@ class Vps(_Model):
         Field(min_length=1),
         Allowed("one or more MD5 fingerprints of SSH keys in your DigitalOcean account"),
     ]
-    """DigitalOcean SSH keys installed for the admin user."""
+    """DigitalOcean SSH keys installed for root, which the rollout logs in as."""
 
     alert_emails: Annotated[
         tuple[EmailAddress, ...], Field(min_length=1), Allowed("one or more e-mail addresses, e.g. [ops@example.com]")
@@ -264,7 +268,8 @@ class Phase1Stack(_PhaseStack):
     tags: Annotated[
         Mapping[TagKey, TagValue], Allowed("a mapping of tag keys to values, e.g. {team: web}")
     ] = Field(default_factory=dict)
-    """Extra tags on every resource; phasekit's own (project, stack, phase, managed-by) take precedence."""
+    """Extra tags on every taggable DigitalOcean resource (droplet, volume, firewall, alerts); phasekit's own
+    (project, stack, phase, managed-by) take precedence."""
 
     app: App
     edge: Edge

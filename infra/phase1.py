@@ -43,6 +43,7 @@ def build(config: Phase1Stack, secrets: StackSecretInputs, project: str, stack: 
         origin=origin_ip,
         origin_record_type="A",
         proxied=edge_config.proxied,
+        manage_zone_settings=edge_config.manage_zone_settings,
         issue_origin_certificate=edge_config.proxied,
         media_bucket_name=physical_name(project, stack, "media"),
         protect_media=config.protect,

@@ -7,6 +7,7 @@ Mocks cannot prove that Cloudflare accepts these values for this zone or plan; a
 from __future__ import annotations
 
 import pulumi
+import pytest
 
 from components.cloudflare_edge import CloudflareEdge
 from components.testing import run_recorded
@@ -81,3 +82,24 @@ def test_cname_origin_for_a_load_balancer_hostname():
     recording = record(origin="lb.example.net", origin_record_type="CNAME")
     assert recording.one(RECORD).inputs["type"] == "CNAME"
     assert recording.one(RECORD).inputs["content"] == "lb.example.net"
+
+
+def test_zone_settings_follow_the_stack_config():
+    from tests.test_program import PHASE1, run_phase1
+    raw = {**PHASE1, "phasekit:edge": {**PHASE1["phasekit:edge"], "manageZoneSettings": False}}
+    assert run_phase1(raw).of_type(SETTING) == []
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"media_bucket_name": "Media_Bucket"},
+     "CloudflareEdgeArgs.media_bucket_name: 'Media_Bucket' is not an R2 bucket name; allowed: 3-63 lowercase "
+     "letters, digits and hyphens, not starting or ending with a hyphen"),
+    ({"origin_record_type": "MX"}, "CloudflareEdgeArgs.origin_record_type: 'MX'; allowed: A, AAAA, CNAME"),
+    ({"proxied": False},
+     "CloudflareEdgeArgs.issue_origin_certificate: only Cloudflare trusts an Origin CA certificate, so it "
+     "needs proxied=True"),
+])
+def test_invalid_args_are_refused_with_exact_messages(overrides, message):
+    with pytest.raises(ValueError) as raised:
+        record(**overrides)
+    assert str(raised.value) == message

@@ -84,7 +84,7 @@ TOP_KEYS = (
 )
 VPS_KEYS = "alertEmails, backupPlan, backups, region, size, sshAdminCidrs, sshKeyFingerprints, volumeSizeGib"
 APP_KEYS = "dbPoolSize, env, healthPath, image, port, releaseCommand, secretEnv, workers"
-EDGE_KEYS = "accountId, hostname, proxied, zoneId"
+EDGE_KEYS = "accountId, hostname, manageZoneSettings, proxied, zoneId"
 PINNED_IMAGE = "an explicit tag or digest, e.g. ghcr.io/acme/shop:1.4.2 or ghcr.io/acme/shop@sha256:<64 hex>"
 HOSTNAMES = (
     "a lowercase fully qualified domain name of two or more labels of a-z, 0-9 and '-', e.g. app.example.com"
@@ -532,7 +532,8 @@ def test_base_config_loads_with_every_default() -> None:
             "workers": None,
             "db_pool_size": 5,
         },
-        "edge": {"zone_id": ZONE_ID, "account_id": ACCOUNT_ID, "hostname": "app.example.com", "proxied": True},
+        "edge": {"zone_id": ZONE_ID, "account_id": ACCOUNT_ID, "hostname": "app.example.com", "proxied": True,
+                 "manage_zone_settings": True},
         "vps": {
             "region": "nyc3",
             "size": "s-1vcpu-2gb",
@@ -565,6 +566,7 @@ def test_every_key_set_and_string_scalars_as_pulumi_config_set_writes_them() -> 
                 "dbPoolSize": 10,
             },
             "phasekit:edge.proxied": False,
+            "phasekit:edge.manageZoneSettings": False,
             "phasekit:vps": {
                 "region": "fra1",
                 "size": "c-2",
@@ -592,6 +594,7 @@ def test_every_key_set_and_string_scalars_as_pulumi_config_set_writes_them() -> 
         db_pool_size=10,
     )
     assert config.edge.proxied is False
+    assert config.edge.manage_zone_settings is False
     assert config.vps.region == "fra1"
     assert config.vps.size == DropletSlug.DROPLET_C2
     assert config.vps.backup_plan == "daily"

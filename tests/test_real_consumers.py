@@ -18,7 +18,6 @@ from components.cloud_init import render_cloud_init
 from components.compose_stack import (
     app_environment,
     render_caddy_json,
-    render_compose,
     render_deploy_script,
     render_env_file,
     render_postgresql_conf,
@@ -65,7 +64,7 @@ def test_docker_compose_accepts_the_stack(release_command):
         "secrets/redis_password": "redispw",
         "secrets/redis_auth.conf": render_redis_auth("redispw"),
     }
-    normalised = compose_config(render_compose(stack), files)
+    normalised = compose_config(render_public_files(stack)["compose.yaml"].content, files)
     services = normalised["services"]
     assert set(services) == ({"proxy", "app", "db", "redis", "migrate"} if release_command
                              else {"proxy", "app", "db", "redis"})

@@ -19,6 +19,7 @@ from components.compose_stack import (
     compose_config,
     pack_bundle,
     render_bundle,
+    render_deploy_script,
     render_env_file,
     render_postgresql_conf,
     render_public_files,
@@ -79,20 +80,42 @@ def test_only_the_proxy_publishes_ports_beyond_loopback():
                          "db": [], "redis": [], "migrate": []}
 
 
-def test_release_command_runs_before_the_app_and_after_the_data_stores():
+def test_release_command_is_run_by_deploy_before_the_app_is_touched():
     services = compose_config(STACK)["services"]
     assert services["migrate"]["command"] == ["python", "manage.py", "migrate"]
+    assert services["migrate"]["profiles"] == ["release"]
     assert services["migrate"]["restart"] == "no"
-    assert services["app"]["depends_on"] == {
-        "db": {"condition": "service_healthy"}, "redis": {"condition": "service_healthy"},
-        "migrate": {"condition": "service_completed_successfully"}}
+    assert services["migrate"]["depends_on"] == services["app"]["depends_on"] == {
+        "db": {"condition": "service_healthy"}, "redis": {"condition": "service_healthy"}}
+    steps = [line for line in render_deploy_script(STACK).splitlines() if line.startswith("docker compose")]
+    assert steps == [
+        "docker compose pull --quiet",
+        "docker compose up --detach --wait --wait-timeout 300 db redis",
+        "docker compose run --rm -T migrate",
+        "docker compose up --detach --remove-orphans --wait --wait-timeout 300",
+    ]
+
+
+def test_a_changed_config_file_changes_its_service_so_compose_recreates_it():
+    from dataclasses import replace
+    before = yaml.safe_load(render_public_files(STACK)["compose.yaml"].content)["services"]
+    resized = replace(STACK, machine=Machine(vcpus=4, memory_mib=8192))
+    after = yaml.safe_load(render_public_files(resized)["compose.yaml"].content)["services"]
+    label = "phasekit.config-digest"
+    assert after["db"]["labels"][label] != before["db"]["labels"][label]
+    assert after["redis"]["labels"][label] != before["redis"]["labels"][label]
+    assert after["proxy"]["labels"] == before["proxy"]["labels"]
+    renewed = yaml.safe_load(render_public_files(STACK, "NEW CERT")["compose.yaml"].content)["services"]
+    assert renewed["proxy"]["labels"][label] != before["proxy"]["labels"][label]
+    assert renewed["db"]["labels"] == before["db"]["labels"]
 
 
 def test_without_release_command_there_is_no_migrate_service():
     from dataclasses import replace
     stack = replace(STACK, app=replace(APP, release_command=None))
     services = compose_config(stack)["services"]
-    assert "migrate" not in services and "migrate" not in services["app"]["depends_on"]
+    assert "migrate" not in services
+    assert "docker compose run" not in render_deploy_script(stack)
 
 
 def test_every_long_running_service_restarts_rotates_logs_and_data_lives_on_the_volume():
@@ -178,4 +201,4 @@ def test_cloud_init_installs_docker_and_waits_for_the_volume():
     daemon = next(entry for entry in document["write_files"] if entry["path"] == "/etc/docker/daemon.json")
     assert json.loads(daemon["content"])["log-opts"] == {"max-size": "10m", "max-file": "5"}
     compose = next(entry for entry in document["write_files"] if entry["path"] == "/opt/phasekit/compose.yaml")
-    assert yaml.safe_load(compose["content"]) == compose_config(STACK)
+    assert compose["content"] == render_public_files(STACK)["compose.yaml"].content
