@@ -23,6 +23,7 @@ publishes a port beyond loopback.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -56,6 +57,9 @@ CONFIG_DIGEST_LABEL = "phasekit.config-digest"
 
 TlsMode = Literal["origin-certificate", "acme"]
 
+DOCKER_CONFIG_DIR = "secrets/docker"
+"""Where the registry credentials live on the host (``DOCKER_CONFIG`` for deploy.sh), relative to STACK_DIR."""
+
 CONTRACT_NAMES = ("DATABASE_URL", "REDIS_URL", "PORT", "WEB_CONCURRENCY", "MEDIA_BUCKET")
 """Variables phasekit always sets for the app, with these names in every phase."""
 
@@ -72,6 +76,10 @@ class AppSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     secret_env_names: Sequence[str] = ()
     release_command: Sequence[str] | None = None
+    registry_server: str | None = None
+    """Private registry to log in to before pulling ``image``; None pulls anonymously."""
+
+    registry_username: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,7 @@ class StackSecrets:
     media_bucket: str
     origin_certificate_pem: str | None = None
     origin_private_key_pem: str | None = None
+    registry_password: str | None = None
 
 
 @dataclass(frozen=True)
@@ -339,6 +348,7 @@ def _env_quote(value: str) -> str:
 def render_deploy_script(stack: HostStack) -> str:
     health_url = f"http://127.0.0.1:{stack.app.port}{stack.app.health_path}"
     release = ["docker compose run --rm -T migrate"] if stack.app.release_command else []
+    registry_login = [f"export DOCKER_CONFIG={STACK_DIR}/{DOCKER_CONFIG_DIR}"] if stack.app.registry_server else []
     return "\n".join([
         "#!/bin/sh",
         "# Rolls the stack in place: pull, start the data stores, run the release command while the current",
@@ -350,6 +360,7 @@ def render_deploy_script(stack: HostStack) -> str:
         "# A grown volume needs its filesystem grown too; ext4 grows online and this is a no-op otherwise.",
         f"resize2fs \"$(findmnt --noheadings --output SOURCE {DATA_MOUNT})\" >/dev/null 2>&1",
         f"install -d -m 0700 -o {IMAGE_USER_ID} -g {IMAGE_USER_ID} {DATA_MOUNT}/postgres {DATA_MOUNT}/redis",
+        *registry_login,
         "docker compose pull --quiet",
         "docker compose up --detach --wait --wait-timeout 300 db redis",
         *release,
@@ -394,12 +405,25 @@ def render_bundle(stack: HostStack, secrets: StackSecrets) -> dict[str, BundleFi
     files["secrets/redis_password"] = BundleFile(secrets.redis_password, mode=0o400, owner_id=IMAGE_USER_ID)
     files["secrets/redis_auth.conf"] = BundleFile(render_redis_auth(secrets.redis_password), mode=0o400,
                                                    owner_id=IMAGE_USER_ID)
+    if stack.app.registry_server:
+        if secrets.registry_password is None:
+            raise ValueError("app.registry_server needs the registry password")
+        files[f"{DOCKER_CONFIG_DIR}/config.json"] = BundleFile(
+            render_docker_config(stack.app.registry_server, stack.app.registry_username or "",
+                                 secrets.registry_password), mode=0o600)
     if stack.tls_mode == "origin-certificate":
         if secrets.origin_certificate_pem is None or secrets.origin_private_key_pem is None:
             raise ValueError("tls_mode 'origin-certificate' needs the origin certificate and its key")
         files["tls/origin.pem"] = BundleFile(secrets.origin_certificate_pem)
         files["tls/origin.key"] = BundleFile(secrets.origin_private_key_pem, mode=0o600)
     return files
+
+
+def render_docker_config(server: str, username: str, password: str) -> str:
+    """The Docker CLI's credentials file for one registry (Docker Hub's key is its v1 index URL)."""
+    key = "https://index.docker.io/v1/" if server == "docker.io" else server
+    auth = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return json.dumps({"auths": {key: {"auth": auth}}}, indent=2) + "\n"
 
 
 def pack_bundle(files: Mapping[str, BundleFile]) -> bytes:

@@ -140,6 +140,9 @@ class SingleVpsArgs:
     ssh_private_key: pulumi.Input[str] | None = None
     """Key the rollout logs in with; None uses the SSH agent of whoever runs ``pulumi up``."""
 
+    registry_password: pulumi.Input[str] | None = None
+    """Password or token for ``app.registry_server``; required exactly when that is set. A secret."""
+
     volume_size_gib: int = 10
     """Data volume size. Growing it is in place; shrinking is refused by DigitalOcean."""
 
@@ -289,7 +292,8 @@ class SingleVps(pulumi.ComponentResource):
             create=ROLLOUT_SCRIPT,
             update=ROLLOUT_SCRIPT,
             stdin=bundle,
-            logging="stderr",
+            # The release command's output is how a failed migration gets diagnosed; deploy.sh prints no secret.
+            logging="stdoutAndStderr",
             opts=pulumi.ResourceOptions(parent=self, depends_on=[firewall, ip_assignment]),
         )
 
@@ -325,17 +329,17 @@ def _bundle_stdin(stack: HostStack, args: SingleVpsArgs, db_password: pulumi.Out
     names = list(args.secret_env)
 
     def encode(values: list) -> str:
-        db, redis, bucket, cert, key, *secret_values = values
+        db, redis, bucket, cert, key, registry, *secret_values = values
         secrets = StackSecrets(
             db_password=db, redis_password=redis, media_bucket=bucket,
             secret_env=dict(zip(names, secret_values)),
-            origin_certificate_pem=cert, origin_private_key_pem=key,
+            origin_certificate_pem=cert, origin_private_key_pem=key, registry_password=registry,
         )
         return base64.b64encode(pack_bundle(render_bundle(stack, secrets))).decode()
 
     return pulumi.Output.secret(pulumi.Output.all(
         db_password, redis_password, args.media_bucket_name,
-        args.origin_certificate_pem, args.origin_private_key_pem,
+        args.origin_certificate_pem, args.origin_private_key_pem, args.registry_password,
         *[args.secret_env[name] for name in names],
     ).apply(encode))
 
@@ -354,6 +358,8 @@ def _check_args(args: SingleVpsArgs) -> None:
         raise ValueError(
             "SingleVpsArgs.secret_env: values must be given for exactly app.secret_env_names "
             f"{sorted(args.app.secret_env_names)}; got {sorted(args.secret_env)}")
+    if (args.app.registry_server is None) != (args.registry_password is None):
+        raise ValueError("SingleVpsArgs.registry_password: give it exactly when app.registry_server is set")
     if args.tls_mode == "origin-certificate" and (
             args.origin_certificate_pem is None or args.origin_private_key_pem is None):
         raise ValueError("SingleVpsArgs: tls_mode 'origin-certificate' needs origin_certificate_pem "

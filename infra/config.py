@@ -101,6 +101,20 @@ class _Model(BaseModel):
     )
 
 
+REGISTRY_PASSWORD_SECRET = "REGISTRY_PASSWORD"
+"""The ``phasekit:secrets`` entry holding the password (or token) for ``app.registry``."""
+
+
+class Registry(_Model):
+    """A private registry the droplet logs in to before pulling ``app.image``."""
+
+    server: Hostname
+    """Registry host, the first part of ``app.image`` (e.g. ``ghcr.io``); ``docker.io`` for Docker Hub."""
+
+    username: NonEmptyStr
+    """User the token belongs to; the password is ``phasekit:secrets.REGISTRY_PASSWORD``."""
+
+
 class App(_Model):
     """The web application: its image, how it is reached and checked, its environment and concurrency."""
 
@@ -139,6 +153,9 @@ class App(_Model):
     db_pool_size: DbPoolSize = 5
     """Database connections each worker holds; PostgreSQL's ``max_connections`` is sized from it."""
 
+    registry: Registry | None = None
+    """Credentials for a private image; ``None`` pulls ``image`` anonymously."""
+
     @field_validator("secret_env")
     @classmethod
     def _each_secret_once(cls, names: tuple[str, ...]) -> tuple[str, ...]:
@@ -156,6 +173,19 @@ class App(_Model):
             raise problem(
                 f"{names} {verb} also set in {NAMESPACE}:app.env; allowed: each name in env or secretEnv, not both",
                 at=("secretEnv",),
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _registry_serves_the_image(self) -> App:
+        if self.registry is None:
+            return self
+        image_host = _image_registry(self.image)
+        if image_host != self.registry.server:
+            raise problem(
+                f"{self.registry.server!r} is not the registry of app.image ({image_host}); "
+                f"allowed: {image_host}",
+                at=("registry", "server"),
             )
         return self
 
@@ -334,8 +364,14 @@ def check_secrets_encrypted(raw: Mapping[str, Any]) -> None:
         raise ConfigError(*problems)
 
 
+def required_secret_names(config: StackConfig) -> list[str]:
+    """Entries ``phasekit:secrets`` must hold: every ``app.secretEnv`` name, then the registry password."""
+    registry = [REGISTRY_PASSWORD_SECRET] if config.app.registry is not None else []
+    return [*config.app.secret_env, *(name for name in registry if name not in config.app.secret_env)]
+
+
 def secret_env_names_missing(raw: Mapping[str, Any], config: StackConfig) -> list[str]:
-    """Names in ``app.secretEnv`` with no entry under ``phasekit:secrets``, in ``secretEnv`` order.
+    """``required_secret_names`` with no entry under ``phasekit:secrets``, in that order.
 
     When ``phasekit:secrets`` is encrypted as one value its entries cannot be seen, and none are reported.
     """
@@ -343,7 +379,15 @@ def secret_env_names_missing(raw: Mapping[str, Any], config: StackConfig) -> lis
     if _is_secure(secrets):
         return []
     present = set(secrets) if isinstance(secrets, Mapping) else set()
-    return [name for name in config.app.secret_env if name not in present]
+    return [name for name in required_secret_names(config) if name not in present]
+
+
+def _image_registry(image: str) -> str:
+    """The registry host of an image reference, as Docker resolves it (no host means Docker Hub)."""
+    first, _, rest = image.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        return first.split(":")[0]
+    return "docker.io"
 
 
 def read_stack_file(path: str | os.PathLike[str]) -> dict[str, Any]:

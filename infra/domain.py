@@ -20,6 +20,8 @@ from pulumi_digitalocean import DropletSlug, Region
 from pydantic import AfterValidator, BeforeValidator, Field
 from pydantic_core import PydanticCustomError, PydanticKnownError
 
+from components.compose_stack import CONTRACT_NAMES
+
 PROBLEM_TYPE = "phasekit"
 """The pydantic error type of every :func:`problem`."""
 
@@ -145,7 +147,7 @@ ImageRef = Annotated[str, AfterValidator(_image_ref), Allowed(_IMAGE_ALLOWED)]
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 _ENV_NAME_ALLOWED = "upper-case letters, digits and '_', not starting with a digit, e.g. LOG_LEVEL"
 
-RESERVED_ENV_NAMES = frozenset({"DATABASE_URL", "REDIS_URL", "PORT", "WEB_CONCURRENCY", "MEDIA_BUCKET"})
+RESERVED_ENV_NAMES = frozenset(CONTRACT_NAMES)
 """Environment variables phasekit sets in the app's containers itself."""
 
 

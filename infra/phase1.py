@@ -25,6 +25,8 @@ def app_spec(app: App, vcpus: int) -> AppSpec:
         env=dict(app.env),
         secret_env_names=tuple(app.secret_env),
         release_command=tuple(app.release_command) if app.release_command else None,
+        registry_server=app.registry.server if app.registry else None,
+        registry_username=app.registry.username if app.registry else None,
     )
 
 
@@ -65,6 +67,7 @@ def build(config: Phase1Stack, secrets: StackSecretInputs, project: str, stack: 
         media_bucket_name=edge.media_bucket_name,
         secret_env=secrets.secret_env,
         ssh_private_key=secrets.ssh_private_key,
+        registry_password=secrets.registry_password,
         volume_size_gib=vps_config.volume_size_gib,
         backups=vps_config.backups,
         backup_plan=vps_config.backup_plan.value,

@@ -23,7 +23,7 @@ PHASE_BUILDERS: Mapping[int, PhaseBuilder] = {1: phase1.build}
 def build_stack(raw: Mapping[str, Any], project: str, stack: str) -> None:
     """Validate ``raw`` config and build the phase it names. Raises ConfigError on bad config."""
     config = load_config(raw)
-    secrets = read_secret_inputs(config.app.secret_env)
+    secrets = read_secret_inputs(config)
     PHASE_BUILDERS[config.phase](config, secrets, project, stack)
 
 

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
 from pulumi.runtime.config import get_config, is_config_secret
 
-from infra.config import NAMESPACE, SECRET_KEYS, ConfigError
+from infra.config import (
+    NAMESPACE,
+    REGISTRY_PASSWORD_SECRET,
+    SECRET_KEYS,
+    ConfigError,
+    StackConfig,
+    required_secret_names,
+)
 
 
 @dataclass(frozen=True)
@@ -20,29 +27,41 @@ class StackSecretInputs:
     ssh_private_key: pulumi.Output[str] | None
     """``phasekit:sshPrivateKey``; None means the rollout uses the SSH agent."""
 
+    registry_password: pulumi.Output[str] | None
+    """``phasekit:secrets.REGISTRY_PASSWORD`` when ``app.registry`` is set."""
+
 
 def set_secret_command(name: str) -> str:
     return f"pulumi config set --secret --path 'secrets.{name}' <value>"
 
 
-def read_secret_inputs(secret_env_names: Sequence[str]) -> StackSecretInputs:
+def read_secret_inputs(config: StackConfig) -> StackSecretInputs:
     """Read the secret values the program needs; a missing or plain-text one is a ConfigError."""
+    required = required_secret_names(config)
     for key in SECRET_KEYS:
         qualified = f"{NAMESPACE}:{key}"
         if get_config(qualified) is not None and not is_config_secret(qualified):
             raise ConfigError(f"{qualified}: set in plain text; set it again with --secret")
 
     stored = json.loads(get_config(f"{NAMESPACE}:secrets") or "{}")
-    missing = [name for name in secret_env_names if name not in stored]
+    missing = [name for name in required if name not in stored]
     if missing:
         raise ConfigError(*[
-            f"{NAMESPACE}:secrets.{name}: missing; app.secretEnv lists it, so set it with: "
+            f"{NAMESPACE}:secrets.{name}: missing; {_why_required(name, config)}, so set it with: "
             f"{set_secret_command(name)}" for name in missing])
 
-    config = pulumi.Config(NAMESPACE)
-    values = config.require_secret_object("secrets") if secret_env_names else None
+    pulumi_config = pulumi.Config(NAMESPACE)
+    values = pulumi_config.require_secret_object("secrets") if required else None
+
+    def entry(name: str) -> pulumi.Output[str]:
+        return values.apply(lambda all_values: str(all_values[name]))
+
     return StackSecretInputs(
-        secret_env={name: values.apply(lambda all_values, name=name: str(all_values[name]))
-                    for name in secret_env_names} if values is not None else {},
-        ssh_private_key=config.get_secret("sshPrivateKey"),
+        secret_env={name: entry(name) for name in config.app.secret_env},
+        ssh_private_key=pulumi_config.get_secret("sshPrivateKey"),
+        registry_password=entry(REGISTRY_PASSWORD_SECRET) if config.app.registry is not None else None,
     )
+
+
+def _why_required(name: str, config: StackConfig) -> str:
+    return "app.secretEnv lists it" if name in config.app.secret_env else "app.registry needs it"

@@ -24,6 +24,7 @@ from infra.config import (
     check_secrets_encrypted,
     load_config,
     read_stack_file,
+    required_secret_names,
     secret_env_names_missing,
 )
 from infra.domain import DropletResources, droplet_resources
@@ -83,7 +84,7 @@ TOP_KEYS = (
     "phasekit:tags, phasekit:vps"
 )
 VPS_KEYS = "alertEmails, backupPlan, backups, region, size, sshAdminCidrs, sshKeyFingerprints, volumeSizeGib"
-APP_KEYS = "dbPoolSize, env, healthPath, image, port, releaseCommand, secretEnv, workers"
+APP_KEYS = "dbPoolSize, env, healthPath, image, port, registry, releaseCommand, secretEnv, workers"
 EDGE_KEYS = "accountId, hostname, manageZoneSettings, proxied, zoneId"
 PINNED_IMAGE = "an explicit tag or digest, e.g. ghcr.io/acme/shop:1.4.2 or ghcr.io/acme/shop@sha256:<64 hex>"
 HOSTNAMES = (
@@ -99,6 +100,24 @@ FINGERPRINTS = (
 SET_SECRET = "plain-text secret in the stack file; set it with: pulumi config set --secret"
 
 BAD_CONFIGS = [
+    # private registry
+    pytest.param(
+        {"phasekit:app.registry": {"server": "ghcr.io", "username": "acme"},
+         "phasekit:app.image": "registry.digitalocean.com/acme/shop:1.4.2"},
+        "phasekit:app.registry.server: 'ghcr.io' is not the registry of app.image (registry.digitalocean.com); "
+        "allowed: registry.digitalocean.com",
+        id="registry-not-the-images",
+    ),
+    pytest.param(
+        {"phasekit:app.registry": {"server": "ghcr.io", "username": "acme"}, "phasekit:app.image": "acme/shop:1.4.2"},
+        "phasekit:app.registry.server: 'ghcr.io' is not the registry of app.image (docker.io); allowed: docker.io",
+        id="registry-docker-hub-image",
+    ),
+    pytest.param(
+        {"phasekit:app.registry": {"server": "ghcr.io"}},
+        "phasekit:app.registry.username: missing; allowed: a non-empty string",
+        id="registry-without-username",
+    ),
     # keys
     pytest.param(
         {"phasekit:colour": "blue"}, f"phasekit:colour: unknown key; allowed: {TOP_KEYS}", id="unknown-top-key"
@@ -531,6 +550,7 @@ def test_base_config_loads_with_every_default() -> None:
             "release_command": None,
             "workers": None,
             "db_pool_size": 5,
+            "registry": None,
         },
         "edge": {"zone_id": ZONE_ID, "account_id": ACCOUNT_ID, "hostname": "app.example.com", "proxied": True,
                  "manage_zone_settings": True},
@@ -726,6 +746,15 @@ def test_secret_env_names_missing() -> None:
     assert secret_env_names_missing(edited({"phasekit:secrets": DELETE}), load_config(BASE)) == ["SECRET_KEY_BASE"]
     whole_mapping_encrypted = edited({"phasekit:secrets": {"secure": "AAABAAll"}})
     assert secret_env_names_missing(whole_mapping_encrypted, load_config(whole_mapping_encrypted)) == []
+
+
+def test_registry_password_is_a_required_secret() -> None:
+    raw = edited({"phasekit:app.registry": {"server": "ghcr.io", "username": "acme"},
+                  "phasekit:app.image": "ghcr.io/acme/shop:1.4.2"})
+    config = load_config(raw)
+    assert (config.app.registry.server, config.app.registry.username) == ("ghcr.io", "acme")
+    assert required_secret_names(config) == ["SECRET_KEY_BASE", "REGISTRY_PASSWORD"]
+    assert secret_env_names_missing(raw, config) == ["REGISTRY_PASSWORD"]
 
 
 def test_read_stack_file(tmp_path: Path) -> None:

@@ -148,3 +148,23 @@ def test_under_the_engine_bad_config_is_one_run_error_without_traceback():
         run_recorded(main, stack="phase1", config={**config, **SECRETS}, secret_keys=["phasekit:secrets"])
     assert str(raised.value) == "phasekit:vps.volumeSizeGib: 0 is out of range; allowed: 1..16384"
     assert raised.value.__cause__ is None and raised.value.__suppress_context__
+
+
+PRIVATE_IMAGE = {**PHASE1, "phasekit:app": {**PHASE1["phasekit:app"], "image": "ghcr.io/acme/shop:2.0.0",
+                                            "registry": {"server": "ghcr.io", "username": "acme"}}}
+
+
+def test_a_private_image_needs_the_registry_password():
+    with pytest.raises(ConfigError) as raised:
+        run_phase1(PRIVATE_IMAGE)
+    assert str(raised.value) == (
+        "phasekit:secrets.REGISTRY_PASSWORD: missing; app.registry needs it, so set it with: "
+        "pulumi config set --secret --path 'secrets.REGISTRY_PASSWORD' <value>")
+
+
+def test_a_private_image_is_pulled_with_credentials_that_stay_out_of_the_app():
+    secrets = {"phasekit:secrets": json.dumps({"SECRET_KEY_BASE": "skb", "REGISTRY_PASSWORD": "ghp_tok"})}
+    files = bundle(run_phase1(PRIVATE_IMAGE, extra_config=secrets))
+    assert json.loads(files["secrets/docker/config.json"]) == {
+        "auths": {"ghcr.io": {"auth": base64.b64encode(b"acme:ghp_tok").decode()}}}
+    assert "ghp_tok" not in files["secrets/app.env"]

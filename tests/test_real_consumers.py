@@ -120,6 +120,8 @@ def test_redis_runs_with_the_rendered_config_and_requires_the_password():
 
 @pytest.mark.parametrize(("name", "script"), [
     ("deploy.sh", render_deploy_script(STACK)),
+    ("deploy.sh with a registry", render_deploy_script(
+        replace(STACK, app=replace(APP, registry_server="ghcr.io", registry_username="acme")))),
     ("rollout", "#!/bin/sh\n" + ROLLOUT_SCRIPT + "\n"),
 ])
 def test_shell_scripts_pass_shellcheck(tmp_path, name, script):

@@ -202,3 +202,18 @@ def test_cloud_init_installs_docker_and_waits_for_the_volume():
     assert json.loads(daemon["content"])["log-opts"] == {"max-size": "10m", "max-file": "5"}
     compose = next(entry for entry in document["write_files"] if entry["path"] == "/opt/phasekit/compose.yaml")
     assert compose["content"] == render_public_files(STACK)["compose.yaml"].content
+
+
+@pytest.mark.parametrize(("server", "key"), [("ghcr.io", "ghcr.io"), ("docker.io", "https://index.docker.io/v1/")])
+def test_registry_credentials_go_to_a_private_docker_config(server, key):
+    from dataclasses import replace
+    stack = replace(STACK, app=replace(APP, registry_server=server, registry_username="acme"))
+    files = render_bundle(stack, replace(SECRETS, registry_password="tok"))
+    config = files["secrets/docker/config.json"]
+    assert config.mode == 0o600
+    assert json.loads(config.content) == {"auths": {key: {"auth": "YWNtZTp0b2s="}}}  # base64("acme:tok")
+    steps = render_deploy_script(stack).splitlines()
+    assert steps.index("export DOCKER_CONFIG=/opt/phasekit/secrets/docker") < steps.index("docker compose pull --quiet")
+    assert "DOCKER_CONFIG" not in render_deploy_script(STACK)
+    with pytest.raises(ValueError, match="needs the registry password"):
+        render_bundle(stack, SECRETS)

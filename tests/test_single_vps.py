@@ -155,7 +155,7 @@ def test_rollout_ships_the_bundle_as_a_secret_over_ssh():
     assert "stdin" in rollout.secret_inputs
     assert rollout.inputs["create"] == ROLLOUT_SCRIPT == rollout.inputs["update"]
     assert rollout.inputs["connection"]["user"] == "root"
-    assert rollout.inputs["logging"] == "stderr"
+    assert rollout.inputs["logging"] == "stdoutAndStderr"
     assert "s3cr3t-base" not in rollout.inputs["create"]
     files = bundle_files(recording)
     info, env_file = files["secrets/app.env"]
@@ -216,6 +216,8 @@ def test_preview_of_a_fresh_stack_leaves_computed_values_unknown():
     ({"secret_env": {}},
      "SingleVpsArgs.secret_env: values must be given for exactly app.secret_env_names "
      "['SECRET_KEY_BASE']; got []"),
+    ({"registry_password": pulumi.Output.secret("tok")},
+     "SingleVpsArgs.registry_password: give it exactly when app.registry_server is set"),
     ({"origin_private_key_pem": None},
      "SingleVpsArgs: tls_mode 'origin-certificate' needs origin_certificate_pem and origin_private_key_pem"),
 ])
