@@ -159,7 +159,8 @@ class SingleVpsArgs:
     """Name of the DigitalOcean project grouping the resources."""
 
     tags: Mapping[str, str] = field(default_factory=dict)
-    """Merged into every taggable child as DigitalOcean ``key:value`` tags."""
+    """DigitalOcean ``key:value`` tags on the droplet and the volume. Not on the firewall or the alerts,
+    where DigitalOcean reads tags as "apply to every droplet with this tag"."""
 
 
 class SingleVps(pulumi.ComponentResource):
@@ -249,7 +250,8 @@ class SingleVps(pulumi.ComponentResource):
                   for protocol, port in EGRESS],
                 digitalocean.FirewallOutboundRuleArgs(protocol="icmp", destination_addresses=EVERYWHERE),
             ],
-            tags=tags,
+            # No `tags`: on a DigitalOcean firewall (and alert policy) tags select droplets to apply it to,
+            # so phasekit's shared tags would pull every other stack's droplets under these rules.
             opts=child,
         )
 
@@ -264,7 +266,6 @@ class SingleVps(pulumi.ComponentResource):
                 alerts=digitalocean.MonitorAlertAlertsArgs(emails=list(args.alert_emails)),
                 description=f"{args.project_name}: {alert} above {percent:g}% for {ALERT_WINDOW}",
                 enabled=True,
-                tags=tags,
                 opts=child,
             )
 

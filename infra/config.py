@@ -298,7 +298,7 @@ class Phase1Stack(_PhaseStack):
     tags: Annotated[
         Mapping[TagKey, TagValue], Allowed("a mapping of tag keys to values, e.g. {team: web}")
     ] = Field(default_factory=dict)
-    """Extra tags on every taggable DigitalOcean resource (droplet, volume, firewall, alerts); phasekit's own
+    """Extra tags on the DigitalOcean droplet and volume; phasekit's own
     (project, stack, phase, managed-by) take precedence."""
 
     app: App

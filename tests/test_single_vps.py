@@ -78,9 +78,15 @@ def test_firewall_admits_only_ssh_from_admins_and_web_from_cloudflare():
     assert "5432" not in exposed_ports and "6379" not in exposed_ports
 
 
-def test_firewall_targets_the_droplet():
+def test_firewall_and_alerts_target_the_droplet_by_id_and_never_by_tag():
+    """On DigitalOcean a firewall's or alert policy's tags select droplets: shared tags would widen them."""
     recording = record()
-    assert recording.one(FIREWALL).inputs["dropletIds"] == [int(recording.one(DROPLET).id)]
+    firewall = recording.one(FIREWALL).inputs
+    assert firewall["dropletIds"] == [int(recording.one(DROPLET).id)]
+    assert "tags" not in firewall
+    for alert in recording.of_type(ALERT):
+        assert alert.inputs["entities"] == [recording.one(DROPLET).id]
+        assert "tags" not in alert.inputs
 
 
 def test_droplet_has_backups_monitoring_and_survives_user_data_changes():
@@ -188,8 +194,10 @@ def test_passwords_are_long_and_url_safe():
 
 
 def test_tags_are_flattened_for_digitalocean():
-    assert record().one(DROPLET).inputs["tags"] == [
-        "managed-by:phasekit", "phase:1", "project:phasekit", "stack:test"]
+    recording = record()
+    expected = ["managed-by:phasekit", "phase:1", "project:phasekit", "stack:test"]
+    assert recording.one(DROPLET).inputs["tags"] == expected
+    assert recording.one(VOLUME).inputs["tags"] == expected
 
 
 def test_cloud_init_mounts_by_label_and_writes_the_stack():
