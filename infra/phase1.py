@@ -11,7 +11,7 @@ from components.tags import default_tags
 from components.tuning import Machine
 from infra.config import App, Phase1Stack
 from infra.naming import physical_name
-from infra.secrets import StackSecretInputs
+from infra.stack_secrets import StackSecretInputs
 
 
 def app_spec(app: App, vcpus: int) -> AppSpec:

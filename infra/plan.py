@@ -17,7 +17,7 @@ import yaml
 
 from components.testing import SECRET_MASK, UNKNOWN_MASK, RecordedResource, Recording, run_recorded
 from infra.config import NAMESPACE, ConfigError, load_config, read_stack_file, secret_env_names_missing
-from infra.secrets import set_secret_command
+from infra.stack_secrets import set_secret_command
 
 SECRET_PLACEHOLDER = "offline-plan-placeholder"
 LONG_VALUE = 72

@@ -13,7 +13,7 @@ import pulumi
 from infra import phase1
 from infra.config import ConfigError, load_config
 from infra.runtime_config import runtime_raw_config
-from infra.secrets import StackSecretInputs, read_secret_inputs
+from infra.stack_secrets import StackSecretInputs, read_secret_inputs
 
 PhaseBuilder = Callable[[Any, StackSecretInputs, str, str], None]
 
