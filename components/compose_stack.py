@@ -322,13 +322,22 @@ def app_environment(stack: HostStack, secrets: StackSecrets) -> dict[str, str]:
     """What the app receives: its own env and secret_env, plus phasekit's contract, which wins."""
     app = stack.app
     contract = {
-        "DATABASE_URL": f"postgresql://{DB_USER}:{secrets.db_password}@db:5432/{DB_NAME}",
-        "REDIS_URL": f"redis://:{secrets.redis_password}@redis:6379/0",
+        "DATABASE_URL": database_url(secrets.db_password),
+        "REDIS_URL": redis_url(secrets.redis_password),
         "PORT": str(app.port),
         "WEB_CONCURRENCY": str(app.workers),
         "MEDIA_BUCKET": secrets.media_bucket,
     }
     return {**app.env, **{name: secrets.secret_env[name] for name in app.secret_env_names}, **contract}
+
+
+def database_url(password: str) -> str:
+    """``DATABASE_URL`` inside the host's compose network (``db`` resolves only there)."""
+    return f"postgresql://{DB_USER}:{password}@db:5432/{DB_NAME}"
+
+
+def redis_url(password: str) -> str:
+    return f"redis://:{password}@redis:6379/0"
 
 
 def render_env_file(variables: Mapping[str, str]) -> str:

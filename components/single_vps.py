@@ -53,13 +53,14 @@ import pulumi_random as random
 
 from components.cloud_init import render_cloud_init
 from components.compose_stack import (
-    DB_NAME,
-    DB_USER,
+    DATA_LABEL,
     AppSpec,
     HostStack,
     StackSecrets,
     TlsMode,
+    database_url,
     pack_bundle,
+    redis_url,
     render_bundle,
     render_public_files,
 )
@@ -192,7 +193,7 @@ class SingleVps(pulumi.ComponentResource):
             region=args.region,
             size=args.volume_size_gib,
             initial_filesystem_type="ext4",
-            initial_filesystem_label="phasekit-data",
+            initial_filesystem_label=DATA_LABEL,
             description="PostgreSQL data and Redis persistence",
             tags=tags,
             opts=stateful_options(self, args.protect_data),
@@ -219,7 +220,7 @@ class SingleVps(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self,
                 # DigitalOcean replaces a droplet when either changes; the rollout carries app changes.
-                ignore_changes=["userData", "sshKeys"],
+                ignore_changes=["user_data", "ssh_keys"],
                 # The volume attaches to one droplet at a time, so the old one must go first.
                 delete_before_replace=True,
             ),
@@ -304,10 +305,8 @@ class SingleVps(pulumi.ComponentResource):
         self.volume_id = volume.id
         self.vpc_id = vpc.id
         self.firewall_id = firewall.id
-        self.database_url = pulumi.Output.secret(pulumi.Output.format(
-            "postgresql://{0}:{1}@db:5432/{2}", DB_USER, db_password.result, DB_NAME))
-        self.redis_url = pulumi.Output.secret(pulumi.Output.format(
-            "redis://:{0}@redis:6379/0", redis_password.result))
+        self.database_url = pulumi.Output.secret(db_password.result.apply(database_url))
+        self.redis_url = pulumi.Output.secret(redis_password.result.apply(redis_url))
         self.register_outputs({
             "droplet_id": self.droplet_id,
             "public_ip": self.public_ip,
