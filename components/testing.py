@@ -243,6 +243,7 @@ def run_recorded(program: Callable[[], None], *, preview: bool = False, project:
             if secret:
                 secret_outputs.add(name)
 
+    # The same runner (and private helpers) the SDK's own @pulumi.runtime.test decorator uses.
     _sync_await(run_pulumi_func(run))
     return Recording(resources=list(monitor.recorded), outputs=outputs, secret_outputs=frozenset(secret_outputs))
 

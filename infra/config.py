@@ -376,7 +376,7 @@ def secret_env_names_missing(raw: Mapping[str, Any], config: StackConfig) -> lis
     When ``phasekit:secrets`` is encrypted as one value its entries cannot be seen, and none are reported.
     """
     secrets = raw.get(f"{NAMESPACE}:secrets")
-    if _is_secure(secrets):
+    if is_secure_value(secrets):
         return []
     present = set(secrets) if isinstance(secrets, Mapping) else set()
     return [name for name in required_secret_names(config) if name not in present]
@@ -446,7 +446,8 @@ _SECRET_WORDS = ("password", "token", "secret", "privatekey")
 _SECRET_NAME_LISTS = frozenset({("app", "secretEnv")})
 
 
-def _is_secure(value: object) -> bool:
+def is_secure_value(value: object) -> bool:
+    """A stack-file value Pulumi encrypted: ``{secure: <ciphertext>}``."""
     return isinstance(value, Mapping) and set(value) == {"secure"} and isinstance(value["secure"], str)
 
 
@@ -458,7 +459,7 @@ def _looks_secret(key: object) -> bool:
 def _plain_text_secrets(raw: Mapping[str, Any]) -> list[str]:
     problems = []
     for key, value in raw.items():
-        if value is None or _is_secure(value):
+        if value is None or is_secure_value(value):
             continue
         if key in _PROVIDER_SECRET_KEYS:
             problems.append(_plain_text_secret(key, f"{key} <value>"))
@@ -479,12 +480,12 @@ def _plain_text_in_secrets(secrets: object) -> list[str]:
     return [
         _plain_text_phasekit_secret(("secrets", name))
         for name, value in secrets.items()
-        if value is not None and not _is_secure(value)
+        if value is not None and not is_secure_value(value)
     ]
 
 
 def _secret_looking_leaves(path: tuple[str | int, ...], value: object) -> Iterator[tuple[str | int, ...]]:
-    if value is None or _is_secure(value) or path in _SECRET_NAME_LISTS:
+    if value is None or is_secure_value(value) or path in _SECRET_NAME_LISTS:
         return
     if isinstance(value, Mapping):
         for key, item in value.items():
@@ -561,7 +562,7 @@ def _describe(detail: ErrorDetails, model: type[_PhaseStack]) -> str:
     if kind == "missing":
         return f"{_key(loc)}: missing; allowed: {allowed}"
     value = detail["input"]
-    if _is_secure(value):
+    if is_secure_value(value):
         return (
             f"{_key(loc)}: an encrypted value cannot be used here; allowed: {allowed} "
             f"(app secrets go under {NAMESPACE}:secrets, named in app.secretEnv)"
@@ -696,7 +697,7 @@ def _render(value: object) -> str:
         return "null"
     if isinstance(value, str):
         return repr(value)
-    if _is_secure(value):
+    if is_secure_value(value):
         return "{secure: ...}"
     if isinstance(value, Mapping):
         return "{" + ", ".join(f"{key}: {_render(item)}" for key, item in value.items()) + "}"

@@ -16,7 +16,14 @@ from typing import Any
 import yaml
 
 from components.testing import SECRET_MASK, UNKNOWN_MASK, RecordedResource, Recording, run_recorded
-from infra.config import NAMESPACE, ConfigError, load_config, read_stack_file, secret_env_names_missing
+from infra.config import (
+    NAMESPACE,
+    ConfigError,
+    is_secure_value,
+    load_config,
+    read_stack_file,
+    secret_env_names_missing,
+)
 from infra.stack_secrets import set_secret_command
 
 SECRET_PLACEHOLDER = "offline-plan-placeholder"
@@ -69,7 +76,7 @@ def runtime_form(raw: Mapping[str, Any], missing_secret_names: list[str]) -> tup
 
 
 def _replace_secure(value: Any) -> tuple[Any, bool]:
-    if isinstance(value, dict) and set(value) == {"secure"}:
+    if is_secure_value(value):
         return SECRET_PLACEHOLDER, True
     if isinstance(value, dict):
         pairs = {key: _replace_secure(item) for key, item in value.items()}
