@@ -332,7 +332,7 @@ def _bundle_stdin(stack: HostStack, args: SingleVpsArgs, db_password: pulumi.Out
         db, redis, bucket, cert, key, registry, *secret_values = values
         secrets = StackSecrets(
             db_password=db, redis_password=redis, media_bucket=bucket,
-            secret_env=dict(zip(names, secret_values)),
+            secret_env=dict(zip(names, secret_values, strict=True)),
             origin_certificate_pem=cert, origin_private_key_pem=key, registry_password=registry,
         )
         return base64.b64encode(pack_bundle(render_bundle(stack, secrets))).decode()

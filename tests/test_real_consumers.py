@@ -17,6 +17,7 @@ import pytest
 from components.cloud_init import render_cloud_init
 from components.compose_stack import (
     app_environment,
+    redis_settings,
     render_caddy_json,
     render_deploy_script,
     render_env_file,
@@ -24,7 +25,6 @@ from components.compose_stack import (
     render_public_files,
     render_redis_auth,
     render_redis_conf,
-    redis_settings,
 )
 from components.single_vps import ROLLOUT_SCRIPT, SingleVps
 from components.testing import run_recorded

@@ -18,12 +18,12 @@ from components.compose_stack import (
     caddy_config,
     compose_config,
     pack_bundle,
+    redis_settings,
     render_bundle,
     render_deploy_script,
     render_env_file,
     render_postgresql_conf,
     render_public_files,
-    redis_settings,
 )
 from components.tuning import Machine, db_max_connections, postgres_settings, redis_maxmemory_mib
 from tests.builders import APP, HOST_STACK, STACK_SECRETS
