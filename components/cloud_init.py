@@ -74,6 +74,8 @@ def cloud_config(stack_files: Mapping[str, BundleFile]) -> dict:
         for path, entry in sorted(stack_files.items())
     ]
     return {
+        # Keys only: the rollout logs in as root with a key, and nothing should accept a password.
+        "ssh_pwauth": False,
         "package_update": True,
         "packages": ["docker.io", "docker-compose-v2", "unattended-upgrades"],
         "mounts": [

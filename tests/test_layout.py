@@ -23,3 +23,22 @@ def test_no_program_module_shadows_the_standard_library():
     replace the standard library's ``secrets`` for every library the program imports."""
     modules = {path.stem for path in (ROOT / "infra").glob("*.py")}
     assert modules & sys.stdlib_module_names == set()
+
+
+def test_the_engine_runs_the_program_directory(monkeypatch):
+    """What the Python language host does with ``main: infra/``: ``runpy.run_path`` on the directory, with
+    the runtime already configured (here by the mock monitor) and ``infra/`` first on ``sys.path``."""
+    import json
+    import runpy
+
+    from components.testing import run_recorded
+    from infra.config import read_stack_file
+    from infra.plan import runtime_form
+
+    config, _ = runtime_form(read_stack_file(ROOT / "Pulumi.phase1.yaml"), [])
+    config["phasekit:secrets"] = json.dumps({"SECRET_KEY_BASE": "value"})
+    monkeypatch.syspath_prepend(str(ROOT / "infra"))
+    recording = run_recorded(lambda: runpy.run_path(str(ROOT / "infra"), run_name="__main__"),
+                             stack="phase1", config=config, secret_keys=["phasekit:secrets"])
+    assert len(recording.resources) == 24
+    assert recording.outputs["app_url"] == "https://app.example.com"

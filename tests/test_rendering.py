@@ -194,6 +194,7 @@ def test_public_files_hold_no_secret():
 
 def test_cloud_init_installs_docker_and_waits_for_the_volume():
     document = cloud_config(render_public_files(STACK))
+    assert document["ssh_pwauth"] is False
     assert document["packages"] == ["docker.io", "docker-compose-v2", "unattended-upgrades"]
     drop_in = next(entry for entry in document["write_files"]
                    if entry["path"] == "/etc/systemd/system/docker.service.d/10-phasekit-data.conf")
