@@ -367,7 +367,8 @@ def render_deploy_script(stack: HostStack) -> str:
         f"cd {STACK_DIR}",
         f"mountpoint -q {DATA_MOUNT} || {{ echo 'phasekit: data volume not mounted at {DATA_MOUNT}' >&2; exit 1; }}",
         "# A grown volume needs its filesystem grown too; ext4 grows online and this is a no-op otherwise.",
-        f"resize2fs \"$(findmnt --noheadings --output SOURCE {DATA_MOUNT})\" >/dev/null 2>&1",
+        f"resize2fs \"$(findmnt --noheadings --output SOURCE {DATA_MOUNT})\" >/dev/null 2>&1 "
+        f"|| {{ echo 'phasekit: could not grow the filesystem on {DATA_MOUNT}' >&2; exit 1; }}",
         f"install -d -m 0700 -o {IMAGE_USER_ID} -g {IMAGE_USER_ID} {DATA_MOUNT}/postgres {DATA_MOUNT}/redis",
         *registry_login,
         "docker compose pull --quiet",

@@ -37,8 +37,9 @@ from typing import Any
 import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
+from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
+from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 SECRET_MASK = "[secret]"
 UNKNOWN_MASK = "(known after apply)"
@@ -167,31 +168,50 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self.recorded: list[RecordedResource] = []
 
     def RegisterResource(self, request: Any) -> Any:
-        response = super().RegisterResource(request)
         if request.type == "pulumi:pulumi:Stack":
-            return response
+            return super().RegisterResource(request)
+        # Mirrors MockMonitor.RegisterResource, plus what the engine does and the mock does not: outputs a
+        # provider declares secret (``additionalSecretOutputs``, e.g. RandomPassword.result) come back secret.
+        _ensure_event_loop()
+        urn = self.make_urn(request.parent, request.type, request.name)
         inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
-        plain, secret_keys = {}, set()
-        for key, value in inputs.items():
-            plain[key], is_secret = _unwrap_secrets(value)
-            if is_secret:
-                secret_keys.add(key)
-        self.recorded.append(RecordedResource(
-            urn=response.urn,
-            id=response.id or None,
-            type=request.type,
-            name=request.name,
-            parent=None if _is_stack(request.parent) else request.parent,
-            inputs=plain,
-            secret_inputs=frozenset(secret_keys),
-            protect=bool(request.protect),
-            retain_on_delete=bool(request.retainOnDelete),
-            delete_before_replace=bool(request.deleteBeforeReplace),
-            ignore_changes=tuple(request.ignoreChanges),
-            dependencies=tuple(request.dependencies),
-            custom=bool(request.custom),
+        resource_id, state = self.mocks.new_resource(pulumi.runtime.MockResourceArgs(
+            typ=request.type, name=request.name, inputs=rpc.deserialize_properties(request.object),
+            provider=request.provider, resource_id=request.importId, custom=request.custom or False,
         ))
-        return response
+        secret_outputs = set(request.additionalSecretOutputs)
+        state = {key: _as_secret(value) if key in secret_outputs else value for key, value in state.items()}
+        self.resources[urn] = pulumi_mocks.MockMonitor.ResourceRegistration(urn, resource_id, state)
+        self.recorded.append(_record(request, urn, resource_id, inputs))
+        return resource_pb2.RegisterResourceResponse(
+            urn=urn, id=resource_id, object=_sync_await(rpc.serialize_properties(state, {})))
+
+
+def _record(request: Any, urn: str, resource_id: str | None, inputs: dict[str, Any]) -> RecordedResource:
+    plain, secret_keys = {}, set()
+    for key, value in inputs.items():
+        plain[key], is_secret = _unwrap_secrets(value)
+        if is_secret:
+            secret_keys.add(key)
+    return RecordedResource(
+        urn=urn,
+        id=resource_id or None,
+        type=request.type,
+        name=request.name,
+        parent=None if _is_stack(request.parent) else request.parent,
+        inputs=plain,
+        secret_inputs=frozenset(secret_keys),
+        protect=bool(request.protect),
+        retain_on_delete=bool(request.retainOnDelete),
+        delete_before_replace=bool(request.deleteBeforeReplace),
+        ignore_changes=tuple(request.ignoreChanges),
+        dependencies=tuple(request.dependencies),
+        custom=bool(request.custom),
+    )
+
+
+def _as_secret(value: Any) -> dict[str, Any]:
+    return {rpc._special_sig_key: rpc._special_secret_sig, "value": value}
 
 
 def _is_stack(urn: str) -> bool:

@@ -1,0 +1,63 @@
+"""The recording harness users import for their own stacks: what it records, in both engine modes."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_random as random
+import pytest
+
+from components.testing import UNKNOWN_MASK, run_recorded
+
+
+class Pair(pulumi.ComponentResource):
+    def __init__(self, name: str) -> None:
+        super().__init__("test:index:Pair", name, None)
+        self.kept = random.RandomPassword(f"{name}-kept", length=16, opts=pulumi.ResourceOptions(
+            parent=self, protect=True, retain_on_delete=True, ignore_changes=["length"]))
+        self.plain = random.RandomPassword(f"{name}-plain", length=8,
+                                           opts=pulumi.ResourceOptions(parent=self, depends_on=[self.kept]))
+        self.register_outputs({})
+
+
+def program() -> None:
+    pair = Pair("pair")
+    pulumi.export("secret", pair.kept.result)
+    pulumi.export("plain", "visible")
+
+
+def test_records_options_parents_and_dependencies():
+    recording = run_recorded(program)
+    component = recording.one("test:index:Pair")
+    assert component.parent is None and component.custom is False
+    assert [child.name for child in recording.children_of(component.urn)] == ["pair-kept", "pair-plain"]
+    kept, plain = recording.named("pair-kept"), recording.named("pair-plain")
+    assert (kept.protect, kept.retain_on_delete, kept.ignore_changes) == (True, True, ("length",))
+    assert (plain.protect, plain.retain_on_delete, plain.ignore_changes) == (False, False, ())
+    assert plain.dependencies == (kept.urn,)
+    assert recording.type_counts() == {"test:index:Pair": 1, "random:index/randomPassword:RandomPassword": 2}
+
+
+def test_update_mode_resolves_outputs_and_flags_secrets():
+    recording = run_recorded(program)
+    assert recording.secret_outputs == {"secret"}
+    assert len(recording.outputs["secret"]) == 32 and recording.outputs["plain"] == "visible"
+    assert recording.named("pair-kept").id is not None
+
+
+def test_preview_mode_leaves_computed_values_unknown():
+    recording = run_recorded(program, preview=True)
+    assert recording.outputs["secret"] == UNKNOWN_MASK
+    assert recording.named("pair-kept").id is None
+
+
+def test_each_run_starts_from_a_fresh_stack():
+    run_recorded(program)
+    assert run_recorded(lambda: None).outputs == {} and run_recorded(lambda: None).resources == []
+
+
+def test_lookups_fail_loudly():
+    recording = run_recorded(program)
+    with pytest.raises(AssertionError, match="expected exactly one random:index/randomPassword:RandomPassword, found 2"):
+        recording.one("random:index/randomPassword:RandomPassword")
+    with pytest.raises(AssertionError, match="no resource named 'nope'"):
+        recording.named("nope")
