@@ -35,6 +35,8 @@ from typing import Literal
 
 import yaml
 
+from components import connection_urls
+from components.connection_urls import postgres_url
 from components.tuning import Machine, db_max_connections, postgres_settings, redis_maxmemory_mib
 
 STACK_DIR = "/opt/phasekit"
@@ -319,25 +321,38 @@ def render_compose(stack: HostStack, config_digests: Mapping[str, str] | None = 
 
 
 def app_environment(stack: HostStack, secrets: StackSecrets) -> dict[str, str]:
-    """What the app receives: its own env and secret_env, plus phasekit's contract, which wins."""
-    app = stack.app
+    """What the app receives on a single host (see ``contract_environment``)."""
+    return contract_environment(
+        stack.app,
+        database_url=database_url(secrets.db_password),
+        redis_url=redis_url(secrets.redis_password),
+        media_bucket=secrets.media_bucket,
+        secret_env=secrets.secret_env,
+    )
+
+
+def contract_environment(app: AppSpec, *, database_url: str, redis_url: str, media_bucket: str,
+                         secret_env: Mapping[str, str]) -> dict[str, str]:
+    """What the app receives in every phase: its own env and secret_env, plus phasekit's contract
+    (``CONTRACT_NAMES``), which wins."""
     contract = {
-        "DATABASE_URL": database_url(secrets.db_password),
-        "REDIS_URL": redis_url(secrets.redis_password),
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
         "PORT": str(app.port),
         "WEB_CONCURRENCY": str(app.workers),
-        "MEDIA_BUCKET": secrets.media_bucket,
+        "MEDIA_BUCKET": media_bucket,
     }
-    return {**app.env, **{name: secrets.secret_env[name] for name in app.secret_env_names}, **contract}
+    return {**app.env, **{name: secret_env[name] for name in app.secret_env_names}, **contract}
 
 
 def database_url(password: str) -> str:
     """``DATABASE_URL`` inside the host's compose network (``db`` resolves only there)."""
-    return f"postgresql://{DB_USER}:{password}@db:5432/{DB_NAME}"
+    return postgres_url(user=DB_USER, password=password, host="db", database=DB_NAME)
 
 
 def redis_url(password: str) -> str:
-    return f"redis://:{password}@redis:6379/0"
+    """``REDIS_URL`` inside the host's compose network."""
+    return connection_urls.redis_url(password=password, host="redis")
 
 
 def render_env_file(variables: Mapping[str, str]) -> str:

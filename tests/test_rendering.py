@@ -218,3 +218,13 @@ def test_registry_credentials_go_to_a_private_docker_config(server, key):
     assert "DOCKER_CONFIG" not in render_deploy_script(STACK)
     with pytest.raises(ValueError, match="needs the registry password"):
         render_bundle(stack, SECRETS)
+
+
+def test_connection_urls_encode_credentials_and_name_tls():
+    from components.connection_urls import postgres_url, redis_url
+
+    assert postgres_url(user="app", password="p@ss/w:rd", host="10.0.0.5", database="app", sslmode="require") == (
+        "postgresql://app:p%40ss%2Fw%3Ard@10.0.0.5:5432/app?sslmode=require"
+    )
+    assert redis_url(password="a b", host="cache.internal", tls=True) == "rediss://:a%20b@cache.internal:6379/0"
+    assert redis_url(password="x", host="redis") == "redis://:x@redis:6379/0"
