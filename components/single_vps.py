@@ -47,9 +47,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import pulumi
-import pulumi_command as command
 import pulumi_digitalocean as digitalocean
-import pulumi_random as random
 
 from components.cloud_init import render_cloud_init
 from components.compose_stack import (
@@ -64,34 +62,18 @@ from components.compose_stack import (
     render_bundle,
     render_public_files,
 )
+from components.droplet_parts import (
+    check_access,
+    droplet,
+    egress_rules,
+    generated_password,
+    monitor_alerts,
+    rollout,
+    ssh_rule,
+)
 from components.stateful import stateful_options
 from components.tags import digitalocean_tags
 from components.tuning import Machine
-
-UBUNTU_IMAGE = "ubuntu-24-04-x64"
-ALERT_WINDOW = "5m"
-ALERT_THRESHOLDS: dict[str, tuple[str, float]] = {
-    "cpu": ("v1/insights/droplet/cpu", 70),
-    "memory": ("v1/insights/droplet/memory_utilization_percent", 80),
-    "disk": ("v1/insights/droplet/disk_utilization_percent", 80),
-}
-"""Alert name -> (DigitalOcean metric, percent). Also phasekit's triggers for moving to phase 2."""
-
-EVERYWHERE = ["0.0.0.0/0", "::/0"]
-EGRESS: list[tuple[str, str]] = [("tcp", "53"), ("udp", "53"), ("udp", "123"), ("tcp", "80"), ("tcp", "443")]
-"""Outbound (protocol, port): DNS, NTP, and HTTP(S) for packages, images and the app's API calls."""
-
-ROLLOUT_SCRIPT = "\n".join([
-    "set -eu",
-    "cloud-init status --wait >/dev/null 2>&1 || true",
-    "install -d -m 0755 /opt/phasekit",
-    "base64 --decode | tar --extract --touch --directory /opt/phasekit",
-    "/opt/phasekit/deploy.sh",
-])
-"""Runs as root over SSH. The bundle (a tar, base64) arrives on stdin, so secrets never appear in argv,
-in ``user_data`` or in Pulumi's logs; on the droplet they are written to ``/opt/phasekit/secrets`` and
-``/opt/phasekit/tls`` (root only), and the app's environment is, as with any container, visible to root
-through ``docker inspect``."""
 
 
 @dataclass
@@ -200,75 +182,46 @@ class SingleVps(pulumi.ComponentResource):
         )
 
         stack = HostStack(app=args.app, machine=args.machine, hostname=args.hostname, tls_mode=args.tls_mode)
-        droplet = digitalocean.Droplet(
+        server = droplet(
             f"{name}-droplet",
-            image=UBUNTU_IMAGE,
+            parent=self,
             region=args.region,
             size=args.size,
-            vpc_uuid=vpc.id,
-            ssh_keys=list(args.ssh_key_fingerprints),
+            vpc_id=vpc.id,
+            ssh_key_fingerprints=args.ssh_key_fingerprints,
             backups=args.backups,
-            backup_policy=(digitalocean.DropletBackupPolicyArgs(plan=args.backup_plan, weekday="SUN", hour=4)
-                           if args.backups else None),
-            monitoring=True,
-            ipv6=True,
-            graceful_shutdown=True,
-            resize_disk=False,
-            volume_ids=[volume.id],
+            backup_plan=args.backup_plan,
             user_data=render_cloud_init(render_public_files(stack)),
             tags=tags,
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                # DigitalOcean replaces a droplet when either changes; the rollout carries app changes.
-                ignore_changes=["user_data", "ssh_keys"],
-                # The volume attaches to one droplet at a time, so the old one must go first.
-                delete_before_replace=True,
-            ),
+            volume_ids=[volume.id],
         )
 
         reserved_ip = digitalocean.ReservedIp(f"{name}-ip", region=args.region, opts=child)
         ip_assignment = digitalocean.ReservedIpAssignment(
             f"{name}-ip-assignment",
             ip_address=reserved_ip.ip_address,
-            droplet_id=droplet.id.apply(int),
+            droplet_id=server.id.apply(int),
             opts=child,
         )
 
         firewall = digitalocean.Firewall(
             f"{name}-firewall",
-            droplet_ids=[droplet.id.apply(int)],
+            droplet_ids=[server.id.apply(int)],
             inbound_rules=[
-                digitalocean.FirewallInboundRuleArgs(protocol="tcp", port_range="22",
-                                                     source_addresses=list(args.ssh_admin_cidrs)),
+                ssh_rule(args.ssh_admin_cidrs),
                 digitalocean.FirewallInboundRuleArgs(protocol="tcp", port_range="80",
                                                      source_addresses=args.web_source_cidrs),
                 digitalocean.FirewallInboundRuleArgs(protocol="tcp", port_range="443",
                                                      source_addresses=args.web_source_cidrs),
             ],
-            outbound_rules=[
-                *[digitalocean.FirewallOutboundRuleArgs(protocol=protocol, port_range=port,
-                                                        destination_addresses=EVERYWHERE)
-                  for protocol, port in EGRESS],
-                digitalocean.FirewallOutboundRuleArgs(protocol="icmp", destination_addresses=EVERYWHERE),
-            ],
+            outbound_rules=egress_rules(),
             # No `tags`: on a DigitalOcean firewall (and alert policy) tags select droplets to apply it to,
             # so phasekit's shared tags would pull every other stack's droplets under these rules.
             opts=child,
         )
 
-        for alert, (metric, percent) in ALERT_THRESHOLDS.items():
-            digitalocean.MonitorAlert(
-                f"{name}-{alert}-alert",
-                type=metric,
-                compare="GreaterThan",
-                value=percent,
-                window=ALERT_WINDOW,
-                entities=[droplet.id],
-                alerts=digitalocean.MonitorAlertAlertsArgs(emails=list(args.alert_emails)),
-                description=f"{args.project_name}: {alert} above {percent:g}% for {ALERT_WINDOW}",
-                enabled=True,
-                opts=child,
-            )
+        monitor_alerts(name, parent=self, droplet_ids=[server.id], emails=args.alert_emails,
+                       label=args.project_name)
 
         digitalocean.Project(
             f"{name}-project",
@@ -276,32 +229,19 @@ class SingleVps(pulumi.ComponentResource):
             description="phasekit: one droplet running the app, PostgreSQL and Redis",
             purpose="Web Application",
             environment="Production",
-            resources=[droplet.droplet_urn, volume.volume_urn, reserved_ip.reserved_ip_urn],
+            resources=[server.droplet_urn, volume.volume_urn, reserved_ip.reserved_ip_urn],
             opts=child,
         )
 
-        db_password = _password(f"{name}-db-password", self)
-        redis_password = _password(f"{name}-redis-password", self)
-        bundle = _bundle_stdin(stack, args, db_password.result, redis_password.result)
-        command.remote.Command(
-            f"{name}-rollout",
-            connection=command.remote.ConnectionArgs(
-                host=droplet.ipv4_address,
-                user="root",
-                private_key=args.ssh_private_key,
-                dial_error_limit=30,
-            ),
-            create=ROLLOUT_SCRIPT,
-            update=ROLLOUT_SCRIPT,
-            stdin=bundle,
-            # The release command's output is how a failed migration gets diagnosed; deploy.sh prints no secret.
-            logging="stdoutAndStderr",
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[firewall, ip_assignment]),
-        )
+        db_password = generated_password(f"{name}-db-password", self)
+        redis_password = generated_password(f"{name}-redis-password", self)
+        rollout(f"{name}-rollout", parent=self, host=server.ipv4_address,
+                bundle=_bundle_stdin(stack, args, db_password.result, redis_password.result),
+                ssh_private_key=args.ssh_private_key, depends_on=[firewall, ip_assignment])
 
-        self.droplet_id = droplet.id
+        self.droplet_id = server.id
         self.public_ip = reserved_ip.ip_address
-        self.private_ip = droplet.ipv4_address_private
+        self.private_ip = server.ipv4_address_private
         self.volume_id = volume.id
         self.vpc_id = vpc.id
         self.firewall_id = firewall.id
@@ -317,11 +257,6 @@ class SingleVps(pulumi.ComponentResource):
             "database_url": self.database_url,
             "redis_url": self.redis_url,
         })
-
-
-def _password(name: str, parent: pulumi.Resource) -> random.RandomPassword:
-    # Alphanumeric only: the value lands in URLs and config files where symbols would need escaping.
-    return random.RandomPassword(name, length=32, special=False, opts=pulumi.ResourceOptions(parent=parent))
 
 
 def _bundle_stdin(stack: HostStack, args: SingleVpsArgs, db_password: pulumi.Output[str],
@@ -345,15 +280,8 @@ def _bundle_stdin(stack: HostStack, args: SingleVpsArgs, db_password: pulumi.Out
 
 
 def _check_args(args: SingleVpsArgs) -> None:
-    if not args.ssh_admin_cidrs:
-        raise ValueError("SingleVpsArgs.ssh_admin_cidrs: at least one admin network is required")
-    open_cidrs = [cidr for cidr in args.ssh_admin_cidrs if cidr.endswith("/0")]
-    if open_cidrs:
-        raise ValueError(f"SingleVpsArgs.ssh_admin_cidrs: {open_cidrs[0]} would open SSH to the internet")
-    if not args.ssh_key_fingerprints:
-        raise ValueError("SingleVpsArgs.ssh_key_fingerprints: at least one SSH key is required")
-    if not args.alert_emails:
-        raise ValueError("SingleVpsArgs.alert_emails: at least one recipient is required")
+    check_access("SingleVpsArgs", ssh_admin_cidrs=args.ssh_admin_cidrs,
+                 ssh_key_fingerprints=args.ssh_key_fingerprints, alert_emails=args.alert_emails)
     if set(args.secret_env) != set(args.app.secret_env_names):
         raise ValueError(
             "SingleVpsArgs.secret_env: values must be given for exactly app.secret_env_names "

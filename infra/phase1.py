@@ -6,7 +6,8 @@ import pulumi
 
 from components.cloudflare_edge import CloudflareEdge, CloudflareEdgeArgs, cloudflare_ip_ranges
 from components.compose_stack import AppSpec
-from components.single_vps import EVERYWHERE, SingleVps, SingleVpsArgs
+from components.droplet_parts import EVERYWHERE
+from components.single_vps import SingleVps, SingleVpsArgs
 from components.tags import default_tags
 from components.tuning import Machine
 from infra.config import App, Phase1Stack

@@ -26,7 +26,8 @@ from components.compose_stack import (
     render_redis_auth,
     render_redis_conf,
 )
-from components.single_vps import ROLLOUT_SCRIPT, SingleVps
+from components.droplet_parts import ROLLOUT_SCRIPT
+from components.single_vps import SingleVps
 from components.testing import run_recorded
 from components.tuning import Machine, postgres_settings
 from tests.builders import APP, HOST_STACK, STACK_SECRETS, vps_args

@@ -15,7 +15,8 @@ import pulumi
 import pytest
 import yaml
 
-from components.single_vps import ROLLOUT_SCRIPT, SingleVps
+from components.droplet_parts import ROLLOUT_SCRIPT
+from components.single_vps import SingleVps
 from components.testing import run_recorded
 from tests.builders import CLOUDFLARE_CIDRS, vps_args
 
