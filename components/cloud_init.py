@@ -16,7 +16,7 @@ with the rollout.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import yaml
 
@@ -41,16 +41,20 @@ def _unit(sections: Mapping[str, Mapping[str, str]]) -> str:
     return "\n".join(blocks)
 
 
-def cloud_config(stack_files: Mapping[str, BundleFile]) -> dict:
+def cloud_config(stack_files: Mapping[str, BundleFile], *, data_volume: bool = True,
+                 extra_packages: Sequence[str] = ()) -> dict:
+    """``data_volume``: the host keeps PostgreSQL's data on the attached volume, so it mounts it, makes
+    Docker wait for it and dumps the database nightly; a web-only host (phase 2's app tier) does none of it.
+    ``extra_packages`` come from Ubuntu's archive too (e.g. ``pgbouncer`` on phase 2's database host)."""
     dump_command = (
         f"/bin/sh -c 'docker compose --file {STACK_DIR}/compose.yaml exec -T db "
         f"pg_dump --username {DB_USER} --format custom {DB_NAME} "
         f"> {BACKUP_DIR}/{DB_NAME}-$$(date +%%Y%%m%%d).dump "
         f"&& find {BACKUP_DIR} -name \"*.dump\" -mtime +{BACKUP_KEEP_DAYS} -delete'"
     )
-    write_files = [
-        {"path": "/etc/docker/daemon.json", "permissions": "0644",
-         "content": json.dumps(docker_daemon_config(), indent=2) + "\n"},
+    docker_config = {"path": "/etc/docker/daemon.json", "permissions": "0644",
+                     "content": json.dumps(docker_daemon_config(), indent=2) + "\n"}
+    data_files = [
         {"path": "/etc/systemd/system/docker.service.d/10-phasekit-data.conf", "permissions": "0644",
          "content": _unit({"Unit": {"RequiresMountsFor": DATA_MOUNT}})},
         # Redis forks for persistence; without overcommit a busy fork can fail (Redis' own advice).
@@ -69,29 +73,35 @@ def cloud_config(stack_files: Mapping[str, BundleFile]) -> dict:
              "Install": {"WantedBy": "timers.target"},
          })},
     ]
+    write_files = [docker_config, *(data_files if data_volume else [])]
     write_files += [
         {"path": f"{STACK_DIR}/{path}", "permissions": f"0{entry.mode:o}", "content": entry.content}
         for path, entry in sorted(stack_files.items())
     ]
-    return {
+    document: dict = {
         # Keys only: the rollout logs in as root with a key, and nothing should accept a password.
         "ssh_pwauth": False,
         "package_update": True,
-        "packages": ["docker.io", "docker-compose-v2", "unattended-upgrades"],
-        "mounts": [
-            [f"LABEL={DATA_LABEL}", DATA_MOUNT, "ext4", "defaults,nofail,discard,noatime", "0", "2"],
-        ],
-        "write_files": write_files,
-        "runcmd": [
-            ["install", "-d", "-m", "0700", BACKUP_DIR, f"{STACK_DIR}/secrets", f"{STACK_DIR}/tls"],
-            ["sysctl", "--system"],
-            ["systemctl", "daemon-reload"],
-            ["systemctl", "enable", "docker.service"],
-            ["systemctl", "restart", "docker.service"],
-            ["systemctl", "enable", "--now", "phasekit-pg-dump.timer"],
-        ],
+        "packages": ["docker.io", "docker-compose-v2", "unattended-upgrades", *extra_packages],
     }
+    if data_volume:
+        document["mounts"] = [
+            [f"LABEL={DATA_LABEL}", DATA_MOUNT, "ext4", "defaults,nofail,discard,noatime", "0", "2"],
+        ]
+    document["write_files"] = write_files
+    document["runcmd"] = [
+        ["install", "-d", "-m", "0700", *([BACKUP_DIR] if data_volume else []), f"{STACK_DIR}/secrets",
+         f"{STACK_DIR}/tls"],
+        *([["sysctl", "--system"]] if data_volume else []),
+        ["systemctl", "daemon-reload"],
+        ["systemctl", "enable", "docker.service"],
+        ["systemctl", "restart", "docker.service"],
+        *([["systemctl", "enable", "--now", "phasekit-pg-dump.timer"]] if data_volume else []),
+    ]
+    return document
 
 
-def render_cloud_init(stack_files: Mapping[str, BundleFile]) -> str:
-    return "#cloud-config\n" + yaml.safe_dump(cloud_config(stack_files), sort_keys=False, width=1000)
+def render_cloud_init(stack_files: Mapping[str, BundleFile], *, data_volume: bool = True,
+                      extra_packages: Sequence[str] = ()) -> str:
+    document = cloud_config(stack_files, data_volume=data_volume, extra_packages=extra_packages)
+    return "#cloud-config\n" + yaml.safe_dump(document, sort_keys=False, width=1000)

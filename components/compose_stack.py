@@ -84,28 +84,49 @@ class AppSpec:
     registry_username: str | None = None
 
 
+HostRole = Literal["all-in-one", "web"]
+"""``all-in-one``: proxy, app, PostgreSQL and Redis on one host (phase 1). ``web``: proxy and app only, the
+data stores on another host reached through ``StackSecrets.database_url``/``redis_url`` (phase 2)."""
+
+
 @dataclass(frozen=True)
 class HostStack:
-    """Everything the single-host renderers need besides secrets."""
+    """Everything the host renderers need besides secrets."""
 
     app: AppSpec
     machine: Machine
     hostname: str
     tls_mode: TlsMode
+    role: HostRole = "all-in-one"
+    runs_release: bool = True
+    """Whether this host's deploy.sh runs the release command; in a tier exactly one host does."""
+
+    http_health_route: bool = False
+    """Serve ``app.health_path`` over plain HTTP on port 80 (everything else still redirects), for a load
+    balancer whose health check cannot send the hostname over TLS."""
+
+    @property
+    def runs_data_stores(self) -> bool:
+        return self.role == "all-in-one"
 
     @property
     def db_max_connections(self) -> int:
         return db_max_connections(self.app.workers, self.app.db_pool_size)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StackSecrets:
-    """Secret values, resolved inside an ``apply``; rendered only into ``secrets/`` and ``tls/``."""
+    """Secret values, resolved inside an ``apply``; rendered only into ``secrets/`` and ``tls/``.
 
-    db_password: str
-    redis_password: str
+    An ``all-in-one`` host needs the passwords of the data stores it runs; a ``web`` host needs the URLs
+    of the ones it reaches."""
+
     secret_env: Mapping[str, str]
     media_bucket: str
+    db_password: str | None = None
+    redis_password: str | None = None
+    database_url: str | None = None
+    redis_url: str | None = None
     origin_certificate_pem: str | None = None
     origin_private_key_pem: str | None = None
     registry_password: str | None = None
@@ -194,9 +215,14 @@ def caddy_config(stack: HostStack, cert_file: str = "/etc/caddy/tls/origin.pem",
     }
     if stack.tls_mode == "origin-certificate":
         https_server["automatic_https"] = {"disable": True}
+        health_routes = [{
+            "match": [{"path": [app.health_path]}],
+            "handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": f"app:{app.port}"}]}],
+            "terminal": True,
+        }] if stack.http_health_route else []
         config["apps"]["http"]["servers"]["http"] = {
             "listen": [":80"],
-            "routes": [{"handle": [{
+            "routes": [*health_routes, {"handle": [{
                 "handler": "static_response",
                 "status_code": 308,
                 "headers": {"Location": ["https://{http.request.host}{http.request.uri}"]},
@@ -222,7 +248,8 @@ def compose_config(stack: HostStack, config_digests: Mapping[str, str] | None = 
     without them an edited caddy.json or postgresql.conf would sit unread until a manual restart."""
     app = stack.app
     always = {"restart": "unless-stopped", "logging": LOG_OPTIONS}
-    db_healthy = {"db": {"condition": "service_healthy"}, "redis": {"condition": "service_healthy"}}
+    db_healthy = ({"db": {"condition": "service_healthy"}, "redis": {"condition": "service_healthy"}}
+                  if stack.runs_data_stores else {})
 
     services: dict = {
         "proxy": {
@@ -242,9 +269,41 @@ def compose_config(stack: HostStack, config_digests: Mapping[str, str] | None = 
             "env_file": ["./secrets/app.env"],
             # Loopback only: lets deploy.sh health-check the new version from the host.
             "ports": [f"127.0.0.1:{app.port}:{app.port}"],
-            "depends_on": dict(db_healthy),
+            **({"depends_on": dict(db_healthy)} if db_healthy else {}),
             **always,
         },
+    }
+    if stack.runs_data_stores:
+        services.update(_data_store_services(data_mount, always))
+    if app.release_command and stack.runs_release:
+        # Outside `up` (a profile): deploy.sh runs it with `compose run` against the new image while the
+        # current version keeps serving. As a `depends_on` of the app it would run only after Compose had
+        # already removed the old app container, so a failing migration would leave the site down.
+        services["migrate"] = {
+            "image": app.image,
+            "command": list(app.release_command),
+            "env_file": ["./secrets/app.env"],
+            **({"depends_on": dict(db_healthy)} if db_healthy else {}),
+            "profiles": [RELEASE_PROFILE],
+            "restart": "no",
+            "logging": LOG_OPTIONS,
+        }
+    for service, digest in (config_digests or {}).items():
+        services[service]["labels"] = {CONFIG_DIGEST_LABEL: digest}
+
+    # No top-level `name:` (docker-compose 1.x rejects it): the project is named after STACK_DIR, "phasekit".
+    project: dict = {"services": services}
+    if stack.runs_data_stores:
+        project["secrets"] = {
+            name: {"file": f"./secrets/{name}"}
+            for name in ("db_password", "redis_password", "redis_auth.conf")
+        }
+    project["volumes"] = {"caddy-data": {}}
+    return project
+
+
+def _data_store_services(data_mount: str, always: Mapping[str, object]) -> dict:
+    return {
         "db": {
             "image": POSTGRES_IMAGE,
             "command": ["postgres", "-c", "config_file=/etc/postgresql/postgresql.conf"],
@@ -282,31 +341,6 @@ def compose_config(stack: HostStack, config_digests: Mapping[str, str] | None = 
             **always,
         },
     }
-    if app.release_command:
-        # Outside `up` (a profile): deploy.sh runs it with `compose run` against the new image while the
-        # current version keeps serving. As a `depends_on` of the app it would run only after Compose had
-        # already removed the old app container, so a failing migration would leave the site down.
-        services["migrate"] = {
-            "image": app.image,
-            "command": list(app.release_command),
-            "env_file": ["./secrets/app.env"],
-            "depends_on": dict(db_healthy),
-            "profiles": [RELEASE_PROFILE],
-            "restart": "no",
-            "logging": LOG_OPTIONS,
-        }
-    for service, digest in (config_digests or {}).items():
-        services[service]["labels"] = {CONFIG_DIGEST_LABEL: digest}
-
-    # No top-level `name:` (docker-compose 1.x rejects it): the project is named after STACK_DIR, "phasekit".
-    return {
-        "services": services,
-        "secrets": {
-            name: {"file": f"./secrets/{name}"}
-            for name in ("db_password", "redis_password", "redis_auth.conf")
-        },
-        "volumes": {"caddy-data": {}},
-    }
 
 
 def _bind(source: str, target: str, read_only: bool = True) -> dict:
@@ -321,11 +355,16 @@ def render_compose(stack: HostStack, config_digests: Mapping[str, str] | None = 
 
 
 def app_environment(stack: HostStack, secrets: StackSecrets) -> dict[str, str]:
-    """What the app receives on a single host (see ``contract_environment``)."""
+    """What the app receives on this host (see ``contract_environment``)."""
+    if stack.runs_data_stores:
+        urls = database_url(_required(secrets.db_password, "db_password")), redis_url(
+            _required(secrets.redis_password, "redis_password"))
+    else:
+        urls = _required(secrets.database_url, "database_url"), _required(secrets.redis_url, "redis_url")
     return contract_environment(
         stack.app,
-        database_url=database_url(secrets.db_password),
-        redis_url=redis_url(secrets.redis_password),
+        database_url=urls[0],
+        redis_url=urls[1],
         media_bucket=secrets.media_bucket,
         secret_env=secrets.secret_env,
     )
@@ -343,6 +382,12 @@ def contract_environment(app: AppSpec, *, database_url: str, redis_url: str, med
         "MEDIA_BUCKET": media_bucket,
     }
     return {**app.env, **{name: secret_env[name] for name in app.secret_env_names}, **contract}
+
+
+def _required(value: str | None, name: str) -> str:
+    if value is None:
+        raise ValueError(f"StackSecrets.{name} is required on this host")
+    return value
 
 
 def database_url(password: str) -> str:
@@ -371,8 +416,12 @@ def _env_quote(value: str) -> str:
 
 def render_deploy_script(stack: HostStack) -> str:
     health_url = f"http://127.0.0.1:{stack.app.port}{stack.app.health_path}"
-    release = ["docker compose run --rm -T migrate"] if stack.app.release_command else []
+    release = (["docker compose run --rm -T migrate"]
+               if stack.app.release_command and stack.runs_release else [])
     registry_login = [f"export DOCKER_CONFIG={STACK_DIR}/{DOCKER_CONFIG_DIR}"] if stack.app.registry_server else []
+    data_stores = [
+        *data_volume_steps(IMAGE_USER_ID, f"{DATA_MOUNT}/postgres", f"{DATA_MOUNT}/redis"),
+    ] if stack.runs_data_stores else []
     return "\n".join([
         "#!/bin/sh",
         "# Rolls the stack in place: pull, start the data stores, run the release command while the current",
@@ -380,14 +429,10 @@ def render_deploy_script(stack: HostStack) -> str:
         "# and wait until the app answers its health check.",
         "set -eu",
         f"cd {STACK_DIR}",
-        f"mountpoint -q {DATA_MOUNT} || {{ echo 'phasekit: data volume not mounted at {DATA_MOUNT}' >&2; exit 1; }}",
-        "# A grown volume needs its filesystem grown too; ext4 grows online and this is a no-op otherwise.",
-        f"resize2fs \"$(findmnt --noheadings --output SOURCE {DATA_MOUNT})\" >/dev/null 2>&1 "
-        f"|| {{ echo 'phasekit: could not grow the filesystem on {DATA_MOUNT}' >&2; exit 1; }}",
-        f"install -d -m 0700 -o {IMAGE_USER_ID} -g {IMAGE_USER_ID} {DATA_MOUNT}/postgres {DATA_MOUNT}/redis",
+        *data_stores,
         *registry_login,
         "docker compose pull --quiet",
-        "docker compose up --detach --wait --wait-timeout 300 db redis",
+        *(["docker compose up --detach --wait --wait-timeout 300 db redis"] if stack.runs_data_stores else []),
         *release,
         "docker compose up --detach --remove-orphans --wait --wait-timeout 300",
         f"curl --fail --silent --show-error --output /dev/null --retry 30 --retry-delay 2 "
@@ -397,27 +442,39 @@ def render_deploy_script(stack: HostStack) -> str:
     ])
 
 
+def data_volume_steps(owner_id: int, *directories: str) -> list[str]:
+    """deploy.sh lines that refuse to run without the data volume, grow its filesystem and make the data
+    directories (owned by ``owner_id``, the image's service user)."""
+    return [
+        f"mountpoint -q {DATA_MOUNT} || {{ echo 'phasekit: data volume not mounted at {DATA_MOUNT}' >&2; exit 1; }}",
+        "# A grown volume needs its filesystem grown too; ext4 grows online and this is a no-op otherwise.",
+        f"resize2fs \"$(findmnt --noheadings --output SOURCE {DATA_MOUNT})\" >/dev/null 2>&1 "
+        f"|| {{ echo 'phasekit: could not grow the filesystem on {DATA_MOUNT}' >&2; exit 1; }}",
+        f"install -d -m 0700 -o {owner_id} -g {owner_id} {' '.join(directories)}",
+    ]
+
+
 def render_public_files(stack: HostStack, origin_certificate_pem: str | None = None) -> dict[str, BundleFile]:
     """Files without secrets: cloud-init writes these at first boot, the rollout rewrites them.
 
     ``origin_certificate_pem`` (public) joins the proxy's config digest, so a new certificate restarts it.
     """
-    settings = postgres_settings(stack.machine, stack.db_max_connections)
     files = {
         "deploy.sh": BundleFile(render_deploy_script(stack), mode=0o755),
         "caddy/caddy.json": BundleFile(render_caddy_json(stack)),
-        "postgres/postgresql.conf": BundleFile(render_postgresql_conf(settings)),
-        "redis/redis.conf": BundleFile(render_redis_conf(redis_settings(stack.machine))),
     }
-    digests = {
-        "proxy": _digest(files["caddy/caddy.json"].content, origin_certificate_pem or ""),
-        "db": _digest(files["postgres/postgresql.conf"].content),
-        "redis": _digest(files["redis/redis.conf"].content),
-    }
+    digests = {"proxy": config_digest(files["caddy/caddy.json"].content, origin_certificate_pem or "")}
+    if stack.runs_data_stores:
+        settings = postgres_settings(stack.machine, stack.db_max_connections)
+        files["postgres/postgresql.conf"] = BundleFile(render_postgresql_conf(settings))
+        files["redis/redis.conf"] = BundleFile(render_redis_conf(redis_settings(stack.machine)))
+        digests["db"] = config_digest(files["postgres/postgresql.conf"].content)
+        digests["redis"] = config_digest(files["redis/redis.conf"].content)
     return {"compose.yaml": BundleFile(render_compose(stack, digests)), **files}
 
 
-def _digest(*contents: str) -> str:
+def config_digest(*contents: str) -> str:
+    """Short digest of the files a service reads, for its ``CONFIG_DIGEST_LABEL``."""
     return hashlib.sha256("\0".join(contents).encode()).hexdigest()[:16]
 
 
@@ -425,11 +482,9 @@ def render_bundle(stack: HostStack, secrets: StackSecrets) -> dict[str, BundleFi
     """Every file the host needs, secrets included; only ever sent over SSH."""
     files = render_public_files(stack, secrets.origin_certificate_pem)
     files["secrets/app.env"] = BundleFile(render_env_file(app_environment(stack, secrets)), mode=0o600)
-    files["secrets/db_password"] = BundleFile(secrets.db_password, mode=0o600)
-    # Redis reads its include and the health check reads the password as the image's redis user.
-    files["secrets/redis_password"] = BundleFile(secrets.redis_password, mode=0o400, owner_id=IMAGE_USER_ID)
-    files["secrets/redis_auth.conf"] = BundleFile(render_redis_auth(secrets.redis_password), mode=0o400,
-                                                   owner_id=IMAGE_USER_ID)
+    if stack.runs_data_stores:
+        files.update(data_store_secret_files(_required(secrets.db_password, "db_password"),
+                                             _required(secrets.redis_password, "redis_password")))
     if stack.app.registry_server:
         if secrets.registry_password is None:
             raise ValueError("app.registry_server needs the registry password")
@@ -442,6 +497,16 @@ def render_bundle(stack: HostStack, secrets: StackSecrets) -> dict[str, BundleFi
         files["tls/origin.pem"] = BundleFile(secrets.origin_certificate_pem)
         files["tls/origin.key"] = BundleFile(secrets.origin_private_key_pem, mode=0o600)
     return files
+
+
+def data_store_secret_files(db_password: str, redis_password: str) -> dict[str, BundleFile]:
+    """The password files PostgreSQL and Redis read (through compose secrets)."""
+    return {
+        "secrets/db_password": BundleFile(db_password, mode=0o600),
+        # Redis reads its include and the health check reads the password as the image's redis user.
+        "secrets/redis_password": BundleFile(redis_password, mode=0o400, owner_id=IMAGE_USER_ID),
+        "secrets/redis_auth.conf": BundleFile(render_redis_auth(redis_password), mode=0o400, owner_id=IMAGE_USER_ID),
+    }
 
 
 def render_docker_config(server: str, username: str, password: str) -> str:

@@ -72,6 +72,9 @@ def _fake_outputs(type_token: str, name: str, resource_id: str) -> dict[str, Any
             "ipv4Address": f"203.0.113.{octet}", "ipv4AddressPrivate": f"10.10.0.{octet}",
             "dropletUrn": f"do:droplet:{resource_id}"},
         "digitalocean:index/volume:Volume": {"volumeUrn": f"do:volume:{resource_id}"},
+        "digitalocean:index/vpc:Vpc": {"ipRange": "10.10.0.0/20"},
+        "digitalocean:index/loadBalancer:LoadBalancer": {
+            "ip": f"192.0.2.{octet}", "loadBalancerUrn": f"do:loadbalancer:{resource_id}"},
         "digitalocean:index/reservedIp:ReservedIp": {
             "ipAddress": f"198.51.100.{octet}", "reservedIpUrn": f"do:reservedip:198.51.100.{octet}"},
         "random:index/randomPassword:RandomPassword": {"result": digest[:32]},

@@ -409,3 +409,33 @@ class BackupPlan(StrEnum):
 
     DAILY = "daily"
     WEEKLY = "weekly"
+
+
+class PoolMode(StrEnum):
+    """PgBouncer's pool mode."""
+
+    TRANSACTION = "transaction"
+    SESSION = "session"
+
+
+class RedisPlacement(StrEnum):
+    """Where phase 2's shared Redis runs."""
+
+    DATABASE = "database"
+
+
+_REDIS_PLACEMENT_ALLOWED = "database (on the database droplet, shared by every app droplet over the VPC)"
+
+
+def _redis_placement(value: object) -> object:
+    if isinstance(value, str) and value in ("app", "app-tier", "appTier", "web"):
+        raise problem(
+            f"{value!r} would give each app droplet its own Redis, but sessions, caches and queues must be "
+            f"shared by all of them; allowed: {_REDIS_PLACEMENT_ALLOWED}"
+        )
+    return value
+
+
+RedisPlacementValue = Annotated[
+    RedisPlacement, BeforeValidator(_redis_placement), Allowed(_REDIS_PLACEMENT_ALLOWED, noun="a Redis placement")
+]

@@ -10,14 +10,14 @@ from typing import Any
 
 import pulumi
 
-from infra import phase1
+from infra import phase1, phase2
 from infra.config import ConfigError, load_config
 from infra.runtime_config import runtime_raw_config
 from infra.stack_secrets import StackSecretInputs, read_secret_inputs
 
 PhaseBuilder = Callable[[Any, StackSecretInputs, str, str], None]
 
-PHASE_BUILDERS: Mapping[int, PhaseBuilder] = {1: phase1.build}
+PHASE_BUILDERS: Mapping[int, PhaseBuilder] = {1: phase1.build, 2: phase2.build}
 
 
 def build_stack(raw: Mapping[str, Any], project: str, stack: str) -> None:

@@ -14,6 +14,7 @@ import pulumi
 from components.cloudflare_edge import CloudflareEdgeArgs, cloudflare_ip_ranges
 from components.compose_stack import AppSpec, HostStack, StackSecrets
 from components.single_vps import SingleVpsArgs
+from components.split_vps import SplitVpsArgs
 from components.testing import CLOUDFLARE_IP_RANGES
 from components.tuning import Machine
 
@@ -54,6 +55,31 @@ def vps_args(**overrides: Any) -> SingleVpsArgs:
         origin_private_key_pem=pulumi.Output.secret("-----BEGIN PRIVATE KEY-----\nKEY\n-----END PRIVATE KEY-----\n"),
         project_name="phasekit-test-app",
         tags={"project": "phasekit", "stack": "test", "phase": "1", "managed-by": "phasekit"},
+    )
+    return replace(args, **overrides)
+
+
+def split_args(**overrides: Any) -> SplitVpsArgs:
+    args = SplitVpsArgs(
+        region="nyc3",
+        app=APP,
+        hostname="app.example.com",
+        app_size="s-2vcpu-4gb",
+        app_machine=Machine(vcpus=2, memory_mib=4096),
+        db_size="s-4vcpu-8gb",
+        db_machine=Machine(vcpus=4, memory_mib=8192),
+        ssh_admin_cidrs=["203.0.113.0/24"],
+        ssh_key_fingerprints=["3b:16:bf:e4:8b:00:8b:b8:59:8c:a9:d3:f0:19:45:fa"],
+        alert_emails=["ops@example.com"],
+        web_source_cidrs=cloudflare_ip_ranges(),
+        media_bucket_name="phasekit-test-media",
+        app_tier_tag="phasekit-test-app-tier",
+        app_count=2,
+        secret_env={"SECRET_KEY_BASE": pulumi.Output.secret("s3cr3t-base")},
+        origin_certificate_pem="-----BEGIN CERTIFICATE-----\nORIGIN\n-----END CERTIFICATE-----\n",
+        origin_private_key_pem=pulumi.Output.secret("-----BEGIN PRIVATE KEY-----\nKEY\n-----END PRIVATE KEY-----\n"),
+        project_name="phasekit-test-app",
+        tags={"project": "phasekit", "stack": "test", "phase": "2", "managed-by": "phasekit"},
     )
     return replace(args, **overrides)
 

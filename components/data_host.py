@@ -1,0 +1,330 @@
+"""The files that run PostgreSQL (and optionally Redis and PgBouncer) on a dedicated database host.
+
+Phase 2 moves the data stores off the web host onto their own droplet in a private VPC. Everything here
+is rendered from typed data, like ``compose_stack``, whose PostgreSQL and Redis renderers it reuses.
+
+What is different from the single host:
+- PostgreSQL and Redis use the host's network (``network_mode: host``) and listen only on the droplet's
+  VPC address and loopback. Docker's port publishing would rewrite client addresses on some paths, and
+  ``pg_hba.conf`` has to see the app droplets' real VPC addresses to admit them.
+- ``pg_hba.conf`` admits the app's user to the app's database from the VPC range only, with
+  ``scram-sha-256``; loopback is for PgBouncer and the host's own tools; the Unix socket exists only
+  inside the container (health check, nightly ``pg_dump``).
+- PgBouncer (optional) comes from Ubuntu's archive, runs under systemd on the host, listens on the VPC
+  address and loopback at ``PGBOUNCER_PORT`` and pools into PostgreSQL over loopback.
+- The listen address and the VPC range are known only once the droplet exists, so this host's files
+  travel only with the rollout; its cloud-init just prepares the machine.
+- deploy.sh warns (in ``pulumi up``'s output) when the data volume is fuller than ``VOLUME_WARN_PERCENT``,
+  because DigitalOcean's disk alert watches only the root disk; a systemd timer logs the same warning
+  to the journal every 5 minutes.
+
+Layout on the host (``STACK_DIR``)::
+
+    compose.yaml, deploy.sh, volume-check.sh
+    postgres/postgresql.conf, postgres/pg_hba.conf
+    redis/redis.conf                          (when Redis runs here)
+    pgbouncer/pgbouncer.ini                   (when PgBouncer is on; installed to /etc/pgbouncer)
+    secrets/db_password, redis_password, redis_auth.conf, pgbouncer_userlist.txt
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import yaml
+
+from components.compose_stack import (
+    CONFIG_DIGEST_LABEL,
+    DATA_MOUNT,
+    DB_NAME,
+    DB_USER,
+    IMAGE_USER_ID,
+    LOG_OPTIONS,
+    POSTGRES_IMAGE,
+    REDIS_IMAGE,
+    STACK_DIR,
+    BundleFile,
+    config_digest,
+    data_store_secret_files,
+    data_volume_steps,
+    redis_settings,
+    render_postgresql_conf,
+    render_redis_conf,
+)
+from components.tuning import RESERVED_DB_CONNECTIONS, Machine, postgres_settings
+
+POSTGRES_PORT = 5432
+PGBOUNCER_PORT = 6432
+REDIS_PORT = 6379
+VOLUME_WARN_PERCENT = 80
+"""Data-volume fill level at which deploy.sh and the volume check warn."""
+
+PoolMode = Literal["transaction", "session"]
+
+
+@dataclass(frozen=True)
+class PgBouncerSpec:
+    """Connection pooling in front of PostgreSQL."""
+
+    pool_mode: PoolMode = "transaction"
+    """``transaction`` multiplexes many app connections over few server ones (the point of pooling; session
+    state such as ``SET`` or advisory locks does not survive between transactions); ``session`` is safe
+    for every app and only caps connections."""
+
+
+@dataclass(frozen=True)
+class DataHostStack:
+    """Everything the database host's renderers need besides secrets and its network address."""
+
+    machine: Machine
+    app_connections: int
+    """Connections the whole app tier may open at once: droplets × workers × pool size."""
+
+    redis: bool = True
+    """Run Redis here too (phase 2's default Redis placement)."""
+
+    pgbouncer: PgBouncerSpec | None = None
+
+    @property
+    def max_connections(self) -> int:
+        """PostgreSQL's ``max_connections``: the app tier's demand (or PgBouncer's pool) plus the reserve."""
+        return max(20, self.server_pool_size + RESERVED_DB_CONNECTIONS)
+
+    @property
+    def server_pool_size(self) -> int:
+        """Server connections the app gets: all it asks for directly; through PgBouncer in transaction
+        mode, a pool of 4 per vCPU (transactions are short, more would only queue in the CPU)."""
+        if self.pgbouncer is not None and self.pgbouncer.pool_mode == "transaction":
+            return min(self.app_connections, max(10, 4 * self.machine.vcpus))
+        return self.app_connections
+
+
+@dataclass(frozen=True)
+class DataHostNetwork:
+    """Where the host listens and whom it admits; known once the droplet and its VPC exist."""
+
+    listen_address: str
+    """The droplet's VPC address."""
+
+    client_cidr: str
+    """The VPC's range: the only network ``pg_hba.conf`` admits."""
+
+    def __post_init__(self) -> None:
+        address = ipaddress.ip_address(self.listen_address)
+        network = ipaddress.ip_network(self.client_cidr)
+        if address not in network:
+            raise ValueError(f"DataHostNetwork: {self.listen_address} is not inside {self.client_cidr}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataHostSecrets:
+    db_password: str
+    redis_password: str
+
+
+def data_postgres_settings(stack: DataHostStack, network: DataHostNetwork) -> dict[str, str]:
+    """``compose_stack``'s sizing for a machine PostgreSQL does not share with the app, listening on the
+    VPC address and loopback only."""
+    settings = postgres_settings(stack.machine, stack.max_connections)
+    settings["listen_addresses"] = f"{network.listen_address},127.0.0.1"
+    settings["port"] = str(POSTGRES_PORT)
+    return settings
+
+
+def render_pg_hba(network: DataHostNetwork) -> str:
+    """Who may connect, first match wins; anything not matched is refused."""
+    rows = [
+        ("local", "all", "all", "", "trust"),
+        ("host", "all", "all", "127.0.0.1/32", "scram-sha-256"),
+        ("host", DB_NAME, DB_USER, network.client_cidr, "scram-sha-256"),
+    ]
+    lines = [
+        "# Rendered by phasekit. The Unix socket exists only inside the container (health check, pg_dump);",
+        "# loopback serves PgBouncer; the app's user reaches the app's database from the VPC range only.",
+        *(f"{kind:<6} {database:<10} {user:<10} {address:<18} {method}".rstrip()
+          for kind, database, user, address, method in rows),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def data_redis_settings(stack: DataHostStack, network: DataHostNetwork) -> dict[str, str]:
+    settings = redis_settings(stack.machine)
+    settings["bind"] = f"{network.listen_address} 127.0.0.1"
+    settings["port"] = str(REDIS_PORT)
+    return settings
+
+
+def pgbouncer_settings(stack: DataHostStack, network: DataHostNetwork,
+                       auth_file: str = "/etc/pgbouncer/userlist.txt") -> dict[str, dict[str, str]]:
+    """pgbouncer.ini as sections; the client limit is the app tier's whole demand plus the reserve."""
+    spec = stack.pgbouncer
+    assert spec is not None, "pgbouncer_settings needs stack.pgbouncer"
+    return {
+        "databases": {DB_NAME: f"host=127.0.0.1 port={POSTGRES_PORT} dbname={DB_NAME}"},
+        "pgbouncer": {
+            "listen_addr": f"{network.listen_address},127.0.0.1",
+            "listen_port": str(PGBOUNCER_PORT),
+            "auth_type": "scram-sha-256",
+            "auth_file": auth_file,
+            "pool_mode": spec.pool_mode,
+            "max_client_conn": str(stack.app_connections + RESERVED_DB_CONNECTIONS),
+            "default_pool_size": str(stack.server_pool_size),
+            "server_reset_query": "DISCARD ALL",
+            # Some drivers send it at connect; PgBouncer would refuse the connection otherwise.
+            "ignore_startup_parameters": "extra_float_digits",
+        },
+    }
+
+
+def render_ini(sections: Mapping[str, Mapping[str, str]]) -> str:
+    blocks = [f"[{section}]\n" + "".join(f"{key} = {value}\n" for key, value in entries.items())
+              for section, entries in sections.items()]
+    return "; Rendered by phasekit.\n" + "\n".join(blocks)
+
+
+def render_pgbouncer_userlist(password: str) -> str:
+    """PgBouncer's auth file. A plain password (not a SCRAM verifier) lets PgBouncer authenticate both the
+    client and, with the same secret, itself to PostgreSQL."""
+    return f'"{DB_USER}" "{password}"\n'
+
+
+def data_compose_config(stack: DataHostStack, config_digests: Mapping[str, str] | None = None) -> dict:
+    always = {"restart": "unless-stopped", "logging": LOG_OPTIONS, "network_mode": "host"}
+    services: dict = {
+        "db": {
+            "image": POSTGRES_IMAGE,
+            "command": ["postgres", "-c", "config_file=/etc/postgresql/postgresql.conf",
+                        "-c", "hba_file=/etc/postgresql/pg_hba.conf"],
+            "environment": {
+                "POSTGRES_USER": DB_USER,
+                "POSTGRES_DB": DB_NAME,
+                "POSTGRES_PASSWORD_FILE": "/run/secrets/db_password",
+            },
+            "secrets": ["db_password"],
+            "volumes": [
+                {"type": "bind", "source": f"{DATA_MOUNT}/postgres", "target": "/var/lib/postgresql/data",
+                 "read_only": False},
+                {"type": "bind", "source": "./postgres", "target": "/etc/postgresql", "read_only": True},
+            ],
+            "shm_size": "256m",
+            "stop_grace_period": "60s",
+            "healthcheck": {
+                "test": ["CMD", "pg_isready", "--username", DB_USER, "--dbname", DB_NAME],
+                "interval": "10s", "timeout": "5s", "retries": 5, "start_period": "60s",
+            },
+            **always,
+        },
+    }
+    secret_names = ["db_password"]
+    if stack.redis:
+        services["redis"] = {
+            "image": REDIS_IMAGE,
+            "command": ["redis-server", "/usr/local/etc/redis/redis.conf"],
+            "secrets": ["redis_auth.conf", "redis_password"],
+            "volumes": [
+                {"type": "bind", "source": f"{DATA_MOUNT}/redis", "target": "/data", "read_only": False},
+                {"type": "bind", "source": "./redis/redis.conf", "target": "/usr/local/etc/redis/redis.conf",
+                 "read_only": True},
+            ],
+            "healthcheck": {
+                "test": ["CMD-SHELL",
+                         'REDISCLI_AUTH="$$(cat /run/secrets/redis_password)" redis-cli -h 127.0.0.1 ping '
+                         "| grep -q PONG"],
+                "interval": "10s", "timeout": "5s", "retries": 5, "start_period": "20s",
+            },
+            **always,
+        }
+        secret_names += ["redis_password", "redis_auth.conf"]
+    for service, digest in (config_digests or {}).items():
+        services[service]["labels"] = {CONFIG_DIGEST_LABEL: digest}
+    return {"services": services, "secrets": {name: {"file": f"./secrets/{name}"} for name in secret_names}}
+
+
+def render_volume_check() -> str:
+    return "\n".join([
+        "#!/bin/sh",
+        f"# Warns when the data volume is more than {VOLUME_WARN_PERCENT}% full: DigitalOcean's disk alert",
+        "# watches only the root disk. Grow vps volumeSizeGib before PostgreSQL runs out of space.",
+        "set -eu",
+        f"used=$(df --output=pcent {DATA_MOUNT} | tail -n 1 | tr -dc '0-9')",
+        f'if [ "$used" -gt {VOLUME_WARN_PERCENT} ]; then',
+        f'  echo "phasekit: WARNING: data volume {DATA_MOUNT} is ${{used}}% full" >&2',
+        "fi",
+        "",
+    ])
+
+
+def render_data_deploy_script(stack: DataHostStack) -> str:
+    services = "db redis" if stack.redis else "db"
+    pgbouncer = [
+        "command -v pgbouncer >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install --yes --quiet pgbouncer",
+        "install -m 0640 -o root -g postgres pgbouncer/pgbouncer.ini /etc/pgbouncer/pgbouncer.ini",
+        "install -m 0640 -o root -g postgres secrets/pgbouncer_userlist.txt /etc/pgbouncer/userlist.txt",
+        "systemctl enable pgbouncer.service",
+        "systemctl restart pgbouncer.service",
+        "systemctl is-active --quiet pgbouncer.service || { echo 'phasekit: pgbouncer did not start' >&2; exit 1; }",
+    ] if stack.pgbouncer is not None else [
+        "! systemctl is-active --quiet pgbouncer.service || systemctl disable --now pgbouncer.service",
+    ]
+    return "\n".join([
+        "#!/bin/sh",
+        "# Rolls the database host in place: the data volume must be mounted; PostgreSQL (and Redis) restart",
+        "# only when their config changed; PgBouncer is (re)configured after PostgreSQL is healthy.",
+        "set -eu",
+        f"cd {STACK_DIR}",
+        *data_volume_steps(IMAGE_USER_ID, f"{DATA_MOUNT}/postgres", f"{DATA_MOUNT}/redis"),
+        "docker compose pull --quiet",
+        f"docker compose up --detach --remove-orphans --wait --wait-timeout 300 {services}",
+        *pgbouncer,
+        "install -m 0644 systemd/phasekit-volume-check.service systemd/phasekit-volume-check.timer "
+        "/etc/systemd/system/",
+        "systemctl daemon-reload",
+        "systemctl enable --now phasekit-volume-check.timer",
+        f"{STACK_DIR}/volume-check.sh",
+        "docker image prune --force --filter until=168h >/dev/null",
+        "",
+    ])
+
+
+def render_data_bundle(stack: DataHostStack, network: DataHostNetwork,
+                       secrets: DataHostSecrets) -> dict[str, BundleFile]:
+    """Every file the database host needs, secrets included; only ever sent over SSH."""
+    postgres_conf = render_postgresql_conf(data_postgres_settings(stack, network))
+    pg_hba = render_pg_hba(network)
+    files = {
+        "deploy.sh": BundleFile(render_data_deploy_script(stack), mode=0o755),
+        "volume-check.sh": BundleFile(render_volume_check(), mode=0o755),
+        "postgres/postgresql.conf": BundleFile(postgres_conf),
+        "postgres/pg_hba.conf": BundleFile(pg_hba),
+    }
+    digests = {"db": config_digest(postgres_conf, pg_hba)}
+    if stack.redis:
+        redis_conf = render_redis_conf(data_redis_settings(stack, network))
+        files["redis/redis.conf"] = BundleFile(redis_conf)
+        digests["redis"] = config_digest(redis_conf)
+    if stack.pgbouncer is not None:
+        files["pgbouncer/pgbouncer.ini"] = BundleFile(render_ini(pgbouncer_settings(stack, network)))
+        files["secrets/pgbouncer_userlist.txt"] = BundleFile(render_pgbouncer_userlist(secrets.db_password),
+                                                             mode=0o600)
+    files.update({f"systemd/{unit}": content for unit, content in volume_check_units().items()})
+    files["compose.yaml"] = BundleFile(yaml.safe_dump(data_compose_config(stack, digests), sort_keys=False))
+    files.update(data_store_secret_files(secrets.db_password, secrets.redis_password))
+    return files
+
+
+def volume_check_units() -> dict[str, BundleFile]:
+    """systemd units running ``volume-check.sh`` every 5 minutes; its warnings land in the journal."""
+    service = "\n".join([
+        "[Unit]", "Description=phasekit data volume fill check", "",
+        "[Service]", "Type=oneshot", f"ExecStart={shlex.quote(STACK_DIR + '/volume-check.sh')}", "",
+    ])
+    timer = "\n".join([
+        "[Unit]", "Description=phasekit data volume fill check", "",
+        "[Timer]", "OnBootSec=5min", "OnUnitActiveSec=5min", "",
+        "[Install]", "WantedBy=timers.target", "",
+    ])
+    return {"phasekit-volume-check.service": BundleFile(service), "phasekit-volume-check.timer": BundleFile(timer)}

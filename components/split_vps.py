@@ -1,0 +1,447 @@
+"""SplitVps: app droplets and a database droplet on a private DigitalOcean VPC (phase 2).
+
+Creates
+- a VPC; a tag naming this stack's app tier (the database firewall admits the tag, so a new app droplet is
+  admitted without editing the rule);
+- the database droplet (Ubuntu 24.04) with a protected block-storage volume holding PostgreSQL's data and
+  Redis' persistence; PostgreSQL, Redis and optional PgBouncer listen on its VPC address and loopback
+  only (``components.data_host``), with generated passwords;
+- ``app_count`` app droplets, each running the reverse proxy and the app (``components.compose_stack`` in
+  the ``web`` role), receiving the same app contract as phase 1 with ``DATABASE_URL`` and ``REDIS_URL``
+  pointing at the database droplet's VPC address;
+- firewalls: the database droplet admits 22 from the admin CIDRs and the database/Redis ports from the app
+  tier's tag only; app droplets admit 22 from the admin CIDRs and 80/443 from the load balancer (count > 1)
+  or from ``web_source_cidrs`` (count = 1); every droplet's egress is DNS, NTP and HTTP(S), plus, for
+  the app tier, the database droplet's ports;
+- with count > 1, a load balancer passing TLS through to the droplets (their Caddy presents the Cloudflare
+  origin certificate, so SSL mode Full (strict) keeps working), health-checking ``app.health_path`` over
+  HTTP on port 80, and itself admitting only Cloudflare's IPv4 ranges; with count = 1, a reserved IP;
+- CPU, memory and disk alerts for the app tier and for the database droplet (DigitalOcean's disk metric
+  is the root disk's; the data volume is checked on the host, see ``data_host``);
+- one rollout per droplet: the database host first, then the app droplets one at a time, each waiting for
+  its health check before the next starts, so the site is never fully down during a deploy. The first app
+  droplet runs the release command before it rolls.
+
+Does not create DNS, certificates or buckets (CloudflareEdge does), nor SSH keys.
+
+How changes land (the README's table is the user-facing version):
+- new image, env, secrets, tuning, PgBouncer on/off: rollouts re-run over SSH; no droplet is replaced.
+- ``app_count`` up or down: droplets are added or removed from the end; going from 1 to 2 swaps the
+  reserved IP for a load balancer (the Cloudflare record follows); the database is untouched.
+- app or database size: resized in place (a reboot); the database droplet reboots only for its own size.
+- ``user_data`` and ``ssh_keys`` changes are ignored on existing droplets.
+- region: would replace everything; the protected volume and database droplet stop ``pulumi up`` first.
+
+Cost: each droplet's monthly price (+20 %/30 % with weekly/daily backups), $0.10/GiB-month for the volume,
+$12/month per load balancer node when count > 1; VPC, firewalls, reserved IP and monitoring are free.
+
+Stateful: the data volume and the database droplet (which holds the nightly dumps) are protected and
+retained on delete when ``protect_data`` is true (default).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pulumi
+import pulumi_digitalocean as digitalocean
+
+from components.cloud_init import render_cloud_init
+from components.compose_stack import (
+    DATA_LABEL,
+    DB_NAME,
+    DB_USER,
+    AppSpec,
+    HostStack,
+    StackSecrets,
+    TlsMode,
+    pack_bundle,
+    render_bundle,
+    render_public_files,
+)
+from components.connection_urls import postgres_url, redis_url
+from components.data_host import (
+    PGBOUNCER_PORT,
+    POSTGRES_PORT,
+    REDIS_PORT,
+    DataHostNetwork,
+    DataHostSecrets,
+    DataHostStack,
+    PgBouncerSpec,
+    render_data_bundle,
+)
+from components.droplet_parts import (
+    check_access,
+    droplet,
+    egress_rules,
+    generated_password,
+    monitor_alerts,
+    rollout,
+    ssh_rule,
+)
+from components.stateful import stateful_options
+from components.tags import digitalocean_tags
+from components.tuning import Machine
+
+MAX_APP_DROPLETS = 10
+LOAD_BALANCER_HEALTH_PORT = 80
+
+
+@dataclass
+class SplitVpsArgs:
+    region: str
+    """DigitalOcean region slug of every droplet, the volume, the VPC and the load balancer."""
+
+    app: AppSpec
+    """The application; ``app.workers`` is per app droplet."""
+
+    hostname: str
+    """Public hostname the proxies serve."""
+
+    app_size: str
+    """Size slug of each app droplet."""
+
+    app_machine: Machine
+    """vCPUs and memory of ``app_size``."""
+
+    db_size: str
+    """Size slug of the database droplet."""
+
+    db_machine: Machine
+    """vCPUs and memory of ``db_size``; PostgreSQL and Redis are tuned from it."""
+
+    ssh_admin_cidrs: Sequence[str]
+    """Networks allowed to reach port 22 on every droplet. No /0. At least one."""
+
+    ssh_key_fingerprints: Sequence[str]
+    """DigitalOcean SSH key fingerprints installed for root. At least one."""
+
+    alert_emails: Sequence[str]
+    """Recipients of the CPU, memory and disk alerts. At least one."""
+
+    web_source_cidrs: pulumi.Input[Sequence[str]]
+    """Sources allowed to reach the site: Cloudflare's ranges. With count = 1 they reach the droplet's
+    80/443; with count > 1 the load balancer's firewall admits their IPv4 part."""
+
+    media_bucket_name: pulumi.Input[str]
+    """Handed to the app as ``MEDIA_BUCKET``."""
+
+    app_tier_tag: str
+    """Physical DigitalOcean tag marking this stack's app droplets; must be unique to the stack."""
+
+    app_count: int = 2
+    """App droplets, 1..10; more than one puts a load balancer in front."""
+
+    secret_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Value of every name in ``app.secret_env_names`` (Pulumi secrets); exactly those names."""
+
+    tls_mode: TlsMode = "origin-certificate"
+    """``origin-certificate`` (proxied record, Full (strict)); ``acme`` only with one app droplet, since a
+    load balancer would send each ACME challenge to a random droplet."""
+
+    origin_certificate_pem: pulumi.Input[str] | None = None
+    origin_private_key_pem: pulumi.Input[str] | None = None
+    """Required with ``origin-certificate``; a secret."""
+
+    ssh_private_key: pulumi.Input[str] | None = None
+    """Key the rollouts log in with; None uses the SSH agent of whoever runs ``pulumi up``."""
+
+    registry_password: pulumi.Input[str] | None = None
+    """Password or token for ``app.registry_server``; required exactly when that is set. A secret."""
+
+    volume_size_gib: int = 20
+    """Database data volume size. Growing it is in place."""
+
+    pgbouncer: PgBouncerSpec | None = None
+    """Pool the app's connections through PgBouncer on the database droplet; ``DATABASE_URL`` then points
+    at PgBouncer's port."""
+
+    redis_placement: Literal["database"] = "database"
+    """Where the shared Redis runs: on the database droplet, reachable from the app tier over the VPC."""
+
+    backups: bool = True
+    backup_plan: Literal["daily", "weekly"] = "weekly"
+
+    protect_data: bool = True
+    """Protect and retain the data volume and the database droplet. Default true."""
+
+    project_name: str = "phasekit"
+    """Name of the DigitalOcean project grouping the resources."""
+
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """DigitalOcean ``key:value`` tags on droplets and the volume (not on firewalls or alerts)."""
+
+
+class SplitVps(pulumi.ComponentResource):
+    public_ip: pulumi.Output[str]
+    """What DNS points at: the load balancer's address (count > 1) or the reserved IP (count = 1)."""
+
+    app_droplet_ids: pulumi.Output[list[str]]
+    db_droplet_id: pulumi.Output[str]
+    db_private_ip: pulumi.Output[str]
+    """The database droplet's VPC address, where the app tier reaches PostgreSQL and Redis."""
+
+    volume_id: pulumi.Output[str]
+    vpc_id: pulumi.Output[str]
+    load_balancer_id: pulumi.Output[str] | None
+    """None with one app droplet."""
+
+    database_url: pulumi.Output[str]
+    """The app's ``DATABASE_URL`` (VPC address; PgBouncer's port when pooling); a secret."""
+
+    redis_url: pulumi.Output[str]
+    """The app's ``REDIS_URL`` (VPC address); a secret."""
+
+    def __init__(self, name: str, args: SplitVpsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        _check_args(args)
+        super().__init__("phasekit:index:SplitVps", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = digitalocean_tags(args.tags)
+        database_port = PGBOUNCER_PORT if args.pgbouncer is not None else POSTGRES_PORT
+        behind_load_balancer = args.app_count > 1
+
+        vpc = digitalocean.Vpc(f"{name}-vpc", region=args.region,
+                               description="phasekit app tier and database", opts=child)
+        app_tier_tag = digitalocean.Tag(f"{name}-app-tier", name=args.app_tier_tag, opts=child)
+
+        # --- database droplet -------------------------------------------------------------------
+        volume = digitalocean.Volume(
+            f"{name}-db-data",
+            region=args.region,
+            size=args.volume_size_gib,
+            initial_filesystem_type="ext4",
+            initial_filesystem_label=DATA_LABEL,
+            description="PostgreSQL data and Redis persistence",
+            tags=tags,
+            opts=stateful_options(self, args.protect_data),
+        )
+        database = droplet(
+            f"{name}-db",
+            parent=self,
+            region=args.region,
+            size=args.db_size,
+            vpc_id=vpc.id,
+            ssh_key_fingerprints=args.ssh_key_fingerprints,
+            backups=args.backups,
+            backup_plan=args.backup_plan,
+            # The listen address exists only once the droplet does: every config file comes with the rollout.
+            user_data=render_cloud_init({}, extra_packages=["pgbouncer"] if args.pgbouncer else []),
+            tags=tags,
+            volume_ids=[volume.id],
+            opts=stateful_options(self, args.protect_data),
+        )
+        db_firewall = digitalocean.Firewall(
+            f"{name}-db-firewall",
+            droplet_ids=[database.id.apply(int)],
+            inbound_rules=[
+                ssh_rule(args.ssh_admin_cidrs),
+                *[digitalocean.FirewallInboundRuleArgs(protocol="tcp", port_range=str(port),
+                                                       source_tags=[app_tier_tag.name])
+                  for port in (database_port, REDIS_PORT)],
+            ],
+            outbound_rules=egress_rules(),
+            opts=child,
+        )
+        db_password = generated_password(f"{name}-db-password", self)
+        redis_password = generated_password(f"{name}-redis-password", self)
+        data_stack = DataHostStack(
+            machine=args.db_machine,
+            app_connections=args.app_count * args.app.workers * args.app.db_pool_size,
+            redis=args.redis_placement == "database",
+            pgbouncer=args.pgbouncer,
+        )
+        db_rollout = rollout(
+            f"{name}-db-rollout", parent=self, host=database.ipv4_address,
+            bundle=_data_bundle(data_stack, database.ipv4_address_private, vpc.ip_range,
+                                db_password.result, redis_password.result),
+            ssh_private_key=args.ssh_private_key, depends_on=[db_firewall])
+
+        self.database_url = pulumi.Output.secret(pulumi.Output.all(db_password.result, database.ipv4_address_private)
+                                                 .apply(lambda values: postgres_url(
+                                                     user=DB_USER, password=values[0], host=values[1],
+                                                     port=database_port, database=DB_NAME)))
+        self.redis_url = pulumi.Output.secret(pulumi.Output.all(redis_password.result, database.ipv4_address_private)
+                                              .apply(lambda values: redis_url(password=values[0], host=values[1])))
+
+        # --- app tier ---------------------------------------------------------------------------
+        app_droplets = []
+        for index in range(args.app_count):
+            stack = _web_stack(args, index)
+            app_droplets.append(droplet(
+                f"{name}-app-{index}",
+                parent=self,
+                region=args.region,
+                size=args.app_size,
+                vpc_id=vpc.id,
+                ssh_key_fingerprints=args.ssh_key_fingerprints,
+                backups=args.backups,
+                backup_plan=args.backup_plan,
+                user_data=render_cloud_init(render_public_files(stack), data_volume=False),
+                tags=[*tags, app_tier_tag.name],
+                # Nothing on an app droplet needs the old one gone first; a replacement comes up beside it.
+                delete_before_replace=False,
+            ))
+        app_droplet_ids = [server.id.apply(int) for server in app_droplets]
+
+        load_balancer: digitalocean.LoadBalancer | None = None
+        entry_point: list[pulumi.Resource]
+        entry_point_urn: pulumi.Output[str]
+        if behind_load_balancer:
+            load_balancer = digitalocean.LoadBalancer(
+                f"{name}-lb",
+                region=args.region,
+                vpc_uuid=vpc.id,
+                size_unit=1,
+                droplet_ids=app_droplet_ids,
+                forwarding_rules=[digitalocean.LoadBalancerForwardingRuleArgs(
+                    entry_port=443, entry_protocol="https", target_port=443, target_protocol="https",
+                    tls_passthrough=True)],
+                healthcheck=digitalocean.LoadBalancerHealthcheckArgs(
+                    protocol="http", port=LOAD_BALANCER_HEALTH_PORT, path=args.app.health_path,
+                    check_interval_seconds=10, response_timeout_seconds=5,
+                    unhealthy_threshold=3, healthy_threshold=3),
+                firewall=digitalocean.LoadBalancerFirewallArgs(
+                    allows=pulumi.Output.from_input(args.web_source_cidrs).apply(load_balancer_allows)),
+                redirect_http_to_https=False,
+                disable_lets_encrypt_dns_records=True,
+                opts=child,
+            )
+            web_sources = {"source_load_balancer_uids": [load_balancer.id]}
+            public_ip: pulumi.Output[str] = load_balancer.ip
+            entry_point, entry_point_urn = [load_balancer], load_balancer.load_balancer_urn
+        else:
+            reserved_ip = digitalocean.ReservedIp(f"{name}-ip", region=args.region, opts=child)
+            assignment = digitalocean.ReservedIpAssignment(
+                f"{name}-ip-assignment", ip_address=reserved_ip.ip_address, droplet_id=app_droplet_ids[0],
+                opts=child)
+            web_sources = {"source_addresses": args.web_source_cidrs}
+            public_ip = reserved_ip.ip_address
+            entry_point, entry_point_urn = [reserved_ip, assignment], reserved_ip.reserved_ip_urn
+
+        app_firewall = digitalocean.Firewall(
+            f"{name}-app-firewall",
+            droplet_ids=app_droplet_ids,
+            inbound_rules=[
+                ssh_rule(args.ssh_admin_cidrs),
+                *[digitalocean.FirewallInboundRuleArgs(protocol="tcp", port_range=port, **web_sources)
+                  for port in ("80", "443")],
+            ],
+            outbound_rules=egress_rules(*[
+                digitalocean.FirewallOutboundRuleArgs(protocol="tcp", port_range=str(port),
+                                                      destination_droplet_ids=[database.id.apply(int)])
+                for port in (database_port, REDIS_PORT)
+            ]),
+            opts=child,
+        )
+
+        monitor_alerts(f"{name}-app", parent=self, droplet_ids=[server.id for server in app_droplets],
+                       emails=args.alert_emails, label=f"{args.project_name} app tier")
+        monitor_alerts(f"{name}-db", parent=self, droplet_ids=[database.id], emails=args.alert_emails,
+                       label=f"{args.project_name} database")
+
+        # One app droplet at a time, each healthy before the next: the others keep serving meanwhile.
+        previous: list[pulumi.Resource] = [db_rollout]
+        for index, server in enumerate(app_droplets):
+            step = rollout(
+                f"{name}-app-{index}-rollout", parent=self, host=server.ipv4_address,
+                bundle=_web_bundle(_web_stack(args, index), args, self.database_url, self.redis_url),
+                ssh_private_key=args.ssh_private_key, depends_on=[app_firewall, *entry_point, *previous])
+            previous = [step]
+
+        digitalocean.Project(
+            f"{name}-project",
+            name=args.project_name,
+            description="phasekit: app droplets and a database droplet on a private network",
+            purpose="Web Application",
+            environment="Production",
+            resources=[database.droplet_urn, volume.volume_urn, *[server.droplet_urn for server in app_droplets],
+                       entry_point_urn],
+            opts=child,
+        )
+
+        self.public_ip = public_ip
+        self.app_droplet_ids = pulumi.Output.all(*[server.id for server in app_droplets])
+        self.db_droplet_id = database.id
+        self.db_private_ip = database.ipv4_address_private
+        self.volume_id = volume.id
+        self.vpc_id = vpc.id
+        self.load_balancer_id = load_balancer.id if load_balancer is not None else None
+        self.register_outputs({
+            "public_ip": self.public_ip,
+            "app_droplet_ids": self.app_droplet_ids,
+            "db_droplet_id": self.db_droplet_id,
+            "db_private_ip": self.db_private_ip,
+            "volume_id": self.volume_id,
+            "vpc_id": self.vpc_id,
+            "load_balancer_id": self.load_balancer_id,
+            "database_url": self.database_url,
+            "redis_url": self.redis_url,
+        })
+
+
+def load_balancer_allows(cidrs: Sequence[str]) -> list[str]:
+    """The load balancer firewall's allow list: the IPv4 sources (its public address is IPv4 only)."""
+    return [f"cidr:{cidr}" for cidr in cidrs if ":" not in cidr]
+
+
+def _web_stack(args: SplitVpsArgs, index: int) -> HostStack:
+    return HostStack(app=args.app, machine=args.app_machine, hostname=args.hostname, tls_mode=args.tls_mode,
+                     role="web", runs_release=index == 0, http_health_route=args.app_count > 1)
+
+
+def _data_bundle(stack: DataHostStack, listen_address: pulumi.Output[str], vpc_range: pulumi.Output[str],
+                 db_password: pulumi.Output[str], redis_password: pulumi.Output[str]) -> pulumi.Output[str]:
+    def encode(values: list) -> str:
+        address, cidr, db, redis = values
+        files = render_data_bundle(stack, DataHostNetwork(listen_address=address, client_cidr=cidr),
+                                   DataHostSecrets(db_password=db, redis_password=redis))
+        return base64.b64encode(pack_bundle(files)).decode()
+
+    return pulumi.Output.secret(pulumi.Output.all(listen_address, vpc_range, db_password, redis_password)
+                                .apply(encode))
+
+
+def _web_bundle(stack: HostStack, args: SplitVpsArgs, database_url: pulumi.Output[str],
+                redis_url_output: pulumi.Output[str]) -> pulumi.Output[str]:
+    names = list(args.secret_env)
+
+    def encode(values: list) -> str:
+        database, redis, bucket, cert, key, registry, *secret_values = values
+        secrets = StackSecrets(
+            database_url=database, redis_url=redis, media_bucket=bucket,
+            secret_env=dict(zip(names, secret_values, strict=True)),
+            origin_certificate_pem=cert, origin_private_key_pem=key, registry_password=registry,
+        )
+        return base64.b64encode(pack_bundle(render_bundle(stack, secrets))).decode()
+
+    return pulumi.Output.secret(pulumi.Output.all(
+        database_url, redis_url_output, args.media_bucket_name,
+        args.origin_certificate_pem, args.origin_private_key_pem, args.registry_password,
+        *[args.secret_env[name] for name in names],
+    ).apply(encode))
+
+
+def _check_args(args: SplitVpsArgs) -> None:
+    check_access("SplitVpsArgs", ssh_admin_cidrs=args.ssh_admin_cidrs,
+                 ssh_key_fingerprints=args.ssh_key_fingerprints, alert_emails=args.alert_emails)
+    if not 1 <= args.app_count <= MAX_APP_DROPLETS:
+        raise ValueError(f"SplitVpsArgs.app_count: {args.app_count} is outside 1..{MAX_APP_DROPLETS}")
+    if args.app_count > 1 and args.tls_mode != "origin-certificate":
+        raise ValueError("SplitVpsArgs.tls_mode: more than one app droplet needs 'origin-certificate' "
+                         "(behind a load balancer, ACME challenges would reach a random droplet)")
+    if args.redis_placement != "database":
+        raise ValueError(f"SplitVpsArgs.redis_placement: {args.redis_placement!r} is not supported; "
+                         "allowed: 'database'")
+    if set(args.secret_env) != set(args.app.secret_env_names):
+        raise ValueError(
+            "SplitVpsArgs.secret_env: values must be given for exactly app.secret_env_names "
+            f"{sorted(args.app.secret_env_names)}; got {sorted(args.secret_env)}")
+    if (args.app.registry_server is None) != (args.registry_password is None):
+        raise ValueError("SplitVpsArgs.registry_password: give it exactly when app.registry_server is set")
+    if args.tls_mode == "origin-certificate" and (
+            args.origin_certificate_pem is None or args.origin_private_key_pem is None):
+        raise ValueError("SplitVpsArgs: tls_mode 'origin-certificate' needs origin_certificate_pem "
+                         "and origin_private_key_pem")

@@ -1,0 +1,77 @@
+"""Phase 2: app droplets and a database droplet on a private network, fronted by Cloudflare."""
+
+from __future__ import annotations
+
+import pulumi
+
+from components.cloudflare_edge import CloudflareEdge, CloudflareEdgeArgs, cloudflare_ip_ranges
+from components.data_host import PgBouncerSpec
+from components.split_vps import SplitVps, SplitVpsArgs
+from components.tags import default_tags
+from components.tuning import Machine
+from infra.config import Phase2Stack
+from infra.naming import physical_name
+from infra.phase1 import app_spec
+from infra.stack_secrets import StackSecretInputs
+
+
+def build(config: Phase2Stack, secrets: StackSecretInputs, project: str, stack: str) -> None:
+    tags = {**config.tags, **default_tags(project, stack, config.phase)}
+    edge_config, access, app_tier, database = config.edge, config.droplets, config.app_tier, config.database
+
+    origin_ip, resolve_origin_ip = pulumi.deferred_output()
+    edge = CloudflareEdge("edge", CloudflareEdgeArgs(
+        zone_id=edge_config.zone_id,
+        account_id=edge_config.account_id,
+        hostname=edge_config.hostname,
+        origin=origin_ip,
+        origin_record_type="A",
+        proxied=edge_config.proxied,
+        manage_zone_settings=edge_config.manage_zone_settings,
+        issue_origin_certificate=edge_config.proxied,
+        media_bucket_name=physical_name(project, stack, "media"),
+        protect_media=config.protect,
+    ))
+
+    split = SplitVps("split", SplitVpsArgs(
+        region=access.region,
+        app=app_spec(config.app, app_tier.vcpus),
+        hostname=edge_config.hostname,
+        app_size=app_tier.size,
+        app_machine=Machine(vcpus=app_tier.vcpus, memory_mib=app_tier.memory_mib),
+        app_count=app_tier.count,
+        db_size=database.size,
+        db_machine=Machine(vcpus=database.vcpus, memory_mib=database.memory_mib),
+        ssh_admin_cidrs=list(access.ssh_admin_cidrs),
+        ssh_key_fingerprints=list(access.ssh_key_fingerprints),
+        alert_emails=list(access.alert_emails),
+        web_source_cidrs=cloudflare_ip_ranges() if edge_config.proxied else ["0.0.0.0/0", "::/0"],
+        media_bucket_name=edge.media_bucket_name,
+        app_tier_tag=physical_name(project, stack, "app-tier"),
+        secret_env=secrets.secret_env,
+        tls_mode="origin-certificate" if edge_config.proxied else "acme",
+        origin_certificate_pem=edge.origin_certificate_pem,
+        origin_private_key_pem=edge.origin_private_key_pem,
+        ssh_private_key=secrets.ssh_private_key,
+        registry_password=secrets.registry_password,
+        volume_size_gib=database.volume_size_gib,
+        pgbouncer=PgBouncerSpec(pool_mode=database.pool_mode.value) if database.pgbouncer else None,
+        redis_placement=config.redis.placement.value,
+        backups=access.backups,
+        backup_plan=access.backup_plan.value,
+        protect_data=config.protect,
+        project_name=physical_name(project, stack, "app"),
+        tags=tags,
+    ))
+    resolve_origin_ip(split.public_ip)
+
+    pulumi.export("phase", config.phase)
+    pulumi.export("app_url", f"https://{edge_config.hostname}")
+    pulumi.export("origin_ip", split.public_ip)
+    pulumi.export("app_droplet_ids", split.app_droplet_ids)
+    pulumi.export("db_droplet_id", split.db_droplet_id)
+    pulumi.export("db_private_ip", split.db_private_ip)
+    pulumi.export("volume_id", split.volume_id)
+    pulumi.export("media_bucket_name", edge.media_bucket_name)
+    pulumi.export("database_url", split.database_url)
+    pulumi.export("redis_url", split.redis_url)
