@@ -1,0 +1,284 @@
+"""SplitVps under the recording mock monitor: the phase-2 topology, its firewalls, options and bundles.
+
+Mocks cannot prove that DigitalOcean accepts these inputs (e.g. a load balancer firewall's ``cidr:`` rules),
+that its firewalls filter VPC traffic as documented, or how it diffs a live stack; a real ``pulumi preview``
+and ``pulumi up`` do. The rendered database-host files are run by their real consumers in test_data_host.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import tarfile
+
+import pytest
+import yaml
+from pulumi.output import Unknown
+
+from components.data_host import PgBouncerSpec
+from components.droplet_parts import EGRESS, EVERYWHERE, ROLLOUT_SCRIPT
+from components.split_vps import SplitVps, load_balancer_allows
+from components.testing import run_recorded
+from tests.builders import CLOUDFLARE_CIDRS, split_args
+
+DROPLET = "digitalocean:index/droplet:Droplet"
+VOLUME = "digitalocean:index/volume:Volume"
+FIREWALL = "digitalocean:index/firewall:Firewall"
+ALERT = "digitalocean:index/monitorAlert:MonitorAlert"
+LOAD_BALANCER = "digitalocean:index/loadBalancer:LoadBalancer"
+ROLLOUT = "command:remote:Command"
+ADMINS = ["203.0.113.0/24"]
+CLOUDFLARE_V4 = [cidr for cidr in CLOUDFLARE_CIDRS if ":" not in cidr]
+
+
+def record(preview: bool = False, **overrides):
+    return run_recorded(lambda: SplitVps("split", split_args(**overrides)), preview=preview)
+
+
+def bundle(recording, name: str) -> dict[str, tuple[tarfile.TarInfo, str]]:
+    archive = tarfile.open(fileobj=io.BytesIO(base64.b64decode(recording.named(name).inputs["stdin"])))
+    return {member.name: (member, archive.extractfile(member).read().decode())
+            for member in archive.getmembers() if member.isfile()}
+
+
+def expected_egress(*extra: dict) -> list[dict]:
+    return [
+        *[{"protocol": protocol, "portRange": port, "destinationAddresses": EVERYWHERE} for protocol, port in EGRESS],
+        {"protocol": "icmp", "destinationAddresses": EVERYWHERE},
+        *extra,
+    ]
+
+
+def test_two_app_droplets_get_a_load_balancer_and_a_database_droplet():
+    recording = record()
+    assert recording.type_counts() == {
+        "phasekit:index:SplitVps": 1,
+        "digitalocean:index/vpc:Vpc": 1,
+        "digitalocean:index/tag:Tag": 1,
+        VOLUME: 1,
+        "random:index/randomPassword:RandomPassword": 2,
+        DROPLET: 3,
+        ALERT: 6,
+        FIREWALL: 2,
+        LOAD_BALANCER: 1,
+        ROLLOUT: 3,
+        "digitalocean:index/project:Project": 1,
+    }
+    component = recording.one("phasekit:index:SplitVps")
+    children = [resource for resource in recording.resources if resource is not component]
+    assert {child.parent for child in children} == {component.urn}
+    assert all(child.name.startswith("split-") for child in children)
+
+
+def test_one_app_droplet_gets_a_reserved_ip_instead_of_a_load_balancer():
+    counts = record(app_count=1).type_counts()
+    assert counts[DROPLET] == 2
+    assert LOAD_BALANCER not in counts
+    assert counts["digitalocean:index/reservedIp:ReservedIp"] == 1
+    assert counts["digitalocean:index/reservedIpAssignment:ReservedIpAssignment"] == 1
+
+
+def test_database_firewall_admits_only_the_app_tier_tag_on_the_data_ports():
+    recording = record()
+    firewall = recording.named("split-db-firewall").inputs
+    assert firewall["dropletIds"] == [int(recording.named("split-db").id)]
+    assert firewall["inboundRules"] == [
+        {"protocol": "tcp", "portRange": "22", "sourceAddresses": ADMINS},
+        {"protocol": "tcp", "portRange": "5432", "sourceTags": ["phasekit-test-app-tier"]},
+        {"protocol": "tcp", "portRange": "6379", "sourceTags": ["phasekit-test-app-tier"]},
+    ]
+    assert firewall["outboundRules"] == expected_egress()
+    assert "tags" not in firewall
+    assert recording.named("split-app-tier").inputs == {"name": "phasekit-test-app-tier"}
+
+
+def test_with_pgbouncer_the_database_firewall_opens_its_port_instead_of_postgres():
+    inbound = record(pgbouncer=PgBouncerSpec()).named("split-db-firewall").inputs["inboundRules"]
+    assert [rule["portRange"] for rule in inbound] == ["22", "6432", "6379"]
+
+
+def test_no_rule_anywhere_opens_a_data_port_to_an_address():
+    for firewall in record().of_type(FIREWALL):
+        for rule in firewall.inputs["inboundRules"]:
+            if rule["portRange"] in ("5432", "6432", "6379"):
+                assert set(rule) == {"protocol", "portRange", "sourceTags"}
+
+
+def test_app_firewall_admits_web_only_from_the_load_balancer_and_reaches_only_the_database_privately():
+    recording = record()
+    firewall = recording.named("split-app-firewall").inputs
+    lb_id = recording.one(LOAD_BALANCER).id
+    db_id = int(recording.named("split-db").id)
+    assert firewall["dropletIds"] == [int(recording.named("split-app-0").id), int(recording.named("split-app-1").id)]
+    assert firewall["inboundRules"] == [
+        {"protocol": "tcp", "portRange": "22", "sourceAddresses": ADMINS},
+        {"protocol": "tcp", "portRange": "80", "sourceLoadBalancerUids": [lb_id]},
+        {"protocol": "tcp", "portRange": "443", "sourceLoadBalancerUids": [lb_id]},
+    ]
+    assert firewall["outboundRules"] == expected_egress(
+        {"protocol": "tcp", "portRange": "5432", "destinationDropletIds": [db_id]},
+        {"protocol": "tcp", "portRange": "6379", "destinationDropletIds": [db_id]},
+    )
+
+
+def test_a_single_app_droplet_admits_web_from_cloudflare():
+    inbound = record(app_count=1).named("split-app-firewall").inputs["inboundRules"]
+    assert inbound[1:] == [
+        {"protocol": "tcp", "portRange": "80", "sourceAddresses": CLOUDFLARE_CIDRS},
+        {"protocol": "tcp", "portRange": "443", "sourceAddresses": CLOUDFLARE_CIDRS},
+    ]
+
+
+def test_load_balancer_passes_tls_through_health_checks_the_app_and_admits_cloudflare_only():
+    recording = record()
+    lb = recording.one(LOAD_BALANCER).inputs
+    assert lb["forwardingRules"] == [{"entryPort": 443, "entryProtocol": "https", "targetPort": 443,
+                                      "targetProtocol": "https", "tlsPassthrough": True}]
+    assert lb["healthcheck"] == {"protocol": "http", "port": 80, "path": "/healthz", "checkIntervalSeconds": 10,
+                                 "responseTimeoutSeconds": 5, "unhealthyThreshold": 3, "healthyThreshold": 3}
+    assert lb["firewall"] == {"allows": [f"cidr:{cidr}" for cidr in CLOUDFLARE_V4]}
+    assert lb["dropletIds"] == [int(recording.named("split-app-0").id), int(recording.named("split-app-1").id)]
+    assert lb["redirectHttpToHttps"] is False
+
+
+def test_load_balancer_allows_are_the_ipv4_ranges_only():
+    assert load_balancer_allows(["198.51.100.0/24", "2400:cb00::/32"]) == ["cidr:198.51.100.0/24"]
+
+
+def test_volume_and_database_droplet_are_protected_and_app_droplets_are_not():
+    recording = record()
+    for name in ("split-db-data", "split-db"):
+        resource = recording.named(name)
+        assert (resource.protect, resource.retain_on_delete) == (True, True), name
+    for name in ("split-app-0", "split-app-1", "split-lb", "split-db-firewall", "split-vpc"):
+        resource = recording.named(name)
+        assert (resource.protect, resource.retain_on_delete) == (False, False), name
+    database = recording.named("split-db")
+    assert database.ignore_changes == ("userData", "sshKeys")
+    assert database.delete_before_replace is True
+    assert database.inputs["volumeIds"] == [recording.named("split-db-data").id]
+    assert recording.named("split-app-0").delete_before_replace is False
+
+
+def test_protect_false_unprotects_the_data():
+    recording = record(protect_data=False)
+    assert not recording.named("split-db-data").protect
+    assert not recording.named("split-db").protect
+
+
+def test_stateful_urns_are_pinned():
+    recording = record()
+    assert recording.named("split-db-data").urn == (
+        "urn:pulumi:test::phasekit::phasekit:index:SplitVps$digitalocean:index/volume:Volume::split-db-data")
+    assert recording.named("split-db").urn == (
+        "urn:pulumi:test::phasekit::phasekit:index:SplitVps$digitalocean:index/droplet:Droplet::split-db")
+
+
+def test_alerts_watch_each_tier_without_tags():
+    recording = record()
+    app_ids = [recording.named("split-app-0").id, recording.named("split-app-1").id]
+    alerts = {alert.name: alert.inputs for alert in recording.of_type(ALERT)}
+    assert {name: (inputs["type"], inputs["value"], inputs["window"], inputs["entities"])
+            for name, inputs in alerts.items()} == {
+        "split-app-cpu-alert": ("v1/insights/droplet/cpu", 70, "5m", app_ids),
+        "split-app-memory-alert": ("v1/insights/droplet/memory_utilization_percent", 80, "5m", app_ids),
+        "split-app-disk-alert": ("v1/insights/droplet/disk_utilization_percent", 80, "5m", app_ids),
+        "split-db-cpu-alert": ("v1/insights/droplet/cpu", 70, "5m", [recording.named("split-db").id]),
+        "split-db-memory-alert": ("v1/insights/droplet/memory_utilization_percent", 80, "5m",
+                                  [recording.named("split-db").id]),
+        "split-db-disk-alert": ("v1/insights/droplet/disk_utilization_percent", 80, "5m",
+                                [recording.named("split-db").id]),
+    }
+    assert all("tags" not in inputs and inputs["alerts"] == {"emails": ["ops@example.com"]}
+               for inputs in alerts.values())
+
+
+def test_rollouts_go_database_first_then_one_app_droplet_at_a_time():
+    recording = record()
+    db_rollout = recording.named("split-db-rollout")
+    first, second = recording.named("split-app-0-rollout"), recording.named("split-app-1-rollout")
+    assert db_rollout.urn in first.dependencies
+    assert first.urn in second.dependencies
+    assert db_rollout.urn not in second.dependencies  # ordered through the first, not around it
+    assert recording.named("split-app-firewall").urn in second.dependencies
+    for rollout in (db_rollout, first, second):
+        assert rollout.inputs["create"] == ROLLOUT_SCRIPT
+        assert "stdin" in rollout.secret_inputs
+
+
+def test_app_droplets_get_the_contract_pointing_at_the_database_private_address():
+    recording = record()
+    files = bundle(recording, "split-app-1-rollout")
+    env = dict(line.split("=", 1) for line in files["secrets/app.env"][1].splitlines())
+    db_private = _private_ip(recording, "split-db")
+    assert env["DATABASE_URL"].startswith("'postgresql://app:")
+    assert env["DATABASE_URL"].endswith(f"@{db_private}:5432/app'")
+    assert env["REDIS_URL"].startswith("'redis://:") and env["REDIS_URL"].endswith(f"@{db_private}:6379/0'")
+    assert set(env) == {"LOG_LEVEL", "SECRET_KEY_BASE", "DATABASE_URL", "REDIS_URL", "PORT", "WEB_CONCURRENCY",
+                        "MEDIA_BUCKET"}
+    compose = yaml.safe_load(files["compose.yaml"][1])
+    assert set(compose["services"]) == {"proxy", "app"}  # the release runs on the first droplet only
+    assert set(yaml.safe_load(bundle(recording, "split-app-0-rollout")["compose.yaml"][1])["services"]) == {
+        "proxy", "app", "migrate"}
+
+
+def test_pgbouncer_moves_database_url_to_its_port():
+    recording = record(pgbouncer=PgBouncerSpec())
+    files = bundle(recording, "split-app-0-rollout")
+    assert f"@{_private_ip(recording, 'split-db')}:6432/app'" in files["secrets/app.env"][1]
+    assert "pgbouncer/pgbouncer.ini" in bundle(recording, "split-db-rollout")
+
+
+def test_database_bundle_binds_the_vpc_address_and_admits_the_vpc_range():
+    recording = record()
+    files = bundle(recording, "split-db-rollout")
+    db_private = _private_ip(recording, "split-db")
+    assert f"listen_addresses = '{db_private},127.0.0.1'" in files["postgres/postgresql.conf"][1]
+    assert "host   app        app        10.10.0.0/20       scram-sha-256" in files["postgres/pg_hba.conf"][1]
+    assert f"bind {db_private} 127.0.0.1" in files["redis/redis.conf"][1]
+    for path in ("secrets/db_password", "secrets/redis_password", "secrets/redis_auth.conf"):
+        assert files[path][0].mode in (0o600, 0o400), path
+
+
+def test_outputs_are_secret_connection_strings():
+    recording = run_recorded(lambda: _export(SplitVps("split", split_args())))
+    assert {"database_url", "redis_url"} <= recording.secret_outputs
+
+
+def test_a_fresh_stack_previews_with_unknowns():
+    recording = record(preview=True)
+    assert recording.type_counts() == record().type_counts()
+    # The bundles need the droplets' addresses: unknown in a fresh preview, and still secret.
+    assert isinstance(recording.named("split-db-rollout").inputs["stdin"], Unknown)
+    assert "stdin" in recording.named("split-db-rollout").secret_inputs
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"app_count": 0}, "SplitVpsArgs.app_count: 0 is outside 1..10"),
+    ({"app_count": 11}, "SplitVpsArgs.app_count: 11 is outside 1..10"),
+    ({"tls_mode": "acme"}, "SplitVpsArgs.tls_mode: more than one app droplet needs 'origin-certificate' "
+                           "(behind a load balancer, ACME challenges would reach a random droplet)"),
+    ({"redis_placement": "app"}, "SplitVpsArgs.redis_placement: 'app' is not supported; allowed: 'database'"),
+    ({"ssh_admin_cidrs": ["0.0.0.0/0"]}, "SplitVpsArgs.ssh_admin_cidrs: 0.0.0.0/0 would open SSH to the internet"),
+    ({"alert_emails": []}, "SplitVpsArgs.alert_emails: at least one recipient is required"),
+    ({"secret_env": {}}, "SplitVpsArgs.secret_env: values must be given for exactly app.secret_env_names "
+                         "['SECRET_KEY_BASE']; got []"),
+])
+def test_bad_args_are_refused_with_an_exact_message(overrides, message):
+    with pytest.raises(ValueError) as caught:
+        SplitVps("split", split_args(**overrides))
+    assert str(caught.value) == message
+
+
+def _private_ip(recording, name: str) -> str:
+    from components.testing import _fake_outputs
+
+    resource = recording.named(name)
+    return _fake_outputs(resource.type, resource.name, resource.id)["ipv4AddressPrivate"]
+
+
+def _export(split: SplitVps) -> None:
+    import pulumi
+
+    pulumi.export("database_url", split.database_url)
+    pulumi.export("redis_url", split.redis_url)
