@@ -85,6 +85,58 @@ def _fake_outputs(type_token: str, name: str, resource_id: str) -> dict[str, Any
         "cloudflare:index/originCaCertificate:OriginCaCertificate": {
             "certificate": f"-----BEGIN CERTIFICATE-----\n{digest}\n-----END CERTIFICATE-----\n",
             "expiresOn": "2041-01-01T00:00:00Z"},
+        "aws:lb/loadBalancer:LoadBalancer": {
+            "dnsName": f"{name}-{resource_id}.us-east-1.elb.amazonaws.com", "zoneId": "Z35SXDOTRQ7X7K",
+            "arn": f"arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/{name}/{digest[:16]}",
+            "arnSuffix": f"app/{name}/{digest[:16]}"},
+        "aws:lb/targetGroup:TargetGroup": {
+            "arn": f"arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/{name}/{digest[:16]}",
+            "arnSuffix": f"targetgroup/{name}/{digest[:16]}"},
+        "aws:acm/certificate:Certificate": {
+            "arn": f"arn:aws:acm:us-east-1:123456789012:certificate/{digest[:8]}-{digest[8:12]}-{digest[12:16]}"
+                   f"-{digest[16:20]}-{digest[20:32]}"},
+        # pulumi-kubernetes auto-names a Secret without metadata.name as "<logical name>-<8 random chars>"; only
+        # the name is faked (this replaces the whole metadata output, which nothing reads beyond the name).
+        "kubernetes:core/v1:Secret": {"metadata": {"name": f"{name}-{digest[:8]}"}},
+        # Auto-named AWS resources get "<logical name>-<7 random hex>"; the mock provider skips that step.
+        "aws:rds/parameterGroup:ParameterGroup": {"name": f"{name}-{digest[:7]}"},
+        "aws:rds/instance:Instance": {
+            "address": f"{name}.c{digest[:11]}.us-east-1.rds.amazonaws.com", "port": 5432,
+            "endpoint": f"{name}.c{digest[:11]}.us-east-1.rds.amazonaws.com:5432",
+            "arn": f"arn:aws:rds:us-east-1:123456789012:db:{name}"},
+        "aws:elasticache/parameterGroup:ParameterGroup": {"name": f"{name}-{digest[:7]}"},
+        "aws:elasticache/replicationGroup:ReplicationGroup": {
+            "primaryEndpointAddress": f"master.{name}.{digest[:6]}.use1.cache.amazonaws.com",
+            "readerEndpointAddress": f"replica.{name}.{digest[:6]}.use1.cache.amazonaws.com",
+            "arn": f"arn:aws:elasticache:us-east-1:123456789012:replicationgroup:{name}"},
+        "aws:sns/topic:Topic": {"arn": f"arn:aws:sns:us-east-1:123456789012:{name}-{digest[:7]}"},
+        # AwsNetwork / EksCluster reads (auto-named ones get "<logical name>-<7 hex>", as above).
+        "aws:ec2/vpc:Vpc": {
+            "arn": f"arn:aws:ec2:us-east-1:123456789012:vpc/vpc-{digest[:17]}", "ownerId": "123456789012"},
+        "aws:cloudwatch/logGroup:LogGroup": {
+            "arn": f"arn:aws:logs:us-east-1:123456789012:log-group:{name}-{digest[:7]}"},
+        "aws:iam/role:Role": {
+            "arn": f"arn:aws:iam::123456789012:role/{name}-{digest[:7]}", "name": f"{name}-{digest[:7]}"},
+        "aws:rds/subnetGroup:SubnetGroup": {"name": f"{name}-{digest[:7]}"},
+        "aws:elasticache/subnetGroup:SubnetGroup": {"name": f"{name}-{digest[:7]}"},
+        "aws:kms/key:Key": {
+            "arn": f"arn:aws:kms:us-east-1:123456789012:key/{digest[:8]}-{digest[8:12]}-{digest[12:16]}"
+                   f"-{digest[16:20]}-{digest[20:32]}",
+            "keyId": f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"},
+        # Replaces the cluster's whole vpcConfig output (only clusterSecurityGroupId is read back).
+        "aws:eks/cluster:Cluster": {
+            "arn": f"arn:aws:eks:us-east-1:123456789012:cluster/{name}",
+            "endpoint": f"https://{digest[:32].upper()}.gr7.us-east-1.eks.amazonaws.com",
+            "certificateAuthority": {"data": digest},
+            "identities": [{"oidcs": [{"issuer": f"https://oidc.eks.us-east-1.amazonaws.com/id/{digest[:32].upper()}"}]}],
+            "vpcConfig": {"clusterSecurityGroupId": f"sg-{digest[:17]}"}},
+        "aws:eks/nodeGroup:NodeGroup": {
+            "arn": f"arn:aws:eks:us-east-1:123456789012:nodegroup/{name}",
+            "resources": [{"autoscalingGroups": [{"name": f"eks-{name}-{digest[:8]}"}]}]},
+        "aws:ec2/launchTemplate:LaunchTemplate": {"latestVersion": 1},
+        "aws:iam/openIdConnectProvider:OpenIdConnectProvider": {
+            "arn": "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/"
+                   f"{digest[:32].upper()}"},
     }
     return table.get(type_token, {})
 
@@ -112,6 +164,9 @@ class RecordedResource:
     ignore_changes: tuple[str, ...]
     dependencies: tuple[str, ...]
     custom: bool
+    provider: str | None = None
+    """The provider reference the engine was asked to use (``"<provider urn>::<provider id>"``), whether
+    passed as ``provider=`` or inherited from a parent's ``providers``; None for the default provider."""
 
 
 @dataclass
@@ -210,6 +265,7 @@ def _record(request: Any, urn: str, resource_id: str | None, inputs: dict[str, A
         ignore_changes=tuple(request.ignoreChanges),
         dependencies=tuple(request.dependencies),
         custom=bool(request.custom),
+        provider=request.provider or None,
     )
 
 

@@ -1,0 +1,571 @@
+"""EksCluster: an EKS control plane and one managed node group, built from plain pulumi-aws resources.
+
+Creates
+- the cluster IAM role (``AmazonEKSClusterPolicy``, plus an inline policy letting EKS use the secrets key);
+- a KMS key (rotation on, 30-day deletion window) and alias ``alias/eks/<cluster_name>`` that envelope-encrypt
+  Kubernetes Secrets;
+- the control-plane log group ``/aws/eks/<cluster_name>/cluster`` with ``log_retention_days`` retention,
+  created before the cluster so EKS writes into a group Pulumi manages instead of an unmanaged one that never
+  expires;
+- the cluster: all five control-plane log types, private endpoint always on, public endpoint only when
+  ``endpoint_public_access_cidrs`` is non-empty (and then only from those networks), authentication mode
+  ``API`` (access entries only, no ``aws-auth`` ConfigMap) and no implicit admin for whoever created it;
+- an IAM OIDC provider for the cluster's issuer (audience ``sts.amazonaws.com``) for IAM roles for service
+  accounts;
+- a node security group (all traffic between nodes, all egress; the NAT gateways carry image pulls) whose id
+  is exported so RDS, ElastiCache and the ALB can admit the nodes;
+- the node IAM role (``AmazonEKSWorkerNodePolicy``, ``AmazonEKS_CNI_Policy``,
+  ``AmazonEC2ContainerRegistryReadOnly``) and a launch template: IMDSv2 required with a hop limit of 1, so
+  pods (which sit one network hop behind the node) cannot read the node role's credentials from instance
+  metadata and must use IRSA or EKS Pod Identity instead (in-cluster tools that read the region or VPC from
+  IMDS, e.g. the AWS Load Balancer Controller, need them passed explicitly); an encrypted gp3 root volume
+  (the account's default EBS key); the node security group plus the cluster's own security group (EKS stops
+  adding the latter once a launch template names security groups, and the control plane talks to kubelets
+  through it);
+- one managed node group (Amazon Linux 2023, ARM when every instance type is Graviton, on-demand, a third of
+  the nodes replaced at a time during updates) in the given private subnets;
+- managed add-ons ``vpc-cni``, ``kube-proxy``, ``coredns``, ``eks-pod-identity-agent`` and the community
+  ``metrics-server`` (the HorizontalPodAutoscaler needs it); ``vpc-cni``, ``kube-proxy`` and ``coredns``
+  take over the self-managed copies EKS installs at creation (conflicts resolved with ``OVERWRITE``), and
+  ``coredns``/``metrics-server`` wait for the node group because their pods need nodes;
+- one access entry with ``AmazonEKSClusterAdminPolicy`` (cluster scope) per admin principal;
+- a kubeconfig (secret output) that authenticates with ``aws eks get-token`` (no static credentials), and a
+  Kubernetes provider built from it, exposed as ``provider`` for everything deployed into the cluster;
+- with ``alarm_topic_arn``: a CloudWatch alarm when the nodes' average CPU exceeds ``node_cpu_alarm_percent``
+  for 5 minutes (one 300-second period, which matches EC2's basic 5-minute monitoring; a 60-second period would
+  need paid detailed monitoring).
+
+Does not create the VPC (AwsNetwork does), a cluster autoscaler or Karpenter (the node group keeps
+``node_desired_size`` until the args change), the AWS Load Balancer Controller, IRSA roles for workloads, or
+an SSM agent policy for shell access to nodes. Add-on versions are EKS's default for the cluster version at
+creation; they are not upgraded automatically with ``version``.
+
+Who can deploy: ``pulumi up`` must run as one of ``admin_principal_arns`` (nobody else is admin), with the
+AWS CLI installed (the kubeconfig runs it), from a network that reaches the API endpoint: with no public
+CIDRs that means from inside the VPC (VPN, bastion, or a runner in the VPC).
+
+Cost: the control plane is $0.10/hour (~$73/month) in standard support and $0.60/hour once the Kubernetes
+version enters extended support, so keep ``version`` current. Nodes bill their EC2 on-demand price plus gp3
+storage (~$0.08/GB-month each). The KMS key is $1/month plus requests. Control-plane logs bill CloudWatch
+ingestion (~$0.50/GB; the audit log is the chatty one) and storage. The alarm is $0.10/month.
+
+Stateful: the cluster's etcd holds every Kubernetes object, but phasekit recreates those from code; the data
+lives in RDS and ElastiCache. Replacing the KMS key or renaming the cluster replaces the cluster (EKS cannot
+change either in place). The KMS key is kept for its 30-day deletion window after a destroy.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as kubernetes
+import yaml
+
+from components.aws_network import CLOUDWATCH_RETENTION_DAYS, CLOUDWATCH_RETENTION_TEXT
+from components.tags import aws_tags
+
+MANAGED_POLICY = "arn:aws:iam::aws:policy/"
+CLUSTER_POLICIES = ("AmazonEKSClusterPolicy",)
+NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly")
+CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
+ADDONS = ("vpc-cni", "kube-proxy", "coredns", "eks-pod-identity-agent", "metrics-server")
+ADDONS_NEEDING_NODES = frozenset({"coredns", "metrics-server"})
+"""Add-ons that run Deployments: EKS reports them degraded until nodes exist, so they wait for the node group."""
+
+AMI_X86 = "AL2023_x86_64_STANDARD"
+AMI_ARM = "AL2023_ARM_64_STANDARD"
+ROOT_DEVICE = "/dev/xvda"
+MAX_UNAVAILABLE_PERCENT = 33
+KMS_DELETION_WINDOW_DAYS = 30
+ALARM_PERIOD_SECONDS = 300
+ALARM_EVALUATION_PERIODS = 1
+OIDC_AUDIENCE = "sts.amazonaws.com"
+KUBECONFIG_EXEC_API = "client.authentication.k8s.io/v1beta1"
+
+_CLUSTER_NAME = re.compile(r"[0-9A-Za-z][A-Za-z0-9_-]{0,99}")
+_VERSION = re.compile(r"1\.\d{2,}")
+_PRINCIPAL_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:(role|user)/(?:[\w+=,.@-]+/)*([\w+=,.@-]+)")
+_GRAVITON_FAMILY = re.compile(r"[a-z-]+\d+g[a-z]*")
+"""Graviton families have a ``g`` right after the generation digit: t4g, m7g, c7gd, c6gn, r8g, x2gd, im4gn."""
+
+
+@dataclass
+class EksClusterArgs:
+    cluster_name: str
+    """Physical EKS cluster name (1-100 letters, digits, ``-``, ``_``; starts alphanumeric). Needed up front for
+    the log group ``/aws/eks/<name>/cluster``; changing it replaces the cluster."""
+
+    version: str
+    """Kubernetes minor version, e.g. ``"1.34"``. Upgrades go one minor version at a time; the node group follows."""
+
+    region: str
+    """AWS region of the cluster, written into the kubeconfig's ``aws eks get-token`` call."""
+
+    vpc_id: pulumi.Input[str]
+    """The VPC the node security group is created in (AwsNetwork's ``vpc_id``)."""
+
+    subnet_ids: pulumi.Input[Sequence[str]]
+    """Private subnets for the control-plane ENIs and the nodes (AwsNetwork's ``private_subnet_ids``)."""
+
+    endpoint_public_access_cidrs: Sequence[str]
+    """IPv4 networks allowed to reach the public API endpoint. Empty: no public endpoint, private only. Never a
+    /0."""
+
+    admin_principal_arns: Sequence[str]
+    """IAM role or user ARNs given cluster admin through access entries. At least one; the principal running
+    ``pulumi up`` must be among them (the creator gets no implicit admin)."""
+
+    node_instance_types: Sequence[str]
+    """EC2 instance types for the node group, e.g. ``["t3.large"]``; all x86 or all Graviton (``*g.*``)."""
+
+    node_min_size: int = 2
+    """Minimum nodes; at least 1. Default 2."""
+
+    node_desired_size: int = 2
+    """Nodes to run; between min and max. Default 2."""
+
+    node_max_size: int = 4
+    """Maximum nodes. Default 4."""
+
+    node_disk_size_gib: int = 50
+    """Encrypted gp3 root volume per node, GiB (20 or more). Default 50."""
+
+    log_retention_days: int = 90
+    """Days CloudWatch keeps control-plane logs; one of the values CloudWatch accepts. Default 90."""
+
+    alarm_topic_arn: pulumi.Input[str] | None = None
+    """SNS topic notified (alarm and OK) when node CPU is high. None (default): no alarm."""
+
+    node_cpu_alarm_percent: float = 70
+    """Average node CPU (percent, over 5 minutes) above which the alarm fires; only with ``alarm_topic_arn``.
+    Default 70."""
+
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Tags on every taggable child (merged with a ``Name`` where AWS shows one)."""
+
+
+def node_ami_type(instance_types: Sequence[str]) -> str:
+    """``AL2023_ARM_64_STANDARD`` when every type is Graviton, ``AL2023_x86_64_STANDARD`` when none is;
+    a mix cannot share one AMI, so it is refused."""
+    arm = [_is_graviton(instance_type) for instance_type in instance_types]
+    if not arm:
+        raise ValueError("EksClusterArgs.node_instance_types: at least one instance type is required")
+    if all(arm):
+        return AMI_ARM
+    if not any(arm):
+        return AMI_X86
+    raise ValueError("EksClusterArgs.node_instance_types: "
+                     f"{list(instance_types)} mixes Graviton (ARM) and x86 types; one node group runs one AMI")
+
+
+def _is_graviton(instance_type: str) -> bool:
+    family = instance_type.split(".", 1)[0]
+    return family == "a1" or _GRAVITON_FAMILY.fullmatch(family) is not None
+
+
+def render_kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str) -> str:
+    """A kubeconfig for one cluster that gets a short-lived token from ``aws eks get-token`` with the caller's
+    AWS credentials each time; it holds no credentials itself."""
+    return yaml.safe_dump({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": cluster_name,
+                      "cluster": {"server": endpoint, "certificate-authority-data": ca_data}}],
+        "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}],
+        "current-context": cluster_name,
+        "preferences": {},
+        "users": [{"name": cluster_name, "user": {"exec": {
+            "apiVersion": KUBECONFIG_EXEC_API,
+            "command": "aws",
+            # --output json: a user whose AWS CLI defaults to text or yaml output would otherwise break kubectl.
+            "args": ["eks", "get-token", "--cluster-name", cluster_name, "--region", region, "--output", "json"],
+        }}}],
+    }, sort_keys=False)
+
+
+def assume_role_policy(service: str) -> str:
+    """Trust policy letting one AWS service principal assume the role."""
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
+    }, sort_keys=True)
+
+
+def secrets_key_policy(key_arn: str) -> str:
+    """What the cluster role needs on the secrets key for envelope encryption, and nothing else."""
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:ListGrants"],
+            "Resource": key_arn,
+        }],
+    }, sort_keys=True)
+
+
+def oidc_issuer(identities: Sequence[Any]) -> str:
+    """The cluster's OIDC issuer URL (``https://oidc.eks.<region>.amazonaws.com/id/<id>``)."""
+    return identities[0].oidcs[0].issuer
+
+
+def autoscaling_group_name(resources: Sequence[Any]) -> str:
+    """Name of the Auto Scaling group EKS created for the managed node group."""
+    return resources[0].autoscaling_groups[0].name
+
+
+def admin_slug(principal_arn: str) -> str:
+    """Stable, readable part of an admin's logical names (``role-platform-admins``): list order never
+    renames (and so never recreates) an access entry."""
+    match = _PRINCIPAL_ARN.fullmatch(principal_arn)
+    if match is None:
+        raise ValueError(f"EksClusterArgs.admin_principal_arns: {principal_arn!r} is not an IAM role or user ARN; "
+                         "allowed: arn:aws:iam::<account>:role/<name> or arn:aws:iam::<account>:user/<name> "
+                         "(for an assumed-role session use its role's ARN)")
+    kind, resource_name = match.group(1), match.group(2)
+    return f"{kind}-" + re.sub(r"[^a-z0-9-]", "-", resource_name.lower())
+
+
+class EksCluster(pulumi.ComponentResource):
+    cluster_name: pulumi.Output[str]
+    cluster_endpoint: pulumi.Output[str]
+    cluster_certificate_authority: pulumi.Output[str]
+    """Base64 PEM of the cluster CA (``certificate-authority-data``)."""
+
+    cluster_security_group_id: pulumi.Output[str]
+    """The security group EKS created for the control plane and attached to the nodes."""
+
+    node_security_group_id: pulumi.Output[str]
+    """phasekit's node security group: what RDS, ElastiCache and the ALB admit."""
+
+    node_role_arn: pulumi.Output[str]
+    node_autoscaling_group_name: pulumi.Output[str]
+    oidc_provider_arn: pulumi.Output[str]
+    oidc_provider_url: pulumi.Output[str]
+    """The issuer URL including ``https://``; IRSA trust conditions use it without the scheme."""
+
+    kubeconfig: pulumi.Output[str]
+    """A secret. Uses ``aws eks get-token``; holds no credentials."""
+
+    provider: kubernetes.Provider
+    """Kubernetes provider for this cluster; pass it (``opts=ResourceOptions(provider=...)``) to k8s resources."""
+
+    def __init__(self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        ami_type = _check_args(args)
+        super().__init__("phasekit:index:EksCluster", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        cluster_role = aws.iam.Role(
+            f"{name}-cluster-role",
+            description=f"EKS control plane of {args.cluster_name} (phasekit)",
+            assume_role_policy=assume_role_policy("eks.amazonaws.com"),
+            tags=aws_tags(args.tags, Name=f"{args.cluster_name}-cluster"),
+            opts=child,
+        )
+        cluster_attachments = [
+            aws.iam.RolePolicyAttachment(f"{name}-cluster-{_policy_slug(policy)}", role=cluster_role.name,
+                                         policy_arn=MANAGED_POLICY + policy, opts=child)
+            for policy in CLUSTER_POLICIES
+        ]
+
+        secrets_key = aws.kms.Key(
+            f"{name}-secrets-key",
+            description=f"Envelope encryption of Kubernetes Secrets in EKS cluster {args.cluster_name}",
+            enable_key_rotation=True,
+            deletion_window_in_days=KMS_DELETION_WINDOW_DAYS,
+            tags=aws_tags(args.tags, Name=f"{args.cluster_name}-secrets"),
+            opts=child,
+        )
+        aws.kms.Alias(f"{name}-secrets-key", name=f"alias/eks/{args.cluster_name}",
+                      target_key_id=secrets_key.key_id, opts=child)
+        key_access = aws.iam.RolePolicy(f"{name}-cluster-kms", role=cluster_role.id,
+                                        policy=secrets_key.arn.apply(secrets_key_policy), opts=child)
+
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-control-plane-logs",
+            name=f"/aws/eks/{args.cluster_name}/cluster",
+            retention_in_days=args.log_retention_days,
+            tags=aws_tags(args.tags, Name=f"{args.cluster_name}-control-plane"),
+            opts=child,
+        )
+
+        public_cidrs = list(args.endpoint_public_access_cidrs)
+        cluster = aws.eks.Cluster(
+            f"{name}-cluster",
+            name=args.cluster_name,
+            version=args.version,
+            role_arn=cluster_role.arn,
+            vpc_config=aws.eks.ClusterVpcConfigArgs(
+                subnet_ids=args.subnet_ids,
+                endpoint_private_access=True,
+                endpoint_public_access=bool(public_cidrs),
+                # Omitted when private-only: AWS would otherwise report its 0.0.0.0/0 default back.
+                public_access_cidrs=public_cidrs or None,
+            ),
+            access_config=aws.eks.ClusterAccessConfigArgs(
+                authentication_mode="API",
+                bootstrap_cluster_creator_admin_permissions=False,
+            ),
+            encryption_config=aws.eks.ClusterEncryptionConfigArgs(
+                provider=aws.eks.ClusterEncryptionConfigProviderArgs(key_arn=secrets_key.arn),
+                resources=["secrets"],
+            ),
+            enabled_cluster_log_types=list(CONTROL_PLANE_LOG_TYPES),
+            tags=aws_tags(args.tags, Name=args.cluster_name),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group, key_access, *cluster_attachments]),
+        )
+
+        issuer = cluster.identities.apply(oidc_issuer)
+        oidc_provider = aws.iam.OpenIdConnectProvider(
+            f"{name}-oidc",
+            url=issuer,
+            client_id_lists=[OIDC_AUDIENCE],
+            tags=aws_tags(args.tags, Name=f"{args.cluster_name}-oidc"),
+            opts=child,
+        )
+
+        node_sg = aws.ec2.SecurityGroup(
+            f"{name}-node-sg",
+            description=f"EKS nodes of {args.cluster_name} (phasekit)",
+            vpc_id=args.vpc_id,
+            # No kubernetes.io/cluster tag: the load balancer controller needs exactly one tagged group per
+            # node ENI, and EKS's cluster security group already carries it.
+            tags=aws_tags(args.tags, Name=f"{args.cluster_name}-node"),
+            opts=child,
+        )
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-node-sg-self",
+            security_group_id=node_sg.id,
+            referenced_security_group_id=node_sg.id,
+            ip_protocol="-1",
+            description="Node to node, all traffic (pod networking)",
+            tags=aws_tags(args.tags, Name=f"{args.cluster_name}-node-self"),
+            opts=child,
+        )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-node-sg-egress",
+            security_group_id=node_sg.id,
+            cidr_ipv4="0.0.0.0/0",
+            ip_protocol="-1",
+            description="All egress: image pulls and AWS APIs through the NAT gateways",
+            tags=aws_tags(args.tags, Name=f"{args.cluster_name}-node-egress"),
+            opts=child,
+        )
+
+        node_role = aws.iam.Role(
+            f"{name}-node-role",
+            description=f"EKS nodes of {args.cluster_name} (phasekit)",
+            assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
+            tags=aws_tags(args.tags, Name=f"{args.cluster_name}-node"),
+            opts=child,
+        )
+        node_attachments = [
+            aws.iam.RolePolicyAttachment(f"{name}-node-{_policy_slug(policy)}", role=node_role.name,
+                                         policy_arn=MANAGED_POLICY + policy, opts=child)
+            for policy in NODE_POLICIES
+        ]
+
+        cluster_sg_id = cluster.vpc_config.apply(lambda config: config.cluster_security_group_id)
+        node_tags = aws_tags(args.tags, Name=f"{args.cluster_name}-node")
+        launch_template = aws.ec2.LaunchTemplate(
+            f"{name}-node-template",
+            description=f"EKS nodes of {args.cluster_name}: IMDSv2 only, encrypted gp3 root (phasekit)",
+            update_default_version=True,
+            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+                http_endpoint="enabled",
+                http_tokens="required",
+                # 1 hop: the node itself reaches IMDS, pods (one hop further) cannot take the node role.
+                http_put_response_hop_limit=1,
+            ),
+            block_device_mappings=[aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                device_name=ROOT_DEVICE,
+                ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                    volume_size=args.node_disk_size_gib,
+                    volume_type="gp3",
+                    encrypted="true",
+                    delete_on_termination="true",
+                ),
+            )],
+            vpc_security_group_ids=[node_sg.id, cluster_sg_id],
+            tag_specifications=[
+                aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=resource_type, tags=node_tags)
+                for resource_type in ("instance", "volume")
+            ],
+            tags=aws_tags(args.tags, Name=f"{args.cluster_name}-node"),
+            opts=child,
+        )
+
+        node_group = aws.eks.NodeGroup(
+            f"{name}-nodes",
+            cluster_name=cluster.name,
+            version=cluster.version,
+            node_role_arn=node_role.arn,
+            subnet_ids=args.subnet_ids,
+            instance_types=list(args.node_instance_types),
+            ami_type=ami_type,
+            capacity_type="ON_DEMAND",
+            scaling_config=aws.eks.NodeGroupScalingConfigArgs(
+                min_size=args.node_min_size,
+                desired_size=args.node_desired_size,
+                max_size=args.node_max_size,
+            ),
+            update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable_percentage=MAX_UNAVAILABLE_PERCENT),
+            launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
+                id=launch_template.id,
+                version=launch_template.latest_version.apply(str),
+            ),
+            tags=aws_tags(args.tags, Name=f"{args.cluster_name}-nodes"),
+            # The role must hold its policies before nodes join and until the last one is gone.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=node_attachments),
+        )
+
+        for addon in ADDONS:
+            aws.eks.Addon(
+                f"{name}-{addon}",
+                cluster_name=cluster.name,
+                addon_name=addon,
+                resolve_conflicts_on_create="OVERWRITE",
+                resolve_conflicts_on_update="OVERWRITE",
+                tags=aws_tags(args.tags),
+                opts=pulumi.ResourceOptions(parent=self,
+                                            depends_on=[node_group] if addon in ADDONS_NEEDING_NODES else []),
+            )
+
+        admin_policies: list[aws.eks.AccessPolicyAssociation] = []
+        for principal_arn in args.admin_principal_arns:
+            slug = admin_slug(principal_arn)
+            entry = aws.eks.AccessEntry(
+                f"{name}-admin-{slug}",
+                cluster_name=cluster.name,
+                principal_arn=principal_arn,
+                type="STANDARD",
+                tags=aws_tags(args.tags),
+                opts=child,
+            )
+            admin_policies.append(aws.eks.AccessPolicyAssociation(
+                f"{name}-admin-{slug}",
+                cluster_name=cluster.name,
+                principal_arn=entry.principal_arn,
+                policy_arn=CLUSTER_ADMIN_POLICY,
+                access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[entry]),
+            ))
+
+        kubeconfig = pulumi.Output.secret(pulumi.Output.all(
+            cluster.endpoint, cluster.certificate_authority.apply(lambda authority: authority.data),
+        ).apply(lambda values: render_kubeconfig(args.cluster_name, values[0], values[1], args.region)))
+        provider = kubernetes.Provider(
+            f"{name}-k8s",
+            kubeconfig=kubeconfig,
+            # Until an admin's access policy and the nodes exist, nothing deployed through it could succeed.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*admin_policies, node_group]),
+        )
+
+        node_asg_name = node_group.resources.apply(autoscaling_group_name)
+        if args.alarm_topic_arn is not None:
+            aws.cloudwatch.MetricAlarm(
+                f"{name}-node-cpu-alarm",
+                alarm_description=(f"EKS {args.cluster_name}: node CPU above {args.node_cpu_alarm_percent:g}% "
+                                   f"for {ALARM_PERIOD_SECONDS * ALARM_EVALUATION_PERIODS // 60} minutes"),
+                namespace="AWS/EC2",
+                metric_name="CPUUtilization",
+                dimensions={"AutoScalingGroupName": node_asg_name},
+                statistic="Average",
+                period=ALARM_PERIOD_SECONDS,
+                evaluation_periods=ALARM_EVALUATION_PERIODS,
+                comparison_operator="GreaterThanThreshold",
+                threshold=args.node_cpu_alarm_percent,
+                alarm_actions=[args.alarm_topic_arn],
+                ok_actions=[args.alarm_topic_arn],
+                tags=aws_tags(args.tags),
+                opts=child,
+            )
+
+        self.cluster_name = cluster.name
+        self.cluster_endpoint = cluster.endpoint
+        self.cluster_certificate_authority = cluster.certificate_authority.apply(lambda authority: authority.data)
+        self.cluster_security_group_id = cluster_sg_id
+        self.node_security_group_id = node_sg.id
+        self.node_role_arn = node_role.arn
+        self.node_autoscaling_group_name = node_asg_name
+        self.oidc_provider_arn = oidc_provider.arn
+        self.oidc_provider_url = issuer
+        self.kubeconfig = kubeconfig
+        self.provider = provider
+        self.register_outputs({
+            "cluster_name": self.cluster_name,
+            "cluster_endpoint": self.cluster_endpoint,
+            "cluster_certificate_authority": self.cluster_certificate_authority,
+            "cluster_security_group_id": self.cluster_security_group_id,
+            "node_security_group_id": self.node_security_group_id,
+            "node_role_arn": self.node_role_arn,
+            "node_autoscaling_group_name": self.node_autoscaling_group_name,
+            "oidc_provider_arn": self.oidc_provider_arn,
+            "oidc_provider_url": self.oidc_provider_url,
+            "kubeconfig": self.kubeconfig,
+            "provider": self.provider,
+        })
+
+
+def _policy_slug(policy: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", policy.lower()).strip("-")
+
+
+def _check_args(args: EksClusterArgs) -> str:
+    """Validates the args and returns the node group's AMI type."""
+    if not _CLUSTER_NAME.fullmatch(args.cluster_name):
+        raise ValueError(f"EksClusterArgs.cluster_name: {args.cluster_name!r}; allowed: 1-100 letters, digits, "
+                         "'-' and '_', starting with a letter or digit")
+    if not _VERSION.fullmatch(args.version):
+        raise ValueError(f"EksClusterArgs.version: {args.version!r}; allowed: a Kubernetes minor version such as "
+                         "'1.34'")
+    for cidr in args.endpoint_public_access_cidrs:
+        _check_public_cidr(cidr)
+    if not args.admin_principal_arns:
+        raise ValueError("EksClusterArgs.admin_principal_arns: at least one admin is required, and it must "
+                         "include the principal running pulumi up (the creator gets no implicit access)")
+    slugs = [admin_slug(arn) for arn in args.admin_principal_arns]
+    for slug in slugs:
+        if slugs.count(slug) > 1:
+            raise ValueError(f"EksClusterArgs.admin_principal_arns: two principals are named {slug!r}; "
+                             "list each IAM role or user once")
+    ami_type = node_ami_type(args.node_instance_types)
+    if args.node_min_size < 1:
+        raise ValueError(f"EksClusterArgs.node_min_size: {args.node_min_size}; at least 1 node is required")
+    if args.node_min_size > args.node_desired_size:
+        raise ValueError(f"EksClusterArgs.node_desired_size: {args.node_desired_size} is below node_min_size "
+                         f"{args.node_min_size}")
+    if args.node_desired_size > args.node_max_size:
+        raise ValueError(f"EksClusterArgs.node_desired_size: {args.node_desired_size} is above node_max_size "
+                         f"{args.node_max_size}")
+    if args.node_disk_size_gib < 20:
+        raise ValueError(f"EksClusterArgs.node_disk_size_gib: {args.node_disk_size_gib}; at least 20 GiB "
+                         "(the AMI and container images live there)")
+    if args.log_retention_days not in CLOUDWATCH_RETENTION_DAYS:
+        raise ValueError(f"EksClusterArgs.log_retention_days: {args.log_retention_days} is not a CloudWatch "
+                         f"retention period; allowed: {CLOUDWATCH_RETENTION_TEXT}")
+    if not 0 < args.node_cpu_alarm_percent <= 100:
+        raise ValueError(f"EksClusterArgs.node_cpu_alarm_percent: {args.node_cpu_alarm_percent:g}; allowed: "
+                         "above 0, at most 100")
+    return ami_type
+
+
+def _check_public_cidr(cidr: str) -> None:
+    prefix = "EksClusterArgs.endpoint_public_access_cidrs"
+    try:
+        network = ipaddress.ip_network(cidr, strict=True)
+    except ValueError:
+        raise ValueError(f"{prefix}: {cidr!r} is not an IPv4 network without host bits, e.g. "
+                         "203.0.113.0/24") from None
+    if network.version != 4:
+        raise ValueError(f"{prefix}: {cidr!r} is IPv6; EKS public access CIDRs are IPv4 only")
+    if network.prefixlen == 0:
+        raise ValueError(f"{prefix}: {cidr!r} would open the Kubernetes API to the internet; list the "
+                         "networks you administer from, or none for a private-only endpoint")

@@ -1,0 +1,466 @@
+"""EksCluster under the recording mock monitor, and its pure helpers (kubeconfig, AMI choice, policies).
+
+Mocks cannot prove that AWS accepts these inputs (that the Kubernetes version and add-ons exist, that the
+node group joins with this launch template, that EKS can use the KMS key through the cluster role), that
+``aws eks get-token`` works on the deploying machine, or how a change diffs against a live cluster (e.g.
+which changes replace it); a real ``pulumi preview``/``up`` shows those. The ids, ARNs, endpoint and CA
+below are the harness's deterministic fakes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pytest
+import yaml
+
+from components.eks_cluster import (
+    EksCluster,
+    EksClusterArgs,
+    admin_slug,
+    autoscaling_group_name,
+    node_ami_type,
+    render_kubeconfig,
+    secrets_key_policy,
+)
+from components.testing import UNKNOWN_MASK, run_recorded
+
+TAGS = {"project": "phasekit", "stack": "test", "phase": "3", "managed-by": "phasekit"}
+ADMIN = "arn:aws:iam::123456789012:role/platform-admin"
+CI_ADMIN = "arn:aws:iam::123456789012:user/ci/deployer"
+TOPIC = "arn:aws:sns:us-east-1:123456789012:alerts"
+
+COMPONENT = "phasekit:index:EksCluster"
+CLUSTER = "aws:eks/cluster:Cluster"
+ROLE = "aws:iam/role:Role"
+ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+KEY = "aws:kms/key:Key"
+ALIAS = "aws:kms/alias:Alias"
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+OIDC = "aws:iam/openIdConnectProvider:OpenIdConnectProvider"
+SG = "aws:ec2/securityGroup:SecurityGroup"
+INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
+LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+ADDON = "aws:eks/addon:Addon"
+ACCESS_ENTRY = "aws:eks/accessEntry:AccessEntry"
+ACCESS_POLICY = "aws:eks/accessPolicyAssociation:AccessPolicyAssociation"
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+K8S_PROVIDER = "pulumi:providers:kubernetes"
+PREFIX = "urn:pulumi:test::phasekit::phasekit:index:EksCluster$"
+OUTPUTS = ("cluster_name", "cluster_endpoint", "cluster_certificate_authority", "cluster_security_group_id",
+           "node_security_group_id", "node_role_arn", "node_autoscaling_group_name", "oidc_provider_arn",
+           "oidc_provider_url", "kubeconfig")
+
+# The harness's fakes for the cluster "eks-cluster" (sha256 of the logical name).
+ENDPOINT = "https://9076B5AA2C3A198CE4F9098E5BF63223.gr7.us-east-1.eks.amazonaws.com"
+CA_DATA = "9076b5aa2c3a198ce4f9098e5bf632232c64d5a300dc3f7f660a63fbbdd84056"
+ISSUER = "https://oidc.eks.us-east-1.amazonaws.com/id/9076B5AA2C3A198CE4F9098E5BF63223"
+CLUSTER_SG = "sg-9076b5aa2c3a198ce"
+KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/e300535c-8524-0ce9-4c00-8636576f37b0"
+
+
+def eks_args(**overrides: Any) -> EksClusterArgs:
+    args = EksClusterArgs(
+        cluster_name="phasekit-test",
+        version="1.34",
+        region="us-east-1",
+        vpc_id="vpc-0abc",
+        subnet_ids=["subnet-a", "subnet-b"],
+        endpoint_public_access_cidrs=["203.0.113.0/24"],
+        admin_principal_arns=[ADMIN],
+        node_instance_types=["t3.large"],
+        tags=TAGS,
+    )
+    return replace(args, **overrides)
+
+
+def record(preview: bool = False, **overrides: Any):
+    def program() -> None:
+        cluster = EksCluster("eks", eks_args(**overrides))
+        for output in OUTPUTS:
+            pulumi.export(output, getattr(cluster, output))
+    return run_recorded(program, preview=preview)
+
+
+def by_name(recording, type_token: str) -> dict[str, Any]:
+    return {resource.name: resource for resource in recording.of_type(type_token)}
+
+
+def expected_counts(admins: int = 1, alarm: int = 0) -> dict[str, int]:
+    counts = {
+        COMPONENT: 1, ROLE: 2, ATTACHMENT: 4, ROLE_POLICY: 1, KEY: 1, ALIAS: 1, LOG_GROUP: 1, CLUSTER: 1,
+        OIDC: 1, SG: 1, INGRESS: 1, EGRESS: 1, LAUNCH_TEMPLATE: 1, NODE_GROUP: 1, ADDON: 5,
+        ACCESS_ENTRY: admins, ACCESS_POLICY: admins, K8S_PROVIDER: 1,
+    }
+    if alarm:
+        counts[ALARM] = alarm
+    return counts
+
+
+# --- topology ------------------------------------------------------------------------------------------
+
+def test_children_are_exactly_the_cluster_topology_all_parented_to_the_component():
+    recording = record()
+    assert recording.type_counts() == expected_counts()
+    component = recording.one(COMPONENT)
+    children = [resource for resource in recording.resources if resource is not component]
+    assert {child.parent for child in children} == {component.urn}
+    assert all(child.name.startswith("eks-") for child in children)
+
+
+def test_cluster_inputs_exact():
+    recording = record()
+    cluster = recording.one(CLUSTER)
+    assert cluster.inputs == {
+        "name": "phasekit-test",
+        "version": "1.34",
+        "roleArn": "arn:aws:iam::123456789012:role/eks-cluster-role-3b586c2",
+        "vpcConfig": {
+            "subnetIds": ["subnet-a", "subnet-b"],
+            "endpointPrivateAccess": True,
+            "endpointPublicAccess": True,
+            "publicAccessCidrs": ["203.0.113.0/24"],
+        },
+        "accessConfig": {"authenticationMode": "API", "bootstrapClusterCreatorAdminPermissions": False},
+        "encryptionConfig": {"provider": {"keyArn": KEY_ARN}, "resources": ["secrets"]},
+        "enabledClusterLogTypes": ["api", "audit", "authenticator", "controllerManager", "scheduler"],
+        "tags": {**TAGS, "Name": "phasekit-test"},
+    }
+    # EKS must find the log group Pulumi manages (with retention), and its role ready, when it starts.
+    assert {f"{PREFIX}aws:cloudwatch/logGroup:LogGroup::eks-control-plane-logs",
+            f"{PREFIX}aws:iam/rolePolicyAttachment:RolePolicyAttachment::eks-cluster-amazoneksclusterpolicy",
+            f"{PREFIX}aws:iam/rolePolicy:RolePolicy::eks-cluster-kms"} <= set(cluster.dependencies)
+    assert cluster.urn == f"{PREFIX}aws:eks/cluster:Cluster::eks-cluster"
+
+
+def test_no_public_cidrs_means_a_private_only_endpoint():
+    assert record(endpoint_public_access_cidrs=[]).one(CLUSTER).inputs["vpcConfig"] == {
+        "subnetIds": ["subnet-a", "subnet-b"],
+        "endpointPrivateAccess": True,
+        "endpointPublicAccess": False,
+    }
+
+
+def test_control_plane_log_group_is_named_for_the_cluster_with_retention():
+    recording = record(log_retention_days=365)
+    group = recording.one(LOG_GROUP)
+    assert group.inputs == {"name": "/aws/eks/phasekit-test/cluster", "retentionInDays": 365,
+                            "tags": {**TAGS, "Name": "phasekit-test-control-plane"}}
+
+
+def test_secrets_key_rotates_has_a_30_day_window_an_alias_and_the_cluster_role_may_use_it():
+    recording = record()
+    key = recording.one(KEY)
+    assert key.inputs == {
+        "description": "Envelope encryption of Kubernetes Secrets in EKS cluster phasekit-test",
+        "enableKeyRotation": True,
+        "deletionWindowInDays": 30,
+        "tags": {**TAGS, "Name": "phasekit-test-secrets"},
+    }
+    assert key.urn == f"{PREFIX}aws:kms/key:Key::eks-secrets-key"
+    assert recording.one(ALIAS).inputs == {"name": "alias/eks/phasekit-test",
+                                           "targetKeyId": "e300535c-8524-0ce9-4c00-8636576f37b0"}
+    kms_policy = recording.one(ROLE_POLICY)
+    assert kms_policy.inputs["role"] == by_name(recording, ROLE)["eks-cluster-role"].id
+    assert json.loads(kms_policy.inputs["policy"]) == {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow",
+                       "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:ListGrants"],
+                       "Resource": KEY_ARN}],
+    }
+    assert json.loads(secrets_key_policy("k"))["Statement"][0]["Resource"] == "k"
+
+
+def test_roles_trust_their_service_and_carry_exactly_the_managed_policies():
+    recording = record()
+    roles = by_name(recording, ROLE)
+    trust = {name: json.loads(role.inputs["assumeRolePolicy"]) for name, role in roles.items()}
+    assert trust == {
+        "eks-cluster-role": {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "eks.amazonaws.com"}, "Action": "sts:AssumeRole"}]},
+        "eks-node-role": {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]},
+    }
+    attached = sorted((attachment.inputs["role"], attachment.inputs["policyArn"])
+                      for attachment in recording.of_type(ATTACHMENT))
+    assert attached == [
+        ("eks-cluster-role-3b586c2", "arn:aws:iam::aws:policy/AmazonEKSClusterPolicy"),
+        ("eks-node-role-020d809", "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly"),
+        ("eks-node-role-020d809", "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy"),
+        ("eks-node-role-020d809", "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy"),
+    ]
+
+
+def test_oidc_provider_trusts_the_cluster_issuer_for_sts():
+    recording = record()
+    assert recording.one(OIDC).inputs == {"url": ISSUER, "clientIdLists": ["sts.amazonaws.com"],
+                                          "tags": {**TAGS, "Name": "phasekit-test-oidc"}}
+
+
+def test_node_security_group_admits_only_itself_and_egresses_everywhere():
+    recording = record()
+    node_sg = recording.one(SG)
+    assert node_sg.inputs == {"vpcId": "vpc-0abc", "description": "EKS nodes of phasekit-test (phasekit)",
+                              "tags": {**TAGS, "Name": "phasekit-test-node"}}
+    assert recording.one(INGRESS).inputs == {
+        "securityGroupId": node_sg.id, "referencedSecurityGroupId": node_sg.id, "ipProtocol": "-1",
+        "description": "Node to node, all traffic (pod networking)",
+        "tags": {**TAGS, "Name": "phasekit-test-node-self"},
+    }
+    assert recording.one(EGRESS).inputs == {
+        "securityGroupId": node_sg.id, "cidrIpv4": "0.0.0.0/0", "ipProtocol": "-1",
+        "description": "All egress: image pulls and AWS APIs through the NAT gateways",
+        "tags": {**TAGS, "Name": "phasekit-test-node-egress"},
+    }
+
+
+def test_launch_template_requires_imdsv2_with_one_hop_and_an_encrypted_gp3_root():
+    recording = record(node_disk_size_gib=80)
+    template = recording.one(LAUNCH_TEMPLATE).inputs
+    assert template["metadataOptions"] == {"httpEndpoint": "enabled", "httpTokens": "required",
+                                           "httpPutResponseHopLimit": 1}
+    assert template["blockDeviceMappings"] == [{"deviceName": "/dev/xvda", "ebs": {
+        "volumeSize": 80, "volumeType": "gp3", "encrypted": "true", "deleteOnTermination": "true"}}]
+    assert template["vpcSecurityGroupIds"] == [recording.one(SG).id, CLUSTER_SG]
+    node_tags = {**TAGS, "Name": "phasekit-test-node"}
+    assert template["tagSpecifications"] == [{"resourceType": "instance", "tags": node_tags},
+                                             {"resourceType": "volume", "tags": node_tags}]
+    assert "imageId" not in template and "userData" not in template and "iamInstanceProfile" not in template
+
+
+def test_node_group_scaling_updates_and_launch_template():
+    recording = record(node_min_size=3, node_desired_size=4, node_max_size=6, node_instance_types=["m7g.large"])
+    node_group = recording.one(NODE_GROUP)
+    assert node_group.inputs == {
+        "clusterName": "phasekit-test",
+        "version": "1.34",
+        "nodeRoleArn": "arn:aws:iam::123456789012:role/eks-node-role-020d809",
+        "subnetIds": ["subnet-a", "subnet-b"],
+        "instanceTypes": ["m7g.large"],
+        "amiType": "AL2023_ARM_64_STANDARD",
+        "capacityType": "ON_DEMAND",
+        "scalingConfig": {"minSize": 3, "desiredSize": 4, "maxSize": 6},
+        "updateConfig": {"maxUnavailablePercentage": 33},
+        "launchTemplate": {"id": recording.one(LAUNCH_TEMPLATE).id, "version": "1"},
+        "tags": {**TAGS, "Name": "phasekit-test-nodes"},
+    }
+    policies = {attachment.urn for attachment in recording.of_type(ATTACHMENT) if "eks-node-" in attachment.name}
+    assert len(policies) == 3 and policies <= set(node_group.dependencies)
+
+
+@pytest.mark.parametrize(("instance_types", "ami_type"), [
+    (["t3.large"], "AL2023_x86_64_STANDARD"),
+    (["m7i.xlarge", "m6a.large", "c5n.large", "g5.xlarge", "g4ad.xlarge"], "AL2023_x86_64_STANDARD"),
+    (["t4g.medium"], "AL2023_ARM_64_STANDARD"),
+    (["m7g.large", "c7gd.xlarge", "c6gn.large", "r8g.large", "x2gd.large", "a1.large"], "AL2023_ARM_64_STANDARD"),
+])
+def test_ami_type_follows_the_instance_architecture(instance_types, ami_type):
+    assert node_ami_type(instance_types) == ami_type
+
+
+def test_addons_take_over_the_defaults_and_pod_running_ones_wait_for_nodes():
+    recording = record()
+    addons = {addon.inputs["addonName"]: addon for addon in recording.of_type(ADDON)}
+    assert sorted(addons) == ["coredns", "eks-pod-identity-agent", "kube-proxy", "metrics-server", "vpc-cni"]
+    for addon in addons.values():
+        assert addon.inputs == {"clusterName": "phasekit-test", "addonName": addon.inputs["addonName"],
+                                "resolveConflictsOnCreate": "OVERWRITE", "resolveConflictsOnUpdate": "OVERWRITE",
+                                "tags": TAGS}
+    node_group = recording.one(NODE_GROUP).urn
+    waiting = {name for name, addon in addons.items() if node_group in addon.dependencies}
+    assert waiting == {"coredns", "metrics-server"}
+
+
+def test_every_admin_gets_an_access_entry_and_cluster_admin_policy():
+    recording = record(admin_principal_arns=[ADMIN, CI_ADMIN])
+    assert recording.type_counts() == expected_counts(admins=2)
+    entries = by_name(recording, ACCESS_ENTRY)
+    policies = by_name(recording, ACCESS_POLICY)
+    expected = {"eks-admin-role-platform-admin": ADMIN, "eks-admin-user-deployer": CI_ADMIN}
+    assert {name: entry.inputs for name, entry in entries.items()} == {
+        name: {"clusterName": "phasekit-test", "principalArn": arn, "type": "STANDARD", "tags": TAGS}
+        for name, arn in expected.items()}
+    assert {name: policy.inputs for name, policy in policies.items()} == {
+        name: {"clusterName": "phasekit-test", "principalArn": arn,
+               "policyArn": "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy",
+               "accessScope": {"type": "cluster"}}
+        for name, arn in expected.items()}
+    for name, policy in policies.items():
+        assert entries[name].urn in policy.dependencies
+
+
+def test_admin_names_do_not_depend_on_list_order():
+    first = {entry.urn for entry in record(admin_principal_arns=[ADMIN, CI_ADMIN]).of_type(ACCESS_ENTRY)}
+    second = {entry.urn for entry in record(admin_principal_arns=[CI_ADMIN, ADMIN]).of_type(ACCESS_ENTRY)}
+    assert first == second
+
+
+@pytest.mark.parametrize(("arn", "slug"), [
+    ("arn:aws:iam::123456789012:role/platform-admin", "role-platform-admin"),
+    ("arn:aws:iam::123456789012:user/ci/deployer", "user-deployer"),
+    ("arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_Admin_1a2b",
+     "role-awsreservedsso-admin-1a2b"),
+    ("arn:aws-us-gov:iam::123456789012:role/Ops.Team", "role-ops-team"),
+])
+def test_admin_slug_table(arn, slug):
+    assert admin_slug(arn) == slug
+
+
+def test_kubeconfig_uses_aws_eks_get_token_and_is_secret():
+    recording = record()
+    assert "kubeconfig" in recording.secret_outputs
+    assert yaml.safe_load(recording.outputs["kubeconfig"]) == yaml.safe_load(
+        render_kubeconfig("phasekit-test", ENDPOINT, CA_DATA, "us-east-1"))
+
+
+@pytest.mark.parametrize(("cluster_name", "endpoint", "ca_data", "region"), [
+    ("phasekit-test", ENDPOINT, CA_DATA, "us-east-1"),
+    ("prod_2", "https://ABC.yl4.eu-west-1.eks.amazonaws.com", "LS0tLS1CRUdJTg==", "eu-west-1"),
+])
+def test_render_kubeconfig_table(cluster_name, endpoint, ca_data, region):
+    assert yaml.safe_load(render_kubeconfig(cluster_name, endpoint, ca_data, region)) == {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": cluster_name, "cluster": {"server": endpoint, "certificate-authority-data": ca_data}}],
+        "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}],
+        "current-context": cluster_name,
+        "preferences": {},
+        "users": [{"name": cluster_name, "user": {"exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "command": "aws",
+            "args": ["eks", "get-token", "--cluster-name", cluster_name, "--region", region, "--output", "json"],
+        }}}],
+    }
+
+
+def test_kubernetes_provider_is_a_child_fed_the_secret_kubeconfig_after_admins_and_nodes():
+    recording = record(admin_principal_arns=[ADMIN, CI_ADMIN])
+    provider = recording.one(K8S_PROVIDER)
+    assert provider.name == "eks-k8s"
+    assert provider.parent == recording.one(COMPONENT).urn
+    assert provider.secret_inputs == frozenset({"kubeconfig"})
+    assert provider.inputs["kubeconfig"] == recording.outputs["kubeconfig"]
+    required = {recording.one(NODE_GROUP).urn, *(policy.urn for policy in recording.of_type(ACCESS_POLICY))}
+    assert required <= set(provider.dependencies)
+
+
+def test_provider_attribute_is_the_registered_kubernetes_provider():
+    seen: dict[str, Any] = {}
+
+    def program() -> None:
+        cluster = EksCluster("eks", eks_args())
+        seen["provider"] = cluster.provider
+        pulumi.export("provider_urn", cluster.provider.urn)
+
+    recording = run_recorded(program)
+    assert recording.outputs["provider_urn"] == recording.one(K8S_PROVIDER).urn
+    assert seen["provider"].package == "kubernetes"
+
+
+def test_outputs_preview_false():
+    recording = record()
+    assert {key: value for key, value in recording.outputs.items() if key != "kubeconfig"} == {
+        "cluster_name": "phasekit-test",
+        "cluster_endpoint": ENDPOINT,
+        "cluster_certificate_authority": CA_DATA,
+        "cluster_security_group_id": CLUSTER_SG,
+        "node_security_group_id": recording.one(SG).id,
+        "node_role_arn": "arn:aws:iam::123456789012:role/eks-node-role-020d809",
+        "node_autoscaling_group_name": "eks-eks-nodes-d6a502d1",
+        "oidc_provider_arn": "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/"
+                             "2885329478CC31D1BBABA0CFF2B1ED27",
+        "oidc_provider_url": ISSUER,
+    }
+    assert recording.secret_outputs == frozenset({"kubeconfig"})
+
+
+def test_autoscaling_group_name_helper():
+    resources = [aws.eks.outputs.NodeGroupResource(
+        autoscaling_groups=[aws.eks.outputs.NodeGroupResourceAutoscalingGroup(name="eks-nodes-1234")])]
+    assert autoscaling_group_name(resources) == "eks-nodes-1234"
+
+
+def test_cpu_alarm_only_with_a_topic():
+    assert record().of_type(ALARM) == []
+    recording = record(alarm_topic_arn=TOPIC, node_cpu_alarm_percent=75)
+    assert recording.type_counts() == expected_counts(alarm=1)
+    assert recording.one(ALARM).inputs == {
+        "alarmDescription": "EKS phasekit-test: node CPU above 75% for 5 minutes",
+        "namespace": "AWS/EC2",
+        "metricName": "CPUUtilization",
+        "dimensions": {"AutoScalingGroupName": "eks-eks-nodes-d6a502d1"},
+        "statistic": "Average",
+        "period": 300,
+        "evaluationPeriods": 1,
+        "comparisonOperator": "GreaterThanThreshold",
+        "threshold": 75,
+        "alarmActions": [TOPIC],
+        "okActions": [TOPIC],
+        "tags": TAGS,
+    }
+
+
+def test_preview_with_unknown_cluster_outputs_registers_every_child_including_the_provider():
+    recording = record(preview=True, alarm_topic_arn=TOPIC)
+    assert recording.type_counts() == expected_counts(alarm=1)
+    provider = recording.one(K8S_PROVIDER)
+    assert provider.parent == recording.one(COMPONENT).urn
+    assert {key: recording.outputs[key] for key in ("cluster_endpoint", "kubeconfig", "oidc_provider_url",
+                                                    "node_autoscaling_group_name")} == {
+        "cluster_endpoint": UNKNOWN_MASK, "kubeconfig": UNKNOWN_MASK, "oidc_provider_url": UNKNOWN_MASK,
+        "node_autoscaling_group_name": UNKNOWN_MASK}
+    assert recording.outputs["cluster_name"] == "phasekit-test"
+
+
+# --- validation ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"endpoint_public_access_cidrs": ["0.0.0.0/0"]},
+     "EksClusterArgs.endpoint_public_access_cidrs: '0.0.0.0/0' would open the Kubernetes API to the internet; "
+     "list the networks you administer from, or none for a private-only endpoint"),
+    ({"endpoint_public_access_cidrs": ["203.0.113.7/24"]},
+     "EksClusterArgs.endpoint_public_access_cidrs: '203.0.113.7/24' is not an IPv4 network without host bits, "
+     "e.g. 203.0.113.0/24"),
+    ({"endpoint_public_access_cidrs": ["2001:db8::/32"]},
+     "EksClusterArgs.endpoint_public_access_cidrs: '2001:db8::/32' is IPv6; EKS public access CIDRs are IPv4 only"),
+    ({"admin_principal_arns": []},
+     "EksClusterArgs.admin_principal_arns: at least one admin is required, and it must include the principal "
+     "running pulumi up (the creator gets no implicit access)"),
+    ({"admin_principal_arns": ["arn:aws:sts::123456789012:assumed-role/admin/session"]},
+     "EksClusterArgs.admin_principal_arns: 'arn:aws:sts::123456789012:assumed-role/admin/session' is not an IAM "
+     "role or user ARN; allowed: arn:aws:iam::<account>:role/<name> or arn:aws:iam::<account>:user/<name> "
+     "(for an assumed-role session use its role's ARN)"),
+    ({"admin_principal_arns": [ADMIN, ADMIN]},
+     "EksClusterArgs.admin_principal_arns: two principals are named 'role-platform-admin'; list each IAM role "
+     "or user once"),
+    ({"node_min_size": 3}, "EksClusterArgs.node_desired_size: 2 is below node_min_size 3"),
+    ({"node_desired_size": 5}, "EksClusterArgs.node_desired_size: 5 is above node_max_size 4"),
+    ({"node_min_size": 0}, "EksClusterArgs.node_min_size: 0; at least 1 node is required"),
+    ({"node_instance_types": []}, "EksClusterArgs.node_instance_types: at least one instance type is required"),
+    ({"node_instance_types": ["m7g.large", "m7i.large"]},
+     "EksClusterArgs.node_instance_types: ['m7g.large', 'm7i.large'] mixes Graviton (ARM) and x86 types; one node "
+     "group runs one AMI"),
+    ({"cluster_name": "-bad name"},
+     "EksClusterArgs.cluster_name: '-bad name'; allowed: 1-100 letters, digits, '-' and '_', starting with a "
+     "letter or digit"),
+    ({"version": "v1.34"},
+     "EksClusterArgs.version: 'v1.34'; allowed: a Kubernetes minor version such as '1.34'"),
+    ({"node_disk_size_gib": 8},
+     "EksClusterArgs.node_disk_size_gib: 8; at least 20 GiB (the AMI and container images live there)"),
+    ({"log_retention_days": 45},
+     "EksClusterArgs.log_retention_days: 45 is not a CloudWatch retention period; allowed: 1, 3, 5, 7, 14, 30, "
+     "60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653"),
+    ({"node_cpu_alarm_percent": 0},
+     "EksClusterArgs.node_cpu_alarm_percent: 0; allowed: above 0, at most 100"),
+])
+def test_invalid_args_are_refused_with_exact_messages(overrides, message):
+    with pytest.raises(ValueError) as raised:
+        record(**overrides)
+    assert str(raised.value) == message
