@@ -1,0 +1,407 @@
+"""RdsPostgres: the app's PostgreSQL on Amazon RDS (phase 3).
+
+Creates
+- a security group admitting only TCP 5432 from ``client_security_group_id`` (the EKS nodes' group), with
+  no other ingress and no egress rules at all (RDS never opens connections to the nodes). The rules are
+  inline, so anything added to the group by hand is removed on the next ``pulumi up``;
+- a generated master password (pulumi-random, 32 letters and digits: none of ``/ @ " space``, which RDS
+  refuses, nor anything a URL would need to escape);
+- a parameter group (family ``postgres<major>``) forcing TLS (``rds.force_ssl=1``), setting
+  ``max_connections`` and logging statements slower than one second;
+- the instance: gp3, encrypted with the account's ``aws/rds`` key, private, Multi-AZ by default,
+  deletion protection, a final snapshot ``<identifier>-final`` on delete, automated backups kept
+  ``backup_retention_days`` days (and kept after a delete), IAM database authentication, Performance
+  Insights (7 days, free tier), the ``postgresql`` and ``upgrade`` logs in CloudWatch Logs, the
+  ``rds-ca-rsa2048-g1`` server certificate, minor upgrades in the maintenance window, no major upgrades;
+- ``read_replica_count`` read replicas (same class and parameter group, private, encrypted), named
+  ``<identifier>-replica-<n>``;
+- with ``alarm_topic_arn``: CloudWatch alarms on the primary (CPU > 70 % for 5 minutes, free storage
+  < 10 % of ``allocated_storage_gib``, connections > 80 % of ``max_connections``), notifying on alarm and
+  on recovery.
+
+Does not create the VPC, the DB subnet group, the clients' security group, a KMS key, an RDS Proxy,
+Enhanced Monitoring (it needs an IAM role) or database users beyond the master user.
+
+Windows (UTC): backups 03:00-04:00 daily, maintenance Sunday 04:30-05:30; they do not overlap.
+
+How changes land: ``apply_immediately`` is off, so class, storage type, engine minor version and
+parameter-group changes wait for the maintenance window; ``max_connections`` is a static parameter and
+takes effect only after a reboot (``aws rds reboot-db-instance``), while the connections alarm follows
+the new value at once. With storage autoscaling on (``max_allocated_storage_gib``), a later change of
+``allocated_storage_gib`` is ignored by the provider, and the free-storage alarm keeps its threshold
+(10 % of ``allocated_storage_gib``): on a volume autoscaling has grown it fires at a smaller fraction,
+in practice when autoscaling has reached its ceiling or cannot keep up. A change of ``engine_version``
+major is refused (``allow_major_version_upgrade`` is off): upgrade by hand, then update the config.
+Lowering ``read_replica_count`` deletes the highest-numbered replicas, which are protected and have
+deletion protection: unprotect them and turn that off first. Changing ``identifier``,
+``database_name``, ``username`` or the subnet group replaces the instance: the protected instance makes
+``pulumi up`` stop first.
+
+Cost: the instance class's hourly price, doubled with Multi-AZ (a standby in another zone); gp3 storage
+per GiB-month (doubled with Multi-AZ); backup storage up to the database's size is free; each replica
+costs a Single-AZ instance plus its storage; Performance Insights at 7 days and the security and
+parameter groups are free; each CloudWatch alarm is $0.10 a month; exported logs bill CloudWatch Logs
+ingestion and storage.
+
+Stateful: the instance and its replicas. Each is protected and retained on delete when ``protect`` is
+true (default), on top of deletion protection, the final snapshot and retained automated backups.
+Replicas skip the final snapshot because RDS refuses one for a read replica; they hold no data that
+the primary lacks. Rotating the password (replacing the RandomPassword) changes it in place on RDS;
+pods keep the old ``DATABASE_URL`` until they restart.
+
+Clients must connect with TLS (``sslmode=require`` in ``database_url``); verifying the server
+(``verify-full``) needs the RDS CA bundle in the app image.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_random as random
+
+from components.connection_urls import postgres_url
+from components.stateful import stateful_options
+from components.tags import aws_tags
+
+PORT = 5432
+BACKUP_WINDOW = "03:00-04:00"
+MAINTENANCE_WINDOW = "sun:04:30-sun:05:30"
+CA_CERT_IDENTIFIER = "rds-ca-rsa2048-g1"
+LOG_EXPORTS = ["postgresql", "upgrade"]
+SLOW_STATEMENT_MS = 1000
+PERFORMANCE_INSIGHTS_RETENTION_DAYS = 7
+PASSWORD_LENGTH = 32
+
+ALARM_PERIOD_SECONDS = 60
+ALARM_EVALUATION_PERIODS = 5
+"""Five consecutive one-minute datapoints: "for 5 minutes"."""
+
+CPU_ALARM_PERCENT = 70
+FREE_STORAGE_ALARM_PERCENT = 10
+CONNECTIONS_ALARM_PERCENT = 80
+
+MAX_REPLICAS = 5
+MIN_BACKUP_RETENTION_DAYS = 7
+MAX_BACKUP_RETENTION_DAYS = 35
+MIN_STORAGE_GIB = 20
+MAX_STORAGE_GIB = 65536
+MAX_CONNECTIONS_LIMIT = 262143
+MAX_IDENTIFIER_LENGTH = 53
+"""63 (RDS' limit) minus the ``-replica-N`` suffix replicas add."""
+
+_IDENTIFIER = re.compile(r"^[a-z](?:-?[a-z0-9])*$")
+_PG_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
+_ENGINE_VERSION = re.compile(r"^(?P<major>\d+)(?:\.\d+)?$")
+_RESERVED_USERNAMES = frozenset({"rdsadmin", "public"})
+"""RDS' own administrator role and PostgreSQL's pseudo-role; names starting ``pg_`` are PostgreSQL's too."""
+
+
+@dataclass
+class RdsPostgresArgs:
+    identifier: str
+    """Physical DB instance identifier (lowercase letters, digits, single hyphens; at most 53 characters).
+    Names the final snapshot (``<identifier>-final``), the replicas and the alarms' dimension. Changing
+    it replaces the instance."""
+
+    vpc_id: pulumi.Input[str]
+    """VPC of the subnet group; the security group is created in it."""
+
+    subnet_group_name: pulumi.Input[str]
+    """DB subnet group (private subnets in at least two zones)."""
+
+    client_security_group_id: pulumi.Input[str]
+    """Security group of the clients (the EKS nodes): the only source admitted on 5432."""
+
+    instance_class: str
+    """Instance class, e.g. ``db.t4g.medium``. Performance Insights needs a class larger than
+    ``db.t4g.small``/``db.t3.small``."""
+
+    max_connections: int
+    """PostgreSQL ``max_connections`` (1-262143), set in the parameter group (static: needs a reboot to
+    change). The connections alarm fires above 80 % of it, rounded down."""
+
+    engine_version: str = "16"
+    """Major version (``"16"``; RDS picks the newest minor and upgrades minors itself) or a full
+    ``major.minor``. The parameter group family follows the major."""
+
+    allocated_storage_gib: int = 20
+    """Initial gp3 storage (20-65536 GiB)."""
+
+    max_allocated_storage_gib: int | None = 100
+    """Storage autoscaling ceiling, greater than ``allocated_storage_gib``; None turns autoscaling off."""
+
+    multi_az: bool = True
+    """A synchronous standby in a second zone with automatic failover. Default on (doubles the cost)."""
+
+    backup_retention_days: int = 7
+    """Days of automated backups and point-in-time recovery (7-35)."""
+
+    read_replica_count: int = 0
+    """Read replicas (0-5), same class as the primary, Single-AZ."""
+
+    database_name: str = "app"
+    """Database created with the instance (letters, digits, underscores; starts with a letter)."""
+
+    username: str = "app"
+    """Master user name (same rules as ``database_name``; not ``rdsadmin``, ``public`` or ``pg_*``)."""
+
+    alarm_topic_arn: pulumi.Input[str] | None = None
+    """SNS topic for alarm and recovery notifications (``AlertTopic.topic_arn``); None creates no alarms."""
+
+    protect: bool = True
+    """Protect and retain the instance and its replicas. Default true."""
+
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """AWS tags on every taggable child (``Name`` is added)."""
+
+
+class RdsPostgres(pulumi.ComponentResource):
+    address: pulumi.Output[str]
+    """Primary's DNS name (follows a Multi-AZ failover)."""
+
+    port: pulumi.Output[int]
+    database_name: pulumi.Output[str]
+    username: pulumi.Output[str]
+    password: pulumi.Output[str]
+    """Master password; a secret."""
+
+    database_url: pulumi.Output[str]
+    """The app's ``DATABASE_URL``: ``postgresql://user:password@address:5432/db?sslmode=require``; a secret."""
+
+    replica_addresses: pulumi.Output[list[str]]
+    """DNS names of the read replicas, in order; empty without replicas."""
+
+    security_group_id: pulumi.Output[str]
+    instance_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: RdsPostgresArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        _check_args(args)
+        super().__init__("phasekit:index:RdsPostgres", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        security_group = aws.ec2.SecurityGroup(
+            f"{name}-sg",
+            vpc_id=args.vpc_id,
+            description="phasekit: PostgreSQL from the app nodes only",
+            ingress=[aws.ec2.SecurityGroupIngressArgs(
+                protocol="tcp", from_port=PORT, to_port=PORT,
+                security_groups=[args.client_security_group_id],
+                description="PostgreSQL from the app nodes",
+            )],
+            # Empty, not omitted: the provider then removes the allow-all egress rule AWS adds to every new group.
+            egress=[],
+            tags=aws_tags(args.tags, Name=f"{args.identifier}-postgres"),
+            opts=child,
+        )
+
+        password = random.RandomPassword(f"{name}-password", length=PASSWORD_LENGTH, special=False, opts=child)
+
+        parameter_group = aws.rds.ParameterGroup(
+            f"{name}-params",
+            family=parameter_group_family(args.engine_version),
+            # Constant: a parameter group's description cannot change without replacing the group.
+            description="phasekit: PostgreSQL, TLS only",
+            parameters=[
+                aws.rds.ParameterGroupParameterArgs(name=name_, value=value, apply_method=method)
+                for name_, value, method in db_parameters(args.max_connections)
+            ],
+            tags=aws_tags(args.tags, Name=args.identifier),
+            opts=child,
+        )
+
+        common = {
+            "instance_class": args.instance_class,
+            "storage_type": "gp3",
+            "max_allocated_storage": args.max_allocated_storage_gib,
+            "storage_encrypted": True,
+            "publicly_accessible": False,
+            "vpc_security_group_ids": [security_group.id],
+            "parameter_group_name": parameter_group.name,
+            "port": PORT,
+            "ca_cert_identifier": CA_CERT_IDENTIFIER,
+            "iam_database_authentication_enabled": True,
+            "performance_insights_enabled": True,
+            "performance_insights_retention_period": PERFORMANCE_INSIGHTS_RETENTION_DAYS,
+            "enabled_cloudwatch_logs_exports": list(LOG_EXPORTS),
+            "auto_minor_version_upgrade": True,
+            "allow_major_version_upgrade": False,
+            "apply_immediately": False,
+            "maintenance_window": MAINTENANCE_WINDOW,
+            "deletion_protection": True,
+            "copy_tags_to_snapshot": True,
+        }
+        primary = aws.rds.Instance(
+            f"{name}-db",
+            identifier=args.identifier,
+            engine="postgres",
+            engine_version=args.engine_version,
+            allocated_storage=args.allocated_storage_gib,
+            db_subnet_group_name=args.subnet_group_name,
+            multi_az=args.multi_az,
+            db_name=args.database_name,
+            username=args.username,
+            password=password.result,
+            backup_retention_period=args.backup_retention_days,
+            backup_window=BACKUP_WINDOW,
+            delete_automated_backups=False,
+            skip_final_snapshot=False,
+            final_snapshot_identifier=f"{args.identifier}-final",
+            tags=aws_tags(args.tags, Name=args.identifier),
+            opts=stateful_options(self, args.protect),
+            **common,
+        )
+
+        replicas = [
+            aws.rds.Instance(
+                f"{name}-replica-{index}",
+                identifier=replica_identifier(args.identifier, index),
+                # Same region: the source's identifier; the replica inherits its subnet group and engine version.
+                replicate_source_db=primary.identifier,
+                multi_az=False,
+                # RDS refuses a final snapshot of a read replica; the data lives on in the primary.
+                skip_final_snapshot=True,
+                tags=aws_tags(args.tags, Name=replica_identifier(args.identifier, index)),
+                opts=stateful_options(self, args.protect),
+                **common,
+            )
+            for index in range(1, args.read_replica_count + 1)
+        ]
+
+        if args.alarm_topic_arn is not None:
+            _alarms(name, args, args.alarm_topic_arn, child)
+
+        self.address = primary.address
+        self.port = primary.port
+        self.database_name = primary.db_name
+        self.username = primary.username
+        self.password = pulumi.Output.secret(password.result)
+        self.database_url = pulumi.Output.secret(pulumi.Output.all(
+            primary.username, password.result, primary.address, primary.port, primary.db_name,
+        ).apply(_database_url))
+        self.replica_addresses = pulumi.Output.all(*[replica.address for replica in replicas])
+        self.security_group_id = security_group.id
+        self.instance_arn = primary.arn
+        self.register_outputs({
+            "address": self.address,
+            "port": self.port,
+            "database_name": self.database_name,
+            "username": self.username,
+            "password": self.password,
+            "database_url": self.database_url,
+            "replica_addresses": self.replica_addresses,
+            "security_group_id": self.security_group_id,
+            "instance_arn": self.instance_arn,
+        })
+
+
+def _alarms(name: str, args: RdsPostgresArgs, topic_arn: pulumi.Input[str], opts: pulumi.ResourceOptions) -> None:
+    for suffix, metric, statistic, comparison, threshold, description in alarm_specs(args):
+        aws.cloudwatch.MetricAlarm(
+            f"{name}-{suffix}-alarm",
+            name=f"{args.identifier}-{suffix}",
+            alarm_description=f"phasekit: {args.identifier} {description}",
+            namespace="AWS/RDS",
+            metric_name=metric,
+            statistic=statistic,
+            comparison_operator=comparison,
+            threshold=threshold,
+            period=ALARM_PERIOD_SECONDS,
+            evaluation_periods=ALARM_EVALUATION_PERIODS,
+            dimensions={"DBInstanceIdentifier": args.identifier},
+            alarm_actions=[topic_arn],
+            ok_actions=[topic_arn],
+            tags=aws_tags(args.tags, Name=f"{args.identifier}-{suffix}"),
+            opts=opts,
+        )
+
+
+def alarm_specs(args: RdsPostgresArgs) -> list[tuple[str, str, str, str, float, str]]:
+    """(suffix, metric, statistic, comparison, threshold, description) of each alarm on the primary."""
+    connections = connections_alarm_threshold(args.max_connections)
+    return [
+        ("cpu", "CPUUtilization", "Average", "GreaterThanThreshold", float(CPU_ALARM_PERCENT),
+         f"CPU above {CPU_ALARM_PERCENT}% for 5 minutes"),
+        ("free-storage", "FreeStorageSpace", "Minimum", "LessThanThreshold",
+         float(free_storage_threshold_bytes(args.allocated_storage_gib)),
+         f"free storage below {FREE_STORAGE_ALARM_PERCENT}% of {args.allocated_storage_gib} GiB for 5 minutes"),
+        ("connections", "DatabaseConnections", "Maximum", "GreaterThanThreshold", float(connections),
+         f"more than {connections} connections ({CONNECTIONS_ALARM_PERCENT}% of max_connections "
+         f"{args.max_connections}) for 5 minutes"),
+    ]
+
+
+def parameter_group_family(engine_version: str) -> str:
+    """``"16"`` or ``"16.4"`` -> ``"postgres16"``."""
+    match = _ENGINE_VERSION.match(engine_version)
+    if match is None:
+        raise ValueError(f"RdsPostgresArgs.engine_version: {engine_version!r} is not a PostgreSQL version "
+                         "such as '16' or '16.4'")
+    return f"postgres{int(match['major'])}"
+
+
+def db_parameters(max_connections: int) -> list[tuple[str, str, str]]:
+    """(name, value, apply method) of the parameter group."""
+    return [
+        ("rds.force_ssl", "1", "immediate"),
+        ("max_connections", str(max_connections), "pending-reboot"),
+        ("log_min_duration_statement", str(SLOW_STATEMENT_MS), "immediate"),
+    ]
+
+
+def free_storage_threshold_bytes(allocated_storage_gib: int, percent: int = FREE_STORAGE_ALARM_PERCENT) -> int:
+    """``percent`` of the allocated storage, in bytes (what ``FreeStorageSpace`` reports)."""
+    return allocated_storage_gib * 1024**3 * percent // 100
+
+
+def connections_alarm_threshold(max_connections: int, percent: int = CONNECTIONS_ALARM_PERCENT) -> int:
+    """``percent`` of ``max_connections``, rounded down."""
+    return max_connections * percent // 100
+
+
+def replica_identifier(identifier: str, index: int) -> str:
+    return f"{identifier}-replica-{index}"
+
+
+def _database_url(values: list) -> str:
+    user, password, host, port, database = values
+    return postgres_url(user=user, password=password, host=host, port=port, database=database, sslmode="require")
+
+
+def _check_args(args: RdsPostgresArgs) -> None:
+    if not _IDENTIFIER.match(args.identifier) or len(args.identifier) > MAX_IDENTIFIER_LENGTH:
+        raise ValueError(
+            f"RdsPostgresArgs.identifier: {args.identifier!r} must be 1-{MAX_IDENTIFIER_LENGTH} lowercase letters, "
+            "digits and single hyphens, starting with a letter and not ending with a hyphen")
+    parameter_group_family(args.engine_version)
+    if not args.instance_class.startswith("db."):
+        raise ValueError(f"RdsPostgresArgs.instance_class: {args.instance_class!r} is not an RDS class "
+                         "such as 'db.t4g.medium'")
+    if not MIN_STORAGE_GIB <= args.allocated_storage_gib <= MAX_STORAGE_GIB:
+        raise ValueError(f"RdsPostgresArgs.allocated_storage_gib: {args.allocated_storage_gib} is outside "
+                         f"{MIN_STORAGE_GIB}-{MAX_STORAGE_GIB} (gp3 for PostgreSQL)")
+    if args.max_allocated_storage_gib is not None and not (
+            args.allocated_storage_gib < args.max_allocated_storage_gib <= MAX_STORAGE_GIB):
+        raise ValueError(
+            f"RdsPostgresArgs.max_allocated_storage_gib: {args.max_allocated_storage_gib} must be greater than "
+            f"allocated_storage_gib ({args.allocated_storage_gib}) and at most {MAX_STORAGE_GIB}, "
+            "or None to turn storage autoscaling off")
+    if not MIN_BACKUP_RETENTION_DAYS <= args.backup_retention_days <= MAX_BACKUP_RETENTION_DAYS:
+        raise ValueError(f"RdsPostgresArgs.backup_retention_days: {args.backup_retention_days} is outside "
+                         f"{MIN_BACKUP_RETENTION_DAYS}-{MAX_BACKUP_RETENTION_DAYS}")
+    if not 0 <= args.read_replica_count <= MAX_REPLICAS:
+        raise ValueError(f"RdsPostgresArgs.read_replica_count: {args.read_replica_count} is outside 0-{MAX_REPLICAS}")
+    if not _PG_NAME.match(args.database_name):
+        raise ValueError(f"RdsPostgresArgs.database_name: {args.database_name!r} must be 1-63 letters, digits "
+                         "and underscores, starting with a letter")
+    if not _PG_NAME.match(args.username):
+        raise ValueError(f"RdsPostgresArgs.username: {args.username!r} must be 1-63 letters, digits and "
+                         "underscores, starting with a letter")
+    if args.username.lower() in _RESERVED_USERNAMES or args.username.lower().startswith("pg_"):
+        raise ValueError(f"RdsPostgresArgs.username: {args.username!r} is reserved by RDS or PostgreSQL")
+    if not 1 <= args.max_connections <= MAX_CONNECTIONS_LIMIT:
+        raise ValueError(f"RdsPostgresArgs.max_connections: {args.max_connections} is outside "
+                         f"1-{MAX_CONNECTIONS_LIMIT}")

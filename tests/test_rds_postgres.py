@@ -1,0 +1,409 @@
+"""RdsPostgres under the recording mock monitor: exact children, security inputs, options, alarms, URLs.
+
+Mocks cannot prove that AWS accepts these inputs (a parameter's apply method, the class supporting
+Performance Insights, the replica settings), what RDS computes, or how a change diffs against a live
+instance (which changes replace it, which wait for the maintenance window); a real ``pulumi preview``
+against an AWS account does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import replace
+from typing import Any
+from urllib.parse import urlsplit
+
+import pulumi
+import pytest
+
+from components.rds_postgres import (
+    BACKUP_WINDOW,
+    MAINTENANCE_WINDOW,
+    RdsPostgres,
+    RdsPostgresArgs,
+    connections_alarm_threshold,
+    db_parameters,
+    free_storage_threshold_bytes,
+    parameter_group_family,
+)
+from components.testing import UNKNOWN_MASK, run_recorded
+
+TAGS = {"project": "phasekit", "stack": "test", "phase": "3", "managed-by": "phasekit"}
+TOPIC = "arn:aws:sns:us-east-1:123456789012:alerts"
+COMPONENT = "phasekit:index:RdsPostgres"
+INSTANCE = "aws:rds/instance:Instance"
+SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
+PARAMETER_GROUP = "aws:rds/parameterGroup:ParameterGroup"
+PASSWORD = "random:index/randomPassword:RandomPassword"
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+OUTPUTS = ("address", "port", "database_name", "username", "password", "database_url", "replica_addresses",
+           "security_group_id", "instance_arn")
+
+
+def rds_args(**overrides: Any) -> RdsPostgresArgs:
+    args = RdsPostgresArgs(
+        identifier="phasekit-test",
+        vpc_id="vpc-0abc",
+        subnet_group_name="phasekit-test-db",
+        client_security_group_id="sg-0nodes",
+        instance_class="db.t4g.medium",
+        max_connections=200,
+        alarm_topic_arn=TOPIC,
+        tags=TAGS,
+    )
+    return replace(args, **overrides)
+
+
+def record(preview: bool = False, **overrides: Any):
+    def program() -> None:
+        db = RdsPostgres("db", rds_args(**overrides))
+        for output in OUTPUTS:
+            pulumi.export(output, getattr(db, output))
+    return run_recorded(program, preview=preview)
+
+
+def tagged(name: str) -> dict[str, str]:
+    return {**TAGS, "Name": name}
+
+
+def test_children_are_exactly_the_database_topology():
+    recording = record(read_replica_count=2)
+    assert recording.type_counts() == {
+        COMPONENT: 1, SECURITY_GROUP: 1, PASSWORD: 1, PARAMETER_GROUP: 1, INSTANCE: 3, ALARM: 3,
+    }
+    component = recording.one(COMPONENT)
+    children = [resource for resource in recording.resources if resource is not component]
+    assert {child.parent for child in children} == {component.urn}
+    assert sorted(child.name for child in children) == [
+        "db-connections-alarm", "db-cpu-alarm", "db-db", "db-free-storage-alarm", "db-params", "db-password",
+        "db-replica-1", "db-replica-2", "db-sg",
+    ]
+
+
+def test_without_a_topic_there_are_no_alarms_and_without_replicas_no_replicas():
+    recording = record(alarm_topic_arn=None)
+    assert recording.of_type(ALARM) == []
+    assert [instance.name for instance in recording.of_type(INSTANCE)] == ["db-db"]
+    assert recording.outputs["replica_addresses"] == []
+
+
+def test_security_group_admits_only_postgres_from_the_nodes_and_has_no_egress():
+    group = record().one(SECURITY_GROUP)
+    assert group.inputs == {
+        "vpcId": "vpc-0abc",
+        "description": "phasekit: PostgreSQL from the app nodes only",
+        "ingress": [{"protocol": "tcp", "fromPort": 5432, "toPort": 5432, "securityGroups": ["sg-0nodes"],
+                     "description": "PostgreSQL from the app nodes"}],
+        "egress": [],
+        "tags": tagged("phasekit-test-postgres"),
+    }
+    for rule in group.inputs["ingress"]:
+        assert "cidrBlocks" not in rule and "ipv6CidrBlocks" not in rule
+    assert "0.0.0.0/0" not in json.dumps(group.inputs) and "::/0" not in json.dumps(group.inputs)
+
+
+def test_primary_is_private_encrypted_protected_by_aws_and_snapshotted_on_delete():
+    recording = record()
+    primary = recording.named("db-db")
+    inputs = dict(primary.inputs)
+    password = inputs.pop("password")
+    assert inputs == {
+        "identifier": "phasekit-test",
+        "engine": "postgres",
+        "engineVersion": "16",
+        "instanceClass": "db.t4g.medium",
+        "allocatedStorage": 20,
+        "maxAllocatedStorage": 100,
+        "storageType": "gp3",
+        "storageEncrypted": True,
+        "publiclyAccessible": False,
+        "multiAz": True,
+        "dbSubnetGroupName": "phasekit-test-db",
+        "vpcSecurityGroupIds": [recording.one(SECURITY_GROUP).id],
+        "parameterGroupName": f"db-params-{_fake_suffix('db-params')}",
+        "port": 5432,
+        "dbName": "app",
+        "username": "app",
+        "backupRetentionPeriod": 7,
+        "backupWindow": "03:00-04:00",
+        "maintenanceWindow": "sun:04:30-sun:05:30",
+        "deleteAutomatedBackups": False,
+        "deletionProtection": True,
+        "skipFinalSnapshot": False,
+        "finalSnapshotIdentifier": "phasekit-test-final",
+        "copyTagsToSnapshot": True,
+        "caCertIdentifier": "rds-ca-rsa2048-g1",
+        "iamDatabaseAuthenticationEnabled": True,
+        "performanceInsightsEnabled": True,
+        "performanceInsightsRetentionPeriod": 7,
+        "enabledCloudwatchLogsExports": ["postgresql", "upgrade"],
+        "autoMinorVersionUpgrade": True,
+        "allowMajorVersionUpgrade": False,
+        "applyImmediately": False,
+        "tags": tagged("phasekit-test"),
+    }
+    assert primary.secret_inputs == frozenset({"password"})
+    assert password == recording.outputs["password"]
+
+
+def test_password_is_generated_long_and_free_of_characters_rds_refuses():
+    recording = record()
+    assert recording.one(PASSWORD).inputs == {"length": 32, "special": False}
+    assert recording.outputs["password"].isalnum()
+
+
+def test_parameter_group_forces_tls_and_sets_max_connections_exactly():
+    group = record(max_connections=350).one(PARAMETER_GROUP)
+    assert group.inputs == {
+        "family": "postgres16",
+        "description": "phasekit: PostgreSQL, TLS only",
+        "parameters": [
+            {"name": "rds.force_ssl", "value": "1", "applyMethod": "immediate"},
+            {"name": "max_connections", "value": "350", "applyMethod": "pending-reboot"},
+            {"name": "log_min_duration_statement", "value": "1000", "applyMethod": "immediate"},
+        ],
+        "tags": tagged("phasekit-test"),
+    }
+
+
+def test_full_engine_version_keeps_the_major_family():
+    recording = record(engine_version="15.7")
+    assert recording.named("db-db").inputs["engineVersion"] == "15.7"
+    assert recording.one(PARAMETER_GROUP).inputs["family"] == "postgres15"
+
+
+def test_storage_autoscaling_can_be_turned_off():
+    inputs = record(max_allocated_storage_gib=None, allocated_storage_gib=50).named("db-db").inputs
+    assert inputs["allocatedStorage"] == 50
+    assert "maxAllocatedStorage" not in inputs
+
+
+def test_single_az_when_asked():
+    assert record(multi_az=False).named("db-db").inputs["multiAz"] is False
+
+
+def test_replicas_follow_the_primary_privately_and_skip_only_the_final_snapshot():
+    recording = record(read_replica_count=2)
+    primary_security_group = recording.one(SECURITY_GROUP).id
+    for index in (1, 2):
+        replica = recording.named(f"db-replica-{index}")
+        assert replica.inputs == {
+            "identifier": f"phasekit-test-replica-{index}",
+            "replicateSourceDb": "phasekit-test",
+            "instanceClass": "db.t4g.medium",
+            "maxAllocatedStorage": 100,
+            "storageType": "gp3",
+            "storageEncrypted": True,
+            "publiclyAccessible": False,
+            "multiAz": False,
+            "vpcSecurityGroupIds": [primary_security_group],
+            "parameterGroupName": f"db-params-{_fake_suffix('db-params')}",
+            "port": 5432,
+            "caCertIdentifier": "rds-ca-rsa2048-g1",
+            "iamDatabaseAuthenticationEnabled": True,
+            "performanceInsightsEnabled": True,
+            "performanceInsightsRetentionPeriod": 7,
+            "enabledCloudwatchLogsExports": ["postgresql", "upgrade"],
+            "autoMinorVersionUpgrade": True,
+            "allowMajorVersionUpgrade": False,
+            "applyImmediately": False,
+            "maintenanceWindow": "sun:04:30-sun:05:30",
+            "deletionProtection": True,
+            "copyTagsToSnapshot": True,
+            "skipFinalSnapshot": True,
+            "tags": tagged(f"phasekit-test-replica-{index}"),
+        }
+        assert replica.secret_inputs == frozenset()
+    assert recording.outputs["replica_addresses"] == [
+        recording_address(recording, "db-replica-1"), recording_address(recording, "db-replica-2")]
+
+
+def test_instance_and_replicas_are_protected_and_retained_and_nothing_else_is():
+    recording = record(read_replica_count=1)
+    options = {resource.name: (resource.protect, resource.retain_on_delete) for resource in recording.resources}
+    assert options == {
+        "db": (False, False),
+        "db-sg": (False, False),
+        "db-password": (False, False),
+        "db-params": (False, False),
+        "db-db": (True, True),
+        "db-replica-1": (True, True),
+        "db-cpu-alarm": (False, False),
+        "db-free-storage-alarm": (False, False),
+        "db-connections-alarm": (False, False),
+    }
+
+
+def test_unprotected_when_asked():
+    recording = record(protect=False, read_replica_count=1)
+    assert {(instance.protect, instance.retain_on_delete) for instance in recording.of_type(INSTANCE)} == {
+        (False, False)}
+
+
+def test_stateful_urns_are_pinned():
+    recording = record(read_replica_count=2)
+    prefix = "urn:pulumi:test::phasekit::phasekit:index:RdsPostgres$aws:rds/instance:Instance::"
+    assert recording.named("db-db").urn == prefix + "db-db"
+    assert recording.named("db-replica-1").urn == prefix + "db-replica-1"
+    assert recording.named("db-replica-2").urn == prefix + "db-replica-2"
+
+
+def test_database_url_is_exact_tls_and_secret():
+    recording = record()
+    password = recording.outputs["password"]
+    address = recording_address(recording, "db-db")
+    assert recording.outputs["database_url"] == f"postgresql://app:{password}@{address}:5432/app?sslmode=require"
+    assert recording.secret_outputs == {"password", "database_url"}
+    assert recording.outputs["address"] == address
+    assert (recording.outputs["port"], recording.outputs["database_name"], recording.outputs["username"]) == (
+        5432, "app", "app")
+    assert recording.outputs["security_group_id"] == recording.one(SECURITY_GROUP).id
+    assert recording.outputs["instance_arn"] == "arn:aws:rds:us-east-1:123456789012:db:db-db"
+
+
+def test_database_url_carries_custom_names():
+    recording = record(database_name="shop_prod", username="shop")
+    url = urlsplit(recording.outputs["database_url"])
+    assert (url.username, url.path, url.query) == ("shop", "/shop_prod", "sslmode=require")
+
+
+def test_alarms_watch_cpu_storage_and_connections_and_notify_both_ways():
+    recording = record(max_connections=203, allocated_storage_gib=50)
+    alarms = {alarm.name: alarm.inputs for alarm in recording.of_type(ALARM)}
+    common = {
+        "namespace": "AWS/RDS",
+        "period": 60,
+        "evaluationPeriods": 5,
+        "dimensions": {"DBInstanceIdentifier": "phasekit-test"},
+        "alarmActions": [TOPIC],
+        "okActions": [TOPIC],
+    }
+    assert alarms == {
+        "db-cpu-alarm": {
+            **common, "name": "phasekit-test-cpu", "metricName": "CPUUtilization", "statistic": "Average",
+            "comparisonOperator": "GreaterThanThreshold", "threshold": 70,
+            "alarmDescription": "phasekit: phasekit-test CPU above 70% for 5 minutes",
+            "tags": tagged("phasekit-test-cpu")},
+        "db-free-storage-alarm": {
+            **common, "name": "phasekit-test-free-storage", "metricName": "FreeStorageSpace",
+            "statistic": "Minimum", "comparisonOperator": "LessThanThreshold", "threshold": 5368709120,
+            "alarmDescription": "phasekit: phasekit-test free storage below 10% of 50 GiB for 5 minutes",
+            "tags": tagged("phasekit-test-free-storage")},
+        "db-connections-alarm": {
+            **common, "name": "phasekit-test-connections", "metricName": "DatabaseConnections",
+            "statistic": "Maximum", "comparisonOperator": "GreaterThanThreshold", "threshold": 162,
+            "alarmDescription": "phasekit: phasekit-test more than 162 connections (80% of max_connections 203) "
+                                "for 5 minutes",
+            "tags": tagged("phasekit-test-connections")},
+    }
+    for inputs in alarms.values():
+        assert inputs["period"] * inputs["evaluationPeriods"] == 300
+
+
+def test_alarm_actions_follow_a_topic_output():
+    def program() -> None:
+        RdsPostgres("db", rds_args(alarm_topic_arn=pulumi.Output.from_input(TOPIC).apply(lambda arn: arn + "-x")))
+    for alarm in run_recorded(program).of_type(ALARM):
+        assert (alarm.inputs["alarmActions"], alarm.inputs["okActions"]) == ([TOPIC + "-x"], [TOPIC + "-x"])
+
+
+def test_preview_of_a_fresh_stack_leaves_computed_values_unknown():
+    recording = record(preview=True, read_replica_count=1)
+    for output in ("address", "password", "database_url", "replica_addresses", "security_group_id", "instance_arn"):
+        assert recording.outputs[output] == UNKNOWN_MASK
+    assert {"password", "database_url"} <= recording.secret_outputs
+    primary = recording.named("db-db")
+    assert type(primary.inputs["password"]).__name__ == "Unknown"
+    assert primary.inputs["publiclyAccessible"] is False and primary.inputs["storageEncrypted"] is True
+    assert recording.type_counts()[INSTANCE] == 2
+
+
+@pytest.mark.parametrize(("version", "family"), [
+    ("16", "postgres16"), ("16.4", "postgres16"), ("15", "postgres15"), ("17.2", "postgres17"),
+])
+def test_parameter_group_family(version, family):
+    assert parameter_group_family(version) == family
+
+
+@pytest.mark.parametrize(("gib", "threshold"), [(20, 2147483648), (50, 5368709120), (100, 10737418240)])
+def test_free_storage_threshold_is_ten_percent_in_bytes(gib, threshold):
+    assert free_storage_threshold_bytes(gib) == threshold
+
+
+@pytest.mark.parametrize(("max_connections", "threshold"), [(100, 80), (203, 162), (1, 0), (5000, 4000)])
+def test_connections_threshold_is_eighty_percent_rounded_down(max_connections, threshold):
+    assert connections_alarm_threshold(max_connections) == threshold
+
+
+def test_parameters_are_tls_connections_and_slow_statements():
+    assert db_parameters(10) == [
+        ("rds.force_ssl", "1", "immediate"),
+        ("max_connections", "10", "pending-reboot"),
+        ("log_min_duration_statement", "1000", "immediate"),
+    ]
+
+
+def test_backup_and_maintenance_windows_never_overlap():
+    backup = _minutes(BACKUP_WINDOW.split("-")[0]), _minutes(BACKUP_WINDOW.split("-")[1])
+    start, end = (_weekly_minutes(part) for part in MAINTENANCE_WINDOW.split("-"))
+    for day in range(7):
+        daily_start, daily_end = day * 1440 + backup[0], day * 1440 + backup[1]
+        assert daily_end <= start or end <= daily_start
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"identifier": "Phasekit"}, "RdsPostgresArgs.identifier: 'Phasekit' must be 1-53 lowercase letters, digits and "
+                                 "single hyphens, starting with a letter and not ending with a hyphen"),
+    ({"identifier": "db--x"}, "RdsPostgresArgs.identifier: 'db--x' must be 1-53 lowercase letters, digits and "
+                              "single hyphens, starting with a letter and not ending with a hyphen"),
+    ({"identifier": "db-"}, "RdsPostgresArgs.identifier: 'db-' must be 1-53 lowercase letters, digits and "
+                            "single hyphens, starting with a letter and not ending with a hyphen"),
+    ({"identifier": "a" * 54}, f"RdsPostgresArgs.identifier: '{'a' * 54}' must be 1-53 lowercase letters, digits "
+                               "and single hyphens, starting with a letter and not ending with a hyphen"),
+    ({"engine_version": "latest"},
+     "RdsPostgresArgs.engine_version: 'latest' is not a PostgreSQL version such as '16' or '16.4'"),
+    ({"instance_class": "t4g.medium"},
+     "RdsPostgresArgs.instance_class: 't4g.medium' is not an RDS class such as 'db.t4g.medium'"),
+    ({"allocated_storage_gib": 19},
+     "RdsPostgresArgs.allocated_storage_gib: 19 is outside 20-65536 (gp3 for PostgreSQL)"),
+    ({"max_allocated_storage_gib": 20},
+     "RdsPostgresArgs.max_allocated_storage_gib: 20 must be greater than allocated_storage_gib (20) and at most "
+     "65536, or None to turn storage autoscaling off"),
+    ({"backup_retention_days": 6}, "RdsPostgresArgs.backup_retention_days: 6 is outside 7-35"),
+    ({"backup_retention_days": 36}, "RdsPostgresArgs.backup_retention_days: 36 is outside 7-35"),
+    ({"read_replica_count": -1}, "RdsPostgresArgs.read_replica_count: -1 is outside 0-5"),
+    ({"read_replica_count": 6}, "RdsPostgresArgs.read_replica_count: 6 is outside 0-5"),
+    ({"database_name": "my-app"}, "RdsPostgresArgs.database_name: 'my-app' must be 1-63 letters, digits and "
+                                  "underscores, starting with a letter"),
+    ({"username": "1app"}, "RdsPostgresArgs.username: '1app' must be 1-63 letters, digits and underscores, "
+                           "starting with a letter"),
+    ({"username": "rdsadmin"}, "RdsPostgresArgs.username: 'rdsadmin' is reserved by RDS or PostgreSQL"),
+    ({"username": "pg_app"}, "RdsPostgresArgs.username: 'pg_app' is reserved by RDS or PostgreSQL"),
+    ({"max_connections": 0}, "RdsPostgresArgs.max_connections: 0 is outside 1-262143"),
+])
+def test_invalid_args_are_refused_with_exact_messages(overrides, message):
+    with pytest.raises(ValueError) as raised:
+        record(**overrides)
+    assert str(raised.value) == message
+
+
+def recording_address(recording, name: str) -> str:
+    """The mock's address for an instance (see components.testing._fake_outputs)."""
+    digest = hashlib.sha256(name.encode()).hexdigest()
+    return f"{name}.c{digest[:11]}.us-east-1.rds.amazonaws.com"
+
+
+def _fake_suffix(name: str) -> str:
+    """The mock's auto-name suffix (see components.testing._fake_outputs)."""
+    return hashlib.sha256(name.encode()).hexdigest()[:7]
+
+
+def _minutes(clock: str) -> int:
+    hours, minutes = clock.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def _weekly_minutes(moment: str) -> int:
+    day, clock = moment.split(":", 1)
+    return ["mon", "tue", "wed", "thu", "fri", "sat", "sun"].index(day) * 1440 + _minutes(clock)
