@@ -35,21 +35,32 @@ from pydantic_core import ErrorDetails
 from infra.domain import (
     PROBLEM_TYPE,
     Allowed,
+    ApiAdminCidr,
     AppEnvName,
+    AwsRegion,
     BackupPlan,
+    CacheEngine,
+    CacheNodeType,
     CloudflareId,
+    CpuQuantity,
     DbPoolSize,
     DigitalOceanRegion,
     DropletResources,
     DropletSize,
+    Ec2InstanceType,
+    EksVersion,
     EmailAddress,
     EnvValue,
     Hostname,
     HttpPath,
+    IamPrincipalArn,
     ImageRef,
+    MemoryQuantity,
+    NatStrategy,
     NonEmptyStr,
     PoolMode,
     Port,
+    RdsInstanceClass,
     RedisPlacement,
     RedisPlacementValue,
     SshAdminCidr,
@@ -57,10 +68,14 @@ from infra.domain import (
     TagKey,
     TagValue,
     VolumeSizeGib,
+    VpcCidr,
+    WholeNumber,
     WorkerCount,
     closest_match,
+    cpu_millicores,
     did_you_mean,
     droplet_resources,
+    memory_mib,
     problem,
 )
 
@@ -70,8 +85,6 @@ NAMESPACE = "phasekit"
 SECRET_KEYS = frozenset({"secrets", "sshPrivateKey"})
 """phasekit keys the program reads as secrets; they are accepted but never model fields."""
 
-PLANNED_PHASES = (3,)
-"""Phases of the design that this version does not implement yet."""
 
 
 class ConfigError(Exception):
@@ -395,8 +408,186 @@ class Phase2Stack(_PhaseStack):
         return self.app.worker_count(self.app_tier.vcpus)
 
 
-# pydantic's discriminated union picks the phase's model from `phase`; phase 3 joins when it is implemented.
-StackConfig = Annotated[Union[Phase1Stack, Phase2Stack], Field(discriminator="phase")]  # noqa: UP007
+class Aws(_Model):
+    """Where phase 3 runs: the region, its availability zones and how private subnets reach the internet."""
+
+    region: AwsRegion
+    """AWS region (``pulumi_aws.Region``)."""
+
+    availability_zones: Annotated[
+        tuple[NonEmptyStr, ...], Allowed("2 or 3 zones of the region, e.g. [us-east-1a, us-east-1b]")
+    ]
+    """Zones the VPC, the nodes, the database and the cache span."""
+
+    nat_strategy: Annotated[NatStrategy, Allowed("single or per-az", noun="a NAT strategy")] = NatStrategy.SINGLE
+    """``single``: one NAT gateway (about $33/month plus traffic; losing its zone cuts the others' egress, not
+    their traffic from users). ``per-az``: one per zone, about $33/month each, egress survives a zone loss."""
+
+    vpc_cidr: VpcCidr = "10.20.0.0/16"
+    """The VPC's range; subnets are carved from it."""
+
+    @model_validator(mode="after")
+    def _zones_of_the_region(self) -> Aws:
+        zones = self.availability_zones
+        allowed = f"2 or 3 zones of {self.region}, e.g. [{self.region}a, {self.region}b]"
+        for index, zone in enumerate(zones):
+            if not re.fullmatch(rf"{re.escape(self.region)}[a-z]", zone):
+                raise problem(f"{zone!r} is not a zone of {self.region}; allowed: {allowed}",
+                              at=("availabilityZones", index))
+            if zone in zones[:index]:
+                raise problem(f"{zone!r} is listed twice; allowed: {allowed}", at=("availabilityZones", index))
+        if len(zones) < 2:
+            raise problem(
+                f"{list(zones)!r} is {len(zones)} zone; allowed: {allowed} (the Multi-AZ database, the cache's "
+                "failover and the EKS control plane each need a second zone)",
+                at=("availabilityZones",))
+        if len(zones) > 3:
+            raise problem(f"{len(zones)} zones; allowed: {allowed}", at=("availabilityZones",))
+        return self
+
+
+class NodeGroup(_Model):
+    """The EKS managed node group."""
+
+    instance_types: Annotated[
+        tuple[Ec2InstanceType, ...], Field(min_length=1), Allowed("one or more EC2 instance types, e.g. [t3.large]")
+    ] = ("t3.large",)
+    min_size: Annotated[WholeNumber, Field(ge=1, le=100), Allowed("1..100")] = 2
+    desired_size: Annotated[WholeNumber, Field(ge=1, le=100), Allowed("1..100")] = 2
+    max_size: Annotated[WholeNumber, Field(ge=1, le=100), Allowed("1..100")] = 4
+    disk_size_gib: Annotated[WholeNumber, Field(ge=20, le=1000), Allowed("20..1000")] = 50
+
+    @model_validator(mode="after")
+    def _sizes_in_order(self) -> NodeGroup:
+        if self.desired_size < self.min_size:
+            raise problem(f"{self.desired_size} is below minSize {self.min_size}; allowed: minSize <= desiredSize "
+                          "<= maxSize", at=("desiredSize",))
+        if self.desired_size > self.max_size:
+            raise problem(f"{self.desired_size} is above maxSize {self.max_size}; allowed: minSize <= desiredSize "
+                          "<= maxSize", at=("desiredSize",))
+        return self
+
+
+class Cluster(_Model):
+    """The EKS cluster: its Kubernetes version, who may reach and administer its API, its nodes."""
+
+    version: EksVersion = "1.34"
+    endpoint_public_access_cidrs: Annotated[
+        tuple[ApiAdminCidr, ...],
+        Allowed("IPv4 networks you administer from, e.g. [203.0.113.0/24], or [] for a private-only endpoint"),
+    ]
+    """Who may reach the public Kubernetes API endpoint; ``[]`` turns the public endpoint off."""
+
+    admin_principal_arns: Annotated[
+        tuple[IamPrincipalArn, ...],
+        Field(min_length=1),
+        Allowed("one or more IAM role or user ARNs, including the one that runs pulumi up"),
+    ]
+    """IAM principals given cluster-admin through EKS access entries; ``pulumi up`` deploys the app with
+    the credentials it runs with, so that principal must be listed."""
+
+    node_group: NodeGroup = Field(default_factory=NodeGroup)
+
+
+class RdsDatabase(_Model):
+    """Phase 3's database: RDS PostgreSQL."""
+
+    instance_class: RdsInstanceClass = "db.t4g.medium"
+    engine_version: Annotated[str, Field(pattern=r"^1[4-7]$"), Allowed("a PostgreSQL major version 14..17")] = "16"
+    storage_gib: Annotated[WholeNumber, Field(ge=20, le=65536), Allowed("20..65536")] = 20
+    max_storage_gib: Annotated[WholeNumber, Field(ge=21, le=65536), Allowed("21..65536")] = 100
+    """Storage autoscaling ceiling; above ``storageGib``."""
+
+    multi_az: bool = True
+    """A synchronous standby in a second zone with automatic failover."""
+
+    backup_retention_days: Annotated[WholeNumber, Field(ge=7, le=35), Allowed("7..35")] = 7
+    read_replicas: Annotated[WholeNumber, Field(ge=0, le=5), Allowed("0..5")] = 0
+
+    @model_validator(mode="after")
+    def _storage_can_grow(self) -> RdsDatabase:
+        if self.max_storage_gib <= self.storage_gib:
+            raise problem(f"{self.max_storage_gib} is not above storageGib {self.storage_gib}; allowed: a ceiling "
+                          "above storageGib", at=("maxStorageGib",))
+        return self
+
+
+class Cache(_Model):
+    """Phase 3's Redis: an ElastiCache replication group."""
+
+    engine: Annotated[CacheEngine, Allowed("valkey or redis", noun="a cache engine")] = CacheEngine.VALKEY
+    node_type: CacheNodeType = "cache.t4g.small"
+    node_count: Annotated[WholeNumber, Field(ge=2, le=6),
+                          Allowed("2..6 (a primary and at least one replica to fail over to)")] = 2
+    snapshot_retention_days: Annotated[WholeNumber, Field(ge=1, le=35), Allowed("1..35")] = 1
+
+
+class Workload(_Model):
+    """How the app runs on Kubernetes: replicas (the HPA's bounds) and each pod's resources."""
+
+    min_replicas: Annotated[WholeNumber, Field(ge=2, le=100),
+                            Allowed("2..100 (one pod per zone at least, so a zone or node loss is survived)")] = 2
+    max_replicas: Annotated[WholeNumber, Field(ge=2, le=100), Allowed("2..100")] = 6
+    cpu_request: CpuQuantity = "250m"
+    memory_request: MemoryQuantity = "512Mi"
+    memory_limit: MemoryQuantity = "512Mi"
+
+    @model_validator(mode="after")
+    def _bounds_in_order(self) -> Workload:
+        if self.max_replicas < self.min_replicas:
+            raise problem(f"{self.max_replicas} is below minReplicas {self.min_replicas}; allowed: maxReplicas >= "
+                          "minReplicas", at=("maxReplicas",))
+        if memory_mib(self.memory_limit) < memory_mib(self.memory_request):
+            raise problem(f"{self.memory_limit!r} is below memoryRequest {self.memory_request!r}; allowed: a limit "
+                          "at least the request", at=("memoryLimit",))
+        return self
+
+    @property
+    def cpu_millicores(self) -> int:
+        return cpu_millicores(self.cpu_request)
+
+
+class Phase3Stack(_PhaseStack):
+    """Phase 3: AWS (VPC across zones, EKS, RDS Multi-AZ, ElastiCache) behind Cloudflare."""
+
+    phase: Literal[3]
+    protect: bool = True
+    """Protect and retain stateful resources (the RDS instance and replicas, the cache, the media bucket)."""
+
+    tags: Annotated[
+        Mapping[TagKey, TagValue], Allowed("a mapping of tag keys to values, e.g. {team: web}")
+    ] = Field(default_factory=dict)
+    """Extra tags on every AWS resource and labels on Kubernetes objects; phasekit's own take precedence."""
+
+    app: App
+    edge: Edge
+    aws: Aws
+    cluster: Cluster
+    database: RdsDatabase = Field(default_factory=RdsDatabase)
+    cache: Cache = Field(default_factory=Cache)
+    workload: Workload = Field(default_factory=Workload)
+    alert_emails: Annotated[
+        tuple[EmailAddress, ...], Field(min_length=1), Allowed("one or more e-mail addresses, e.g. [ops@example.com]")
+    ]
+    """Who receives the CloudWatch alarms (through an SNS topic; each address confirms once)."""
+
+    @model_validator(mode="after")
+    def _origin_certificate_needs_proxied_edge(self) -> Phase3Stack:
+        if not self.edge.proxied:
+            raise problem(
+                "false is not supported in phase 3: the load balancer presents a Cloudflare Origin CA "
+                "certificate, which only Cloudflare's proxy trusts; allowed: true",
+                at=("edge", "proxied"))
+        return self
+
+    @property
+    def worker_count(self) -> int:
+        """Web workers per pod: ``app.workers``, or one per whole CPU the pod requests (at least one)."""
+        return self.app.worker_count(self.workload.cpu_millicores // 1000)
+
+
+# pydantic's discriminated union picks the phase's model from `phase`.
+StackConfig = Annotated[Union[Phase1Stack, Phase2Stack, Phase3Stack], Field(discriminator="phase")]  # noqa: UP007
 
 _STACK_CONFIG = TypeAdapter(StackConfig)
 
@@ -515,8 +706,6 @@ def _read_phase(settings: Mapping[str, Any]) -> tuple[int, None] | tuple[None, s
         number = int(value)
     if number in _MODELS_BY_PHASE:
         return number, None
-    if number in PLANNED_PHASES:
-        return None, f"{NAMESPACE}:phase: {number} is not implemented yet in this version; allowed: {allowed}"
     return None, f"{NAMESPACE}:phase: {_show(value)} is not a phase; allowed: {allowed}"
 
 

@@ -9,9 +9,10 @@ allowed); ``infra.config`` only prefixes the key the user wrote. Nothing here re
 from __future__ import annotations
 
 import difflib
+import functools
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, NamedTuple
@@ -69,6 +70,9 @@ def _refuse_bool(value: object) -> object:
 
 
 _NOT_BOOL = BeforeValidator(_refuse_bool)
+
+WholeNumber = Annotated[int, _NOT_BOOL]
+"""An integer that YAML did not write as true or false."""
 
 Port = Annotated[int, _NOT_BOOL, Field(ge=1, le=65535), Allowed("1..65535")]
 WorkerCount = Annotated[int, _NOT_BOOL, Field(ge=1, le=64), Allowed("1..64")]
@@ -439,3 +443,162 @@ def _redis_placement(value: object) -> object:
 RedisPlacementValue = Annotated[
     RedisPlacement, BeforeValidator(_redis_placement), Allowed(_REDIS_PLACEMENT_ALLOWED, noun="a Redis placement")
 ]
+
+
+# --- AWS (phase 3) ------------------------------------------------------------------------------------
+
+
+def _sdk_enum_member(kind: str, load_values: Callable[[], tuple[str, ...]], sdk_name: str, example: str):
+    """A validator admitting the values of a pulumi-aws enum, read on first use: importing pulumi-aws's
+    EC2 module takes over a second, which phases 1 and 2 should not pay."""
+    allowed = f"{kind} from {sdk_name}, e.g. {example}"
+    values = functools.cache(load_values)
+
+    def check(value: object) -> object:
+        if not isinstance(value, str):
+            raise PydanticKnownError("string_type")
+        if value not in values():
+            raise problem(f"{value!r} is not {kind}; allowed: {allowed}{did_you_mean(value, values())}")
+        return value
+
+    return BeforeValidator(check), Allowed(allowed)
+
+
+def aws_regions() -> tuple[str, ...]:
+    import pulumi_aws
+
+    return tuple(sorted(region.value for region in pulumi_aws.Region))
+
+
+def rds_instance_classes() -> tuple[str, ...]:
+    import pulumi_aws
+
+    return tuple(member.value for member in pulumi_aws.rds.InstanceType)
+
+
+def ec2_instance_types() -> tuple[str, ...]:
+    import pulumi_aws
+
+    return tuple(member.value for member in pulumi_aws.ec2.InstanceType)
+
+
+AwsRegion = Annotated[str, *_sdk_enum_member("an AWS region", aws_regions, "pulumi_aws.Region", "us-east-1")]
+RdsInstanceClass = Annotated[str, *_sdk_enum_member(
+    "an RDS instance class", rds_instance_classes, "pulumi_aws.rds.InstanceType", "db.t4g.medium")]
+Ec2InstanceType = Annotated[str, *_sdk_enum_member(
+    "an EC2 instance type", ec2_instance_types, "pulumi_aws.ec2.InstanceType", "t3.large")]
+
+_CACHE_NODE_TYPE = re.compile(r"cache\.[a-z][a-z0-9-]*\.[a-z0-9]+")
+_CACHE_NODE_ALLOWED = "an ElastiCache node type, e.g. cache.t4g.small or cache.r7g.large"
+
+
+def _cache_node_type(value: str) -> str:
+    if not _CACHE_NODE_TYPE.fullmatch(value):
+        raise problem(f"{value!r} is not an ElastiCache node type; allowed: {_CACHE_NODE_ALLOWED}")
+    return value
+
+
+CacheNodeType = Annotated[str, AfterValidator(_cache_node_type), Allowed(_CACHE_NODE_ALLOWED)]
+
+EKS_VERSIONS = ("1.33", "1.34", "1.35", "1.36")
+"""Kubernetes versions phasekit deploys on EKS (in EKS support as of 2026-11) and validates manifests
+against (kubernetes-validate ships their schemas)."""
+
+_EKS_VERSION_ALLOWED = "one of " + ", ".join(repr(version) for version in EKS_VERSIONS) + " (quoted in YAML)"
+
+
+def _eks_version(value: object) -> object:
+    if isinstance(value, float):
+        raise problem(f"{value!r} is a number; allowed: {_EKS_VERSION_ALLOWED}, since YAML reads 1.30 as 1.3")
+    if not isinstance(value, str):
+        raise PydanticKnownError("string_type")
+    if value not in EKS_VERSIONS:
+        raise problem(f"{value!r} is not a supported EKS version; allowed: {_EKS_VERSION_ALLOWED}")
+    return value
+
+
+EksVersion = Annotated[str, BeforeValidator(_eks_version), Allowed(_EKS_VERSION_ALLOWED)]
+
+_IAM_PRINCIPAL = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:(?:role|user)/[A-Za-z0-9+=,.@_/-]+")
+_IAM_PRINCIPAL_ALLOWED = "an IAM role or user ARN, e.g. arn:aws:iam::123456789012:role/platform-admin"
+
+
+def _iam_principal(value: str) -> str:
+    if not _IAM_PRINCIPAL.fullmatch(value):
+        hint = (" (an assumed-role session; use the role's arn:aws:iam::<account>:role/<name>)"
+                if ":assumed-role/" in value else "")
+        raise problem(f"{value!r} is not an IAM role or user ARN{hint}; allowed: {_IAM_PRINCIPAL_ALLOWED}")
+    return value
+
+
+IamPrincipalArn = Annotated[str, AfterValidator(_iam_principal), Allowed(_IAM_PRINCIPAL_ALLOWED)]
+
+
+def _not_open_api(value: str) -> str:
+    network = ipaddress.ip_network(value)
+    if network.prefixlen == 0:
+        raise problem(
+            f"{value!r} opens the Kubernetes API to the whole internet; allowed: the networks you administer "
+            "from, e.g. 203.0.113.0/24, or [] for a private-only endpoint"
+        )
+    if network.version != 4:
+        raise problem(f"{value!r} is IPv6; allowed: IPv4 networks (EKS public access CIDRs are IPv4 only)")
+    return value
+
+
+ApiAdminCidr = Annotated[Cidr, AfterValidator(_not_open_api)]
+
+
+_VPC_CIDR_ALLOWED = "a private IPv4 network from /16 to /20, e.g. 10.20.0.0/16"
+
+
+def _vpc_cidr(value: str) -> str:
+    network = ipaddress.ip_network(value)
+    if network.version != 4 or not network.is_private or not 16 <= network.prefixlen <= 20:
+        raise problem(f"{value!r} is not a private IPv4 /16../20 network; allowed: {_VPC_CIDR_ALLOWED}")
+    return value
+
+
+VpcCidr = Annotated[Cidr, AfterValidator(_vpc_cidr), Allowed(_VPC_CIDR_ALLOWED)]
+
+
+class NatStrategy(StrEnum):
+    """How private subnets reach the internet."""
+
+    SINGLE = "single"
+    PER_AZ = "per-az"
+
+
+class CacheEngine(StrEnum):
+    VALKEY = "valkey"
+    REDIS = "redis"
+
+
+_CPU_QUANTITY = re.compile(r"([1-9][0-9]*)m|([1-9][0-9]*)")
+_MEMORY_QUANTITY = re.compile(r"([1-9][0-9]*)(Mi|Gi)")
+
+
+def cpu_millicores(quantity: str) -> int:
+    """``250m`` -> 250, ``2`` -> 2000 (the forms ``CpuQuantity`` admits)."""
+    match = _CPU_QUANTITY.fullmatch(quantity)
+    assert match is not None, quantity
+    return int(match[1]) if match[1] else int(match[2]) * 1000
+
+
+def memory_mib(quantity: str) -> int:
+    match = _MEMORY_QUANTITY.fullmatch(quantity)
+    assert match is not None, quantity
+    return int(match[1]) * (1024 if match[2] == "Gi" else 1)
+
+
+def _quantity(pattern: re.Pattern[str], allowed: str):
+    def check(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise problem(f"{value!r} is not a Kubernetes quantity phasekit reads; allowed: {allowed}")
+        return value
+
+    return AfterValidator(check), Allowed(allowed)
+
+
+CpuQuantity = Annotated[str, *_quantity(_CPU_QUANTITY, "millicores like 250m, or whole cores like 2")]
+MemoryQuantity = Annotated[str, *_quantity(_MEMORY_QUANTITY, "Mi or Gi, e.g. 512Mi or 2Gi")]

@@ -148,15 +148,11 @@ BAD_CONFIGS = [
         id="section-not-mapping",
     ),
     # phase
-    pytest.param({"phasekit:phase": 4}, "phasekit:phase: 4 is not a phase; allowed: 1, 2", id="phase-4"),
-    pytest.param({"phasekit:phase": "one"}, "phasekit:phase: 'one' is not a phase; allowed: 1, 2", id="phase-word"),
-    pytest.param({"phasekit:phase": True}, "phasekit:phase: true is not a phase; allowed: 1, 2", id="phase-bool"),
-    pytest.param(
-        {"phasekit:phase": "3"},
-        "phasekit:phase: 3 is not implemented yet in this version; allowed: 1, 2",
-        id="phase-3-string-not-implemented",
-    ),
-    pytest.param({"phasekit:phase": DELETE}, "phasekit:phase: missing; allowed: 1, 2", id="phase-missing"),
+    pytest.param({"phasekit:phase": 4}, "phasekit:phase: 4 is not a phase; allowed: 1, 2, 3", id="phase-4"),
+    pytest.param({"phasekit:phase": "one"}, "phasekit:phase: 'one' is not a phase; allowed: 1, 2, 3", id="phase-word"),
+    pytest.param({"phasekit:phase": True}, "phasekit:phase: true is not a phase; allowed: 1, 2, 3", id="phase-bool"),
+    pytest.param({"phasekit:phase": "0"}, "phasekit:phase: '0' is not a phase; allowed: 1, 2, 3", id="phase-0-string"),
+    pytest.param({"phasekit:phase": DELETE}, "phasekit:phase: missing; allowed: 1, 2, 3", id="phase-missing"),
     pytest.param(
         {"phasekit:protect": "maybe"},
         "phasekit:protect: 'maybe' is not true or false; allowed: true or false",
@@ -703,7 +699,7 @@ def test_accepted_keys_and_phases() -> None:
         "secrets",
         "sshPrivateKey",
     }
-    assert IMPLEMENTED_PHASES == (1, 2)
+    assert IMPLEMENTED_PHASES == (1, 2, 3)
 
 
 def test_other_namespaces_are_ignored() -> None:

@@ -1,0 +1,153 @@
+"""Phase 3: the app on EKS, PostgreSQL on RDS Multi-AZ, Redis on ElastiCache, behind Cloudflare and an ALB."""
+
+from __future__ import annotations
+
+import pulumi
+
+from components.alert_topic import AlertTopic, AlertTopicArgs
+from components.aws_network import AwsNetwork, AwsNetworkArgs
+from components.cloudflare_edge import CloudflareEdge, CloudflareEdgeArgs, cloudflare_ip_ranges
+from components.eks_cluster import EksCluster, EksClusterArgs
+from components.elasticache_redis import ElastiCacheRedis, ElastiCacheRedisArgs
+from components.kubernetes_app import KubernetesApp, KubernetesAppArgs
+from components.public_load_balancer import PublicLoadBalancer, PublicLoadBalancerArgs
+from components.rds_postgres import RdsPostgres, RdsPostgresArgs
+from components.tags import default_tags, kubernetes_labels
+from components.tuning import db_max_connections
+from infra.config import Phase3Stack
+from infra.naming import physical_name
+from infra.phase1 import app_spec
+from infra.stack_secrets import StackSecretInputs
+
+APP_NODE_PORT = 30080
+"""The Service's fixed NodePort, which the load balancer's target group forwards to."""
+
+APP_NAMESPACE = "app"
+
+
+def build(config: Phase3Stack, secrets: StackSecretInputs, project: str, stack: str) -> None:
+    tags = {**config.tags, **default_tags(project, stack, config.phase)}
+    region, cluster_config, workload = config.aws, config.cluster, config.workload
+    nodes, database_config, cache_config = cluster_config.node_group, config.database, config.cache
+    cluster_name = physical_name(project, stack, "eks", max_length=100)
+    app = app_spec(config.app, workload.cpu_millicores // 1000)
+
+    alerts = AlertTopic("alerts", AlertTopicArgs(emails=list(config.alert_emails), tags=tags))
+
+    network = AwsNetwork("network", AwsNetworkArgs(
+        availability_zones=list(region.availability_zones),
+        cidr_block=region.vpc_cidr,
+        nat_strategy=region.nat_strategy.value,
+        cluster_name=cluster_name,
+        tags=tags,
+    ))
+
+    cluster = EksCluster("cluster", EksClusterArgs(
+        cluster_name=cluster_name,
+        version=cluster_config.version,
+        region=region.region,
+        vpc_id=network.vpc_id,
+        subnet_ids=network.private_subnet_ids,
+        endpoint_public_access_cidrs=list(cluster_config.endpoint_public_access_cidrs),
+        admin_principal_arns=list(cluster_config.admin_principal_arns),
+        node_instance_types=list(nodes.instance_types),
+        node_min_size=nodes.min_size,
+        node_desired_size=nodes.desired_size,
+        node_max_size=nodes.max_size,
+        node_disk_size_gib=nodes.disk_size_gib,
+        alarm_topic_arn=alerts.topic_arn,
+        tags=tags,
+    ))
+
+    database = RdsPostgres("database", RdsPostgresArgs(
+        identifier=physical_name(project, stack, "db", max_length=53),
+        vpc_id=network.vpc_id,
+        subnet_group_name=network.db_subnet_group_name,
+        client_security_group_id=cluster.node_security_group_id,
+        instance_class=database_config.instance_class,
+        # Every pod the HPA may run, each worker's whole pool, plus the reserve (as phases 1 and 2 size it).
+        max_connections=db_max_connections(workload.max_replicas * app.workers, app.db_pool_size),
+        engine_version=database_config.engine_version,
+        allocated_storage_gib=database_config.storage_gib,
+        max_allocated_storage_gib=database_config.max_storage_gib,
+        multi_az=database_config.multi_az,
+        backup_retention_days=database_config.backup_retention_days,
+        read_replica_count=database_config.read_replicas,
+        alarm_topic_arn=alerts.topic_arn,
+        protect=config.protect,
+        tags=tags,
+    ))
+
+    cache = ElastiCacheRedis("cache", ElastiCacheRedisArgs(
+        replication_group_id=physical_name(project, stack, "cache", max_length=40),
+        vpc_id=network.vpc_id,
+        subnet_group_name=network.cache_subnet_group_name,
+        client_security_group_id=cluster.node_security_group_id,
+        engine=cache_config.engine.value,
+        node_type=cache_config.node_type,
+        node_count=cache_config.node_count,
+        snapshot_retention_days=cache_config.snapshot_retention_days,
+        alarm_topic_arn=alerts.topic_arn,
+        protect=config.protect,
+        tags=tags,
+    ))
+
+    # The record needs the load balancer's name and the load balancer needs the edge's origin certificate.
+    origin, resolve_origin = pulumi.deferred_output()
+    edge = CloudflareEdge("edge", CloudflareEdgeArgs(
+        zone_id=config.edge.zone_id,
+        account_id=config.edge.account_id,
+        hostname=config.edge.hostname,
+        origin=origin,
+        origin_record_type="CNAME",
+        proxied=True,
+        manage_zone_settings=config.edge.manage_zone_settings,
+        issue_origin_certificate=True,
+        media_bucket_name=physical_name(project, stack, "media"),
+        protect_media=config.protect,
+    ))
+
+    ingress = PublicLoadBalancer("ingress", PublicLoadBalancerArgs(
+        vpc_id=network.vpc_id,
+        public_subnet_ids=network.public_subnet_ids,
+        source_cidrs=cloudflare_ip_ranges(),
+        certificate_pem=edge.origin_certificate_pem,
+        private_key_pem=edge.origin_private_key_pem,
+        target_node_port=APP_NODE_PORT,
+        node_security_group_id=cluster.node_security_group_id,
+        target_autoscaling_group_name=cluster.node_autoscaling_group_name,
+        health_path=config.app.health_path,
+        alarm_topic_arn=alerts.topic_arn,
+        tags=tags,
+    ))
+    resolve_origin(ingress.dns_name)
+
+    workload_app = KubernetesApp("app", KubernetesAppArgs(
+        app=app,
+        namespace=APP_NAMESPACE,
+        database_url=database.database_url,
+        redis_url=cache.redis_url,
+        media_bucket=edge.media_bucket_name,
+        secret_env=secrets.secret_env,
+        registry_password=secrets.registry_password,
+        min_replicas=workload.min_replicas,
+        max_replicas=workload.max_replicas,
+        cpu_request=workload.cpu_request,
+        memory_request=workload.memory_request,
+        memory_limit=workload.memory_limit,
+        node_port=APP_NODE_PORT,
+        labels=kubernetes_labels(tags),
+    ), opts=pulumi.ResourceOptions(provider=cluster.provider))
+
+    pulumi.export("phase", config.phase)
+    pulumi.export("app_url", f"https://{config.edge.hostname}")
+    pulumi.export("origin_hostname", ingress.dns_name)
+    pulumi.export("cluster_name", cluster.cluster_name)
+    pulumi.export("kubeconfig", cluster.kubeconfig)
+    pulumi.export("namespace", workload_app.namespace)
+    pulumi.export("database_address", database.address)
+    pulumi.export("cache_primary_address", cache.primary_endpoint_address)
+    pulumi.export("alert_topic_arn", alerts.topic_arn)
+    pulumi.export("media_bucket_name", edge.media_bucket_name)
+    pulumi.export("database_url", database.database_url)
+    pulumi.export("redis_url", cache.redis_url)
