@@ -250,6 +250,9 @@ def render_volume_check() -> str:
         f"# Warns when the data volume is more than {VOLUME_WARN_PERCENT}% full: DigitalOcean's disk alert",
         "# watches only the root disk. Grow vps volumeSizeGib before PostgreSQL runs out of space.",
         "set -eu",
+        "# Unmounted, df would report the root disk's fill level instead: fail loudly.",
+        f"mountpoint -q {DATA_MOUNT} || {{ echo 'phasekit: WARNING: data volume not mounted at {DATA_MOUNT}' >&2; "
+        "exit 1; }",
         f"used=$(df --output=pcent {DATA_MOUNT} | tail -n 1 | tr -dc '0-9')",
         f'if [ "$used" -gt {VOLUME_WARN_PERCENT} ]; then',
         f'  echo "phasekit: WARNING: data volume {DATA_MOUNT} is ${{used}}% full" >&2',

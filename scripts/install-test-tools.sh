@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
 # Installs from Debian (bookworm) the real programs the tests hand rendered files to:
-# cloud-init, docker-compose (v1, python), caddy, postgresql, redis-server, shellcheck, openssl.
+# cloud-init, docker-compose (v1, python), caddy, postgresql, redis-server, pgbouncer, shellcheck,
+# openssl.
 # Returns at once when they are all installed already. Safe to run again.
 #
 # It leaves the machine as it found it otherwise:
 #  - no service is started during the install (a temporary /usr/sbin/policy-rc.d refuses it,
-#    unless one exists already), and the postgresql/redis-server/caddy services of packages this
-#    run installed are stopped and disabled afterwards: tests start their own servers on
-#    127.0.0.1 with random ports;
+#    unless one exists already), and the postgresql/redis-server/pgbouncer/caddy services of
+#    packages this run installed are stopped and disabled afterwards: tests start their own
+#    servers on loopback addresses with random ports;
 #  - when this run installs cloud-init, /etc/cloud/cloud-init.disabled is created first, so
 #    cloud-init never configures this machine at a later boot (`cloud-init schema` ignores it);
 #  - --no-install-recommends keeps docker.io (a docker-compose Recommends) and its daemon out.
 set -euo pipefail
 
-packages=(cloud-init docker-compose caddy postgresql redis-server shellcheck openssl)
+packages=(cloud-init docker-compose caddy postgresql redis-server pgbouncer shellcheck openssl)
 
 is_installed() {
   [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" = installed ]
@@ -61,7 +62,7 @@ export DEBIAN_FRONTEND=noninteractive
 # them from starting at boot.
 for p in "${missing[@]}"; do
   case "$p" in
-    postgresql|redis-server|caddy) service=$p ;;
+    postgresql|redis-server|pgbouncer|caddy) service=$p ;;
     *) continue ;;
   esac
   if [ -d /run/systemd/system ]; then

@@ -4,9 +4,10 @@ Each helper raises ``AssertionError`` carrying the tool's full output when the t
 input, and ``AssertionError`` (never a skip) when the tool is not installed: the programs come
 from Debian and ``scripts/install-test-tools.sh`` installs them.
 
-Servers (PostgreSQL, Redis) listen on 127.0.0.1 only, on a free random port, from a private
-temporary directory; every wait is bounded, and the context managers stop the server and delete
-the directory however the ``with`` body ends.
+Servers (PostgreSQL, Redis, PgBouncer) listen on a free random port, from a private temporary
+directory, on 127.0.0.1 only unless a test asks to keep the rendered file's listen addresses (tests
+use other 127.x addresses for those: on Linux all of 127.0.0.0/8 is local). Every wait is bounded,
+and the context managers stop the server and delete the directory however the ``with`` body ends.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -30,14 +32,17 @@ from types import MappingProxyType
 import yaml
 
 __all__ = [
+    "PgBouncerServer",
     "PostgresServer",
     "RedisServer",
     "caddy_validate",
     "cloud_init_schema",
     "compose_config",
+    "running_pgbouncer",
     "running_postgres",
     "running_redis",
     "self_signed_cert",
+    "tcp_forwarder",
 ]
 
 INSTALL_HINT = "run scripts/install-test-tools.sh (or: bash scripts/bootstrap.sh --with-test-tools)"
@@ -383,29 +388,34 @@ class PostgresServer:
         return self.admin(f"SHOW {name}")
 
     def psql(self, sql: str, user: str = "postgres", password: str | None = None,
-             host: str | None = None, dbname: str = "postgres") -> subprocess.CompletedProcess[str]:
+             host: str | None = None, dbname: str = "postgres",
+             port: int | None = None) -> subprocess.CompletedProcess[str]:
         """Connect like a client would (TCP to 127.0.0.1 unless ``host`` says otherwise, as the
         current OS user, password only from ``password``, never prompting) and run ``sql``.
-        Returns the CompletedProcess so tests can assert success or refusal."""
+        ``port`` (default: this server's) reaches something in front of it, e.g. PgBouncer or a
+        ``tcp_forwarder``. Returns the CompletedProcess so tests can assert success or refusal."""
         env = _hermetic_env(self.tmpdir, PGCONNECT_TIMEOUT="5", PGPASSFILE=str(self.tmpdir / "no-pgpass"))
         if password is not None:
             env["PGPASSWORD"] = password
         return _run([str(self.bin_dir / "psql"), "-X", "-A", "-t", "-w", "-v", "ON_ERROR_STOP=1",
-                     "-h", host or self.host, "-p", str(self.port), "-U", user, "-d", dbname,
+                     "-h", host or self.host, "-p", str(port or self.port), "-U", user, "-d", dbname,
                      "-c", sql], cwd=self.tmpdir, env=env)
 
 
 @contextlib.contextmanager
-def running_postgres(postgresql_conf: str, pg_hba_conf: str | None = None) -> Iterator[PostgresServer]:
+def running_postgres(postgresql_conf: str, pg_hba_conf: str | None = None, *,
+                     keep_listen_addresses: bool = False) -> Iterator[PostgresServer]:
     """Start a throwaway PostgreSQL cluster whose configuration file is ``postgresql_conf``.
 
     The cluster is made by Debian's ``initdb`` (newest ``/usr/lib/postgresql/<v>/bin``), owned by
     the ``postgres`` OS user (``runuser -u postgres --`` when running as root), and the server
     runs ``postgres -c config_file=<rendered file>`` plus ``-c`` flags for what only the
     environment knows: data_directory, hba_file (``pg_hba_conf``, else trust for local/127.0.0.1),
-    ident_file, port (free, random), listen_addresses='127.0.0.1' and unix_socket_directories
-    (private temp dir). Every other setting is the rendered file's. One line is put in front of
-    the hba file for the helper's own connection: ``local template1 postgres peer``.
+    ident_file, port (free, random), listen_addresses='127.0.0.1' (not with
+    ``keep_listen_addresses``: then the rendered file's addresses, which must be local ones, e.g.
+    127.0.0.2) and unix_socket_directories (private temp dir). Every other setting is the rendered
+    file's. One line is put in front of the hba file for the helper's own connection:
+    ``local template1 postgres peer``.
 
     A server that does not come up within 20 s (e.g. an invalid setting) raises AssertionError
     with the server log. The server is stopped and the directory removed on exit.
@@ -434,7 +444,7 @@ def running_postgres(postgresql_conf: str, pg_hba_conf: str | None = None) -> It
                 "-c", f"hba_file={tmpdir / 'pg_hba.conf'}",
                 "-c", f"ident_file={server.data_dir / 'pg_ident.conf'}",
                 "-c", f"port={server.port}",
-                "-c", "listen_addresses=127.0.0.1",
+                *([] if keep_listen_addresses else ["-c", "listen_addresses=127.0.0.1"]),
                 "-c", f"unix_socket_directories={server.socket_dir}"]
         with open(server.log_path, "wb") as log:
             proc = subprocess.Popen(argv, cwd=tmpdir, stdin=subprocess.DEVNULL, stdout=log,
@@ -492,15 +502,16 @@ class RedisServer:
     def log(self) -> str:
         return _read(self.log_path)
 
-    def cli(self, *args: str, password: str | None = None, user: str | None = None) -> str:
-        """``redis-cli -h 127.0.0.1 -p <port> args...``; returns its stripped stdout, where error
-        replies appear as text (e.g. "NOAUTH Authentication required."). Authenticates only when
-        ``password`` (and for an ACL user ``user``) is given. Fails if redis-cli itself fails
-        (e.g. cannot connect, AUTH rejected)."""
+    def cli(self, *args: str, password: str | None = None, user: str | None = None,
+            host: str | None = None) -> str:
+        """``redis-cli -h <host> -p <port> args...`` (host: 127.0.0.1 unless given); returns its
+        stripped stdout, where error replies appear as text (e.g. "NOAUTH Authentication
+        required."). Authenticates only when ``password`` (and for an ACL user ``user``) is given.
+        Fails if redis-cli itself fails (e.g. cannot connect, AUTH rejected)."""
         env = _hermetic_env(self.tmpdir)
         if password is not None:
             env["REDISCLI_AUTH"] = password
-        argv = [self.redis_cli, "-h", self.host, "-p", str(self.port), "--no-auth-warning",
+        argv = [self.redis_cli, "-h", host or self.host, "-p", str(self.port), "--no-auth-warning",
                 *(["--user", user] if user is not None else []), *map(str, args)]
         proc = _run(argv, cwd=self.tmpdir, env=env, timeout=READY_TIMEOUT)
         if proc.returncode != 0 or "AUTH failed" in proc.stderr:
@@ -520,14 +531,16 @@ class RedisServer:
 
 @contextlib.contextmanager
 def running_redis(redis_conf: str, files: Mapping[str, str] = _NO_FILES, *,
-                  password: str | None = None) -> Iterator[RedisServer]:
+                  password: str | None = None, keep_bind: bool = False) -> Iterator[RedisServer]:
     """Start ``redis-server redis.conf`` from a temp dir holding ``redis.conf`` and ``files``
     (relative path -> content, e.g. an ``include``d auth file; relative paths in the config
     resolve against that dir, the server's cwd).
 
     Command-line arguments override only what the environment decides: ``--port <free>
     --bind 127.0.0.1 --dir <tmp> --daemonize no --logfile ""``; everything else is the rendered
-    config's. ``password`` is what ``config_get`` authenticates with (the rendered requirepass);
+    config's. With ``keep_bind`` there is no ``--bind``: the rendered ``bind`` applies, and must
+    name only local addresses including 127.0.0.1 (where the helper talks to the server).
+    ``password`` is what ``config_get`` authenticates with (the rendered requirepass);
     ``cli`` authenticates only when asked to.
 
     A server that exits or does not answer within 20 s raises AssertionError with its log.
@@ -541,7 +554,8 @@ def running_redis(redis_conf: str, files: Mapping[str, str] = _NO_FILES, *,
     try:
         _write_files(tmpdir, files)
         (tmpdir / "redis.conf").write_text(redis_conf)
-        argv = [redis_server, "redis.conf", "--port", str(server.port), "--bind", server.host,
+        argv = [redis_server, "redis.conf", "--port", str(server.port),
+                *([] if keep_bind else ["--bind", server.host]),
                 "--dir", str(tmpdir), "--daemonize", "no", "--logfile", ""]
         with open(server.log_path, "wb") as log:
             proc = subprocess.Popen(argv, cwd=tmpdir, stdin=subprocess.DEVNULL, stdout=log,
@@ -569,3 +583,237 @@ def _wait_for_redis(server: RedisServer, proc: subprocess.Popen[bytes], argv: li
                 return
         time.sleep(0.05)
     raise AssertionError(f"redis-server did not answer within {READY_TIMEOUT:g} s\n$ {_shell(argv)}\n{server.log()}")
+
+
+# --------------------------------------------------------------------------------------------
+# PgBouncer
+
+
+@dataclass
+class PgBouncerServer:
+    """A running temporary PgBouncer (see ``running_pgbouncer``)."""
+
+    tmpdir: Path
+    port: int
+
+    @property
+    def ini_path(self) -> Path:
+        return self.tmpdir / "pgbouncer.ini"
+
+    @property
+    def log_path(self) -> Path:
+        return self.tmpdir / "pgbouncer.log"
+
+    def log(self) -> str:
+        """Everything PgBouncer wrote to stderr so far (startup errors, login failures)."""
+        return _read(self.log_path)
+
+
+def _pgbouncer_ini(rendered: str, overrides: Mapping[str, str], server_port: int) -> str:
+    """``rendered`` with ``overrides`` written into its [pgbouncer] section (each replaces the
+    rendered key's line, or is appended to the section) and every [databases] entry's ``port=``
+    set to ``server_port``."""
+    lines = rendered.splitlines()
+    out: list[str] = []
+    section = None
+    pending = dict(overrides)
+
+    def close_section() -> None:
+        if section == "pgbouncer":
+            for key, value in pending.items():
+                out.extend(["; set by tests/realtools.py", f"{key} = {value}"])
+            pending.clear()
+
+    for line in lines:
+        header = re.fullmatch(r"\s*\[([^]]+)\]\s*", line)
+        if header:
+            close_section()
+            section = header.group(1).strip().lower()
+            out.append(line)
+            continue
+        entry = re.fullmatch(r"\s*([^;#=\s][^=]*?)\s*=\s*(.*)", line)
+        if entry and section == "pgbouncer" and entry.group(1) in overrides:
+            key = entry.group(1)
+            if key in pending:
+                out.extend(["; set by tests/realtools.py", f"{key} = {pending.pop(key)}"])
+            continue
+        if entry and section == "databases":
+            connstr = entry.group(2)
+            if re.search(r"\bport=\d+", connstr):
+                connstr = re.sub(r"\bport=\d+", f"port={server_port}", connstr)
+            else:
+                connstr += f" port={server_port}"
+            out.append(f"{entry.group(1)} = {connstr}")
+            continue
+        out.append(line)
+    close_section()
+    if pending:
+        raise ValueError("the rendered pgbouncer.ini has no [pgbouncer] section")
+    return "\n".join(out) + "\n"
+
+
+@contextlib.contextmanager
+def running_pgbouncer(pgbouncer_ini: Callable[[Path], str], files: Mapping[str, str] = _NO_FILES, *,
+                      server_port: int) -> Iterator[PgBouncerServer]:
+    """Start ``pgbouncer <tmp>/pgbouncer.ini`` in the foreground from a temp dir holding ``files``
+    (relative path -> content, e.g. the userlist).
+
+    ``pgbouncer_ini`` is called with that temp dir and returns the rendered file, so it can name
+    files in it (e.g. ``auth_file``). What only the environment decides is then written into it:
+    in [pgbouncer], ``listen_port`` (free, random), ``unix_socket_dir`` (the temp dir) and
+    ``pidfile`` (in the temp dir, to stop it by), and ``logfile`` emptied if the rendered file sets
+    one (PgBouncer then logs only to stderr, which is ``log()``); in [databases], each entry's
+    ``port=`` becomes ``server_port`` (the test's PostgreSQL listens on a random port, not the
+    rendered 5432). Everything else, ``listen_addr`` included, is the rendered file's; its first
+    address must be a local one (the helper waits until PgBouncer accepts there). PgBouncer refuses to run as root:
+    as root it runs as the ``postgres`` OS user (``runuser -u postgres --``), which then owns the
+    temp dir and its files.
+
+    A PgBouncer that exits or does not accept connections within 20 s raises AssertionError with
+    its log. It is stopped (SIGTERM: immediate shutdown in 1.18) and the directory removed on exit.
+    """
+    pgbouncer = _tool("pgbouncer", "pgbouncer")
+    as_root = os.geteuid() == 0
+    as_postgres = [_tool("runuser", "util-linux"), "-u", "postgres", "--"] if as_root else []
+    tmpdir = Path(tempfile.mkdtemp(prefix="realtools-pgbouncer-"))
+    server = PgBouncerServer(tmpdir=tmpdir, port=_free_port())
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        _write_files(tmpdir, files)
+        rendered = pgbouncer_ini(tmpdir)
+        overrides = {"listen_port": str(server.port), "unix_socket_dir": str(tmpdir),
+                     "pidfile": str(tmpdir / "pgbouncer.pid")}
+        if re.search(r"^\s*logfile\s*=", rendered, re.MULTILINE):
+            overrides["logfile"] = ""
+        ini = _pgbouncer_ini(rendered, overrides, server_port)
+        server.ini_path.write_text(ini)
+        if as_root:
+            for path in (tmpdir, *tmpdir.rglob("*")):
+                shutil.chown(path, "postgres", "postgres")
+        argv = [*as_postgres, pgbouncer, str(server.ini_path)]
+        with open(server.log_path, "wb") as log:
+            proc = subprocess.Popen(argv, cwd=tmpdir, stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True,
+                                    env=_hermetic_env(tmpdir))
+        listen_addr = re.search(r"^\s*listen_addr\s*=\s*([^\s,;]+)", ini, re.MULTILINE)
+        host = listen_addr.group(1) if listen_addr and listen_addr.group(1) != "*" else "127.0.0.1"
+        _wait_for_pgbouncer(server, proc, argv, host)
+        yield server
+    finally:
+        if proc is not None:
+            _stop_process(proc, pid=_pidfile_pid(tmpdir / "pgbouncer.pid"))
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _pidfile_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _wait_for_pgbouncer(server: PgBouncerServer, proc: subprocess.Popen[bytes], argv: list[str],
+                        host: str) -> None:
+    """Until a TCP connection to ``host``:port succeeds, at most 20 s."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"pgbouncer refused to start (exit {proc.returncode})\n$ {_shell(argv)}\n"
+                                 f"{server.log()}\n--- pgbouncer.ini ---\n"
+                                 f"{_numbered(_read(server.ini_path))}")
+        with contextlib.suppress(OSError), socket.create_connection((host, server.port), timeout=1):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"pgbouncer did not accept connections on {host}:{server.port} within "
+                         f"{READY_TIMEOUT:g} s\n$ {_shell(argv)}\n{server.log()}")
+
+
+# --------------------------------------------------------------------------------------------
+# Source addresses
+
+
+@contextlib.contextmanager
+def tcp_forwarder(target_host: str, target_port: int, *, source_ip: str) -> Iterator[int]:
+    """Relay TCP connections made to 127.0.0.1:<yielded port> to ``target_host:target_port`` from a
+    socket bound to ``source_ip``, so the target sees clients coming from that address (libpq
+    cannot choose its source address; on Linux any 127.x address will do).
+
+    One thread accepts; each connection gets two threads piping bytes both ways (half-closes are
+    passed on). When the target refuses, the client's connection is closed at once. On exit every
+    socket is shut down and the threads are joined.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((source_ip, 0))
+        except OSError as exc:
+            raise AssertionError(f"cannot bind a socket to source address {source_ip}: {exc}") from exc
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+    stop = threading.Event()
+    lock = threading.Lock()
+    open_sockets: list[socket.socket] = []
+    threads: list[threading.Thread] = []
+
+    def start(target: Callable[..., None], *args: object) -> threading.Thread:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        with lock:
+            threads.append(thread)
+        thread.start()
+        return thread
+
+    def track(sock: socket.socket) -> socket.socket:
+        with lock:
+            open_sockets.append(sock)
+        return sock
+
+    def pipe(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def relay(client: socket.socket) -> None:
+        upstream = track(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+        try:
+            upstream.settimeout(READY_TIMEOUT)
+            upstream.bind((source_ip, 0))
+            upstream.connect((target_host, target_port))
+            upstream.settimeout(None)
+        except OSError:
+            client.close()
+            upstream.close()
+            return
+        back = start(pipe, upstream, client)
+        pipe(client, upstream)
+        back.join()
+        client.close()
+        upstream.close()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            client.settimeout(None)
+            start(relay, track(client))
+
+    acceptor = start(accept)
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        acceptor.join(timeout=5)
+        with lock:
+            sockets, running = list(open_sockets), list(threads)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        for thread in running:
+            thread.join(timeout=5)
+        listener.close()
+        for sock in sockets:
+            sock.close()

@@ -1,0 +1,177 @@
+"""Phase 3's config keys: the committed stack file, the bad-input table with exact messages, and the
+models shared with phases 1 and 2 (``app``, ``edge``).
+
+Pure logic, no Pulumi runtime. What these tests cannot prove: that AWS offers an instance class or a zone
+in the region to this account, or that EKS still supports a version on the day of ``pulumi up``.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.config import Phase1Stack, Phase3Stack, load_config, read_stack_file
+from tests.test_config import DELETE, error_message
+
+ROOT = Path(__file__).resolve().parents[1]
+PHASE3 = read_stack_file(ROOT / "Pulumi.phase3.yaml")
+
+
+def edited(changes: Mapping[str, object]) -> dict[str, Any]:
+    raw = copy.deepcopy(PHASE3)
+    for path, value in changes.items():
+        top, *nested = path.split(".")
+        parent, key = raw, top
+        for part in nested:
+            parent, key = parent[key], part
+        if value is DELETE:
+            del parent[key]
+        else:
+            parent[key] = value
+    return raw
+
+
+def test_committed_phase3_file_loads_with_safe_defaults():
+    config = load_config(PHASE3)
+    assert isinstance(config, Phase3Stack)
+    assert (config.aws.region, config.aws.availability_zones, config.aws.nat_strategy.value) == (
+        "us-east-1", ("us-east-1a", "us-east-1b"), "single")
+    assert (config.database.multi_az, config.database.backup_retention_days) == (True, 7)
+    assert (config.cache.node_count, config.cache.engine.value) == (2, "valkey")
+    nodes = config.cluster.node_group
+    assert (nodes.min_size, nodes.desired_size, nodes.max_size) == (2, 2, 4)
+    assert (config.workload.min_replicas, config.workload.max_replicas) == (2, 6)
+    assert config.worker_count == 1  # 250m of CPU per pod: one worker
+
+
+def test_defaults_fill_everything_but_where_and_who():
+    minimal = {key: value for key, value in PHASE3.items()
+               if key not in ("phasekit:database", "phasekit:cache", "phasekit:workload")}
+    minimal["phasekit:cluster"] = {key: value for key, value in PHASE3["phasekit:cluster"].items()
+                                   if key != "nodeGroup"}
+    config = load_config(minimal)
+    assert (config.database.instance_class, config.cache.node_type, config.cluster.node_group.instance_types) == (
+        "db.t4g.medium", "cache.t4g.small", ("t3.large",))
+
+
+def test_phase3_shares_the_app_and_edge_models():
+    assert Phase3Stack.model_fields["app"].annotation is Phase1Stack.model_fields["app"].annotation
+    assert Phase3Stack.model_fields["edge"].annotation is Phase1Stack.model_fields["edge"].annotation
+
+
+def test_switching_from_phase2_needs_only_the_stack_file():
+    phase2 = read_stack_file(ROOT / "Pulumi.phase2.yaml")
+    shared = ("phasekit:app", "phasekit:edge", "phasekit:protect")
+    assert {key: phase2[key] for key in shared} == {key: PHASE3[key] for key in shared}
+
+
+def test_loading_phase1_never_imports_the_aws_sdk():
+    # The AWS enums are read lazily; a phase-1 plan should not pay pulumi-aws's import time.
+    import subprocess
+
+    code = ("import sys; from infra.config import load_config, read_stack_file; "
+            "load_config(read_stack_file('Pulumi.phase1.yaml')); print('pulumi_aws' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
+ZONES_ALLOWED = "2 or 3 zones of us-east-1, e.g. [us-east-1a, us-east-1b]"
+VERSIONS = "one of '1.33', '1.34', '1.35', '1.36' (quoted in YAML)"
+
+BAD_PHASE3_CONFIGS = [
+    pytest.param(
+        {"phasekit:aws.availabilityZones": ["us-east-1a"]},
+        f"phasekit:aws.availabilityZones: ['us-east-1a'] is 1 zone; allowed: {ZONES_ALLOWED} (the Multi-AZ "
+        "database, the cache's failover and the EKS control plane each need a second zone)",
+        id="one-zone-with-multi-az",
+    ),
+    pytest.param({"phasekit:aws.availabilityZones": ["us-east-1a", "us-west-2b"]},
+                 f"phasekit:aws.availabilityZones[1]: 'us-west-2b' is not a zone of us-east-1; allowed: {ZONES_ALLOWED}",
+                 id="zone-of-another-region"),
+    pytest.param({"phasekit:aws.availabilityZones": ["us-east-1a", "us-east-1a"]},
+                 f"phasekit:aws.availabilityZones[1]: 'us-east-1a' is listed twice; allowed: {ZONES_ALLOWED}",
+                 id="zone-twice"),
+    pytest.param({"phasekit:aws.availabilityZones": ["us-east-1a", "us-east-1b", "us-east-1c", "us-east-1d"]},
+                 f"phasekit:aws.availabilityZones: 4 zones; allowed: {ZONES_ALLOWED}", id="four-zones"),
+    pytest.param({"phasekit:aws.region": "us-east-9"},
+                 "phasekit:aws.region: 'us-east-9' is not an AWS region; allowed: an AWS region from "
+                 "pulumi_aws.Region, e.g. us-east-1 (did you mean 'us-east-2'?)", id="region-unknown"),
+    pytest.param({"phasekit:aws.natStrategy": "none"},
+                 "phasekit:aws.natStrategy: 'none' is not a NAT strategy; allowed: single or per-az", id="nat-none"),
+    pytest.param({"phasekit:aws.vpcCidr": "192.0.2.0/24"},
+                 "phasekit:aws.vpcCidr: '192.0.2.0/24' is not a private IPv4 /16../20 network; allowed: a private "
+                 "IPv4 network from /16 to /20, e.g. 10.20.0.0/16", id="vpc-cidr-not-private"),
+    pytest.param({"phasekit:workload.minReplicas": 8},
+                 "phasekit:workload.maxReplicas: 6 is below minReplicas 8; allowed: maxReplicas >= minReplicas",
+                 id="hpa-max-below-min"),
+    pytest.param({"phasekit:workload.minReplicas": 1},
+                 "phasekit:workload.minReplicas: 1 is out of range; allowed: 2..100 (one pod per zone at least, "
+                 "so a zone or node loss is survived)", id="hpa-min-one"),
+    pytest.param({"phasekit:workload.memoryLimit": "256Mi"},
+                 "phasekit:workload.memoryLimit: '256Mi' is below memoryRequest '512Mi'; allowed: a limit at "
+                 "least the request", id="memory-limit-below-request"),
+    pytest.param({"phasekit:workload.cpuRequest": "0.25"},
+                 "phasekit:workload.cpuRequest: '0.25' is not a Kubernetes quantity phasekit reads; allowed: "
+                 "millicores like 250m, or whole cores like 2", id="cpu-fraction"),
+    pytest.param({"phasekit:cache.nodeCount": 1},
+                 "phasekit:cache.nodeCount: 1 is out of range; allowed: 2..6 (a primary and at least one replica "
+                 "to fail over to)", id="cache-one-node"),
+    pytest.param({"phasekit:cache.nodeType": "t4g.small"},
+                 "phasekit:cache.nodeType: 't4g.small' is not an ElastiCache node type; allowed: an ElastiCache "
+                 "node type, e.g. cache.t4g.small or cache.r7g.large", id="cache-node-type"),
+    pytest.param({"phasekit:cache.engine": "memcached"},
+                 "phasekit:cache.engine: 'memcached' is not a cache engine; allowed: valkey or redis",
+                 id="cache-memcached"),
+    pytest.param({"phasekit:database.backupRetentionDays": 3},
+                 "phasekit:database.backupRetentionDays: 3 is out of range; allowed: 7..35", id="retention-3"),
+    pytest.param({"phasekit:database.instanceClass": "db.t4g.mediun"},
+                 "phasekit:database.instanceClass: 'db.t4g.mediun' is not an RDS instance class; allowed: an RDS "
+                 "instance class from pulumi_aws.rds.InstanceType, e.g. db.t4g.medium (did you mean "
+                 "'db.t4g.medium'?)", id="instance-class-unknown-to-the-sdk"),
+    pytest.param({"phasekit:database.maxStorageGib": 20},
+                 "phasekit:database.maxStorageGib: 20 is out of range; allowed: 21..65536", id="max-storage"),
+    pytest.param({"phasekit:database.readReplicas": 6},
+                 "phasekit:database.readReplicas: 6 is out of range; allowed: 0..5", id="replicas-6"),
+    pytest.param({"phasekit:cluster.version": 1.3},
+                 f"phasekit:cluster.version: 1.3 is a number; allowed: {VERSIONS}, since YAML reads 1.30 as 1.3",
+                 id="version-unquoted"),
+    pytest.param({"phasekit:cluster.version": "1.29"},
+                 f"phasekit:cluster.version: '1.29' is not a supported EKS version; allowed: {VERSIONS}",
+                 id="version-old"),
+    pytest.param({"phasekit:cluster.endpointPublicAccessCidrs": ["0.0.0.0/0"]},
+                 "phasekit:cluster.endpointPublicAccessCidrs[0]: '0.0.0.0/0' opens the Kubernetes API to the whole "
+                 "internet; allowed: the networks you administer from, e.g. 203.0.113.0/24, or [] for a "
+                 "private-only endpoint", id="api-open-to-the-world"),
+    pytest.param({"phasekit:cluster.adminPrincipalArns": []},
+                 "phasekit:cluster.adminPrincipalArns: [] is empty; allowed: one or more IAM role or user ARNs, "
+                 "including the one that runs pulumi up", id="no-admins"),
+    pytest.param({"phasekit:cluster.adminPrincipalArns": ["arn:aws:sts::123456789012:assumed-role/admin/me"]},
+                 "phasekit:cluster.adminPrincipalArns[0]: 'arn:aws:sts::123456789012:assumed-role/admin/me' is "
+                 "not an IAM role or user ARN (an assumed-role session; use the role's "
+                 "arn:aws:iam::<account>:role/<name>); allowed: an IAM role or user ARN, e.g. "
+                 "arn:aws:iam::123456789012:role/platform-admin", id="admin-session-arn"),
+    pytest.param({"phasekit:cluster.nodeGroup.desiredSize": 5},
+                 "phasekit:cluster.nodeGroup.desiredSize: 5 is above maxSize 4; allowed: minSize <= desiredSize "
+                 "<= maxSize", id="desired-above-max"),
+    pytest.param({"phasekit:cluster.nodeGroup.instanceTypes": ["t3.lagre"]},
+                 "phasekit:cluster.nodeGroup.instanceTypes[0]: 't3.lagre' is not an EC2 instance type; allowed: "
+                 "an EC2 instance type from pulumi_aws.ec2.InstanceType, e.g. t3.large (did you mean "
+                 "'t3.large'?)", id="instance-type-typo"),
+    pytest.param({"phasekit:edge.proxied": False},
+                 "phasekit:edge.proxied: false is not supported in phase 3: the load balancer presents a "
+                 "Cloudflare Origin CA certificate, which only Cloudflare's proxy trusts; allowed: true",
+                 id="unproxied"),
+    pytest.param({"phasekit:alertEmails": DELETE},
+                 "phasekit:alertEmails: missing; allowed: one or more e-mail addresses, e.g. [ops@example.com]",
+                 id="no-alert-emails"),
+]
+
+
+@pytest.mark.parametrize(("changes", "expected"), BAD_PHASE3_CONFIGS)
+def test_bad_phase3_config_is_refused_with_one_exact_line(changes: Mapping[str, object], expected: str) -> None:
+    assert error_message(edited(changes)) == expected

@@ -1,0 +1,216 @@
+"""The whole program for phases 2 and 3, from the committed stack files, under the recording mock monitor.
+
+This is the path ``pulumi up`` takes (runtime config -> load_config -> the phase's builder) with the
+engine replaced by mocks. Mocks cannot prove what DigitalOcean, AWS, Cloudflare or Kubernetes accept or
+compute; a real ``pulumi preview`` does. The Kubernetes objects are checked against the real schema of
+the configured Kubernetes version by kubernetes-validate.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+from pulumi.output import Unknown
+
+from components.testing import run_recorded
+from infra.config import load_config, read_stack_file
+from infra.plan import runtime_form
+from infra.program import build_stack
+from infra.runtime_config import runtime_raw_config
+from tests.builders import CLOUDFLARE_CIDRS
+from tests.k8s_schema import manifests, validate
+
+ROOT = Path(__file__).resolve().parents[1]
+PHASE2 = read_stack_file(ROOT / "Pulumi.phase2.yaml")
+PHASE3 = read_stack_file(ROOT / "Pulumi.phase3.yaml")
+SECRETS = {"phasekit:secrets": json.dumps({"SECRET_KEY_BASE": "from-pulumi-secret"})}
+CLOUDFLARE_V4 = [cidr for cidr in CLOUDFLARE_CIDRS if ":" not in cidr]
+
+
+def run(raw, stack: str, preview: bool = False):
+    config, _ = runtime_form(raw, [])
+    return run_recorded(lambda: build_stack(runtime_raw_config(), "phasekit", stack), preview=preview,
+                        stack=stack, config={**config, **SECRETS}, secret_keys=["phasekit:secrets"])
+
+
+@pytest.fixture(scope="module")
+def phase2():
+    return run(PHASE2, "phase2")
+
+
+@pytest.fixture(scope="module")
+def phase3():
+    return run(PHASE3, "phase3")
+
+
+# --- phase 2 --------------------------------------------------------------------------------------------------
+
+
+def test_phase2_builds_the_split_topology(phase2):
+    counts = phase2.type_counts()
+    assert {key: counts[key] for key in (
+        "phasekit:index:CloudflareEdge", "phasekit:index:SplitVps", "digitalocean:index/droplet:Droplet",
+        "digitalocean:index/loadBalancer:LoadBalancer", "digitalocean:index/volume:Volume",
+        "digitalocean:index/firewall:Firewall", "command:remote:Command")} == {
+        "phasekit:index:CloudflareEdge": 1, "phasekit:index:SplitVps": 1, "digitalocean:index/droplet:Droplet": 3,
+        "digitalocean:index/loadBalancer:LoadBalancer": 1, "digitalocean:index/volume:Volume": 1,
+        "digitalocean:index/firewall:Firewall": 2, "command:remote:Command": 3}
+    assert "digitalocean:index/reservedIp:ReservedIp" not in counts
+
+
+def test_phase2_dns_points_at_the_load_balancer(phase2):
+    record = phase2.one("cloudflare:index/dnsRecord:DnsRecord").inputs
+    lb = phase2.one("digitalocean:index/loadBalancer:LoadBalancer")
+    assert (record["type"], record["proxied"]) == ("A", True)
+    assert record["content"].startswith("192.0.2.")  # the mock load balancer's address, not a droplet's
+    assert lb.inputs["firewall"] == {"allows": [f"cidr:{cidr}" for cidr in CLOUDFLARE_V4]}
+
+
+def test_phase2_app_reaches_pgbouncer_on_the_private_address(phase2):
+    stdin = phase2.named("split-app-0-rollout").inputs["stdin"]
+    archive = tarfile.open(fileobj=io.BytesIO(base64.b64decode(stdin)))
+    env = archive.extractfile("secrets/app.env").read().decode()
+    database_url = next(line for line in env.splitlines() if line.startswith("DATABASE_URL="))
+    assert database_url.startswith("DATABASE_URL='postgresql://app:") and ":6432/app'" in database_url
+    assert "@10.10.0." in database_url
+
+
+def test_phase2_stateful_urns_are_pinned(phase2):
+    assert phase2.named("split-db-data").urn == (
+        "urn:pulumi:phase2::phasekit::phasekit:index:SplitVps$digitalocean:index/volume:Volume::split-db-data")
+    assert phase2.named("edge-media").urn == (
+        "urn:pulumi:phase2::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/r2Bucket:R2Bucket::edge-media")
+
+
+def test_phase2_previews_a_fresh_stack(phase2):
+    preview = run(PHASE2, "phase2", preview=True)
+    assert preview.type_counts() == phase2.type_counts()
+    assert preview.outputs["origin_ip"] == "(known after apply)"
+    assert {"database_url", "redis_url"} <= preview.secret_outputs
+
+
+# --- phase 3 --------------------------------------------------------------------------------------------------
+
+
+def test_phase3_builds_every_component(phase3):
+    counts = phase3.type_counts()
+    assert {token: count for token, count in counts.items() if token.startswith("phasekit:index:")} == {
+        "phasekit:index:AlertTopic": 1,
+        "phasekit:index:AwsNetwork": 1,
+        "phasekit:index:EksCluster": 1,
+        "phasekit:index:RdsPostgres": 1,
+        "phasekit:index:ElastiCacheRedis": 1,
+        "phasekit:index:CloudflareEdge": 1,
+        "phasekit:index:PublicLoadBalancer": 1,
+        "phasekit:index:KubernetesApp": 1,
+    }
+    assert not any(token.startswith("digitalocean:") for token in counts)
+    assert counts["kubernetes:apps/v1:Deployment"] == 1
+    assert counts["aws:rds/instance:Instance"] == 1
+    assert counts["aws:elasticache/replicationGroup:ReplicationGroup"] == 1
+
+
+def test_a_fresh_phase3_stack_previews_with_the_cluster_unknown():
+    """The Kubernetes objects depend on a cluster that does not exist yet: the preview must still register
+    every one of them, with the provider's kubeconfig unknown."""
+    preview = run(PHASE3, "phase3", preview=True)
+    assert preview.type_counts() == run(PHASE3, "phase3").type_counts()
+    provider = preview.one("pulumi:providers:kubernetes")
+    assert isinstance(provider.inputs["kubeconfig"], Unknown)
+    assert preview.outputs["origin_hostname"] == "(known after apply)"
+
+
+def test_phase3_kubernetes_objects_go_through_the_cluster_provider(phase3):
+    provider = phase3.one("pulumi:providers:kubernetes")
+    objects = [resource for resource in phase3.resources if resource.type.startswith("kubernetes:")]
+    assert len(objects) == 7
+    assert all(resource.provider is not None and resource.provider.startswith(provider.urn + "::")
+               for resource in objects)
+
+
+def test_phase3_kubernetes_objects_match_the_configured_kubernetes_schema(phase3):
+    version = load_config(PHASE3).cluster.version
+    rendered = manifests(phase3)
+    assert sorted(manifest["kind"] for manifest in rendered) == [
+        "Deployment", "HorizontalPodAutoscaler", "Job", "Namespace", "PodDisruptionBudget", "Secret", "Service"]
+    assert [error for manifest in rendered for error in validate(manifest, version)] == []
+
+
+def test_phase3_data_stores_admit_only_the_nodes(phase3):
+    node_sg = phase3.named("cluster-node-sg").id
+    assert phase3.named("database-sg").inputs["ingress"] == [{
+        "protocol": "tcp", "fromPort": 5432, "toPort": 5432, "securityGroups": [node_sg],
+        "description": phase3.named("database-sg").inputs["ingress"][0]["description"]}]
+    assert [(rule["fromPort"], rule["securityGroups"]) for rule in phase3.named("cache-sg").inputs["ingress"]] == [
+        (6379, [node_sg])]
+    database = phase3.one("aws:rds/instance:Instance").inputs
+    assert (database["publiclyAccessible"], database["storageEncrypted"], database["multiAz"],
+            database["deletionProtection"], database["skipFinalSnapshot"]) == (False, True, True, True, False)
+    cache = phase3.one("aws:elasticache/replicationGroup:ReplicationGroup")
+    assert (cache.inputs["transitEncryptionEnabled"], cache.inputs["atRestEncryptionEnabled"],
+            cache.inputs["automaticFailoverEnabled"], cache.inputs["multiAzEnabled"]) == (True, True, True, True)
+    assert "authToken" in cache.secret_inputs
+
+
+def test_phase3_entry_point_is_the_alb_behind_cloudflare(phase3):
+    record = phase3.one("cloudflare:index/dnsRecord:DnsRecord").inputs
+    alb = phase3.one("aws:lb/loadBalancer:LoadBalancer")
+    assert (record["type"], record["proxied"]) == ("CNAME", True)
+    assert record["content"].startswith("ingress-alb-") and record["content"].endswith(".elb.amazonaws.com")
+    ingress = phase3.named("ingress-sg").inputs["ingress"]
+    assert [(rule["fromPort"], rule["toPort"], rule["cidrBlocks"]) for rule in ingress] == [(443, 443, CLOUDFLARE_V4)]
+    assert alb.inputs["internal"] is False
+    target_group = phase3.one("aws:lb/targetGroup:TargetGroup").inputs
+    service = next(manifest for manifest in manifests(phase3) if manifest["kind"] == "Service")
+    assert target_group["port"] == service["spec"]["ports"][0]["nodePort"] == 30080
+
+
+def test_phase3_cluster_api_and_nodes_are_locked_down(phase3):
+    cluster = phase3.one("aws:eks/cluster:Cluster").inputs
+    assert cluster["vpcConfig"]["publicAccessCidrs"] == ["203.0.113.0/24"]
+    assert cluster["vpcConfig"]["endpointPrivateAccess"] is True
+    template = phase3.one("aws:ec2/launchTemplate:LaunchTemplate").inputs
+    assert template["metadataOptions"]["httpTokens"] == "required"
+    assert [entry.inputs["principalArn"] for entry in phase3.of_type("aws:eks/accessEntry:AccessEntry")] == [
+        "arn:aws:iam::123456789012:role/platform-admin"]
+
+
+def test_phase3_the_app_receives_the_contract_over_tls(phase3):
+    secret = phase3.one("kubernetes:core/v1:Secret")
+    data = secret.inputs["stringData"]
+    assert data["DATABASE_URL"].startswith("postgresql://app:") and data["DATABASE_URL"].endswith(
+        ".rds.amazonaws.com:5432/app?sslmode=require")
+    assert data["REDIS_URL"].startswith("rediss://:") and data["REDIS_URL"].endswith(
+        ".cache.amazonaws.com:6379/0")
+    assert (data["SECRET_KEY_BASE"], data["PORT"], data["WEB_CONCURRENCY"], data["MEDIA_BUCKET"]) == (
+        "from-pulumi-secret", "8000", "1", "phasekit-phase3-media")
+    assert "stringData" in secret.secret_inputs
+
+
+def test_phase3_rds_is_sized_for_every_pod_the_hpa_may_run(phase3):
+    parameters = {p["name"]: p["value"] for p in phase3.one("aws:rds/parameterGroup:ParameterGroup").inputs["parameters"]}
+    # 6 pods x 1 worker x pool 5 + 10 reserved = 40, the floor being 20.
+    assert parameters["max_connections"] == "40"
+    assert parameters["rds.force_ssl"] == "1"
+
+
+def test_phase3_stateful_urns_are_pinned_and_protected(phase3):
+    expected = {
+        "database-db": "urn:pulumi:phase3::phasekit::phasekit:index:RdsPostgres$aws:rds/instance:Instance::database-db",
+        "cache-cache": "urn:pulumi:phase3::phasekit::phasekit:index:ElastiCacheRedis$"
+                       "aws:elasticache/replicationGroup:ReplicationGroup::cache-cache",
+    }
+    for name, urn in expected.items():
+        resource = phase3.named(name)
+        assert resource.urn == urn
+        assert (resource.protect, resource.retain_on_delete) == (True, True)
+
+
+def test_phase3_exports_keep_credentials_secret(phase3):
+    assert {"kubeconfig", "database_url", "redis_url"} <= phase3.secret_outputs
+    assert phase3.outputs["namespace"] == "app"
