@@ -5,30 +5,14 @@ from __future__ import annotations
 import pulumi
 
 from components.cloudflare_edge import CloudflareEdge, CloudflareEdgeArgs, cloudflare_ip_ranges
-from components.compose_stack import AppSpec
 from components.droplet_parts import EVERYWHERE
 from components.single_vps import SingleVps, SingleVpsArgs
 from components.tags import default_tags
 from components.tuning import Machine
-from infra.config import App, Phase1Stack
+from infra.app_spec import app_spec
+from infra.config import Phase1Stack
 from infra.naming import physical_name
 from infra.stack_secrets import StackSecretInputs
-
-
-def app_spec(app: App, vcpus: int) -> AppSpec:
-    """The config's ``app`` block as the phase-independent spec the components take."""
-    return AppSpec(
-        image=app.image,
-        port=app.port,
-        health_path=app.health_path,
-        workers=app.worker_count(vcpus),
-        db_pool_size=app.db_pool_size,
-        env=dict(app.env),
-        secret_env_names=tuple(app.secret_env),
-        release_command=tuple(app.release_command) if app.release_command else None,
-        registry_server=app.registry.server if app.registry else None,
-        registry_username=app.registry.username if app.registry else None,
-    )
 
 
 def build(config: Phase1Stack, secrets: StackSecretInputs, project: str, stack: str) -> None:

@@ -9,9 +9,9 @@ from components.data_host import PgBouncerSpec
 from components.split_vps import SplitVps, SplitVpsArgs
 from components.tags import default_tags
 from components.tuning import Machine
+from infra.app_spec import app_spec
 from infra.config import Phase2Stack
 from infra.naming import physical_name
-from infra.phase1 import app_spec
 from infra.stack_secrets import StackSecretInputs
 
 

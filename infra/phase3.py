@@ -14,9 +14,9 @@ from components.public_load_balancer import PublicLoadBalancer, PublicLoadBalanc
 from components.rds_postgres import RdsPostgres, RdsPostgresArgs
 from components.tags import default_tags, kubernetes_labels
 from components.tuning import db_max_connections
+from infra.app_spec import app_spec
 from infra.config import Phase3Stack
 from infra.naming import physical_name
-from infra.phase1 import app_spec
 from infra.stack_secrets import StackSecretInputs
 
 APP_NODE_PORT = 30080

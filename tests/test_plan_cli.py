@@ -109,3 +109,26 @@ def test_bad_config_in_a_real_process_prints_no_traceback(tmp_path):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("error: phasekit:vps.sshAdminCidrs[0]: '0.0.0.0/0'")
+
+
+@pytest.mark.parametrize(("stack", "count", "lines"), [
+    ("phase2", 32, [
+        "├─ digitalocean:index/volume:Volume  split-db-data  [protected; retained on delete]",
+        "├─ digitalocean:index/loadBalancer:LoadBalancer  split-lb",
+        "  database_url: [secret]\n",
+    ]),
+    ("phase3", 99, [
+        "├─ aws:rds/instance:Instance  database-db  [protected; retained on delete]",
+        "├─ aws:elasticache/replicationGroup:ReplicationGroup  cache-cache  [protected; retained on delete]",
+        "├─ kubernetes:apps/v1:Deployment  app-deployment  [ignores changes to spec.replicas]",
+        "  kubeconfig: [secret]\n",
+    ]),
+])
+def test_later_phases_plan_like_phase1(capsys, stack, count, lines):
+    status, out, err = plan(capsys, "--stack", stack)
+    assert status == 0 and err == ""
+    assert f"Resources: {count} to create" in out
+    for line in lines:
+        assert line in out
+    status, out, _ = plan(capsys, "--stack", stack, "--json")
+    assert status == 0 and len(json.loads(out)["resources"]) == count
