@@ -10,7 +10,8 @@ Creates
   account's alarms can use the service principal to post here). It replaces SNS's default policy:
   principals of the account keep whatever their IAM policies grant them.
 
-Does not create the alarms (RdsPostgres and ElastiCacheRedis do, given ``topic_arn``), chat or SMS
+Does not create the alarms (RdsPostgres, ElastiCacheRedis, EksCluster and PublicLoadBalancer do, given
+``topic_arn``), chat or SMS
 targets, or any KMS key. The topic is not encrypted on purpose: CloudWatch alarms cannot publish to a
 topic encrypted with the AWS-managed SNS key (``alias/aws/sns``), whose key policy cannot be changed to
 admit CloudWatch; encrypting would need a customer-managed key that grants CloudWatch ``kms:Decrypt`` and

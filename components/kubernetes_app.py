@@ -500,6 +500,10 @@ def check_args(name: str, args: KubernetesAppArgs) -> None:
     if missing:
         raise ValueError(f"KubernetesAppArgs.secret_env: no value for {', '.join(missing)} "
                          "(named in app.secret_env_names)")
+    unnamed = sorted(key for key in args.secret_env if key not in app.secret_env_names)
+    if unnamed:
+        # Silently dropping a secret the caller meant the app to have would surface only as an app error.
+        raise ValueError(f"KubernetesAppArgs.secret_env: {', '.join(unnamed)} not named in app.secret_env_names")
     if app.registry_server and not app.registry_username:
         raise ValueError("KubernetesAppArgs.app.registry_username: required with app.registry_server")
     if app.registry_server and args.registry_password is None:

@@ -38,7 +38,7 @@ origin over IPv4 whatever the visitor used.
 Client addresses: the ALB appends the peer (a Cloudflare edge) to ``X-Forwarded-For``; the visitor's
 address is in Cloudflare's ``CF-Connecting-IP`` header, which the app should read.
 
-Cost (us-east-1, PRICES.md): the ALB $0.0225/h (about $16.43/month at 730 h) plus $0.008 per LCU-hour
+Cost (us-east-1 list prices, 2026): the ALB $0.0225/h (about $16.43/month at 730 h) plus $0.008 per LCU-hour
 of traffic, plus $0.005/h (about $3.65/month) per public IPv4 address (one per subnet/AZ the ALB spans);
 each alarm $0.10/month. Security groups, the target group, the listener and the imported certificate
 are free.

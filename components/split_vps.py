@@ -11,7 +11,7 @@ Creates
   pointing at the database droplet's VPC address;
 - firewalls: the database droplet admits 22 from the admin CIDRs and the database/Redis ports from the app
   tier's tag only; app droplets admit 22 from the admin CIDRs and 80/443 from the load balancer (count > 1)
-  or from ``web_source_cidrs`` (count = 1); every droplet's egress is DNS, NTP and HTTP(S), plus, for
+  or from ``web_source_cidrs`` (count = 1); every droplet's egress is DNS, NTP, HTTP(S) and ICMP, plus, for
   the app tier, the database droplet's ports;
 - with count > 1, a load balancer passing TLS through to the droplets (their Caddy presents the Cloudflare
   origin certificate, so SSL mode Full (strict) keeps working), health-checking ``app.health_path`` over
@@ -123,8 +123,9 @@ class SplitVpsArgs:
     """Recipients of the CPU, memory and disk alerts. At least one."""
 
     web_source_cidrs: pulumi.Input[Sequence[str]]
-    """Sources allowed to reach the site: Cloudflare's ranges. With count = 1 they reach the droplet's
-    80/443; with count > 1 the load balancer's firewall admits their IPv4 part."""
+    """Sources allowed to reach the site: Cloudflare's ranges when proxied, everything otherwise (count = 1
+    only). With count = 1 they reach the droplet's 80/443; with count > 1 the load balancer's firewall
+    admits their IPv4 part."""
 
     media_bucket_name: pulumi.Input[str]
     """Handed to the app as ``MEDIA_BUCKET``."""

@@ -505,6 +505,15 @@ class RdsDatabase(_Model):
     read_replicas: Annotated[WholeNumber, Field(ge=0, le=5), Allowed("0..5")] = 0
 
     @model_validator(mode="after")
+    def _class_runs_performance_insights(self) -> RdsDatabase:
+        if self.instance_class.rsplit(".", 1)[-1] in ("micro", "small"):
+            raise problem(
+                f"{self.instance_class!r} is too small for Performance Insights, which phasekit keeps on; "
+                "allowed: a medium or larger class, e.g. db.t4g.medium",
+                at=("instanceClass",))
+        return self
+
+    @model_validator(mode="after")
     def _storage_can_grow(self) -> RdsDatabase:
         if self.max_storage_gib <= self.storage_gib:
             raise problem(f"{self.max_storage_gib} is not above storageGib {self.storage_gib}; allowed: a ceiling "
@@ -570,6 +579,15 @@ class Phase3Stack(_PhaseStack):
         tuple[EmailAddress, ...], Field(min_length=1), Allowed("one or more e-mail addresses, e.g. [ops@example.com]")
     ]
     """Who receives the CloudWatch alarms (through an SNS topic; each address confirms once)."""
+
+    @model_validator(mode="after")
+    def _unprivileged_port(self) -> Phase3Stack:
+        if self.app.port < 1024:
+            raise problem(
+                f"{self.app.port} is a privileged port; allowed: 1024..65535 in phase 3 (pods run as non-root "
+                "with every capability dropped, so they cannot bind below 1024)",
+                at=("app", "port"))
+        return self
 
     @model_validator(mode="after")
     def _origin_certificate_needs_proxied_edge(self) -> Phase3Stack:

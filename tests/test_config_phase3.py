@@ -166,6 +166,12 @@ BAD_PHASE3_CONFIGS = [
                  "phasekit:edge.proxied: false is not supported in phase 3: the load balancer presents a "
                  "Cloudflare Origin CA certificate, which only Cloudflare's proxy trusts; allowed: true",
                  id="unproxied"),
+    pytest.param({"phasekit:database.instanceClass": "db.t4g.small"},
+                 "phasekit:database.instanceClass: 'db.t4g.small' is too small for Performance Insights, which "
+                 "phasekit keeps on; allowed: a medium or larger class, e.g. db.t4g.medium", id="class-too-small"),
+    pytest.param({"phasekit:app.port": 80},
+                 "phasekit:app.port: 80 is a privileged port; allowed: 1024..65535 in phase 3 (pods run as "
+                 "non-root with every capability dropped, so they cannot bind below 1024)", id="privileged-port"),
     pytest.param({"phasekit:alertEmails": DELETE},
                  "phasekit:alertEmails: missing; allowed: one or more e-mail addresses, e.g. [ops@example.com]",
                  id="no-alert-emails"),

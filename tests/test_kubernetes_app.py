@@ -517,6 +517,8 @@ def test_validator_ships_the_versions_we_target():
      "KubernetesAppArgs.app.port: 80; the container runs as non-root without capabilities, so it must listen on 1024-65535"),
     ({"app": replace(APP, health_path="healthz")}, "KubernetesAppArgs.app.health_path: 'healthz' must start with '/'"),
     ({"secret_env": {}}, "KubernetesAppArgs.secret_env: no value for SECRET_KEY_BASE (named in app.secret_env_names)"),
+    ({"secret_env": {"SECRET_KEY_BASE": "x", "STRIPE_KEY": "y"}},
+     "KubernetesAppArgs.secret_env: STRIPE_KEY not named in app.secret_env_names"),
     ({"app": replace(PRIVATE_APP, registry_username=None), "registry_password": "pw"},
      "KubernetesAppArgs.app.registry_username: required with app.registry_server"),
     ({"app": PRIVATE_APP}, "KubernetesAppArgs.registry_password: required to pull from 'ghcr.io'"),
