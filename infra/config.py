@@ -458,6 +458,18 @@ class NodeGroup(_Model):
     disk_size_gib: Annotated[WholeNumber, Field(ge=20, le=1000), Allowed("20..1000")] = 50
 
     @model_validator(mode="after")
+    def _one_architecture(self) -> NodeGroup:
+        from components.eks_cluster import node_ami_type  # imports pulumi-aws: only phase 3 pays for it
+
+        try:
+            node_ami_type(self.instance_types)
+        except ValueError:
+            raise problem(
+                f"{list(self.instance_types)!r} mixes Graviton (ARM) and x86 types; allowed: types of one "
+                "architecture (one node group runs one AMI)", at=("instanceTypes",)) from None
+        return self
+
+    @model_validator(mode="after")
     def _sizes_in_order(self) -> NodeGroup:
         if self.desired_size < self.min_size:
             raise problem(f"{self.desired_size} is below minSize {self.min_size}; allowed: minSize <= desiredSize "
@@ -487,6 +499,22 @@ class Cluster(_Model):
     the credentials it runs with, so that principal must be listed."""
 
     node_group: NodeGroup = Field(default_factory=NodeGroup)
+
+    @model_validator(mode="after")
+    def _each_admin_once(self) -> Cluster:
+        from components.eks_cluster import admin_slug  # imports pulumi-aws: only phase 3 pays for it
+
+        first_index: dict[str, int] = {}
+        for index, arn in enumerate(self.admin_principal_arns):
+            slug = admin_slug(arn)
+            if slug in first_index:
+                kind, earlier = slug.split("-", 1)[0], first_index[slug]
+                raise problem(
+                    f"{arn!r} has the same IAM {kind} name as adminPrincipalArns[{earlier}]; "
+                    "allowed: each role or user once (its access entry is named after it)",
+                    at=("adminPrincipalArns", index))
+            first_index[slug] = index
+        return self
 
 
 class RdsDatabase(_Model):

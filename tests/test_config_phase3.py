@@ -172,6 +172,14 @@ BAD_PHASE3_CONFIGS = [
     pytest.param({"phasekit:app.port": 80},
                  "phasekit:app.port: 80 is a privileged port; allowed: 1024..65535 in phase 3 (pods run as "
                  "non-root with every capability dropped, so they cannot bind below 1024)", id="privileged-port"),
+    pytest.param({"phasekit:cluster.nodeGroup.instanceTypes": ["t3.large", "m7g.large"]},
+                 "phasekit:cluster.nodeGroup.instanceTypes: ['t3.large', 'm7g.large'] mixes Graviton (ARM) and x86 "
+                 "types; allowed: types of one architecture (one node group runs one AMI)", id="mixed-architectures"),
+    pytest.param({"phasekit:cluster.adminPrincipalArns": ["arn:aws:iam::123456789012:role/admin",
+                                                          "arn:aws:iam::210987654321:role/admin"]},
+                 "phasekit:cluster.adminPrincipalArns[1]: 'arn:aws:iam::210987654321:role/admin' has the same IAM "
+                 "role name as adminPrincipalArns[0]; allowed: each role or user once (its access entry is named after "
+                 "it)", id="admin-twice"),
     pytest.param({"phasekit:alertEmails": DELETE},
                  "phasekit:alertEmails: missing; allowed: one or more e-mail addresses, e.g. [ops@example.com]",
                  id="no-alert-emails"),
