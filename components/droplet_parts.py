@@ -6,12 +6,15 @@ monitoring alerts and one SSH rollout, so a fix to any of them lands in every ph
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import base64
+from collections.abc import Mapping, Sequence
 
 import pulumi
 import pulumi_command as command
 import pulumi_digitalocean as digitalocean
 import pulumi_random as random
+
+from components.compose_stack import HostStack, StackSecrets, pack_bundle, render_bundle
 
 UBUNTU_IMAGE = "ubuntu-24-04-x64"
 ALERT_WINDOW = "5m"
@@ -131,6 +134,32 @@ def rollout(name: str, *, parent: pulumi.Resource, host: pulumi.Input[str], bund
         logging="stdoutAndStderr",
         opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
     )
+
+
+def host_bundle(stack: HostStack, *, media_bucket_name: pulumi.Input[str],
+                secret_env: Mapping[str, pulumi.Input[str]],
+                origin_certificate_pem: pulumi.Input[str] | None,
+                origin_private_key_pem: pulumi.Input[str] | None,
+                registry_password: pulumi.Input[str] | None,
+                **data_stores: pulumi.Input[str]) -> pulumi.Output[str]:
+    """Every file a host running the app needs, secrets included, as a base64 tar in a secret Output (what
+    ``rollout`` sends). ``data_stores`` are ``StackSecrets``' data-store fields: the passwords on a host
+    that runs PostgreSQL and Redis, the URLs on one that reaches them elsewhere."""
+    names, store_fields = list(secret_env), list(data_stores)
+
+    def encode(values: list) -> str:
+        bucket, cert, key, registry, *rest = values
+        secrets = StackSecrets(
+            media_bucket=bucket, origin_certificate_pem=cert, origin_private_key_pem=key, registry_password=registry,
+            secret_env=dict(zip(names, rest[len(store_fields):], strict=True)),
+            **dict(zip(store_fields, rest[:len(store_fields)], strict=True)),
+        )
+        return base64.b64encode(pack_bundle(render_bundle(stack, secrets))).decode()
+
+    return pulumi.Output.secret(pulumi.Output.all(
+        media_bucket_name, origin_certificate_pem, origin_private_key_pem, registry_password,
+        *data_stores.values(), *[secret_env[name] for name in names],
+    ).apply(encode))
 
 
 def check_access(owner: str, *, ssh_admin_cidrs: Sequence[str], ssh_key_fingerprints: Sequence[str],

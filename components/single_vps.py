@@ -41,7 +41,6 @@ The machine running ``pulumi up`` must reach the droplet on port 22: its address
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -54,12 +53,9 @@ from components.compose_stack import (
     DATA_LABEL,
     AppSpec,
     HostStack,
-    StackSecrets,
     TlsMode,
     database_url,
-    pack_bundle,
     redis_url,
-    render_bundle,
     render_public_files,
 )
 from components.droplet_parts import (
@@ -67,6 +63,7 @@ from components.droplet_parts import (
     droplet,
     egress_rules,
     generated_password,
+    host_bundle,
     monitor_alerts,
     rollout,
     ssh_rule,
@@ -236,7 +233,11 @@ class SingleVps(pulumi.ComponentResource):
         db_password = generated_password(f"{name}-db-password", self)
         redis_password = generated_password(f"{name}-redis-password", self)
         rollout(f"{name}-rollout", parent=self, host=server.ipv4_address,
-                bundle=_bundle_stdin(stack, args, db_password.result, redis_password.result),
+                bundle=host_bundle(stack, media_bucket_name=args.media_bucket_name, secret_env=args.secret_env,
+                                   origin_certificate_pem=args.origin_certificate_pem,
+                                   origin_private_key_pem=args.origin_private_key_pem,
+                                   registry_password=args.registry_password,
+                                   db_password=db_password.result, redis_password=redis_password.result),
                 ssh_private_key=args.ssh_private_key, depends_on=[firewall, ip_assignment])
 
         self.droplet_id = server.id
@@ -257,26 +258,6 @@ class SingleVps(pulumi.ComponentResource):
             "database_url": self.database_url,
             "redis_url": self.redis_url,
         })
-
-
-def _bundle_stdin(stack: HostStack, args: SingleVpsArgs, db_password: pulumi.Output[str],
-                  redis_password: pulumi.Output[str]) -> pulumi.Output[str]:
-    names = list(args.secret_env)
-
-    def encode(values: list) -> str:
-        db, redis, bucket, cert, key, registry, *secret_values = values
-        secrets = StackSecrets(
-            db_password=db, redis_password=redis, media_bucket=bucket,
-            secret_env=dict(zip(names, secret_values, strict=True)),
-            origin_certificate_pem=cert, origin_private_key_pem=key, registry_password=registry,
-        )
-        return base64.b64encode(pack_bundle(render_bundle(stack, secrets))).decode()
-
-    return pulumi.Output.secret(pulumi.Output.all(
-        db_password, redis_password, args.media_bucket_name,
-        args.origin_certificate_pem, args.origin_private_key_pem, args.registry_password,
-        *[args.secret_env[name] for name in names],
-    ).apply(encode))
 
 
 def _check_args(args: SingleVpsArgs) -> None:

@@ -56,10 +56,8 @@ from components.compose_stack import (
     DB_USER,
     AppSpec,
     HostStack,
-    StackSecrets,
     TlsMode,
     pack_bundle,
-    render_bundle,
     render_public_files,
 )
 from components.connection_urls import postgres_url, redis_url
@@ -78,6 +76,7 @@ from components.droplet_parts import (
     droplet,
     egress_rules,
     generated_password,
+    host_bundle,
     monitor_alerts,
     rollout,
     ssh_rule,
@@ -348,7 +347,11 @@ class SplitVps(pulumi.ComponentResource):
         for index, server in enumerate(app_droplets):
             step = rollout(
                 f"{name}-app-{index}-rollout", parent=self, host=server.ipv4_address,
-                bundle=_web_bundle(_web_stack(args, index), args, self.database_url, self.redis_url),
+                bundle=host_bundle(_web_stack(args, index), media_bucket_name=args.media_bucket_name,
+                                   secret_env=args.secret_env, origin_certificate_pem=args.origin_certificate_pem,
+                                   origin_private_key_pem=args.origin_private_key_pem,
+                                   registry_password=args.registry_password,
+                                   database_url=self.database_url, redis_url=self.redis_url),
                 ssh_private_key=args.ssh_private_key, depends_on=[app_firewall, *entry_point, *previous])
             previous = [step]
 
@@ -403,26 +406,6 @@ def _data_bundle(stack: DataHostStack, listen_address: pulumi.Output[str], vpc_r
 
     return pulumi.Output.secret(pulumi.Output.all(listen_address, vpc_range, db_password, redis_password)
                                 .apply(encode))
-
-
-def _web_bundle(stack: HostStack, args: SplitVpsArgs, database_url: pulumi.Output[str],
-                redis_url_output: pulumi.Output[str]) -> pulumi.Output[str]:
-    names = list(args.secret_env)
-
-    def encode(values: list) -> str:
-        database, redis, bucket, cert, key, registry, *secret_values = values
-        secrets = StackSecrets(
-            database_url=database, redis_url=redis, media_bucket=bucket,
-            secret_env=dict(zip(names, secret_values, strict=True)),
-            origin_certificate_pem=cert, origin_private_key_pem=key, registry_password=registry,
-        )
-        return base64.b64encode(pack_bundle(render_bundle(stack, secrets))).decode()
-
-    return pulumi.Output.secret(pulumi.Output.all(
-        database_url, redis_url_output, args.media_bucket_name,
-        args.origin_certificate_pem, args.origin_private_key_pem, args.registry_password,
-        *[args.secret_env[name] for name in names],
-    ).apply(encode))
 
 
 def _check_args(args: SplitVpsArgs) -> None:

@@ -341,6 +341,16 @@ class Redis(_Model):
 class _PhaseStack(_Model):
     """What every phase's top-level model has in common."""
 
+    protect: bool = True
+    """Protect and retain stateful resources (data volumes, the database droplet, the RDS instance and the
+    cache, the media bucket) against delete and replace."""
+
+    tags: Annotated[
+        Mapping[TagKey, TagValue], Allowed("a mapping of tag keys to values, e.g. {team: web}")
+    ] = Field(default_factory=dict)
+    """Extra tags on the provider resources that take tags (and labels on Kubernetes objects); phasekit's own
+    (project, stack, phase, managed-by) take precedence."""
+
     @classmethod
     def accepted_keys(cls) -> frozenset[str]:
         """Every ``phasekit:`` key (without the namespace) a stack of this phase may set."""
@@ -352,15 +362,6 @@ class Phase1Stack(_PhaseStack):
 
     phase: Literal[1]
     """The discriminator: which phase's model applies."""
-
-    protect: bool = True
-    """Protect and retain stateful resources (the data volume, the media bucket) against delete and replace."""
-
-    tags: Annotated[
-        Mapping[TagKey, TagValue], Allowed("a mapping of tag keys to values, e.g. {team: web}")
-    ] = Field(default_factory=dict)
-    """Extra tags on the DigitalOcean droplet and volume; phasekit's own
-    (project, stack, phase, managed-by) take precedence."""
 
     app: App
     edge: Edge
@@ -376,14 +377,6 @@ class Phase2Stack(_PhaseStack):
     """Phase 2: app droplets (behind a load balancer when more than one) and a database droplet on a VPC."""
 
     phase: Literal[2]
-    protect: bool = True
-    """Protect and retain stateful resources (the data volume, the database droplet, the media bucket)."""
-
-    tags: Annotated[
-        Mapping[TagKey, TagValue], Allowed("a mapping of tag keys to values, e.g. {team: web}")
-    ] = Field(default_factory=dict)
-    """Extra tags on droplets and the volume; phasekit's own take precedence."""
-
     app: App
     edge: Edge
     droplets: DropletAccess
@@ -588,14 +581,6 @@ class Phase3Stack(_PhaseStack):
     """Phase 3: AWS (VPC across zones, EKS, RDS Multi-AZ, ElastiCache) behind Cloudflare."""
 
     phase: Literal[3]
-    protect: bool = True
-    """Protect and retain stateful resources (the RDS instance and replicas, the cache, the media bucket)."""
-
-    tags: Annotated[
-        Mapping[TagKey, TagValue], Allowed("a mapping of tag keys to values, e.g. {team: web}")
-    ] = Field(default_factory=dict)
-    """Extra tags on every AWS resource and labels on Kubernetes objects; phasekit's own take precedence."""
-
     app: App
     edge: Edge
     aws: Aws

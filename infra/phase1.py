@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pulumi
 
-from components.cloudflare_edge import CloudflareEdge, CloudflareEdgeArgs, cloudflare_ip_ranges
+from components.cloudflare_edge import cloudflare_ip_ranges
 from components.droplet_parts import EVERYWHERE
 from components.single_vps import SingleVps, SingleVpsArgs
 from components.tags import default_tags
 from components.tuning import Machine
 from infra.app_spec import app_spec
 from infra.config import Phase1Stack
+from infra.edge import build_edge
 from infra.naming import physical_name
 from infra.stack_secrets import StackSecretInputs
 
@@ -23,18 +24,8 @@ def build(config: Phase1Stack, secrets: StackSecretInputs, project: str, stack: 
     # The record needs the droplet's address and the droplet needs the edge's origin certificate:
     # the address is promised here and resolved once the droplet exists.
     origin_ip, resolve_origin_ip = pulumi.deferred_output()
-    edge = CloudflareEdge("edge", CloudflareEdgeArgs(
-        zone_id=edge_config.zone_id,
-        account_id=edge_config.account_id,
-        hostname=edge_config.hostname,
-        origin=origin_ip,
-        origin_record_type="A",
-        proxied=edge_config.proxied,
-        manage_zone_settings=edge_config.manage_zone_settings,
-        issue_origin_certificate=edge_config.proxied,
-        media_bucket_name=physical_name(project, stack, "media"),
-        protect_media=config.protect,
-    ))
+    edge = build_edge(edge_config, origin=origin_ip, record_type="A", project=project, stack=stack,
+                      protect=config.protect)
 
     vps = SingleVps("vps", SingleVpsArgs(
         region=vps_config.region,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pulumi
 
-from components.cloudflare_edge import CloudflareEdge, CloudflareEdgeArgs, cloudflare_ip_ranges
+from components.cloudflare_edge import cloudflare_ip_ranges
 from components.data_host import PgBouncerSpec
 from components.split_vps import SplitVps, SplitVpsArgs
 from components.tags import default_tags
 from components.tuning import Machine
 from infra.app_spec import app_spec
 from infra.config import Phase2Stack
+from infra.edge import build_edge
 from infra.naming import physical_name
 from infra.stack_secrets import StackSecretInputs
 
@@ -20,18 +21,8 @@ def build(config: Phase2Stack, secrets: StackSecretInputs, project: str, stack: 
     edge_config, access, app_tier, database = config.edge, config.droplets, config.app_tier, config.database
 
     origin_ip, resolve_origin_ip = pulumi.deferred_output()
-    edge = CloudflareEdge("edge", CloudflareEdgeArgs(
-        zone_id=edge_config.zone_id,
-        account_id=edge_config.account_id,
-        hostname=edge_config.hostname,
-        origin=origin_ip,
-        origin_record_type="A",
-        proxied=edge_config.proxied,
-        manage_zone_settings=edge_config.manage_zone_settings,
-        issue_origin_certificate=edge_config.proxied,
-        media_bucket_name=physical_name(project, stack, "media"),
-        protect_media=config.protect,
-    ))
+    edge = build_edge(edge_config, origin=origin_ip, record_type="A", project=project, stack=stack,
+                      protect=config.protect)
 
     split = SplitVps("split", SplitVpsArgs(
         region=access.region,

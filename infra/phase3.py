@@ -6,7 +6,7 @@ import pulumi
 
 from components.alert_topic import AlertTopic, AlertTopicArgs
 from components.aws_network import AwsNetwork, AwsNetworkArgs
-from components.cloudflare_edge import CloudflareEdge, CloudflareEdgeArgs, cloudflare_ip_ranges
+from components.cloudflare_edge import cloudflare_ip_ranges
 from components.eks_cluster import EksCluster, EksClusterArgs
 from components.elasticache_redis import ElastiCacheRedis, ElastiCacheRedisArgs
 from components.kubernetes_app import KubernetesApp, KubernetesAppArgs
@@ -16,6 +16,7 @@ from components.tags import default_tags, kubernetes_labels
 from components.tuning import db_max_connections
 from infra.app_spec import app_spec
 from infra.config import Phase3Stack
+from infra.edge import build_edge
 from infra.naming import physical_name
 from infra.stack_secrets import StackSecretInputs
 
@@ -94,18 +95,8 @@ def build(config: Phase3Stack, secrets: StackSecretInputs, project: str, stack: 
 
     # The record needs the load balancer's name and the load balancer needs the edge's origin certificate.
     origin, resolve_origin = pulumi.deferred_output()
-    edge = CloudflareEdge("edge", CloudflareEdgeArgs(
-        zone_id=config.edge.zone_id,
-        account_id=config.edge.account_id,
-        hostname=config.edge.hostname,
-        origin=origin,
-        origin_record_type="CNAME",
-        proxied=True,
-        manage_zone_settings=config.edge.manage_zone_settings,
-        issue_origin_certificate=True,
-        media_bucket_name=physical_name(project, stack, "media"),
-        protect_media=config.protect,
-    ))
+    edge = build_edge(config.edge, origin=origin, record_type="CNAME", project=project, stack=stack,
+                      protect=config.protect)
 
     ingress = PublicLoadBalancer("ingress", PublicLoadBalancerArgs(
         vpc_id=network.vpc_id,

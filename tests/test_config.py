@@ -56,9 +56,9 @@ DELETE = object()
 """Marks a path ``edited`` removes."""
 
 
-def edited(changes: Mapping[str, object]) -> dict[str, Any]:
-    """A copy of BASE with each dotted path (``phasekit:vps.size``) set to its value, or removed for DELETE."""
-    raw = copy.deepcopy(BASE)
+def edited(changes: Mapping[str, object], base: Mapping[str, Any] = BASE) -> dict[str, Any]:
+    """A copy of ``base`` with each dotted path (``phasekit:vps.size``) set to its value, or removed for DELETE."""
+    raw = copy.deepcopy(dict(base))
     for path, value in changes.items():
         top, *nested = path.split(".")
         parent, key = raw, top

@@ -7,7 +7,6 @@ that the load balancer and VPC exist in the region.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 
 from infra.config import DropletAccess, Phase1Stack, Phase2Stack, Vps, load_config, read_stack_file
+from tests import test_config as config_tests
 from tests.test_config import DELETE, SIZES, error_message
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,17 +22,7 @@ PHASE2 = read_stack_file(ROOT / "Pulumi.phase2.yaml")
 
 
 def edited(changes: Mapping[str, object]) -> dict[str, Any]:
-    raw = copy.deepcopy(PHASE2)
-    for path, value in changes.items():
-        top, *nested = path.split(".")
-        parent, key = raw, top
-        for part in nested:
-            parent, key = parent[key], part
-        if value is DELETE:
-            del parent[key]
-        else:
-            parent[key] = value
-    return raw
+    return config_tests.edited(changes, PHASE2)
 
 
 def test_committed_phase2_file_loads_as_the_split_topology():

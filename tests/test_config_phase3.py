@@ -7,7 +7,6 @@ in the region to this account, or that EKS still supports a version on the day o
 
 from __future__ import annotations
 
-import copy
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 
 from infra.config import Phase1Stack, Phase3Stack, load_config, read_stack_file
+from tests import test_config as config_tests
 from tests.test_config import DELETE, error_message
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,17 +23,7 @@ PHASE3 = read_stack_file(ROOT / "Pulumi.phase3.yaml")
 
 
 def edited(changes: Mapping[str, object]) -> dict[str, Any]:
-    raw = copy.deepcopy(PHASE3)
-    for path, value in changes.items():
-        top, *nested = path.split(".")
-        parent, key = raw, top
-        for part in nested:
-            parent, key = parent[key], part
-        if value is DELETE:
-            del parent[key]
-        else:
-            parent[key] = value
-    return raw
+    return config_tests.edited(changes, PHASE3)
 
 
 def test_committed_phase3_file_loads_with_safe_defaults():
