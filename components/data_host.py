@@ -248,7 +248,7 @@ def render_volume_check() -> str:
     return "\n".join([
         "#!/bin/sh",
         f"# Warns when the data volume is more than {VOLUME_WARN_PERCENT}% full: DigitalOcean's disk alert",
-        "# watches only the root disk. Grow vps volumeSizeGib before PostgreSQL runs out of space.",
+        "# watches only the root disk. Grow database.volumeSizeGib before PostgreSQL runs out.",
         "set -eu",
         "# Unmounted, df would report the root disk's fill level instead: fail loudly.",
         f"mountpoint -q {DATA_MOUNT} || {{ echo 'phasekit: WARNING: data volume not mounted at {DATA_MOUNT}' >&2; "

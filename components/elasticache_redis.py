@@ -23,8 +23,10 @@ Windows (UTC): snapshots 03:00-04:00 daily, maintenance Sunday 05:00-06:00; they
 
 How changes land: ``apply_immediately`` is off, so node type, engine version and parameter-group
 changes wait for the maintenance window. A new AUTH token (replacing the RandomPassword) is applied
-with AWS' default ROTATE strategy: old and new tokens both work until the next SET; pods keep the old
-``REDIS_URL`` until they restart. ``node_count`` changes add or remove replicas in place. Changing
+with AWS' default ROTATE strategy: old and new tokens both work, and the new ``redis_url`` rolls phase 3's
+pods (KubernetesApp replaces its auto-named Secret); the old token stays valid until a later update with
+strategy SET, so after a leak also revoke it by hand (``modify-replication-group --auth-token-update-strategy
+SET``). ``node_count`` changes add or remove replicas in place. Changing
 ``replication_group_id``, the engine (except upgrading redis to valkey) or the subnet group replaces the
 group: the protected group makes ``pulumi up`` stop first.
 

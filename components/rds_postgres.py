@@ -46,8 +46,9 @@ ingestion and storage.
 Stateful: the instance and its replicas. Each is protected and retained on delete when ``protect`` is
 true (default), on top of deletion protection, the final snapshot and retained automated backups.
 Replicas skip the final snapshot because RDS refuses one for a read replica; they hold no data that
-the primary lacks. Rotating the password (replacing the RandomPassword) changes it in place on RDS;
-pods keep the old ``DATABASE_URL`` until they restart.
+the primary lacks. Rotating the password (replacing the RandomPassword) changes it in place on RDS and
+changes ``database_url``; phase 3's KubernetesApp then replaces its auto-named Secret, which rolls the
+pods onto the new URL in the same ``pulumi up`` (connections opened before that fail until they do).
 
 Clients must connect with TLS (``sslmode=require`` in ``database_url``); verifying the server
 (``verify-full``) needs the RDS CA bundle in the app image.

@@ -6,13 +6,14 @@ from components.compose_stack import AppSpec
 from infra.config import App
 
 
-def app_spec(app: App, vcpus: int) -> AppSpec:
-    """The config's ``app`` block as the phase-independent spec the components take."""
+def app_spec(app: App, workers: int) -> AppSpec:
+    """The config's ``app`` block as the phase-independent spec the components take, with the worker count
+    the phase's model derived (``<PhaseStack>.worker_count``)."""
     return AppSpec(
         image=app.image,
         port=app.port,
         health_path=app.health_path,
-        workers=app.worker_count(vcpus),
+        workers=workers,
         db_pool_size=app.db_pool_size,
         env=dict(app.env),
         secret_env_names=tuple(app.secret_env),

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
 
+from components.tuning import RESERVED_DB_CONNECTIONS, db_max_connections
 from infra.domain import (
     PROBLEM_TYPE,
     Allowed,
@@ -78,6 +79,9 @@ from infra.domain import (
     memory_mib,
     problem,
 )
+
+MAX_POSTGRES_CONNECTIONS = 262143
+"""PostgreSQL's own ceiling for ``max_connections``."""
 
 NAMESPACE = "phasekit"
 """The Pulumi config namespace (the project name) phasekit's own keys live under."""
@@ -592,6 +596,32 @@ class Phase3Stack(_PhaseStack):
         tuple[EmailAddress, ...], Field(min_length=1), Allowed("one or more e-mail addresses, e.g. [ops@example.com]")
     ]
     """Who receives the CloudWatch alarms (through an SNS topic; each address confirms once)."""
+
+    @field_validator("alert_emails")
+    @classmethod
+    def _each_address_once(cls, emails: tuple[str, ...]) -> tuple[str, ...]:
+        from components.alert_topic import subscription_suffix  # imports pulumi-aws: only phase 3 pays for it
+
+        first_index: dict[str, int] = {}
+        for index, email in enumerate(emails):
+            suffix = subscription_suffix(email)
+            if suffix in first_index:
+                raise problem(
+                    f"{email!r} is the same subscription as alertEmails[{first_index[suffix]}]; allowed: each "
+                    "address once (case, dots and dashes aside)", at=(index,))
+            first_index[suffix] = index
+        return emails
+
+    @model_validator(mode="after")
+    def _connections_fit_postgres(self) -> Phase3Stack:
+        demand = db_max_connections(self.workload.max_replicas * self.worker_count, self.app.db_pool_size)
+        if demand > MAX_POSTGRES_CONNECTIONS:
+            raise problem(
+                f"{self.workload.max_replicas} pods x {self.worker_count} workers x app.dbPoolSize "
+                f"{self.app.db_pool_size} + {RESERVED_DB_CONNECTIONS} reserved need {demand} connections; allowed: "
+                f"at most {MAX_POSTGRES_CONNECTIONS} (PostgreSQL's limit; put fewer connections per pod)",
+                at=("workload", "maxReplicas"))
+        return self
 
     @model_validator(mode="after")
     def _unprivileged_port(self) -> Phase3Stack:

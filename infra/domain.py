@@ -92,6 +92,9 @@ _HTTP_PATH_ALLOWED = "an absolute URL path without spaces, e.g. /healthz"
 
 
 def _http_path(value: str) -> str:
+    if len(value) > 1024:
+        raise problem(f"{value[:40]!r}... is {len(value)} characters long; allowed: {_HTTP_PATH_ALLOWED}, "
+                      "at most 1024 characters (the load balancers' limit)")
     if not value.startswith("/"):
         raise problem(f"{value!r} does not start with '/'; allowed: {_HTTP_PATH_ALLOWED}")
     if any(character.isspace() for character in value):
@@ -519,7 +522,8 @@ def _eks_version(value: object) -> object:
 
 EksVersion = Annotated[str, BeforeValidator(_eks_version), Allowed(_EKS_VERSION_ALLOWED)]
 
-_IAM_PRINCIPAL = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:(?:role|user)/[A-Za-z0-9+=,.@_/-]+")
+_IAM_PRINCIPAL = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:(?:role|user)/(?:[\w+=,.@-]+/)*[\w+=,.@-]+")
+"""An IAM role or user ARN, with an optional path of non-empty segments (as EksCluster's access entries read it)."""
 _IAM_PRINCIPAL_ALLOWED = "an IAM role or user ARN, e.g. arn:aws:iam::123456789012:role/platform-admin"
 
 
@@ -549,12 +553,17 @@ def _not_open_api(value: str) -> str:
 ApiAdminCidr = Annotated[Cidr, AfterValidator(_not_open_api)]
 
 
-_VPC_CIDR_ALLOWED = "a private IPv4 network from /16 to /20, e.g. 10.20.0.0/16"
+_VPC_CIDR_ALLOWED = "a /16 to /20 inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16, e.g. 10.20.0.0/16"
+
+
+RFC1918 = tuple(ipaddress.ip_network(block) for block in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+"""The ranges AWS accepts for a VPC's primary block (Python's ``is_private`` also admits others)."""
 
 
 def _vpc_cidr(value: str) -> str:
     network = ipaddress.ip_network(value)
-    if network.version != 4 or not network.is_private or not 16 <= network.prefixlen <= 20:
+    in_rfc1918 = network.version == 4 and any(network.subnet_of(block) for block in RFC1918)
+    if not in_rfc1918 or not 16 <= network.prefixlen <= 20:
         raise problem(f"{value!r} is not a private IPv4 /16../20 network; allowed: {_VPC_CIDR_ALLOWED}")
     return value
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 import pulumi
@@ -27,3 +29,26 @@ def build_edge(edge: Edge, *, origin: pulumi.Input[str], record_type: Literal["A
         media_bucket_name=physical_name(project, stack, "media"),
         protect_media=protect,
     ))
+
+
+@contextmanager
+def deferred_origin() -> Iterator[tuple[pulumi.Output[str], Callable[[pulumi.Input[str]], None]]]:
+    """The origin the edge's record points at, promised before the origin exists (the origin needs the edge's
+    certificate), and the function that resolves it.
+
+    If building the origin fails, the promise is resolved with a placeholder before the error propagates:
+    an unresolved promise would leave the DNS record, and with it the whole ``pulumi up`` or preview, waiting
+    forever instead of stopping with the error."""
+    origin, resolve = pulumi.deferred_output()
+    resolved = False
+
+    def resolve_once(value: pulumi.Input[str]) -> None:
+        nonlocal resolved
+        resolved = True
+        resolve(pulumi.Output.from_input(value))
+
+    try:
+        yield origin, resolve_once
+    finally:
+        if not resolved:
+            resolve(pulumi.Output.from_input("unresolved.invalid"))

@@ -11,7 +11,7 @@ from components.tags import default_tags
 from components.tuning import Machine
 from infra.app_spec import app_spec
 from infra.config import Phase1Stack
-from infra.edge import build_edge
+from infra.edge import build_edge, deferred_origin
 from infra.naming import physical_name
 from infra.stack_secrets import StackSecretInputs
 
@@ -23,35 +23,35 @@ def build(config: Phase1Stack, secrets: StackSecretInputs, project: str, stack: 
 
     # The record needs the droplet's address and the droplet needs the edge's origin certificate:
     # the address is promised here and resolved once the droplet exists.
-    origin_ip, resolve_origin_ip = pulumi.deferred_output()
-    edge = build_edge(edge_config, origin=origin_ip, record_type="A", project=project, stack=stack,
-                      protect=config.protect)
+    with deferred_origin() as (origin_ip, resolve_origin_ip):
+        edge = build_edge(edge_config, origin=origin_ip, record_type="A", project=project, stack=stack,
+                          protect=config.protect)
 
-    vps = SingleVps("vps", SingleVpsArgs(
-        region=vps_config.region,
-        size=vps_config.size,
-        machine=Machine(vcpus=vps_config.vcpus, memory_mib=vps_config.memory_mib),
-        app=app_spec(config.app, vps_config.vcpus),
-        hostname=edge_config.hostname,
-        ssh_admin_cidrs=list(vps_config.ssh_admin_cidrs),
-        ssh_key_fingerprints=list(vps_config.ssh_key_fingerprints),
-        alert_emails=list(vps_config.alert_emails),
-        web_source_cidrs=cloudflare_ip_ranges() if edge_config.proxied else EVERYWHERE,
-        tls_mode="origin-certificate" if edge_config.proxied else "acme",
-        origin_certificate_pem=edge.origin_certificate_pem,
-        origin_private_key_pem=edge.origin_private_key_pem,
-        media_bucket_name=edge.media_bucket_name,
-        secret_env=secrets.secret_env,
-        ssh_private_key=secrets.ssh_private_key,
-        registry_password=secrets.registry_password,
-        volume_size_gib=vps_config.volume_size_gib,
-        backups=vps_config.backups,
-        backup_plan=vps_config.backup_plan.value,
-        protect_data=config.protect,
-        project_name=physical_name(project, stack, "app"),
-        tags=tags,
-    ))
-    resolve_origin_ip(vps.public_ip)
+        vps = SingleVps("vps", SingleVpsArgs(
+            region=vps_config.region,
+            size=vps_config.size,
+            machine=Machine(vcpus=vps_config.vcpus, memory_mib=vps_config.memory_mib),
+            app=app_spec(config.app, config.worker_count),
+            hostname=edge_config.hostname,
+            ssh_admin_cidrs=list(vps_config.ssh_admin_cidrs),
+            ssh_key_fingerprints=list(vps_config.ssh_key_fingerprints),
+            alert_emails=list(vps_config.alert_emails),
+            web_source_cidrs=cloudflare_ip_ranges() if edge_config.proxied else EVERYWHERE,
+            tls_mode="origin-certificate" if edge_config.proxied else "acme",
+            origin_certificate_pem=edge.origin_certificate_pem,
+            origin_private_key_pem=edge.origin_private_key_pem,
+            media_bucket_name=edge.media_bucket_name,
+            secret_env=secrets.secret_env,
+            ssh_private_key=secrets.ssh_private_key,
+            registry_password=secrets.registry_password,
+            volume_size_gib=vps_config.volume_size_gib,
+            backups=vps_config.backups,
+            backup_plan=vps_config.backup_plan.value,
+            protect_data=config.protect,
+            project_name=physical_name(project, stack, "app"),
+            tags=tags,
+        ))
+        resolve_origin_ip(vps.public_ip)
 
     pulumi.export("phase", config.phase)
     pulumi.export("app_url", f"https://{edge_config.hostname}")

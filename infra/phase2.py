@@ -11,7 +11,7 @@ from components.tags import default_tags
 from components.tuning import Machine
 from infra.app_spec import app_spec
 from infra.config import Phase2Stack
-from infra.edge import build_edge
+from infra.edge import build_edge, deferred_origin
 from infra.naming import physical_name
 from infra.stack_secrets import StackSecretInputs
 
@@ -20,41 +20,41 @@ def build(config: Phase2Stack, secrets: StackSecretInputs, project: str, stack: 
     tags = {**config.tags, **default_tags(project, stack, config.phase)}
     edge_config, access, app_tier, database = config.edge, config.droplets, config.app_tier, config.database
 
-    origin_ip, resolve_origin_ip = pulumi.deferred_output()
-    edge = build_edge(edge_config, origin=origin_ip, record_type="A", project=project, stack=stack,
-                      protect=config.protect)
+    with deferred_origin() as (origin_ip, resolve_origin_ip):
+        edge = build_edge(edge_config, origin=origin_ip, record_type="A", project=project, stack=stack,
+                          protect=config.protect)
 
-    split = SplitVps("split", SplitVpsArgs(
-        region=access.region,
-        app=app_spec(config.app, app_tier.vcpus),
-        hostname=edge_config.hostname,
-        app_size=app_tier.size,
-        app_machine=Machine(vcpus=app_tier.vcpus, memory_mib=app_tier.memory_mib),
-        app_count=app_tier.count,
-        db_size=database.size,
-        db_machine=Machine(vcpus=database.vcpus, memory_mib=database.memory_mib),
-        ssh_admin_cidrs=list(access.ssh_admin_cidrs),
-        ssh_key_fingerprints=list(access.ssh_key_fingerprints),
-        alert_emails=list(access.alert_emails),
-        web_source_cidrs=cloudflare_ip_ranges() if edge_config.proxied else ["0.0.0.0/0", "::/0"],
-        media_bucket_name=edge.media_bucket_name,
-        app_tier_tag=physical_name(project, stack, "app-tier"),
-        secret_env=secrets.secret_env,
-        tls_mode="origin-certificate" if edge_config.proxied else "acme",
-        origin_certificate_pem=edge.origin_certificate_pem,
-        origin_private_key_pem=edge.origin_private_key_pem,
-        ssh_private_key=secrets.ssh_private_key,
-        registry_password=secrets.registry_password,
-        volume_size_gib=database.volume_size_gib,
-        pgbouncer=PgBouncerSpec(pool_mode=database.pool_mode.value) if database.pgbouncer else None,
-        redis_placement=config.redis.placement.value,
-        backups=access.backups,
-        backup_plan=access.backup_plan.value,
-        protect_data=config.protect,
-        project_name=physical_name(project, stack, "app"),
-        tags=tags,
-    ))
-    resolve_origin_ip(split.public_ip)
+        split = SplitVps("split", SplitVpsArgs(
+            region=access.region,
+            app=app_spec(config.app, config.worker_count),
+            hostname=edge_config.hostname,
+            app_size=app_tier.size,
+            app_machine=Machine(vcpus=app_tier.vcpus, memory_mib=app_tier.memory_mib),
+            app_count=app_tier.count,
+            db_size=database.size,
+            db_machine=Machine(vcpus=database.vcpus, memory_mib=database.memory_mib),
+            ssh_admin_cidrs=list(access.ssh_admin_cidrs),
+            ssh_key_fingerprints=list(access.ssh_key_fingerprints),
+            alert_emails=list(access.alert_emails),
+            web_source_cidrs=cloudflare_ip_ranges() if edge_config.proxied else ["0.0.0.0/0", "::/0"],
+            media_bucket_name=edge.media_bucket_name,
+            app_tier_tag=physical_name(project, stack, "app-tier"),
+            secret_env=secrets.secret_env,
+            tls_mode="origin-certificate" if edge_config.proxied else "acme",
+            origin_certificate_pem=edge.origin_certificate_pem,
+            origin_private_key_pem=edge.origin_private_key_pem,
+            ssh_private_key=secrets.ssh_private_key,
+            registry_password=secrets.registry_password,
+            volume_size_gib=database.volume_size_gib,
+            pgbouncer=PgBouncerSpec(pool_mode=database.pool_mode.value) if database.pgbouncer else None,
+            redis_placement=config.redis.placement.value,
+            backups=access.backups,
+            backup_plan=access.backup_plan.value,
+            protect_data=config.protect,
+            project_name=physical_name(project, stack, "app"),
+            tags=tags,
+        ))
+        resolve_origin_ip(split.public_ip)
 
     pulumi.export("phase", config.phase)
     pulumi.export("app_url", f"https://{edge_config.hostname}")

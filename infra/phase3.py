@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pulumi
+import pulumi_aws as aws
 
 from components.alert_topic import AlertTopic, AlertTopicArgs
 from components.aws_network import AwsNetwork, AwsNetworkArgs
@@ -16,7 +17,7 @@ from components.tags import default_tags, kubernetes_labels
 from components.tuning import db_max_connections
 from infra.app_spec import app_spec
 from infra.config import Phase3Stack
-from infra.edge import build_edge
+from infra.edge import build_edge, deferred_origin
 from infra.naming import physical_name
 from infra.stack_secrets import StackSecretInputs
 
@@ -31,9 +32,14 @@ def build(config: Phase3Stack, secrets: StackSecretInputs, project: str, stack: 
     region, cluster_config, workload = config.aws, config.cluster, config.workload
     nodes, database_config, cache_config = cluster_config.node_group, config.database, config.cache
     cluster_name = physical_name(project, stack, "eks", max_length=100)
-    app = app_spec(config.app, workload.cpu_millicores // 1000)
+    app = app_spec(config.app, config.worker_count)
 
-    alerts = AlertTopic("alerts", AlertTopicArgs(emails=list(config.alert_emails), tags=tags))
+    # An explicit provider for phasekit:aws.region: the ambient aws:region (or AWS_REGION) can never send the
+    # stack to another region than the one its zones and kubeconfig name.
+    aws_provider = aws.Provider("aws", region=region.region)
+    on_aws = pulumi.ResourceOptions(providers=[aws_provider])
+
+    alerts = AlertTopic("alerts", AlertTopicArgs(emails=list(config.alert_emails), tags=tags), opts=on_aws)
 
     network = AwsNetwork("network", AwsNetworkArgs(
         availability_zones=list(region.availability_zones),
@@ -41,7 +47,7 @@ def build(config: Phase3Stack, secrets: StackSecretInputs, project: str, stack: 
         nat_strategy=region.nat_strategy.value,
         cluster_name=cluster_name,
         tags=tags,
-    ))
+    ), opts=on_aws)
 
     cluster = EksCluster("cluster", EksClusterArgs(
         cluster_name=cluster_name,
@@ -58,7 +64,7 @@ def build(config: Phase3Stack, secrets: StackSecretInputs, project: str, stack: 
         node_disk_size_gib=nodes.disk_size_gib,
         alarm_topic_arn=alerts.topic_arn,
         tags=tags,
-    ))
+    ), opts=on_aws)
 
     database = RdsPostgres("database", RdsPostgresArgs(
         identifier=physical_name(project, stack, "db", max_length=53),
@@ -77,7 +83,7 @@ def build(config: Phase3Stack, secrets: StackSecretInputs, project: str, stack: 
         alarm_topic_arn=alerts.topic_arn,
         protect=config.protect,
         tags=tags,
-    ))
+    ), opts=on_aws)
 
     cache = ElastiCacheRedis("cache", ElastiCacheRedisArgs(
         replication_group_id=physical_name(project, stack, "cache", max_length=40),
@@ -91,27 +97,27 @@ def build(config: Phase3Stack, secrets: StackSecretInputs, project: str, stack: 
         alarm_topic_arn=alerts.topic_arn,
         protect=config.protect,
         tags=tags,
-    ))
+    ), opts=on_aws)
 
     # The record needs the load balancer's name and the load balancer needs the edge's origin certificate.
-    origin, resolve_origin = pulumi.deferred_output()
-    edge = build_edge(config.edge, origin=origin, record_type="CNAME", project=project, stack=stack,
-                      protect=config.protect)
+    with deferred_origin() as (origin, resolve_origin):
+        edge = build_edge(config.edge, origin=origin, record_type="CNAME", project=project, stack=stack,
+                          protect=config.protect)
 
-    ingress = PublicLoadBalancer("ingress", PublicLoadBalancerArgs(
-        vpc_id=network.vpc_id,
-        public_subnet_ids=network.public_subnet_ids,
-        source_cidrs=cloudflare_ip_ranges(),
-        certificate_pem=edge.origin_certificate_pem,
-        private_key_pem=edge.origin_private_key_pem,
-        target_node_port=APP_NODE_PORT,
-        node_security_group_id=cluster.node_security_group_id,
-        target_autoscaling_group_name=cluster.node_autoscaling_group_name,
-        health_path=config.app.health_path,
-        alarm_topic_arn=alerts.topic_arn,
-        tags=tags,
-    ))
-    resolve_origin(ingress.dns_name)
+        ingress = PublicLoadBalancer("ingress", PublicLoadBalancerArgs(
+            vpc_id=network.vpc_id,
+            public_subnet_ids=network.public_subnet_ids,
+            source_cidrs=cloudflare_ip_ranges(),
+            certificate_pem=edge.origin_certificate_pem,
+            private_key_pem=edge.origin_private_key_pem,
+            target_node_port=APP_NODE_PORT,
+            node_security_group_id=cluster.node_security_group_id,
+            target_autoscaling_group_name=cluster.node_autoscaling_group_name,
+            health_path=config.app.health_path,
+            alarm_topic_arn=alerts.topic_arn,
+            tags=tags,
+        ), opts=on_aws)
+        resolve_origin(ingress.dns_name)
 
     workload_app = KubernetesApp("app", KubernetesAppArgs(
         app=app,

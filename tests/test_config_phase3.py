@@ -94,8 +94,8 @@ BAD_PHASE3_CONFIGS = [
     pytest.param({"phasekit:aws.natStrategy": "none"},
                  "phasekit:aws.natStrategy: 'none' is not a NAT strategy; allowed: single or per-az", id="nat-none"),
     pytest.param({"phasekit:aws.vpcCidr": "192.0.2.0/24"},
-                 "phasekit:aws.vpcCidr: '192.0.2.0/24' is not a private IPv4 /16../20 network; allowed: a private "
-                 "IPv4 network from /16 to /20, e.g. 10.20.0.0/16", id="vpc-cidr-not-private"),
+                 "phasekit:aws.vpcCidr: '192.0.2.0/24' is not a private IPv4 /16../20 network; allowed: a /16 to "
+                 "/20 inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16, e.g. 10.20.0.0/16", id="vpc-cidr-not-private"),
     pytest.param({"phasekit:workload.minReplicas": 8},
                  "phasekit:workload.maxReplicas: 6 is below minReplicas 8; allowed: maxReplicas >= minReplicas",
                  id="hpa-max-below-min"),
@@ -179,3 +179,37 @@ BAD_PHASE3_CONFIGS = [
 @pytest.mark.parametrize(("changes", "expected"), BAD_PHASE3_CONFIGS)
 def test_bad_phase3_config_is_refused_with_one_exact_line(changes: Mapping[str, object], expected: str) -> None:
     assert error_message(edited(changes)) == expected
+
+
+MORE_BAD_PHASE3_CONFIGS = [
+    pytest.param({"phasekit:alertEmails": ["ops@example.com", "OPS@example.com"]},
+                 "phasekit:alertEmails[1]: 'OPS@example.com' is the same subscription as alertEmails[0]; allowed: "
+                 "each address once (case, dots and dashes aside)", id="alert-email-twice"),
+    pytest.param({"phasekit:aws.vpcCidr": "198.18.0.0/16"},
+                 "phasekit:aws.vpcCidr: '198.18.0.0/16' is not a private IPv4 /16../20 network; allowed: a /16 to "
+                 "/20 inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16, e.g. 10.20.0.0/16",
+                 id="vpc-cidr-special-purpose"),
+    pytest.param({"phasekit:workload.maxReplicas": 100, "phasekit:app.workers": 64, "phasekit:app.dbPoolSize": 50},
+                 "phasekit:workload.maxReplicas: 100 pods x 64 workers x app.dbPoolSize 50 + 10 reserved need "
+                 "320010 connections; allowed: at most 262143 (PostgreSQL's limit; put fewer connections per pod)",
+                 id="connection-demand-beyond-postgres"),
+    pytest.param({"phasekit:cluster.adminPrincipalArns": ["arn:aws:iam::123456789012:role/admins/"]},
+                 "phasekit:cluster.adminPrincipalArns[0]: 'arn:aws:iam::123456789012:role/admins/' is not an IAM "
+                 "role or user ARN; allowed: an IAM role or user ARN, e.g. arn:aws:iam::123456789012:role/"
+                 "platform-admin", id="admin-arn-trailing-slash"),
+    pytest.param({"phasekit:app.healthPath": "/" + "a" * 1100},
+                 "phasekit:app.healthPath: '/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'... is 1101 characters long; "
+                 "allowed: an absolute URL path without spaces, e.g. /healthz, at most 1024 characters (the load "
+                 "balancers' limit)", id="health-path-too-long"),
+]
+
+
+@pytest.mark.parametrize(("changes", "expected"), MORE_BAD_PHASE3_CONFIGS)
+def test_values_a_component_would_refuse_are_refused_by_the_config(changes, expected):
+    """Each of these once passed the config and then failed inside a component with a traceback."""
+    assert error_message(edited(changes)) == expected
+
+
+def test_an_admin_arn_with_a_path_is_accepted():
+    config = load_config(edited({"phasekit:cluster.adminPrincipalArns": ["arn:aws:iam::123456789012:role/team/ops"]}))
+    assert config.cluster.admin_principal_arns == ("arn:aws:iam::123456789012:role/team/ops",)

@@ -117,7 +117,7 @@ def test_bad_config_in_a_real_process_prints_no_traceback(tmp_path):
         "├─ digitalocean:index/loadBalancer:LoadBalancer  split-lb",
         "  database_url: [secret]\n",
     ]),
-    ("phase3", 99, [
+    ("phase3", 100, [
         "├─ aws:rds/instance:Instance  database-db  [protected; retained on delete]",
         "├─ aws:elasticache/replicationGroup:ReplicationGroup  cache-cache  [protected; retained on delete]",
         "├─ kubernetes:apps/v1:Deployment  app-deployment  [ignores changes to spec.replicas]",

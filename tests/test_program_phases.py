@@ -214,3 +214,46 @@ def test_phase3_stateful_urns_are_pinned_and_protected(phase3):
 def test_phase3_exports_keep_credentials_secret(phase3):
     assert {"kubeconfig", "database_url", "redis_url"} <= phase3.secret_outputs
     assert phase3.outputs["namespace"] == "app"
+
+
+def test_phase3_aws_resources_use_the_provider_for_the_configured_region(phase3):
+    provider = phase3.one("pulumi:providers:aws")
+    assert provider.inputs["region"] == "us-east-1"
+    aws_resources = [resource for resource in phase3.resources if resource.type.startswith("aws:")]
+    assert len(aws_resources) > 60
+    assert all(resource.provider is not None and resource.provider.startswith(provider.urn + "::")
+               for resource in aws_resources)
+
+
+@pytest.mark.parametrize(("stack", "raw", "module", "component"), [
+    ("phase1", "PHASE1", "infra.phase1", "SingleVps"),
+    ("phase2", "PHASE2", "infra.phase2", "SplitVps"),
+    ("phase3", "PHASE3", "infra.phase3", "PublicLoadBalancer"),
+])
+def test_a_failure_after_the_edge_stops_the_run_instead_of_hanging(monkeypatch, stack, raw, module, component):
+    """The edge's record waits on an origin promised before the origin exists; if building the origin fails,
+    the run must end with that error, not wait forever on the promise."""
+    import asyncio
+    import importlib
+    import threading
+
+    def broken(*args, **kwargs):
+        raise ValueError(f"{component} broke")
+
+    monkeypatch.setattr(importlib.import_module(module), component, broken)
+    stack_file = {"PHASE1": read_stack_file(ROOT / "Pulumi.phase1.yaml"), "PHASE2": PHASE2, "PHASE3": PHASE3}[raw]
+    outcome: list[BaseException | None] = []
+
+    def attempt():
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        try:
+            run(stack_file, stack)
+            outcome.append(None)
+        except BaseException as error:  # noqa: BLE001 - any error is the expected outcome
+            outcome.append(error)
+
+    worker = threading.Thread(target=attempt, daemon=True)
+    worker.start()
+    worker.join(timeout=120)
+    assert not worker.is_alive(), "the run hung"
+    assert outcome and isinstance(outcome[0], ValueError) and f"{component} broke" in str(outcome[0])
