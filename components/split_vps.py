@@ -267,9 +267,9 @@ class SplitVps(pulumi.ComponentResource):
                                               .apply(lambda values: redis_url(password=values[0], host=values[1])))
 
         # --- app tier ---------------------------------------------------------------------------
+        web_stacks = [_web_stack(args, index) for index in range(args.app_count)]
         app_droplets = []
-        for index in range(args.app_count):
-            stack = _web_stack(args, index)
+        for index, stack in enumerate(web_stacks):
             app_droplets.append(droplet(
                 f"{name}-app-{index}",
                 parent=self,
@@ -344,10 +344,10 @@ class SplitVps(pulumi.ComponentResource):
 
         # One app droplet at a time, each healthy before the next: the others keep serving meanwhile.
         previous: list[pulumi.Resource] = [db_rollout]
-        for index, server in enumerate(app_droplets):
+        for index, (server, stack) in enumerate(zip(app_droplets, web_stacks, strict=True)):
             step = rollout(
                 f"{name}-app-{index}-rollout", parent=self, host=server.ipv4_address,
-                bundle=host_bundle(_web_stack(args, index), media_bucket_name=args.media_bucket_name,
+                bundle=host_bundle(stack, media_bucket_name=args.media_bucket_name,
                                    secret_env=args.secret_env, origin_certificate_pem=args.origin_certificate_pem,
                                    origin_private_key_pem=args.origin_private_key_pem,
                                    registry_password=args.registry_password,
