@@ -41,11 +41,11 @@ import ipaddress
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 import pulumi
 import pulumi_aws as aws
 
+from components.aws_choices import RFC1918, NatStrategy
 from components.tags import aws_tags
 
 MIN_AZS = 2
@@ -58,7 +58,6 @@ PRIVATE_EXTRA_BITS = 2
 PUBLIC_EXTRA_BITS = 4
 """Public subnets are VPC prefix + 4: a sixteenth each, carved from the VPC's last quarter."""
 
-RFC1918 = tuple(ipaddress.IPv4Network(block) for block in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 CLOUDWATCH_RETENTION_DAYS = frozenset(
     {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653})
 """The retention periods CloudWatch Logs accepts."""
@@ -66,14 +65,6 @@ CLOUDWATCH_RETENTION_DAYS = frozenset(
 CLOUDWATCH_RETENTION_TEXT = ", ".join(str(days) for days in sorted(CLOUDWATCH_RETENTION_DAYS))
 
 EVERYWHERE_V4 = "0.0.0.0/0"
-
-
-class NatStrategy(StrEnum):
-    SINGLE = "single"
-    """One NAT gateway in the first AZ for all private subnets: cheapest, egress fails with that AZ."""
-
-    PER_AZ = "per-az"
-    """One NAT gateway per AZ, each private subnet using its own AZ's: survives an AZ loss."""
 
 
 @dataclass

@@ -47,12 +47,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from components.aws_choices import CacheEngine
 from components.connection_urls import redis_url
 from components.stateful import stateful_options
 from components.tags import aws_tags
@@ -80,11 +80,6 @@ MAXMEMORY_POLICIES = frozenset({
 
 _REPLICATION_GROUP_ID = re.compile(r"^[a-z](?:-?[a-z0-9])*$")
 _ENGINE_VERSION = re.compile(r"^(?P<major>\d+)\.(?:\d+|x)$")
-
-
-class CacheEngine(StrEnum):
-    VALKEY = "valkey"
-    REDIS = "redis"
 
 
 DEFAULT_ENGINE_VERSIONS = {CacheEngine.VALKEY: "8.0", CacheEngine.REDIS: "7.1"}

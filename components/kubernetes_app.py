@@ -63,6 +63,7 @@ from urllib.parse import parse_qs, urlsplit
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.aws_choices import NODE_PORT_RANGE
 from components.compose_stack import AppSpec, contract_environment, render_docker_config
 
 POD_SECURITY_LEVEL = "restricted"
@@ -74,7 +75,6 @@ POD_SECURITY_LABELS = {
 """Pod Security Admission: reject (enforce), log (audit) and warn about anything below ``restricted``."""
 
 RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-NODE_PORT_RANGE = (30000, 32767)
 SERVICE_PORT = 80
 CONTAINER_NAME = "app"
 PORT_NAME = "http"

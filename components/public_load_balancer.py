@@ -63,14 +63,13 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
+from components.aws_choices import NODE_PORT_RANGE
 from components.tags import aws_tags
 
 HTTPS_PORT = 443
 SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 """TLS 1.3 and 1.2 only, forward-secret ciphers; Cloudflare's edge speaks both to origins."""
 
-NODE_PORT_RANGE = (30000, 32767)
-"""Kubernetes' default NodePort range (``--service-node-port-range``)."""
 
 HEALTH_MATCHER = "200-399"
 HEALTHY_THRESHOLD = 2

@@ -21,6 +21,7 @@ from pulumi_digitalocean import DropletSlug, Region
 from pydantic import AfterValidator, BeforeValidator, Field
 from pydantic_core import PydanticCustomError, PydanticKnownError
 
+from components.aws_choices import RFC1918, CacheEngine, NatStrategy  # noqa: F401 - re-exported for the config
 from components.compose_stack import CONTRACT_NAMES
 
 PROBLEM_TYPE = "phasekit"
@@ -556,10 +557,6 @@ ApiAdminCidr = Annotated[Cidr, AfterValidator(_not_open_api)]
 _VPC_CIDR_ALLOWED = "a /16 to /20 inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16, e.g. 10.20.0.0/16"
 
 
-RFC1918 = tuple(ipaddress.ip_network(block) for block in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
-"""The ranges AWS accepts for a VPC's primary block (Python's ``is_private`` also admits others)."""
-
-
 def _vpc_cidr(value: str) -> str:
     network = ipaddress.ip_network(value)
     in_rfc1918 = network.version == 4 and any(network.subnet_of(block) for block in RFC1918)
@@ -569,18 +566,6 @@ def _vpc_cidr(value: str) -> str:
 
 
 VpcCidr = Annotated[Cidr, AfterValidator(_vpc_cidr), Allowed(_VPC_CIDR_ALLOWED)]
-
-
-class NatStrategy(StrEnum):
-    """How private subnets reach the internet."""
-
-    SINGLE = "single"
-    PER_AZ = "per-az"
-
-
-class CacheEngine(StrEnum):
-    VALKEY = "valkey"
-    REDIS = "redis"
 
 
 _CPU_QUANTITY = re.compile(r"([1-9][0-9]*)m|([1-9][0-9]*)")
