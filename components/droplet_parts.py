@@ -14,7 +14,8 @@ import pulumi_command as command
 import pulumi_digitalocean as digitalocean
 import pulumi_random as random
 
-from components.compose_stack import HostStack, StackSecrets, pack_bundle, render_bundle
+from components.compose_stack import DATA_LABEL, HostStack, StackSecrets, pack_bundle, render_bundle
+from components.stateful import stateful_options
 
 UBUNTU_IMAGE = "ubuntu-24-04-x64"
 ALERT_WINDOW = "5m"
@@ -74,6 +75,22 @@ def droplet(name: str, *, parent: pulumi.Resource, region: str, size: str, vpc_i
             # A volume attaches to one droplet at a time, so a droplet holding one must go first.
             delete_before_replace=delete_before_replace,
         ), opts),
+    )
+
+
+def data_volume(name: str, *, parent: pulumi.Resource, region: str, size_gib: int,
+                tags: Sequence[str], protect: bool) -> digitalocean.Volume:
+    """The block volume holding PostgreSQL's data and Redis' persistence: ext4 labelled ``DATA_LABEL`` (the
+    host mounts it by label), protected and retained on delete when ``protect``."""
+    return digitalocean.Volume(
+        name,
+        region=region,
+        size=size_gib,
+        initial_filesystem_type="ext4",
+        initial_filesystem_label=DATA_LABEL,
+        description="PostgreSQL data and Redis persistence",
+        tags=list(tags),
+        opts=stateful_options(parent, protect),
     )
 
 

@@ -50,7 +50,6 @@ import pulumi_digitalocean as digitalocean
 
 from components.cloud_init import render_cloud_init
 from components.compose_stack import (
-    DATA_LABEL,
     AppSpec,
     HostStack,
     TlsMode,
@@ -60,6 +59,7 @@ from components.compose_stack import (
 )
 from components.droplet_parts import (
     check_access,
+    data_volume,
     droplet,
     egress_rules,
     generated_password,
@@ -68,7 +68,6 @@ from components.droplet_parts import (
     rollout,
     ssh_rule,
 )
-from components.stateful import stateful_options
 from components.tags import digitalocean_tags
 from components.tuning import Machine
 
@@ -167,16 +166,8 @@ class SingleVps(pulumi.ComponentResource):
         vpc = digitalocean.Vpc(f"{name}-vpc", region=args.region,
                                description="phasekit single-droplet network", opts=child)
 
-        volume = digitalocean.Volume(
-            f"{name}-data",
-            region=args.region,
-            size=args.volume_size_gib,
-            initial_filesystem_type="ext4",
-            initial_filesystem_label=DATA_LABEL,
-            description="PostgreSQL data and Redis persistence",
-            tags=tags,
-            opts=stateful_options(self, args.protect_data),
-        )
+        volume = data_volume(f"{name}-data", parent=self, region=args.region, size_gib=args.volume_size_gib,
+                             tags=tags, protect=args.protect_data)
 
         stack = HostStack(app=args.app, machine=args.machine, hostname=args.hostname, tls_mode=args.tls_mode)
         server = droplet(

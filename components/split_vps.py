@@ -51,7 +51,6 @@ import pulumi_digitalocean as digitalocean
 
 from components.cloud_init import render_cloud_init
 from components.compose_stack import (
-    DATA_LABEL,
     DB_NAME,
     DB_USER,
     AppSpec,
@@ -73,6 +72,7 @@ from components.data_host import (
 )
 from components.droplet_parts import (
     check_access,
+    data_volume,
     droplet,
     egress_rules,
     generated_password,
@@ -208,16 +208,8 @@ class SplitVps(pulumi.ComponentResource):
         app_tier_tag = digitalocean.Tag(f"{name}-app-tier", name=args.app_tier_tag, opts=child)
 
         # --- database droplet -------------------------------------------------------------------
-        volume = digitalocean.Volume(
-            f"{name}-db-data",
-            region=args.region,
-            size=args.volume_size_gib,
-            initial_filesystem_type="ext4",
-            initial_filesystem_label=DATA_LABEL,
-            description="PostgreSQL data and Redis persistence",
-            tags=tags,
-            opts=stateful_options(self, args.protect_data),
-        )
+        volume = data_volume(f"{name}-db-data", parent=self, region=args.region, size_gib=args.volume_size_gib,
+                             tags=tags, protect=args.protect_data)
         database = droplet(
             f"{name}-db",
             parent=self,
