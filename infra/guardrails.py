@@ -1,0 +1,159 @@
+"""The guardrail policies of ``policy/`` run offline on a plan: the "Guardrails" section of ``phasekit plan``.
+
+The same rules (``policy.rules``) run as a CrossGuard policy pack under ``pulumi preview --policy-pack
+policy``; here they read the mock preview's recording instead of what the engine sends. What differs:
+the recording holds what the program asked for, while the engine hands the pack the inputs after each
+provider's ``Check`` (which may add defaults). Unknown values pass, as they do in the pack.
+
+A mandatory violation makes ``phasekit plan`` exit 3. Messages quote only ports, address ranges,
+numbers, container names and labels, never a secret input (no rule reads passwords or tokens).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pulumi.output import Unknown
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from components.testing import RecordedResource, Recording
+from infra.config import ConfigError
+from policy import rules
+
+Level = Literal["mandatory", "advisory", "remediate", "disabled"]
+"""CrossGuard's enforcement levels; ``remediate`` counts as mandatory (phasekit's rules only validate)."""
+
+HEADER = "Guardrails (policy/)"
+
+
+@dataclass(frozen=True)
+class Violation:
+    policy: str
+    urn: str
+    resource: str
+    """The resource's logical name."""
+
+    message: str
+    mandatory: bool
+
+
+def resource_view(resource: RecordedResource) -> rules.ResourceView:
+    return rules.ResourceView(type=resource.type, name=resource.name, urn=resource.urn,
+                              props=_neutral(resource.inputs), protect=resource.protect, parent=resource.parent)
+
+
+def _neutral(value: Any) -> Any:
+    if isinstance(value, Unknown):
+        return rules.UNKNOWN
+    if isinstance(value, Mapping):
+        return {key: _neutral(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_neutral(item) for item in value]
+    return value
+
+
+def evaluate(recording: Recording, levels: Mapping[str, Level] | None = None) -> list[Violation]:
+    """Every rule's violations, rule by rule in ``rules.RULES`` order, then by resource name.
+
+    ``levels`` overrides rules' enforcement as a ``--policy-pack-config`` file does for the pack (see
+    ``load_policy_pack_config``): a ``disabled`` rule is skipped, ``advisory`` ones never fail the plan.
+    """
+    views = [resource_view(resource) for resource in recording.resources]
+    levels = levels or {}
+    found: list[Violation] = []
+    for rule in rules.RULES:
+        level = levels.get(rule.name, levels.get("all", rule.enforcement))
+        if level == "disabled":
+            continue
+        mandatory = level in ("mandatory", "remediate")
+        if isinstance(rule, rules.StackRule):
+            pairs = rule.violations(views)
+        else:
+            pairs = [(view, message) for view in views for message in rule.violations(view)]
+        # By name: the mock monitor's registration order varies from run to run.
+        found += [Violation(policy=rule.name, urn=view.urn, resource=view.name, message=message, mandatory=mandatory)
+                  for view, message in sorted(pairs, key=lambda pair: pair[0].name)]
+    return found
+
+
+def guardrail_lines(violations: Sequence[Violation]) -> list[str]:
+    count = len(rules.RULES)
+    if not violations:
+        return [f"{HEADER}: {count} policies, all pass"]
+    mandatory = sum(violation.mandatory for violation in violations)
+    failing = len({violation.policy for violation in violations})
+    verdict = f"{mandatory} mandatory (plan exits 3)" if mandatory else "advisory only"
+    lines = [f"{HEADER}: {count} policies, {failing} with violations, {len(violations)} "
+             f"violation{'s' if len(violations) != 1 else ''}: {verdict}"]
+    lines += [f"  [{'mandatory' if violation.mandatory else 'advisory'}] {violation.policy}: {violation.resource}: "
+              f"{violation.message}" for violation in violations]
+    return lines
+
+
+def guardrails_json(violations: Sequence[Violation]) -> dict[str, Any]:
+    return {
+        "policies": [rule.name for rule in rules.RULES],
+        "pass": not any(violation.mandatory for violation in violations),
+        "violations": [
+            {"policy": violation.policy, "urn": violation.urn, "resource": violation.resource,
+             "message": violation.message, "enforcement": "mandatory" if violation.mandatory else "advisory"}
+            for violation in violations
+        ],
+    }
+
+
+# --- Policy pack config ------------------------------------------------------------------------------
+
+LEVELS: tuple[Level, ...] = ("mandatory", "advisory", "remediate", "disabled")
+
+
+class _PolicySettings(BaseModel):
+    """One policy's entry in object form; phasekit's policies take no settings besides the level."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enforcement_level: Level | None = Field(default=None, alias="enforcementLevel")
+
+
+def load_policy_pack_config(path: Path) -> dict[str, Level]:
+    """Enforcement levels from a file in the format of ``pulumi preview --policy-pack-config``:
+    ``{"<policy name>" | "all": "<level>" | {"enforcementLevel": "<level>"}}``.
+
+    Raises ConfigError naming the file and key when the file is unreadable, names an unknown policy, or
+    holds something other than one of CrossGuard's levels.
+    """
+    try:
+        document = json.loads(path.read_text())
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{path}: not valid JSON: {error.msg} (line {error.lineno})") from None
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path}: expected an object keyed by policy name")
+    known = sorted({rule.name for rule in rules.RULES} | {"all"})
+    allowed_levels = ", ".join(LEVELS)
+    levels: dict[str, Level] = {}
+    for key, value in document.items():
+        if key not in known:
+            raise ConfigError(f"{path}: {key}: no such policy; allowed: {', '.join(known)}")
+        where = key
+        if isinstance(value, dict):
+            where = f"{key}.enforcementLevel"
+            try:
+                value = _PolicySettings.model_validate(value).enforcement_level
+            except ValidationError as error:
+                problem = error.errors()[0]
+                if problem["type"] == "extra_forbidden":
+                    raise ConfigError(f"{path}: {key}.{problem['loc'][0]}: not a setting of this policy; "
+                                      "allowed: enforcementLevel") from None
+                value = problem["input"]
+            if value is None:
+                continue
+        if value not in LEVELS:
+            raise ConfigError(f"{path}: {where}: {value!r} is not an enforcement level; allowed: {allowed_levels}")
+        levels[key] = value
+    return levels
