@@ -1,0 +1,594 @@
+"""``phasekit plan --compare`` and ``--from/--to``: read from the committed stacks' offline plans.
+
+The expected texts below are the whole output, compared line by line: a change to the catalog, to a stack
+file or to the derivation shows up as the exact lines that moved. The fixture stack ``solo`` (phase 2 with one
+app droplet and daily backups) shows that capacity and failover come from the recording, not from the phase
+number. What this cannot prove: that the runbook's commands succeed against real clouds (they are
+reviewed by hand and need the real CLIs: pulumi, doctl, kubectl, aws, ssh).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import yaml
+
+from infra.compare import compare_json, compare_text, migration_json, migration_text, temporary_hostname
+from infra.config import ConfigError
+from infra.plan import run_plan
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def plans():
+    return {stack: run_plan(stack, ROOT) for stack in ("phase1", "phase2", "phase3")}
+
+
+@pytest.fixture(scope="module")
+def solo(tmp_path_factory):
+    """Phase 2 with one app droplet (so a reserved IP and no load balancer) and daily backups."""
+    document = yaml.safe_load((ROOT / "Pulumi.phase2.yaml").read_text())
+    document["config"]["phasekit:appTier"]["count"] = 1
+    document["config"]["phasekit:droplets"]["backupPlan"] = "daily"
+    path = tmp_path_factory.mktemp("solo") / "Pulumi.solo.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return run_plan("solo", ROOT, stack_file=path)
+
+
+def assert_lines(actual: str, expected: str) -> None:
+    """The expected blocks start on the line after their opening quotes."""
+    assert actual.splitlines() == expected.removeprefix("\n").splitlines()
+    assert actual.endswith("\n")
+
+
+COMPARE_ALL = r"""
+phasekit plan --compare: phase1, phase2, phase3
+read from each stack's offline plan; prices from infra/prices.yaml as of 2026-11-23
+
+  Resources by kind                phase1      phase2      phase3
+  compute hosts                         1           2           2
+  Kubernetes cluster                    0           0           9
+  databases                             0           1           3
+  caches                                0           0           3
+  block storage                         1           1           0
+  load balancers                        0           1           5
+  networks                              3           1          16
+  firewalls / security groups           1           2           8
+  alarms and alert topics               3           6          13
+  logs                                  0           0           2
+  identity and keys                     2           2          13
+  DNS / edge                            8           8           8
+  object storage                        1           1           1
+  Kubernetes objects                    0           0           7
+  rollout steps                         1           3           0
+  console organisation                  1           2           0
+  all cloud resources                  22          30          90
+
+  Monthly cost (USD)               phase1      phase2      phase3
+  priced total                      16.40       76.00      401.58
+  unconfirmed leads                  0.00       12.00        0.00
+  total + unconfirmed leads         16.40       88.00      401.58
+  items with no price                   3           6           1
+  usage-based items                     2           2          10
+
+Capacity
+  app hosts
+    phase1  1 droplet s-1vcpu-2gb
+    phase2  2 droplets s-2vcpu-2gb
+    phase3  2-4 t3.large nodes (2 desired)
+  app vCPU / RAM
+    phase1  1 vCPU / 2 GiB (shared with the database)
+    phase2  4 vCPU / 4 GiB
+    phase3  4 vCPU / 16 GiB (up to 8 vCPU / 32 GiB)
+  database host
+    phase1  the app droplet
+    phase2  droplet s-2vcpu-4gb
+    phase3  RDS PostgreSQL db.t4g.medium Multi-AZ
+  database vCPU / RAM
+    phase1  1 vCPU / 2 GiB (shared with the app)
+    phase2  2 vCPU / 4 GiB
+    phase3  2 vCPU / 4 GiB
+  max app replicas
+    phase1  1
+    phase2  2
+    phase3  6
+
+Failover
+  app tier
+    phase1  a single droplet (no failover)
+    phase2  2 droplets behind a load balancer
+    phase3  2-6 pods (autoscaled) on 2-4 t3.large nodes behind a load balancer
+  database
+    phase1  on the app droplet (no standby; data on a protected volume)
+    phase2  one droplet of its own (no standby; data on a protected volume)
+    phase3  RDS Multi-AZ: standby in another zone, automatic failover
+  cache
+    phase1  Redis on the database droplet (no failover)
+    phase2  Redis on the database droplet (no failover)
+    phase3  ElastiCache Valkey, 2 nodes: automatic failover, Multi-AZ
+  zones
+    phase1  1 (region nyc3)
+    phase2  1 (region nyc3)
+    phase3  2 (us-east-1a, us-east-1b)
+  egress
+    phase1  each droplet's own address
+    phase2  each droplet's own address
+    phase3  1 NAT gateway for 2 zones (egress depends on one zone)
+  disruption budget
+    phase1  none
+    phase2  none
+    phase3  PodDisruptionBudget maxUnavailable 1
+  backups
+    phase1  droplet backups weekly
+    phase2  droplet backups weekly
+    phase3  RDS backups kept 7 days, final snapshot; cache snapshots kept 1 day
+
+What each stack adds over the previous one
+  phase1 -> phase2
+    app hosts: 1 droplet s-1vcpu-2gb -> 2 droplets s-2vcpu-2gb
+    app vCPU / RAM: 1 vCPU / 2 GiB (shared with the database) -> 4 vCPU / 4 GiB
+    database host: the app droplet -> droplet s-2vcpu-4gb
+    database vCPU / RAM: 1 vCPU / 2 GiB (shared with the app) -> 2 vCPU / 4 GiB
+    max app replicas: 1 -> 2
+    app tier: a single droplet (no failover) -> 2 droplets behind a load balancer
+    database: on the app droplet (no standby; data on a protected volume) -> one droplet of its own (no standby; data on a protected volume)
+    monthly cost: +59.60 (16.40 -> 76.00), unconfirmed leads +12.00
+  phase2 -> phase3
+    app hosts: 2 droplets s-2vcpu-2gb -> 2-4 t3.large nodes (2 desired)
+    app vCPU / RAM: 4 vCPU / 4 GiB -> 4 vCPU / 16 GiB (up to 8 vCPU / 32 GiB)
+    database host: droplet s-2vcpu-4gb -> RDS PostgreSQL db.t4g.medium Multi-AZ
+    max app replicas: 2 -> 6
+    app tier: 2 droplets behind a load balancer -> 2-6 pods (autoscaled) on 2-4 t3.large nodes behind a load balancer
+    database: one droplet of its own (no standby; data on a protected volume) -> RDS Multi-AZ: standby in another zone, automatic failover
+    cache: Redis on the database droplet (no failover) -> ElastiCache Valkey, 2 nodes: automatic failover, Multi-AZ
+    zones: 1 (region nyc3) -> 2 (us-east-1a, us-east-1b)
+    egress: each droplet's own address -> 1 NAT gateway for 2 zones (egress depends on one zone)
+    disruption budget: none -> PodDisruptionBudget maxUnavailable 1
+    backups: droplet backups weekly -> RDS backups kept 7 days, final snapshot; cache snapshots kept 1 day
+    monthly cost: +325.58 (76.00 -> 401.58), unconfirmed leads -12.00
+"""
+
+
+def test_compare_text_of_the_committed_stacks(plans):
+    assert_lines(compare_text([plans["phase1"], plans["phase2"], plans["phase3"]]), COMPARE_ALL)
+
+
+def test_compare_json_of_the_committed_stacks(plans):
+    document = compare_json([plans["phase1"], plans["phase2"], plans["phase3"]])
+    assert document["catalogDate"] == "2026-11-23"
+    assert [(stack["stack"], stack["phase"], stack["resourceCount"], stack["cost"]["totalUsd"],
+             stack["cost"]["unconfirmedLeadUsd"], stack["capacity"]["maxAppReplicas"])
+            for stack in document["stacks"]] == [
+        ("phase1", 1, 22, "16.40", "0.00", 1), ("phase2", 2, 30, "76.00", "12.00", 2),
+        ("phase3", 3, 90, "401.58", "0.00", 6)]
+    assert document["stacks"][2]["capacity"]["app"] == {"vcpus": 4, "memoryGib": "16"}
+    assert document["stacks"][2]["capacity"]["appMax"] == {"vcpus": 8, "memoryGib": "32"}
+    assert document["stacks"][0]["capacity"]["databaseSharesAppHost"] is True
+    assert [(step["from"], step["to"], step["costDeltaUsd"], step["unconfirmedLeadDeltaUsd"])
+            for step in document["steps"]] == [("phase1", "phase2", "59.60", "12.00"),
+                                               ("phase2", "phase3", "325.58", "-12.00")]
+    assert {"aspect": "database", "from": "one droplet of its own (no standby; data on a protected volume)",
+            "to": "RDS Multi-AZ: standby in another zone, automatic failover"} in document["steps"][1]["failover"]
+
+
+def test_compare_follows_the_recording_not_the_phase_number(plans, solo):
+    text = compare_text([plans["phase2"], solo])
+    assert "    solo    a single droplet (no failover)" in text.splitlines()
+    assert "    solo    2 vCPU / 2 GiB" in text.splitlines()
+    assert "    solo    droplet backups daily" in text.splitlines()
+    assert "    app tier: 2 droplets behind a load balancer -> a single droplet (no failover)" in text.splitlines()
+    # One s-2vcpu-2gb app droplet and the s-2vcpu-4gb database droplet, both with daily backups (30 %), and
+    # the 40 GiB volume; no load balancer, so no lead.
+    solo_total = (Decimal("18.00") + Decimal("0.30") * Decimal("18.00") + Decimal("24.00")
+                  + Decimal("0.30") * Decimal("24.00") + 40 * Decimal("0.10"))
+    assert solo_total - Decimal("76.00") == Decimal("-17.40")
+    assert "    monthly cost: -17.40 (76.00 -> 58.60), unconfirmed leads -12.00" in text.splitlines()
+
+
+MIGRATION_1_TO_2 = r"""
+phasekit plan --from phase1 --to phase2: a second stack beside the first, then a cutover
+the stacks are separate Pulumi stacks: resources are matched by kind, not by URN
+
+Resources by kind (phase1 retired -> phase2 created)
+  compute hosts                1 -> 2
+                                 retire: vps-droplet
+                                 create: split-app-0, split-app-1
+  databases                    0 -> 1
+                                 create: split-db
+  block storage                1 -> 1
+                                 retire: vps-data
+                                 create: split-db-data
+  load balancers               0 -> 1
+                                 create: split-lb
+  networks                     3 -> 1
+                                 retire: vps-ip, vps-ip-assignment, vps-vpc
+                                 create: split-vpc
+  firewalls / security groups  1 -> 2
+                                 retire: vps-firewall
+                                 create: split-app-firewall, split-db-firewall
+  alarms and alert topics      3 -> 6
+                                 retire: vps-cpu-alert, vps-disk-alert, vps-memory-alert
+                                 create: split-app-cpu-alert, split-app-disk-alert, split-app-memory-alert, split-db-cpu-alert, split-db-disk-alert, split-db-memory-alert
+  identity and keys            2 -> 2
+                                 retire: vps-db-password, vps-redis-password
+                                 create: split-db-password, split-redis-password
+  DNS / edge                   8 -> 8
+                                 same names, new stack: edge-always-use-https, edge-min-tls-version, edge-origin-cert, edge-origin-csr, edge-origin-key, edge-record, edge-ssl, edge-tls-1-3
+  object storage               1 -> 1
+                                 same names, new stack: edge-media
+  rollout steps                1 -> 3
+                                 retire: vps-rollout
+                                 create: split-app-0-rollout, split-app-1-rollout, split-db-rollout
+  console organisation         1 -> 2
+                                 retire: vps-project
+                                 create: split-app-tier, split-project
+
+Data to move
+  PostgreSQL: droplet vps-droplet (phase1) -> droplet split-db (phase2): pg_dump / pg_restore
+  media: R2 bucket phasekit-phase1-media -> phasekit-phase2-media: object copy
+  hostname: app.example.com: the DNS record moves from phase1 to phase2 at the cutover
+  Redis: not copied (cache and queues): drain queues before the freeze; the cache starts cold
+
+Monthly cost (USD)
+  before (phase1):  16.40
+  after (phase2):  76.00 (+ 12.00 unconfirmed)
+  during the overlap (phase1 + phase2):  92.40 (+ 12.00 unconfirmed)
+  keeping phase1 7 days after the cutover:  4.10
+
+Runbook
+  1. Create the target stack phase2 beside phase1
+     phase1 keeps serving app.example.com; phase2 comes up on the temporary hostname phase2-app.example.com (one label under the zone, so Cloudflare's Universal SSL covers it), because both stacks declare a DNS record and only one may own app.example.com.
+     These commands edit Pulumi.phase2.yaml; step 5 sets its hostname back to app.example.com.
+       pulumi stack init phase2
+       pulumi config set --stack phase2 --secret digitalocean:token <token>
+       pulumi config set --stack phase2 --secret cloudflare:apiToken <token>
+       pulumi config set --stack phase2 --secret --path 'secrets.SECRET_KEY_BASE' "$(pulumi config get --stack phase1 --path 'secrets.SECRET_KEY_BASE')"   # same value as the source, so sessions survive the move
+       pulumi config set --stack phase2 --path 'phasekit:edge.hostname' phase2-app.example.com
+       pulumi up --stack phase2
+  2. Copy the data (a rehearsal: the app keeps writing to the source)
+     phase2's release command has created the schema; pg_restore --clean replaces it with the source's.
+     R2 credentials: an R2 API token with read and write on both buckets, as AWS CLI profile r2.
+       SOURCE_DB_HOST="$(doctl compute droplet get "$(pulumi stack output --stack phase1 droplet_id)" --template '{{.PublicIPv4}}')"
+       TARGET_DB_HOST="$(doctl compute droplet get "$(pulumi stack output --stack phase2 db_droplet_id)" --template '{{.PublicIPv4}}')"
+       ssh root@"$SOURCE_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_dump --username app --format custom app' > app.dump
+       ssh root@"$TARGET_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_restore --clean --if-exists --no-owner --no-privileges --username app --dbname app' < app.dump
+       aws s3 sync s3://phasekit-phase1-media s3://phasekit-phase2-media --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com
+  3. Freeze writes on phase1
+     The database turns read-only: reads keep working, writes fail until the cutover. Announce the window first; to roll back, RESET default_transaction_read_only on the source.
+       printf '%s\n' "ALTER DATABASE app SET default_transaction_read_only = on;" "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'app' AND pid <> pg_backend_pid();" | ssh root@"$SOURCE_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db psql --username app --dbname app'
+  4. Final sync
+     Repeat the copy now that nothing changes any more.
+       ssh root@"$SOURCE_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_dump --username app --format custom app' > app.dump
+       ssh root@"$TARGET_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_restore --clean --if-exists --no-owner --no-privileges --username app --dbname app' < app.dump
+       aws s3 sync s3://phasekit-phase1-media s3://phasekit-phase2-media --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com
+  5. Cut Cloudflare over to phase2
+     app.example.com has no record for the minute between the two commands (writes are already frozen). The second command renames phase2's record to app.example.com and re-issues its origin certificate.
+       pulumi destroy --stack phase1 --target 'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/dnsRecord:DnsRecord::edge-record' --yes
+       pulumi config set --stack phase2 --path 'phasekit:edge.hostname' app.example.com
+       pulumi up --stack phase2 --yes
+  6. Verify
+     The health path /healthz answers 200 through Cloudflare; the data arrived whole.
+       curl -fsS https://app.example.com/healthz
+       curl -sS -o /dev/null -w '%{http_code}\n' https://app.example.com/
+       dig +short app.example.com   # Cloudflare's addresses: the record is proxied
+       doctl compute load-balancer list --format Name,IP,Status   # status active, droplets healthy
+       # row counts match on both sides (SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname):
+       printf '%s\n' "ANALYZE;" "SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname;" | ssh root@"$SOURCE_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db psql --username app --dbname app'
+       printf '%s\n' "ANALYZE;" "SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname;" | ssh root@"$TARGET_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db psql --username app --dbname app'
+       aws s3 ls s3://phasekit-phase1-media --recursive --summarize --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com | tail -2
+       aws s3 ls s3://phasekit-phase2-media --recursive --summarize --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com | tail -2
+  7. Keep phase1 for 7 days
+     phase1 still holds the data as it was at the freeze. The way back: `pulumi destroy --stack phase2 --target <phase2's edge-record URN>`, `pulumi up --stack phase1` (recreates its record), then RESET default_transaction_read_only on phase1; writes made on phase2 meanwhile stay behind. Both stacks bill meanwhile: 7 more days of phase1 cost about $4.10.
+  8. Retire phase1
+     Take a final backup first; delete the old media bucket only after step 6 showed the copy whole. The zone settings are zone-wide and also managed by phase2: drop them from phase1's state so destroying phase1 leaves them alone. Protected resources need `pulumi state unprotect`; resources retained on delete survive `pulumi destroy` and keep billing until deleted by hand: hosts and databases before the destroy (the network cannot go around them), volumes and buckets after.
+       SOURCE_DB_HOST="$(doctl compute droplet get "$(pulumi stack output --stack phase1 droplet_id)" --template '{{.PublicIPv4}}')"
+       ssh root@"$SOURCE_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_dump --username app --format custom app' > phase1-final.dump
+       doctl compute volume snapshot "$(pulumi stack output --stack phase1 volume_id)" --snapshot-name phase1-final
+       RETIRED_VOLUME_ID="$(pulumi stack output --stack phase1 volume_id)"
+       pulumi state delete --stack phase1 'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/zoneSetting:ZoneSetting::edge-always-use-https' --yes
+       pulumi state delete --stack phase1 'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/zoneSetting:ZoneSetting::edge-min-tls-version' --yes
+       pulumi state delete --stack phase1 'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/zoneSetting:ZoneSetting::edge-ssl' --yes
+       pulumi state delete --stack phase1 'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/zoneSetting:ZoneSetting::edge-tls-1-3' --yes
+       pulumi state unprotect --stack phase1 'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/r2Bucket:R2Bucket::edge-media' --yes
+       pulumi state unprotect --stack phase1 'urn:pulumi:phase1::phasekit::phasekit:index:SingleVps$digitalocean:index/volume:Volume::vps-data' --yes
+       pulumi destroy --stack phase1
+       doctl compute volume delete "$RETIRED_VOLUME_ID" --force   # vps-data
+       aws s3 rb s3://phasekit-phase1-media --force --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com   # edge-media
+       pulumi stack rm phase1
+"""
+
+
+def test_migration_text_phase1_to_phase2(plans):
+    assert_lines(migration_text(plans["phase1"], plans["phase2"]), MIGRATION_1_TO_2)
+
+
+MIGRATION_2_TO_3 = r"""
+phasekit plan --from phase2 --to phase3: a second stack beside the first, then a cutover
+the stacks are separate Pulumi stacks: resources are matched by kind, not by URN
+
+Resources by kind (phase2 retired -> phase3 created)
+  compute hosts                2 -> 2
+                                 retire: split-app-0, split-app-1
+                                 create: cluster-node-template, cluster-nodes
+  Kubernetes cluster           0 -> 9
+                                 create: cluster-admin-role-platform-admin (x2), cluster-cluster, cluster-coredns, cluster-eks-pod-identity-agent, cluster-kube-proxy, cluster-metrics-server, cluster-oidc, cluster-vpc-cni
+  databases                    1 -> 3
+                                 retire: split-db
+                                 create: database-db, database-params, network-db
+  caches                       0 -> 3
+                                 create: cache-cache, cache-params, network-cache
+  block storage                1 -> 0
+                                 retire: split-db-data
+  load balancers               1 -> 5
+                                 retire: split-lb
+                                 create: ingress-alb, ingress-cert, ingress-https, ingress-nodes, ingress-tg
+  networks                     1 -> 16
+                                 retire: split-vpc
+                                 create: network-flow-logs, network-igw, network-nat-us-east-1a (x2), network-private-us-east-1a (x3), network-private-us-east-1b (x3), network-public, network-public-us-east-1a (x2), network-public-us-east-1b (x2), network-vpc
+  firewalls / security groups  2 -> 8
+                                 retire: split-app-firewall, split-db-firewall
+                                 create: cache-sg, cluster-node-sg, cluster-node-sg-egress, cluster-node-sg-self, database-sg, ingress-node-ingress, ingress-sg, network-default-sg
+  alarms and alert topics      6 -> 13
+                                 retire: split-app-cpu-alert, split-app-disk-alert, split-app-memory-alert, split-db-cpu-alert, split-db-disk-alert, split-db-memory-alert
+                                 create: alerts-ops-example-com, alerts-policy, alerts-topic, cache-001-engine-cpu-alarm, cache-001-memory-alarm, cache-002-engine-cpu-alarm, cache-002-memory-alarm, cluster-node-cpu-alarm, database-connections-alarm, database-cpu-alarm, database-free-storage-alarm, ingress-elb-5xx, ingress-unhealthy-hosts
+  logs                         0 -> 2
+                                 create: cluster-control-plane-logs, network-flow-logs
+  identity and keys            2 -> 13
+                                 retire: split-db-password, split-redis-password
+                                 create: cache-auth-token, cluster-cluster-amazoneksclusterpolicy, cluster-cluster-kms, cluster-cluster-role, cluster-node-amazonec2containerregistryreadonly, cluster-node-amazoneks-cni-policy, cluster-node-amazoneksworkernodepolicy, cluster-node-role, cluster-secrets-key (x2), database-password, network-flow-logs (x2)
+  DNS / edge                   8 -> 8
+                                 same names, new stack: edge-always-use-https, edge-min-tls-version, edge-origin-cert, edge-origin-csr, edge-origin-key, edge-record, edge-ssl, edge-tls-1-3
+  object storage               1 -> 1
+                                 same names, new stack: edge-media
+  Kubernetes objects           0 -> 7
+                                 create: app-deployment, app-env, app-hpa, app-namespace, app-pdb, app-release, app-service
+  rollout steps                3 -> 0
+                                 retire: split-app-0-rollout, split-app-1-rollout, split-db-rollout
+  console organisation         2 -> 0
+                                 retire: split-app-tier, split-project
+
+Data to move
+  PostgreSQL: droplet split-db (phase2) -> RDS phasekit-phase3-db (phase3): pg_dump / pg_restore
+  media: R2 bucket phasekit-phase2-media -> phasekit-phase3-media: object copy
+  hostname: app.example.com: the DNS record moves from phase2 to phase3 at the cutover
+  Redis: not copied (cache and queues): drain queues before the freeze; the cache starts cold
+
+Monthly cost (USD)
+  before (phase2):  76.00 (+ 12.00 unconfirmed)
+  after (phase3):  401.58
+  during the overlap (phase2 + phase3):  477.58 (+ 12.00 unconfirmed)
+  keeping phase2 7 days after the cutover:  19.00 (+ 3.00 unconfirmed)
+
+Runbook
+  1. Create the target stack phase3 beside phase2
+     phase2 keeps serving app.example.com; phase3 comes up on the temporary hostname phase3-app.example.com (one label under the zone, so Cloudflare's Universal SSL covers it), because both stacks declare a DNS record and only one may own app.example.com.
+     These commands edit Pulumi.phase3.yaml; step 5 sets its hostname back to app.example.com.
+       pulumi stack init phase3
+       pulumi config set --stack phase3 --secret cloudflare:apiToken <token>
+       # AWS credentials come from the environment (AWS_PROFILE, SSO or OIDC); the principal must be listed in cluster.adminPrincipalArns
+       pulumi config set --stack phase3 --secret --path 'secrets.SECRET_KEY_BASE' "$(pulumi config get --stack phase2 --path 'secrets.SECRET_KEY_BASE')"   # same value as the source, so sessions survive the move
+       pulumi config set --stack phase3 --path 'phasekit:edge.hostname' phase3-app.example.com
+       pulumi up --stack phase3
+  2. Copy the data (a rehearsal: the app keeps writing to the source)
+     phase3's release command has created the schema; pg_restore --clean replaces it with the source's.
+     R2 credentials: an R2 API token with read and write on both buckets, as AWS CLI profile r2.
+       SOURCE_DB_HOST="$(doctl compute droplet get "$(pulumi stack output --stack phase2 db_droplet_id)" --template '{{.PublicIPv4}}')"
+       pulumi stack output --stack phase3 --show-secrets kubeconfig > kubeconfig-phase3
+       TARGET_DATABASE_URL="$(pulumi stack output --stack phase3 --show-secrets database_url)"
+       ssh root@"$SOURCE_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_dump --username app --format custom app' > app.dump
+       kubectl --kubeconfig kubeconfig-phase3 run pg-restore --namespace default --rm -i --quiet --restart=Never --image postgres:16.6 --command -- pg_restore --clean --if-exists --no-owner --no-privileges --dbname "$TARGET_DATABASE_URL" < app.dump
+       aws s3 sync s3://phasekit-phase2-media s3://phasekit-phase3-media --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com
+  3. Freeze writes on phase2
+     The database turns read-only: reads keep working, writes fail until the cutover. Announce the window first; to roll back, RESET default_transaction_read_only on the source.
+       printf '%s\n' "ALTER DATABASE app SET default_transaction_read_only = on;" "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'app' AND pid <> pg_backend_pid();" | ssh root@"$SOURCE_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db psql --username app --dbname app'
+  4. Final sync
+     Repeat the copy now that nothing changes any more.
+       ssh root@"$SOURCE_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_dump --username app --format custom app' > app.dump
+       kubectl --kubeconfig kubeconfig-phase3 run pg-restore --namespace default --rm -i --quiet --restart=Never --image postgres:16.6 --command -- pg_restore --clean --if-exists --no-owner --no-privileges --dbname "$TARGET_DATABASE_URL" < app.dump
+       aws s3 sync s3://phasekit-phase2-media s3://phasekit-phase3-media --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com
+  5. Cut Cloudflare over to phase3
+     app.example.com has no record for the minute between the two commands (writes are already frozen). The second command renames phase3's record to app.example.com and re-issues its origin certificate.
+       pulumi destroy --stack phase2 --target 'urn:pulumi:phase2::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/dnsRecord:DnsRecord::edge-record' --yes
+       pulumi config set --stack phase3 --path 'phasekit:edge.hostname' app.example.com
+       pulumi up --stack phase3 --yes
+  6. Verify
+     The health path /healthz answers 200 through Cloudflare; the data arrived whole.
+       curl -fsS https://app.example.com/healthz
+       curl -sS -o /dev/null -w '%{http_code}\n' https://app.example.com/
+       dig +short app.example.com   # Cloudflare's addresses: the record is proxied
+       kubectl --kubeconfig kubeconfig-phase3 --namespace app rollout status deployment/app
+       # row counts match on both sides (SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname):
+       printf '%s\n' "ANALYZE;" "SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname;" | ssh root@"$SOURCE_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db psql --username app --dbname app'
+       printf '%s\n' "ANALYZE;" "SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname;" | kubectl --kubeconfig kubeconfig-phase3 run psql --namespace default --rm -i --quiet --restart=Never --image postgres:16.6 --command -- psql "$TARGET_DATABASE_URL"
+       aws s3 ls s3://phasekit-phase2-media --recursive --summarize --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com | tail -2
+       aws s3 ls s3://phasekit-phase3-media --recursive --summarize --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com | tail -2
+  7. Keep phase2 for 7 days
+     phase2 still holds the data as it was at the freeze. The way back: `pulumi destroy --stack phase3 --target <phase3's edge-record URN>`, `pulumi up --stack phase2` (recreates its record), then RESET default_transaction_read_only on phase2; writes made on phase3 meanwhile stay behind. Both stacks bill meanwhile: 7 more days of phase2 cost about $19.00 (+ $3.00 unconfirmed).
+  8. Retire phase2
+     Take a final backup first; delete the old media bucket only after step 6 showed the copy whole. The zone settings are zone-wide and also managed by phase3: drop them from phase2's state so destroying phase2 leaves them alone. Protected resources need `pulumi state unprotect`; resources retained on delete survive `pulumi destroy` and keep billing until deleted by hand: hosts and databases before the destroy (the network cannot go around them), volumes and buckets after.
+       SOURCE_DB_HOST="$(doctl compute droplet get "$(pulumi stack output --stack phase2 db_droplet_id)" --template '{{.PublicIPv4}}')"
+       ssh root@"$SOURCE_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_dump --username app --format custom app' > phase2-final.dump
+       doctl compute volume snapshot "$(pulumi stack output --stack phase2 volume_id)" --snapshot-name phase2-final
+       RETIRED_DROPLET_ID="$(pulumi stack output --stack phase2 db_droplet_id)"
+       RETIRED_VOLUME_ID="$(pulumi stack output --stack phase2 volume_id)"
+       pulumi state delete --stack phase2 'urn:pulumi:phase2::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/zoneSetting:ZoneSetting::edge-always-use-https' --yes
+       pulumi state delete --stack phase2 'urn:pulumi:phase2::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/zoneSetting:ZoneSetting::edge-min-tls-version' --yes
+       pulumi state delete --stack phase2 'urn:pulumi:phase2::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/zoneSetting:ZoneSetting::edge-ssl' --yes
+       pulumi state delete --stack phase2 'urn:pulumi:phase2::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/zoneSetting:ZoneSetting::edge-tls-1-3' --yes
+       pulumi state unprotect --stack phase2 'urn:pulumi:phase2::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/r2Bucket:R2Bucket::edge-media' --yes
+       pulumi state unprotect --stack phase2 'urn:pulumi:phase2::phasekit::phasekit:index:SplitVps$digitalocean:index/droplet:Droplet::split-db' --yes
+       pulumi state unprotect --stack phase2 'urn:pulumi:phase2::phasekit::phasekit:index:SplitVps$digitalocean:index/volume:Volume::split-db-data' --yes
+       doctl compute droplet delete "$RETIRED_DROPLET_ID" --force   # split-db
+       pulumi destroy --stack phase2
+       doctl compute volume delete "$RETIRED_VOLUME_ID" --force   # split-db-data
+       aws s3 rb s3://phasekit-phase2-media --force --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com   # edge-media
+       pulumi stack rm phase2
+"""
+
+
+def test_migration_text_phase2_to_phase3(plans):
+    assert_lines(migration_text(plans["phase2"], plans["phase3"]), MIGRATION_2_TO_3)
+
+
+MIGRATION_1_TO_3 = r"""
+phasekit plan --from phase1 --to phase3: a second stack beside the first, then a cutover
+the stacks are separate Pulumi stacks: resources are matched by kind, not by URN
+
+Resources by kind (phase1 retired -> phase3 created)
+  compute hosts                1 -> 2
+                                 retire: vps-droplet
+                                 create: cluster-node-template, cluster-nodes
+  Kubernetes cluster           0 -> 9
+                                 create: cluster-admin-role-platform-admin (x2), cluster-cluster, cluster-coredns, cluster-eks-pod-identity-agent, cluster-kube-proxy, cluster-metrics-server, cluster-oidc, cluster-vpc-cni
+  databases                    0 -> 3
+                                 create: database-db, database-params, network-db
+  caches                       0 -> 3
+                                 create: cache-cache, cache-params, network-cache
+  block storage                1 -> 0
+                                 retire: vps-data
+  load balancers               0 -> 5
+                                 create: ingress-alb, ingress-cert, ingress-https, ingress-nodes, ingress-tg
+  networks                     3 -> 16
+                                 retire: vps-ip, vps-ip-assignment, vps-vpc
+                                 create: network-flow-logs, network-igw, network-nat-us-east-1a (x2), network-private-us-east-1a (x3), network-private-us-east-1b (x3), network-public, network-public-us-east-1a (x2), network-public-us-east-1b (x2), network-vpc
+  firewalls / security groups  1 -> 8
+                                 retire: vps-firewall
+                                 create: cache-sg, cluster-node-sg, cluster-node-sg-egress, cluster-node-sg-self, database-sg, ingress-node-ingress, ingress-sg, network-default-sg
+  alarms and alert topics      3 -> 13
+                                 retire: vps-cpu-alert, vps-disk-alert, vps-memory-alert
+                                 create: alerts-ops-example-com, alerts-policy, alerts-topic, cache-001-engine-cpu-alarm, cache-001-memory-alarm, cache-002-engine-cpu-alarm, cache-002-memory-alarm, cluster-node-cpu-alarm, database-connections-alarm, database-cpu-alarm, database-free-storage-alarm, ingress-elb-5xx, ingress-unhealthy-hosts
+  logs                         0 -> 2
+                                 create: cluster-control-plane-logs, network-flow-logs
+  identity and keys            2 -> 13
+                                 retire: vps-db-password, vps-redis-password
+                                 create: cache-auth-token, cluster-cluster-amazoneksclusterpolicy, cluster-cluster-kms, cluster-cluster-role, cluster-node-amazonec2containerregistryreadonly, cluster-node-amazoneks-cni-policy, cluster-node-amazoneksworkernodepolicy, cluster-node-role, cluster-secrets-key (x2), database-password, network-flow-logs (x2)
+  DNS / edge                   8 -> 8
+                                 same names, new stack: edge-always-use-https, edge-min-tls-version, edge-origin-cert, edge-origin-csr, edge-origin-key, edge-record, edge-ssl, edge-tls-1-3
+  object storage               1 -> 1
+                                 same names, new stack: edge-media
+  Kubernetes objects           0 -> 7
+                                 create: app-deployment, app-env, app-hpa, app-namespace, app-pdb, app-release, app-service
+  rollout steps                1 -> 0
+                                 retire: vps-rollout
+  console organisation         1 -> 0
+                                 retire: vps-project
+
+Data to move
+  PostgreSQL: droplet vps-droplet (phase1) -> RDS phasekit-phase3-db (phase3): pg_dump / pg_restore
+  media: R2 bucket phasekit-phase1-media -> phasekit-phase3-media: object copy
+  hostname: app.example.com: the DNS record moves from phase1 to phase3 at the cutover
+  Redis: not copied (cache and queues): drain queues before the freeze; the cache starts cold
+
+Monthly cost (USD)
+  before (phase1):  16.40
+  after (phase3):  401.58
+  during the overlap (phase1 + phase3):  417.98
+  keeping phase1 7 days after the cutover:  4.10
+
+Runbook
+  1. Create the target stack phase3 beside phase1
+     phase1 keeps serving app.example.com; phase3 comes up on the temporary hostname phase3-app.example.com (one label under the zone, so Cloudflare's Universal SSL covers it), because both stacks declare a DNS record and only one may own app.example.com.
+     These commands edit Pulumi.phase3.yaml; step 5 sets its hostname back to app.example.com.
+       pulumi stack init phase3
+       pulumi config set --stack phase3 --secret cloudflare:apiToken <token>
+       # AWS credentials come from the environment (AWS_PROFILE, SSO or OIDC); the principal must be listed in cluster.adminPrincipalArns
+       pulumi config set --stack phase3 --secret --path 'secrets.SECRET_KEY_BASE' "$(pulumi config get --stack phase1 --path 'secrets.SECRET_KEY_BASE')"   # same value as the source, so sessions survive the move
+       pulumi config set --stack phase3 --path 'phasekit:edge.hostname' phase3-app.example.com
+       pulumi up --stack phase3
+  2. Copy the data (a rehearsal: the app keeps writing to the source)
+     phase3's release command has created the schema; pg_restore --clean replaces it with the source's.
+     R2 credentials: an R2 API token with read and write on both buckets, as AWS CLI profile r2.
+       SOURCE_DB_HOST="$(doctl compute droplet get "$(pulumi stack output --stack phase1 droplet_id)" --template '{{.PublicIPv4}}')"
+       pulumi stack output --stack phase3 --show-secrets kubeconfig > kubeconfig-phase3
+       TARGET_DATABASE_URL="$(pulumi stack output --stack phase3 --show-secrets database_url)"
+       ssh root@"$SOURCE_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_dump --username app --format custom app' > app.dump
+       kubectl --kubeconfig kubeconfig-phase3 run pg-restore --namespace default --rm -i --quiet --restart=Never --image postgres:16.6 --command -- pg_restore --clean --if-exists --no-owner --no-privileges --dbname "$TARGET_DATABASE_URL" < app.dump
+       aws s3 sync s3://phasekit-phase1-media s3://phasekit-phase3-media --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com
+  3. Freeze writes on phase1
+     The database turns read-only: reads keep working, writes fail until the cutover. Announce the window first; to roll back, RESET default_transaction_read_only on the source.
+       printf '%s\n' "ALTER DATABASE app SET default_transaction_read_only = on;" "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'app' AND pid <> pg_backend_pid();" | ssh root@"$SOURCE_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db psql --username app --dbname app'
+  4. Final sync
+     Repeat the copy now that nothing changes any more.
+       ssh root@"$SOURCE_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_dump --username app --format custom app' > app.dump
+       kubectl --kubeconfig kubeconfig-phase3 run pg-restore --namespace default --rm -i --quiet --restart=Never --image postgres:16.6 --command -- pg_restore --clean --if-exists --no-owner --no-privileges --dbname "$TARGET_DATABASE_URL" < app.dump
+       aws s3 sync s3://phasekit-phase1-media s3://phasekit-phase3-media --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com
+  5. Cut Cloudflare over to phase3
+     app.example.com has no record for the minute between the two commands (writes are already frozen). The second command renames phase3's record to app.example.com and re-issues its origin certificate.
+       pulumi destroy --stack phase1 --target 'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/dnsRecord:DnsRecord::edge-record' --yes
+       pulumi config set --stack phase3 --path 'phasekit:edge.hostname' app.example.com
+       pulumi up --stack phase3 --yes
+  6. Verify
+     The health path /healthz answers 200 through Cloudflare; the data arrived whole.
+       curl -fsS https://app.example.com/healthz
+       curl -sS -o /dev/null -w '%{http_code}\n' https://app.example.com/
+       dig +short app.example.com   # Cloudflare's addresses: the record is proxied
+       kubectl --kubeconfig kubeconfig-phase3 --namespace app rollout status deployment/app
+       # row counts match on both sides (SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname):
+       printf '%s\n' "ANALYZE;" "SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname;" | ssh root@"$SOURCE_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db psql --username app --dbname app'
+       printf '%s\n' "ANALYZE;" "SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname;" | kubectl --kubeconfig kubeconfig-phase3 run psql --namespace default --rm -i --quiet --restart=Never --image postgres:16.6 --command -- psql "$TARGET_DATABASE_URL"
+       aws s3 ls s3://phasekit-phase1-media --recursive --summarize --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com | tail -2
+       aws s3 ls s3://phasekit-phase3-media --recursive --summarize --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com | tail -2
+  7. Keep phase1 for 7 days
+     phase1 still holds the data as it was at the freeze. The way back: `pulumi destroy --stack phase3 --target <phase3's edge-record URN>`, `pulumi up --stack phase1` (recreates its record), then RESET default_transaction_read_only on phase1; writes made on phase3 meanwhile stay behind. Both stacks bill meanwhile: 7 more days of phase1 cost about $4.10.
+  8. Retire phase1
+     Take a final backup first; delete the old media bucket only after step 6 showed the copy whole. The zone settings are zone-wide and also managed by phase3: drop them from phase1's state so destroying phase1 leaves them alone. Protected resources need `pulumi state unprotect`; resources retained on delete survive `pulumi destroy` and keep billing until deleted by hand: hosts and databases before the destroy (the network cannot go around them), volumes and buckets after.
+       SOURCE_DB_HOST="$(doctl compute droplet get "$(pulumi stack output --stack phase1 droplet_id)" --template '{{.PublicIPv4}}')"
+       ssh root@"$SOURCE_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_dump --username app --format custom app' > phase1-final.dump
+       doctl compute volume snapshot "$(pulumi stack output --stack phase1 volume_id)" --snapshot-name phase1-final
+       RETIRED_VOLUME_ID="$(pulumi stack output --stack phase1 volume_id)"
+       pulumi state delete --stack phase1 'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/zoneSetting:ZoneSetting::edge-always-use-https' --yes
+       pulumi state delete --stack phase1 'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/zoneSetting:ZoneSetting::edge-min-tls-version' --yes
+       pulumi state delete --stack phase1 'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/zoneSetting:ZoneSetting::edge-ssl' --yes
+       pulumi state delete --stack phase1 'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/zoneSetting:ZoneSetting::edge-tls-1-3' --yes
+       pulumi state unprotect --stack phase1 'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/r2Bucket:R2Bucket::edge-media' --yes
+       pulumi state unprotect --stack phase1 'urn:pulumi:phase1::phasekit::phasekit:index:SingleVps$digitalocean:index/volume:Volume::vps-data' --yes
+       pulumi destroy --stack phase1
+       doctl compute volume delete "$RETIRED_VOLUME_ID" --force   # vps-data
+       aws s3 rb s3://phasekit-phase1-media --force --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com   # edge-media
+       pulumi stack rm phase1
+"""
+
+
+def test_migration_text_phase1_to_phase3(plans):
+    assert_lines(migration_text(plans["phase1"], plans["phase3"]), MIGRATION_1_TO_3)
+
+
+def test_migration_json_phase1_to_phase2(plans):
+    document = migration_json(plans["phase1"], plans["phase2"])
+    assert (document["from"], document["to"]) == ("phase1", "phase2")
+    assert document["cost"] == {
+        "beforeUsd": "16.40", "afterUsd": "76.00", "duringOverlapUsd": "92.40", "beforeUnconfirmedLeadUsd": "0.00",
+        "afterUnconfirmedLeadUsd": "12.00", "keepSourceDays": 7, "keepSourceUsd": "4.10",
+        "keepSourceUnconfirmedLeadUsd": "0.00"}
+    assert [step["title"] for step in document["runbook"]] == [
+        "Create the target stack phase2 beside phase1", "Copy the data (a rehearsal: the app keeps writing to the source)",
+        "Freeze writes on phase1", "Final sync", "Cut Cloudflare over to phase2", "Verify", "Keep phase1 for 7 days",
+        "Retire phase1"]
+    assert document["retired"]["block storage"] == ["vps-data"]
+    assert document["created"]["databases"] == ["split-db"]
+
+
+def test_keeping_an_aws_source_a_week_costs_its_hourly_share(plans):
+    document = migration_json(plans["phase3"], plans["phase1"])
+    # AWS bills by the hour: 7 days = 168 of the month's 730 hours.
+    assert document["cost"]["keepSourceUsd"] == str((Decimal("401.58") * 168 / 730).quantize(Decimal("0.01")))
+    assert document["cost"]["keepSourceUsd"] == "92.42"
+
+
+def test_migration_to_the_same_stack_is_refused(plans):
+    with pytest.raises(ConfigError) as raised:
+        migration_text(plans["phase1"], plans["phase1"])
+    assert str(raised.value) == ("--from phase1 --to phase1: the same stack; allowed: two different stacks, e.g. "
+                                 "--from phase1 --to phase2")
+
+
+@pytest.mark.parametrize(("hostname", "stack", "expected"), [
+    ("app.example.com", "phase2", "phase2-app.example.com"),
+    ("shop.eu.example.co.uk", "phase3", "phase3-shop.eu.example.co.uk"),
+    ("example.com", "phase2", "phase2.example.com"),
+])
+def test_temporary_hostname_stays_one_label_under_the_zone(hostname, stack, expected):
+    assert temporary_hostname(hostname, stack) == expected
