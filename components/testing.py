@@ -168,6 +168,11 @@ class RecordedResource:
     """The provider reference the engine was asked to use (``"<provider urn>::<provider id>"``), whether
     passed as ``provider=`` or inherited from a parent's ``providers``; None for the default provider."""
 
+    property_dependencies: dict[str, tuple[str, ...]] | None = None
+    """For each top-level input, the URNs of the resources its value came from (the engine's
+    ``propertyDependencies``); ``infra.change_risk`` uses it to tell which inputs a replaced dependency feeds.
+    None when not recorded (hand-built records)."""
+
 
 @dataclass
 class Recording:
@@ -266,6 +271,7 @@ def _record(request: Any, urn: str, resource_id: str | None, inputs: dict[str, A
         dependencies=tuple(request.dependencies),
         custom=bool(request.custom),
         provider=request.provider or None,
+        property_dependencies={key: tuple(value.urns) for key, value in request.propertyDependencies.items()},
     )
 
 

@@ -1,0 +1,472 @@
+"""``phasekit risk``: classifying the resource changes between two versions of a stack file.
+
+Real plans of fixture stack files (copies of the committed ones, each changed in one way, under
+tests/fixtures/risk/) go through ``infra.plan.run_plan``; the comparison logic that no committed stack
+exercises (secrets, ignoreChanges, conditional rules, provider moves, per-input dependencies) runs on small
+hand-built recordings.
+
+What this cannot prove: that a provider replaces what the rules file says it does. Each rule quotes the
+provider source it was read from; only a real ``pulumi preview`` against a stack's state shows the
+provider's actual diff.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+from pathlib import Path
+
+import pytest
+from pulumi.output import Unknown
+
+from components.testing import RecordedResource, Recording
+from infra.change_risk import (
+    PROGRAM_PROTECTED_HOLDS,
+    RULES_FILE,
+    RiskReport,
+    assess,
+    load_rules,
+    risk_json,
+    risk_text,
+)
+from infra.cli import main
+from infra.config import ConfigError
+from infra.plan import run_plan
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures" / "risk"
+DO = "https://github.com/digitalocean/terraform-provider-digitalocean/blob/401992a1e493a0e3cfc833197820867991fc011f"
+VOLUME_SOURCE = f"{DO}/digitalocean/volume/resource_volume.go#L29-L123"
+DROPLET_SOURCE = f"{DO}/digitalocean/droplet/resource_droplet.go#L66-L318"
+AWS_REGION_SOURCE = "https://github.com/pulumi/pulumi-aws/pull/4000"
+REPLICATION_GROUP_SOURCE = ("https://github.com/hashicorp/terraform-provider-aws/blob/main/internal/service/"
+                            "elasticache/replication_group.go")
+
+
+@functools.cache
+def recording(stack: str, fixture: str) -> Recording:
+    """One offline plan per fixture for the whole module (phase 3 takes about a second after the first)."""
+    return run_plan(stack, ROOT, stack_file=FIXTURES / fixture).recording
+
+
+@functools.cache
+def report(stack: str, base: str, head: str) -> RiskReport:
+    return assess(recording(stack, base), recording(stack, head))
+
+
+def classified(risk: RiskReport) -> list[tuple[str, str, str]]:
+    return [(change.kind, change.name, change.type) for change in risk.changes if change.kind != "unchanged"]
+
+
+def change(risk: RiskReport, name: str):
+    (found,) = [item for item in risk.changes if item.name == name]
+    return found
+
+
+# --- Real plans --------------------------------------------------------------------------------------
+
+
+def test_image_env_and_size_changes_are_in_place_and_destroy_nothing():
+    risk = report("phase1", "phase1.yaml", "phase1-harmless.yaml")
+    assert classified(risk) == [
+        ("update", "vps-data", "digitalocean:index/volume:Volume"),
+        ("update", "vps-droplet", "digitalocean:index/droplet:Droplet"),
+    ]
+    assert risk.data_destroying == []
+    # The new image and LOG_LEVEL reach the droplet only through cloud-init, which it ignores; the rollout
+    # bundle that carries them is built from generated passwords, so offline it is unknown on both sides.
+    assert change(risk, "vps-droplet").ignored == ("userData",)
+    assert change(risk, "vps-rollout").kind == "unchanged"
+    assert risk_text(risk) == (
+        "phasekit risk: 0 to create, 2 to update in place, 0 to replace, 0 to delete, 20 unchanged\n"
+        "offline: computed values (ids, addresses, generated secrets) are unknown in both versions, and resources "
+        "taking them from a replaced or new resource may change; only `pulumi preview` against the stack's state "
+        "is final.\n"
+        "\n"
+        "update   vps-data  digitalocean:index/volume:Volume\n"
+        "    size: 20 → 30\n"
+        "update   vps-droplet  digitalocean:index/droplet:Droplet\n"
+        "    size: s-1vcpu-2gb → s-2vcpu-4gb\n"
+        "    ignoring changes (ignoreChanges) to: userData\n"
+        "\n"
+        "No data-destroying changes.\n"
+    )
+
+
+def test_phase1_region_replaces_the_protected_volume():
+    risk = report("phase1", "phase1.yaml", "phase1-sfo3.yaml")
+    assert [(item.kind, item.name) for item in risk.data_destroying] == [("replace", "vps-data")]
+    volume = change(risk, "vps-data")
+    assert [(reason.rule, reason.because, reason.source) for reason in volume.replaced_because] == [
+        ("region", "region changed", VOLUME_SOURCE)]
+    assert (volume.protected, volume.retained_on_delete) == (True, True)
+    assert {item.name for item in risk.of_kind("replace")} == {
+        "vps-data", "vps-droplet", "vps-ip", "vps-vpc", "vps-ip-assignment"}
+    assert {item.name for item in risk.of_kind("update")} == {
+        "edge-record", "vps-cpu-alert", "vps-disk-alert", "vps-memory-alert", "vps-firewall", "vps-project",
+        "vps-rollout"}
+    assert change(risk, "vps-droplet").delete_before_replace is True
+    assignment = change(risk, "vps-ip-assignment")
+    assert [reason.rule for reason in assignment.replaced_because] == ["dropletId", "ipAddress"]
+    text = risk_text(risk).splitlines()
+    assert text[3:8] == [
+        "DATA-DESTROYING: vps-data (digitalocean:index/volume:Volume) is replaced; it holds PostgreSQL's data and "
+        "Redis' persistence (phases 1 and 2)",
+        "    region: nyc3 → sfo3",
+        f"    replaced because region changed (rule: region; source: {VOLUME_SOURCE})",
+        "    protected: `pulumi up` refuses to replace it until it is unprotected (phasekit:protect false, applied "
+        "first); retainOnDelete would keep the old one in the cloud, detached from the stack",
+        "",
+    ]
+    assert "replace  vps-droplet  digitalocean:index/droplet:Droplet  (deleted before its replacement is created)" \
+        in text
+    assert "    dropletIds[0]: (known after apply), may change: from vps-droplet" in text
+    assert text[-1] == ("1 data-destroying change. If that is intended, allow it with --allow-data-loss "
+                        "(or the pull-request label allow-data-loss).")
+
+
+def test_database_droplet_and_volume_are_stateful_even_when_the_stack_turns_protection_off():
+    risk = report("phase2", "phase2-unprotected.yaml", "phase2-unprotected-sfo3.yaml")
+    assert [(item.name, item.type, item.protected, item.holds) for item in risk.data_destroying] == [
+        ("split-db", "digitalocean:index/droplet:Droplet", False,
+         "the database host's nightly pg_dump files and its droplet backups"),
+        ("split-db-data", "digitalocean:index/volume:Volume", False,
+         "PostgreSQL's data and Redis' persistence (phases 1 and 2)"),
+    ]
+    assert [(reason.rule, reason.source) for reason in change(risk, "split-db").replaced_because] == [
+        ("region", DROPLET_SOURCE)]
+    # App droplets are replaced too, but hold nothing.
+    app = change(risk, "split-app-0")
+    assert (app.kind, app.holds, app.data_destroying) == ("replace", None, False)
+    lines = risk_text(risk).splitlines()
+    assert lines[3] == ("DATA-DESTROYING: split-db (digitalocean:index/droplet:Droplet) is replaced (deleted before "
+                        "its replacement is created); it holds the database host's nightly pg_dump files and its "
+                        "droplet backups")
+    assert "    not protected: `pulumi up` will replace it and the data is gone" in lines
+
+
+def test_dropping_a_read_replica_deletes_it_and_a_class_change_is_in_place():
+    risk = report("phase3", "phase3-replica-large.yaml", "phase3.yaml")
+    assert classified(risk) == [
+        ("delete", "database-replica-1", "aws:rds/instance:Instance"),
+        ("update", "database-db", "aws:rds/instance:Instance"),
+    ]
+    assert [item.name for item in risk.data_destroying] == ["database-replica-1"]
+    primary = change(risk, "database-db")
+    assert [(prop.path, prop.old, prop.new, prop.forces_replacement) for prop in primary.properties] == [
+        ("instanceClass", "db.t4g.large", "db.t4g.medium", None)]
+    assert primary.data_destroying is False
+    lines = risk_text(risk).splitlines()
+    assert lines[3:5] == [
+        "DATA-DESTROYING: database-replica-1 (aws:rds/instance:Instance) is deleted; it holds the PostgreSQL "
+        "database (phase 3)",
+        "    protected: `pulumi up` refuses to delete it until it is unprotected (phasekit:protect false, applied "
+        "first); retainOnDelete would keep the old one in the cloud, detached from the stack",
+    ]
+
+
+def test_valkey_to_redis_replaces_the_replication_group():
+    risk = report("phase3", "phase3.yaml", "phase3-redis.yaml")
+    assert classified(risk) == [
+        ("replace", "app-env", "kubernetes:core/v1:Secret"),
+        ("replace", "app-release", "kubernetes:batch/v1:Job"),
+        ("replace", "cache-cache", "aws:elasticache/replicationGroup:ReplicationGroup"),
+        ("replace", "cache-params", "aws:elasticache/parameterGroup:ParameterGroup"),
+    ]
+    group = change(risk, "cache-cache")
+    assert [item.name for item in risk.data_destroying] == ["cache-cache"]
+    assert [(reason.rule, reason.because, reason.source) for reason in group.replaced_because] == [
+        ("engine", "engine changes from valkey to redis", REPLICATION_GROUP_SOURCE)]
+    assert [(prop.path, prop.old, prop.new, prop.forces_replacement) for prop in group.properties] == [
+        ("engine", "valkey", "redis", "engine"), ("engineVersion", "8.0", "7.1", None)]
+    assert [(reason.rule, reason.because) for reason in change(risk, "cache-params").replaced_because] == [
+        ("family", "family changed")]
+
+
+def test_a_new_aws_region_replaces_everything_its_provider_manages():
+    risk = report("phase3", "phase3.yaml", "phase3-us-west-2.yaml")
+    base, head = recording("phase3", "phase3.yaml"), recording("phase3", "phase3-us-west-2.yaml")
+    provider = change(risk, "aws")
+    assert (provider.kind, provider.type) == ("replace", "pulumi:providers:aws")
+    assert [(prop.path, prop.old, prop.new) for prop in provider.properties] == [
+        ("region", "us-east-1", "us-west-2")]
+    managed = [resource.urn for resource in head.resources if resource.provider
+               and resource.provider.startswith(provider.urn + "::") and resource.urn in {r.urn for r in base.resources}]
+    assert len(managed) == 60
+    assert {item.kind for item in risk.changes if item.urn in managed} == {"replace"}
+    assert [(item.name, item.replaced_because[0].because, item.replaced_because[0].source)
+            for item in risk.data_destroying] == [
+        ("cache-cache", "its provider aws is replaced", AWS_REGION_SOURCE),
+        ("database-db", "its provider aws is replaced", AWS_REGION_SOURCE),
+    ]
+    # The cluster's kubeconfig becomes unknown, so the Kubernetes provider and every object it manages go too.
+    assert change(risk, "cluster-k8s").kind == "replace"
+    assert change(risk, "app-deployment").replaced_because[0].because == "its provider cluster-k8s is replaced"
+    # Subnets are named after their zones: new names, so created and deleted rather than replaced.
+    assert sorted(item.name for item in risk.of_kind("create") if item.type == "aws:ec2/subnet:Subnet") == [
+        "network-private-us-west-2a", "network-private-us-west-2b", "network-public-us-west-2a",
+        "network-public-us-west-2b"]
+    assert change(risk, "edge-media").kind == "unchanged"
+    assert risk_text(risk).splitlines()[0] == (
+        "phasekit risk: 12 to create, 1 to update in place, 69 to replace, 12 to delete, 10 unchanged")
+
+
+def test_json_names_the_data_destroying_changes_and_how_to_allow_them():
+    document = risk_json(report("phase1", "phase1.yaml", "phase1-sfo3.yaml"))
+    assert document["summary"] == {"create": 0, "update": 7, "replace": 5, "delete": 0, "unchanged": 10}
+    assert document["dataDestroying"] == [{
+        "name": "vps-data", "type": "digitalocean:index/volume:Volume",
+        "urn": "urn:pulumi:phase1::phasekit::phasekit:index:SingleVps$digitalocean:index/volume:Volume::vps-data",
+        "kind": "replace", "holds": "PostgreSQL's data and Redis' persistence (phases 1 and 2)", "protected": True}]
+    assert document["allowDataLoss"] == {"flag": "--allow-data-loss", "label": "allow-data-loss"}
+    volume = next(item for item in document["changes"] if item["name"] == "vps-data")
+    assert volume["properties"] == [{"path": "region", "old": "nyc3", "new": "sfo3", "forcesReplacement": "region",
+                                     "mayChangeFrom": []}]
+    assert volume["replacedBecause"] == [{"because": "region changed", "rule": "region", "source": VOLUME_SOURCE}]
+    json.dumps(document)  # serialisable as the CLI prints it
+
+
+# --- The rules file ----------------------------------------------------------------------------------
+
+
+def test_rules_cover_every_type_the_committed_stacks_create_except_the_aws_plumbing():
+    rules = load_rules()
+    types = {resource.type for stack, fixture in (("phase1", "phase1.yaml"), ("phase2", "phase2-unprotected.yaml"),
+                                                  ("phase3", "phase3.yaml"))
+             for resource in recording(stack, fixture).resources if resource.custom}
+    # Not researched yet: a change to one is reported as in place with "no replacement rule".
+    assert sorted(type_ for type_ in types if rules.rule_for(type_) is None) == [
+        "aws:acm/certificate:Certificate", "aws:autoscaling/attachment:Attachment",
+        "aws:cloudwatch/logGroup:LogGroup", "aws:cloudwatch/metricAlarm:MetricAlarm",
+        "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup", "aws:ec2/eip:Eip", "aws:ec2/flowLog:FlowLog",
+        "aws:ec2/internetGateway:InternetGateway", "aws:ec2/natGateway:NatGateway", "aws:ec2/routeTable:RouteTable",
+        "aws:ec2/routeTableAssociation:RouteTableAssociation", "aws:eks/accessEntry:AccessEntry",
+        "aws:eks/accessPolicyAssociation:AccessPolicyAssociation", "aws:eks/addon:Addon",
+        "aws:elasticache/subnetGroup:SubnetGroup", "aws:iam/openIdConnectProvider:OpenIdConnectProvider",
+        "aws:iam/role:Role", "aws:iam/rolePolicy:RolePolicy", "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+        "aws:kms/alias:Alias", "aws:kms/key:Key", "aws:lb/listener:Listener", "aws:lb/loadBalancer:LoadBalancer",
+        "aws:lb/targetGroup:TargetGroup", "aws:rds/subnetGroup:SubnetGroup", "aws:sns/topic:Topic",
+        "aws:sns/topicPolicy:TopicPolicy", "aws:sns/topicSubscription:TopicSubscription",
+        "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
+        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+    ]
+    assert sorted(rule.type for rule in rules.rules if rule.type not in types) == [
+        "kubernetes:core/v1:PersistentVolumeClaim"]
+    droplet = rules.rule_for("digitalocean:index/droplet:Droplet")
+    assert droplet is not None and droplet.properties == (
+        "image", "region", "sshKeys", "userData", "monitoring", "vpcUuid")
+    assert [(c.property, c.from_value, c.to_value) for c in droplet.conditional] == [("ipv6", True, False)]
+
+
+def test_every_protected_resource_is_listed_as_stateful_in_the_rules_file():
+    rules = load_rules()
+    stateful = {(stack, resource.name, rules.holds(resource))
+                for stack, fixture in (("phase1", "phase1.yaml"), ("phase2", "phase2-unprotected.yaml"),
+                                       ("phase3", "phase3-replica-large.yaml"))
+                for resource in recording(stack, fixture).resources if rules.holds(resource)}
+    assert {(stack, name) for stack, name, _ in stateful} == {
+        ("phase1", "vps-data"), ("phase1", "edge-media"),
+        ("phase2", "split-db"), ("phase2", "split-db-data"), ("phase2", "edge-media"),
+        ("phase3", "database-db"), ("phase3", "database-replica-1"), ("phase3", "cache-cache"),
+        ("phase3", "edge-media"),
+    }
+    # Matched by the rules, not only by the program's protect + retainOnDelete fallback.
+    assert PROGRAM_PROTECTED_HOLDS not in {holds for _, _, holds in stateful}
+
+
+GOOD_RULE = {"type": "digitalocean:index/volume:Volume", "properties": ["region"],
+             "source": "https://example.com/volume", "quote": "ForceNew: true"}
+GOOD_STATEFUL = {"type": "digitalocean:index/volume:Volume", "holds": "data"}
+
+
+@pytest.mark.parametrize(("document", "message"), [
+    ({"stateful": [GOOD_STATEFUL], "rules": [{**GOOD_RULE, "source": "http://example.com"}]},
+     "rules.yaml: rules[0] (digitalocean:index/volume:Volume): source: String should match pattern '^https://\\S+$'"),
+    ({"stateful": [GOOD_STATEFUL], "rules": [{k: v for k, v in GOOD_RULE.items() if k != "quote"}]},
+     "rules.yaml: rules[0] (digitalocean:index/volume:Volume): quote: Field required"),
+    ({"stateful": [GOOD_STATEFUL], "rules": [GOOD_RULE, {**GOOD_RULE, "notes": "again"}]},
+     "rules.yaml: rules: digitalocean:index/volume:Volume is listed twice; allowed: one entry per type"),
+    ({"stateful": [GOOD_STATEFUL], "rules": [{**GOOD_RULE, "replaceOn": ["size"]}]},
+     "rules.yaml: rules[0] (digitalocean:index/volume:Volume): replaceOn: Extra inputs are not permitted"),
+    ({"stateful": [GOOD_STATEFUL],
+      "rules": [{**GOOD_RULE, "conditional": [{"property": "ipv6", "from": True, "removed": True}]}]},
+     "rules.yaml: rules[0] (digitalocean:index/volume:Volume): conditional.0: give either from/to or removed: true"),
+    ({"stateful": [{"type": "digitalocean:index/volume:Volume"}], "rules": [GOOD_RULE]},
+     "rules.yaml: stateful[0] (digitalocean:index/volume:Volume): holds: Field required"),
+    ({"stateful": [GOOD_STATEFUL], "rules": [{**GOOD_RULE, "properties": ["spec.containers[0]"]}]},
+     "rules.yaml: rules[0] (digitalocean:index/volume:Volume): properties.0: String should match pattern "
+     "'^[A-Za-z][A-Za-z0-9]*(\\.[A-Za-z][A-Za-z0-9]*)*$'"),
+    ({"rules": [GOOD_RULE]}, "rules.yaml: stateful: Field required"),
+])
+def test_a_bad_rules_file_stops_with_one_line_naming_the_entry(tmp_path, document, message):
+    path = tmp_path / "rules.yaml"
+    path.write_text(json.dumps(document))  # JSON is YAML
+    with pytest.raises(ConfigError) as raised:
+        load_rules(path)
+    assert str(raised.value) == message
+
+
+def test_a_rules_file_that_is_not_yaml_is_refused(tmp_path):
+    path = tmp_path / "rules.yaml"
+    path.write_text("rules: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"^rules\.yaml: not valid YAML: ") as raised:
+        load_rules(path)
+    assert "\n" not in str(raised.value)
+
+
+def test_the_committed_rules_file_is_the_default():
+    assert RULES_FILE == ROOT / "infra" / "replacement_rules.yaml"
+    assert load_rules() == load_rules(RULES_FILE)
+
+
+# --- Comparison logic on hand-built recordings -------------------------------------------------------
+
+
+def resource(name: str, type_: str, inputs: dict, *, secret: tuple[str, ...] = (), ignore: tuple[str, ...] = (),
+             dependencies: tuple[str, ...] = (), provider: str | None = None, parent_type: str | None = None,
+             protect: bool = False) -> RecordedResource:
+    qualified = f"{parent_type}${type_}" if parent_type else type_
+    return RecordedResource(
+        urn=f"urn:pulumi:test::phasekit::{qualified}::{name}", id=None, type=type_, name=name, parent=None,
+        inputs=inputs, secret_inputs=frozenset(secret), protect=protect, retain_on_delete=protect,
+        delete_before_replace=False, ignore_changes=ignore, dependencies=dependencies, custom=True,
+        provider=provider)
+
+
+def compare(base: list, head: list) -> RiskReport:
+    return assess(Recording(resources=base), Recording(resources=head))
+
+
+DROPLET = "digitalocean:index/droplet:Droplet"
+COMMAND = "command:remote:Command"
+
+
+def test_unknowns_compare_equal_and_secrets_compare_by_value_but_never_print():
+    base = resource("run", COMMAND, {"stdin": "old-bundle-s3cr3t", "connection": Unknown()}, secret=("stdin",))
+    same = resource("run", COMMAND, {"stdin": "old-bundle-s3cr3t", "connection": Unknown()}, secret=("stdin",))
+    changed = resource("run", COMMAND, {"stdin": "new-bundle-s3cr3t", "connection": Unknown()}, secret=("stdin",))
+    assert change(compare([base], [same]), "run").kind == "unchanged"
+    risk = compare([base], [changed])
+    assert [(prop.path, prop.old, prop.new) for prop in change(risk, "run").properties] == [
+        ("stdin", "[secret]", "[secret]")]
+    rendered = risk_text(risk) + json.dumps(risk_json(risk))
+    assert "s3cr3t" not in rendered and "    stdin: [secret] → [secret]" in rendered
+
+
+def test_ignored_paths_are_not_applied_but_are_reported():
+    deployment = "kubernetes:apps/v1:Deployment"
+    base = resource("web", deployment, {"spec": {"replicas": 2, "template": {"image": "app:1"}}},
+                    ignore=("spec.replicas",))
+    head = resource("web", deployment, {"spec": {"replicas": 5, "template": {"image": "app:2"}}},
+                    ignore=("spec.replicas",))
+    web = change(compare([base], [head]), "web")
+    assert (web.kind, web.ignored) == ("update", ("spec.replicas",))
+    assert [(prop.path, prop.old, prop.new) for prop in web.properties] == [("spec.template.image", "app:1", "app:2")]
+
+
+@pytest.mark.parametrize(("before", "after", "kind"), [(True, False, "replace"), (False, True, "update")])
+def test_turning_ipv6_off_replaces_a_droplet_and_turning_it_on_does_not(before, after, kind):
+    base = resource("web", DROPLET, {"ipv6": before, "size": "s-1vcpu-2gb"})
+    head = resource("web", DROPLET, {"ipv6": after, "size": "s-1vcpu-2gb"})
+    web = change(compare([base], [head]), "web")
+    assert web.kind == kind
+    assert [reason.because for reason in web.replaced_because] == (
+        ["ipv6 changes from true to false"] if kind == "replace" else [])
+
+
+def test_only_the_split_database_droplet_is_a_stateful_droplet():
+    rules = load_rules()
+    database = resource("split-db", DROPLET, {}, parent_type="phasekit:index:SplitVps")
+    app = resource("split-app-0", DROPLET, {}, parent_type="phasekit:index:SplitVps")
+    single = resource("vps-db", DROPLET, {}, parent_type="phasekit:index:SingleVps")
+    assert [rules.holds(item) for item in (database, app, single)] == [
+        "the database host's nightly pg_dump files and its droplet backups", None, None]
+    assert rules.holds(resource("x", DROPLET, {}, protect=True)) == PROGRAM_PROTECTED_HOLDS
+
+
+AWS_PROVIDER = "pulumi:providers:aws"
+VPC = "aws:ec2/vpc:Vpc"
+
+
+def provider_ref(provider: RecordedResource) -> str:
+    return f"{provider.urn}::04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+
+
+@pytest.mark.parametrize(("new_region", "kind"), [("us-west-2", "replace"), ("us-east-1", "unchanged")])
+def test_moving_to_another_explicit_provider_replaces_only_when_its_region_differs(new_region, kind):
+    east = resource("east", AWS_PROVIDER, {"region": "us-east-1"})
+    other = resource("other", AWS_PROVIDER, {"region": new_region})
+    base = resource("net", VPC, {"cidrBlock": "10.0.0.0/16"}, provider=provider_ref(east))
+    head = resource("net", VPC, {"cidrBlock": "10.0.0.0/16"}, provider=provider_ref(other))
+    risk = compare([east, base], [east, other, head])
+    net = change(risk, "net")
+    assert net.kind == kind
+    if kind == "replace":
+        assert net.replaced_because[0].because == (
+            "its provider changes from east to other with region: us-east-1 → us-west-2")
+
+
+def test_moving_off_the_default_provider_is_treated_as_a_replacement():
+    explicit = resource("explicit", AWS_PROVIDER, {"region": "us-east-1"})
+    base = resource("net", VPC, {"cidrBlock": "10.0.0.0/16"})
+    head = resource("net", VPC, {"cidrBlock": "10.0.0.0/16"}, provider=provider_ref(explicit))
+    net = change(compare([base], [explicit, head]), "net")
+    assert net.kind == "replace"
+    assert net.replaced_because[0].because.startswith("its provider changes from the default provider to explicit;")
+
+
+def test_with_per_input_sources_only_inputs_fed_by_a_replaced_resource_may_change():
+    group = "aws:elasticache/replicationGroup:ReplicationGroup"
+    params = "aws:elasticache/parameterGroup:ParameterGroup"
+    subnets = "aws:elasticache/subnetGroup:SubnetGroup"
+    old_params = resource("params", params, {"family": "redis7"})
+    new_params = resource("params", params, {"family": "valkey8"})
+    subnet_group = resource("subnets", subnets, {"description": "cache"})
+
+    def cache(engine: str, sources: bool) -> RecordedResource:
+        plain = resource("cache", group, {"engine": engine, "parameterGroupName": Unknown(),
+                                          "subnetGroupName": Unknown()},
+                         dependencies=(old_params.urn, subnet_group.urn))
+        if not sources:
+            return plain
+        return dataclasses.replace(plain, property_dependencies={"parameterGroupName": (old_params.urn,),
+                                                                 "subnetGroupName": (subnet_group.urn,)})
+
+    precise = change(compare([old_params, subnet_group, cache("redis", True)],
+                             [new_params, subnet_group, cache("valkey", True)]), "cache")
+    assert precise.kind == "update"
+    assert [(prop.path, prop.may_change_from) for prop in precise.properties] == [
+        ("engine", ()), ("parameterGroupName", ("params",))]
+    # Without them, every computed input may come from the replaced parameter group: subnetGroupName replaces.
+    coarse = change(compare([old_params, subnet_group, cache("redis", False)],
+                            [new_params, subnet_group, cache("valkey", False)]), "cache")
+    assert coarse.kind == "replace"
+    assert [reason.rule for reason in coarse.replaced_because] == ["subnetGroupName"]
+
+
+# --- The CLI -----------------------------------------------------------------------------------------
+
+
+def risk_cli(capsys, *args: str) -> tuple[int, str, str]:
+    status = main(["risk", *args, "--project-dir", str(ROOT)])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_cli_exits_4_on_data_loss_and_0_when_allowed(capsys):
+    args = ("--stack", "phase1", "--base", str(FIXTURES / "phase1.yaml"), "--head", str(FIXTURES / "phase1-sfo3.yaml"))
+    status, out, err = risk_cli(capsys, *args)
+    assert (status, err) == (4, "")
+    assert out.splitlines()[0] == "phasekit risk: 0 to create, 7 to update in place, 5 to replace, 0 to delete, " \
+                                  "10 unchanged"
+    status, out, _ = risk_cli(capsys, *args, "--allow-data-loss", "--json")
+    assert status == 0
+    assert [item["name"] for item in json.loads(out)["dataDestroying"]] == ["vps-data"]
+
+
+def test_cli_exits_0_on_a_harmless_change(capsys):
+    status, out, _ = risk_cli(capsys, "--stack", "phase1", "--base", str(FIXTURES / "phase1.yaml"),
+                              "--head", str(FIXTURES / "phase1-harmless.yaml"))
+    assert status == 0
+    assert out.endswith("\nNo data-destroying changes.\n")
