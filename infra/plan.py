@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -25,6 +25,10 @@ from infra.config import (
     secret_env_names_missing,
 )
 from infra.stack_secrets import set_secret_command
+
+if TYPE_CHECKING:
+    from infra.cost import CostEstimate
+    from infra.guardrails import Violation
 
 SECRET_PLACEHOLDER = "offline-plan-placeholder"
 LONG_VALUE = 72
@@ -87,16 +91,27 @@ def _replace_secure(value: Any) -> tuple[Any, bool]:
     return value, False
 
 
-def run_plan(stack: str, project_dir: Path) -> Plan:
-    """Validate the stack file and run the program offline. Raises ConfigError on bad config."""
+def stack_names(project_dir: Path) -> list[str]:
+    return sorted(path.name[len("Pulumi."):-len(".yaml")] for path in project_dir.glob("Pulumi.*.yaml"))
+
+
+def run_plan(stack: str, project_dir: Path, stack_file: Path | None = None) -> Plan:
+    """Validate the stack's config and run the program offline. Raises ConfigError on bad config.
+
+    ``stack_file`` defaults to ``Pulumi.<stack>.yaml`` in ``project_dir``; pass another file to plan a
+    different version of the same stack (e.g. the pull request's base, for change risk).
+    """
     from infra.program import build_stack
     from infra.runtime_config import runtime_raw_config
 
     project = project_name(project_dir)
-    stack_file = project_dir / f"Pulumi.{stack}.yaml"
-    if not stack_file.is_file():
-        known = sorted(path.name[len("Pulumi."):-len(".yaml")] for path in project_dir.glob("Pulumi.*.yaml"))
-        raise ConfigError(f"--stack: no stack file {stack_file.name}; allowed: {', '.join(known) or 'none found'}")
+    if stack_file is None:
+        stack_file = project_dir / f"Pulumi.{stack}.yaml"
+        if not stack_file.is_file():
+            raise ConfigError(f"--stack: no stack file {stack_file.name}; "
+                              f"allowed: {', '.join(stack_names(project_dir)) or 'none found'}")
+    elif not stack_file.is_file():
+        raise ConfigError(f"{stack_file}: no such stack file")
     raw = read_stack_file(stack_file)
     config = load_config(raw)
     missing = secret_env_names_missing(raw, config)
@@ -136,7 +151,16 @@ def masked_outputs(recording: Recording) -> dict[str, Any]:
             for name, value in sorted(recording.outputs.items())}
 
 
-def plan_json(plan: Plan) -> dict[str, Any]:
+def plan_json(plan: Plan, cost: CostEstimate | None = None,
+              violations: list[Violation] | None = None) -> dict[str, Any]:
+    from infra.cost import cost_json
+    from infra.guardrails import guardrails_json
+
+    extra: dict[str, Any] = {}
+    if cost is not None:
+        extra["cost"] = cost_json(cost)
+    if violations is not None:
+        extra["guardrails"] = guardrails_json(violations)
     return {
         "stack": plan.stack,
         "project": plan.project,
@@ -149,10 +173,11 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         ],
         "outputs": masked_outputs(plan.recording),
         "secretsToSet": plan.secrets_to_set,
+        **extra,
     }
 
 
-def plan_text(plan: Plan) -> str:
+def plan_text(plan: Plan, cost: CostEstimate | None = None, violations: list[Violation] | None = None) -> str:
     resources = plan.recording.resources
     lines = [
         f"phasekit plan: stack {plan.stack} (phase {plan.phase}) of project {plan.project}",
@@ -164,6 +189,14 @@ def plan_text(plan: Plan) -> str:
     lines += _tree_lines(plan.recording, parent=None, prefix="")
     lines += ["", "Outputs:"]
     lines += [f"  {name}: {_short(value)}" for name, value in masked_outputs(plan.recording).items()]
+    if cost is not None:
+        from infra.cost import cost_lines
+
+        lines += ["", *cost_lines(cost)]
+    if violations is not None:
+        from infra.guardrails import guardrail_lines
+
+        lines += ["", *guardrail_lines(violations)]
     if plan.secrets_to_set:
         lines += ["", "Secrets to set before `pulumi up` (placeholders were used offline):"]
         lines += [f"  {command}" for command in plan.secrets_to_set]

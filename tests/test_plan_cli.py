@@ -47,7 +47,8 @@ def test_json_lists_resources_with_masked_secrets(capsys):
     document = json.loads(out)
     assert status == 0
     assert (document["stack"], document["phase"]) == ("phase1", 1)
-    assert set(document) == {"stack", "project", "phase", "resources", "outputs", "secretsToSet"}
+    assert set(document) == {"stack", "project", "phase", "resources", "outputs", "secretsToSet", "cost",
+                             "guardrails"}
     resources = {resource["name"]: resource for resource in document["resources"]}
     assert len(resources) == 24
     assert set(resources["vps-data"]) == {"urn", "type", "name", "parent", "inputs", "protect",
