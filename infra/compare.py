@@ -286,7 +286,7 @@ def profile(plan: Plan, catalog: PriceCatalog | None = None) -> StackProfile:
         failover["cache"] = (f"ElastiCache {engine}, {_plural(nodes or 0, 'node')}"
                              + (f": {', '.join(traits)}" if traits else " (no failover)"))
     elif database_droplets:
-        failover["cache"] = "Redis on the database droplet (no failover)"
+        failover["cache"] = "Redis on " + ("the app droplet" if shared else "the database droplet") + " (no failover)"
     else:
         failover["cache"] = "none"
 

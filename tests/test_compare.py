@@ -106,7 +106,7 @@ Failover
     phase2  one droplet of its own (no standby; data on a protected volume)
     phase3  RDS Multi-AZ: standby in another zone, automatic failover
   cache
-    phase1  Redis on the database droplet (no failover)
+    phase1  Redis on the app droplet (no failover)
     phase2  Redis on the database droplet (no failover)
     phase3  ElastiCache Valkey, 2 nodes: automatic failover, Multi-AZ
   zones
@@ -135,6 +135,7 @@ What each stack adds over the previous one
     max app replicas: 1 -> 2
     app tier: a single droplet (no failover) -> 2 droplets behind a load balancer
     database: on the app droplet (no standby; data on a protected volume) -> one droplet of its own (no standby; data on a protected volume)
+    cache: Redis on the app droplet (no failover) -> Redis on the database droplet (no failover)
     monthly cost: +59.60 (16.40 -> 76.00), unconfirmed leads +12.00
   phase2 -> phase3
     app hosts: 2 droplets s-2vcpu-2gb -> 2-4 t3.large nodes (2 desired)
