@@ -107,7 +107,7 @@ def _compare(args: argparse.Namespace, project_dir: Path) -> int:
     from infra.compare import compare_json, compare_text
     from infra.plan import run_plan
 
-    plans = [run_plan(stack, project_dir) for stack in args.compare]
+    plans = [run_plan(stack, project_dir, option="--compare") for stack in args.compare]
     _emit(args, lambda: compare_json(plans), lambda: compare_text(plans))
     return 0
 
@@ -116,7 +116,8 @@ def _migration(args: argparse.Namespace, project_dir: Path) -> int:
     from infra.compare import migration_json, migration_text
     from infra.plan import run_plan
 
-    source, target = run_plan(args.source, project_dir), run_plan(args.target, project_dir)
+    source = run_plan(args.source, project_dir, option="--from")
+    target = run_plan(args.target, project_dir, option="--to")
     _emit(args, lambda: migration_json(source, target), lambda: migration_text(source, target))
     return 0
 
@@ -127,7 +128,7 @@ def _diagram(args: argparse.Namespace, project_dir: Path) -> int:
 
     stacks = args.diagram_stacks or stack_names(project_dir)
     out_dir = args.out if args.out.is_absolute() else Path.cwd() / args.out
-    written = write_diagrams([run_plan(stack, project_dir) for stack in stacks], out_dir)
+    written = write_diagrams([run_plan(stack, project_dir, option="--diagram-stacks") for stack in stacks], out_dir)
     _emit(args, lambda: {"written": [str(path) for path in written]},
           lambda: "".join(f"wrote {path}\n" for path in written))
     return 0

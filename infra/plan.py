@@ -95,11 +95,12 @@ def stack_names(project_dir: Path) -> list[str]:
     return sorted(path.name[len("Pulumi."):-len(".yaml")] for path in project_dir.glob("Pulumi.*.yaml"))
 
 
-def run_plan(stack: str, project_dir: Path, stack_file: Path | None = None) -> Plan:
+def run_plan(stack: str, project_dir: Path, stack_file: Path | None = None, option: str = "--stack") -> Plan:
     """Validate the stack's config and run the program offline. Raises ConfigError on bad config.
 
     ``stack_file`` defaults to ``Pulumi.<stack>.yaml`` in ``project_dir``; pass another file to plan a
-    different version of the same stack (e.g. the pull request's base, for change risk).
+    different version of the same stack (e.g. the pull request's base, for change risk). ``option`` is the
+    command-line option that named the stack, for the error message.
     """
     from infra.program import build_stack
     from infra.runtime_config import runtime_raw_config
@@ -108,7 +109,7 @@ def run_plan(stack: str, project_dir: Path, stack_file: Path | None = None) -> P
     if stack_file is None:
         stack_file = project_dir / f"Pulumi.{stack}.yaml"
         if not stack_file.is_file():
-            raise ConfigError(f"--stack: no stack file {stack_file.name}; "
+            raise ConfigError(f"{option}: no stack file {stack_file.name}; "
                               f"allowed: {', '.join(stack_names(project_dir)) or 'none found'}")
     elif not stack_file.is_file():
         raise ConfigError(f"{stack_file}: no such stack file")

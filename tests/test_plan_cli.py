@@ -91,6 +91,25 @@ def test_unknown_stack_names_the_stacks_there_are(capsys):
     assert "phase1" in err
 
 
+@pytest.mark.parametrize(("args", "option"), [
+    (["--compare", "phase1", "nope"], "--compare"),
+    (["--from", "nope", "--to", "phase2"], "--from"),
+    (["--from", "phase1", "--to", "nope"], "--to"),
+    (["--diagram", "--diagram-stacks", "nope"], "--diagram-stacks"),
+])
+def test_an_unknown_stack_is_named_by_the_option_that_gave_it(capsys, args, option):
+    status, out, err = plan(capsys, *args)
+    assert (status, out) == (1, "")
+    assert err == f"error: {option}: no stack file Pulumi.nope.yaml; allowed: phase1, phase2, phase3\n"
+
+
+def test_from_without_to_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        plan(capsys, "--from", "phase1")
+    assert exit_info.value.code == 2
+    assert "phasekit: error: --from and --to go together" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("command", [
     [sys.executable, "-m", "infra", "plan", "--stack", "phase1"],
     [str(Path(sys.executable).with_name("phasekit")), "plan", "--stack", "phase1"],
