@@ -15,7 +15,7 @@ Does not create the alarms (RdsPostgres, ElastiCacheRedis, EksCluster and Public
 targets, or any KMS key. The topic is not encrypted on purpose: CloudWatch alarms cannot publish to a
 topic encrypted with the AWS-managed SNS key (``alias/aws/sns``), whose key policy cannot be changed to
 admit CloudWatch; encrypting would need a customer-managed key that grants CloudWatch ``kms:Decrypt`` and
-``kms:GenerateDataKey*`` ($1/month plus requests). Alarm notifications carry metric names and values,
+``kms:GenerateDataKey*`` (a KMS key bills monthly plus requests). Alarm notifications carry metric names and values,
 no application data.
 
 Cost: SNS charges nothing for the topic; e-mail deliveries beyond the monthly free tier (1,000) cost

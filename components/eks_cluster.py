@@ -46,8 +46,9 @@ CIDRs that means from inside the VPC (VPN, bastion, or a runner in the VPC).
 
 Cost: the control plane is $0.10/hour (~$73/month) in standard support and $0.60/hour once the Kubernetes
 version enters extended support, so keep ``version`` current. Nodes bill their EC2 on-demand price plus gp3
-storage (~$0.08/GB-month each). The KMS key is $1/month plus requests. Control-plane logs bill CloudWatch
-ingestion (~$0.50/GB; the audit log is the chatty one) and storage. The alarm is $0.10/month.
+storage ($0.08/GB-month each). The KMS key and the control-plane logs' CloudWatch ingestion and storage (the
+audit log is the chatty one) also bill, at prices the catalog has not confirmed yet (``phasekit plan`` lists
+them as unconfirmed and usage-based). The alarm is $0.10/month. Figures: ``infra/prices.yaml``.
 
 Stateful: the cluster's etcd holds every Kubernetes object, but phasekit recreates those from code; the data
 lives in RDS and ElastiCache. Replacing the KMS key or renaming the cluster replaces the cluster (EKS cannot

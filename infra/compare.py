@@ -355,6 +355,11 @@ def _step(before: StackProfile, after: StackProfile) -> dict[str, Any]:
 
 
 def _profiles(plans: list[Plan]) -> list[StackProfile]:
+    stacks = [plan.stack for plan in plans]
+    repeated = next((stack for index, stack in enumerate(stacks) if stack in stacks[:index]), None)
+    if repeated is not None:
+        raise ConfigError(f"--compare: {repeated} is listed twice; allowed: each stack once, e.g. --compare phase1 "
+                          "phase2 phase3")
     catalog = load_catalog()
     return [profile(plan, catalog) for plan in plans]
 
@@ -475,11 +480,17 @@ def _database_site(plan: Plan, role: str) -> _DatabaseSite | None:
     return None
 
 
+DROPLET_POSTGRES_MAJOR = int(POSTGRES_IMAGE.split(":")[1].split(".")[0])
+
+
+def _server_major(site: _DatabaseSite) -> int | None:
+    return DROPLET_POSTGRES_MAJOR if site.kind == "droplet" else site.major
+
+
 def _client_image(*sites: _DatabaseSite) -> str:
     # pg_dump and pg_restore must be at least as new as the newest server involved.
-    droplet_major = int(POSTGRES_IMAGE.split(":")[1].split(".")[0])
-    newest = max([droplet_major, *(site.major for site in sites if site.major is not None)])
-    return POSTGRES_IMAGE if newest == droplet_major else f"postgres:{newest}"
+    newest = max([DROPLET_POSTGRES_MAJOR, *(site.major for site in sites if site.major is not None)])
+    return POSTGRES_IMAGE if newest == DROPLET_POSTGRES_MAJOR else f"postgres:{newest}"
 
 
 def _compose_exec(host_variable: str, command: str) -> str:
@@ -681,11 +692,17 @@ def _migration(source_plan: Plan, target_plan: Plan) -> _Migration:
         raise ConfigError(f"--from {source_plan.stack} --to {target_plan.stack}: the same stack; allowed: two "
                           "different stacks, e.g. --from phase1 --to phase2")
     catalog = load_catalog()
-    source, target = profile(source_plan, catalog), profile(target_plan, catalog)
-    s, t = source.stack, target.stack
+    s, t = source_plan.stack, target_plan.stack
     source_site, target_site = _database_site(source_plan, "source"), _database_site(target_plan, "target")
     sites = [site for site in (source_site, target_site) if site is not None]
+    if source_site and target_site:
+        before, after = _server_major(source_site), _server_major(target_site)
+        # A dump restores into the same or a newer PostgreSQL major version, never an older one.
+        if before is not None and after is not None and after < before:
+            raise ConfigError(f"--to {t}: PostgreSQL {after} is older than {s}'s PostgreSQL {before}; allowed: a "
+                              f"target running PostgreSQL {before} or newer")
     image = _client_image(*sites)
+    source, target = profile(source_plan, catalog), profile(target_plan, catalog)
     hostname = _hostname(target_plan.recording) or _hostname(source_plan.recording) or "<edge.hostname>"
     temporary = temporary_hostname(hostname, t)
     health = _health_path(target_plan.recording, source_plan.recording)
@@ -746,6 +763,9 @@ def _migration(source_plan: Plan, target_plan: Plan) -> _Migration:
     overlap_lead = _overlap_cost(source.estimate, catalog, KEEP_SOURCE_DAYS, leads=True)
     retirement = _retire_commands(source_plan)
     record_urn = shlex.quote(records[0].urn) if records else "<dns record urn>"
+    target_records = target_plan.recording.of_type(DNS_RECORD)
+    target_record_urn = shlex.quote(target_records[0].urn) if target_records else f"<{t}'s dns record urn>"
+    reopen = f"ALTER DATABASE {DB_NAME} RESET default_transaction_read_only"
 
     steps: list[tuple[str, list[str], list[str]]] = [
         (f"Create the target stack {t} beside {s}", [
@@ -765,12 +785,12 @@ def _migration(source_plan: Plan, target_plan: Plan) -> _Migration:
         ], [*setup, *copy_database, *copy_media]),
         (f"Freeze writes on {s}", [
             "The database turns read-only: reads keep working, writes fail until the cutover. Announce the "
-            "window first; to roll back, RESET default_transaction_read_only on the source.",
+            f"window first; to roll back, run `{reopen}` on the source.",
         ], freeze),
         ("Final sync", ["Repeat the copy now that nothing changes any more."], [*copy_database, *copy_media]),
         (f"Cut Cloudflare over to {t}", [
-            f"{hostname} has no record for the minute between the two commands (writes are already frozen). "
-            f"The second command renames {t}'s record to {hostname} and re-issues its origin certificate.",
+            f"{hostname} has no record from the first command until the last one ends (writes are already "
+            f"frozen). The last two point {t}'s record at {hostname} and re-issue its origin certificate.",
         ], [
             f"pulumi destroy --stack {s} --target {record_urn} --yes",
             f"pulumi config set --stack {t} --path 'phasekit:edge.hostname' {hostname}",
@@ -779,8 +799,8 @@ def _migration(source_plan: Plan, target_plan: Plan) -> _Migration:
         ("Verify", [f"The health path {health} answers 200 through Cloudflare; the data arrived whole."], verify),
         (f"Keep {s} for {KEEP_SOURCE_DAYS} days", [
             f"{s} still holds the data as it was at the freeze. The way back: `pulumi destroy --stack {t} "
-            f"--target <{t}'s edge-record URN>`, `pulumi up --stack {s}` (recreates its record), then RESET "
-            f"default_transaction_read_only on {s}; writes made on {t} meanwhile stay behind. "
+            f"--target {target_record_urn} --yes`, `pulumi up --stack {s}` (recreates its record), then "
+            f"`{reopen}` on {s}; writes made on {t} meanwhile stay behind. "
             f"Both stacks bill meanwhile: {KEEP_SOURCE_DAYS} more days of {s} cost about ${money(overlap)}"
             + (f" (+ ${money(overlap_lead)} unconfirmed)" if overlap_lead else "") + ".",
         ], []),
@@ -798,7 +818,8 @@ def _migration(source_plan: Plan, target_plan: Plan) -> _Migration:
             *retirement.before_destroy,
             f"pulumi destroy --stack {s}",
             *retirement.after_destroy,
-            f"pulumi stack rm {s}",
+            # --preserve-config keeps the committed Pulumi.<stack>.yaml, the record of what ran.
+            f"pulumi stack rm --preserve-config {s}",
         ]),
     ]
     return _Migration(source=source, target=target, created=target.kinds, retired=source.kinds, data=data,

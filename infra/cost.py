@@ -137,6 +137,8 @@ class PriceEntry(_Frozen):
 
     lead_note: str | None = None
     note: str | None = None
+    in_prices_md: bool = True
+    """False for a price PRICES.md does not list; its sources then say ``in_prices_md: false`` too."""
 
     @model_validator(mode="after")
     def _status_fits_the_values(self) -> PriceEntry:
@@ -206,6 +208,15 @@ class PriceCatalog(_Frozen):
                 if key not in self.sources:
                     raise ValueError(f"{where}: source: {key!r} is not a key of sources; allowed: "
                                      f"{', '.join(sorted(self.sources))}")
+            outside = [key for key in entry.source if not self.sources[key].in_prices_md]
+            if not entry.in_prices_md and len(outside) != len(entry.source):
+                raise ValueError(f"{where}: in_prices_md: false, but source {', '.join(entry.source)} includes "
+                                 "PRICES.md sources; allowed: only sources marked in_prices_md: false")
+            # A confirmed price PRICES.md does not back must say so; an unconfirmed one may take its lead anywhere.
+            if (entry.in_prices_md and entry.status is not PriceStatus.UNCONFIRMED and entry.source
+                    and len(outside) == len(entry.source)):
+                raise ValueError(f"{where}: in_prices_md: missing; allowed: false, since every source "
+                                 f"({', '.join(entry.source)}) is outside PRICES.md")
         for index, entry in enumerate(self.prices):
             if entry.base is None or entry.factor is None:
                 continue
@@ -501,8 +512,11 @@ def _do_volume(pricer: _Pricer, resource: RecordedResource) -> None:
 
 
 def _do_load_balancer(pricer: _Pricer, resource: RecordedResource) -> None:
-    # sizeUnit is the node count; DigitalOcean's default is one node.
-    nodes = _number(resource.inputs.get("sizeUnit")) or Decimal(1)
+    # sizeUnit is the node count; DigitalOcean's default (when it is not set) is one node.
+    nodes = _number(resource.inputs.get("sizeUnit", 1))
+    if nodes is None or nodes < 1:
+        pricer.unpriced(resource, "load balancer of unknown node count (sizeUnit): no price in catalog", DO)
+        return
     pricer.fixed(resource, "do-load-balancer-node", f"load balancer, {_plain(nodes)} node{'s' if nodes != 1 else ''}",
                  DO, quantity=nodes)
 
@@ -652,6 +666,13 @@ def _aws_rds_instance(pricer: _Pricer, resource: RecordedResource) -> None:
         pricer.usage(resource, "RDS backup storage beyond 100 % of provisioned storage",
                      f"assumed {_plain(gb)} GB a month beyond the free 100 % x ${entry.usd}/GB-month",
                      gb * entry.usd, [entry], AWS)
+    exports = inputs.get("enabledCloudwatchLogsExports")
+    if isinstance(exports, list) and exports:
+        # Exported logs land in log groups RDS creates itself, outside the program: billed, never recorded.
+        logs = pricer.entry("aws-cloudwatch-logs")
+        pricer.usage(resource, "CloudWatch Logs ingestion and storage",
+                     f"RDS exports its {', '.join(str(name) for name in exports)} logs; volume follows activity; "
+                     "price not sourced yet (unconfirmed)", None, [logs] if logs is not None else [], AWS)
 
 
 def _aws_replication_group(pricer: _Pricer, resource: RecordedResource) -> None:

@@ -9,6 +9,7 @@ reviewed by hand and need the real CLIs: pulumi, doctl, kubectl, aws, ssh).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import yaml
 
 from infra.compare import compare_json, compare_text, migration_json, migration_text, temporary_hostname
 from infra.config import ConfigError
-from infra.plan import run_plan
+from infra.plan import Plan, run_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,11 +69,11 @@ read from each stack's offline plan; prices from infra/prices.yaml as of 2026-11
   all cloud resources                  22          30          90
 
   Monthly cost (USD)               phase1      phase2      phase3
-  priced total                      16.40       76.00      401.58
-  unconfirmed leads                  0.00       12.00        0.00
+  priced total                      16.40       76.00      400.58
+  unconfirmed leads                  0.00       12.00        1.00
   total + unconfirmed leads         16.40       88.00      401.58
   items with no price                   3           6           1
-  usage-based items                     2           2          10
+  usage-based items                     2           2          11
 
 Capacity
   app hosts
@@ -149,7 +150,7 @@ What each stack adds over the previous one
     egress: each droplet's own address -> 1 NAT gateway for 2 zones (egress depends on one zone)
     disruption budget: none -> PodDisruptionBudget maxUnavailable 1
     backups: droplet backups weekly -> RDS backups kept 7 days, final snapshot; cache snapshots kept 1 day
-    monthly cost: +325.58 (76.00 -> 401.58), unconfirmed leads -12.00
+    monthly cost: +324.58 (76.00 -> 400.58), unconfirmed leads -11.00
 """
 
 
@@ -164,13 +165,13 @@ def test_compare_json_of_the_committed_stacks(plans):
              stack["cost"]["unconfirmedLeadUsd"], stack["capacity"]["maxAppReplicas"])
             for stack in document["stacks"]] == [
         ("phase1", 1, 22, "16.40", "0.00", 1), ("phase2", 2, 30, "76.00", "12.00", 2),
-        ("phase3", 3, 90, "401.58", "0.00", 6)]
+        ("phase3", 3, 90, "400.58", "1.00", 6)]
     assert document["stacks"][2]["capacity"]["app"] == {"vcpus": 4, "memoryGib": "16"}
     assert document["stacks"][2]["capacity"]["appMax"] == {"vcpus": 8, "memoryGib": "32"}
     assert document["stacks"][0]["capacity"]["databaseSharesAppHost"] is True
     assert [(step["from"], step["to"], step["costDeltaUsd"], step["unconfirmedLeadDeltaUsd"])
             for step in document["steps"]] == [("phase1", "phase2", "59.60", "12.00"),
-                                               ("phase2", "phase3", "325.58", "-12.00")]
+                                               ("phase2", "phase3", "324.58", "-11.00")]
     assert {"aspect": "database", "from": "one droplet of its own (no standby; data on a protected volume)",
             "to": "RDS Multi-AZ: standby in another zone, automatic failover"} in document["steps"][1]["failover"]
 
@@ -258,7 +259,7 @@ Runbook
        ssh root@"$TARGET_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_restore --clean --if-exists --no-owner --no-privileges --username app --dbname app' < app.dump
        aws s3 sync s3://phasekit-phase1-media s3://phasekit-phase2-media --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com
   3. Freeze writes on phase1
-     The database turns read-only: reads keep working, writes fail until the cutover. Announce the window first; to roll back, RESET default_transaction_read_only on the source.
+     The database turns read-only: reads keep working, writes fail until the cutover. Announce the window first; to roll back, run `ALTER DATABASE app RESET default_transaction_read_only` on the source.
        printf '%s\n' "ALTER DATABASE app SET default_transaction_read_only = on;" "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'app' AND pid <> pg_backend_pid();" | ssh root@"$SOURCE_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db psql --username app --dbname app'
   4. Final sync
      Repeat the copy now that nothing changes any more.
@@ -266,7 +267,7 @@ Runbook
        ssh root@"$TARGET_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_restore --clean --if-exists --no-owner --no-privileges --username app --dbname app' < app.dump
        aws s3 sync s3://phasekit-phase1-media s3://phasekit-phase2-media --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com
   5. Cut Cloudflare over to phase2
-     app.example.com has no record for the minute between the two commands (writes are already frozen). The second command renames phase2's record to app.example.com and re-issues its origin certificate.
+     app.example.com has no record from the first command until the last one ends (writes are already frozen). The last two point phase2's record at app.example.com and re-issue its origin certificate.
        pulumi destroy --stack phase1 --target 'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/dnsRecord:DnsRecord::edge-record' --yes
        pulumi config set --stack phase2 --path 'phasekit:edge.hostname' app.example.com
        pulumi up --stack phase2 --yes
@@ -282,7 +283,7 @@ Runbook
        aws s3 ls s3://phasekit-phase1-media --recursive --summarize --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com | tail -2
        aws s3 ls s3://phasekit-phase2-media --recursive --summarize --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com | tail -2
   7. Keep phase1 for 7 days
-     phase1 still holds the data as it was at the freeze. The way back: `pulumi destroy --stack phase2 --target <phase2's edge-record URN>`, `pulumi up --stack phase1` (recreates its record), then RESET default_transaction_read_only on phase1; writes made on phase2 meanwhile stay behind. Both stacks bill meanwhile: 7 more days of phase1 cost about $4.10.
+     phase1 still holds the data as it was at the freeze. The way back: `pulumi destroy --stack phase2 --target 'urn:pulumi:phase2::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/dnsRecord:DnsRecord::edge-record' --yes`, `pulumi up --stack phase1` (recreates its record), then `ALTER DATABASE app RESET default_transaction_read_only` on phase1; writes made on phase2 meanwhile stay behind. Both stacks bill meanwhile: 7 more days of phase1 cost about $4.10.
   8. Retire phase1
      Take a final backup first; delete the old media bucket only after step 6 showed the copy whole. The zone settings are zone-wide and also managed by phase2: drop them from phase1's state so destroying phase1 leaves them alone. Protected resources need `pulumi state unprotect`; resources retained on delete survive `pulumi destroy` and keep billing until deleted by hand: hosts and databases before the destroy (the network cannot go around them), volumes and buckets after.
        SOURCE_DB_HOST="$(doctl compute droplet get "$(pulumi stack output --stack phase1 droplet_id)" --template '{{.PublicIPv4}}')"
@@ -298,7 +299,7 @@ Runbook
        pulumi destroy --stack phase1
        doctl compute volume delete "$RETIRED_VOLUME_ID" --force   # vps-data
        aws s3 rb s3://phasekit-phase1-media --force --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com   # edge-media
-       pulumi stack rm phase1
+       pulumi stack rm --preserve-config phase1
 """
 
 
@@ -359,8 +360,8 @@ Data to move
 
 Monthly cost (USD)
   before (phase2):  76.00 (+ 12.00 unconfirmed)
-  after (phase3):  401.58
-  during the overlap (phase2 + phase3):  477.58 (+ 12.00 unconfirmed)
+  after (phase3):  400.58 (+ 1.00 unconfirmed)
+  during the overlap (phase2 + phase3):  476.58 (+ 13.00 unconfirmed)
   keeping phase2 7 days after the cutover:  19.00 (+ 3.00 unconfirmed)
 
 Runbook
@@ -383,7 +384,7 @@ Runbook
        kubectl --kubeconfig kubeconfig-phase3 run pg-restore --namespace default --rm -i --quiet --restart=Never --image postgres:16.6 --command -- pg_restore --clean --if-exists --no-owner --no-privileges --dbname "$TARGET_DATABASE_URL" < app.dump
        aws s3 sync s3://phasekit-phase2-media s3://phasekit-phase3-media --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com
   3. Freeze writes on phase2
-     The database turns read-only: reads keep working, writes fail until the cutover. Announce the window first; to roll back, RESET default_transaction_read_only on the source.
+     The database turns read-only: reads keep working, writes fail until the cutover. Announce the window first; to roll back, run `ALTER DATABASE app RESET default_transaction_read_only` on the source.
        printf '%s\n' "ALTER DATABASE app SET default_transaction_read_only = on;" "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'app' AND pid <> pg_backend_pid();" | ssh root@"$SOURCE_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db psql --username app --dbname app'
   4. Final sync
      Repeat the copy now that nothing changes any more.
@@ -391,7 +392,7 @@ Runbook
        kubectl --kubeconfig kubeconfig-phase3 run pg-restore --namespace default --rm -i --quiet --restart=Never --image postgres:16.6 --command -- pg_restore --clean --if-exists --no-owner --no-privileges --dbname "$TARGET_DATABASE_URL" < app.dump
        aws s3 sync s3://phasekit-phase2-media s3://phasekit-phase3-media --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com
   5. Cut Cloudflare over to phase3
-     app.example.com has no record for the minute between the two commands (writes are already frozen). The second command renames phase3's record to app.example.com and re-issues its origin certificate.
+     app.example.com has no record from the first command until the last one ends (writes are already frozen). The last two point phase3's record at app.example.com and re-issue its origin certificate.
        pulumi destroy --stack phase2 --target 'urn:pulumi:phase2::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/dnsRecord:DnsRecord::edge-record' --yes
        pulumi config set --stack phase3 --path 'phasekit:edge.hostname' app.example.com
        pulumi up --stack phase3 --yes
@@ -407,7 +408,7 @@ Runbook
        aws s3 ls s3://phasekit-phase2-media --recursive --summarize --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com | tail -2
        aws s3 ls s3://phasekit-phase3-media --recursive --summarize --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com | tail -2
   7. Keep phase2 for 7 days
-     phase2 still holds the data as it was at the freeze. The way back: `pulumi destroy --stack phase3 --target <phase3's edge-record URN>`, `pulumi up --stack phase2` (recreates its record), then RESET default_transaction_read_only on phase2; writes made on phase3 meanwhile stay behind. Both stacks bill meanwhile: 7 more days of phase2 cost about $19.00 (+ $3.00 unconfirmed).
+     phase2 still holds the data as it was at the freeze. The way back: `pulumi destroy --stack phase3 --target 'urn:pulumi:phase3::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/dnsRecord:DnsRecord::edge-record' --yes`, `pulumi up --stack phase2` (recreates its record), then `ALTER DATABASE app RESET default_transaction_read_only` on phase2; writes made on phase3 meanwhile stay behind. Both stacks bill meanwhile: 7 more days of phase2 cost about $19.00 (+ $3.00 unconfirmed).
   8. Retire phase2
      Take a final backup first; delete the old media bucket only after step 6 showed the copy whole. The zone settings are zone-wide and also managed by phase3: drop them from phase2's state so destroying phase2 leaves them alone. Protected resources need `pulumi state unprotect`; resources retained on delete survive `pulumi destroy` and keep billing until deleted by hand: hosts and databases before the destroy (the network cannot go around them), volumes and buckets after.
        SOURCE_DB_HOST="$(doctl compute droplet get "$(pulumi stack output --stack phase2 db_droplet_id)" --template '{{.PublicIPv4}}')"
@@ -426,7 +427,7 @@ Runbook
        pulumi destroy --stack phase2
        doctl compute volume delete "$RETIRED_VOLUME_ID" --force   # split-db-data
        aws s3 rb s3://phasekit-phase2-media --force --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com   # edge-media
-       pulumi stack rm phase2
+       pulumi stack rm --preserve-config phase2
 """
 
 
@@ -485,8 +486,8 @@ Data to move
 
 Monthly cost (USD)
   before (phase1):  16.40
-  after (phase3):  401.58
-  during the overlap (phase1 + phase3):  417.98
+  after (phase3):  400.58 (+ 1.00 unconfirmed)
+  during the overlap (phase1 + phase3):  416.98 (+ 1.00 unconfirmed)
   keeping phase1 7 days after the cutover:  4.10
 
 Runbook
@@ -509,7 +510,7 @@ Runbook
        kubectl --kubeconfig kubeconfig-phase3 run pg-restore --namespace default --rm -i --quiet --restart=Never --image postgres:16.6 --command -- pg_restore --clean --if-exists --no-owner --no-privileges --dbname "$TARGET_DATABASE_URL" < app.dump
        aws s3 sync s3://phasekit-phase1-media s3://phasekit-phase3-media --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com
   3. Freeze writes on phase1
-     The database turns read-only: reads keep working, writes fail until the cutover. Announce the window first; to roll back, RESET default_transaction_read_only on the source.
+     The database turns read-only: reads keep working, writes fail until the cutover. Announce the window first; to roll back, run `ALTER DATABASE app RESET default_transaction_read_only` on the source.
        printf '%s\n' "ALTER DATABASE app SET default_transaction_read_only = on;" "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'app' AND pid <> pg_backend_pid();" | ssh root@"$SOURCE_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db psql --username app --dbname app'
   4. Final sync
      Repeat the copy now that nothing changes any more.
@@ -517,7 +518,7 @@ Runbook
        kubectl --kubeconfig kubeconfig-phase3 run pg-restore --namespace default --rm -i --quiet --restart=Never --image postgres:16.6 --command -- pg_restore --clean --if-exists --no-owner --no-privileges --dbname "$TARGET_DATABASE_URL" < app.dump
        aws s3 sync s3://phasekit-phase1-media s3://phasekit-phase3-media --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com
   5. Cut Cloudflare over to phase3
-     app.example.com has no record for the minute between the two commands (writes are already frozen). The second command renames phase3's record to app.example.com and re-issues its origin certificate.
+     app.example.com has no record from the first command until the last one ends (writes are already frozen). The last two point phase3's record at app.example.com and re-issue its origin certificate.
        pulumi destroy --stack phase1 --target 'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/dnsRecord:DnsRecord::edge-record' --yes
        pulumi config set --stack phase3 --path 'phasekit:edge.hostname' app.example.com
        pulumi up --stack phase3 --yes
@@ -533,7 +534,7 @@ Runbook
        aws s3 ls s3://phasekit-phase1-media --recursive --summarize --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com | tail -2
        aws s3 ls s3://phasekit-phase3-media --recursive --summarize --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com | tail -2
   7. Keep phase1 for 7 days
-     phase1 still holds the data as it was at the freeze. The way back: `pulumi destroy --stack phase3 --target <phase3's edge-record URN>`, `pulumi up --stack phase1` (recreates its record), then RESET default_transaction_read_only on phase1; writes made on phase3 meanwhile stay behind. Both stacks bill meanwhile: 7 more days of phase1 cost about $4.10.
+     phase1 still holds the data as it was at the freeze. The way back: `pulumi destroy --stack phase3 --target 'urn:pulumi:phase3::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/dnsRecord:DnsRecord::edge-record' --yes`, `pulumi up --stack phase1` (recreates its record), then `ALTER DATABASE app RESET default_transaction_read_only` on phase1; writes made on phase3 meanwhile stay behind. Both stacks bill meanwhile: 7 more days of phase1 cost about $4.10.
   8. Retire phase1
      Take a final backup first; delete the old media bucket only after step 6 showed the copy whole. The zone settings are zone-wide and also managed by phase3: drop them from phase1's state so destroying phase1 leaves them alone. Protected resources need `pulumi state unprotect`; resources retained on delete survive `pulumi destroy` and keep billing until deleted by hand: hosts and databases before the destroy (the network cannot go around them), volumes and buckets after.
        SOURCE_DB_HOST="$(doctl compute droplet get "$(pulumi stack output --stack phase1 droplet_id)" --template '{{.PublicIPv4}}')"
@@ -549,7 +550,7 @@ Runbook
        pulumi destroy --stack phase1
        doctl compute volume delete "$RETIRED_VOLUME_ID" --force   # vps-data
        aws s3 rb s3://phasekit-phase1-media --force --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com   # edge-media
-       pulumi stack rm phase1
+       pulumi stack rm --preserve-config phase1
 """
 
 
@@ -574,9 +575,43 @@ def test_migration_json_phase1_to_phase2(plans):
 
 def test_keeping_an_aws_source_a_week_costs_its_hourly_share(plans):
     document = migration_json(plans["phase3"], plans["phase1"])
-    # AWS bills by the hour: 7 days = 168 of the month's 730 hours.
-    assert document["cost"]["keepSourceUsd"] == str((Decimal("401.58") * 168 / 730).quantize(Decimal("0.01")))
-    assert document["cost"]["keepSourceUsd"] == "92.42"
+    # AWS bills by the hour: 7 days = 168 of the month's 730 hours; the KMS key's lead stays apart.
+    assert document["cost"]["keepSourceUsd"] == str((Decimal("400.58") * 168 / 730).quantize(Decimal("0.01")))
+    assert document["cost"]["keepSourceUsd"] == "92.19"
+    assert document["cost"]["keepSourceUnconfirmedLeadUsd"] == "0.23"
+
+
+def test_a_stack_compared_with_itself_is_refused(plans):
+    with pytest.raises(ConfigError) as raised:
+        compare_text([plans["phase1"], plans["phase2"], plans["phase1"]])
+    assert str(raised.value) == ("--compare: phase1 is listed twice; allowed: each stack once, e.g. --compare phase1 "
+                                 "phase2 phase3")
+
+
+def with_rds_version(plan: Plan, version: str) -> Plan:
+    """The same stack with its RDS instance on another PostgreSQL major version."""
+    resources = [replace(resource, inputs={**resource.inputs, "engineVersion": version})
+                 if resource.type == "aws:rds/instance:Instance" else resource for resource in plan.recording.resources]
+    return replace(plan, recording=replace(plan.recording, resources=resources))
+
+
+def test_the_client_pod_runs_the_newest_server_major_version(plans):
+    # The droplets run postgres:16.6; an RDS target on 17 needs pg_restore 17.
+    document = migration_json(plans["phase2"], with_rds_version(plans["phase3"], "17"))
+    commands = [command for step in document["runbook"] for command in step["commands"]]
+    restores = [command for command in commands if "run pg-restore" in command]
+    assert len(restores) == 2  # the rehearsal and the final sync
+    assert all(" --image postgres:17 --command -- pg_restore " in command for command in restores)
+    assert migration_json(plans["phase2"], plans["phase3"])["runbook"][1]["commands"][4].startswith(
+        "kubectl --kubeconfig kubeconfig-phase3 run pg-restore --namespace default --rm -i --quiet --restart=Never "
+        "--image postgres:16.6 --command -- pg_restore ")
+
+
+def test_a_target_on_an_older_postgresql_major_version_is_refused(plans):
+    with pytest.raises(ConfigError) as raised:
+        migration_text(plans["phase2"], with_rds_version(plans["phase3"], "15"))
+    assert str(raised.value) == ("--to phase3: PostgreSQL 15 is older than phase2's PostgreSQL 16; allowed: a target "
+                                 "running PostgreSQL 16 or newer")
 
 
 def test_migration_to_the_same_stack_is_refused(plans):

@@ -69,9 +69,12 @@ def test_catalog_pins_the_prices_the_committed_stacks_use(catalog):
         "aws-rds-pg-db.t4g.medium-multi-az": "0.130", "aws-rds-gp3-multi-az": "0.23",
         "aws-elasticache-redis-cache.t4g.small": "0.032", "aws-elasticache-valkey-factor": "0.8",
         "aws-elasticache-valkey-cache.t4g.small": "0.0256", "aws-cloudwatch-alarm-standard": "0.10",
-        "aws-kms-key": "1.00", "cf-free-plan": "0.00",
+        "cf-free-plan": "0.00",
     }
     assert {price_id: str(usd(catalog, price_id)) for price_id in pinned} == pinned
+    leads = {"do-load-balancer-node": "12.00", "aws-kms-key": "1.00"}
+    assert {price_id: (catalog.price(price_id).usd, str(catalog.price(price_id).lead_usd))
+            for price_id in leads} == {price_id: (None, lead) for price_id, lead in leads.items()}
 
 
 def test_catalog_entries_carry_status_source_and_date(catalog):
@@ -86,6 +89,23 @@ def test_catalog_entries_carry_status_source_and_date(catalog):
         PriceStatus.UNCONFIRMED, None, D("12.00"), "older official doc: 10.00")
     assert catalog.sources["D13"].in_prices_md is False
     assert catalog.sources["D1"].in_prices_md is True
+
+
+def test_catalog_follows_prices_md_and_marks_what_it_adds(catalog):
+    # PRICES.md lists "KMS per key" as not yet sourced: unconfirmed, whatever Infracost's output suggests.
+    kms = catalog.price("aws-kms-key")
+    assert (kms.status, kms.usd, kms.lead_usd, kms.source, kms.in_prices_md) == (
+        PriceStatus.UNCONFIRMED, None, D("1.00"), ("A12",), True)
+    assert catalog.sources["A12"].in_prices_md is False
+    added = sorted(entry.id for entry in catalog.prices if not entry.in_prices_md)
+    assert added == ["aws-sns-email", "do-cloud-firewall"]
+    assert {entry.id: entry.source for entry in catalog.prices if not entry.in_prices_md} == {
+        "aws-sns-email": ("A13",), "do-cloud-firewall": ("D13",)}
+    unconfirmed = sorted(entry.id for entry in catalog.prices if entry.status is PriceStatus.UNCONFIRMED)
+    assert unconfirmed == [
+        "aws-cloudwatch-alarm-free-tier", "aws-cloudwatch-logs", "aws-data-transfer-out", "aws-kms-key",
+        "aws-rds-pg-db.r7g.large-single", "cf-business-plan", "cf-pro-plan", "do-droplet-premium-basic",
+        "do-load-balancer-node", "do-reserved-ip-unassigned"]
     assert catalog.specs.aws_ec2["t3.large"].memory_gib == D("8")
     assert catalog.specs.aws_rds["db.t4g.medium"].vcpus == 2
 
@@ -134,6 +154,14 @@ BAD_CATALOGS = [
     ("a lead on a confirmed price",
      lambda raw: _entry(raw, "do-vpc").update(lead_usd="1.00"),
      "prices[{do-vpc}] (do-vpc): lead_usd: only unconfirmed prices carry a lead; this one is secondary"),
+    ("a confirmed price from outside PRICES.md that does not say so",
+     lambda raw: _entry(raw, "do-cloud-firewall").pop("in_prices_md"),
+     "prices[{do-cloud-firewall}] (do-cloud-firewall): in_prices_md: missing; allowed: false, since every source "
+     "(D13) is outside PRICES.md"),
+    ("a price marked as added that cites PRICES.md",
+     lambda raw: _entry(raw, "do-vpc").update(in_prices_md=False),
+     "prices[{do-vpc}] (do-vpc): in_prices_md: false, but source D12 includes PRICES.md sources; allowed: only "
+     "sources marked in_prices_md: false"),
 ]
 
 
@@ -197,11 +225,14 @@ def test_phase3_total(estimates):
         + c(20 * D("0.23"))                     # RDS gp3 20 GB, Multi-AZ rate
         + c(D("0.032") * D("0.8") * 2 * HOURS)  # ElastiCache Valkey cache.t4g.small x 2 nodes
         + 10 * D("0.10")                        # CloudWatch alarms: 3 database, 4 cache, 1 node, 2 ALB
-        + D("1.00")                             # KMS key for Kubernetes Secrets
     )
-    assert expected == D("401.58")
+    assert expected == D("400.58")
     assert estimates["phase3"].total_usd == expected
-    assert estimates["phase3"].unconfirmed_lead_usd == D("0.00")
+    # The KMS key for Kubernetes Secrets: PRICES.md has no confirmed price, so only its lead shows.
+    assert [(line.name, line.description, line.lead_usd) for line in estimates["phase3"].unconfirmed] == [
+        ("cluster-secrets-key", "KMS customer managed key", D("1.00"))]
+    assert estimates["phase3"].unconfirmed_lead_usd == D("1.00")
+    assert estimates["phase3"].total_with_leads_usd == D("401.58")
 
 
 @pytest.mark.parametrize(("stack", "budget"), [("phase1", D("20")), ("phase2", D("100")), ("phase3", D("600"))])
@@ -224,7 +255,12 @@ def test_phase3_lines_name_their_prices_and_status(estimates):
         ("ingress-cert", "ACM certificate (imported): no price in catalog")]
     assert sorted(line.name for line in estimates["phase3"].usage_based) == [
         "account (data transfer)", "alerts-topic", "cache-cache", "cluster-control-plane-logs", "cluster-nodes",
-        "database-db", "edge-media", "ingress-alb", "network-flow-logs", "network-nat-us-east-1a"]
+        "database-db", "database-db", "edge-media", "ingress-alb", "network-flow-logs", "network-nat-us-east-1a"]
+    [exported] = [line for line in estimates["phase3"].usage_based
+                  if line.name == "database-db" and line.description.startswith("CloudWatch Logs")]
+    assert (exported.assumption, exported.assumed_usd, exported.status, exported.price_ids) == (
+        "RDS exports its postgresql, upgrade logs; volume follows activity; price not sourced yet (unconfirmed)",
+        None, PriceStatus.UNCONFIRMED, ("aws-cloudwatch-logs",))
 
 
 def test_phase1_cost_section_line_by_line(estimates):
@@ -332,6 +368,18 @@ def test_an_unconfirmed_price_shows_its_lead_but_stays_out_of_the_total():
     text = cost_lines(result)
     assert "  lb        load balancer, 3 nodes: unconfirmed (lead $36.00, not counted)" in text
     assert "  spare-ip  reserved IP, unassigned: unconfirmed (lead $4.00, not counted)" in text
+
+
+@pytest.mark.parametrize(("inputs", "kind", "description", "lead"), [
+    ({}, LineKind.UNCONFIRMED, "load balancer, 1 node", D("12.00")),  # DigitalOcean's default: one node
+    ({"sizeUnit": 2.0}, LineKind.UNCONFIRMED, "load balancer, 2 nodes", D("24.00")),
+    ({"sizeUnit": "lb-small"}, LineKind.UNPRICED,
+     "load balancer of unknown node count (sizeUnit): no price in catalog", None),
+], ids=["unset", "two nodes", "not a count"])
+def test_the_load_balancer_is_priced_per_node_from_size_unit(inputs, kind, description, lead):
+    result = estimate(recording(resource("digitalocean:index/loadBalancer:LoadBalancer", "lb", inputs)))
+    assert [(line.kind, line.description, line.lead_usd) for line in result.lines] == [(kind, description, lead)]
+    assert result.total_usd == D("0.00")
 
 
 def test_an_unconfirmed_price_without_a_single_lead_adds_nothing_anywhere():
