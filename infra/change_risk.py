@@ -103,10 +103,10 @@ class ConditionalReplace(_RulesModel):
         return ((self.from_value is None or _same(old, self.from_value))
                 and (self.to_value is None or _same(new, self.to_value)))
 
-    def describe(self, old: Any, new: Any) -> str:
+    def describe(self, old: Any, new: Any, secret: bool = False) -> str:
         if self.removed:
             return f"{self.property} is removed"
-        return f"{self.property} changes from {_shown(old)} to {_shown(new)}"
+        return f"{self.property} changes from {_shown(old, secret)} to {_shown(new, secret)}"
 
 
 class ReplacementRule(_RulesModel):
@@ -354,7 +354,9 @@ def _direct_change(old: RecordedResource | None, new: RecordedResource | None, r
         before, after = _lookup(old.inputs, condition.property), _lookup(new.inputs, condition.property)
         if not any(_ignored(tuple(condition.property.split(".")), p) for p in new.ignore_changes) \
                 and condition.matches(before, after):
-            draft.reasons.append(ReplaceReason(condition.describe(before, after), condition.property, rule.source))
+            secret = condition.property.split(".")[0] in secret_keys
+            draft.reasons.append(ReplaceReason(condition.describe(before, after, secret), condition.property,
+                                               rule.source))
             draft.properties = [_marked_forcing(change, condition.property) for change in draft.properties]
     draft.ignored = sorted(set(draft.ignored))
     draft.kind = "replace" if draft.reasons else "update" if draft.properties else "unchanged"
@@ -572,10 +574,20 @@ def _ignored(path: Iterable[str | int], pattern: str) -> bool:
                for want, part in zip(wanted, parts[:len(wanted)], strict=True))
 
 
+_PLAIN_KEY = re.compile(r'^[^.\[\]"]+$')
+
+
 def _path_text(path: PathParts) -> str:
+    """A Pulumi property path; keys such as ``.dockerconfigjson`` or ``app.kubernetes.io/name`` are quoted
+    (``stringData[".dockerconfigjson"]``), so the text parses back to the same path."""
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif not _PLAIN_KEY.match(part):
+            text += f'["{part}"]'
+        else:
+            text += f".{part}" if text else part
     return text
 
 

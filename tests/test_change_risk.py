@@ -12,8 +12,10 @@ provider's actual diff.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import functools
+import hashlib
 import json
 from pathlib import Path
 
@@ -32,7 +34,7 @@ from infra.change_risk import (
 )
 from infra.cli import main
 from infra.config import ConfigError
-from infra.plan import run_plan
+from infra.plan import SECRET_PLACEHOLDER, run_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "risk"
@@ -40,8 +42,10 @@ DO = "https://github.com/digitalocean/terraform-provider-digitalocean/blob/40199
 VOLUME_SOURCE = f"{DO}/digitalocean/volume/resource_volume.go#L29-L123"
 DROPLET_SOURCE = f"{DO}/digitalocean/droplet/resource_droplet.go#L66-L318"
 AWS_REGION_SOURCE = "https://github.com/pulumi/pulumi-aws/pull/4000"
-REPLICATION_GROUP_SOURCE = ("https://github.com/hashicorp/terraform-provider-aws/blob/main/internal/service/"
-                            "elasticache/replication_group.go")
+REPLICATION_GROUP_SOURCE = ("https://github.com/hashicorp/terraform-provider-aws/blob/001b6364c1a3b3045e152f655440a6d47eb44a70"
+                            "/internal/service/elasticache/replication_group.go")
+K8S_SECRET_SOURCE = ("https://github.com/pulumi/pulumi-kubernetes/blob/94977969d64112b04e19945818a7d5d5f38f631d/provider/"
+                     "pkg/provider/diff.go#L23-L37")
 
 
 @functools.cache
@@ -225,6 +229,74 @@ def test_json_names_the_data_destroying_changes_and_how_to_allow_them():
                                      "mayChangeFrom": []}]
     assert volume["replacedBecause"] == [{"because": "region changed", "rule": "region", "source": VOLUME_SOURCE}]
     json.dumps(document)  # serialisable as the CLI prints it
+
+
+def secret_values(*recordings: Recording) -> set[str]:
+    """Every string inside a secret input of the recordings: what no output may show, nor its digest."""
+    def strings(value) -> list[str]:
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, dict):
+            return [found for item in value.values() for found in strings(item)]
+        if isinstance(value, list):
+            return [found for item in value for found in strings(item)]
+        return []
+    return {text for recording in recordings for resource in recording.resources
+            for key in resource.secret_inputs for text in strings(resource.inputs[key])}
+
+
+def test_a_changed_secret_input_is_reported_without_its_value_its_digest_or_the_placeholder(capsys):
+    """The registry's pull Secret is known offline and secret: a new registry user and the secrets going from
+    the placeholder to (fake) ciphertexts change it, and nothing secret-bearing reaches text, JSON or CLI."""
+    base_file, head_file = "phase3-registry.yaml", "phase3-registry-secrets.yaml"
+    risk = report("phase3", base_file, head_file)
+    assert classified(risk) == [("replace", "app-registry", "kubernetes:core/v1:Secret")]
+    pull_secret = change(risk, "app-registry")
+    assert [(prop.path, prop.old, prop.new, prop.forces_replacement) for prop in pull_secret.properties] == [
+        ('stringData[".dockerconfigjson"]', "[secret]", "[secret]", "stringData")]
+    assert [(reason.because, reason.source) for reason in pull_secret.replaced_because] == [
+        ('stringData[".dockerconfigjson"] changed', K8S_SECRET_SOURCE)]
+
+    values = secret_values(recording("phase3", base_file), recording("phase3", head_file))
+    assert any("auths" in value for value in values)  # the known dockerconfigjson of both versions
+    status, cli_text, _ = risk_cli(capsys, "--stack", "phase3", "--base", str(FIXTURES / base_file),
+                                   "--head", str(FIXTURES / head_file))
+    _, cli_json, _ = risk_cli(capsys, "--stack", "phase3", "--base", str(FIXTURES / base_file),
+                              "--head", str(FIXTURES / head_file), "--json")
+    assert status == 0
+    rendered = risk_text(risk) + json.dumps(risk_json(risk)) + cli_text + cli_json
+    forbidden = {SECRET_PLACEHOLDER, base64.b64encode(SECRET_PLACEHOLDER.encode()).decode(),
+                 *(base64.b64encode(f"{user}:{SECRET_PLACEHOLDER}".encode()).decode() for user in ("alice", "bob")),
+                 "c2VjcmV0LWtleS1iYXNlLWNpcGhlcnRleHQ=", "cmVnaXN0cnktcGFzc3dvcmQtY2lwaGVydGV4dA==",
+                 *values, *(hashlib.sha256(value.encode()).hexdigest()[:12] for value in values)}
+    assert [text for text in sorted(forbidden) if text in rendered] == []
+
+
+def test_a_conditional_rule_on_a_secret_input_masks_both_values():
+    group = "aws:elasticache/replicationGroup:ReplicationGroup"
+    base = resource("cache", group, {"engine": "valkey"}, secret=("engine",))
+    head = resource("cache", group, {"engine": "redis"}, secret=("engine",))
+    cache = change(compare([base], [head]), "cache")
+    assert cache.kind == "replace"
+    assert [reason.because for reason in cache.replaced_because] == ["engine changes from [secret] to [secret]"]
+
+
+@pytest.mark.parametrize(("changed", "kind", "rule"), [
+    # Renamed in place since terraform-provider-aws v5 (pull request 32687): the data stays.
+    ({"identifier": "phasekit-phase3-db-renamed"}, "update", None),
+    ({"kmsKeyId": "arn:aws:kms:us-east-1:123456789012:key/cmk"}, "replace", "kmsKeyId"),
+    ({"storageEncrypted": False}, "replace", "storageEncrypted"),
+    ({"availabilityZone": "us-east-1b"}, "replace", "availabilityZone"),
+    ({"dbSubnetGroupName": "other-subnets", "instanceClass": "db.t4g.large"}, "update", None),
+])
+def test_rds_replaces_only_on_the_providers_force_new_arguments(changed, kind, rule):
+    rds = "aws:rds/instance:Instance"
+    inputs = {"identifier": "phasekit-phase3-db", "engine": "postgres", "storageEncrypted": True,
+              "dbSubnetGroupName": "subnets", "instanceClass": "db.t4g.medium"}
+    database = change(compare([resource("db", rds, inputs, protect=True)],
+                              [resource("db", rds, {**inputs, **changed}, protect=True)]), "db")
+    assert (database.kind, database.data_destroying) == (kind, kind == "replace")
+    assert [reason.rule for reason in database.replaced_because] == ([rule] if rule else [])
 
 
 # --- The rules file ----------------------------------------------------------------------------------
