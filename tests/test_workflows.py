@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra.plan import stack_names
+from infra.plan import SECRET_PLACEHOLDER, stack_names
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW_DIR = ROOT / ".github" / "workflows"
@@ -343,7 +343,8 @@ def test_plan_comment_never_checks_out_or_runs_pull_request_code():
         "ARTIFACT_DIR": "${{ runner.temp }}/plan-comment",
     }
     script = steps[1]["run"]
-    for command in ("git ", "pip ", "python", "bash ", "source ", "eval ", "scripts/"):
+    repository_scripts = [f"scripts/{path.name}" for path in (ROOT / "scripts").iterdir()]
+    for command in ("git ", "pip ", "python", "bash ", "source ", "eval ", *repository_scripts):
         assert command not in script
 
 
@@ -359,6 +360,8 @@ with open(os.environ["GH_CALLS"], "a", encoding="utf-8") as calls:
     calls.write(json.dumps(record) + "\\n")
 if args[:2] == ["api", "repos/owner/app/pulls/17"]:
     print(os.environ["FAKE_HEAD_SHA"])
+elif args[:3] == ["api", "--paginate", "repos/owner/app/pulls/17/files"]:
+    sys.stdout.write(os.environ["FAKE_FILES"])
 elif "--paginate" in args:
     sys.stdout.write(os.environ["FAKE_COMMENT_IDS"])
 """
@@ -382,14 +385,15 @@ class Commenter:
         self.script = step["run"]
 
     def run(self, pr_number: str = "17\n", comment: str = "## phasekit plan: all checks pass\n",
-            head_sha: str = "a" * 40, comment_ids: str = "") -> tuple[subprocess.CompletedProcess[str], list[dict]]:
+            head_sha: str = "a" * 40, comment_ids: str = "", files: str = "Pulumi.phase1.yaml\ninfra/phase1.py\n",
+            ) -> tuple[subprocess.CompletedProcess[str], list[dict]]:
         (self.artifact / "pr-number").write_text(pr_number)
         if not (self.artifact / "comment.md").is_symlink():
             (self.artifact / "comment.md").write_text(comment)
         calls = self.tmp / "calls.jsonl"
         calls.write_text("")
         env = {"PATH": self.path, "HOME": str(self.tmp), "GH_CALLS": str(calls), "FAKE_HEAD_SHA": head_sha,
-               "FAKE_COMMENT_IDS": comment_ids, "GH_TOKEN": "token", "REPOSITORY": "owner/app",
+               "FAKE_COMMENT_IDS": comment_ids, "FAKE_FILES": files, "GH_TOKEN": "token", "REPOSITORY": "owner/app",
                "PLANNED_SHA": "a" * 40, "PLAN_RUN_URL": RUN_URL, "ARTIFACT_DIR": str(self.artifact),
                "RUNNER_TEMP": str(self.tmp / "runner-temp")}
         result = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", self.script], env=env,
@@ -399,6 +403,7 @@ class Commenter:
 
 RUN_URL = "https://github.com/owner/app/actions/runs/42"
 RUN_LINK = f"\n[The plan run]({RUN_URL}): its summary has the full report.\n"
+LIST_FILES = ["api", "--paginate", "repos/owner/app/pulls/17/files", "--jq", ".[].filename"]
 LIST_COMMENTS = ["api", "--paginate", "repos/owner/app/issues/17/comments", "--jq",
                  '.[] | select(.user.login == "github-actions[bot]" and (.body | startswith("<!-- phasekit-plan -->"))) | .id']
 
@@ -408,6 +413,7 @@ def test_commenter_creates_the_sticky_comment_with_the_marker_first(tmp_path):
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
     assert calls == [
         {"args": ["api", "repos/owner/app/pulls/17", "--jq", ".head.sha"]},
+        {"args": LIST_FILES},
         {"args": LIST_COMMENTS},
         {"args": ["api", "--method", "POST", "repos/owner/app/issues/17/comments", "-F",
                   f"body=@{tmp_path}/runner-temp/comment-body.md", "--silent"],
@@ -420,7 +426,7 @@ def test_commenter_updates_the_first_existing_comment(tmp_path):
     assert result.returncode == 0
     assert calls[-1]["args"][:3] == ["api", "--method", "PATCH"]
     assert calls[-1]["args"][3] == "repos/owner/app/issues/comments/111"
-    assert len(calls) == 3
+    assert len(calls) == 4
 
 
 @pytest.mark.parametrize("pr_number", ["17; curl evil", "../17", "", "-1", "17 18", "1\n7", "12345678901", "$(id)"])
@@ -428,6 +434,28 @@ def test_commenter_refuses_a_pull_request_number_that_is_not_digits(tmp_path, pr
     result, calls = Commenter(tmp_path).run(pr_number=pr_number)
     assert (result.returncode, result.stdout.strip()) == (1, "::error::the artifact's pr-number is not a pull-request number")
     assert calls == []
+
+
+WARNING = ("> [!WARNING]\n> This pull request changes the workflows, scripts or rules that produce this report, and "
+           "the report below comes from its own version of them: review those changes first.\n\n")
+
+
+@pytest.mark.parametrize(("files", "warned"), [
+    (".github/workflows/plan.yml\n", True),
+    ("scripts/plan-report.sh\n", True),
+    ("policy/rules.py\n", True),
+    ("infra/replacement_rules.yaml\n", True),
+    ("infra/change_risk.py\n", True),
+    ("pyproject.toml\n", True),
+    ("README.md\ninfra/phase2.py\ncomponents/split_vps.py\nPulumi.phase2.yaml\n", False),
+    ("docs/.github/notes.md\nx/scripts/y.sh\ninfra/plan.py.orig\n", False),
+    ("", False),
+])
+def test_commenter_warns_when_the_pull_request_edits_what_produces_the_report(tmp_path, files, warned):
+    """The report comes from the pull request's code; the warning is the one line written by trusted code."""
+    result, calls = Commenter(tmp_path).run(files=files)
+    assert result.returncode == 0, result.stderr
+    assert calls[-1]["body"] == (f"{MARKER}\n{WARNING if warned else ''}## phasekit plan: all checks pass\n{RUN_LINK}")
 
 
 def test_commenter_posts_nothing_when_the_pull_request_moved_on(tmp_path):
@@ -506,6 +534,23 @@ def test_deploy_runs_on_push_to_main_one_environment_and_one_unbroken_run_per_st
         "command": "up", "stack-name": "${{ matrix.stack }}", "policyPacks": "policy"}
 
 
+def test_deploy_takes_allow_data_loss_only_from_the_merged_pull_requests_labels():
+    """Labels need triage access, which a fork's author does not have; plan.yml's own verdict (which a fork can
+    rewrite) never reaches the deploy."""
+    deploy = load("deploy.yml")
+    checks = deploy["jobs"]["checks"]
+    assert checks["permissions"] == {"contents": "read", "pull-requests": "read"}
+    label = step_named(deploy, "checks", "Did the merged pull request carry allow-data-loss?")
+    assert label["env"] == {"GH_TOKEN": "${{ github.token }}"}
+    assert label["run"].split("\n")[:2] == [
+        'allowed=$(gh api "repos/$GITHUB_REPOSITORY/commits/$GITHUB_SHA/pulls" \\',
+        """  --jq 'any(.[]; any(.labels[]; .name | ascii_downcase == "allow-data-loss"))')""",
+    ]
+    assert step_named(deploy, "checks", "Plan every stack")["env"]["ALLOW_DATA_LOSS"] == (
+        "${{ steps.label.outputs.allowed }}")
+    assert deploy["jobs"]["deploy"]["needs"] == "checks"
+
+
 def test_deploy_paths_include_every_stack_file_and_the_program():
     paths = triggers(load("deploy.yml"))["push"]["paths"]
     assert {"Pulumi.yaml", "Pulumi.*.yaml", "infra/**", "components/**", "policy/**"} <= set(paths)
@@ -519,6 +564,11 @@ def git(cwd: Path, *args: str) -> str:
     env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com", "GIT_CONFIG_GLOBAL": os.devnull}
     return subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True).stdout
+
+
+CIPHERTEXTS = ("v1:c2VjcmV0LWtleS1iYXNlLWNpcGhlcnRleHQ=", "v1:c3NoLXByaXZhdGUta2V5LWNpcGhlcnRleHQ=")
+HEAD_SECRETS = (f"  phasekit:secrets:\n    SECRET_KEY_BASE:\n      secure: {CIPHERTEXTS[0]}\n"
+                f"  phasekit:sshPrivateKey:\n    secure: {CIPHERTEXTS[1]}\n")
 
 
 @dataclass(frozen=True)
@@ -546,8 +596,9 @@ def report_runs(tmp_path_factory):
     git(origin, "commit", "--quiet", "-m", "base")
     base_sha = git(origin, "rev-parse", "HEAD").strip()
 
-    moved = (ROOT / "Pulumi.phase1.yaml").read_text().replace("region: nyc3", "region: sfo3")
-    assert moved != (ROOT / "Pulumi.phase1.yaml").read_text()
+    # The head also sets its secrets (fake ciphertexts), where the base leaves them to the plan's placeholder.
+    moved = (ROOT / "Pulumi.phase1.yaml").read_text().replace("region: nyc3", "region: sfo3") + HEAD_SECRETS
+    assert "region: sfo3" in moved
     runs = {}
     for kind in ("plan", "deploy"):
         clone = tmp / kind
@@ -603,6 +654,9 @@ def test_plan_step_fails_on_a_data_destroying_change_without_the_label(report_ru
     ]
     risk_block = comment.split("(exit 4)</summary>\n\n```text\n", 1)[1].split("\n```\n", 1)[0]
     assert "vps-data" in risk_block and "nyc3 → sfo3" in risk_block
+    # Neither version's secrets reach the comment: not the placeholder, not the head's ciphertexts.
+    assert [text for text in (SECRET_PLACEHOLDER, *CIPHERTEXTS, *(c.removeprefix("v1:") for c in CIPHERTEXTS))
+            if text in comment] == []
 
 
 def test_deploy_step_passes_with_the_label_and_says_a_new_stack_has_no_base(report_runs):
