@@ -14,9 +14,10 @@ during preview" note for the whole policy; reading through the adapter keeps the
 running.
 
 Enforcement: a mandatory rule fails ``phasekit plan`` (exit 3) and blocks ``pulumi preview``/``up`` with
-the pack; an advisory one is reported only. Exposure, encryption and data-loss rules are mandatory.
-Availability rules (probes, HPA floor, disruption budgets) are advisory: breaking them degrades a
-rollout or a node drain, never exposes or loses data, and an operator must still be able to ship a fix.
+the pack; an advisory one is reported only. Every rule is mandatory: phasekit's own stacks satisfy all of
+them, so a violation means a hand edit or a bug. An operator who must ship a fix past an availability
+rule (probes, HPA floor, disruption budgets) lowers that one rule with a ``--policy-pack-config`` file,
+which ``phasekit plan --policy-pack-config`` reads too; the lowering is then written down in the repo.
 """
 
 from __future__ import annotations
@@ -459,6 +460,10 @@ def _ssh_not_open_to_world(resource: ResourceView) -> list[str]:
 
 def _kubernetes_api_not_public(resource: ResourceView) -> list[str]:
     vpc = resource.props.get("vpcConfig")
+    # One object in current pulumi-aws; a one-element list in older versions (as encryptionConfig).
+    if _is_list(vpc):
+        vpc = lookup(vpc, 0)
+    # Unknown, or absent (EKS requires vpcConfig, so the provider refuses the cluster): nothing to judge.
     if not isinstance(vpc, Mapping):
         return []
     public = vpc.get("endpointPublicAccess")
@@ -714,21 +719,21 @@ RULES: tuple[Rule, ...] = (
     ResourceRule(
         name="containers-have-probes",
         description="Every Deployment container has a readiness and a liveness probe.",
-        enforcement="advisory",
+        enforcement="mandatory",
         resource_types=frozenset({K8S_DEPLOYMENT}),
         check=_probes,
     ),
     ResourceRule(
         name="hpa-min-replicas",
         description=f"Horizontal pod autoscalers keep at least {MIN_HPA_REPLICAS} replicas.",
-        enforcement="advisory",
+        enforcement="mandatory",
         resource_types=K8S_HPAS,
         check=_hpa_min_replicas,
     ),
     StackRule(
         name="deployments-have-pdb",
         description="A PodDisruptionBudget in its namespace selects every Deployment's pods.",
-        enforcement="advisory",
+        enforcement="mandatory",
         resource_types=frozenset({K8S_DEPLOYMENT, K8S_PDB}),
         check=_deployments_have_pdb,
     ),

@@ -270,7 +270,7 @@ def test_served_pack_checks_the_stack(analyzer):
         (PDB, web.urn, described(PDB, "no PodDisruptionBudget in namespace app selects its pods "
                                       "(app.kubernetes.io/component=web, app.kubernetes.io/name=app): a node drain "
                                       "may evict every replica at once"),
-         analyzer_pb2.ADVISORY),
+         analyzer_pb2.MANDATORY),
     ]
 
 

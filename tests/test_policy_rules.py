@@ -297,9 +297,13 @@ CASES: tuple[Case, ...] = (
     Case("public-eks-api-fails", K8S_API, (
         view(rules.EKS_CLUSTER, {"vpcConfig": {"endpointPublicAccess": True}}, name="no-cidrs"),
         view(rules.EKS_CLUSTER, {"vpcConfig": {"publicAccessCidrs": ["0.0.0.0/0", ADMIN]}}, name="world"),
+        # The list form of older pulumi-aws versions is read too, not skipped.
+        view(rules.EKS_CLUSTER, {"vpcConfig": [{"endpointPublicAccess": True, "publicAccessCidrs": ["::/0"]}]},
+             name="list-form"),
     ), (
         ("no-cidrs", "the public endpoint lists no publicAccessCidrs: AWS opens it to 0.0.0.0/0"),
         ("world", "the public endpoint admits 0.0.0.0/0"),
+        ("list-form", "the public endpoint admits ::/0"),
     )),
     Case("eks-api-unknowns-pass", K8S_API, (
         view(rules.EKS_CLUSTER, {"vpcConfig": {"endpointPublicAccess": True, "publicAccessCidrs": UNKNOWN}}),
@@ -450,9 +454,9 @@ def test_rules_are_named_described_and_enforced():
         (K8S_API, "mandatory", False),
         (IMDS, "mandatory", False),
         (PODS, "mandatory", False),
-        (PROBES, "advisory", False),
-        (HPA, "advisory", False),
-        (PDB, "advisory", True),
+        (PROBES, "mandatory", False),
+        (HPA, "mandatory", False),
+        (PDB, "mandatory", True),
     ]
     assert all(rule.description.endswith(".") and len(rule.description) < 200 for rule in rules.RULES)
 
@@ -557,20 +561,23 @@ def test_ssh_opened_on_the_real_phase1_firewall_fails_the_plan(recordings):
     }
 
 
-def test_unprobed_real_phase3_deployment_is_advisory_only(recordings):
+def test_unprobed_real_phase3_deployment_fails_unless_lowered_to_advisory(recordings):
     def drop_probes(inputs: dict) -> None:
         container = inputs["spec"]["template"]["spec"]["containers"][0]
         del container["readinessProbe"], container["livenessProbe"]
 
-    violations = evaluate(mutated(recordings["phase3"], "app-deployment", drop_probes))
-    assert [(violation.policy, violation.resource, violation.message, violation.mandatory)
-            for violation in violations] == [
-        (PROBES, "app-deployment", "container app has no readinessProbe", False),
-        (PROBES, "app-deployment", "container app has no livenessProbe", False),
-    ]
-    assert guardrail_lines(violations)[0] == ("Guardrails (policy/): 11 policies, 1 with violations, 2 violations: "
-                                              "advisory only")
-    assert guardrails_json(violations)["pass"] is True
+    recording = mutated(recordings["phase3"], "app-deployment", drop_probes)
+    expected = [(PROBES, "app-deployment", "container app has no readinessProbe"),
+                (PROBES, "app-deployment", "container app has no livenessProbe")]
+    violations = evaluate(recording)
+    assert [(v.policy, v.resource, v.message, v.mandatory) for v in violations] == [(*e, True) for e in expected]
+    assert guardrails_json(violations)["pass"] is False
+
+    lowered = evaluate(recording, {PROBES: "advisory"})
+    assert [(v.policy, v.resource, v.message, v.mandatory) for v in lowered] == [(*e, False) for e in expected]
+    assert guardrail_lines(lowered)[0] == ("Guardrails (policy/): 11 policies, 1 with violations, 2 violations: "
+                                           "advisory only")
+    assert guardrails_json(lowered)["pass"] is True
 
 
 def test_real_phase3_rds_made_public_and_unencrypted_fails(recordings):
@@ -583,6 +590,188 @@ def test_real_phase3_rds_made_public_and_unencrypted_fails(recordings):
         (ENCRYPTED, "storageEncrypted is not true"),
         (BACKUPS, "backupRetentionPeriod is 1; keep at least 7 days of backups"),
     ]
+
+
+@dataclass(frozen=True)
+class Breach:
+    """One guarantee broken on a committed stack's real recording, and what the plan must then report."""
+
+    id: str
+    stack: str
+    resource: str
+    change: Any
+    """Mutates the resource's inputs (a deep copy) in place; only keys the program itself wrote are touched,
+    so a rule reading a misspelled key cannot pass."""
+
+    expected: tuple[tuple[str, str, str, bool], ...]
+    """(policy, resource, message, mandatory) for every violation, in order."""
+
+    protect: bool | None = None
+
+
+def _container(inputs: dict) -> dict:
+    return inputs["spec"]["template"]["spec"]["containers"][0]
+
+
+BREACHES = (
+    Breach("firewall-pgbouncer-from-addresses", "phase2", "split-db-firewall",
+           lambda inputs: inputs["inboundRules"][1].update(sourceAddresses=["10.0.0.0/8"]),
+           ((DATA_STORES, "split-db-firewall", "inbound tcp 6432 (PgBouncer) admits addresses 10.0.0.0/8: admit the "
+                                               "app tier by tag or droplet id only", True),)),
+    Breach("security-group-postgres-from-a-cidr", "phase3", "database-sg",
+           lambda inputs: inputs["ingress"][0].update(cidrBlocks=["10.0.0.0/16"]),
+           ((DATA_STORES, "database-sg", "ingress tcp 5432 (PostgreSQL) admits addresses 10.0.0.0/16: admit only "
+                                         "the clients' security group", True),)),
+    Breach("rds-public-unencrypted-short-backups", "phase3", "database-db",
+           lambda inputs: inputs.update(publiclyAccessible=True, storageEncrypted=False, backupRetentionPeriod=1.0,
+                                        skipFinalSnapshot=True, deletionProtection=False),
+           ((DATA_STORES, "database-db", "publiclyAccessible is true: the instance gets a public address", True),
+            (ENCRYPTED, "database-db", "storageEncrypted is not true", True),
+            (BACKUPS, "database-db", "backupRetentionPeriod is 1; keep at least 7 days of backups", True),
+            (BACKUPS, "database-db", "deletionProtection is not true", True),
+            (BACKUPS, "database-db", "skipFinalSnapshot is true: a delete would keep no final snapshot", True))),
+    Breach("cache-without-transit-encryption-or-snapshots", "phase3", "cache-cache",
+           lambda inputs: inputs.update(transitEncryptionEnabled=False, snapshotRetentionLimit=0.0),
+           ((ENCRYPTED, "cache-cache", "transitEncryptionEnabled is not true", True),
+            (BACKUPS, "cache-cache", "snapshotRetentionLimit is 0; keep at least 1 day of snapshots", True))),
+    Breach("eks-without-secrets-encryption", "phase3", "cluster-cluster",
+           lambda inputs: inputs.pop("encryptionConfig"),
+           ((ENCRYPTED, "cluster-cluster", "no encryptionConfig: Kubernetes Secrets are not encrypted with a KMS key",
+             True),)),
+    # An absent publicAccessCidrs is AWS's 0.0.0.0/0, not "cannot tell".
+    Breach("eks-public-endpoint-without-cidrs", "phase3", "cluster-cluster",
+           lambda inputs: inputs["vpcConfig"].pop("publicAccessCidrs"),
+           ((K8S_API, "cluster-cluster", "the public endpoint lists no publicAccessCidrs: AWS opens it to 0.0.0.0/0",
+             True),)),
+    Breach("nodes-with-imdsv1-and-an-unencrypted-root", "phase3", "cluster-node-template",
+           lambda inputs: (inputs["metadataOptions"].update(httpTokens="optional", httpPutResponseHopLimit=2),
+                           inputs["blockDeviceMappings"][0]["ebs"].update(encrypted="false")),
+           ((ENCRYPTED, "cluster-node-template", "blockDeviceMappings[0] (/dev/xvda): ebs.encrypted is not true", True),
+            (IMDS, "cluster-node-template", "metadataOptions.httpTokens is optional, not required: IMDSv1 answers any "
+                                            "request on the node", True),
+            (IMDS, "cluster-node-template", "metadataOptions.httpPutResponseHopLimit is 2: pods can reach the node "
+                                            "role's credentials; set 1", True))),
+    Breach("ssh-opened-by-a-security-group-rule", "phase3", "ingress-node-ingress",
+           lambda inputs: inputs.update(fromPort=22, toPort=22, cidrIpv4="0.0.0.0/0"),
+           ((SSH, "ingress-node-ingress", "ingress tcp 22 (SSH) admits 0.0.0.0/0: allow only admin networks", True),)),
+    Breach("database-droplet-unprotected-without-backups", "phase2", "split-db",
+           lambda inputs: inputs.update(backups=False),
+           ((PROTECTED, "split-db", "protect is off: a delete or replace would destroy its data (phasekit:protect: "
+                                    "true sets it)", True),
+            (BACKUPS, "split-db", "a data volume is attached but backups is not true: the nightly pg_dump on the root "
+                                  "disk would have no copy", True)),
+           protect=False),
+    Breach("container-may-escalate-and-write-its-root", "phase3", "app-deployment",
+           lambda inputs: _container(inputs)["securityContext"].update(allowPrivilegeEscalation=True,
+                                                                       readOnlyRootFilesystem=False),
+           ((PODS, "app-deployment", "container app: allowPrivilegeEscalation is not false", True),
+            (PODS, "app-deployment", "container app: readOnlyRootFilesystem is not true", True))),
+    Breach("container-without-readiness-probe", "phase3", "app-deployment",
+           lambda inputs: _container(inputs).pop("readinessProbe"),
+           ((PROBES, "app-deployment", "container app has no readinessProbe", True),)),
+    Breach("hpa-down-to-one-pod", "phase3", "app-hpa", lambda inputs: inputs["spec"].update(minReplicas=1),
+           ((HPA, "app-hpa", "minReplicas is 1; keep at least 2 replicas so a restarting pod leaves the app serving",
+             True),)),
+    Breach("pdb-selecting-other-pods", "phase3", "app-pdb",
+           lambda inputs: inputs["spec"]["selector"]["matchLabels"].update({"app.kubernetes.io/component": "worker"}),
+           ((PDB, "app-deployment", "no PodDisruptionBudget in namespace app selects its pods "
+                                    "(app.kubernetes.io/component=web, app.kubernetes.io/name=app, "
+                                    "phasekit.dev/managed-by=phasekit, phasekit.dev/phase=3, "
+                                    "phasekit.dev/project=phasekit, phasekit.dev/stack=phase3): a node drain may evict "
+                                    "every replica at once", True),)),
+)
+
+
+def test_every_rule_has_a_breach_of_a_real_stack():
+    assert {policy for breach in BREACHES for policy, *_ in breach.expected} == {rule.name for rule in rules.RULES}
+
+
+@pytest.mark.parametrize("breach", BREACHES, ids=lambda breach: breach.id)
+def test_breaking_a_guarantee_on_a_real_stack_fails_its_rule(recordings, breach):
+    """The rules read the keys the program writes, and the program's unknowns do not hide these breaches."""
+    recording = mutated(recordings[breach.stack], breach.resource, breach.change)
+    if breach.protect is not None:
+        recording = Recording(resources=[replace(resource, protect=breach.protect) if resource.name == breach.resource
+                                         else resource for resource in recording.resources],
+                              outputs=recording.outputs, secret_outputs=recording.secret_outputs)
+    assert [(violation.policy, violation.resource, violation.message, violation.mandatory)
+            for violation in evaluate(recording)] == list(breach.expected)
+
+
+def _sdk_names(args_class: type) -> set[str]:
+    """The wire (camelCase) names of a provider SDK's input type."""
+    return {member.fget._pulumi_name for member in vars(args_class).values()
+            if isinstance(member, property) and hasattr(member.fget, "_pulumi_name")}
+
+
+def _sdk_inputs() -> dict[type, tuple[str, ...]]:
+    """Every input type the rules read, with the keys read from it."""
+    import pulumi_aws as aws
+    import pulumi_digitalocean as digitalocean
+    import pulumi_kubernetes as k8s
+
+    ingress = ("protocol", "fromPort", "toPort", "cidrBlocks", "ipv6CidrBlocks", "prefixListIds")
+    return {
+        aws.rds.InstanceArgs: ("publiclyAccessible", "dbSubnetGroupName", "replicateSourceDb", "storageEncrypted",
+                               "backupRetentionPeriod", "deletionProtection", "skipFinalSnapshot"),
+        aws.elasticache.ReplicationGroupArgs: ("subnetGroupName", "atRestEncryptionEnabled",
+                                               "transitEncryptionEnabled", "snapshotRetentionLimit"),
+        aws.eks.ClusterArgs: ("encryptionConfig", "vpcConfig"),
+        aws.eks.ClusterEncryptionConfigArgs: ("resources", "provider"),
+        aws.eks.ClusterEncryptionConfigProviderArgs: ("keyArn",),
+        aws.eks.ClusterVpcConfigArgs: ("endpointPublicAccess", "publicAccessCidrs"),
+        aws.ec2.LaunchTemplateArgs: ("blockDeviceMappings", "metadataOptions"),
+        aws.ec2.LaunchTemplateBlockDeviceMappingArgs: ("deviceName", "ebs"),
+        aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs: ("encrypted",),
+        aws.ec2.LaunchTemplateMetadataOptionsArgs: ("httpEndpoint", "httpTokens", "httpPutResponseHopLimit"),
+        aws.ec2.SecurityGroupArgs: ("ingress",),
+        aws.ec2.SecurityGroupIngressArgs: ingress,
+        aws.ec2.DefaultSecurityGroupArgs: ("ingress",),
+        aws.ec2.DefaultSecurityGroupIngressArgs: ingress,
+        aws.ec2.SecurityGroupRuleArgs: ("type", *ingress),
+        aws.vpc.SecurityGroupIngressRuleArgs: ("ipProtocol", "fromPort", "toPort", "cidrIpv4", "cidrIpv6",
+                                               "prefixListId"),
+        digitalocean.FirewallArgs: ("inboundRules",),
+        digitalocean.FirewallInboundRuleArgs: ("protocol", "portRange", "sourceAddresses"),
+        digitalocean.DropletArgs: ("volumeIds", "backups"),
+        k8s.apps.v1.DeploymentArgs: ("metadata", "spec"),
+        k8s.apps.v1.DeploymentSpecArgs: ("template",),
+        k8s.batch.v1.JobSpecArgs: ("template",),
+        k8s.batch.v1.CronJobSpecArgs: ("jobTemplate",),
+        k8s.batch.v1.JobTemplateSpecArgs: ("spec",),
+        k8s.core.v1.PodTemplateSpecArgs: ("metadata", "spec"),
+        k8s.meta.v1.ObjectMetaArgs: ("namespace", "labels"),
+        k8s.core.v1.PodSpecArgs: ("securityContext", "initContainers", "containers"),
+        k8s.core.v1.ContainerArgs: ("name", "securityContext", "readinessProbe", "livenessProbe"),
+        k8s.core.v1.SecurityContextArgs: ("runAsNonRoot", "allowPrivilegeEscalation", "capabilities",
+                                          "readOnlyRootFilesystem", "seccompProfile"),
+        k8s.core.v1.PodSecurityContextArgs: ("runAsNonRoot", "seccompProfile"),
+        k8s.core.v1.CapabilitiesArgs: ("drop",),
+        k8s.core.v1.SeccompProfileArgs: ("type",),
+        k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs: ("minReplicas",),
+        k8s.policy.v1.PodDisruptionBudgetSpecArgs: ("selector",),
+        k8s.meta.v1.LabelSelectorArgs: ("matchLabels", "matchExpressions"),
+        k8s.meta.v1.LabelSelectorRequirementArgs: ("key", "operator", "values"),
+    }
+
+
+# String constants in policy/rules.py that are values the rules compare with, not property keys.
+RULE_VALUES = frozenset({"mandatory", "advisory", "all", "tcp", "true", "false", "required", "disabled", "secrets",
+                         "default"})
+
+
+def test_every_key_the_rules_read_is_an_input_of_the_provider_sdk():
+    """A rule reading a misspelled key would see it absent; where absent is the safe default (e.g.
+    ``publiclyAccessible``), that passes silently. So every key in policy/rules.py must be a real input name."""
+    import ast
+
+    tree = ast.parse((ROOT / "policy" / "rules.py").read_text())
+    keys = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            and node.value.isidentifier() and node.value[0].islower()} - RULE_VALUES
+    inputs = _sdk_inputs()
+    misspelled = {(args.__name__, key) for args, read in inputs.items() for key in read if key not in _sdk_names(args)}
+    assert misspelled == set()
+    assert keys == {key for read in inputs.values() for key in read}
 
 
 def test_a_stack_with_protect_false_fails_until_its_policy_config_lowers_the_rule(tmp_path):
@@ -602,6 +791,36 @@ def test_a_stack_with_protect_false_fails_until_its_policy_config_lowers_the_rul
             for violation in evaluate(recording, load_policy_pack_config(lowered))] == [
         ("edge-media", False), ("vps-data", False)]
     assert evaluate(recording, {PROTECTED: "disabled"}) == []
+
+
+def test_plan_of_a_stack_with_known_secret_inputs_prints_no_secret(tmp_path, capsys):
+    """``phasekit plan`` (text and --json, guardrails included) on a stack whose registry pull Secret is known
+    offline: neither the placeholder nor the stack file's ciphertexts nor any secret input value is printed."""
+    import base64
+    import hashlib
+
+    from infra.cli import main
+    from infra.plan import SECRET_PLACEHOLDER
+
+    stack_file = ROOT / "tests" / "fixtures" / "risk" / "phase3-registry-secrets.yaml"
+    (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    (tmp_path / "Pulumi.phase3.yaml").write_text(stack_file.read_text())
+    recording = run_plan("phase3", tmp_path).recording
+    known = [resource.inputs[key] for resource in recording.resources for key in resource.secret_inputs
+             if isinstance(resource.inputs[key], dict)]
+    values = {value for mapping in known for value in mapping.values()}
+    assert len(values) == 1 and "auths" in next(iter(values))  # the pull Secret's dockerconfigjson
+
+    outputs = []
+    for extra in ([], ["--json"]):
+        assert main(["plan", "--stack", "phase3", "--project-dir", str(tmp_path), *extra]) == 0
+        outputs.append(capsys.readouterr().out)
+    assert json.loads(outputs[1])["guardrails"] == guardrails_json([])
+    forbidden = {SECRET_PLACEHOLDER, base64.b64encode(SECRET_PLACEHOLDER.encode()).decode(),
+                 base64.b64encode(f"bob:{SECRET_PLACEHOLDER}".encode()).decode(),
+                 "c2VjcmV0LWtleS1iYXNlLWNpcGhlcnRleHQ=", "cmVnaXN0cnktcGFzc3dvcmQtY2lwaGVydGV4dA==",
+                 *values, *(hashlib.sha256(value.encode()).hexdigest()[:12] for value in values)}
+    assert [text for text in sorted(forbidden) if any(text in output for output in outputs)] == []
 
 
 # --- Policy pack config (the format of `pulumi preview --policy-pack-config`) -------------------------
