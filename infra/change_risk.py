@@ -49,6 +49,8 @@ from pydantic import (
 
 from components.testing import SECRET_MASK, UNKNOWN_MASK, RecordedResource, Recording
 from infra.config import ConfigError
+from infra.guardrails import resource_view
+from policy import rules as policy_rules
 
 RULES_FILE = Path(__file__).with_name("replacement_rules.yaml")
 
@@ -122,23 +124,7 @@ class ReplacementRule(_RulesModel):
     notes: Text | None = None
 
 
-class StatefulKind(_RulesModel):
-    """Resources of ``type`` (optionally only under a ``parent_type`` component and with a name ending in
-    ``name_suffix``) hold data that their replacement or deletion destroys."""
-
-    type: TypeToken
-    parent_type: TypeToken | None = Field(default=None, alias="parentType")
-    name_suffix: Text | None = Field(default=None, alias="nameSuffix")
-    holds: Text
-
-    def matches(self, resource: RecordedResource) -> bool:
-        return (resource.type == self.type
-                and (self.parent_type is None or _parent_type(resource.urn) == self.parent_type)
-                and (self.name_suffix is None or resource.name.endswith(self.name_suffix)))
-
-
 class ReplacementRules(_RulesModel):
-    stateful: tuple[StatefulKind, ...]
     rules: tuple[ReplacementRule, ...]
 
     @model_validator(mode="after")
@@ -153,16 +139,16 @@ class ReplacementRules(_RulesModel):
     def rule_for(self, type_token: str) -> ReplacementRule | None:
         return next((rule for rule in self.rules if rule.type == type_token), None)
 
-    def holds(self, resource: RecordedResource) -> str | None:
-        """What data the resource holds, or None for a stateless one."""
-        kind = next((kind for kind in self.stateful if kind.matches(resource)), None)
-        if kind is not None:
-            return kind.holds
-        # components/stateful.py gives exactly the stateful children both options; trusting that too flags a
-        # new stateful child before anyone lists its type above.
-        if resource.protect and resource.retain_on_delete:
-            return PROGRAM_PROTECTED_HOLDS
-        return None
+
+def data_held(resource: RecordedResource) -> str | None:
+    """What data the resource holds, or None for a stateless one: policy/rules.py's definition, shared with
+    the stateful-resources-protected guardrail."""
+    held = policy_rules.data_held(resource_view(resource))
+    # components/stateful.py gives exactly the stateful children both options; trusting that too flags a
+    # new stateful child before anyone lists its type in policy/rules.py.
+    if held is None and resource.protect and resource.retain_on_delete:
+        return PROGRAM_PROTECTED_HOLDS
+    return held
 
 
 def load_rules(path: Path = RULES_FILE) -> ReplacementRules:
@@ -184,7 +170,7 @@ def _describe_rules_error(path: Path, document: Any, error: ValidationError) -> 
     first = details[0]
     location = list(first["loc"])
     where = ""
-    if len(location) >= 2 and location[0] in ("rules", "stateful") and isinstance(location[1], int):
+    if len(location) >= 2 and location[0] == "rules" and isinstance(location[1], int):
         section, index = location[0], location[1]
         entry = document[section][index] if isinstance(document, dict) else None
         entry_type = entry.get("type") if isinstance(entry, dict) else None
@@ -320,7 +306,7 @@ class _Draft:
                      for item in self.computed if item.forcing is not None and rule is not None)]
         # Protection and retention that matter for a delete or replace are the ones in the stack's state.
         state = self.old or resource
-        holds = next((held for held in (rules.holds(r) for r in (self.old, self.new) if r is not None) if held),
+        holds = next((held for held in (data_held(r) for r in (self.old, self.new) if r is not None) if held),
                      None)
         return ResourceChange(
             urn=self.urn, name=_name(self.urn), type=resource.type, kind=self.kind,
@@ -621,13 +607,6 @@ def _plain(value: Any) -> Any:
 
 def _name(urn: str) -> str:
     return urn.rsplit("::", 1)[-1]
-
-
-def _parent_type(urn: str) -> str | None:
-    """The parent's type token, from the resource's own URN (``...::parentType$type::name``)."""
-    qualified = urn.split("::")[2] if urn.count("::") >= 3 else ""
-    chain = qualified.split("$")
-    return chain[-2] if len(chain) >= 2 else None
 
 
 def _provider_urn(reference: str | None) -> str | None:

@@ -397,8 +397,27 @@ def _is_database_droplet(resource: ResourceView) -> bool:
             and _volume_attached(resource))
 
 
+# What each stateful resource holds: the one definition of "stateful" that this rule and `phasekit risk`
+# (infra/change_risk.py) share. By type, never by `protect`: a stack may turn protection off.
+DATA_HELD: Mapping[str, str] = {
+    DO_VOLUME: "PostgreSQL's data and Redis' persistence (phases 1 and 2)",
+    RDS_INSTANCE: "the PostgreSQL database (phase 3)",
+    ELASTICACHE_GROUP: "Redis data (phase 3)",
+    K8S_PVC: "a persistent volume's data",
+    R2_BUCKET: "user-uploaded media",
+}
+DATABASE_DROPLET_HOLDS = "the database host's nightly pg_dump files and its droplet backups"
+
+
+def data_held(resource: ResourceView) -> str | None:
+    """What data a replace or delete of ``resource`` would destroy, or None for a stateless resource."""
+    if resource.type == DO_DROPLET:
+        return DATABASE_DROPLET_HOLDS if _is_database_droplet(resource) else None
+    return DATA_HELD.get(resource.type)
+
+
 def _stateful_protected(resource: ResourceView) -> list[str]:
-    if resource.type == DO_DROPLET and not _is_database_droplet(resource):
+    if data_held(resource) is None:
         return []
     if resource.protect:
         return []
@@ -675,7 +694,7 @@ RULES: tuple[Rule, ...] = (
         description="Resources holding data (volumes, the R2 bucket, RDS, ElastiCache, PVCs, the phase-2 database "
                     "droplet) are protected, so pulumi up stops before deleting or replacing them.",
         enforcement="mandatory",
-        resource_types=frozenset({DO_VOLUME, R2_BUCKET, RDS_INSTANCE, ELASTICACHE_GROUP, K8S_PVC, DO_DROPLET}),
+        resource_types=frozenset({*DATA_HELD, DO_DROPLET}),
         check=_stateful_protected,
     ),
     ResourceRule(

@@ -28,6 +28,7 @@ from infra.change_risk import (
     RULES_FILE,
     RiskReport,
     assess,
+    data_held,
     load_rules,
     risk_json,
     risk_text,
@@ -332,11 +333,10 @@ def test_rules_cover_every_type_the_committed_stacks_create_except_the_aws_plumb
 
 
 def test_every_protected_resource_is_listed_as_stateful_in_the_rules_file():
-    rules = load_rules()
-    stateful = {(stack, resource.name, rules.holds(resource))
+    stateful = {(stack, resource.name, data_held(resource))
                 for stack, fixture in (("phase1", "phase1.yaml"), ("phase2", "phase2-unprotected.yaml"),
                                        ("phase3", "phase3-replica-large.yaml"))
-                for resource in recording(stack, fixture).resources if rules.holds(resource)}
+                for resource in recording(stack, fixture).resources if data_held(resource)}
     assert {(stack, name) for stack, name, _ in stateful} == {
         ("phase1", "vps-data"), ("phase1", "edge-media"),
         ("phase2", "split-db"), ("phase2", "split-db-data"), ("phase2", "edge-media"),
@@ -349,27 +349,23 @@ def test_every_protected_resource_is_listed_as_stateful_in_the_rules_file():
 
 GOOD_RULE = {"type": "digitalocean:index/volume:Volume", "properties": ["region"],
              "source": "https://example.com/volume", "quote": "ForceNew: true"}
-GOOD_STATEFUL = {"type": "digitalocean:index/volume:Volume", "holds": "data"}
 
 
 @pytest.mark.parametrize(("document", "message"), [
-    ({"stateful": [GOOD_STATEFUL], "rules": [{**GOOD_RULE, "source": "http://example.com"}]},
+    ({"rules": [{**GOOD_RULE, "source": "http://example.com"}]},
      "rules.yaml: rules[0] (digitalocean:index/volume:Volume): source: String should match pattern '^https://\\S+$'"),
-    ({"stateful": [GOOD_STATEFUL], "rules": [{k: v for k, v in GOOD_RULE.items() if k != "quote"}]},
+    ({"rules": [{k: v for k, v in GOOD_RULE.items() if k != "quote"}]},
      "rules.yaml: rules[0] (digitalocean:index/volume:Volume): quote: Field required"),
-    ({"stateful": [GOOD_STATEFUL], "rules": [GOOD_RULE, {**GOOD_RULE, "notes": "again"}]},
+    ({"rules": [GOOD_RULE, {**GOOD_RULE, "notes": "again"}]},
      "rules.yaml: rules: digitalocean:index/volume:Volume is listed twice; allowed: one entry per type"),
-    ({"stateful": [GOOD_STATEFUL], "rules": [{**GOOD_RULE, "replaceOn": ["size"]}]},
+    ({"rules": [{**GOOD_RULE, "replaceOn": ["size"]}]},
      "rules.yaml: rules[0] (digitalocean:index/volume:Volume): replaceOn: Extra inputs are not permitted"),
-    ({"stateful": [GOOD_STATEFUL],
-      "rules": [{**GOOD_RULE, "conditional": [{"property": "ipv6", "from": True, "removed": True}]}]},
+    ({"rules": [{**GOOD_RULE, "conditional": [{"property": "ipv6", "from": True, "removed": True}]}]},
      "rules.yaml: rules[0] (digitalocean:index/volume:Volume): conditional.0: give either from/to or removed: true"),
-    ({"stateful": [{"type": "digitalocean:index/volume:Volume"}], "rules": [GOOD_RULE]},
-     "rules.yaml: stateful[0] (digitalocean:index/volume:Volume): holds: Field required"),
-    ({"stateful": [GOOD_STATEFUL], "rules": [{**GOOD_RULE, "properties": ["spec.containers[0]"]}]},
+    ({"rules": [{**GOOD_RULE, "properties": ["spec.containers[0]"]}]},
      "rules.yaml: rules[0] (digitalocean:index/volume:Volume): properties.0: String should match pattern "
      "'^[A-Za-z][A-Za-z0-9]*(\\.[A-Za-z][A-Za-z0-9]*)*$'"),
-    ({"rules": [GOOD_RULE]}, "rules.yaml: stateful: Field required"),
+    ({}, "rules.yaml: rules: Field required"),
 ])
 def test_a_bad_rules_file_stops_with_one_line_naming_the_entry(tmp_path, document, message):
     path = tmp_path / "rules.yaml"
@@ -448,13 +444,13 @@ def test_turning_ipv6_off_replaces_a_droplet_and_turning_it_on_does_not(before, 
 
 
 def test_only_the_split_database_droplet_is_a_stateful_droplet():
-    rules = load_rules()
-    database = resource("split-db", DROPLET, {}, parent_type="phasekit:index:SplitVps")
+    volume = {"volumeIds": ["vol-1"]}
+    database = resource("split-db", DROPLET, volume, parent_type="phasekit:index:SplitVps")
     app = resource("split-app-0", DROPLET, {}, parent_type="phasekit:index:SplitVps")
-    single = resource("vps-db", DROPLET, {}, parent_type="phasekit:index:SingleVps")
-    assert [rules.holds(item) for item in (database, app, single)] == [
+    single = resource("vps-droplet", DROPLET, volume, parent_type="phasekit:index:SingleVps")
+    assert [data_held(item) for item in (database, app, single)] == [
         "the database host's nightly pg_dump files and its droplet backups", None, None]
-    assert rules.holds(resource("x", DROPLET, {}, protect=True)) == PROGRAM_PROTECTED_HOLDS
+    assert data_held(resource("x", DROPLET, {}, protect=True)) == PROGRAM_PROTECTED_HOLDS
 
 
 AWS_PROVIDER = "pulumi:providers:aws"
