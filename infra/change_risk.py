@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -48,7 +47,7 @@ from pydantic import (
 )
 
 from components.testing import SECRET_MASK, UNKNOWN_MASK, RecordedResource, Recording
-from infra.config import ConfigError
+from infra.config import ConfigError, read_yaml
 from infra.guardrails import resource_view
 from policy import rules as policy_rules
 
@@ -153,12 +152,7 @@ def data_held(resource: RecordedResource) -> str | None:
 
 def load_rules(path: Path = RULES_FILE) -> ReplacementRules:
     """Read and validate the rules file; a bad one raises ``ConfigError`` with one line naming the entry."""
-    try:
-        document = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise ConfigError(f"{path.name}: cannot be read: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path.name}: not valid YAML: {' '.join(str(error).split())}") from None
+    document = read_yaml(path, "the replacement rules", path.name)
     try:
         return ReplacementRules.model_validate(document)
     except ValidationError as error:

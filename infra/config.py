@@ -726,20 +726,28 @@ def _image_registry(image: str) -> str:
     return "docker.io"
 
 
+def read_yaml(path: Path, what: str, shown: str | None = None) -> Any:
+    """The YAML document in ``path`` (a stack file, the price catalog, the replacement rules); anything
+    unreadable stops with one line naming the file as ``shown`` (default: the path) and, for bad YAML, the
+    line and column."""
+    shown = str(path) if shown is None else shown
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"{shown}: cannot read {what}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{shown}: not a UTF-8 text file") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark is not None else shown
+        reason = getattr(error, "problem", None) or " ".join(str(error).split())
+        raise ConfigError(f"{where}: not valid YAML: {reason}") from None
+
+
 def read_stack_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The ``config:`` mapping of a ``Pulumi.<stack>.yaml`` file (``{}`` when it has none)."""
     path = Path(path)
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read the stack file: {error.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a UTF-8 text file") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
-        reason = getattr(error, "problem", None) or str(error)
-        raise ConfigError(f"{where}: not valid YAML: {reason}") from None
+    document = read_yaml(path, "the stack file")
     if document is None:
         return {}
     if not isinstance(document, dict):

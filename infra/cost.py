@@ -27,11 +27,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from components.testing import RecordedResource, Recording
-from infra.config import ConfigError
+from infra.config import ConfigError, read_yaml
 
 CATALOG_PATH = Path(__file__).with_name("prices.yaml")
 CENT = Decimal("0.01")
@@ -252,12 +251,7 @@ def load_catalog(path: Path = CATALOG_PATH) -> PriceCatalog:
 @functools.lru_cache(maxsize=8)
 def _load_catalog_cached(path: Path) -> PriceCatalog:
     shown = _display_path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise ConfigError(f"{shown}: cannot read the price catalog: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{shown}: not valid YAML: {error}") from None
+    raw = read_yaml(path, "the price catalog", shown)
     if not isinstance(raw, dict):
         raise ConfigError(f"{shown}: not a mapping; allowed: catalog_date, conventions, sources, prices, specs, "
                           "usage_assumptions")

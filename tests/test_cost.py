@@ -186,7 +186,10 @@ def test_a_catalog_that_is_not_yaml_names_the_file(tmp_path):
     path.write_text("prices: [unclosed\n")
     with pytest.raises(ConfigError) as raised:
         load_catalog(path)
-    assert str(raised.value).startswith(f"{path.resolve()}: not valid YAML: ")
+    assert str(raised.value) == f"{path.resolve()}:2:1: not valid YAML: expected ',' or ']', but got '<stream end>'"
+    with pytest.raises(ConfigError) as raised:
+        load_catalog(tmp_path / "absent.yaml")
+    assert str(raised.value) == f"{tmp_path / 'absent.yaml'}: cannot read the price catalog: No such file or directory"
 
 
 # --- Totals of the committed stacks -------------------------------------------------------------------
