@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from components.testing import CLOUDFLARE_IP_RANGES, UNKNOWN_MASK, RecordedResource, Recording
+from infra.change_risk import data_held
 from infra.config import ConfigError
 from infra.plan import Plan, masked_inputs
 
@@ -324,7 +325,7 @@ class _Builder:
             self.node(diagram_id(record.name), inputs["name"], details, "edge", "cloudflare", [record])
         for bucket in buckets:
             self.node(diagram_id(bucket.name), "R2 bucket", [self.inputs(bucket)["name"]], "store", "cloudflare",
-                      [bucket], stateful=bucket.protect)
+                      [bucket], stateful=_holds_data(bucket))
 
     def cloudflare_edges(self) -> None:
         settings = self.zone_settings()
@@ -440,12 +441,12 @@ class _Builder:
         else:
             boundary = region
         self.node(group.id, title, details, "compute", boundary, group.droplets,
-                  stateful=any(droplet.protect for droplet in group.droplets))
+                  stateful=any(_holds_data(droplet) for droplet in group.droplets))
         for volume in volumes:
             inputs = self.inputs(volume)
             volume_details = [inputs["description"]] if inputs.get("description") else []
             self.node(diagram_id(volume.name), f"block volume {_int(inputs['size'])} GiB", volume_details,
-                      "store", region, [volume], stateful=volume.protect)
+                      "store", region, [volume], stateful=_holds_data(volume))
             filesystem = inputs.get("initialFilesystemType")
             self.edge(group.id, diagram_id(volume.name), f"mounted ({filesystem})" if filesystem else "mounted",
                       "attachment")
@@ -685,7 +686,7 @@ class _Builder:
             details.append(f"backups {_int(inputs['backupRetentionPeriod'])} days"
                            + (", deletion protection" if inputs.get("deletionProtection") else ""))
         self.node(diagram_id(instance.name), f"RDS {engine} {inputs['engineVersion']}", details, "store",
-                  self.placement(instance), [instance], stateful=instance.protect)
+                  self.placement(instance), [instance], stateful=_holds_data(instance))
 
     def rds_label(self, instance: RecordedResource) -> str:
         inputs = self.inputs(instance)
@@ -709,7 +710,7 @@ class _Builder:
         if encryption:
             details.append(", ".join(encryption))
         self.node(diagram_id(cache.name), f"ElastiCache {engine} {inputs['engineVersion']}", details, "store",
-                  self.placement(cache), [cache], stateful=cache.protect)
+                  self.placement(cache), [cache], stateful=_holds_data(cache))
 
     def cache_label(self, cache: RecordedResource) -> str:
         inputs = self.inputs(cache)
@@ -1005,3 +1006,9 @@ def write_diagrams(plans: Sequence[Plan], out_dir: Path) -> list[Path]:
 def _in_stack_order(paths: list[Path], stacks: list[str]) -> list[Path]:
     rank = {".mmd": 0, ".dot": 1, ".svg": 2}
     return sorted(paths, key=lambda path: (stacks.index(path.stem), rank[path.suffix]))
+
+
+def _holds_data(resource: RecordedResource) -> bool:
+    """Drawn heavy: the resources whose replace or delete loses data (policy/rules.py's one definition,
+    shared with the guardrails and change risk), whether or not the stack protects them."""
+    return data_held(resource) is not None

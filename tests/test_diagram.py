@@ -389,3 +389,10 @@ def test_mermaid_parser_rejects_an_unescaped_quote(tmp_path):
     status, results = mermaid_parse([broken])
     assert status == 1
     assert results[0]["ok"] is False and results[0]["error"].startswith("Parse error on line 2:")
+
+
+def test_data_stores_are_drawn_heavy_even_when_the_stack_turns_protection_off():
+    unprotected = run_plan("phase2", ROOT, stack_file=ROOT / "tests/fixtures/risk/phase2-unprotected.yaml")
+    assert not any(resource.protect for resource in unprotected.recording.resources)
+    model = topology(unprotected)
+    assert {node.id for node in model.nodes if node.stateful} == {"edge_media", "split_db", "split_db_data"}
