@@ -70,8 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "plan" and (args.source is None) != (args.target is None):
         parser.error("--from and --to go together")
-    if args.command == "plan" and args.target is not None and args.source is None:
-        parser.error("--to needs --from")
+    if args.command == "plan" and args.diagram_stacks and not args.diagram:
+        parser.error("--diagram-stacks goes with --diagram")
+    if args.command == "plan" and args.policy_pack_config and not args.stack:
+        parser.error("--policy-pack-config goes with --stack")
     from infra.plan import find_project_dir
 
     try:

@@ -103,11 +103,18 @@ def test_an_unknown_stack_is_named_by_the_option_that_gave_it(capsys, args, opti
     assert err == f"error: {option}: no stack file Pulumi.nope.yaml; allowed: phase1, phase2, phase3\n"
 
 
-def test_from_without_to_is_a_usage_error(capsys):
+@pytest.mark.parametrize(("args", "message"), [
+    (["--from", "phase1"], "--from and --to go together"),
+    (["--stack", "phase1", "--to", "phase2"], "--from and --to go together"),
+    (["--stack", "phase1", "--diagram-stacks", "phase1"], "--diagram-stacks goes with --diagram"),
+    (["--compare", "phase1", "phase2", "--policy-pack-config", "levels.json"],
+     "--policy-pack-config goes with --stack"),
+])
+def test_options_without_their_mode_are_usage_errors(capsys, args, message):
     with pytest.raises(SystemExit) as exit_info:
-        plan(capsys, "--from", "phase1")
+        plan(capsys, *args)
     assert exit_info.value.code == 2
-    assert "phasekit: error: --from and --to go together" in capsys.readouterr().err
+    assert capsys.readouterr().err.endswith(f"phasekit: error: {message}\n")
 
 
 @pytest.mark.parametrize("command", [
