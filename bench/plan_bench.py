@@ -56,7 +56,7 @@ def main() -> None:
     args = parser.parse_args()
 
     floor_command = [sys.executable, "-c", FLOOR_IMPORTS[args.stack]]
-    plan_command = [sys.executable, "-m", "infra", "plan", "--stack", args.stack]
+    plan_command = [sys.executable, "-m", "phasekit", "plan", "--stack", args.stack]
     measure(plan_command)  # warm the filesystem cache and bytecode for both
     floor = summarise([measure(floor_command) for _ in range(args.runs)])
     plan = summarise([measure(plan_command) for _ in range(args.runs)])

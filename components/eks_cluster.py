@@ -48,7 +48,7 @@ Cost: the control plane is $0.10/hour (~$73/month) in standard support and $0.60
 version enters extended support, so keep ``version`` current. Nodes bill their EC2 on-demand price plus gp3
 storage ($0.08/GB-month each). The KMS key and the control-plane logs' CloudWatch ingestion and storage (the
 audit log is the chatty one) also bill, at prices the catalog has not confirmed yet (``phasekit plan`` lists
-them as unconfirmed and usage-based). The alarm is $0.10/month. Figures: ``infra/prices.yaml``.
+them as unconfirmed and usage-based). The alarm is $0.10/month. Figures: ``phasekit/prices.yaml``.
 
 Stateful: the cluster's etcd holds every Kubernetes object, but phasekit recreates those from code; the data
 lives in RDS and ElastiCache. Replacing the KMS key or renaming the cluster replaces the cluster (EKS cannot

@@ -170,7 +170,7 @@ class RecordedResource:
 
     property_dependencies: dict[str, tuple[str, ...]] | None = None
     """For each top-level input, the URNs of the resources its value came from (the engine's
-    ``propertyDependencies``); ``infra.change_risk`` uses it to tell which inputs a replaced dependency feeds.
+    ``propertyDependencies``); ``phasekit.change_risk`` uses it to tell which inputs a replaced dependency feeds.
     None when not recorded (hand-built records)."""
 
 

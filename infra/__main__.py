@@ -1,15 +1,14 @@
-"""``python -m infra`` is the plan CLI; under the Pulumi engine (``main: infra/``) it is the program."""
+"""What the Pulumi engine runs for ``main: infra/``: the program. The offline tools are ``python -m phasekit``."""
 
 import sys
 
 from pulumi.runtime.settings import get_monitor
 
-if get_monitor() is not None:
-    # The engine configured the runtime before running us: this is `pulumi preview/up`.
-    from infra.program import main as run_program
+if get_monitor() is None:
+    # Run by hand rather than by `pulumi preview/up`: there is no engine to send resources to.
+    sys.exit("infra/ is the Pulumi program: run it with `pulumi preview`, or plan it offline with "
+             "`python -m phasekit plan --stack <stack>`")
 
-    run_program()
-else:
-    from infra.cli import main as run_cli
+from infra.program import main as run_program  # noqa: E402  (only under the engine)
 
-    sys.exit(run_cli())
+run_program()

@@ -18,23 +18,18 @@ spaces. Plain-text secrets are reported by key only, never with their value.
 
 from __future__ import annotations
 
-import os
 import re
-import types
 import typing
-from collections.abc import Iterator, Mapping, Sequence
-from enum import Enum
-from pathlib import Path
+from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Literal, Union
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
-from pydantic_core import ErrorDetails
 
 from components.tuning import RESERVED_DB_CONNECTIONS, db_max_connections
+from infra.config_keys import NAMESPACE, SECRET_KEYS, is_secure_value, pulumi_path, show_value
+from infra.config_messages import describe_problem, without_consequences
 from infra.domain import (
-    PROBLEM_TYPE,
     Allowed,
     ApiAdminCidr,
     AppEnvName,
@@ -72,43 +67,15 @@ from infra.domain import (
     VpcCidr,
     WholeNumber,
     WorkerCount,
-    closest_match,
     cpu_millicores,
-    did_you_mean,
     droplet_resources,
     memory_mib,
     problem,
 )
+from infra.errors import ConfigError
 
 MAX_POSTGRES_CONNECTIONS = 262143
 """PostgreSQL's own ceiling for ``max_connections``."""
-
-NAMESPACE = "phasekit"
-"""The Pulumi config namespace (the project name) phasekit's own keys live under."""
-
-SECRET_KEYS = frozenset({"secrets", "sshPrivateKey"})
-"""phasekit keys the program reads as secrets; they are accepted but never model fields."""
-
-
-
-class ConfigError(Exception):
-    """A stack config phasekit refuses; ``str()`` is the whole message for the user (format: module docstring)."""
-
-    problems: tuple[str, ...]
-    """One line per problem, each starting with the key it concerns."""
-
-    def __init__(self, *problems: str) -> None:
-        if not problems:
-            raise ValueError("ConfigError needs at least one problem")
-        super().__init__(*problems)
-        self.problems = problems
-
-    def __str__(self) -> str:
-        if len(self.problems) == 1:
-            return self.problems[0]
-        lines = "\n".join(f"  {line}" for line in self.problems)
-        return f"invalid stack config ({len(self.problems)} problems):\n{lines}"
-
 
 class _Model(BaseModel):
     model_config = ConfigDict(
@@ -687,7 +654,7 @@ def load_config(raw: Mapping[str, Any]) -> StackConfig:
             config = _STACK_CONFIG.validate_python({**settings, "phase": phase}, by_name=False)
         except ValidationError as error:
             model = _MODELS_BY_PHASE[phase]
-            problems.extend(_describe(detail, model) for detail in _without_consequences(error.errors()))
+            problems.extend(describe_problem(detail, model) for detail in without_consequences(error.errors()))
     if problems or config is None:
         raise ConfigError(*problems)
     return config
@@ -726,40 +693,6 @@ def _image_registry(image: str) -> str:
     return "docker.io"
 
 
-def read_yaml(path: Path, what: str, shown: str | None = None) -> Any:
-    """The YAML document in ``path`` (a stack file, the price catalog, the replacement rules); anything
-    unreadable stops with one line naming the file as ``shown`` (default: the path) and, for bad YAML, the
-    line and column."""
-    shown = str(path) if shown is None else shown
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ConfigError(f"{shown}: cannot read {what}: {error.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{shown}: not a UTF-8 text file") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark is not None else shown
-        reason = getattr(error, "problem", None) or " ".join(str(error).split())
-        raise ConfigError(f"{where}: not valid YAML: {reason}") from None
-
-
-def read_stack_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The ``config:`` mapping of a ``Pulumi.<stack>.yaml`` file (``{}`` when it has none)."""
-    path = Path(path)
-    document = read_yaml(path, "the stack file")
-    if document is None:
-        return {}
-    if not isinstance(document, dict):
-        raise ConfigError(f"{path}: not a Pulumi stack file: the top level is not a mapping")
-    config = document.get("config")
-    if config is None:
-        return {}
-    if not isinstance(config, dict):
-        raise ConfigError(f"{path}: config: {_show(config)} is not a mapping; allowed: a mapping of config keys")
-    return config
-
-
 _MISSING = object()
 
 
@@ -775,7 +708,7 @@ def _read_phase(settings: Mapping[str, Any]) -> tuple[int, None] | tuple[None, s
         number = int(value)
     if number in _MODELS_BY_PHASE:
         return number, None
-    return None, f"{NAMESPACE}:phase: {_show(value)} is not a phase; allowed: {allowed}"
+    return None, f"{NAMESPACE}:phase: {show_value(value)} is not a phase; allowed: {allowed}"
 
 
 # --- plain-text secrets ---------------------------------------------------------------------------------------
@@ -786,11 +719,6 @@ _PROVIDER_SECRET_KEYS = frozenset(
 _SECRET_WORDS = ("password", "token", "secret", "privatekey")
 # Paths whose values name secrets rather than hold them.
 _SECRET_NAME_LISTS = frozenset({("app", "secretEnv")})
-
-
-def is_secure_value(value: object) -> bool:
-    """A stack-file value Pulumi encrypted: ``{secure: <ciphertext>}``."""
-    return isinstance(value, Mapping) and set(value) == {"secure"} and isinstance(value["secure"], str)
 
 
 def _looks_secret(key: object) -> bool:
@@ -840,7 +768,7 @@ def _secret_looking_leaves(path: tuple[str | int, ...], value: object) -> Iterat
 
 
 def _plain_text_phasekit_secret(path: tuple[str | int, ...]) -> str:
-    key = f"{NAMESPACE}:{_pulumi_path(path)}"
+    key = f"{NAMESPACE}:{pulumi_path(path)}"
     if path[:2] == ("app", "env") and len(path) == 3:
         name = path[2]
         return _plain_text_secret(
@@ -848,201 +776,8 @@ def _plain_text_phasekit_secret(path: tuple[str | int, ...]) -> str:
         )
     if len(path) == 1:
         return _plain_text_secret(key, f"{path[0]} <value>")
-    return _plain_text_secret(key, f"--path '{_pulumi_path(path)}' <value>")
+    return _plain_text_secret(key, f"--path '{pulumi_path(path)}' <value>")
 
 
 def _plain_text_secret(key: str, set_arguments: str) -> str:
     return f"{key}: plain-text secret in the stack file; set it with: pulumi config set --secret {set_arguments}"
-
-
-# --- translating pydantic errors ------------------------------------------------------------------------------
-
-_SIMPLE_PATH_PART = re.compile(r'[^.\[\]"]+')
-
-_TYPE_FAULTS = {
-    "int_type": "is not an integer",
-    "int_parsing": "is not an integer",
-    "int_from_float": "is not an integer",
-    "int_parsing_size": "is out of range",
-    "bool_type": "is not true or false",
-    "bool_parsing": "is not true or false",
-    "string_type": "is not a string",
-    "list_type": "is not a list",
-    "tuple_type": "is not a list",
-    "dict_type": "is not a mapping",
-    "mapping_type": "is not a mapping",
-    "model_type": "is not a mapping",
-    "model_attributes_type": "is not a mapping",
-    "greater_than": "is out of range",
-    "greater_than_equal": "is out of range",
-    "less_than": "is out of range",
-    "less_than_equal": "is out of range",
-    "too_long": "is too long",
-}
-
-
-def _without_consequences(details: list[ErrorDetails]) -> list[ErrorDetails]:
-    """Drop a list's "too short" when it only follows from its own items being refused."""
-    return [
-        detail
-        for detail in details
-        if detail["type"] != "too_short"
-        or not any(other["loc"][: len(detail["loc"])] == detail["loc"] and other is not detail for other in details)
-    ]
-
-
-def _describe(detail: ErrorDetails, model: type[_PhaseStack]) -> str:
-    """One phasekit problem line for one pydantic error of ``model`` (validated through the tagged union)."""
-    loc = tuple(detail["loc"][1:])  # the first element is the union's tag, the phase
-    kind = detail["type"]
-    context = detail.get("ctx") or {}
-    if kind == PROBLEM_TYPE:
-        return f"{_key((*loc, *context['at']))}: {context['message']}"
-    if kind == "extra_forbidden":
-        return _unknown_key(loc, model)
-    allowed, noun = _allowed_at(model, loc)
-    if kind == "missing":
-        return f"{_key(loc)}: missing; allowed: {allowed}"
-    value = detail["input"]
-    if is_secure_value(value):
-        return (
-            f"{_key(loc)}: an encrypted value cannot be used here; allowed: {allowed} "
-            f"(app secrets go under {NAMESPACE}:secrets, named in app.secretEnv)"
-        )
-    if kind == "too_short":
-        fault = "is empty" if not value else "is too short"
-    elif kind in ("enum", "literal_error"):
-        fault = f"is not {noun or 'an allowed value'}"
-    else:
-        fault = _TYPE_FAULTS.get(kind, "is not valid")
-    return f"{_key(loc)}: {_show(value)} {fault}; allowed: {allowed}"
-
-
-def _unknown_key(loc: tuple[str | int, ...], model: type[_PhaseStack]) -> str:
-    parent = _model_at(model, loc[:-1])
-    name = str(loc[-1])
-    if not loc[:-1]:
-        keys = model.accepted_keys()
-        known = sorted(f"{NAMESPACE}:{key}" for key in keys)
-        # Matched without the namespace, which every candidate shares and would make anything look close.
-        match = closest_match(name, keys)
-        hint = f" (did you mean '{NAMESPACE}:{match}'?)" if match is not None else ""
-    else:
-        known = sorted(_aliases(parent)) if parent is not None else []
-        hint = did_you_mean(name, known)
-    return f"{_key(loc)}: unknown key; allowed: {', '.join(known)}{hint}"
-
-
-def _aliases(model: type[BaseModel]) -> list[str]:
-    return [field.alias or name for name, field in model.model_fields.items()]
-
-
-def _model_at(model: type[BaseModel], loc: Sequence[str | int]) -> type[BaseModel] | None:
-    annotation, _ = _annotation_at(model, loc)
-    return annotation if _is_model(annotation) else None
-
-
-def _allowed_at(model: type[BaseModel], loc: Sequence[str | int]) -> tuple[str, str | None]:
-    """The ``allowed:`` text and set noun for the value at ``loc``, from the ``Allowed`` markers on the types."""
-    annotation, metadata = _annotation_at(model, loc)
-    for marker in reversed(metadata):
-        if isinstance(marker, Allowed):
-            return marker.text, marker.noun
-    if _is_model(annotation):
-        return f"a mapping with keys {', '.join(sorted(_aliases(annotation)))}", None
-    if annotation is bool:
-        return "true or false", None
-    return "see the README's config reference", None
-
-
-def _annotation_at(model: type[BaseModel], loc: Sequence[str | int]) -> tuple[Any, list[Any]]:
-    """Walk the model's type annotations along an error location; returns the type there and its metadata."""
-    annotation: Any = model
-    metadata: list[Any] = []
-    index = 0
-    while index < len(loc):
-        part = loc[index]
-        annotation, metadata = _unwrap(annotation, metadata)
-        origin = typing.get_origin(annotation)
-        arguments = typing.get_args(annotation)
-        if _is_model(annotation) and isinstance(part, str):
-            field = next(
-                (field for name, field in annotation.model_fields.items() if part in (field.alias, name)), None
-            )
-            if field is None:
-                return None, []
-            annotation, metadata = field.annotation, list(field.metadata)
-        elif origin in (tuple, list) and isinstance(part, int):
-            annotation, metadata = arguments[0], []
-        elif origin in (dict, Mapping) and index + 1 < len(loc) and loc[index + 1] == "[key]":
-            annotation, metadata = arguments[0], []
-            index += 1
-        elif origin in (dict, Mapping):
-            annotation, metadata = arguments[1], []
-        else:
-            return None, []
-        index += 1
-    return _unwrap(annotation, metadata)
-
-
-def _unwrap(annotation: Any, metadata: list[Any]) -> tuple[Any, list[Any]]:
-    """Strip ``Annotated`` (collecting its metadata) and ``| None`` until a plain type is left."""
-    while True:
-        if typing.get_origin(annotation) is Annotated:
-            metadata = [*metadata, *annotation.__metadata__]
-            annotation = typing.get_args(annotation)[0]
-            continue
-        arguments = [argument for argument in typing.get_args(annotation) if argument is not type(None)]
-        if typing.get_origin(annotation) in (Union, types.UnionType) and len(arguments) == 1:
-            annotation = arguments[0]
-            continue
-        return annotation, metadata
-
-
-def _is_model(annotation: Any) -> bool:
-    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
-
-
-def _key(loc: Sequence[str | int]) -> str:
-    """The key as the user writes it: ``phasekit:vps.sshAdminCidrs[0]``."""
-    return f"{NAMESPACE}:{_pulumi_path([part for part in loc if part != '[key]'])}"
-
-
-def _pulumi_path(parts: Sequence[str | int]) -> str:
-    """A ``pulumi config --path`` path: ``app.env.LOG_LEVEL``, ``vps.alertEmails[0]``, ``tags["a.b"]``."""
-    text = ""
-    for part in parts:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif not _SIMPLE_PATH_PART.fullmatch(part):
-            text += f'["{part}"]'
-        else:
-            text += f".{part}" if text else part
-    return text
-
-
-_MAX_SHOWN = 80
-
-
-def _show(value: object) -> str:
-    """A value as the user wrote it in YAML, strings quoted, cut short when long."""
-    text = _render(value)
-    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
-
-
-def _render(value: object) -> str:
-    if isinstance(value, Enum):
-        value = value.value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, str):
-        return repr(value)
-    if is_secure_value(value):
-        return "{secure: ...}"
-    if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{key}: {_render(item)}" for key, item in value.items()) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_render(item) for item in value) + "]"
-    return repr(value)

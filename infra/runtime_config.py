@@ -7,7 +7,7 @@ from typing import Any
 
 from pulumi.runtime.config import CONFIG, get_config_env
 
-from infra.config import NAMESPACE, SECRET_KEYS
+from infra.config_keys import NAMESPACE, SECRET_KEYS
 
 
 def runtime_raw_config() -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 Each rule looks at a neutral view of resources (``ResourceView``: type token, name, URN, the input
 properties under Pulumi's camelCase wire names, the ``protect`` option, the parent URN) and returns
-violation messages. Two adapters feed it: ``infra.guardrails`` from the offline plan's recording, and
+violation messages. Two adapters feed it: ``phasekit.guardrails`` from the offline plan's recording, and
 ``policy/__main__.py`` from what the Pulumi engine sends a CrossGuard policy pack. This module imports
 neither Pulumi nor the rest of phasekit, because the Pulumi CLI runs the pack from this directory in
 its own virtualenv.
@@ -398,7 +398,7 @@ def _is_database_droplet(resource: ResourceView) -> bool:
 
 
 # What each stateful resource holds: the one definition of "stateful" that this rule and `phasekit risk`
-# (infra/change_risk.py) share. By type, never by `protect`: a stack may turn protection off.
+# (phasekit/change_risk.py) share. By type, never by `protect`: a stack may turn protection off.
 DATA_HELD: Mapping[str, str] = {
     DO_VOLUME: "PostgreSQL's data and Redis' persistence (phases 1 and 2)",
     RDS_INSTANCE: "the PostgreSQL database (phase 3)",

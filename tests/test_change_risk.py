@@ -1,7 +1,7 @@
 """``phasekit risk``: classifying the resource changes between two versions of a stack file.
 
 Real plans of fixture stack files (copies of the committed ones, each changed in one way, under
-tests/fixtures/risk/) go through ``infra.plan.run_plan``; the comparison logic that no committed stack
+tests/fixtures/risk/) go through ``phasekit.plan.run_plan``; the comparison logic that no committed stack
 exercises (secrets, ignoreChanges, conditional rules, provider moves, per-input dependencies) runs on small
 hand-built recordings.
 
@@ -23,7 +23,8 @@ import pytest
 from pulumi.output import Unknown
 
 from components.testing import RecordedResource, Recording
-from infra.change_risk import (
+from infra.errors import ConfigError
+from phasekit.change_risk import (
     PROGRAM_PROTECTED_HOLDS,
     RULES_FILE,
     RiskReport,
@@ -33,9 +34,8 @@ from infra.change_risk import (
     risk_json,
     risk_text,
 )
-from infra.cli import main
-from infra.config import ConfigError
-from infra.plan import SECRET_PLACEHOLDER, run_plan
+from phasekit.cli import main
+from phasekit.plan import SECRET_PLACEHOLDER, run_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "risk"
@@ -387,7 +387,7 @@ def test_a_rules_file_that_is_not_yaml_is_refused(tmp_path):
 
 
 def test_the_committed_rules_file_is_the_default():
-    assert RULES_FILE == ROOT / "infra" / "replacement_rules.yaml"
+    assert RULES_FILE == ROOT / "phasekit" / "replacement_rules.yaml"
     assert load_rules() == load_rules(RULES_FILE)
 
 

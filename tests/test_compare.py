@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra.compare import compare_json, compare_text, migration_json, migration_text, temporary_hostname
-from infra.config import ConfigError
-from infra.plan import Plan, run_plan
+from infra.errors import ConfigError
+from phasekit.compare import compare_json, compare_text, migration_json, migration_text, temporary_hostname
+from phasekit.plan import Plan, run_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,7 +47,7 @@ def assert_lines(actual: str, expected: str) -> None:
 
 COMPARE_ALL = r"""
 phasekit plan --compare: phase1, phase2, phase3
-read from each stack's offline plan; prices from infra/prices.yaml as of 2026-11-23
+read from each stack's offline plan; prices from phasekit/prices.yaml as of 2026-11-23
 
   Resources by kind                phase1      phase2      phase3
   compute hosts                         1           2           2

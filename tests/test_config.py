@@ -23,11 +23,11 @@ from infra.config import (
     Phase1Stack,
     check_secrets_encrypted,
     load_config,
-    read_stack_file,
     required_secret_names,
     secret_env_names_missing,
 )
 from infra.domain import DropletResources, droplet_resources
+from phasekit.stack_file import read_stack_file
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

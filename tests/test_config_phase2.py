@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from infra.config import DropletAccess, Phase1Stack, Phase2Stack, Vps, load_config, read_stack_file
+from infra.config import DropletAccess, Phase1Stack, Phase2Stack, Vps, load_config
+from phasekit.stack_file import read_stack_file
 from tests import test_config as config_tests
 from tests.test_config import DELETE, SIZES, error_message
 

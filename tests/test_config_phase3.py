@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from infra.config import Phase1Stack, Phase3Stack, load_config, read_stack_file
+from infra.config import Phase1Stack, Phase3Stack, load_config
+from phasekit.stack_file import read_stack_file
 from tests import test_config as config_tests
 from tests.test_config import DELETE, error_message
 
@@ -64,7 +65,7 @@ def test_loading_phase1_never_imports_the_aws_sdk():
     # The AWS enums are read lazily; a phase-1 plan should not pay pulumi-aws's import time.
     import subprocess
 
-    code = ("import sys; from infra.config import load_config, read_stack_file; "
+    code = ("import sys; from infra.config import load_config; from phasekit.stack_file import read_stack_file; "
             "load_config(read_stack_file('Pulumi.phase1.yaml')); print('pulumi_aws' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from components.testing import RecordedResource, Recording
-from infra.config import ConfigError
-from infra.cost import (
+from infra.errors import ConfigError
+from phasekit.cost import (
     CATALOG_PATH,
     LineKind,
     PriceStatus,
@@ -26,7 +26,7 @@ from infra.cost import (
     estimate,
     load_catalog,
 )
-from infra.plan import run_plan
+from phasekit.plan import run_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 D = Decimal
@@ -289,14 +289,14 @@ def test_phase1_cost_section_line_by_line(estimates):
         "  vps-disk-alert         DigitalOcean monitoring alert policy: no price in catalog",
         "  vps-memory-alert       DigitalOcean monitoring alert policy: no price in catalog",
         "",
-        "Usage-based (not in the total; edit usage_assumptions in infra/prices.yaml):",
+        "Usage-based (not in the total; edit usage_assumptions in phasekit/prices.yaml):",
         "  droplets (pooled)      outbound transfer beyond the droplets' pooled allowance: assumed 0 GiB a month "
         "beyond the allowance x $0.01/GiB -> $0.00",
         "  edge-media             R2 bucket phasekit-phase1-media: assumed 10 GB stored, 1 M Class A and 10 M Class "
         "B operations a month, egress free (inside the free tier) -> $0.00",
         "",
         "4 of 12 priced lines rest on secondary or derived prices.",
-        "Prices as of 2026-11-23, from infra/prices.yaml; secondary prices: re-check before relying on them.",
+        "Prices as of 2026-11-23, from phasekit/prices.yaml; secondary prices: re-check before relying on them.",
     ]
 
 
@@ -315,7 +315,7 @@ def test_phase2_cost_json(estimates):
     document = cost_json(estimates["phase2"])
     assert {key: document[key] for key in ("currency", "catalog", "catalogDate", "totalUsd", "unconfirmedLeadUsd",
                                           "totalWithLeadsUsd", "secondaryOrDerivedLines", "counts")} == {
-        "currency": "USD", "catalog": "infra/prices.yaml", "catalogDate": "2026-11-23", "totalUsd": "76.00",
+        "currency": "USD", "catalog": "phasekit/prices.yaml", "catalogDate": "2026-11-23", "totalUsd": "76.00",
         "unconfirmedLeadUsd": "12.00", "totalWithLeadsUsd": "88.00", "secondaryOrDerivedLines": 8,
         "counts": {"priced": 16, "unconfirmed": 1, "unpriced": 6, "usage-based": 2},
     }

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra.cli import main
-from infra.config import ConfigError
-from infra.diagram import (
+from infra.errors import ConfigError
+from phasekit.cli import main
+from phasekit.diagram import (
     Boundary,
     Edge,
     Node,
@@ -32,7 +32,7 @@ from infra.diagram import (
     topology,
     write_diagrams,
 )
-from infra.plan import Plan, run_plan
+from phasekit.plan import Plan, run_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "docs" / "diagrams"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,8 +33,8 @@ def test_the_engine_runs_the_program_directory(monkeypatch):
     import runpy
 
     from components.testing import run_recorded
-    from infra.config import read_stack_file
-    from infra.plan import runtime_form
+    from phasekit.plan import runtime_form
+    from phasekit.stack_file import read_stack_file
 
     config, _ = runtime_form(read_stack_file(ROOT / "Pulumi.phase1.yaml"), [])
     config["phasekit:secrets"] = json.dumps({"SECRET_KEY_BASE": "value"})
@@ -42,3 +43,38 @@ def test_the_engine_runs_the_program_directory(monkeypatch):
                              stack="phase1", config=config, secret_keys=["phasekit:secrets"])
     assert len(recording.resources) == 24
     assert recording.outputs["app_url"] == "https://app.example.com"
+
+
+def _imported_packages(package: str) -> dict[str, set[str]]:
+    """For each module of ``package``: the top-level names of this repository's packages it imports."""
+    import ast
+
+    ours = {"components", "infra", "phasekit", "policy"}
+    found: dict[str, set[str]] = {}
+    for path in sorted((ROOT / package).rglob("*.py")):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+        found[str(path.relative_to(ROOT))] = (names & ours) - {package}
+    return found
+
+
+@pytest.mark.parametrize(("package", "may_import"), [
+    ("components", set()),
+    ("infra", {"components"}),
+    ("phasekit", {"infra", "components", "policy"}),
+    ("policy", set()),
+])
+def test_imports_run_one_way(package, may_import):
+    """phasekit → infra → components; policy/ stands alone (the Pulumi CLI runs it from its own directory)."""
+    wrong = {module: names - may_import for module, names in _imported_packages(package).items() if names - may_import}
+    assert wrong == {}
+
+
+def test_each_package_says_what_lives_there():
+    for package in ("components", "infra", "phasekit", "policy"):
+        docstring = __import__(package).__doc__
+        assert docstring and len(docstring.split()) > 20, package

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra.cli import main
+from phasekit.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -118,7 +118,7 @@ def test_options_without_their_mode_are_usage_errors(capsys, args, message):
 
 
 @pytest.mark.parametrize("command", [
-    [sys.executable, "-m", "infra", "plan", "--stack", "phase1"],
+    [sys.executable, "-m", "phasekit", "plan", "--stack", "phase1"],
     [str(Path(sys.executable).with_name("phasekit")), "plan", "--stack", "phase1"],
 ])
 def test_module_and_console_script_run_from_the_project(command):
@@ -127,11 +127,20 @@ def test_module_and_console_script_run_from_the_project(command):
     assert result.stdout.startswith("phasekit plan: stack phase1 (phase 1) of project phasekit\n")
 
 
+def test_running_the_program_directory_by_hand_points_at_the_tools():
+    """``python -m infra`` outside the engine has no monitor to send resources to: one line, exit 1."""
+    result = subprocess.run([sys.executable, "-m", "infra"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == ("infra/ is the Pulumi program: run it with `pulumi preview`, or plan it offline with "
+                             "`python -m phasekit plan --stack <stack>`\n")
+
+
 def test_bad_config_in_a_real_process_prints_no_traceback(tmp_path):
     config = yaml.safe_load((ROOT / "Pulumi.phase1.yaml").read_text())["config"]
     config["phasekit:vps"]["sshAdminCidrs"] = ["0.0.0.0/0"]
     project = project_with(tmp_path, config)
-    result = subprocess.run([sys.executable, "-m", "infra", "plan", "--stack", "dev"], cwd=project,
+    result = subprocess.run([sys.executable, "-m", "phasekit", "plan", "--stack", "dev"], cwd=project,
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr

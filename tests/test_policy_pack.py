@@ -48,7 +48,7 @@ from pulumi_policy.deserialize import deserialize_properties
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
 import policy.__main__ as pack
-from infra.guardrails import resource_view
+from phasekit.guardrails import resource_view
 from policy import rules
 from policy.rules import UNKNOWN, ResourceView
 from tests.test_policy_rules import (

@@ -1,4 +1,4 @@
-"""The guardrail rules (``policy.rules``) and their offline run in ``phasekit plan`` (``infra.guardrails``).
+"""The guardrail rules (``policy.rules``) and their offline run in ``phasekit plan`` (``phasekit.guardrails``).
 
 Every rule on hand-built resource views that pass and that fail (exact messages), unknown values passing,
 every committed stack passing every rule, and mutated real recordings failing, which proves the adapter
@@ -24,8 +24,8 @@ import pytest
 import yaml
 
 from components.testing import Recording
-from infra.config import ConfigError
-from infra.guardrails import (
+from infra.errors import ConfigError
+from phasekit.guardrails import (
     Violation,
     evaluate,
     guardrail_lines,
@@ -33,7 +33,7 @@ from infra.guardrails import (
     load_policy_pack_config,
     resource_view,
 )
-from infra.plan import run_plan
+from phasekit.plan import run_plan
 from policy import rules
 from policy.rules import UNKNOWN, ResourceView
 
@@ -799,8 +799,8 @@ def test_plan_of_a_stack_with_known_secret_inputs_prints_no_secret(tmp_path, cap
     import base64
     import hashlib
 
-    from infra.cli import main
-    from infra.plan import SECRET_PLACEHOLDER
+    from phasekit.cli import main
+    from phasekit.plan import SECRET_PLACEHOLDER
 
     stack_file = ROOT / "tests" / "fixtures" / "risk" / "phase3-registry-secrets.yaml"
     (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())

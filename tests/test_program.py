@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from components.testing import run_recorded
-from infra.config import ConfigError, read_stack_file
-from infra.plan import runtime_form
+from infra.errors import ConfigError
 from infra.program import build_stack
 from infra.runtime_config import runtime_raw_config
+from phasekit.plan import runtime_form
+from phasekit.stack_file import read_stack_file
 from tests.builders import CLOUDFLARE_CIDRS
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,10 +18,11 @@ import pytest
 from pulumi.output import Unknown
 
 from components.testing import run_recorded
-from infra.config import load_config, read_stack_file
-from infra.plan import runtime_form
+from infra.config import load_config
 from infra.program import build_stack
 from infra.runtime_config import runtime_raw_config
+from phasekit.plan import runtime_form
+from phasekit.stack_file import read_stack_file
 from tests.builders import CLOUDFLARE_CIDRS
 from tests.k8s_schema import manifests, validate
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra.plan import SECRET_PLACEHOLDER, stack_names
+from phasekit.plan import SECRET_PLACEHOLDER, stack_names
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW_DIR = ROOT / ".github" / "workflows"
@@ -444,11 +444,11 @@ WARNING = ("> [!WARNING]\n> This pull request changes the workflows, scripts or 
     (".github/workflows/plan.yml\n", True),
     ("scripts/plan-report.sh\n", True),
     ("policy/rules.py\n", True),
-    ("infra/replacement_rules.yaml\n", True),
-    ("infra/change_risk.py\n", True),
+    ("phasekit/replacement_rules.yaml\n", True),
+    ("phasekit/change_risk.py\n", True),
     ("pyproject.toml\n", True),
     ("README.md\ninfra/phase2.py\ncomponents/split_vps.py\nPulumi.phase2.yaml\n", False),
-    ("docs/.github/notes.md\nx/scripts/y.sh\ninfra/plan.py.orig\n", False),
+    ("docs/.github/notes.md\nx/scripts/y.sh\nphasekit/plan.py.orig\n", False),
     ("", False),
 ])
 def test_commenter_warns_when_the_pull_request_edits_what_produces_the_report(tmp_path, files, warned):

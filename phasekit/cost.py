@@ -1,4 +1,4 @@
-"""Monthly cost of a planned stack, priced from the catalog in ``infra/prices.yaml``.
+"""Monthly cost of a planned stack, priced from the catalog in ``phasekit/prices.yaml``.
 
 :func:`estimate` walks the resources the offline plan recorded (the inputs the program really sets) and
 prices each billable one. Every line names the catalog entries it uses and rests on their status:
@@ -30,7 +30,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from components.testing import RecordedResource, Recording
-from infra.config import ConfigError, read_yaml
+from infra.errors import ConfigError
+from phasekit.stack_file import read_yaml
 
 CATALOG_PATH = Path(__file__).with_name("prices.yaml")
 CENT = Decimal("0.01")
@@ -331,7 +332,7 @@ class CostLine:
 class CostEstimate:
     lines: tuple[CostLine, ...]
     catalog_date: date
-    catalog_path: str = "infra/prices.yaml"
+    catalog_path: str = "phasekit/prices.yaml"
 
     def _of(self, kind: LineKind) -> list[CostLine]:
         return [line for line in self.lines if line.kind is kind]
@@ -886,7 +887,7 @@ def cost_lines(estimate: CostEstimate) -> list[str]:
         lines += ["", f"No price in catalog (not in the total): {len(estimate.unpriced)}"]
         lines += [f"  {line.name:<{width}}  {line.description}" for line in estimate.unpriced]
     if estimate.usage_based:
-        lines += ["", "Usage-based (not in the total; edit usage_assumptions in infra/prices.yaml):"]
+        lines += ["", "Usage-based (not in the total; edit usage_assumptions in phasekit/prices.yaml):"]
         for line in estimate.usage_based:
             result = f"${money(line.assumed_usd)}" if line.assumed_usd is not None else "not estimated"
             lines.append(f"  {line.name:<{width}}  {line.description}: {line.assumption} -> {result}")

@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from components.testing import CLOUDFLARE_IP_RANGES, UNKNOWN_MASK, RecordedResource, Recording
-from infra.change_risk import data_held
-from infra.config import ConfigError
-from infra.plan import Plan, masked_inputs
+from infra.errors import ConfigError
+from phasekit.change_risk import data_held
+from phasekit.plan import Plan, masked_inputs
 
 BoundaryKind = Literal["internet", "cloudflare", "digitalocean", "aws", "vpc", "public", "private", "kubernetes"]
 NodeKind = Literal["actor", "edge", "entry", "compute", "workload", "control", "store"]

@@ -21,7 +21,7 @@ from pulumi.output import Unknown
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from components.testing import RecordedResource, Recording
-from infra.config import ConfigError
+from infra.errors import ConfigError
 from policy import rules
 
 Level = Literal["mandatory", "advisory", "remediate", "disabled"]

@@ -1,6 +1,6 @@
 """Change risk: what a new version of a stack file would do to the resources the old version describes.
 
-``assess(base, head)`` compares two offline plans of the same stack (``infra.plan.run_plan`` on each version
+``assess(base, head)`` compares two offline plans of the same stack (``phasekit.plan.run_plan`` on each version
 of the stack file), matches custom resources by URN and classifies each one: create, update in place,
 replace, delete or unchanged. A change is a replace when
 
@@ -10,7 +10,7 @@ replace, delete or unchanged. A change is a replace when
   provider reference moves to a provider whose config differs in a replacing property;
 - an input it takes from a replaced or new resource is replace-on-change (see below).
 
-The rules live in ``infra/replacement_rules.yaml``, each with the provider source it was read from. Replacing
+The rules live in ``phasekit/replacement_rules.yaml``, each with the provider source it was read from. Replacing
 or deleting a stateful resource (DigitalOcean volumes, the phase-2 database droplet, RDS, ElastiCache, PVCs,
 the R2 bucket) is data-destroying; ``phasekit risk`` exits 4 on one unless ``--allow-data-loss`` is given.
 
@@ -47,8 +47,9 @@ from pydantic import (
 )
 
 from components.testing import SECRET_MASK, UNKNOWN_MASK, RecordedResource, Recording
-from infra.config import ConfigError, read_yaml
-from infra.guardrails import resource_view
+from infra.errors import ConfigError
+from phasekit.guardrails import resource_view
+from phasekit.stack_file import read_yaml
 from policy import rules as policy_rules
 
 RULES_FILE = Path(__file__).with_name("replacement_rules.yaml")
@@ -223,7 +224,7 @@ class ResourceChange:
     protected: bool = False
     retained_on_delete: bool = False
     has_rule: bool = True
-    """False when infra/replacement_rules.yaml has no entry for the type."""
+    """False when phasekit/replacement_rules.yaml has no entry for the type."""
 
     @property
     def data_destroying(self) -> bool:
@@ -674,7 +675,7 @@ def _detail_lines(change: ResourceChange) -> list[str]:
     if change.ignored and change.kind != "unchanged":
         lines.append(f"    ignoring changes (ignoreChanges) to: {', '.join(change.ignored)}")
     if not change.has_rule and change.kind == "update":
-        lines.append("    no replacement rule for this type in infra/replacement_rules.yaml: shown as in place; "
+        lines.append("    no replacement rule for this type in phasekit/replacement_rules.yaml: shown as in place; "
                      "a real `pulumi preview` decides")
     return lines
 

@@ -21,10 +21,10 @@ from typing import Any
 
 from components.compose_stack import DB_NAME, DB_USER, POSTGRES_IMAGE, STACK_DIR
 from components.testing import RecordedResource, Recording
-from infra.config import ConfigError
-from infra.cost import CostEstimate, PriceCatalog, cents, estimate, load_catalog, money
 from infra.domain import droplet_resources
-from infra.plan import Plan
+from infra.errors import ConfigError
+from phasekit.cost import CostEstimate, PriceCatalog, cents, estimate, load_catalog, money
+from phasekit.plan import Plan
 
 DROPLET = "digitalocean:index/droplet:Droplet"
 VOLUME = "digitalocean:index/volume:Volume"
@@ -397,7 +397,7 @@ def compare_text(plans: list[Plan]) -> str:
 
     lines = [
         f"phasekit plan --compare: {', '.join(names)}",
-        "read from each stack's offline plan; prices from infra/prices.yaml"
+        "read from each stack's offline plan; prices from phasekit/prices.yaml"
         + (f" as of {profiles[0].estimate.catalog_date.isoformat()}" if profiles else ""),
         "",
         row("Resources by kind", names).rstrip(),

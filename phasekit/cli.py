@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from infra.config import ConfigError
+from infra.errors import ConfigError
 
 EXIT_CONFIG = 1
 EXIT_USAGE = 2
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--diagram-stacks goes with --diagram")
     if args.command == "plan" and args.policy_pack_config and not args.stack:
         parser.error("--policy-pack-config goes with --stack")
-    from infra.plan import find_project_dir
+    from phasekit.plan import find_project_dir
 
     try:
         project_dir = args.project_dir or find_project_dir(Path.cwd())
@@ -93,9 +93,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _plan(args: argparse.Namespace, project_dir: Path) -> int:
-    from infra.cost import estimate
-    from infra.guardrails import evaluate, load_policy_pack_config
-    from infra.plan import plan_json, plan_text, run_plan
+    from phasekit.cost import estimate
+    from phasekit.guardrails import evaluate, load_policy_pack_config
+    from phasekit.plan import plan_json, plan_text, run_plan
 
     plan = run_plan(args.stack, project_dir)
     cost = estimate(plan.recording)
@@ -106,8 +106,8 @@ def _plan(args: argparse.Namespace, project_dir: Path) -> int:
 
 
 def _compare(args: argparse.Namespace, project_dir: Path) -> int:
-    from infra.compare import compare_json, compare_text
-    from infra.plan import run_plan
+    from phasekit.compare import compare_json, compare_text
+    from phasekit.plan import run_plan
 
     plans = [run_plan(stack, project_dir, option="--compare") for stack in args.compare]
     _emit(args, lambda: compare_json(plans), lambda: compare_text(plans))
@@ -115,8 +115,8 @@ def _compare(args: argparse.Namespace, project_dir: Path) -> int:
 
 
 def _migration(args: argparse.Namespace, project_dir: Path) -> int:
-    from infra.compare import migration_json, migration_text
-    from infra.plan import run_plan
+    from phasekit.compare import migration_json, migration_text
+    from phasekit.plan import run_plan
 
     source = run_plan(args.source, project_dir, option="--from")
     target = run_plan(args.target, project_dir, option="--to")
@@ -125,8 +125,8 @@ def _migration(args: argparse.Namespace, project_dir: Path) -> int:
 
 
 def _diagram(args: argparse.Namespace, project_dir: Path) -> int:
-    from infra.diagram import write_diagrams
-    from infra.plan import run_plan, stack_names
+    from phasekit.diagram import write_diagrams
+    from phasekit.plan import run_plan, stack_names
 
     stacks = args.diagram_stacks or stack_names(project_dir)
     out_dir = args.out if args.out.is_absolute() else Path.cwd() / args.out
@@ -137,8 +137,8 @@ def _diagram(args: argparse.Namespace, project_dir: Path) -> int:
 
 
 def _risk(args: argparse.Namespace, project_dir: Path) -> int:
-    from infra.change_risk import assess, risk_json, risk_text
-    from infra.plan import run_plan
+    from phasekit.change_risk import assess, risk_json, risk_text
+    from phasekit.plan import run_plan
 
     base = run_plan(args.stack, project_dir, stack_file=args.base)
     head = run_plan(args.stack, project_dir, stack_file=args.head)

@@ -16,19 +16,15 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from components.testing import SECRET_MASK, UNKNOWN_MASK, RecordedResource, Recording, run_recorded
-from infra.config import (
-    NAMESPACE,
-    ConfigError,
-    is_secure_value,
-    load_config,
-    read_stack_file,
-    secret_env_names_missing,
-)
+from infra.config import load_config, secret_env_names_missing
+from infra.config_keys import NAMESPACE, is_secure_value
+from infra.errors import ConfigError
 from infra.stack_secrets import set_secret_command
+from phasekit.stack_file import read_stack_file
 
 if TYPE_CHECKING:
-    from infra.cost import CostEstimate
-    from infra.guardrails import Violation
+    from phasekit.cost import CostEstimate
+    from phasekit.guardrails import Violation
 
 SECRET_PLACEHOLDER = "offline-plan-placeholder"
 LONG_VALUE = 72
@@ -154,8 +150,8 @@ def masked_outputs(recording: Recording) -> dict[str, Any]:
 
 def plan_json(plan: Plan, cost: CostEstimate | None = None,
               violations: list[Violation] | None = None) -> dict[str, Any]:
-    from infra.cost import cost_json
-    from infra.guardrails import guardrails_json
+    from phasekit.cost import cost_json
+    from phasekit.guardrails import guardrails_json
 
     extra: dict[str, Any] = {}
     if cost is not None:
@@ -191,11 +187,11 @@ def plan_text(plan: Plan, cost: CostEstimate | None = None, violations: list[Vio
     lines += ["", "Outputs:"]
     lines += [f"  {name}: {_short(value)}" for name, value in masked_outputs(plan.recording).items()]
     if cost is not None:
-        from infra.cost import cost_lines
+        from phasekit.cost import cost_lines
 
         lines += ["", *cost_lines(cost)]
     if violations is not None:
-        from infra.guardrails import guardrail_lines
+        from phasekit.guardrails import guardrail_lines
 
         lines += ["", *guardrail_lines(violations)]
     if plan.secrets_to_set:
