@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from components.testing import SECRET_MASK, UNKNOWN_MASK, RecordedResource, Recording, run_recorded
-from infra.config import load_config, secret_env_names_missing
+from infra.config import config_warnings, load_config, secret_env_names_missing
 from infra.config_keys import NAMESPACE, is_secure_value
 from infra.errors import ConfigError
 from infra.stack_secrets import set_secret_command
@@ -37,6 +37,8 @@ class Plan:
     phase: int
     recording: Recording
     secrets_to_set: list[str]
+    warnings: list[str] = field(default_factory=list)
+    """``config_warnings`` of the stack file: valid, but probably not what was meant."""
 
 
 def find_project_dir(start: Path) -> Path:
@@ -119,7 +121,7 @@ def run_plan(stack: str, project_dir: Path, stack_file: Path | None = None, opti
         preview=True, project=project, stack=stack, config=runtime_config, secret_keys=secret_keys,
     )
     return Plan(stack=stack, project=project, phase=config.phase, recording=recording,
-                secrets_to_set=[set_secret_command(name) for name in missing])
+                secrets_to_set=[set_secret_command(name) for name in missing], warnings=config_warnings(raw, config))
 
 
 # --- Rendering ------------------------------------------------------------------------------------

@@ -1,0 +1,182 @@
+"""The config models every phase shares: the app, the Cloudflare edge, and what each phase's top level has."""
+
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from infra.config_keys import NAMESPACE, SECRET_KEYS
+from infra.domain import (
+    Allowed,
+    AppEnvName,
+    CloudflareId,
+    DbPoolSize,
+    EnvValue,
+    Hostname,
+    HttpPath,
+    ImageRef,
+    NonEmptyStr,
+    Port,
+    TagKey,
+    TagValue,
+    WorkerCount,
+    problem,
+)
+
+MAX_POSTGRES_CONNECTIONS = 262143
+"""PostgreSQL's own ceiling for ``max_connections``."""
+
+
+class ConfigModel(BaseModel):
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        alias_generator=to_camel,
+        # Python callers may use snake_case names; load_config passes by_name=False so stack files may not.
+        validate_by_name=True,
+        validate_by_alias=True,
+    )
+
+
+REGISTRY_PASSWORD_SECRET = "REGISTRY_PASSWORD"
+"""The ``phasekit:secrets`` entry holding the password (or token) for ``app.registry``."""
+
+
+class Registry(ConfigModel):
+    """A private registry the droplet logs in to before pulling ``app.image``."""
+
+    server: Hostname
+    """Registry host, the first part of ``app.image`` (e.g. ``ghcr.io``); ``docker.io`` for Docker Hub."""
+
+    username: NonEmptyStr
+    """User the token belongs to; the password is ``phasekit:secrets.REGISTRY_PASSWORD``."""
+
+
+class App(ConfigModel):
+    """The web application: its image, how it is reached and checked, its environment and concurrency."""
+
+    image: ImageRef
+    """Container image, pinned by an explicit tag (not ``latest``) or a ``sha256`` digest."""
+
+    port: Port = 8000
+    """Port the app listens on inside its container."""
+
+    health_path: HttpPath = "/healthz"
+    """Path that answers 200 when the app is healthy; load balancers and the deploy check poll it."""
+
+    env: Annotated[Mapping[AppEnvName, EnvValue], Allowed("a mapping of NAME: value, e.g. {LOG_LEVEL: info}")] = (
+        Field(default_factory=dict)
+    )
+    """Plain environment variables. Names phasekit sets itself (``RESERVED_ENV_NAMES``) are refused."""
+
+    secret_env: Annotated[
+        tuple[AppEnvName, ...], Allowed("a list of environment variable names, e.g. [SECRET_KEY_BASE]")
+    ] = ()
+    """Environment variables whose values come from ``phasekit:secrets.<NAME>``; none may also be in ``env``."""
+
+    release_command: (
+        Annotated[
+            tuple[NonEmptyStr, ...],
+            Field(min_length=1),
+            Allowed("an exec-form list of non-empty strings, e.g. [python, manage.py, migrate]"),
+        ]
+        | None
+    ) = None
+    """Command run once per release before new workers start (migrations); ``None`` runs nothing."""
+
+    workers: WorkerCount | None = None
+    """Web worker processes; ``None`` means one per vCPU of the machine (see ``worker_count``)."""
+
+    db_pool_size: DbPoolSize = 5
+    """Database connections each worker holds; PostgreSQL's ``max_connections`` is sized from it."""
+
+    registry: Registry | None = None
+    """Credentials for a private image; ``None`` pulls ``image`` anonymously."""
+
+    @field_validator("secret_env")
+    @classmethod
+    def _each_secret_once(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise problem(f"{name!r} is listed twice; allowed: each name once", at=(index,))
+        return names
+
+    @model_validator(mode="after")
+    def _env_or_secret_env(self) -> App:
+        both = [name for name in self.secret_env if name in self.env]
+        if both:
+            names = ", ".join(repr(name) for name in both)
+            verb = "is" if len(both) == 1 else "are"
+            raise problem(
+                f"{names} {verb} also set in {NAMESPACE}:app.env; allowed: each name in env or secretEnv, not both",
+                at=("secretEnv",),
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _registry_serves_the_image(self) -> App:
+        if self.registry is None:
+            return self
+        image_host = _image_registry(self.image)
+        if image_host != self.registry.server:
+            raise problem(
+                f"{self.registry.server!r} is not the registry of app.image ({image_host}); "
+                f"allowed: {image_host}",
+                at=("registry", "server"),
+            )
+        return self
+
+    def worker_count(self, vcpus: int) -> int:
+        """``workers`` when set, else one worker per vCPU (at least one)."""
+        return self.workers if self.workers is not None else max(1, vcpus)
+
+
+class Edge(ConfigModel):
+    """Cloudflare in front of the app: the zone, the account holding the media bucket, the public hostname."""
+
+    zone_id: CloudflareId
+    """Zone the hostname's DNS record is created in."""
+
+    account_id: CloudflareId
+    """Account the R2 media bucket is created in."""
+
+    hostname: Hostname
+    """Public hostname of the app, inside the zone."""
+
+    proxied: bool = True
+    """Serve through Cloudflare's proxy (TLS, caching, origin hidden); ``False`` exposes the droplet's address."""
+
+    manage_zone_settings: bool = True
+    """Enforce SSL Full (strict), Always Use HTTPS and TLS >= 1.2 on the zone. These are zone-wide: set
+    ``false`` when other sites share the zone and you manage its settings elsewhere."""
+
+
+class PhaseStack(ConfigModel):
+    """What every phase's top-level model has in common."""
+
+    protect: bool = True
+    """Protect and retain stateful resources (data volumes, the database droplet, the RDS instance and the
+    cache, the media bucket) against delete and replace."""
+
+    tags: Annotated[
+        Mapping[TagKey, TagValue], Allowed("a mapping of tag keys to values, e.g. {team: web}")
+    ] = Field(default_factory=dict)
+    """Extra tags on the provider resources that take tags (and labels on Kubernetes objects); phasekit's own
+    (project, stack, phase, managed-by) take precedence."""
+
+    @classmethod
+    def accepted_keys(cls) -> frozenset[str]:
+        """Every ``phasekit:`` key (without the namespace) a stack of this phase may set."""
+        return frozenset(field.alias or name for name, field in cls.model_fields.items()) | SECRET_KEYS
+
+
+def _image_registry(image: str) -> str:
+    """The registry host of an image reference, as Docker resolves it (no host means Docker Hub)."""
+    first, _, rest = image.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        return first.split(":")[0]
+    return "docker.io"

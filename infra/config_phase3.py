@@ -1,0 +1,277 @@
+"""The config models of phase 3: AWS region and zones, the EKS cluster, RDS, ElastiCache and the workload."""
+
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from components.tuning import RESERVED_DB_CONNECTIONS, db_max_connections
+from infra.config_base import MAX_POSTGRES_CONNECTIONS, App, ConfigModel, Edge, PhaseStack
+from infra.domain import (
+    Allowed,
+    ApiAdminCidr,
+    AwsRegion,
+    CacheEngine,
+    CacheNodeType,
+    CpuQuantity,
+    Ec2InstanceType,
+    EksVersion,
+    EmailAddress,
+    IamPrincipalArn,
+    MemoryQuantity,
+    NatStrategy,
+    NonEmptyStr,
+    RdsInstanceClass,
+    VpcCidr,
+    WholeNumber,
+    cpu_millicores,
+    memory_mib,
+    problem,
+)
+
+
+class Aws(ConfigModel):
+    """Where phase 3 runs: the region, its availability zones and how private subnets reach the internet."""
+
+    region: AwsRegion
+    """AWS region (``pulumi_aws.Region``)."""
+
+    availability_zones: Annotated[
+        tuple[NonEmptyStr, ...], Allowed("2 or 3 zones of the region, e.g. [us-east-1a, us-east-1b]")
+    ]
+    """Zones the VPC, the nodes, the database and the cache span."""
+
+    nat_strategy: Annotated[NatStrategy, Allowed("single or per-az", noun="a NAT strategy")] = NatStrategy.SINGLE
+    """``single``: one NAT gateway (about $33/month plus traffic; losing its zone cuts the others' egress, not
+    their traffic from users). ``per-az``: one per zone, about $33/month each, egress survives a zone loss."""
+
+    vpc_cidr: VpcCidr = "10.20.0.0/16"
+    """The VPC's range; subnets are carved from it."""
+
+    @model_validator(mode="after")
+    def _zones_of_the_region(self) -> Aws:
+        zones = self.availability_zones
+        allowed = f"2 or 3 zones of {self.region}, e.g. [{self.region}a, {self.region}b]"
+        for index, zone in enumerate(zones):
+            if not re.fullmatch(rf"{re.escape(self.region)}[a-z]", zone):
+                raise problem(f"{zone!r} is not a zone of {self.region}; allowed: {allowed}",
+                              at=("availabilityZones", index))
+            if zone in zones[:index]:
+                raise problem(f"{zone!r} is listed twice; allowed: {allowed}", at=("availabilityZones", index))
+        if len(zones) < 2:
+            raise problem(
+                f"{list(zones)!r} is {len(zones)} zone; allowed: {allowed} (the Multi-AZ database, the cache's "
+                "failover and the EKS control plane each need a second zone)",
+                at=("availabilityZones",))
+        if len(zones) > 3:
+            raise problem(f"{len(zones)} zones; allowed: {allowed}", at=("availabilityZones",))
+        return self
+
+
+class NodeGroup(ConfigModel):
+    """The EKS managed node group."""
+
+    instance_types: Annotated[
+        tuple[Ec2InstanceType, ...], Field(min_length=1), Allowed("one or more EC2 instance types, e.g. [t3.large]")
+    ] = ("t3.large",)
+    min_size: Annotated[WholeNumber, Field(ge=1, le=100), Allowed("1..100")] = 2
+    desired_size: Annotated[WholeNumber, Field(ge=1, le=100), Allowed("1..100")] = 2
+    max_size: Annotated[WholeNumber, Field(ge=1, le=100), Allowed("1..100")] = 4
+    disk_size_gib: Annotated[WholeNumber, Field(ge=20, le=1000), Allowed("20..1000")] = 50
+
+    @model_validator(mode="after")
+    def _one_architecture(self) -> NodeGroup:
+        from components.eks_cluster import node_ami_type  # imports pulumi-aws: only phase 3 pays for it
+
+        try:
+            node_ami_type(self.instance_types)
+        except ValueError:
+            raise problem(
+                f"{list(self.instance_types)!r} mixes Graviton (ARM) and x86 types; allowed: types of one "
+                "architecture (one node group runs one AMI)", at=("instanceTypes",)) from None
+        return self
+
+    @model_validator(mode="after")
+    def _sizes_in_order(self) -> NodeGroup:
+        if self.desired_size < self.min_size:
+            raise problem(f"{self.desired_size} is below minSize {self.min_size}; allowed: minSize <= desiredSize "
+                          "<= maxSize", at=("desiredSize",))
+        if self.desired_size > self.max_size:
+            raise problem(f"{self.desired_size} is above maxSize {self.max_size}; allowed: minSize <= desiredSize "
+                          "<= maxSize", at=("desiredSize",))
+        return self
+
+
+class Cluster(ConfigModel):
+    """The EKS cluster: its Kubernetes version, who may reach and administer its API, its nodes."""
+
+    version: EksVersion = "1.34"
+    endpoint_public_access_cidrs: Annotated[
+        tuple[ApiAdminCidr, ...],
+        Allowed("IPv4 networks you administer from, e.g. [203.0.113.0/24], or [] for a private-only endpoint"),
+    ]
+    """Who may reach the public Kubernetes API endpoint; ``[]`` turns the public endpoint off."""
+
+    admin_principal_arns: Annotated[
+        tuple[IamPrincipalArn, ...],
+        Field(min_length=1),
+        Allowed("one or more IAM role or user ARNs, including the one that runs pulumi up"),
+    ]
+    """IAM principals given cluster-admin through EKS access entries; ``pulumi up`` deploys the app with
+    the credentials it runs with, so that principal must be listed."""
+
+    node_group: NodeGroup = Field(default_factory=NodeGroup)
+
+    @model_validator(mode="after")
+    def _each_admin_once(self) -> Cluster:
+        from components.eks_cluster import admin_slug  # imports pulumi-aws: only phase 3 pays for it
+
+        first_index: dict[str, int] = {}
+        for index, arn in enumerate(self.admin_principal_arns):
+            slug = admin_slug(arn)
+            if slug in first_index:
+                kind, earlier = slug.split("-", 1)[0], first_index[slug]
+                raise problem(
+                    f"{arn!r} has the same IAM {kind} name as adminPrincipalArns[{earlier}]; "
+                    "allowed: each role or user once (its access entry is named after it)",
+                    at=("adminPrincipalArns", index))
+            first_index[slug] = index
+        return self
+
+
+class RdsDatabase(ConfigModel):
+    """Phase 3's database: RDS PostgreSQL."""
+
+    instance_class: RdsInstanceClass = "db.t4g.medium"
+    engine_version: Annotated[str, Field(pattern=r"^1[4-7]$"), Allowed("a PostgreSQL major version 14..17")] = "16"
+    storage_gib: Annotated[WholeNumber, Field(ge=20, le=65536), Allowed("20..65536")] = 20
+    max_storage_gib: Annotated[WholeNumber, Field(ge=21, le=65536), Allowed("21..65536")] = 100
+    """Storage autoscaling ceiling; above ``storageGib``."""
+
+    multi_az: bool = True
+    """A synchronous standby in a second zone with automatic failover."""
+
+    backup_retention_days: Annotated[WholeNumber, Field(ge=7, le=35), Allowed("7..35")] = 7
+    read_replicas: Annotated[WholeNumber, Field(ge=0, le=5), Allowed("0..5")] = 0
+
+    @model_validator(mode="after")
+    def _class_runs_performance_insights(self) -> RdsDatabase:
+        if self.instance_class.rsplit(".", 1)[-1] in ("micro", "small"):
+            raise problem(
+                f"{self.instance_class!r} is too small for Performance Insights, which phasekit keeps on; "
+                "allowed: a medium or larger class, e.g. db.t4g.medium",
+                at=("instanceClass",))
+        return self
+
+    @model_validator(mode="after")
+    def _storage_can_grow(self) -> RdsDatabase:
+        if self.max_storage_gib <= self.storage_gib:
+            raise problem(f"{self.max_storage_gib} is not above storageGib {self.storage_gib}; allowed: a ceiling "
+                          "above storageGib", at=("maxStorageGib",))
+        return self
+
+
+class Cache(ConfigModel):
+    """Phase 3's Redis: an ElastiCache replication group."""
+
+    engine: Annotated[CacheEngine, Allowed("valkey or redis", noun="a cache engine")] = CacheEngine.VALKEY
+    node_type: CacheNodeType = "cache.t4g.small"
+    node_count: Annotated[WholeNumber, Field(ge=2, le=6),
+                          Allowed("2..6 (a primary and at least one replica to fail over to)")] = 2
+    snapshot_retention_days: Annotated[WholeNumber, Field(ge=1, le=35), Allowed("1..35")] = 1
+
+
+class Workload(ConfigModel):
+    """How the app runs on Kubernetes: replicas (the HPA's bounds) and each pod's resources."""
+
+    min_replicas: Annotated[WholeNumber, Field(ge=2, le=100),
+                            Allowed("2..100 (one pod per zone at least, so a zone or node loss is survived)")] = 2
+    max_replicas: Annotated[WholeNumber, Field(ge=2, le=100), Allowed("2..100")] = 6
+    cpu_request: CpuQuantity = "250m"
+    memory_request: MemoryQuantity = "512Mi"
+    memory_limit: MemoryQuantity = "512Mi"
+
+    @model_validator(mode="after")
+    def _bounds_in_order(self) -> Workload:
+        if self.max_replicas < self.min_replicas:
+            raise problem(f"{self.max_replicas} is below minReplicas {self.min_replicas}; allowed: maxReplicas >= "
+                          "minReplicas", at=("maxReplicas",))
+        if memory_mib(self.memory_limit) < memory_mib(self.memory_request):
+            raise problem(f"{self.memory_limit!r} is below memoryRequest {self.memory_request!r}; allowed: a limit "
+                          "at least the request", at=("memoryLimit",))
+        return self
+
+    @property
+    def cpu_millicores(self) -> int:
+        return cpu_millicores(self.cpu_request)
+
+
+class Phase3Stack(PhaseStack):
+    """Phase 3: AWS (VPC across zones, EKS, RDS Multi-AZ, ElastiCache) behind Cloudflare."""
+
+    phase: Literal[3]
+    app: App
+    edge: Edge
+    aws: Aws
+    cluster: Cluster
+    database: RdsDatabase = Field(default_factory=RdsDatabase)
+    cache: Cache = Field(default_factory=Cache)
+    workload: Workload = Field(default_factory=Workload)
+    alert_emails: Annotated[
+        tuple[EmailAddress, ...], Field(min_length=1), Allowed("one or more e-mail addresses, e.g. [ops@example.com]")
+    ]
+    """Who receives the CloudWatch alarms (through an SNS topic; each address confirms once)."""
+
+    @field_validator("alert_emails")
+    @classmethod
+    def _each_address_once(cls, emails: tuple[str, ...]) -> tuple[str, ...]:
+        from components.alert_topic import subscription_suffix  # imports pulumi-aws: only phase 3 pays for it
+
+        first_index: dict[str, int] = {}
+        for index, email in enumerate(emails):
+            suffix = subscription_suffix(email)
+            if suffix in first_index:
+                raise problem(
+                    f"{email!r} is the same subscription as alertEmails[{first_index[suffix]}]; allowed: each "
+                    "address once (case, dots and dashes aside)", at=(index,))
+            first_index[suffix] = index
+        return emails
+
+    @model_validator(mode="after")
+    def _connections_fit_postgres(self) -> Phase3Stack:
+        demand = db_max_connections(self.workload.max_replicas * self.worker_count, self.app.db_pool_size)
+        if demand > MAX_POSTGRES_CONNECTIONS:
+            raise problem(
+                f"{self.workload.max_replicas} pods x {self.worker_count} workers x app.dbPoolSize "
+                f"{self.app.db_pool_size} + {RESERVED_DB_CONNECTIONS} reserved need {demand} connections; allowed: "
+                f"at most {MAX_POSTGRES_CONNECTIONS} (PostgreSQL's limit; put fewer connections per pod)",
+                at=("workload", "maxReplicas"))
+        return self
+
+    @model_validator(mode="after")
+    def _unprivileged_port(self) -> Phase3Stack:
+        if self.app.port < 1024:
+            raise problem(
+                f"{self.app.port} is a privileged port; allowed: 1024..65535 in phase 3 (pods run as non-root "
+                "with every capability dropped, so they cannot bind below 1024)",
+                at=("app", "port"))
+        return self
+
+    @model_validator(mode="after")
+    def _origin_certificate_needs_proxied_edge(self) -> Phase3Stack:
+        if not self.edge.proxied:
+            raise problem(
+                "false is not supported in phase 3: the load balancer presents a Cloudflare Origin CA "
+                "certificate, which only Cloudflare's proxy trusts; allowed: true",
+                at=("edge", "proxied"))
+        return self
+
+    @property
+    def worker_count(self) -> int:
+        """Web workers per pod: ``app.workers``, or one per whole CPU the pod requests (at least one)."""
+        return self.app.worker_count(self.workload.cpu_millicores // 1000)
+
+
