@@ -3,7 +3,9 @@ what it would do.
 
 - ``cli``: the ``phasekit`` command line (also ``python -m phasekit``).
 - ``stack_file``: reads ``Pulumi.<stack>.yaml`` files (and the tools' own YAML data) as the Pulumi CLI does.
-- ``plan``: runs the program under Pulumi's mock monitor and renders the resource tree.
+- ``project``: the project folder and its stack files (also at a git revision), checked before any plan.
+- ``plan``: runs the program under Pulumi's mock monitor; ``plan_text`` renders it summary first, and
+  ``terminal`` does so in colour with ``rich`` on a terminal.
 - ``cost`` with ``prices.yaml``: the monthly cost estimate from a sourced price catalog.
 - ``compare``: phases side by side, and the migration runbook between two stacks.
 - ``change_risk`` with ``replacement_rules.yaml``: what a stack-file change replaces or destroys.

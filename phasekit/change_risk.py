@@ -628,7 +628,13 @@ def allow_line(report: RiskReport) -> str:
             f"(or the pull-request label {ALLOW_LABEL}).")
 
 
-def risk_text(report: RiskReport) -> str:
+def allowed_line(report: RiskReport) -> str:
+    """What ``--allow-data-loss`` allowed, so a run with the flag never reads like one without it."""
+    return f"data-destroying changes allowed by {ALLOW_FLAG}: {len(report.data_destroying)}"
+
+
+def risk_text(report: RiskReport, allowed: bool = False) -> str:
+    """The report as text; ``allowed``: ``--allow-data-loss`` was given (the last line says what it allowed)."""
     lines = [
         f"phasekit risk: {summary_line(report)}",
         "offline: computed values (ids, addresses, generated secrets) are unknown in both versions, and "
@@ -653,7 +659,7 @@ def risk_text(report: RiskReport) -> str:
     if quiet:
         lines += ["", "unchanged, ignoring changes (ignoreChanges) to: "
                   + "; ".join(f"{change.name} ({', '.join(change.ignored)})" for change in quiet)]
-    lines += ["", allow_line(report)]
+    lines += ["", allowed_line(report) if allowed and destroying else allow_line(report)]
     return "\n".join(lines) + "\n"
 
 
@@ -691,7 +697,8 @@ def _protection_note(change: ResourceChange) -> str:
     return f"not protected: `pulumi up` will {change.kind} it and the data is gone"
 
 
-def risk_json(report: RiskReport) -> dict[str, Any]:
+def risk_json(report: RiskReport, allowed: bool = False) -> dict[str, Any]:
+    """The report as JSON; ``dataLossAllowed`` is true when ``--allow-data-loss`` was given."""
     return {
         "summary": {kind: report.count(kind) for kind in ("create", "update", "replace", "delete", "unchanged")},
         "dataDestroying": [
@@ -702,6 +709,7 @@ def risk_json(report: RiskReport) -> dict[str, Any]:
         "changes": [_change_json(change) for change in report.changes
                     if change.kind != "unchanged" or change.ignored],
         "allowDataLoss": {"flag": ALLOW_FLAG, "label": ALLOW_LABEL},
+        "dataLossAllowed": allowed,
     }
 
 

@@ -3,6 +3,10 @@
 No Pulumi CLI, credentials or network: ``secure:`` values in the stack file are replaced by placeholders
 (and stay masked), computed values are unknown exactly as on a fresh stack's ``pulumi preview``, and
 Cloudflare's IP ranges come from the harness' snapshot instead of Cloudflare's API.
+
+This module runs the plan and renders it as JSON (``plan_json``); the text, summary first, is
+``phasekit.plan_text``, and on a terminal ``phasekit.terminal``. The project folder and stack-file look-ups
+live in ``phasekit.project`` (re-exported here), so the CLI can check them before the SDKs load.
 """
 
 from __future__ import annotations
@@ -13,21 +17,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
+from components.tags import default_tags
 from components.testing import SECRET_MASK, UNKNOWN_MASK, RecordedResource, Recording, run_recorded
-from infra.config import config_warnings, load_config, secret_env_names_missing
+from infra.config import config_warnings, load_config, secret_env_names_missing, secret_placeholder_names
 from infra.config_keys import NAMESPACE, is_secure_value
 from infra.errors import ConfigError
 from infra.stack_secrets import set_secret_command
+from phasekit.project import find_project_dir, project_name, stack_file_of, stack_names
 from phasekit.stack_file import read_stack_file
+
+__all__ = ["Plan", "find_project_dir", "project_name", "run_plan", "stack_names"]
 
 if TYPE_CHECKING:
     from phasekit.cost import CostEstimate
     from phasekit.guardrails import Violation
 
 SECRET_PLACEHOLDER = "offline-plan-placeholder"
-LONG_VALUE = 72
 
 
 @dataclass(frozen=True)
@@ -40,23 +45,9 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     """``config_warnings`` of the stack file: valid, but probably not what was meant."""
 
-
-def find_project_dir(start: Path) -> Path:
-    for directory in (start, *start.parents):
-        if (directory / "Pulumi.yaml").is_file():
-            return directory
-    raise ConfigError(f"no Pulumi.yaml in {start} or any parent directory")
-
-
-def project_name(project_dir: Path) -> str:
-    try:
-        document = yaml.safe_load((project_dir / "Pulumi.yaml").read_text()) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError(f"Pulumi.yaml: not valid YAML: {error}") from None
-    name = document.get("name") if isinstance(document, dict) else None
-    if not isinstance(name, str) or not name:
-        raise ConfigError("Pulumi.yaml: name: missing; allowed: the project name, e.g. phasekit")
-    return name
+    default_tags: dict[str, str] = field(default_factory=dict)
+    """The tags every taggable resource carries: the stack's ``tags`` under phasekit's own (project, stack,
+    phase, managed-by), as ``infra`` merges them. The text plan shows them once, in its summary."""
 
 
 def runtime_form(raw: Mapping[str, Any], missing_secret_names: list[str]) -> tuple[dict[str, str], list[str]]:
@@ -66,7 +57,9 @@ def runtime_form(raw: Mapping[str, Any], missing_secret_names: list[str]) -> tup
     for key, value in raw.items():
         replaced, had_secret = _replace_secure(value)
         if key == f"{NAMESPACE}:secrets":
-            replaced = {**replaced, **{name: SECRET_PLACEHOLDER for name in missing_secret_names}}
+            # Encrypted as a whole, the mapping is one placeholder string: stand in for its entries instead.
+            entries = replaced if isinstance(replaced, dict) else {}
+            replaced = {**entries, **{name: SECRET_PLACEHOLDER for name in missing_secret_names}}
         config[key] = replaced if isinstance(replaced, str) else json.dumps(replaced)
         if had_secret:
             secret_keys.append(key)
@@ -89,10 +82,6 @@ def _replace_secure(value: Any) -> tuple[Any, bool]:
     return value, False
 
 
-def stack_names(project_dir: Path) -> list[str]:
-    return sorted(path.name[len("Pulumi."):-len(".yaml")] for path in project_dir.glob("Pulumi.*.yaml"))
-
-
 def run_plan(stack: str, project_dir: Path, stack_file: Path | None = None, option: str = "--stack") -> Plan:
     """Validate the stack's config and run the program offline. Raises ConfigError on bad config.
 
@@ -105,23 +94,21 @@ def run_plan(stack: str, project_dir: Path, stack_file: Path | None = None, opti
 
     project = project_name(project_dir)
     if stack_file is None:
-        stack_file = project_dir / f"Pulumi.{stack}.yaml"
-        if not stack_file.is_file():
-            raise ConfigError(f"{option}: no stack file {stack_file.name}; "
-                              f"allowed: {', '.join(stack_names(project_dir)) or 'none found'}")
+        stack_file = stack_file_of(stack, project_dir, option)
     elif not stack_file.is_file():
         raise ConfigError(f"{stack_file}: no such stack file")
     raw = read_stack_file(stack_file)
     config = load_config(raw)
     missing = secret_env_names_missing(raw, config)
-    runtime_config, secret_keys = runtime_form(raw, missing)
+    runtime_config, secret_keys = runtime_form(raw, secret_placeholder_names(raw, config))
 
     recording = run_recorded(
         lambda: build_stack(runtime_raw_config(), project, stack),
         preview=True, project=project, stack=stack, config=runtime_config, secret_keys=secret_keys,
     )
     return Plan(stack=stack, project=project, phase=config.phase, recording=recording,
-                secrets_to_set=[set_secret_command(name) for name in missing], warnings=config_warnings(raw, config))
+                secrets_to_set=[set_secret_command(name) for name in missing], warnings=config_warnings(raw, config),
+                default_tags={**config.tags, **default_tags(project, stack, config.phase)})
 
 
 # --- Rendering ------------------------------------------------------------------------------------
@@ -152,8 +139,25 @@ def masked_outputs(recording: Recording) -> dict[str, Any]:
 
 def plan_json(plan: Plan, cost: CostEstimate | None = None,
               violations: list[Violation] | None = None) -> dict[str, Any]:
+    """The plan as JSON: ``stack``, ``project``, ``phase``, ``summary`` (see ``plan_text.summary_json``),
+    ``resources``, ``outputs``, ``secretsToSet``, ``warnings``, and with them ``cost`` and ``guardrails``.
+
+    Each resource carries its relations the way ``terraform show -json`` records them in its
+    ``configuration`` representation (https://developer.hashicorp.com/terraform/internals/json-format),
+    with URNs for addresses, so outside tools (policy scanners, diagram tools) can follow them::
+
+        "dependsOn": ["urn:...::vps-droplet", ...],          # every resource it waits for, sorted
+        "expressions": {                                       # per input fed by other resources:
+            "dropletIds": {"references": ["urn:...::vps-droplet"]}   # the engine's propertyDependencies
+        }
+
+    ``dependsOn`` is the engine's plain dependency list (explicit ``depends_on`` plus every input's
+    sources); ``expressions`` only names inputs with at least one source (an input absent there is a
+    literal, or came from config).
+    """
     from phasekit.cost import cost_json
     from phasekit.guardrails import guardrails_json
+    from phasekit.plan_text import summary_json
 
     extra: dict[str, Any] = {}
     if cost is not None:
@@ -164,85 +168,21 @@ def plan_json(plan: Plan, cost: CostEstimate | None = None,
         "stack": plan.stack,
         "project": plan.project,
         "phase": plan.phase,
+        "summary": summary_json(plan, cost, violations),
         "resources": [
             {"urn": resource.urn, "type": resource.type, "name": resource.name, "parent": resource.parent,
              "inputs": masked_inputs(resource), "protect": resource.protect,
-             "retainOnDelete": resource.retain_on_delete, "ignoreChanges": list(resource.ignore_changes)}
+             "retainOnDelete": resource.retain_on_delete, "ignoreChanges": list(resource.ignore_changes),
+             "dependsOn": sorted(set(resource.dependencies)), "expressions": _references(resource)}
             for resource in plan.recording.resources
         ],
         "outputs": masked_outputs(plan.recording),
         "secretsToSet": plan.secrets_to_set,
+        "warnings": plan.warnings,
         **extra,
     }
 
 
-def plan_text(plan: Plan, cost: CostEstimate | None = None, violations: list[Violation] | None = None) -> str:
-    resources = plan.recording.resources
-    lines = [
-        f"phasekit plan: stack {plan.stack} (phase {plan.phase}) of project {plan.project}",
-        "offline preview under Pulumi's mock monitor: no credentials used, computed values unknown",
-        "",
-        f"Resources: {len(resources)} to create",
-        f"pulumi:pulumi:Stack  {plan.project}-{plan.stack}",
-    ]
-    lines += _tree_lines(plan.recording, parent=None, prefix="")
-    lines += ["", "Outputs:"]
-    lines += [f"  {name}: {_short(value)}" for name, value in masked_outputs(plan.recording).items()]
-    if cost is not None:
-        from phasekit.cost import cost_lines
-
-        lines += ["", *cost_lines(cost)]
-    if violations is not None:
-        from phasekit.guardrails import guardrail_lines
-
-        lines += ["", *guardrail_lines(violations)]
-    if plan.secrets_to_set:
-        lines += ["", "Secrets to set before `pulumi up` (placeholders were used offline):"]
-        lines += [f"  {command}" for command in plan.secrets_to_set]
-    return "\n".join(lines) + "\n"
-
-
-def _tree_lines(recording: Recording, parent: str | None, prefix: str) -> list[str]:
-    children = [resource for resource in recording.resources if resource.parent == parent]
-    children.sort(key=lambda resource: (resource.custom, resource.type, resource.name))
-    lines: list[str] = []
-    for index, resource in enumerate(children):
-        last = index == len(children) - 1
-        flags = []
-        if resource.protect:
-            flags.append("protected")
-        if resource.retain_on_delete:
-            flags.append("retained on delete")
-        if resource.ignore_changes:
-            flags.append("ignores changes to " + ", ".join(resource.ignore_changes))
-        flag_text = f"  [{'; '.join(flags)}]" if flags else ""
-        lines.append(f"{prefix}{'└─ ' if last else '├─ '}{resource.type}  {resource.name}{flag_text}")
-        detail_prefix = prefix + ("   " if last else "│  ")
-        if resource.custom:
-            for key, value in masked_inputs(resource).items():
-                if key in ("inboundRules", "outboundRules") and isinstance(value, list):
-                    lines.append(f"{detail_prefix}    {key}:")
-                    lines += [f"{detail_prefix}      {_firewall_rule(rule)}" for rule in value]
-                else:
-                    lines.append(f"{detail_prefix}    {key}: {_short(value)}")
-        lines += _tree_lines(recording, resource.urn, detail_prefix)
-    return lines
-
-
-def _firewall_rule(rule: dict[str, Any]) -> str:
-    addresses = rule.get("sourceAddresses") or rule.get("destinationAddresses") or []
-    direction = "from" if "sourceAddresses" in rule else "to"
-    shown = ", ".join(addresses[:4]) + (f" … ({len(addresses)} ranges)" if len(addresses) > 4 else "")
-    return f"{rule.get('protocol')} {rule.get('portRange', 'all')} {direction} {shown}"
-
-
-def _short(value: Any) -> str:
-    if isinstance(value, str):
-        if "\n" in value or len(value) > LONG_VALUE:
-            first_line = value.splitlines()[0] if value else ""
-            return f"<{first_line[:40]}… {len(value.encode())} bytes>"
-        return value
-    text = json.dumps(value, separators=(", ", ": "))
-    if len(text) > LONG_VALUE * 2:
-        return text[: LONG_VALUE * 2] + f"… ({len(text)} chars)"
-    return text
+def _references(resource: RecordedResource) -> dict[str, dict[str, list[str]]]:
+    sources = resource.property_dependencies or {}
+    return {key: {"references": sorted(set(urns))} for key, urns in sorted(sources.items()) if urns}

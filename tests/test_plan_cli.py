@@ -47,12 +47,12 @@ def test_json_lists_resources_with_masked_secrets(capsys):
     document = json.loads(out)
     assert status == 0
     assert (document["stack"], document["phase"]) == ("phase1", 1)
-    assert set(document) == {"stack", "project", "phase", "resources", "outputs", "secretsToSet", "cost",
-                             "guardrails"}
+    assert set(document) == {"stack", "project", "phase", "summary", "resources", "outputs", "secretsToSet",
+                             "warnings", "cost", "guardrails"}
     resources = {resource["name"]: resource for resource in document["resources"]}
     assert len(resources) == 24
     assert set(resources["vps-data"]) == {"urn", "type", "name", "parent", "inputs", "protect",
-                                          "retainOnDelete", "ignoreChanges"}
+                                          "retainOnDelete", "ignoreChanges", "dependsOn", "expressions"}
     assert resources["vps-data"]["protect"] is True
     assert resources["vps-droplet"]["protect"] is False
     assert resources["vps-rollout"]["inputs"]["stdin"] == "[secret]"
@@ -111,10 +111,14 @@ def test_an_unknown_stack_is_named_by_the_option_that_gave_it(capsys, args, opti
      "--policy-pack-config goes with --stack"),
 ])
 def test_options_without_their_mode_are_usage_errors(capsys, args, message):
+    """The error names the ``plan`` command and follows the usage of the mode concerned
+    (tests/test_cli_usage.py has the exact usages)."""
     with pytest.raises(SystemExit) as exit_info:
         plan(capsys, *args)
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err.endswith(f"phasekit: error: {message}\n")
+    err = capsys.readouterr().err
+    assert err.startswith("usage: phasekit plan --")
+    assert err.endswith(f"phasekit plan: error: {message}\n")
 
 
 @pytest.mark.parametrize("command", [
@@ -153,9 +157,10 @@ def test_bad_config_in_a_real_process_prints_no_traceback(tmp_path):
         "├─ digitalocean:index/loadBalancer:LoadBalancer  split-lb",
         "  database_url: [secret]\n",
     ]),
-    ("phase3", 100, [
+    ("phase3", 111, [
         "├─ aws:rds/instance:Instance  database-db  [protected; retained on delete]",
-        "├─ aws:elasticache/replicationGroup:ReplicationGroup  cache-cache  [protected; retained on delete]",
+        # Wider than 100 columns at its depth: the flags wrap under the tree's guides.
+        "├─ aws:elasticache/replicationGroup:ReplicationGroup  cache-cache  [protected; retained on\n│  │    delete]",
         "├─ kubernetes:apps/v1:Deployment  app-deployment  [ignores changes to spec.replicas]",
         "  kubeconfig: [secret]\n",
     ]),
