@@ -1,9 +1,12 @@
 """The stack config: one frozen, typed model tree per phase, loaded from a stack file's ``config:`` mapping.
 
-Users write camelCase keys under the ``phasekit:`` namespace; Python code reads snake_case attributes. Keys of
-other namespaces (``digitalocean:``, ``cloudflare:``, ``aws:``, ``kubernetes:``, ``pulumi:``) are ignored, and
-the secret-bearing keys ``phasekit:secrets`` and ``phasekit:sshPrivateKey`` never become model fields: the
-program reads them with ``require_secret``. ``load_config`` is pure, so tests run without the Pulumi runtime.
+Users write camelCase keys under the ``phasekit:`` namespace; Python code reads snake_case attributes. As in the
+Pulumi CLI, a key without a namespace belongs to the project (``tags`` is ``phasekit:tags``). Keys of other
+namespaces (``digitalocean:``, ``cloudflare:``, ``aws:``, ``kubernetes:``, ``pulumi:``, ...) are ignored, except a
+near miss of ``phasekit`` (``phaskit:app``, ``phasekit.appTier``), which is reported as written. The secret-bearing
+keys ``phasekit:secrets`` and ``phasekit:sshPrivateKey`` never become model fields: the program reads them with
+``require_secret``; an empty one is reported as empty. ``load_config`` is pure, so tests run without the Pulumi
+runtime. ``config_warnings`` lists what is valid but probably unmeant (a plain env entry that looks secret).
 
 Error messages. Every problem is one line::
 
@@ -18,9 +21,11 @@ spaces. Plain-text secrets are reported by key only, never with their value.
 
 from __future__ import annotations
 
+import difflib
 import re
 import typing
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, Union
 
 from pydantic import Field, TypeAdapter, ValidationError
@@ -35,7 +40,7 @@ from infra.config_base import (  # noqa: F401  (the model tree is imported from 
     Registry,
 )
 from infra.config_droplets import AppTier, Database, DropletAccess, Phase1Stack, Phase2Stack, Redis, Vps  # noqa: F401
-from infra.config_keys import NAMESPACE, SECRET_KEYS, is_secure_value, pulumi_path, show_value
+from infra.config_keys import NAMESPACE, SECRET_KEYS, is_secure_value, pulumi_path, qualify_key, show_value
 from infra.config_messages import describe_problem, without_consequences
 from infra.config_phase3 import Aws, Cache, Cluster, NodeGroup, Phase3Stack, RdsDatabase, Workload  # noqa: F401
 from infra.errors import ConfigError
@@ -65,35 +70,49 @@ def load_config(raw: Mapping[str, Any]) -> StackConfig:
     Raises ``ConfigError`` listing every problem found: plain-text secrets, an unusable phase, and each bad
     key of the phase's model.
     """
-    problems = _plain_text_secrets(raw)
+    raw, problems = _qualified(raw)
+    slips = list(_namespace_slips(raw))
+    problems += [slip.message for slip in slips]
+    problems += _plain_text_secrets(raw)
+    slipped_keys = {slip.key for slip in slips}
     settings = {
         key.removeprefix(f"{NAMESPACE}:"): value
         for key, value in raw.items()
         if key.startswith(f"{NAMESPACE}:") and key.removeprefix(f"{NAMESPACE}:") not in SECRET_KEYS
+        and key not in slipped_keys
     }
+    # A key the user meant but misspelt is reported once, as the slip, not again as missing.
+    meant = {name for slip in slips for name in slip.meant}
     phase, phase_problem = _read_phase(settings)
     config = None
-    if phase_problem is not None:
+    if phase_problem is not None and "phase" not in meant:
         problems.append(phase_problem)
-    else:
+    elif phase_problem is None:
         try:
             config = _STACK_CONFIG.validate_python({**settings, "phase": phase}, by_name=False)
         except ValidationError as error:
             model = _MODELS_BY_PHASE[phase]
-            problems.extend(describe_problem(detail, model) for detail in without_consequences(error.errors()))
+            problems.extend(
+                describe_problem(detail, model)
+                for detail in without_consequences(error.errors())
+                if not (detail["type"] == "missing" and len(detail["loc"]) == 2 and detail["loc"][1] in meant)
+            )
     if problems or config is None:
         raise ConfigError(*problems)
     return config
 
 
 def config_warnings(raw: Mapping[str, Any], config: StackConfig) -> list[str]:
-    """Things a valid stack file probably did not mean, one line each, naming the key (format as problems)."""
-    return []
+    """Things a valid stack file probably did not mean, one line each, naming the key (never the value).
+
+    Today: a plain ``app.env`` entry whose name or value looks like a secret (see ``_secret_looking_env``).
+    """
+    return [_secret_looking_env_warning(name, why) for name, why in _secret_looking_env(config.app.env)]
 
 
 def check_secrets_encrypted(raw: Mapping[str, Any]) -> None:
     """Raise ``ConfigError`` if the stack file holds a secret in plain text rather than as ``{secure: ...}``."""
-    problems = _plain_text_secrets(raw)
+    problems = _plain_text_secrets(_qualified(raw)[0])
     if problems:
         raise ConfigError(*problems)
 
@@ -116,7 +135,80 @@ def secret_env_names_missing(raw: Mapping[str, Any], config: StackConfig) -> lis
     return [name for name in required_secret_names(config) if name not in present]
 
 
+def secret_placeholder_names(raw: Mapping[str, Any], config: StackConfig) -> list[str]:
+    """Entries of ``phasekit:secrets`` an offline run has to stand in for: the missing ones, or every required
+    one when the whole mapping is encrypted (its entries cannot be seen, so none is reported missing)."""
+    if is_secure_value(raw.get(f"{NAMESPACE}:secrets")):
+        return required_secret_names(config)
+    return secret_env_names_missing(raw, config)
+
+
 _MISSING = object()
+
+
+# --- keys as the Pulumi CLI reads them ------------------------------------------------------------------
+
+
+def _qualified(raw: Mapping[Any, Any]) -> tuple[dict[str, Any], list[str]]:
+    """``raw`` with every key namespaced (``tags`` -> ``phasekit:tags``), as ``phasekit.stack_file`` reads a
+    stack file; here for callers that hand ``load_config`` a mapping of their own."""
+    qualified: dict[str, Any] = {}
+    problems: list[str] = []
+    for key, value in raw.items():
+        full = qualify_key(key) if isinstance(key, str) else None
+        if full is None:
+            problems.append(f"{show_value(key)}: not a config key; allowed: <namespace>:<name>, e.g. phasekit:phase")
+        elif full in qualified:
+            problems.append(f"{key}: duplicate key: it is {full}, which is already set; allowed: each key once")
+        else:
+            qualified[full] = value
+    return qualified, problems
+
+
+# Namespaces of the providers and tools a phasekit stack configures; never mistaken for a misspelt phasekit.
+_KNOWN_NAMESPACES = frozenset({"aws", "cloudflare", "command", "digitalocean", "kubernetes", "pulumi", "random",
+                               "tls"})
+
+
+@dataclass(frozen=True)
+class _Slip:
+    key: str
+    """The config key as read (with its namespace)."""
+
+    message: str
+    meant: tuple[str, ...]
+    """phasekit keys the user probably meant to set, whose absence is then not reported again."""
+
+
+def _looks_like_namespace(word: str) -> bool:
+    """``phasekit`` itself, or a word close enough to be it misspelt (``phaskit``, ``Phasekit``)."""
+    if word in _KNOWN_NAMESPACES:
+        return False
+    return word.lower() == NAMESPACE or difflib.SequenceMatcher(None, word.lower(), NAMESPACE).ratio() >= 0.8
+
+
+def _namespace_slips(raw: Mapping[str, Any]) -> Iterator[_Slip]:
+    """Keys that almost name a phasekit key: ``phaskit:app``, ``Phasekit:app``, ``phasekit.appTier`` (which the
+    Pulumi CLI reads as the project key ``phasekit:phasekit.appTier``), a nested ``phasekit:`` mapping."""
+    for key, value in raw.items():
+        namespace, _, name = key.partition(":")
+        if namespace != NAMESPACE and _looks_like_namespace(namespace):
+            yield _Slip(key, f"{key}: unknown namespace {namespace!r}; allowed: {NAMESPACE} for phasekit's keys "
+                             f"(did you mean '{NAMESPACE}:{name}'?)", (name.split(".")[0],))
+        elif namespace != NAMESPACE:
+            continue
+        elif name == "":
+            yield _Slip(key, f"{key}: no key name after the namespace; allowed: {NAMESPACE}:<name>, "
+                             f"e.g. {NAMESPACE}:phase", ())
+        elif name.lower() == NAMESPACE:
+            meant = tuple(str(inner) for inner in value) if isinstance(value, Mapping) else ()
+            yield _Slip(key, f"{name}: unknown key (the Pulumi CLI reads it as {NAMESPACE}:{name}); allowed: each "
+                             f"phasekit key directly under config:, written {NAMESPACE}:<name>, e.g. {NAMESPACE}:phase",
+                        meant)
+        elif "." in name and _looks_like_namespace(name.split(".")[0]):
+            rest = name.split(".", 1)[1]
+            yield _Slip(key, f"{name}: unknown key; allowed: {NAMESPACE}:<name>, with ':' after the namespace "
+                             f"(did you mean '{NAMESPACE}:{rest}'?)", (rest.split(".")[0],))
 
 
 def _read_phase(settings: Mapping[str, Any]) -> tuple[int, None] | tuple[None, str]:
@@ -152,9 +244,21 @@ def _looks_secret(key: object) -> bool:
 def _plain_text_secrets(raw: Mapping[str, Any]) -> list[str]:
     problems = []
     for key, value in raw.items():
+        if key == f"{NAMESPACE}:sshPrivateKey" and _is_empty(value):
+            problems.append(f"{key}: empty; allowed: a private key set with: pulumi config set --secret "
+                            "sshPrivateKey <value>, or no sshPrivateKey (the rollout then uses the SSH agent)")
+            continue
+        if key == f"{NAMESPACE}:secrets" and _is_empty(value):
+            problems.append(f"{key}: empty; allowed: {_SECRETS_ALLOWED}")
+            continue
         if value is None or is_secure_value(value):
             continue
-        if key in _PROVIDER_SECRET_KEYS:
+        if _malformed_secure(value) and (key in _PROVIDER_SECRET_KEYS or key.removeprefix(f"{NAMESPACE}:")
+                                         in SECRET_KEYS):
+            problems.append(_malformed_secure_problem(key))
+        elif key in _PROVIDER_SECRET_KEYS and _is_empty(value):
+            problems.append(f"{key}: empty; allowed: a value set with: pulumi config set --secret {key} <value>")
+        elif key in _PROVIDER_SECRET_KEYS:
             problems.append(_plain_text_secret(key, f"{key} <value>"))
         elif key == f"{NAMESPACE}:secrets":
             problems.extend(_plain_text_in_secrets(value))
@@ -166,15 +270,38 @@ def _plain_text_secrets(raw: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+_SECRETS_ALLOWED = "a mapping of NAME to a secret set with: pulumi config set --secret --path 'secrets.<NAME>' <value>"
+
+
+def _is_empty(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
 def _plain_text_in_secrets(secrets: object) -> list[str]:
-    how = "pulumi config set --secret --path 'secrets.<NAME>' <value>"
     if not isinstance(secrets, Mapping):
-        return [f"{NAMESPACE}:secrets: not a mapping; allowed: a mapping of NAME to a secret set with: {how}"]
-    return [
-        _plain_text_phasekit_secret(("secrets", name))
-        for name, value in secrets.items()
-        if value is not None and not is_secure_value(value)
-    ]
+        return [f"{NAMESPACE}:secrets: not a mapping; allowed: {_SECRETS_ALLOWED}"]
+    problems = []
+    for name, value in secrets.items():
+        path = pulumi_path(("secrets", str(name)))
+        if _is_empty(value):
+            # Named as empty, not as plain text: there is nothing to encrypt, and null would reach the app as "None".
+            problems.append(f"{NAMESPACE}:{path}: empty; allowed: a secret value set with: "
+                            f"pulumi config set --secret --path '{path}' <value>")
+        elif _malformed_secure(value):
+            problems.append(_malformed_secure_problem(f"{NAMESPACE}:{path}"))
+        elif not is_secure_value(value):
+            problems.append(_plain_text_phasekit_secret(("secrets", str(name))))
+    return problems
+
+
+def _malformed_secure(value: object) -> bool:
+    """A ``secure:`` mapping Pulumi did not write: another key beside it, or a ciphertext that is not text."""
+    return isinstance(value, Mapping) and "secure" in value and not is_secure_value(value)
+
+
+def _malformed_secure_problem(key: str) -> str:
+    return (f"{key}: not an encrypted value Pulumi wrote; allowed: {{secure: <ciphertext>}} alone, as "
+            "pulumi config set --secret writes it")
 
 
 def _secret_looking_leaves(path: tuple[str | int, ...], value: object) -> Iterator[tuple[str | int, ...]]:
@@ -204,3 +331,45 @@ def _plain_text_phasekit_secret(path: tuple[str | int, ...]) -> str:
 
 def _plain_text_secret(key: str, set_arguments: str) -> str:
     return f"{key}: plain-text secret in the stack file; set it with: pulumi config set --secret {set_arguments}"
+
+
+# --- secret-looking plain env (warnings) ----------------------------------------------------------------
+
+# Name endings that usually hold a credential but that `_SECRET_WORDS` does not already refuse outright
+# (password, token, secret and private key stay hard errors). Matched on whole '_'-separated words at the end of
+# the name, so LOG_LEVEL or CACHE_KEY_PREFIX never match.
+_SECRET_LOOKING_ENDINGS: tuple[tuple[str, ...], ...] = (
+    ("API", "KEY"), ("APIKEY",), ("ACCESS", "KEY"), ("SIGNING", "KEY"), ("ENCRYPTION", "KEY"), ("MASTER", "KEY"),
+    ("LICENSE", "KEY"), ("CLIENT", "KEY"), ("DSN",), ("CREDENTIALS",), ("CREDENTIAL",),
+    ("CREDS",), ("PASSPHRASE",), ("PASSWD",), ("PWD",), ("AUTH",), ("AUTHORIZATION",), ("COOKIE", "KEY"),
+    ("WEBHOOK", "KEY"), ("CONNECTION", "STRING"),
+)
+# Alone, PWD is the shell's working directory and AUTH a switch; only `DB_PWD`, `BASIC_AUTH` count.
+_NEEDS_A_PREFIX = frozenset({("PWD",), ("AUTH",)})
+# `*_AUTH_*` names that configure authentication rather than hold it (AUTH_URL, OAUTH_ISSUER, ...).
+_NOT_SECRET_LAST_WORDS = frozenset({"URL", "URI", "HOST", "PORT", "DOMAIN", "ISSUER", "ENABLED", "MODE", "TYPE",
+                                    "PATH", "REGION", "ID", "NAME", "USER", "USERNAME", "TIMEOUT", "TTL", "PROVIDER"})
+# A URL with a password in it (postgres://app:hunter2@db/app): the value is a secret whatever the name.
+_URL_WITH_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*:[^/@\s]+@")
+
+
+def _secret_looking_env(env: Mapping[str, str]) -> Iterator[tuple[str, str]]:
+    """(name, why) for each plain env entry whose name or value looks like a credential.
+
+    A name the hard check already refuses (``_looks_secret``: password, token, secret, private key) never
+    reaches here, because ``load_config`` fails first.
+    """
+    for name, value in env.items():
+        words = tuple(name.upper().split("_"))
+        ending = next((ending for ending in _SECRET_LOOKING_ENDINGS
+                       if words[-len(ending):] == ending and (len(words) > 1 or ending not in _NEEDS_A_PREFIX)), None)
+        auth_inside = "AUTH" in words[:-1] and words[-1] not in _NOT_SECRET_LAST_WORDS
+        if ending is not None or auth_inside:
+            yield name, "looks like a secret"
+        elif _URL_WITH_PASSWORD.match(value):
+            yield name, "holds a URL with a password"
+
+
+def _secret_looking_env_warning(name: str, why: str) -> str:
+    return (f"{NAMESPACE}:app.env.{name}: {why} but is plain text in the stack file; move it to secretEnv: "
+            f"pulumi config set --secret --path 'secrets.{name}' <value>, and list {name} in app.secretEnv")

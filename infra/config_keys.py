@@ -24,6 +24,24 @@ def is_secure_value(value: object) -> bool:
     return isinstance(value, Mapping) and set(value) == {"secure"} and isinstance(value["secure"], str)
 
 
+def qualify_key(key: str) -> str | None:
+    """A stack-file config key with its namespace, as the Pulumi CLI reads it; None when it cannot be one.
+
+    A key without a namespace belongs to the project (``tags`` -> ``phasekit:tags``: pulumi/pulumi
+    ``workspace/loaders.go`` ``stackConfigNamespacedWithProject``); ``<namespace>:config:<name>`` is the old
+    spelling of ``<namespace>:<name>`` and any other key with more than one ``:`` is refused
+    (``resource/config/key.go`` ``ParseKey``).
+    """
+    parts = key.split(":")
+    if len(parts) == 1:
+        return f"{NAMESPACE}:{key}"
+    if len(parts) == 2:
+        return key
+    if len(parts) == 3 and parts[1] == "config":
+        return f"{parts[0]}:{parts[2]}"
+    return None
+
+
 def config_key(loc: Sequence[str | int]) -> str:
     """The key as the user writes it: ``phasekit:vps.sshAdminCidrs[0]``."""
     return f"{NAMESPACE}:{pulumi_path([part for part in loc if part != '[key]'])}"

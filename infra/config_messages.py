@@ -55,7 +55,12 @@ def describe_problem(detail: ErrorDetails, model: type[BaseModel]) -> str:
     kind = detail["type"]
     context = detail.get("ctx") or {}
     if kind == PROBLEM_TYPE:
-        return f"{config_key((*loc, *context['at']))}: {context['message']}"
+        message = context["message"]
+        value = detail["input"]
+        if isinstance(value, str) and repr(value) in message:
+            # The validators quote the whole value; a long one is cut as show_value cuts it, to keep one line.
+            message = message.replace(repr(value), show_value(value))
+        return f"{config_key((*loc, *context['at']))}: {message}"
     if kind == "extra_forbidden":
         return _unknownconfig_key(loc, model)
     allowed, noun = _allowed_at(model, loc)
@@ -110,7 +115,7 @@ def _allowed_at(model: type[BaseModel], loc: Sequence[str | int]) -> tuple[str, 
         return f"a mapping with keys {', '.join(sorted(_aliases(annotation)))}", None
     if annotation is bool:
         return "true or false", None
-    return "see the README's config reference", None
+    return "see the config reference, docs/config.md", None
 
 
 def _annotation_at(model: type[BaseModel], loc: Sequence[str | int]) -> tuple[Any, list[Any]]:

@@ -153,14 +153,20 @@ ImageRef = Annotated[str, AfterValidator(_image_ref), Allowed(_IMAGE_ALLOWED)]
 """A container image pinned by an explicit tag (not ``latest``) or a sha256 digest."""
 
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
-_ENV_NAME_ALLOWED = "upper-case letters, digits and '_', not starting with a digit, e.g. LOG_LEVEL"
+LOWER_CASE_PROXY_NAMES = ("all_proxy", "ftp_proxy", "http_proxy", "https_proxy", "no_proxy")
+"""Proxy variables many tools read only in lower case: curl ignores upper-case ``HTTP_PROXY`` (a CGI program's
+request header arrives as ``HTTP_PROXY``; see curl's libcurl-env documentation), so these are allowed as they are."""
+_ENV_NAME_ALLOWED = (
+    "upper-case letters, digits and '_', not starting with a digit, e.g. LOG_LEVEL, "
+    "or a lower-case proxy variable (" + ", ".join(LOWER_CASE_PROXY_NAMES) + ")"
+)
 
 RESERVED_ENV_NAMES = frozenset(CONTRACT_NAMES)
 """Environment variables phasekit sets in the app's containers itself."""
 
 
 def _env_name(value: str) -> str:
-    if not _ENV_NAME.fullmatch(value):
+    if not _ENV_NAME.fullmatch(value) and value not in LOWER_CASE_PROXY_NAMES:
         hint = f" (did you mean {value.upper()!r}?)" if _ENV_NAME.fullmatch(value.upper()) else ""
         raise problem(f"{value!r} is not an environment variable name; allowed: {_ENV_NAME_ALLOWED}{hint}")
     return value
@@ -192,8 +198,16 @@ def _tag_part(kind: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+def _whole_number_as_text(value: object) -> object:
+    # YAML reads `cost-center: 1234` as a number; the tag value is the same digits as text.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
 TagKey = Annotated[str, _tag_part("key"), Allowed(_TAG_PART_ALLOWED)]
-TagValue = Annotated[str, _tag_part("value"), Allowed(_TAG_PART_ALLOWED)]
+TagValue = Annotated[str, BeforeValidator(_whole_number_as_text), _tag_part("value"), Allowed(_TAG_PART_ALLOWED)]
+"""A tag value; a whole number is read as its digits (``1234`` -> ``'1234'``)."""
 
 _CLOUDFLARE_ID = re.compile(r"[0-9a-f]{32}")
 _CLOUDFLARE_ID_ALLOWED = "32 lowercase hex characters, as the Cloudflare dashboard shows it"
@@ -594,5 +608,39 @@ def _quantity(pattern: re.Pattern[str], allowed: str):
     return AfterValidator(check), Allowed(allowed)
 
 
-CpuQuantity = Annotated[str, *_quantity(_CPU_QUANTITY, "millicores like 250m, or whole cores like 2")]
+def _cores_as_quantity(value: object) -> object:
+    """A number of cores as the quantity Kubernetes would print: ``2`` -> ``'2'``, ``0.5`` -> ``'500m'``.
+
+    Kubernetes itself accepts a bare number for CPU (``cpu: 0.5``); numbers finer than a millicore are left
+    for the quantity check to refuse."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    if isinstance(value, int) or value.is_integer():
+        return str(int(value))
+    millicores = value * 1000
+    return f"{round(millicores)}m" if abs(millicores - round(millicores)) < 1e-9 else repr(value)
+
+
+CpuQuantity = Annotated[
+    str, BeforeValidator(_cores_as_quantity), *_quantity(_CPU_QUANTITY, "millicores like 250m, or whole cores like 2")
+]
+"""A CPU request: ``250m`` or whole cores ``2``; a YAML number of cores (``2``, ``0.5``) is read as that quantity."""
+
+POSTGRES_MAJOR_VERSIONS = ("14", "15", "16", "17")
+_POSTGRES_MAJOR_ALLOWED = "a PostgreSQL major version 14..17"
+
+
+def _postgres_major(value: object) -> object:
+    # `engineVersion: 16` is a YAML number; the version is the same digits as text.
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise PydanticKnownError("string_type")
+    if value not in POSTGRES_MAJOR_VERSIONS:
+        raise problem(f"{value!r} is not a supported PostgreSQL major version; allowed: {_POSTGRES_MAJOR_ALLOWED}")
+    return value
+
+
+PostgresMajorVersion = Annotated[str, BeforeValidator(_postgres_major), Allowed(_POSTGRES_MAJOR_ALLOWED)]
+"""A PostgreSQL major version as text (``'16'``); a YAML number (``16``) is read as the same version."""
 MemoryQuantity = Annotated[str, *_quantity(_MEMORY_QUANTITY, "Mi or Gi, e.g. 512Mi or 2Gi")]

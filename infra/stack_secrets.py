@@ -43,12 +43,17 @@ def read_secret_inputs(config: StackConfig) -> StackSecretInputs:
         if get_config(qualified) is not None and not is_config_secret(qualified):
             raise ConfigError(f"{qualified}: set in plain text; set it again with --secret")
 
-    stored = json.loads(get_config(f"{NAMESPACE}:secrets") or "{}")
+    stored = decode_stored_secrets(get_config(f"{NAMESPACE}:secrets"))
     missing = [name for name in required if name not in stored]
     if missing:
         raise ConfigError(*[
             f"{NAMESPACE}:secrets.{name}: missing; {_why_required(name, config)}, so set it with: "
             f"{set_secret_command(name)}" for name in missing])
+    # null would reach the app as the text "None"; both are what `pulumi config set --secret ... ""` leaves.
+    empty = [name for name in required if stored[name] is None or str(stored[name]).strip() == ""]
+    if empty:
+        raise ConfigError(*[f"{NAMESPACE}:secrets.{name}: empty; allowed: a secret value set with: "
+                            f"{set_secret_command(name)}" for name in empty])
 
     pulumi_config = pulumi.Config(NAMESPACE)
     values = pulumi_config.require_secret_object("secrets") if required else None
@@ -61,6 +66,21 @@ def read_secret_inputs(config: StackConfig) -> StackSecretInputs:
         ssh_private_key=pulumi_config.get_secret("sshPrivateKey"),
         registry_password=entry(REGISTRY_PASSWORD_SECRET) if config.app.registry is not None else None,
     )
+
+
+def decode_stored_secrets(text: str | None) -> Mapping[str, object]:
+    """``phasekit:secrets`` as the engine hands it over: a JSON object (encrypted entry by entry or as a whole,
+    the engine decrypts both the same way); anything else is one ConfigError line, never the value."""
+    if text is None:
+        return {}
+    try:
+        stored = json.loads(text)
+    except json.JSONDecodeError:
+        stored = None
+    if not isinstance(stored, dict):
+        raise ConfigError(f"{NAMESPACE}:secrets: not a mapping; allowed: a mapping of NAME to a secret set with: "
+                          f"{set_secret_command('<NAME>')}")
+    return stored
 
 
 def _why_required(name: str, config: StackConfig) -> str:

@@ -12,6 +12,7 @@ numbers, container names and labels, never a secret input (no rule reads passwor
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,47 @@ class Violation:
 
     message: str
     mandatory: bool
+    config_key: str | None = None
+    """The stack-file key that set the failing value (``phasekit:vps.backups``), when one did."""
+
+
+@dataclass(frozen=True)
+class ConfigSource:
+    """A resource property a stack-file key sets: when ``policy`` fails on ``prop`` of a ``resource_type``
+    inside ``component`` (any component when None), the line names ``key`` so the user knows what to edit."""
+
+    policy: str
+    resource_type: str | None
+    """None: any resource type (``protect`` is a resource option every stateful resource takes)."""
+
+    prop: str
+    key: str
+    component: str | None = None
+
+
+CONFIG_SOURCES: tuple[ConfigSource, ...] = (
+    ConfigSource("backups-kept", rules.DO_DROPLET, "backups", "phasekit:vps.backups", "phasekit:index:SingleVps"),
+    ConfigSource("backups-kept", rules.DO_DROPLET, "backups", "phasekit:droplets.backups", rules.SPLIT_VPS),
+    ConfigSource("backups-kept", rules.RDS_INSTANCE, "backupRetentionPeriod", "phasekit:database.backupRetentionDays"),
+    ConfigSource("backups-kept", rules.ELASTICACHE_GROUP, "snapshotRetentionLimit",
+                 "phasekit:cache.snapshotRetentionDays"),
+    ConfigSource("stateful-resources-protected", None, "protect", "phasekit:protect"),
+    *(ConfigSource("hpa-min-replicas", hpa, "minReplicas", "phasekit:workload.minReplicas")
+      for hpa in sorted(rules.K8S_HPAS)),
+)
+"""Which config key sets a value a mandatory rule judges. The rules' messages name the property they judge
+(``backups is not true``), which is how a violation is matched to its row."""
+
+
+def config_key_of(policy: str, view: rules.ResourceView, message: str) -> str | None:
+    """The stack-file key behind one violation, from ``CONFIG_SOURCES``; None when no key sets it."""
+    components = view.urn.split("::")[2].split("$")[:-1] if view.urn.count("::") >= 3 else []
+    words = set(re.findall(r"[A-Za-z]+", message))
+    for source in CONFIG_SOURCES:
+        if (source.policy == policy and source.resource_type in (None, view.type) and source.prop in words
+                and (source.component is None or source.component in components)):
+            return source.key
+    return None
 
 
 def resource_view(resource: RecordedResource) -> rules.ResourceView:
@@ -75,7 +117,8 @@ def evaluate(recording: Recording, levels: Mapping[str, Level] | None = None) ->
         else:
             pairs = [(view, message) for view in views for message in rule.violations(view)]
         # By name: the mock monitor's registration order varies from run to run.
-        found += [Violation(policy=rule.name, urn=view.urn, resource=view.name, message=message, mandatory=mandatory)
+        found += [Violation(policy=rule.name, urn=view.urn, resource=view.name, message=message, mandatory=mandatory,
+                            config_key=config_key_of(rule.name, view, message))
                   for view, message in sorted(pairs, key=lambda pair: pair[0].name)]
     return found
 
@@ -90,8 +133,15 @@ def guardrail_lines(violations: Sequence[Violation]) -> list[str]:
     lines = [f"{HEADER}: {count} policies, {failing} with violations, {len(violations)} "
              f"violation{'s' if len(violations) != 1 else ''}: {verdict}"]
     lines += [f"  [{'mandatory' if violation.mandatory else 'advisory'}] {violation.policy}: {violation.resource}: "
-              f"{violation.message}" for violation in violations]
+              f"{violation.message}{_set_by(violation)}" for violation in violations]
     return lines
+
+
+def _set_by(violation: Violation) -> str:
+    # A message that already names its key ("phasekit:protect: true sets it") is not told it twice.
+    if violation.config_key is None or violation.config_key in violation.message:
+        return ""
+    return f" (set by {violation.config_key})"
 
 
 def guardrails_json(violations: Sequence[Violation]) -> dict[str, Any]:
@@ -100,7 +150,8 @@ def guardrails_json(violations: Sequence[Violation]) -> dict[str, Any]:
         "pass": not any(violation.mandatory for violation in violations),
         "violations": [
             {"policy": violation.policy, "urn": violation.urn, "resource": violation.resource,
-             "message": violation.message, "enforcement": "mandatory" if violation.mandatory else "advisory"}
+             "message": violation.message, "enforcement": "mandatory" if violation.mandatory else "advisory",
+             **({"configKey": violation.config_key} if violation.config_key is not None else {})}
             for violation in violations
         ],
     }

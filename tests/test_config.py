@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from pulumi_digitalocean import DropletSlug
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from infra.config import (
     IMPLEMENTED_PHASES,
@@ -22,11 +22,13 @@ from infra.config import (
     ConfigError,
     Phase1Stack,
     check_secrets_encrypted,
+    config_warnings,
     load_config,
     required_secret_names,
     secret_env_names_missing,
 )
-from infra.domain import DropletResources, droplet_resources
+from infra.domain import CpuQuantity, DropletResources, PostgresMajorVersion, droplet_resources
+from infra.stack_secrets import decode_stored_secrets
 from phasekit.stack_file import read_stack_file
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -91,7 +93,8 @@ HOSTNAMES = (
     "a lowercase fully qualified domain name of two or more labels of a-z, 0-9 and '-', e.g. app.example.com"
 )
 CLOUDFLARE_IDS = "32 lowercase hex characters, as the Cloudflare dashboard shows it"
-ENV_NAMES = "upper-case letters, digits and '_', not starting with a digit, e.g. LOG_LEVEL"
+ENV_NAMES = ("upper-case letters, digits and '_', not starting with a digit, e.g. LOG_LEVEL, "
+             "or a lower-case proxy variable (all_proxy, ftp_proxy, http_proxy, https_proxy, no_proxy)")
 RESERVED = "DATABASE_URL, MEDIA_BUCKET, PORT, REDIS_URL, WEB_CONCURRENCY"
 FINGERPRINTS = (
     "16 colon-separated lowercase hex pairs as DigitalOcean lists the key "
@@ -785,3 +788,185 @@ def test_committed_stack_files_load(stack_file: Path) -> None:
     raw = read_stack_file(stack_file)
     config = load_config(raw)
     assert config.phase in IMPLEMENTED_PHASES
+
+
+# --- keys as the Pulumi CLI reads them (issue 10) ---------------------------------------------------------------
+
+
+def test_keys_without_a_namespace_belong_to_the_project() -> None:
+    bare = {key.removeprefix("phasekit:"): value for key, value in BASE.items()}
+    assert "app" in bare and "phasekit:app" not in bare
+    assert load_config(bare) == load_config(BASE)
+    assert load_config(edited({"tags": {"team": "web"}})).tags == {"team": "web"}
+
+
+def test_the_old_config_spelling_of_a_key_is_the_same_key() -> None:
+    assert load_config(edited({"phasekit:config:protect": False})).protect is False
+
+
+def test_a_bare_key_and_its_namespaced_twin_are_a_duplicate() -> None:
+    assert error_message(edited({"tags": {"team": "web"}, "phasekit:tags": {"team": "shop"}})) == (
+        "phasekit:tags: duplicate key: it is phasekit:tags, which is already set; allowed: each key once")
+
+
+NAMESPACE_SLIPS = [
+    pytest.param("phasekit:phasekit.vps", "phasekit.vps: unknown key; allowed: phasekit:<name>, with ':' after the "
+                 "namespace (did you mean 'phasekit:vps'?)", id="dot-for-colon-as-the-engine-hands-it"),
+    pytest.param("phasekit.vps", "phasekit.vps: unknown key; allowed: phasekit:<name>, with ':' after the namespace "
+                 "(did you mean 'phasekit:vps'?)", id="dot-for-colon-bare"),
+    pytest.param("phaskit:vps", "phaskit:vps: unknown namespace 'phaskit'; allowed: phasekit for phasekit's keys "
+                 "(did you mean 'phasekit:vps'?)", id="letter-missing"),
+    pytest.param("Phasekit:vps", "Phasekit:vps: unknown namespace 'Phasekit'; allowed: phasekit for phasekit's "
+                 "keys (did you mean 'phasekit:vps'?)", id="capital"),
+    pytest.param("PHASEKIT:vps", "PHASEKIT:vps: unknown namespace 'PHASEKIT'; allowed: phasekit for phasekit's "
+                 "keys (did you mean 'phasekit:vps'?)", id="upper-case"),
+]
+
+
+@pytest.mark.parametrize(("key", "expected"), NAMESPACE_SLIPS)
+def test_a_misspelt_namespace_is_named_as_written_and_not_reported_missing_again(key: str, expected: str) -> None:
+    raw = edited({"phasekit:vps": DELETE})
+    raw[key] = BASE["phasekit:vps"]
+    assert error_message(raw) == expected
+
+
+@pytest.mark.parametrize("namespace", ["digitalocean", "cloudflare", "aws", "kubernetes", "pulumi", "random", "tls",
+                                       "command", "phasekit-extras"])
+def test_foreign_namespaces_stay_accepted(namespace: str) -> None:
+    assert load_config(edited({f"{namespace}:anything": "x"})) == load_config(BASE)
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    pytest.param({"phasekit:secrets": {"SECRET_KEY_BASE": ""}},
+                 "phasekit:secrets.SECRET_KEY_BASE: empty; allowed: a secret value set with: pulumi config set "
+                 "--secret --path 'secrets.SECRET_KEY_BASE' <value>", id="empty-string"),
+    pytest.param({"phasekit:secrets": {"SECRET_KEY_BASE": None}},
+                 "phasekit:secrets.SECRET_KEY_BASE: empty; allowed: a secret value set with: pulumi config set "
+                 "--secret --path 'secrets.SECRET_KEY_BASE' <value>", id="null"),
+    pytest.param({"phasekit:secrets": None},
+                 "phasekit:secrets: empty; allowed: a mapping of NAME to a secret set with: pulumi config set "
+                 "--secret --path 'secrets.<NAME>' <value>", id="whole-mapping-null"),
+    pytest.param({"phasekit:sshPrivateKey": " "},
+                 "phasekit:sshPrivateKey: empty; allowed: a private key set with: pulumi config set --secret "
+                 "sshPrivateKey <value>, or no sshPrivateKey (the rollout then uses the SSH agent)", id="ssh-key"),
+    pytest.param({"digitalocean:token": ""},
+                 "digitalocean:token: empty; allowed: a value set with: pulumi config set --secret "
+                 "digitalocean:token <value>", id="provider-token"),
+])
+def test_an_empty_secret_is_called_empty_and_named(changes: Mapping[str, object], expected: str) -> None:
+    assert error_message(edited(changes)) == expected
+
+
+def test_a_name_the_plain_text_check_refuses_stays_refused() -> None:
+    # SECRET_KEY_BASE_PATH could be a path, but the hard check has always refused "secret" names: not weakened.
+    assert error_message(edited({"phasekit:app.env": {"SECRET_KEY_BASE_PATH": "/run/key"}})).startswith(
+        "phasekit:app.env.SECRET_KEY_BASE_PATH: plain-text secret in the stack file")
+
+
+def test_sensible_values_are_read_as_meant() -> None:
+    config = load_config(edited({
+        "phasekit:tags": {"cost-center": 1234},
+        "phasekit:app.env": {"http_proxy": "http://proxy:3128", "https_proxy": "http://proxy:3128",
+                             "no_proxy": "localhost", "HTTP_PROXY": "http://proxy:3128"},
+    }))
+    assert config.tags == {"cost-center": "1234"}
+    assert sorted(config.app.env) == ["HTTP_PROXY", "http_proxy", "https_proxy", "no_proxy"]
+
+
+# --- secret-looking plain env: warnings -----------------------------------------------------------------------
+
+WARNING_VALUE = "sk_live_51HxYzNeverPrinted"
+
+
+def warning_for(name: str, why: str = "looks like a secret") -> list[str]:
+    return [f"phasekit:app.env.{name}: {why} but is plain text in the stack file; move it to secretEnv: "
+            f"pulumi config set --secret --path 'secrets.{name}' <value>, and list {name} in app.secretEnv"]
+
+
+@pytest.mark.parametrize(("name", "value", "expected"), [
+    ("STRIPE_API_KEY", WARNING_VALUE, warning_for("STRIPE_API_KEY")),
+    ("API_KEY", WARNING_VALUE, warning_for("API_KEY")),
+    ("MAPS_APIKEY", WARNING_VALUE, warning_for("MAPS_APIKEY")),
+    ("AWS_ACCESS_KEY", WARNING_VALUE, warning_for("AWS_ACCESS_KEY")),
+    ("SENTRY_DSN", WARNING_VALUE, warning_for("SENTRY_DSN")),
+    ("GCP_CREDENTIALS", WARNING_VALUE, warning_for("GCP_CREDENTIALS")),
+    ("SMTP_PASSWD", WARNING_VALUE, warning_for("SMTP_PASSWD")),
+    ("DB_PWD", WARNING_VALUE, warning_for("DB_PWD")),
+    ("BASIC_AUTH", WARNING_VALUE, warning_for("BASIC_AUTH")),
+    ("PROXY_AUTH_HEADER", WARNING_VALUE, warning_for("PROXY_AUTH_HEADER")),
+    ("JWT_SIGNING_KEY", WARNING_VALUE, warning_for("JWT_SIGNING_KEY")),
+    ("GPG_PASSPHRASE", WARNING_VALUE, warning_for("GPG_PASSPHRASE")),
+    ("REPLICA_URL", "postgres://app:hunter2@db.internal/app", warning_for("REPLICA_URL", "holds a URL with a password")),
+    ("http_proxy", "http://user:hunter2@proxy:3128", warning_for("http_proxy", "holds a URL with a password")),
+    # Not secrets: configuration around credentials, public keys, ids and plain URLs.
+    ("LOG_LEVEL", "info", []),
+    ("AUTH_URL", "https://login.example.com", []),
+    ("AUTH", "on", []),
+    ("OAUTH_ISSUER", "https://login.example.com", []),
+    ("PWD", "/srv/app", []),
+    ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE", []),
+    ("STRIPE_PUBLISHABLE_KEY", "pk_live_x", []),
+    ("CACHE_KEY_PREFIX", "shop", []),
+    ("http_proxy", "http://proxy:3128", []),
+])
+def test_secret_looking_plain_env_warns_without_the_value(name: str, value: str, expected: list[str]) -> None:
+    raw = edited({"phasekit:app.env": {name: value}})
+    warnings = config_warnings(raw, load_config(raw))
+    assert warnings == expected
+    assert not any(value in warning for warning in warnings)
+
+
+def test_the_committed_stacks_have_no_warnings() -> None:
+    for stack_file in sorted(REPO_ROOT.glob("Pulumi.phase*.yaml")):
+        raw = read_stack_file(stack_file)
+        assert config_warnings(raw, load_config(raw)) == [], stack_file.name
+
+
+# --- stack files read as the Pulumi CLI reads them -----------------------------------------------------------
+
+
+def test_read_stack_file_qualifies_bare_keys_and_strips_a_byte_order_mark(tmp_path: Path) -> None:
+    stack_file = tmp_path / "Pulumi.dev.yaml"
+    stack_file.write_bytes("\ufeffconfig:\r\n  phase: 1\r\n  digitalocean:token: x\r\n  tls:config:a: b\r\n"
+                           .encode())
+    assert read_stack_file(stack_file) == {"phasekit:phase": 1, "digitalocean:token": "x", "tls:a": "b"}
+
+
+def test_read_stack_file_refuses_duplicate_keys_at_any_depth(tmp_path: Path) -> None:
+    stack_file = tmp_path / "Pulumi.dev.yaml"
+    stack_file.write_text("config:\n  phasekit:app:\n    env:\n      A: x\n      B: y\n      A: z\n")
+    with pytest.raises(ConfigError) as caught:
+        read_stack_file(stack_file)
+    assert str(caught.value) == f"{stack_file}:6:7: not valid YAML: duplicate key 'A' (first on line 4)"
+
+
+def test_merged_keys_may_be_overridden_without_being_duplicates(tmp_path: Path) -> None:
+    stack_file = tmp_path / "Pulumi.dev.yaml"
+    stack_file.write_text("config:\n  phasekit:tags:\n    <<: {team: shop, tier: web}\n    team: web\n")
+    assert read_stack_file(stack_file) == {"phasekit:tags": {"team": "web", "tier": "web"}}
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('{"SECRET_KEY_BASE": "x"}', {"SECRET_KEY_BASE": "x"}),
+    (None, {}),
+])
+def test_decode_stored_secrets(text: str | None, expected: dict[str, str]) -> None:
+    assert decode_stored_secrets(text) == expected
+
+
+@pytest.mark.parametrize("text", ["hunter2", '["SECRET_KEY_BASE"]', '"x"'])
+def test_decode_stored_secrets_refuses_anything_but_a_mapping_without_showing_it(text: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        decode_stored_secrets(text)
+    assert str(caught.value) == ("phasekit:secrets: not a mapping; allowed: a mapping of NAME to a secret set with: "
+                                 "pulumi config set --secret --path 'secrets.<NAME>' <value>")
+
+
+@pytest.mark.parametrize(("value", "expected"), [(2, "2"), (2.0, "2"), (0.5, "500m"), (1.25, "1250m"), ("250m", "250m")])
+def test_a_number_of_cores_is_the_same_cpu_quantity(value: object, expected: str) -> None:
+    assert TypeAdapter(CpuQuantity).validate_python(value) == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [(16, "16"), ("16", "16"), (14, "14")])
+def test_a_postgres_major_version_may_be_a_number(value: object, expected: str) -> None:
+    assert TypeAdapter(PostgresMajorVersion).validate_python(value) == expected

@@ -137,6 +137,8 @@ PODS = "pods-restricted-security-context"
 PROBES = "containers-have-probes"
 HPA = "hpa-min-replicas"
 PDB = "deployments-have-pdb"
+DIGEST = "images-pinned-by-digest"
+PINNED = "ghcr.io/acme/shop:1.4.2@sha256:" + "0" * 64
 
 OPEN_FIREWALL = view(rules.DO_FIREWALL, {"inboundRules": [
     {"protocol": "tcp", "portRange": "22", "sourceAddresses": [ADMIN, "0.0.0.0/0"]},
@@ -163,6 +165,22 @@ SG_ADMIT = "admit only the clients' security group"
 UNPROTECTED = "protect is off: a delete or replace would destroy its data (phasekit:protect: true sets it)"
 
 CASES: tuple[Case, ...] = (
+    # 9b. images pinned by digest (advisory)
+    Case("pinned-images-pass", DIGEST, (view(rules.K8S_DEPLOYMENT, deployment([{**APP_CONTAINER, "image": PINNED}])),
+                                        view(rules.K8S_JOB, {"spec": {"template": {"spec": {"containers": [
+                                            {"name": "release", "image": PINNED}]}}}})), ()),
+    Case("tag-only-images-fail", DIGEST, (
+        view(rules.K8S_DEPLOYMENT, deployment([{**APP_CONTAINER, "image": "ghcr.io/acme/shop:1.4.2"}]), name="web"),
+        view(rules.K8S_JOB, {"spec": {"template": {"spec": {
+            "initContainers": [{"name": "wait", "image": "busybox:1.36"}],
+            "containers": [{"name": "release", "image": PINNED}]}}}}, name="release")), (
+        ("web", "container app: image 'ghcr.io/acme/shop:1.4.2' is not pinned by digest: a re-pushed tag rolls no "
+                "pod and runs no release Job; use <image>@sha256:<digest>"),
+        ("release", "container wait: image 'busybox:1.36' is not pinned by digest: a re-pushed tag rolls no pod "
+                    "and runs no release Job; use <image>@sha256:<digest>"),
+    )),
+    Case("image-unknowns-pass", DIGEST, (view(rules.K8S_DEPLOYMENT, deployment([{**APP_CONTAINER, "image": UNKNOWN}])),
+                                         view(rules.K8S_DEPLOYMENT, {"spec": UNKNOWN})), ()),
     # 1. no public database or cache
     Case("phasekit-data-firewall-passes", DATA_STORES, (view(rules.DO_FIREWALL, PHASE2_DB_FIREWALL),), ()),
     Case("phasekit-data-security-group-passes", DATA_STORES, (view(rules.SECURITY_GROUP, {"egress": [], "ingress": [
@@ -455,6 +473,7 @@ def test_rules_are_named_described_and_enforced():
         (IMDS, "mandatory", False),
         (PODS, "mandatory", False),
         (PROBES, "mandatory", False),
+        (DIGEST, "advisory", False),
         (HPA, "mandatory", False),
         (PDB, "mandatory", True),
     ]
@@ -493,7 +512,7 @@ def recordings() -> dict[str, Recording]:
 def test_every_committed_stack_passes_every_rule(recordings):
     for stack, recording in recordings.items():
         assert evaluate(recording) == [], stack
-        assert guardrail_lines(evaluate(recording)) == ["Guardrails (policy/): 11 policies, all pass"]
+        assert guardrail_lines(evaluate(recording)) == ["Guardrails (policy/): 12 policies, all pass"]
 
 
 def test_every_rule_reads_resources_of_the_committed_stacks(recordings):
@@ -512,6 +531,7 @@ def test_every_rule_reads_resources_of_the_committed_stacks(recordings):
         IMDS: [rules.LAUNCH_TEMPLATE],
         PODS: sorted({rules.K8S_DEPLOYMENT, rules.K8S_JOB}),
         PROBES: [rules.K8S_DEPLOYMENT],
+        DIGEST: sorted({rules.K8S_DEPLOYMENT, rules.K8S_JOB}),
         HPA: ["kubernetes:autoscaling/v2:HorizontalPodAutoscaler"],
         PDB: sorted({rules.K8S_DEPLOYMENT, rules.K8S_PDB}),
     }
@@ -548,7 +568,7 @@ def test_ssh_opened_on_the_real_phase1_firewall_fails_the_plan(recordings):
                                     message="inbound tcp 22 (SSH) admits 0.0.0.0/0: allow only admin networks",
                                     mandatory=True)]
     assert guardrail_lines(violations) == [
-        "Guardrails (policy/): 11 policies, 1 with violations, 1 violation: 1 mandatory (plan exits 3)",
+        "Guardrails (policy/): 12 policies, 1 with violations, 1 violation: 1 mandatory (plan exits 3)",
         "  [mandatory] ssh-not-open-to-world: vps-firewall: inbound tcp 22 (SSH) admits 0.0.0.0/0: allow only "
         "admin networks",
     ]
@@ -575,7 +595,7 @@ def test_unprobed_real_phase3_deployment_fails_unless_lowered_to_advisory(record
 
     lowered = evaluate(recording, {PROBES: "advisory"})
     assert [(v.policy, v.resource, v.message, v.mandatory) for v in lowered] == [(*e, False) for e in expected]
-    assert guardrail_lines(lowered)[0] == ("Guardrails (policy/): 11 policies, 1 with violations, 2 violations: "
+    assert guardrail_lines(lowered)[0] == ("Guardrails (policy/): 12 policies, 1 with violations, 2 violations: "
                                            "advisory only")
     assert guardrails_json(lowered)["pass"] is True
 
@@ -666,6 +686,11 @@ BREACHES = (
                                                                        readOnlyRootFilesystem=False),
            ((PODS, "app-deployment", "container app: allowPrivilegeEscalation is not false", True),
             (PODS, "app-deployment", "container app: readOnlyRootFilesystem is not true", True))),
+    Breach("image-by-tag-only", "phase3", "app-deployment",
+           lambda inputs: _container(inputs).update(image="ghcr.io/phasekit/example-app:1.0.0"),
+           ((DIGEST, "app-deployment", "container app: image 'ghcr.io/phasekit/example-app:1.0.0' is not pinned by "
+                                       "digest: a re-pushed tag rolls no pod and runs no release Job; use "
+                                       "<image>@sha256:<digest>", False),)),
     Breach("container-without-readiness-probe", "phase3", "app-deployment",
            lambda inputs: _container(inputs).pop("readinessProbe"),
            ((PROBES, "app-deployment", "container app has no readinessProbe", True),)),
@@ -742,7 +767,7 @@ def _sdk_inputs() -> dict[type, tuple[str, ...]]:
         k8s.core.v1.PodTemplateSpecArgs: ("metadata", "spec"),
         k8s.meta.v1.ObjectMetaArgs: ("namespace", "labels"),
         k8s.core.v1.PodSpecArgs: ("securityContext", "initContainers", "containers"),
-        k8s.core.v1.ContainerArgs: ("name", "securityContext", "readinessProbe", "livenessProbe"),
+        k8s.core.v1.ContainerArgs: ("name", "securityContext", "readinessProbe", "livenessProbe", "image"),
         k8s.core.v1.SecurityContextArgs: ("runAsNonRoot", "allowPrivilegeEscalation", "capabilities",
                                           "readOnlyRootFilesystem", "seccompProfile"),
         k8s.core.v1.PodSecurityContextArgs: ("runAsNonRoot", "seccompProfile"),
@@ -850,7 +875,8 @@ def test_all_lowers_every_rule_not_named(recordings):
     ("{", "{path}: not valid JSON: Expecting property name enclosed in double quotes (line 1)"),
     ('{"no-such-policy": "advisory"}', "{path}: no-such-policy: no such policy; allowed: all, backups-kept, "
                                        "containers-have-probes, data-encrypted, deployments-have-pdb, "
-                                       "hpa-min-replicas, imdsv2-required, kubernetes-api-not-public, "
+                                       "hpa-min-replicas, images-pinned-by-digest, imdsv2-required, "
+                                       "kubernetes-api-not-public, "
                                        "no-public-data-stores, pods-restricted-security-context, "
                                        "ssh-not-open-to-world, stateful-resources-protected"),
     ('{"backups-kept": "off"}', "{path}: backups-kept: 'off' is not an enforcement level; allowed: mandatory, "
@@ -873,3 +899,46 @@ def test_missing_policy_pack_config_names_the_file(tmp_path):
     with pytest.raises(ConfigError) as raised:
         load_policy_pack_config(tmp_path / "absent.json")
     assert str(raised.value) == f"{tmp_path / 'absent.json'}: cannot read: No such file or directory"
+
+
+def _breached(recordings, breach: Breach) -> Recording:
+    recording = mutated(recordings[breach.stack], breach.resource, breach.change)
+    if breach.protect is None:
+        return recording
+    return Recording(resources=[replace(resource, protect=breach.protect) if resource.name == breach.resource
+                                else resource for resource in recording.resources],
+                     outputs=recording.outputs, secret_outputs=recording.secret_outputs)
+
+
+def test_a_violation_a_config_value_causes_names_the_key(recordings):
+    """Only values a stack-file key sets are attributed; what the program hard-codes (encryption, probes) is not."""
+    found = [(violation.resource, violation.message.split(" ")[0], violation.config_key)
+             for breach in BREACHES for violation in evaluate(_breached(recordings, breach))
+             if violation.config_key is not None]
+    assert found == [
+        ("database-db", "backupRetentionPeriod", "phasekit:database.backupRetentionDays"),
+        ("cache-cache", "snapshotRetentionLimit", "phasekit:cache.snapshotRetentionDays"),
+        ("split-db", "protect", "phasekit:protect"),
+        ("split-db", "a", "phasekit:droplets.backups"),
+        ("app-hpa", "minReplicas", "phasekit:workload.minReplicas"),
+    ]
+
+
+def test_guardrail_lines_say_which_key_sets_the_failing_value(recordings):
+    breach = next(breach for breach in BREACHES if breach.id == "database-droplet-unprotected-without-backups")
+    violations = evaluate(_breached(recordings, breach))
+    assert guardrail_lines(violations)[1:] == [
+        # The protect message names its key already: not repeated.
+        "  [mandatory] stateful-resources-protected: split-db: protect is off: a delete or replace would destroy its "
+        "data (phasekit:protect: true sets it)",
+        "  [mandatory] backups-kept: split-db: a data volume is attached but backups is not true: the nightly pg_dump "
+        "on the root disk would have no copy (set by phasekit:droplets.backups)",
+    ]
+    assert [violation.get("configKey") for violation in guardrails_json(violations)["violations"]] == [
+        "phasekit:protect", "phasekit:droplets.backups"]
+
+
+def test_phase1_droplet_backups_are_set_by_the_vps_key(recordings):
+    recording = mutated(recordings["phase1"], "vps-droplet", lambda inputs: inputs.update(backups=False))
+    assert [(violation.policy, violation.config_key) for violation in evaluate(recording)] == [
+        (BACKUPS, "phasekit:vps.backups")]
