@@ -12,6 +12,7 @@ the source afterwards, so resources are matched by kind and role, never by URN.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from collections.abc import Iterable
@@ -56,7 +57,8 @@ _KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("block storage", (VOLUME,)),
     ("load balancers", (DO_LOAD_BALANCER, "aws:lb/", "aws:autoscaling/", "aws:acm/")),
     ("networks", ("digitalocean:index/vpc:", "digitalocean:index/reservedIp", "aws:ec2/vpc:", SUBNET,
-                  "aws:ec2/routeTable", "aws:ec2/internetGateway:", NAT, "aws:ec2/eip:", "aws:ec2/flowLog:")),
+                  "aws:ec2/routeTable", "aws:ec2/internetGateway:", NAT, "aws:ec2/eip:", "aws:ec2/flowLog:",
+                  "aws:ec2/vpcEndpoint:")),
     ("firewalls / security groups", ("digitalocean:index/firewall:", "aws:ec2/securityGroup:",
                                      "aws:ec2/defaultSecurityGroup:", "aws:vpc/securityGroup")),
     ("alarms and alert topics", ("digitalocean:index/monitorAlert:", "aws:cloudwatch/metricAlarm:", "aws:sns/")),
@@ -447,7 +449,11 @@ class _DatabaseSite:
 
     resource: RecordedResource
     address_setup: tuple[str, ...]
-    """Shell lines that set this site's connection variables."""
+    """Shell lines that make this site reachable: its host in a shell variable (droplet), or its kubeconfig
+    and a Kubernetes Secret holding the database URL for the one-off client pods (RDS)."""
+
+    address_teardown: tuple[str, ...]
+    """Shell lines that remove what ``address_setup`` left in a cluster that stays (the URL's Secret)."""
 
     major: int | None
     """PostgreSQL major version, when the recording states it (RDS)."""
@@ -465,10 +471,19 @@ def _database_site(plan: Plan, role: str) -> _DatabaseSite | None:
     if primaries:
         version = str(primaries[0].inputs.get("engineVersion", ""))
         major = int(version.split(".")[0]) if version.split(".")[0].isdigit() else None
+        kubectl, secret = f"kubectl --kubeconfig kubeconfig-{stack}", _client_secret(role)
+        # The URL (it holds the password) goes from pulumi to kubectl through a pipe, never through a process's
+        # arguments: `kubectl create secret --from-file` reads the file it names with os.ReadFile
+        # (kubernetes/kubectl@dee3483 pkg/cmd/create/create_secret.go, addKeyFromFileToSecret), so /dev/stdin
+        # works. `pulumi stack output` ends the value with a newline (pulumi/pulumi@1b59498
+        # pkg/cmd/pulumi/stack/stack_output.go), which would end up in the URL's sslmode; tr drops it.
+        # Deleting first lets a later step (the final backup) run these lines again.
         return _DatabaseSite("rds", primaries[0], (
             f"pulumi stack output --stack {stack} --show-secrets kubeconfig > kubeconfig-{stack}",
-            f"{variable}_DATABASE_URL=\"$(pulumi stack output --stack {stack} --show-secrets database_url)\"",
-        ), major)
+            f"{kubectl} delete secret {secret} --namespace default --ignore-not-found",
+            f"pulumi stack output --stack {stack} --show-secrets database_url | tr -d '\\n' | {kubectl} create secret "
+            f"generic {secret} --namespace default --from-file=DATABASE_URL=/dev/stdin",
+        ), (f"{kubectl} delete secret {secret} --namespace default   # the one-off pods are done with the URL",), major)
     droplets = _database_droplets(recording)
     if droplets:
         # The stack exports the database droplet's id (db_droplet_id when it has a droplet of its own).
@@ -476,7 +491,7 @@ def _database_site(plan: Plan, role: str) -> _DatabaseSite | None:
         droplet_id = f"$(pulumi stack output --stack {stack} {output})" if output else "<database droplet id>"
         return _DatabaseSite("droplet", droplets[0], (
             f"{variable}_DB_HOST=\"$(doctl compute droplet get \"{droplet_id}\" --template '{{{{.PublicIPv4}}}}')\"",
-        ), None)
+        ), (), None)
     return None
 
 
@@ -498,16 +513,36 @@ def _compose_exec(host_variable: str, command: str) -> str:
             f"{shlex.quote(f'docker compose --file {STACK_DIR}/compose.yaml exec -T db {command}')}")
 
 
-def _pod(stack: str, name: str, image: str, command: str) -> str:
-    # The app namespace enforces the restricted Pod Security standard; a one-off client runs in default,
-    # whose pods reach the database through the nodes' security group like the app's do.
+def _client_secret(role: str) -> str:
+    """The Kubernetes Secret (in ``default``) holding a site's ``DATABASE_URL`` for the one-off client pods."""
+    return f"migration-{role}-database"
+
+
+def _pod(stack: str, name: str, image: str, secret: str, command: str) -> str:
+    """A one-off client pod whose shell runs ``command`` with ``DATABASE_URL`` from ``secret``.
+
+    The app namespace enforces the restricted Pod Security standard; a one-off client runs in default,
+    whose pods reach the database through the nodes' security group like the app's do. The URL reaches the
+    pod as an environment variable from the Secret (``envFrom``), so neither kubectl's arguments nor the pod
+    spec hold it; the single-quoted script is expanded by the pod's shell. Inside the pod the client does
+    get the URL as its ``--dbname`` argument (libpq takes a connection URI from nowhere else), visible only
+    in the pod and on its node, where the app's own pods hold the same URL in their environment.
+
+    A strategic merge patch merges the container by name into the one ``kubectl run`` generates (named after
+    the pod); the default ``merge`` override type would replace the whole containers list
+    (kubernetes/kubectl@dee3483 pkg/cmd/util/override_options.go, and pkg/cmd/run/run.go ``createPod``).
+    """
+    overrides = json.dumps({"spec": {"containers": [{"name": name, "envFrom": [{"secretRef": {"name": secret}}]}]}},
+                           separators=(",", ":"))
     return (f"kubectl --kubeconfig kubeconfig-{stack} run {name} --namespace default --rm -i --quiet "
-            f"--restart=Never --image {image} --command -- {command}")
+            f"--restart=Never --image {image} --override-type=strategic --overrides {shlex.quote(overrides)} "
+            f"--command -- sh -c {shlex.quote(f'exec {command}')}")
 
 
 def _dump_commands(site: _DatabaseSite, stack: str, image: str, dump_file: str) -> list[str]:
     if site.kind == "rds":
-        return [_pod(stack, "pg-dump", image, "pg_dump --format custom --dbname \"$SOURCE_DATABASE_URL\"")
+        return [_pod(stack, "pg-dump", image, _client_secret("source"),
+                     'pg_dump --format custom --dbname "$DATABASE_URL"')
                 + f" > {dump_file}"]
     return [_compose_exec("SOURCE_DB_HOST", f"pg_dump --username {DB_USER} --format custom {DB_NAME}")
             + f" > {dump_file}"]
@@ -516,7 +551,8 @@ def _dump_commands(site: _DatabaseSite, stack: str, image: str, dump_file: str) 
 def _restore_commands(site: _DatabaseSite, stack: str, image: str, dump_file: str) -> list[str]:
     options = "--clean --if-exists --no-owner --no-privileges"
     if site.kind == "rds":
-        return [_pod(stack, "pg-restore", image, f"pg_restore {options} --dbname \"$TARGET_DATABASE_URL\"")
+        return [_pod(stack, "pg-restore", image, _client_secret("target"),
+                     f'pg_restore {options} --dbname "$DATABASE_URL"')
                 + f" < {dump_file}"]
     return [_compose_exec("TARGET_DB_HOST", f"pg_restore {options} --username {DB_USER} --dbname {DB_NAME}")
             + f" < {dump_file}"]
@@ -526,7 +562,7 @@ def _sql_commands(site: _DatabaseSite, stack: str, image: str, role: str, statem
     """psql reading the statements on stdin, so no SQL passes through a second layer of shell quoting."""
     feed = "printf '%s\\n' " + " ".join(f'"{statement};"' for statement in statements) + " | "
     if site.kind == "rds":
-        return [feed + _pod(stack, "psql", image, f"psql \"${role.upper()}_DATABASE_URL\"")]
+        return [feed + _pod(stack, "psql", image, _client_secret(role), 'psql "$DATABASE_URL"')]
     return [feed + _compose_exec(f"{role.upper()}_DB_HOST", f"psql --username {DB_USER} --dbname {DB_NAME}")]
 
 
@@ -572,24 +608,37 @@ def _overlap_cost(source: CostEstimate, catalog: PriceCatalog, days: int, *, lea
             + source.total_by_provider("aws", leads=leads) * hours / conventions.aws_hours_per_month)
 
 
+PROMPTED = "   # no value argument: pulumi prompts for it without echo"
+"""The comment on a ``pulumi config set --secret`` line that takes its value from a prompt."""
+
+
 def _provider_setup(target: Plan, source: Plan) -> list[str]:
+    """Credentials and secrets for the target stack, none of them on a command line.
+
+    ``pulumi config set`` given only a key reads the value from stdin when stdin is not a terminal, and
+    otherwise prompts for it, without echo under ``--secret`` (pulumi/pulumi@1b59498 pkg/cmd/pulumi/config/config.go,
+    ``configSetCmd.Run``: ``case !term.IsTerminal(...)``: ``io.ReadAll(stdin)``, trailing newline removed;
+    ``case c.Secret``: ``cmdutil.ReadConsoleNoEcho``). A value copied from the source therefore goes
+    through a pipe from ``pulumi config get`` (which prints it decrypted), never through the arguments,
+    where ``ps`` and the shell history would show it.
+    """
     types = {resource.type.split(":", 1)[0] for resource in target.recording.resources}
     lines = []
     if "digitalocean" in types:
-        lines.append(f"pulumi config set --stack {target.stack} --secret digitalocean:token <token>")
+        lines.append(f"pulumi config set --stack {target.stack} --secret digitalocean:token{PROMPTED}")
     if "cloudflare" in types:
-        lines.append(f"pulumi config set --stack {target.stack} --secret cloudflare:apiToken <token>")
+        lines.append(f"pulumi config set --stack {target.stack} --secret cloudflare:apiToken{PROMPTED}")
     if "aws" in types:
         lines.append("# AWS credentials come from the environment (AWS_PROFILE, SSO or OIDC); the principal must "
                      "be listed in cluster.adminPrincipalArns")
     source_names = set(_secret_names(source.secrets_to_set))
     for name in _secret_names(target.secrets_to_set):
+        key = f"--path 'secrets.{name}'"
         if name in source_names:
-            lines.append(f"pulumi config set --stack {target.stack} --secret --path 'secrets.{name}' "
-                         f"\"$(pulumi config get --stack {source.stack} --path 'secrets.{name}')\"   "
-                         "# same value as the source, so sessions survive the move")
+            lines.append(f"pulumi config get --stack {source.stack} {key} | pulumi config set --stack {target.stack} "
+                         f"--secret {key}   # the source's value through a pipe, so sessions survive the move")
         else:
-            lines.append(f"pulumi config set --stack {target.stack} --secret --path 'secrets.{name}' <value>")
+            lines.append(f"pulumi config set --stack {target.stack} --secret {key}{PROMPTED}")
     return lines
 
 
@@ -758,6 +807,8 @@ def _migration(source_plan: Plan, target_plan: Plan) -> _Migration:
         endpoint = f"--profile r2 --endpoint-url https://{target_bucket.inputs.get('accountId')}.r2.cloudflarestorage.com"
         verify.append(f"aws s3 ls s3://{source_bucket.inputs.get('name')} --recursive --summarize {endpoint} | tail -2")
         verify.append(f"aws s3 ls s3://{target_bucket.inputs.get('name')} --recursive --summarize {endpoint} | tail -2")
+    if target_site:
+        verify += target_site.address_teardown
 
     overlap = _overlap_cost(source.estimate, catalog, KEEP_SOURCE_DAYS)
     overlap_lead = _overlap_cost(source.estimate, catalog, KEEP_SOURCE_DAYS, leads=True)
@@ -773,6 +824,8 @@ def _migration(source_plan: Plan, target_plan: Plan) -> _Migration:
             "the zone, so Cloudflare's Universal SSL covers it), because both stacks declare a DNS record and only "
             f"one may own {hostname}.",
             f"These commands edit Pulumi.{t}.yaml; step 5 sets its hostname back to {hostname}.",
+            "No secret goes on a command line, where ps and the shell history would show it: pulumi prompts for "
+            "each value (or reads it from a pipe), and the database clients read the URL from a Kubernetes Secret.",
         ], [
             f"pulumi stack init {t}",
             *_provider_setup(target_plan, source_plan),

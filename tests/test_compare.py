@@ -9,6 +9,13 @@ reviewed by hand and need the real CLIs: pulumi, doctl, kubectl, aws, ssh).
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -51,22 +58,22 @@ read from each stack's offline plan; prices from phasekit/prices.yaml as of 2026
 
   Resources by kind                phase1      phase2      phase3
   compute hosts                         1           2           2
-  Kubernetes cluster                    0           0           9
+  Kubernetes cluster                    0           0          10
   databases                             0           1           3
   caches                                0           0           3
   block storage                         1           1           0
   load balancers                        0           1           5
-  networks                              3           1          16
+  networks                              3           1          17
   firewalls / security groups           1           2           8
   alarms and alert topics               3           6          13
   logs                                  0           0           2
-  identity and keys                     2           2          13
+  identity and keys                     2           2          19
   DNS / edge                            8           8           8
   object storage                        1           1           1
-  Kubernetes objects                    0           0           7
+  Kubernetes objects                    0           0          10
   rollout steps                         1           3           0
   console organisation                  1           2           0
-  all cloud resources                  22          30          90
+  all cloud resources                  22          30         101
 
   Monthly cost (USD)               phase1      phase2      phase3
   priced total                      16.40       76.00      400.58
@@ -165,7 +172,7 @@ def test_compare_json_of_the_committed_stacks(plans):
              stack["cost"]["unconfirmedLeadUsd"], stack["capacity"]["maxAppReplicas"])
             for stack in document["stacks"]] == [
         ("phase1", 1, 22, "16.40", "0.00", 1), ("phase2", 2, 30, "76.00", "12.00", 2),
-        ("phase3", 3, 90, "400.58", "1.00", 6)]
+        ("phase3", 3, 101, "400.58", "1.00", 6)]
     assert document["stacks"][2]["capacity"]["app"] == {"vcpus": 4, "memoryGib": "16"}
     assert document["stacks"][2]["capacity"]["appMax"] == {"vcpus": 8, "memoryGib": "32"}
     assert document["stacks"][0]["capacity"]["databaseSharesAppHost"] is True
@@ -244,10 +251,11 @@ Runbook
   1. Create the target stack phase2 beside phase1
      phase1 keeps serving app.example.com; phase2 comes up on the temporary hostname phase2-app.example.com (one label under the zone, so Cloudflare's Universal SSL covers it), because both stacks declare a DNS record and only one may own app.example.com.
      These commands edit Pulumi.phase2.yaml; step 5 sets its hostname back to app.example.com.
+     No secret goes on a command line, where ps and the shell history would show it: pulumi prompts for each value (or reads it from a pipe), and the database clients read the URL from a Kubernetes Secret.
        pulumi stack init phase2
-       pulumi config set --stack phase2 --secret digitalocean:token <token>
-       pulumi config set --stack phase2 --secret cloudflare:apiToken <token>
-       pulumi config set --stack phase2 --secret --path 'secrets.SECRET_KEY_BASE' "$(pulumi config get --stack phase1 --path 'secrets.SECRET_KEY_BASE')"   # same value as the source, so sessions survive the move
+       pulumi config set --stack phase2 --secret digitalocean:token   # no value argument: pulumi prompts for it without echo
+       pulumi config set --stack phase2 --secret cloudflare:apiToken   # no value argument: pulumi prompts for it without echo
+       pulumi config get --stack phase1 --path 'secrets.SECRET_KEY_BASE' | pulumi config set --stack phase2 --secret --path 'secrets.SECRET_KEY_BASE'   # the source's value through a pipe, so sessions survive the move
        pulumi config set --stack phase2 --path 'phasekit:edge.hostname' phase2-app.example.com
        pulumi up --stack phase2
   2. Copy the data (a rehearsal: the app keeps writing to the source)
@@ -315,8 +323,8 @@ Resources by kind (phase2 retired -> phase3 created)
   compute hosts                2 -> 2
                                  retire: split-app-0, split-app-1
                                  create: cluster-node-template, cluster-nodes
-  Kubernetes cluster           0 -> 9
-                                 create: cluster-admin-role-platform-admin (x2), cluster-cluster, cluster-coredns, cluster-eks-pod-identity-agent, cluster-kube-proxy, cluster-metrics-server, cluster-oidc, cluster-vpc-cni
+  Kubernetes cluster           0 -> 10
+                                 create: cluster-admin-role-platform-admin (x2), cluster-aws-ebs-csi-driver, cluster-cluster, cluster-coredns, cluster-eks-pod-identity-agent, cluster-kube-proxy, cluster-metrics-server, cluster-oidc, cluster-vpc-cni
   databases                    1 -> 3
                                  retire: split-db
                                  create: database-db, database-params, network-db
@@ -327,9 +335,9 @@ Resources by kind (phase2 retired -> phase3 created)
   load balancers               1 -> 5
                                  retire: split-lb
                                  create: ingress-alb, ingress-cert, ingress-https, ingress-nodes, ingress-tg
-  networks                     1 -> 16
+  networks                     1 -> 17
                                  retire: split-vpc
-                                 create: network-flow-logs, network-igw, network-nat-us-east-1a (x2), network-private-us-east-1a (x3), network-private-us-east-1b (x3), network-public, network-public-us-east-1a (x2), network-public-us-east-1b (x2), network-vpc
+                                 create: network-flow-logs, network-igw, network-nat-us-east-1a (x2), network-private-us-east-1a (x3), network-private-us-east-1b (x3), network-public, network-public-us-east-1a (x2), network-public-us-east-1b (x2), network-s3, network-vpc
   firewalls / security groups  2 -> 8
                                  retire: split-app-firewall, split-db-firewall
                                  create: cache-sg, cluster-node-sg, cluster-node-sg-egress, cluster-node-sg-self, database-sg, ingress-node-ingress, ingress-sg, network-default-sg
@@ -338,15 +346,15 @@ Resources by kind (phase2 retired -> phase3 created)
                                  create: alerts-ops-example-com, alerts-policy, alerts-topic, cache-001-engine-cpu-alarm, cache-001-memory-alarm, cache-002-engine-cpu-alarm, cache-002-memory-alarm, cluster-node-cpu-alarm, database-connections-alarm, database-cpu-alarm, database-free-storage-alarm, ingress-elb-5xx, ingress-unhealthy-hosts
   logs                         0 -> 2
                                  create: cluster-control-plane-logs, network-flow-logs
-  identity and keys            2 -> 13
+  identity and keys            2 -> 19
                                  retire: split-db-password, split-redis-password
-                                 create: cache-auth-token, cluster-cluster-amazoneksclusterpolicy, cluster-cluster-kms, cluster-cluster-role, cluster-node-amazonec2containerregistryreadonly, cluster-node-amazoneks-cni-policy, cluster-node-amazoneksworkernodepolicy, cluster-node-role, cluster-secrets-key (x2), database-password, network-flow-logs (x2)
+                                 create: cache-auth-token, cluster-aws-ebs-csi-driver-amazonebscsidriverpolicy, cluster-aws-ebs-csi-driver-role, cluster-cluster-amazoneksclusterpolicy, cluster-cluster-kms, cluster-cluster-role, cluster-node-amazonec2containerregistryreadonly, cluster-node-amazoneksworkernodepolicy, cluster-node-role, cluster-secrets-key (x2), cluster-vpc-cni-amazoneks-cni-policy, cluster-vpc-cni-role, database-final-snapshot, database-monitoring-policy, database-monitoring-role, database-password, network-flow-logs (x2)
   DNS / edge                   8 -> 8
                                  same names, new stack: edge-always-use-https, edge-min-tls-version, edge-origin-cert, edge-origin-csr, edge-origin-key, edge-record, edge-ssl, edge-tls-1-3
   object storage               1 -> 1
                                  same names, new stack: edge-media
-  Kubernetes objects           0 -> 7
-                                 create: app-deployment, app-env, app-hpa, app-namespace, app-pdb, app-release, app-service
+  Kubernetes objects           0 -> 10
+                                 create: app-default-deny, app-deployment, app-egress, app-env, app-hpa, app-namespace, app-pdb, app-release, app-service, app-web-ingress
   rollout steps                3 -> 0
                                  retire: split-app-0-rollout, split-app-1-rollout, split-db-rollout
   console organisation         2 -> 0
@@ -368,10 +376,11 @@ Runbook
   1. Create the target stack phase3 beside phase2
      phase2 keeps serving app.example.com; phase3 comes up on the temporary hostname phase3-app.example.com (one label under the zone, so Cloudflare's Universal SSL covers it), because both stacks declare a DNS record and only one may own app.example.com.
      These commands edit Pulumi.phase3.yaml; step 5 sets its hostname back to app.example.com.
+     No secret goes on a command line, where ps and the shell history would show it: pulumi prompts for each value (or reads it from a pipe), and the database clients read the URL from a Kubernetes Secret.
        pulumi stack init phase3
-       pulumi config set --stack phase3 --secret cloudflare:apiToken <token>
+       pulumi config set --stack phase3 --secret cloudflare:apiToken   # no value argument: pulumi prompts for it without echo
        # AWS credentials come from the environment (AWS_PROFILE, SSO or OIDC); the principal must be listed in cluster.adminPrincipalArns
-       pulumi config set --stack phase3 --secret --path 'secrets.SECRET_KEY_BASE' "$(pulumi config get --stack phase2 --path 'secrets.SECRET_KEY_BASE')"   # same value as the source, so sessions survive the move
+       pulumi config get --stack phase2 --path 'secrets.SECRET_KEY_BASE' | pulumi config set --stack phase3 --secret --path 'secrets.SECRET_KEY_BASE'   # the source's value through a pipe, so sessions survive the move
        pulumi config set --stack phase3 --path 'phasekit:edge.hostname' phase3-app.example.com
        pulumi up --stack phase3
   2. Copy the data (a rehearsal: the app keeps writing to the source)
@@ -379,9 +388,10 @@ Runbook
      R2 credentials: an R2 API token with read and write on both buckets, as AWS CLI profile r2.
        SOURCE_DB_HOST="$(doctl compute droplet get "$(pulumi stack output --stack phase2 db_droplet_id)" --template '{{.PublicIPv4}}')"
        pulumi stack output --stack phase3 --show-secrets kubeconfig > kubeconfig-phase3
-       TARGET_DATABASE_URL="$(pulumi stack output --stack phase3 --show-secrets database_url)"
+       kubectl --kubeconfig kubeconfig-phase3 delete secret migration-target-database --namespace default --ignore-not-found
+       pulumi stack output --stack phase3 --show-secrets database_url | tr -d '\n' | kubectl --kubeconfig kubeconfig-phase3 create secret generic migration-target-database --namespace default --from-file=DATABASE_URL=/dev/stdin
        ssh root@"$SOURCE_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_dump --username app --format custom app' > app.dump
-       kubectl --kubeconfig kubeconfig-phase3 run pg-restore --namespace default --rm -i --quiet --restart=Never --image postgres:16.6 --command -- pg_restore --clean --if-exists --no-owner --no-privileges --dbname "$TARGET_DATABASE_URL" < app.dump
+       kubectl --kubeconfig kubeconfig-phase3 run pg-restore --namespace default --rm -i --quiet --restart=Never --image postgres:16.6 --override-type=strategic --overrides '{"spec":{"containers":[{"name":"pg-restore","envFrom":[{"secretRef":{"name":"migration-target-database"}}]}]}}' --command -- sh -c 'exec pg_restore --clean --if-exists --no-owner --no-privileges --dbname "$DATABASE_URL"' < app.dump
        aws s3 sync s3://phasekit-phase2-media s3://phasekit-phase3-media --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com
   3. Freeze writes on phase2
      The database turns read-only: reads keep working, writes fail until the cutover. Announce the window first; to roll back, run `ALTER DATABASE app RESET default_transaction_read_only` on the source.
@@ -389,7 +399,7 @@ Runbook
   4. Final sync
      Repeat the copy now that nothing changes any more.
        ssh root@"$SOURCE_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_dump --username app --format custom app' > app.dump
-       kubectl --kubeconfig kubeconfig-phase3 run pg-restore --namespace default --rm -i --quiet --restart=Never --image postgres:16.6 --command -- pg_restore --clean --if-exists --no-owner --no-privileges --dbname "$TARGET_DATABASE_URL" < app.dump
+       kubectl --kubeconfig kubeconfig-phase3 run pg-restore --namespace default --rm -i --quiet --restart=Never --image postgres:16.6 --override-type=strategic --overrides '{"spec":{"containers":[{"name":"pg-restore","envFrom":[{"secretRef":{"name":"migration-target-database"}}]}]}}' --command -- sh -c 'exec pg_restore --clean --if-exists --no-owner --no-privileges --dbname "$DATABASE_URL"' < app.dump
        aws s3 sync s3://phasekit-phase2-media s3://phasekit-phase3-media --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com
   5. Cut Cloudflare over to phase3
      app.example.com has no record from the first command until the last one ends (writes are already frozen). The last two point phase3's record at app.example.com and re-issue its origin certificate.
@@ -404,9 +414,10 @@ Runbook
        kubectl --kubeconfig kubeconfig-phase3 --namespace app rollout status deployment/app
        # row counts match on both sides (SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname):
        printf '%s\n' "ANALYZE;" "SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname;" | ssh root@"$SOURCE_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db psql --username app --dbname app'
-       printf '%s\n' "ANALYZE;" "SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname;" | kubectl --kubeconfig kubeconfig-phase3 run psql --namespace default --rm -i --quiet --restart=Never --image postgres:16.6 --command -- psql "$TARGET_DATABASE_URL"
+       printf '%s\n' "ANALYZE;" "SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname;" | kubectl --kubeconfig kubeconfig-phase3 run psql --namespace default --rm -i --quiet --restart=Never --image postgres:16.6 --override-type=strategic --overrides '{"spec":{"containers":[{"name":"psql","envFrom":[{"secretRef":{"name":"migration-target-database"}}]}]}}' --command -- sh -c 'exec psql "$DATABASE_URL"'
        aws s3 ls s3://phasekit-phase2-media --recursive --summarize --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com | tail -2
        aws s3 ls s3://phasekit-phase3-media --recursive --summarize --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com | tail -2
+       kubectl --kubeconfig kubeconfig-phase3 delete secret migration-target-database --namespace default   # the one-off pods are done with the URL
   7. Keep phase2 for 7 days
      phase2 still holds the data as it was at the freeze. The way back: `pulumi destroy --stack phase3 --target 'urn:pulumi:phase3::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/dnsRecord:DnsRecord::edge-record' --yes`, `pulumi up --stack phase2` (recreates its record), then `ALTER DATABASE app RESET default_transaction_read_only` on phase2; writes made on phase3 meanwhile stay behind. Both stacks bill meanwhile: 7 more days of phase2 cost about $19.00 (+ $3.00 unconfirmed).
   8. Retire phase2
@@ -443,8 +454,8 @@ Resources by kind (phase1 retired -> phase3 created)
   compute hosts                1 -> 2
                                  retire: vps-droplet
                                  create: cluster-node-template, cluster-nodes
-  Kubernetes cluster           0 -> 9
-                                 create: cluster-admin-role-platform-admin (x2), cluster-cluster, cluster-coredns, cluster-eks-pod-identity-agent, cluster-kube-proxy, cluster-metrics-server, cluster-oidc, cluster-vpc-cni
+  Kubernetes cluster           0 -> 10
+                                 create: cluster-admin-role-platform-admin (x2), cluster-aws-ebs-csi-driver, cluster-cluster, cluster-coredns, cluster-eks-pod-identity-agent, cluster-kube-proxy, cluster-metrics-server, cluster-oidc, cluster-vpc-cni
   databases                    0 -> 3
                                  create: database-db, database-params, network-db
   caches                       0 -> 3
@@ -453,9 +464,9 @@ Resources by kind (phase1 retired -> phase3 created)
                                  retire: vps-data
   load balancers               0 -> 5
                                  create: ingress-alb, ingress-cert, ingress-https, ingress-nodes, ingress-tg
-  networks                     3 -> 16
+  networks                     3 -> 17
                                  retire: vps-ip, vps-ip-assignment, vps-vpc
-                                 create: network-flow-logs, network-igw, network-nat-us-east-1a (x2), network-private-us-east-1a (x3), network-private-us-east-1b (x3), network-public, network-public-us-east-1a (x2), network-public-us-east-1b (x2), network-vpc
+                                 create: network-flow-logs, network-igw, network-nat-us-east-1a (x2), network-private-us-east-1a (x3), network-private-us-east-1b (x3), network-public, network-public-us-east-1a (x2), network-public-us-east-1b (x2), network-s3, network-vpc
   firewalls / security groups  1 -> 8
                                  retire: vps-firewall
                                  create: cache-sg, cluster-node-sg, cluster-node-sg-egress, cluster-node-sg-self, database-sg, ingress-node-ingress, ingress-sg, network-default-sg
@@ -464,15 +475,15 @@ Resources by kind (phase1 retired -> phase3 created)
                                  create: alerts-ops-example-com, alerts-policy, alerts-topic, cache-001-engine-cpu-alarm, cache-001-memory-alarm, cache-002-engine-cpu-alarm, cache-002-memory-alarm, cluster-node-cpu-alarm, database-connections-alarm, database-cpu-alarm, database-free-storage-alarm, ingress-elb-5xx, ingress-unhealthy-hosts
   logs                         0 -> 2
                                  create: cluster-control-plane-logs, network-flow-logs
-  identity and keys            2 -> 13
+  identity and keys            2 -> 19
                                  retire: vps-db-password, vps-redis-password
-                                 create: cache-auth-token, cluster-cluster-amazoneksclusterpolicy, cluster-cluster-kms, cluster-cluster-role, cluster-node-amazonec2containerregistryreadonly, cluster-node-amazoneks-cni-policy, cluster-node-amazoneksworkernodepolicy, cluster-node-role, cluster-secrets-key (x2), database-password, network-flow-logs (x2)
+                                 create: cache-auth-token, cluster-aws-ebs-csi-driver-amazonebscsidriverpolicy, cluster-aws-ebs-csi-driver-role, cluster-cluster-amazoneksclusterpolicy, cluster-cluster-kms, cluster-cluster-role, cluster-node-amazonec2containerregistryreadonly, cluster-node-amazoneksworkernodepolicy, cluster-node-role, cluster-secrets-key (x2), cluster-vpc-cni-amazoneks-cni-policy, cluster-vpc-cni-role, database-final-snapshot, database-monitoring-policy, database-monitoring-role, database-password, network-flow-logs (x2)
   DNS / edge                   8 -> 8
                                  same names, new stack: edge-always-use-https, edge-min-tls-version, edge-origin-cert, edge-origin-csr, edge-origin-key, edge-record, edge-ssl, edge-tls-1-3
   object storage               1 -> 1
                                  same names, new stack: edge-media
-  Kubernetes objects           0 -> 7
-                                 create: app-deployment, app-env, app-hpa, app-namespace, app-pdb, app-release, app-service
+  Kubernetes objects           0 -> 10
+                                 create: app-default-deny, app-deployment, app-egress, app-env, app-hpa, app-namespace, app-pdb, app-release, app-service, app-web-ingress
   rollout steps                1 -> 0
                                  retire: vps-rollout
   console organisation         1 -> 0
@@ -494,10 +505,11 @@ Runbook
   1. Create the target stack phase3 beside phase1
      phase1 keeps serving app.example.com; phase3 comes up on the temporary hostname phase3-app.example.com (one label under the zone, so Cloudflare's Universal SSL covers it), because both stacks declare a DNS record and only one may own app.example.com.
      These commands edit Pulumi.phase3.yaml; step 5 sets its hostname back to app.example.com.
+     No secret goes on a command line, where ps and the shell history would show it: pulumi prompts for each value (or reads it from a pipe), and the database clients read the URL from a Kubernetes Secret.
        pulumi stack init phase3
-       pulumi config set --stack phase3 --secret cloudflare:apiToken <token>
+       pulumi config set --stack phase3 --secret cloudflare:apiToken   # no value argument: pulumi prompts for it without echo
        # AWS credentials come from the environment (AWS_PROFILE, SSO or OIDC); the principal must be listed in cluster.adminPrincipalArns
-       pulumi config set --stack phase3 --secret --path 'secrets.SECRET_KEY_BASE' "$(pulumi config get --stack phase1 --path 'secrets.SECRET_KEY_BASE')"   # same value as the source, so sessions survive the move
+       pulumi config get --stack phase1 --path 'secrets.SECRET_KEY_BASE' | pulumi config set --stack phase3 --secret --path 'secrets.SECRET_KEY_BASE'   # the source's value through a pipe, so sessions survive the move
        pulumi config set --stack phase3 --path 'phasekit:edge.hostname' phase3-app.example.com
        pulumi up --stack phase3
   2. Copy the data (a rehearsal: the app keeps writing to the source)
@@ -505,9 +517,10 @@ Runbook
      R2 credentials: an R2 API token with read and write on both buckets, as AWS CLI profile r2.
        SOURCE_DB_HOST="$(doctl compute droplet get "$(pulumi stack output --stack phase1 droplet_id)" --template '{{.PublicIPv4}}')"
        pulumi stack output --stack phase3 --show-secrets kubeconfig > kubeconfig-phase3
-       TARGET_DATABASE_URL="$(pulumi stack output --stack phase3 --show-secrets database_url)"
+       kubectl --kubeconfig kubeconfig-phase3 delete secret migration-target-database --namespace default --ignore-not-found
+       pulumi stack output --stack phase3 --show-secrets database_url | tr -d '\n' | kubectl --kubeconfig kubeconfig-phase3 create secret generic migration-target-database --namespace default --from-file=DATABASE_URL=/dev/stdin
        ssh root@"$SOURCE_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_dump --username app --format custom app' > app.dump
-       kubectl --kubeconfig kubeconfig-phase3 run pg-restore --namespace default --rm -i --quiet --restart=Never --image postgres:16.6 --command -- pg_restore --clean --if-exists --no-owner --no-privileges --dbname "$TARGET_DATABASE_URL" < app.dump
+       kubectl --kubeconfig kubeconfig-phase3 run pg-restore --namespace default --rm -i --quiet --restart=Never --image postgres:16.6 --override-type=strategic --overrides '{"spec":{"containers":[{"name":"pg-restore","envFrom":[{"secretRef":{"name":"migration-target-database"}}]}]}}' --command -- sh -c 'exec pg_restore --clean --if-exists --no-owner --no-privileges --dbname "$DATABASE_URL"' < app.dump
        aws s3 sync s3://phasekit-phase1-media s3://phasekit-phase3-media --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com
   3. Freeze writes on phase1
      The database turns read-only: reads keep working, writes fail until the cutover. Announce the window first; to roll back, run `ALTER DATABASE app RESET default_transaction_read_only` on the source.
@@ -515,7 +528,7 @@ Runbook
   4. Final sync
      Repeat the copy now that nothing changes any more.
        ssh root@"$SOURCE_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_dump --username app --format custom app' > app.dump
-       kubectl --kubeconfig kubeconfig-phase3 run pg-restore --namespace default --rm -i --quiet --restart=Never --image postgres:16.6 --command -- pg_restore --clean --if-exists --no-owner --no-privileges --dbname "$TARGET_DATABASE_URL" < app.dump
+       kubectl --kubeconfig kubeconfig-phase3 run pg-restore --namespace default --rm -i --quiet --restart=Never --image postgres:16.6 --override-type=strategic --overrides '{"spec":{"containers":[{"name":"pg-restore","envFrom":[{"secretRef":{"name":"migration-target-database"}}]}]}}' --command -- sh -c 'exec pg_restore --clean --if-exists --no-owner --no-privileges --dbname "$DATABASE_URL"' < app.dump
        aws s3 sync s3://phasekit-phase1-media s3://phasekit-phase3-media --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com
   5. Cut Cloudflare over to phase3
      app.example.com has no record from the first command until the last one ends (writes are already frozen). The last two point phase3's record at app.example.com and re-issue its origin certificate.
@@ -530,9 +543,10 @@ Runbook
        kubectl --kubeconfig kubeconfig-phase3 --namespace app rollout status deployment/app
        # row counts match on both sides (SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname):
        printf '%s\n' "ANALYZE;" "SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname;" | ssh root@"$SOURCE_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db psql --username app --dbname app'
-       printf '%s\n' "ANALYZE;" "SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname;" | kubectl --kubeconfig kubeconfig-phase3 run psql --namespace default --rm -i --quiet --restart=Never --image postgres:16.6 --command -- psql "$TARGET_DATABASE_URL"
+       printf '%s\n' "ANALYZE;" "SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname;" | kubectl --kubeconfig kubeconfig-phase3 run psql --namespace default --rm -i --quiet --restart=Never --image postgres:16.6 --override-type=strategic --overrides '{"spec":{"containers":[{"name":"psql","envFrom":[{"secretRef":{"name":"migration-target-database"}}]}]}}' --command -- sh -c 'exec psql "$DATABASE_URL"'
        aws s3 ls s3://phasekit-phase1-media --recursive --summarize --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com | tail -2
        aws s3 ls s3://phasekit-phase3-media --recursive --summarize --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com | tail -2
+       kubectl --kubeconfig kubeconfig-phase3 delete secret migration-target-database --namespace default   # the one-off pods are done with the URL
   7. Keep phase1 for 7 days
      phase1 still holds the data as it was at the freeze. The way back: `pulumi destroy --stack phase3 --target 'urn:pulumi:phase3::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/dnsRecord:DnsRecord::edge-record' --yes`, `pulumi up --stack phase1` (recreates its record), then `ALTER DATABASE app RESET default_transaction_read_only` on phase1; writes made on phase3 meanwhile stay behind. Both stacks bill meanwhile: 7 more days of phase1 cost about $4.10.
   8. Retire phase1
@@ -601,10 +615,10 @@ def test_the_client_pod_runs_the_newest_server_major_version(plans):
     commands = [command for step in document["runbook"] for command in step["commands"]]
     restores = [command for command in commands if "run pg-restore" in command]
     assert len(restores) == 2  # the rehearsal and the final sync
-    assert all(" --image postgres:17 --command -- pg_restore " in command for command in restores)
-    assert migration_json(plans["phase2"], plans["phase3"])["runbook"][1]["commands"][4].startswith(
+    assert all(" --image postgres:17 --override-type=strategic " in command for command in restores)
+    assert migration_json(plans["phase2"], plans["phase3"])["runbook"][1]["commands"][5].startswith(
         "kubectl --kubeconfig kubeconfig-phase3 run pg-restore --namespace default --rm -i --quiet --restart=Never "
-        "--image postgres:16.6 --command -- pg_restore ")
+        "--image postgres:16.6 --override-type=strategic ")
 
 
 def test_a_target_on_an_older_postgresql_major_version_is_refused(plans):
@@ -628,3 +642,216 @@ def test_migration_to_the_same_stack_is_refused(plans):
 ])
 def test_temporary_hostname_stays_one_label_under_the_zone(hostname, stack, expected):
     assert temporary_hostname(hostname, stack) == expected
+
+
+# --- The runbook never puts a secret on a command line ------------------------------------------------------
+#
+# A value in a process's arguments is readable by every local user (``ps``, /proc/<pid>/cmdline), lands in
+# shell history and, for ``kubectl run``, in the pod spec anyone who may read pods can see. Secrets must
+# reach the CLIs through a prompt or stdin instead: what these tests scan every runbook line for.
+
+RUNBOOK_PAIRS = [("phase1", "phase2"), ("phase2", "phase3"), ("phase1", "phase3"), ("phase3", "phase1")]
+"""Forwards, and back from an RDS source (the database URL then belongs to the source)."""
+
+URL_WITH_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/@:'\"]+:[^\s/@'\"]*@")
+SECRET_ASSIGNMENT = re.compile(r"\b[A-Z][A-Z0-9_]*(PASSWORD|TOKEN|SECRET|API_KEY|DATABASE_URL)[A-Z0-9_]*=")
+SECRET_FLAG = re.compile(r"(?<![\w-])--(password|from-literal|env)\b")
+SECRET_VARIABLE = re.compile(r"(?i)(PASSWORD|TOKEN|SECRET|API_KEY|DATABASE_URL|REDIS_URL|DSN|CREDENTIAL)")
+SECRET_PRINTERS = ("pulumi config get", "--show-secrets")
+PLACEHOLDER = re.compile(r"<[^<>\s|]+>")
+CONFIG_SET_FLAGS_WITH_VALUE = {"--stack", "-s", "--config-file", "--type"}
+
+
+def runbook_commands(plans, source: str, target: str) -> list[str]:
+    """Every command line of the printed runbook (indented 7 spaces; notes are indented 5), checked
+    against the JSON form's commands so both outputs are covered."""
+    text = migration_text(plans[source], plans[target])
+    runbook = text[text.index("\nRunbook\n"):].splitlines()
+    commands = [line.removeprefix(" " * 7) for line in runbook if line.startswith(" " * 7)]
+    assert commands == [command for step in migration_json(plans[source], plans[target])["runbook"]
+                        for command in step["commands"]]
+    return commands
+
+
+def local_expansions(command: str) -> list[str]:
+    """What the operator's own shell expands into the arguments it passes: ``$NAME``, ``${NAME}`` and
+    ``$(command)`` outside single quotes and before a comment (text in single quotes reaches the program
+    verbatim, e.g. a ``sh -c`` script a pod runs)."""
+    found: list[str] = []
+    quote, index = "", 0
+    while index < len(command):
+        char = command[index]
+        if quote == "'":
+            quote = "" if char == "'" else quote
+        elif char == "\\":
+            index += 1
+        elif char == "'" and quote != '"':
+            quote = "'"
+        elif char == '"':
+            quote = "" if quote == '"' else '"'
+        elif char == "#" and not quote and (index == 0 or command[index - 1].isspace()):
+            break
+        elif char == "$" and command[index + 1:index + 2] == "(":
+            depth, end = 0, index + 1
+            while end < len(command):
+                depth += {"(": 1, ")": -1}.get(command[end], 0)
+                if depth == 0:
+                    break
+                end += 1
+            found += [command[index:end + 1], *local_expansions(command[index + 2:end])]
+            index = end  # the substitution's own quotes are its own: scanned by the recursive call
+        elif char == "$" and (match := re.match(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", command[index:])):
+            found.append(match[0])
+        index += 1
+    return found
+
+
+def config_set_values(command: str) -> list[list[str]]:
+    """For each ``pulumi config set --secret`` in the line, the arguments after the key (a value on the
+    command line); a placeholder such as ``<token>`` counts as the value the operator would type there."""
+    lexer = shlex.shlex(PLACEHOLDER.sub("PLACEHOLDER", command), posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True  # split words as the shell does: at blanks and operators, not at ':'
+    words = list(lexer)
+    found: list[list[str]] = []
+    segments: list[list[str]] = [[]]
+    for word in words:
+        if word in {"|", "||", "&&", ";", "(", ")"}:
+            segments.append([])
+        else:
+            segments[-1].append(word)
+    for segment in segments:
+        if segment[:3] != ["pulumi", "config", "set"] or "--secret" not in segment:
+            continue
+        positional, skip = [], False
+        for word in segment[3:]:
+            if skip:
+                skip = False
+            elif word in CONFIG_SET_FLAGS_WITH_VALUE:
+                skip = True
+            elif not word.startswith("-") and word not in {"<", ">"}:
+                positional.append(word)
+        found.append(positional[1:])
+    return found
+
+
+def secrets_on_the_command_line(command: str) -> list[str]:
+    """Why ``command`` would put a secret in some process's arguments; empty when it does not."""
+    problems = []
+    if URL_WITH_PASSWORD.search(command):
+        problems.append("a URL with a password")
+    if match := SECRET_ASSIGNMENT.search(command):
+        problems.append(f"a secret assigned on the line: {match[0]}")
+    if match := SECRET_FLAG.search(command):
+        problems.append(f"a secret passed as {match[0]}")
+    for expansion in local_expansions(command):
+        if expansion.startswith("$(") and any(printer in expansion for printer in SECRET_PRINTERS):
+            problems.append(f"a secret expanded on the command line: {expansion}")
+        elif not expansion.startswith("$(") and SECRET_VARIABLE.search(expansion):
+            problems.append(f"a secret variable expanded into the arguments: {expansion}")
+    problems += [f"pulumi config set --secret with a value argument: {values}"
+                 for values in config_set_values(command) if values]
+    return problems
+
+
+@pytest.mark.parametrize(("source", "target"), RUNBOOK_PAIRS)
+def test_no_runbook_command_puts_a_secret_on_the_command_line(plans, source, target):
+    commands = runbook_commands(plans, source, target)
+    found = {command: problems for command in commands if (problems := secrets_on_the_command_line(command))}
+    assert found == {}
+
+
+@pytest.mark.parametrize(("command", "problems"), [
+    ("pulumi config set --stack phase2 --secret digitalocean:token <token>",
+     ["pulumi config set --secret with a value argument: ['PLACEHOLDER']"]),
+    ("pulumi config set --stack p --secret --path 'secrets.K' \"$(pulumi config get --stack q --path 'secrets.K')\"",
+     ["a secret expanded on the command line: $(pulumi config get --stack q --path 'secrets.K')",
+      "pulumi config set --secret with a value argument: [\"$(pulumi config get --stack q --path 'secrets.K')\"]"]),
+    ("kubectl run psql --image postgres:16 --command -- psql \"$TARGET_DATABASE_URL\"",
+     ["a secret variable expanded into the arguments: $TARGET_DATABASE_URL"]),
+    ("psql postgresql://app:hunter2@db:5432/app", ["a URL with a password"]),
+    ("PGPASSWORD=hunter2 psql --host db", ["a secret assigned on the line: PGPASSWORD="]),
+    ("kubectl create secret generic db --from-literal=url=x", ["a secret passed as --from-literal"]),
+    # Comments and single-quoted scripts (expanded by the pod, not by the operator's shell) are fine.
+    ("kubectl run x --command -- sh -c 'exec psql \"$DATABASE_URL\"'   # $TOKEN", []),
+    ("pulumi config get --stack q --path 'secrets.K' | pulumi config set --stack p --secret --path 'secrets.K'", []),
+    ("pulumi config set --stack p --secret cloudflare:apiToken", []),
+    ("curl -H \"Authorization: Bearer $(echo \"$API_TOKEN\")\" https://api", [
+        "a secret variable expanded into the arguments: $API_TOKEN"]),
+])
+def test_the_secret_scan_catches_each_way_a_secret_reaches_the_arguments(command, problems):
+    assert secrets_on_the_command_line(command) == problems
+
+
+def runbook_script(plans, source: str, target: str) -> str:
+    return "".join(f"{command}\n" for command in runbook_commands(plans, source, target))
+
+
+@pytest.mark.parametrize(("source", "target"), RUNBOOK_PAIRS)
+def test_runbook_commands_are_valid_bash(plans, source, target, tmp_path):
+    script = tmp_path / "runbook.sh"
+    script.write_text(runbook_script(plans, source, target))
+    result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True, check=False)
+    assert (result.returncode, result.stderr) == (0, "")
+
+
+SHELLCHECK_EXCLUDED = {
+    # Single quotes on purpose: a URN's `$` is literal, and the pod's shell expands $DATABASE_URL, not the
+    # operator's (that keeps the URL out of kubectl's arguments).
+    "SC2016": "Expressions don't expand in single quotes",
+}
+
+
+@pytest.mark.parametrize(("source", "target"), RUNBOOK_PAIRS)
+def test_runbook_commands_pass_shellcheck(plans, source, target):
+    shellcheck = shutil.which("shellcheck")
+    assert shellcheck, "shellcheck is not installed (Debian package shellcheck)"
+    result = subprocess.run([shellcheck, "--shell=bash", "--format=gcc", f"--exclude={','.join(SHELLCHECK_EXCLUDED)}",
+                             "-"], input=runbook_script(plans, source, target), capture_output=True, text=True,
+                            check=False)
+    assert (result.returncode, result.stdout) == (0, "")
+
+
+FAKE_DATABASE_URL = "postgresql://app:Fake0Password0For0Tests@db.internal:5432/app?sslmode=require"
+FAKE_SECRET_KEY_BASE = "fake-secret-key-base-for-tests"
+STUB = """\
+import json, os, sys
+name, args = os.path.basename(sys.argv[0]), sys.argv[1:]
+with open(os.environ["RUNBOOK_LOG"], "a") as log:
+    log.write(json.dumps({"argv": [name, *args], "stdin": sys.stdin.read()}) + "\\n")
+if name == "pulumi" and args[:2] == ["stack", "output"]:
+    print("DATABASE_URL" if "database_url" in args else "kubeconfig" if "kubeconfig" in args else "id-1")
+elif name == "pulumi" and args[:2] == ["config", "get"]:
+    print(os.environ["FAKE_SECRET_KEY_BASE"])
+elif name == "doctl" and "--template" in args:
+    print("203.0.113.10")
+""".replace('"DATABASE_URL"', "os.environ['FAKE_DATABASE_URL']")
+
+
+@pytest.mark.parametrize(("source", "target"), RUNBOOK_PAIRS)
+def test_runbook_runs_with_stub_clis_and_secrets_travel_only_through_pipes(plans, source, target, tmp_path):
+    """The whole runbook under ``bash -e -o pipefail`` with pulumi, kubectl, doctl, ssh, aws, curl and dig
+    replaced by stubs that record their arguments and stdin: no fake secret reaches any process's
+    arguments, and each arrives whole on the stdin of the command that stores it."""
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    for name in ("pulumi", "kubectl", "doctl", "ssh", "aws", "curl", "dig"):
+        (stubs / name).write_text(f"#!{sys.executable} -S\n{STUB}")  # -S: no site import, a faster start
+        (stubs / name).chmod(0o755)
+    log = tmp_path / "calls.jsonl"
+    script = tmp_path / "runbook.sh"
+    script.write_text("set -e -o pipefail\n" + runbook_script(plans, source, target))
+    environment = {"PATH": f"{stubs}:{os.environ['PATH']}", "RUNBOOK_LOG": str(log),
+                   "FAKE_DATABASE_URL": FAKE_DATABASE_URL, "FAKE_SECRET_KEY_BASE": FAKE_SECRET_KEY_BASE}
+    result = subprocess.run(["bash", str(script)], cwd=tmp_path, env=environment, stdin=subprocess.DEVNULL,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert (result.returncode, result.stderr) == (0, "")
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    leaked = [call["argv"] for call in calls
+              if any(secret in " ".join(call["argv"]) for secret in (FAKE_DATABASE_URL, "Fake0Password0For0Tests",
+                                                                   FAKE_SECRET_KEY_BASE))]
+    assert leaked == []
+    copied = [call["stdin"] for call in calls if call["argv"][:3] == ["pulumi", "config", "set"]
+              and "secrets.SECRET_KEY_BASE" in call["argv"]]
+    assert copied == [FAKE_SECRET_KEY_BASE + "\n"]  # pulumi drops the trailing newline (configSetCmd.Run)
+    stored = [call["stdin"] for call in calls if call["argv"][0] == "kubectl" and "create" in call["argv"]]
+    assert stored == ([FAKE_DATABASE_URL] * (2 if source == "phase3" else 1) if "phase3" in (source, target) else [])

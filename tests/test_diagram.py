@@ -7,7 +7,9 @@ diagram out, which needs a browser; only that Mermaid's grammar accepts the text
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 import shutil
 import subprocess
 import xml.etree.ElementTree as ElementTree
@@ -171,7 +173,7 @@ def test_phase3_boundaries_nest_subnets_cluster_and_namespace(plans):
         ("network_vpc", "VPC 10.20.0.0/16", "vpc", "aws_us_east_1"),
         ("network_vpc_public", "public subnets: us-east-1a, us-east-1b", "public", "network_vpc"),
         ("network_vpc_private", "private subnets: us-east-1a, us-east-1b", "private", "network_vpc"),
-        ("phasekit_phase3_eks", "EKS cluster phasekit-phase3-eks: Kubernetes 1.34", "kubernetes",
+        ("phasekit_phase3_eks", "EKS cluster phasekit-phase3-eks: Kubernetes 1.35", "kubernetes",
          "network_vpc_private"),
         ("ns_app", "namespace app: Pod Security restricted", "kubernetes", "phasekit_phase3_eks"),
     ]
@@ -190,7 +192,10 @@ def test_phase3_boundaries_nest_subnets_cluster_and_namespace(plans):
     assert details["database_db"][0] == "db.t4g.medium, Multi-AZ (standby in another zone)"
     assert details["cache_cache"] == ("2 × cache.t4g.small, automatic failover, Multi-AZ",
                                       "TLS, auth token, encrypted at rest")
-    assert details["app_deployment"] == ("ghcr.io/phasekit/example-app:1.0.0", "2–6 pods (HPA)")
+    assert details["app_deployment"] == (
+        "ghcr.io/phasekit/example-app:1.0.0@sha256:d0ed67406dadbf6b2c9d5cd1a3d0fe30defaf1e1d0a560c3051cf786a402b275",
+        "2–6 pods (HPA)",
+    )
     assert edges_of(model) == [
         ("users", "edge_record", "HTTPS 443", "traffic"),
         ("edge_record", "ingress_alb", "HTTPS 443 (Cloudflare IPs only)", "traffic"),
@@ -304,7 +309,7 @@ def test_svg_from_real_dot_has_a_cluster_per_boundary_and_a_node_per_resource(pl
 
 
 def test_committed_diagrams_are_up_to_date(plans, tmp_path):
-    """Regenerate with: phasekit plan --diagram (see the README); the SVG may differ by Graphviz version."""
+    """Regenerate with: phasekit plan --diagram (see docs/topology-diagrams.md); the SVG may differ by Graphviz version."""
     write_diagrams([plans[stack] for stack in STACKS], tmp_path)
     for stack in STACKS:
         for suffix in (".mmd", ".dot"):
@@ -396,3 +401,29 @@ def test_data_stores_are_drawn_heavy_even_when_the_stack_turns_protection_off():
     assert not any(resource.protect for resource in unprotected.recording.resources)
     model = topology(unprotected)
     assert {node.id for node in model.nodes if node.stateful} == {"edge_media", "split_db", "split_db_data"}
+
+
+# --- The package's shape ----------------------------------------------------------------------------
+
+PACKAGE = ROOT / "phasekit" / "diagram"
+TYPE_TOKEN = re.compile(r"""["'](?:aws|digitalocean|cloudflare|kubernetes|command|pulumi):[\w/.-]*:\w+["']""")
+
+
+def test_each_diagram_module_says_what_it_does_and_no_part_is_long():
+    """One reader per provider around a small shared graph: a part a reader can hold in mind."""
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        long_parts = [f"{node.name}: {node.end_lineno - node.lineno + 1} lines" for node in ast.walk(tree)
+                      if isinstance(node, ast.FunctionDef | ast.ClassDef) and node.end_lineno - node.lineno >= 150]
+        found[str(path.relative_to(PACKAGE))] = (bool(ast.get_docstring(tree)), long_parts)
+    assert {"readers/cloudflare.py", "readers/digitalocean.py", "readers/aws.py", "readers/kubernetes.py",
+            "render/mermaid.py", "render/dot.py", "render/files.py", "graph.py", "model.py"} <= set(found)
+    assert {module: shape for module, shape in found.items() if shape != (True, [])} == {}
+
+
+def test_resource_type_tokens_are_spelled_once_in_resource_types():
+    spelled = {str(path.relative_to(PACKAGE)): TYPE_TOKEN.findall(path.read_text())
+               for path in sorted(PACKAGE.rglob("*.py")) if path.name != "resource_types.py"}
+    assert {module: tokens for module, tokens in spelled.items() if tokens} == {}
+    assert TYPE_TOKEN.findall((PACKAGE / "resource_types.py").read_text())  # the pattern still matches there
