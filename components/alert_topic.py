@@ -4,7 +4,8 @@ Creates
 - an SNS standard topic (display name "phasekit alerts", the sender name in the e-mails);
 - one e-mail subscription per address in ``emails``. AWS sends each address a confirmation link and
   delivers nothing to it until someone clicks it; an unconfirmed subscription cannot be deleted through
-  the API and AWS drops it by itself after three days;
+  the API, and AWS deletes it by itself once it has stayed unconfirmed for 48 hours (the confirmation link's
+  lifetime; https://docs.aws.amazon.com/sns/latest/dg/sns-email-notifications.html);
 - a topic policy that lets CloudWatch alarms (``cloudwatch.amazonaws.com``) publish, limited by
   ``aws:SourceAccount`` and ``aws:SourceArn`` to alarms of the topic's own account and region (so no other
   account's alarms can use the service principal to post here). It replaces SNS's default policy:

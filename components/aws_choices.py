@@ -27,3 +27,133 @@ class NatStrategy(StrEnum):
 class CacheEngine(StrEnum):
     VALKEY = "valkey"
     REDIS = "redis"
+
+
+class SupportType(StrEnum):
+    """What EKS does when the cluster's Kubernetes version leaves standard support (``upgrade_policy``)."""
+
+    STANDARD = "STANDARD"
+    """AWS upgrades the cluster to the next minor version at the end of standard support: no extended-support
+    charge ($0.10/hour stays), but an upgrade you did not schedule (and a version drift Pulumi then reports)."""
+
+    EXTENDED = "EXTENDED"
+    """The cluster stays on its version for up to 12 more months at $0.60/hour (six times the standard price)."""
+
+
+class RdsLifecycleSupport(StrEnum):
+    """RDS ``engine_lifecycle_support``: whether a PostgreSQL major past its RDS end of standard support keeps
+    running (and billing) under RDS Extended Support."""
+
+    DISABLED = "open-source-rds-extended-support-disabled"
+    """AWS upgrades the major version at the end of standard support instead of billing Extended Support."""
+
+    ENABLED = "open-source-rds-extended-support"
+    """The provider's default: the instance stays on its major version and RDS Extended Support bills per
+    vCPU-hour once standard support ends."""
+
+
+KUBE_PROXY_VERSIONS = {
+    "1.33": "v1.33.10-eksbuild.13",
+    "1.34": "v1.34.6-eksbuild.13",
+    "1.35": "v1.35.3-eksbuild.13",
+    "1.36": "v1.36.0-eksbuild.14",
+}
+"""The ``kube-proxy`` add-on version for each Kubernetes minor phasekit deploys: kube-proxy must match the
+control plane's minor, and an ``aws.eks.Addon`` without ``addon_version`` keeps the version it was created
+with, so a cluster upgrade without this table leaves kube-proxy a minor behind (and the next upgrade two).
+Source: the "kube-proxy versions" table of https://docs.aws.amazon.com/eks/latest/userguide/managing-kube-proxy.html
+(latest Amazon EKS add-on type per Kubernetes version), read 2026-12-03. Refresh with
+``aws eks describe-addon-versions --addon-name kube-proxy --kubernetes-version <minor>``."""
+
+
+def version_step_problem(running: str, configured: str) -> str | None:
+    """Why moving an EKS cluster from ``running`` to ``configured`` cannot be one ``pulumi up``, or None.
+
+    EKS upgrades the control plane one minor version at a time (UpdateClusterVersion refuses larger steps)
+    and never downgrades; a bigger jump fails after the preview has shown it as a plain in-place update.
+    https://docs.aws.amazon.com/eks/latest/userguide/update-cluster.html"""
+    running_minor, configured_minor = _minor(running), _minor(configured)
+    if configured_minor < running_minor:
+        return (f"cluster.version {configured!r} is below the running {running!r}; allowed: {running!r} or "
+                f"'1.{running_minor + 1}' (EKS cannot downgrade a control plane)")
+    if configured_minor > running_minor + 1:
+        return (f"cluster.version {configured!r} is {configured_minor - running_minor} minor versions above the "
+                f"running {running!r}; allowed: {running!r} or '1.{running_minor + 1}' (EKS upgrades one minor "
+                "version at a time: deploy each step, nodes and add-ons included, before the next)")
+    return None
+
+
+def _minor(version: str) -> int:
+    major, _, minor = version.partition(".")
+    if major != "1" or not minor.isdigit():
+        raise ValueError(f"{version!r} is not a Kubernetes minor version such as '1.35'")
+    return int(minor)
+
+
+# --- What one node can hold -------------------------------------------------------------------------------
+
+NODE_SPECS: dict[str, tuple[int, int, int]] = {
+    # type: (vCPUs, memory MiB, max pods with the VPC CNI's default secondary-IP mode)
+    "t3.medium": (2, 4096, 17), "t3.large": (2, 8192, 35), "t3.xlarge": (4, 16384, 58),
+    "t3.2xlarge": (8, 32768, 58),
+    "t4g.medium": (2, 4096, 17), "t4g.large": (2, 8192, 35), "t4g.xlarge": (4, 16384, 58),
+    "m5.large": (2, 8192, 29), "m5.xlarge": (4, 16384, 58),
+    "m6i.large": (2, 8192, 29), "m6i.xlarge": (4, 16384, 58),
+    "m7i.large": (2, 8192, 29), "m7i.xlarge": (4, 16384, 58),
+    "m6g.large": (2, 8192, 29), "m6g.xlarge": (4, 16384, 58),
+    "m7g.large": (2, 8192, 29), "m7g.xlarge": (4, 16384, 58),
+    "c6i.large": (2, 4096, 29), "c7g.large": (2, 4096, 29),
+    "r6g.large": (2, 16384, 29), "r7g.large": (2, 16384, 29),
+}
+"""vCPUs and memory from the EC2 instance-type pages
+(https://docs.aws.amazon.com/ec2/latest/instancetypes/gp.html); max pods from the EKS AMI's
+eni-max-pods.txt (ENIs x (IPv4 addresses per ENI - 1) + 2, https://github.com/awslabs/amazon-eks-ami). A type
+missing here is not checked (its capacity is unknown), never guessed."""
+
+DAEMONSET_CPU_MILLICORES = 125
+"""Requests of the add-ons that run on every node: aws-node (vpc-cni) 25m, kube-proxy 100m."""
+
+DAEMONSET_PODS = 3
+"""aws-node, kube-proxy and eks-pod-identity-agent on every node."""
+
+CLUSTER_ADDON_CPU_MILLICORES = 300
+CLUSTER_ADDON_MEMORY_MIB = 340
+"""Requests of the add-ons that run once per cluster: coredns 2 x (100m, 70Mi), metrics-server (100m, 200Mi)."""
+
+EVICTION_MEMORY_MIB = 100
+"""The kubelet's hard eviction threshold (memory.available < 100Mi), also kept from pods."""
+
+
+def kube_reserved_cpu_millicores(vcpus: int) -> int:
+    """CPU the EKS AMI reserves for the kubelet and container runtime: 6 % of the first core, 1 % of the second,
+    0.5 % of the third and fourth, 0.25 % of each further core (amazon-eks-ami's bootstrap formula)."""
+    shares = [60, 10, 5, 5] + [2.5] * max(0, vcpus - 4)
+    return int(sum(shares[:vcpus]))
+
+
+def allocatable(instance_type: str) -> tuple[int, int, int] | None:
+    """(CPU millicores, memory MiB, pod slots) one node of ``instance_type`` offers the app's pods after the
+    kubelet's reservations and the per-node add-ons; None for a type missing from ``NODE_SPECS``."""
+    spec = NODE_SPECS.get(instance_type)
+    if spec is None:
+        return None
+    vcpus, memory, max_pods = spec
+    cpu = vcpus * 1000 - kube_reserved_cpu_millicores(vcpus) - DAEMONSET_CPU_MILLICORES
+    # EKS reserves 255Mi + 11Mi per pod the node may run for the kubelet (amazon-eks-ami bootstrap).
+    memory_free = memory - (255 + 11 * max_pods) - EVICTION_MEMORY_MIB
+    return cpu, memory_free, max_pods - DAEMONSET_PODS
+
+
+def pods_that_fit(instance_type: str, nodes: int, cpu_millicores: int, memory_mib: int) -> int | None:
+    """How many pods of the given requests ``nodes`` nodes of ``instance_type`` hold at most, after the
+    once-per-cluster add-ons take their share of the first node; None when the type's capacity is unknown."""
+    per_node = allocatable(instance_type)
+    if per_node is None:
+        return None
+    cpu, memory, slots = per_node
+    total = 0
+    for index in range(nodes):
+        node_cpu = cpu - (CLUSTER_ADDON_CPU_MILLICORES if index == 0 else 0)
+        node_memory = memory - (CLUSTER_ADDON_MEMORY_MIB if index == 0 else 0)
+        total += max(0, min(node_cpu // cpu_millicores, node_memory // memory_mib, slots))
+    return total

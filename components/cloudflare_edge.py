@@ -11,7 +11,7 @@ Creates
 
 Does not create the zone, an API token, or R2 access keys.
 
-Cost: $0 on Cloudflare's Free plan; R2 bills storage and operations above its free tier (see README).
+Cost: $0 on Cloudflare's Free plan; R2 bills storage and operations above its free tier (see docs/cost.md).
 
 Stateful: the R2 bucket holds user media. With ``protect_media`` it is protected and retained on delete.
 

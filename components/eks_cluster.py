@@ -2,8 +2,9 @@
 
 Creates
 - the cluster IAM role (``AmazonEKSClusterPolicy``, plus an inline policy letting EKS use the secrets key);
-- a KMS key (rotation on, 30-day deletion window) and alias ``alias/eks/<cluster_name>`` that envelope-encrypt
-  Kubernetes Secrets;
+- a KMS key (rotation on, 30-day deletion window, an explicit key policy: the admin principals administer
+  it, only the cluster role encrypts and decrypts with it, grants only for AWS resources) and alias
+  ``alias/eks/<cluster_name>`` that envelope-encrypt Kubernetes Secrets;
 - the control-plane log group ``/aws/eks/<cluster_name>/cluster`` with ``log_retention_days`` retention,
   created before the cluster so EKS writes into a group Pulumi manages instead of an unmanaged one that never
   expires;
@@ -14,20 +15,22 @@ Creates
   accounts;
 - a node security group (all traffic between nodes, all egress; the NAT gateways carry image pulls) whose id
   is exported so RDS, ElastiCache and the ALB can admit the nodes;
-- the node IAM role (``AmazonEKSWorkerNodePolicy``, ``AmazonEKS_CNI_Policy``,
-  ``AmazonEC2ContainerRegistryReadOnly``) and a launch template: IMDSv2 required with a hop limit of 1, so
-  pods (which sit one network hop behind the node) cannot read the node role's credentials from instance
+- the node IAM role (``AmazonEKSWorkerNodePolicy``, ``AmazonEC2ContainerRegistryReadOnly``; not the CNI policy,
+  which the vpc-cni add-on's own IRSA role holds) and a launch template: IMDSv2 required with a hop limit of 1,
+  so pods (which sit one network hop behind the node) cannot read the node role's credentials from instance
   metadata and must use IRSA or EKS Pod Identity instead (in-cluster tools that read the region or VPC from
-  IMDS, e.g. the AWS Load Balancer Controller, need them passed explicitly); an encrypted gp3 root volume
-  (the account's default EBS key); the node security group plus the cluster's own security group (EKS stops
-  adding the latter once a launch template names security groups, and the control plane talks to kubelets
-  through it);
+  IMDS, e.g. the AWS Load Balancer Controller, need them passed explicitly); an encrypted gp3 root volume (the
+  account's default EBS key); the node security group plus the cluster's own security group (EKS stops adding
+  the latter once a launch template names security groups, and the control plane talks to kubelets through it);
 - one managed node group (Amazon Linux 2023, ARM when every instance type is Graviton, on-demand, a third of
   the nodes replaced at a time during updates) in the given private subnets;
-- managed add-ons ``vpc-cni``, ``kube-proxy``, ``coredns``, ``eks-pod-identity-agent`` and the community
-  ``metrics-server`` (the HorizontalPodAutoscaler needs it); ``vpc-cni``, ``kube-proxy`` and ``coredns``
-  take over the self-managed copies EKS installs at creation (conflicts resolved with ``OVERWRITE``), and
-  ``coredns``/``metrics-server`` wait for the node group because their pods need nodes;
+- managed add-ons ``vpc-cni`` (with its network policy agent on, so NetworkPolicies are enforced, and its own
+  IRSA role holding ``AmazonEKS_CNI_Policy``, created before the node group), ``kube-proxy``, ``coredns``,
+  ``eks-pod-identity-agent``, the community ``metrics-server`` (the HorizontalPodAutoscaler needs it) and
+  ``aws-ebs-csi-driver`` (PersistentVolumeClaims get gp3 volumes; its own IRSA role holds
+  ``AmazonEBSCSIDriverPolicy``); ``vpc-cni``, ``kube-proxy`` and ``coredns`` take over the self-managed
+  copies EKS installs at creation (conflicts resolved with ``OVERWRITE``), and ``coredns``/``metrics-server``
+  wait for the node group because their pods need nodes;
 - one access entry with ``AmazonEKSClusterAdminPolicy`` (cluster scope) per admin principal;
 - a kubeconfig (secret output) that authenticates with ``aws eks get-token`` (no static credentials), and a
   Kubernetes provider built from it, exposed as ``provider`` for everything deployed into the cluster;
@@ -38,17 +41,20 @@ Creates
 Does not create the VPC (AwsNetwork does), a cluster autoscaler or Karpenter (the node group keeps
 ``node_desired_size`` until the args change), the AWS Load Balancer Controller, IRSA roles for workloads, or
 an SSM agent policy for shell access to nodes. Add-on versions are EKS's default for the cluster version at
-creation; they are not upgraded automatically with ``version``.
+creation, except ``kube-proxy``, which is pinned per Kubernetes minor (``KUBE_PROXY_VERSIONS``, from the EKS
+docs' table) and so moves with ``version``; the other add-ons must be upgraded with ``aws eks update-addon``.
 
 Who can deploy: ``pulumi up`` must run as one of ``admin_principal_arns`` (nobody else is admin), with the
 AWS CLI installed (the kubeconfig runs it), from a network that reaches the API endpoint: with no public
 CIDRs that means from inside the VPC (VPN, bastion, or a runner in the VPC).
 
-Cost: the control plane is $0.10/hour (~$73/month) in standard support and $0.60/hour once the Kubernetes
-version enters extended support, so keep ``version`` current. Nodes bill their EC2 on-demand price plus gp3
-storage ($0.08/GB-month each). The KMS key and the control-plane logs' CloudWatch ingestion and storage (the
-audit log is the chatty one) also bill, at prices the catalog has not confirmed yet (``phasekit plan`` lists
-them as unconfirmed and usage-based). The alarm is $0.10/month. Figures: ``phasekit/prices.yaml``.
+Cost: the control plane is $0.10/hour (~$73/month) in standard support and $0.60/hour (~$438/month) once the
+Kubernetes version enters extended support, which only happens with ``support_type="EXTENDED"`` (the default
+``STANDARD`` lets AWS upgrade the cluster instead); keep ``version`` current. Nodes bill their EC2 on-demand
+price plus gp3 storage ($0.08/GB-month each). The KMS key and the control-plane logs' CloudWatch ingestion and
+storage (the audit log is the chatty one) also bill, at prices the catalog has not confirmed yet (``phasekit
+plan`` lists them as unconfirmed and usage-based). The alarm is $0.10/month. Figures:
+``phasekit/prices.yaml``.
 
 Stateful: the cluster's etcd holds every Kubernetes object, but phasekit recreates those from code; the data
 lives in RDS and ElastiCache. Replacing the KMS key or renaming the cluster replaces the cluster (EKS cannot
@@ -69,17 +75,38 @@ import pulumi_aws as aws
 import pulumi_kubernetes as kubernetes
 import yaml
 
+from components.aws_choices import KUBE_PROXY_VERSIONS, SupportType
 from components.aws_network import CLOUDWATCH_RETENTION_DAYS, CLOUDWATCH_RETENTION_TEXT
 from components.tags import aws_tags
 
 MANAGED_POLICY = "arn:aws:iam::aws:policy/"
 CLUSTER_POLICIES = ("AmazonEKSClusterPolicy",)
-NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly")
+NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryReadOnly")
+"""No ``AmazonEKS_CNI_Policy``: the vpc-cni add-on has its own role (``ADDON_ROLES``), so a pod that reached the
+node's credentials could not rewrite the node's network interfaces."""
 CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
-ADDONS = ("vpc-cni", "kube-proxy", "coredns", "eks-pod-identity-agent", "metrics-server")
-ADDONS_NEEDING_NODES = frozenset({"coredns", "metrics-server"})
+ADDONS = ("vpc-cni", "kube-proxy", "coredns", "eks-pod-identity-agent", "metrics-server", "aws-ebs-csi-driver")
+ADDON_CONFIGURATION = {"vpc-cni": json.dumps({"enableNetworkPolicy": "true"})}
+"""``configuration_values`` per add-on. vpc-cni: run its network policy agent, so the NetworkPolicies
+KubernetesApp creates are enforced (without it they are accepted and ignored).
+https://docs.aws.amazon.com/eks/latest/userguide/cni-network-policy-configure.html"""
+
+ADDONS_NEEDING_NODES = frozenset({"coredns", "metrics-server", "aws-ebs-csi-driver"})
 """Add-ons that run Deployments: EKS reports them degraded until nodes exist, so they wait for the node group."""
+
+ADDONS_BEFORE_NODES = frozenset({"vpc-cni"})
+"""Nodes become Ready only once aws-node can assign pod addresses, which now needs the add-on's own role: the
+node group waits for it (terraform-aws-modules' ``before_compute``)."""
+
+ADDON_ROLES = {
+    "vpc-cni": ("aws-node", "AmazonEKS_CNI_Policy"),
+    "aws-ebs-csi-driver": ("ebs-csi-controller-sa", "service-role/AmazonEBSCSIDriverPolicy"),
+}
+"""Add-on -> (its ServiceAccount in kube-system, the AWS-managed policy its IRSA role holds). The EBS CSI
+driver provisions gp3 volumes for PersistentVolumeClaims (without it a PVC stays Pending);
+https://docs.aws.amazon.com/eks/latest/userguide/cni-iam-role.html,
+https://docs.aws.amazon.com/eks/latest/userguide/ebs-csi.html"""
 
 AMI_X86 = "AL2023_x86_64_STANDARD"
 AMI_ARM = "AL2023_ARM_64_STANDARD"
@@ -105,7 +132,9 @@ class EksClusterArgs:
     the log group ``/aws/eks/<name>/cluster``; changing it replaces the cluster."""
 
     version: str
-    """Kubernetes minor version, e.g. ``"1.34"``. Upgrades go one minor version at a time; the node group follows."""
+    """Kubernetes minor version, e.g. ``"1.35"``, one of ``KUBE_PROXY_VERSIONS`` (the kube-proxy add-on is
+    pinned to the matching build). Upgrades go one minor version at a time; the node group and kube-proxy
+    follow."""
 
     region: str
     """AWS region of the cluster, written into the kubeconfig's ``aws eks get-token`` call."""
@@ -136,8 +165,19 @@ class EksClusterArgs:
     node_max_size: int = 4
     """Maximum nodes. Default 4."""
 
+    track_latest_ami: bool = True
+    """Pin the node group's ``release_version`` to the newest EKS-optimized AMI release for ``version``, read from
+    AWS's public SSM parameter at each ``pulumi up``/``preview``: a new AMI (security patches) shows as a node
+    group update and rolls the nodes a third at a time. False: the release the group was created with stays
+    (the provider treats an unset ``release_version`` as computed, so new AMIs never show as a diff)."""
+
     node_disk_size_gib: int = 50
     """Encrypted gp3 root volume per node, GiB (20 or more). Default 50."""
+
+    support_type: SupportType = SupportType.STANDARD
+    """``upgrade_policy.support_type``: ``STANDARD`` (default) lets AWS upgrade the cluster when its version
+    leaves standard support instead of billing extended support ($0.60 instead of $0.10 per hour);
+    ``EXTENDED`` keeps the version and pays."""
 
     log_retention_days: int = 90
     """Days CloudWatch keeps control-plane logs; one of the values CloudWatch accepts. Default 90."""
@@ -165,6 +205,25 @@ def node_ami_type(instance_types: Sequence[str]) -> str:
         return AMI_X86
     raise ValueError("EksClusterArgs.node_instance_types: "
                      f"{list(instance_types)} mixes Graviton (ARM) and x86 types; one node group runs one AMI")
+
+
+AMI_SSM_PATHS = {AMI_X86: "amazon-linux-2023/x86_64/standard", AMI_ARM: "amazon-linux-2023/arm64/standard"}
+
+
+def ami_release_parameter(kubernetes_version: str, ami_type: str) -> str:
+    """AWS's public SSM parameter naming the newest recommended EKS AMI release for a version and AMI type
+    (https://docs.aws.amazon.com/eks/latest/userguide/retrieve-ami-id.html; terraform-aws-modules' node group
+    reads the same path for ``use_latest_ami_release_version``)."""
+    return f"/aws/service/eks/optimized-ami/{kubernetes_version}/{AMI_SSM_PATHS[ami_type]}/recommended/release_version"
+
+
+def addon_version(addon: str, kubernetes_version: str) -> str | None:
+    """The pinned version of ``addon`` for ``kubernetes_version``, or None for EKS's default at creation.
+
+    Only kube-proxy is pinned (``KUBE_PROXY_VERSIONS``): it must match the control plane's minor, and an add-on
+    without ``addon_version`` is never upgraded by Pulumi, so a cluster upgrade would leave it behind. The
+    others keep the version EKS chose when they were created; upgrade them with ``aws eks update-addon``."""
+    return KUBE_PROXY_VERSIONS[kubernetes_version] if addon == "kube-proxy" else None
 
 
 def _is_graviton(instance_type: str) -> bool:
@@ -209,6 +268,54 @@ def secrets_key_policy(key_arn: str) -> str:
             "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:ListGrants"],
             "Resource": key_arn,
         }],
+    }, sort_keys=True)
+
+
+def irsa_trust_policy(provider_arn: str, issuer_url: str, namespace: str, service_account: str) -> str:
+    """Trust policy letting exactly one Kubernetes ServiceAccount assume the role through the cluster's OIDC
+    provider (IRSA): ``sub`` names the account, ``aud`` is STS."""
+    issuer = issuer_url.removeprefix("https://")
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Federated": provider_arn},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {"StringEquals": {
+                f"{issuer}:sub": f"system:serviceaccount:{namespace}:{service_account}",
+                f"{issuer}:aud": OIDC_AUDIENCE,
+            }},
+        }],
+    }, sort_keys=True)
+
+
+KEY_ADMIN_ACTIONS = ("kms:CancelKeyDeletion", "kms:Create*", "kms:Delete*", "kms:Describe*", "kms:Disable*",
+                     "kms:Enable*", "kms:Get*", "kms:List*", "kms:Put*", "kms:Revoke*", "kms:ScheduleKeyDeletion",
+                     "kms:TagResource", "kms:UntagResource", "kms:Update*")
+"""Administration without use: the key administrators' statement of the AWS console's key policy, which
+cannot decrypt a Secret (https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html)."""
+
+KEY_USER_ACTIONS = ("kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*")
+KEY_GRANT_ACTIONS = ("kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant")
+
+
+def secrets_key_document(cluster_role_arn: str, admin_principal_arns: Sequence[str]) -> str:
+    """The secrets key's own policy, instead of the default that hands ``kms:*`` to every principal of the
+    account with an IAM policy allowing it: the cluster admins administer the key (they run ``pulumi up``,
+    and KMS refuses a policy that would lock the caller out), only the cluster role uses it, and grants only
+    for AWS resources (EKS's own)."""
+    admins = sorted(admin_principal_arns)
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "ClusterAdminsAdministerTheKey", "Effect": "Allow", "Principal": {"AWS": admins},
+             "Action": list(KEY_ADMIN_ACTIONS), "Resource": "*"},
+            {"Sid": "ClusterRoleEncryptsSecrets", "Effect": "Allow", "Principal": {"AWS": cluster_role_arn},
+             "Action": list(KEY_USER_ACTIONS), "Resource": "*"},
+            {"Sid": "ClusterRoleGrantsToAwsResources", "Effect": "Allow", "Principal": {"AWS": cluster_role_arn},
+             "Action": list(KEY_GRANT_ACTIONS), "Resource": "*",
+             "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}},
+        ],
     }, sort_keys=True)
 
 
@@ -281,6 +388,7 @@ class EksCluster(pulumi.ComponentResource):
             description=f"Envelope encryption of Kubernetes Secrets in EKS cluster {args.cluster_name}",
             enable_key_rotation=True,
             deletion_window_in_days=KMS_DELETION_WINDOW_DAYS,
+            policy=cluster_role.arn.apply(lambda role_arn: secrets_key_document(role_arn, args.admin_principal_arns)),
             tags=aws_tags(args.tags, Name=f"{args.cluster_name}-secrets"),
             opts=child,
         )
@@ -319,6 +427,8 @@ class EksCluster(pulumi.ComponentResource):
                 resources=["secrets"],
             ),
             enabled_cluster_log_types=list(CONTROL_PLANE_LOG_TYPES),
+            # Explicit, so the bill does not depend on the provider's default (EXTENDED when unset).
+            upgrade_policy=aws.eks.ClusterUpgradePolicyArgs(support_type=SupportType(args.support_type).value),
             tags=aws_tags(args.tags, Name=args.cluster_name),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group, key_access, *cluster_attachments]),
         )
@@ -403,10 +513,19 @@ class EksCluster(pulumi.ComponentResource):
             opts=child,
         )
 
+        addon_roles = {addon: _addon_role(name, addon, args, oidc_provider, issuer, child) for addon in ADDON_ROLES}
+        early_addons = [_addon(name, addon, args, cluster, addon_roles.get(addon), [], self)
+                        for addon in ADDONS if addon in ADDONS_BEFORE_NODES]
+
+        # A lookup at program time (not inside an apply): it decides an input, never how many resources exist.
+        release_version = (aws.ssm.get_parameter_output(name=ami_release_parameter(args.version, ami_type),
+                                                        opts=pulumi.InvokeOutputOptions(parent=self)).value
+                           if args.track_latest_ami else None)
         node_group = aws.eks.NodeGroup(
             f"{name}-nodes",
             cluster_name=cluster.name,
             version=cluster.version,
+            release_version=release_version,
             node_role_arn=node_role.arn,
             subnet_ids=args.subnet_ids,
             instance_types=list(args.node_instance_types),
@@ -423,21 +542,15 @@ class EksCluster(pulumi.ComponentResource):
                 version=launch_template.latest_version.apply(str),
             ),
             tags=aws_tags(args.tags, Name=f"{args.cluster_name}-nodes"),
-            # The role must hold its policies before nodes join and until the last one is gone.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=node_attachments),
+            # The role must hold its policies before nodes join and until the last one is gone; aws-node must be
+            # able to assign addresses (the vpc-cni add-on and its role) before any node can turn Ready.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*node_attachments, *early_addons]),
         )
 
         for addon in ADDONS:
-            aws.eks.Addon(
-                f"{name}-{addon}",
-                cluster_name=cluster.name,
-                addon_name=addon,
-                resolve_conflicts_on_create="OVERWRITE",
-                resolve_conflicts_on_update="OVERWRITE",
-                tags=aws_tags(args.tags),
-                opts=pulumi.ResourceOptions(parent=self,
-                                            depends_on=[node_group] if addon in ADDONS_NEEDING_NODES else []),
-            )
+            if addon not in ADDONS_BEFORE_NODES:
+                _addon(name, addon, args, cluster, addon_roles.get(addon),
+                       [node_group] if addon in ADDONS_NEEDING_NODES else [], self)
 
         admin_policies: list[aws.eks.AccessPolicyAssociation] = []
         for principal_arn in args.admin_principal_arns:
@@ -515,6 +628,43 @@ class EksCluster(pulumi.ComponentResource):
         })
 
 
+def _addon_role(name: str, addon: str, args: EksClusterArgs, oidc_provider: aws.iam.OpenIdConnectProvider,
+                issuer: pulumi.Output[str], child: pulumi.ResourceOptions,
+                ) -> tuple[aws.iam.Role, aws.iam.RolePolicyAttachment]:
+    """The IRSA role of one add-on: only its ServiceAccount may assume it, and it holds one managed policy."""
+    service_account, policy = ADDON_ROLES[addon]
+    role = aws.iam.Role(
+        f"{name}-{addon}-role",
+        description=f"EKS add-on {addon} of {args.cluster_name} (phasekit)",
+        assume_role_policy=pulumi.Output.all(oidc_provider.arn, issuer).apply(
+            lambda values: irsa_trust_policy(values[0], values[1], "kube-system", service_account)),
+        tags=aws_tags(args.tags, Name=f"{args.cluster_name}-{addon}"),
+        opts=child,
+    )
+    attachment = aws.iam.RolePolicyAttachment(f"{name}-{addon}-{_policy_slug(policy.rsplit('/', 1)[-1])}",
+                                              role=role.name, policy_arn=MANAGED_POLICY + policy, opts=child)
+    return role, attachment
+
+
+def _addon(name: str, addon: str, args: EksClusterArgs, cluster: aws.eks.Cluster,
+           role: tuple[aws.iam.Role, aws.iam.RolePolicyAttachment] | None, depends_on: list[pulumi.Resource],
+           parent: pulumi.Resource) -> aws.eks.Addon:
+    """One managed add-on, taking over EKS's self-managed copy (``OVERWRITE``), with its IRSA role if it has one
+    (and only after that role holds its policy)."""
+    return aws.eks.Addon(
+        f"{name}-{addon}",
+        cluster_name=cluster.name,
+        addon_name=addon,
+        addon_version=addon_version(addon, args.version),
+        configuration_values=ADDON_CONFIGURATION.get(addon),
+        service_account_role_arn=role[0].arn if role is not None else None,
+        resolve_conflicts_on_create="OVERWRITE",
+        resolve_conflicts_on_update="OVERWRITE",
+        tags=aws_tags(args.tags),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[*depends_on, *([role[1]] if role else [])]),
+    )
+
+
 def _policy_slug(policy: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", policy.lower()).strip("-")
 
@@ -526,7 +676,12 @@ def _check_args(args: EksClusterArgs) -> str:
                          "'-' and '_', starting with a letter or digit")
     if not _VERSION.fullmatch(args.version):
         raise ValueError(f"EksClusterArgs.version: {args.version!r}; allowed: a Kubernetes minor version such as "
-                         "'1.34'")
+                         "'1.35'")
+    if args.version not in KUBE_PROXY_VERSIONS:
+        raise ValueError(f"EksClusterArgs.version: {args.version!r} has no kube-proxy add-on version in "
+                         f"KUBE_PROXY_VERSIONS; allowed: one of {', '.join(KUBE_PROXY_VERSIONS)}")
+    if args.support_type not in tuple(SupportType):
+        raise ValueError(f"EksClusterArgs.support_type: {args.support_type!r}; allowed: STANDARD or EXTENDED")
     for cidr in args.endpoint_public_access_cidrs:
         _check_public_cidr(cidr)
     if not args.admin_principal_arns:

@@ -22,13 +22,18 @@ groups (RBAC), slow-log delivery, or cluster mode (sharding).
 Windows (UTC): snapshots 03:00-04:00 daily, maintenance Sunday 05:00-06:00; they do not overlap.
 
 How changes land: ``apply_immediately`` is off, so node type, engine version and parameter-group
-changes wait for the maintenance window. A new AUTH token (replacing the RandomPassword) is applied
-with AWS' default ROTATE strategy: old and new tokens both work, and the new ``redis_url`` rolls phase 3's
-pods (KubernetesApp replaces its auto-named Secret); the old token stays valid until a later update with
-strategy SET, so after a leak also revoke it by hand (``modify-replication-group --auth-token-update-strategy
-SET``). ``node_count`` changes add or remove replicas in place. Changing
-``replication_group_id``, the engine (except upgrading redis to valkey) or the subnet group replaces the
-group: the protected group makes ``pulumi up`` stop first.
+changes wait for the maintenance window. A parameter-group family change (a Valkey major upgrade, or
+Redis to Valkey) creates a new group and points the replication group at it; the old group is retained
+rather than deleted (AWS keeps it attached until the window, and the provider would give up deleting it
+after 3 minutes), so delete it by hand afterwards. In the window AWS upgrades the replicas, fails over and
+upgrades the old primary: writes pause for the failover (seconds to a minute; clients reconnect).
+
+A new AUTH token (replacing the RandomPassword) is applied with AWS' default ROTATE strategy: old and new
+tokens both work, and the new ``redis_url`` rolls phase 3's pods (KubernetesApp replaces its auto-named
+Secret); the old token stays valid until a later update with strategy SET, so after a leak also revoke it by
+hand (``modify-replication-group --auth-token-update-strategy SET``). ``node_count`` changes add or remove
+replicas in place. Changing ``replication_group_id``, the engine (except upgrading redis to valkey) or the
+subnet group replaces the group: the protected group makes ``pulumi up`` stop first.
 
 Cost: the node type's hourly price times ``node_count``; snapshot storage beyond ElastiCache's free
 allowance per GiB-month; each CloudWatch alarm is $0.10 a month (two per node). Valkey nodes cost less
@@ -177,7 +182,7 @@ class ElastiCacheRedis(pulumi.ComponentResource):
             parameters=[aws.elasticache.ParameterGroupParameterArgs(name="maxmemory-policy",
                                                                    value=args.maxmemory_policy)],
             tags=aws_tags(args.tags, Name=args.replication_group_id),
-            opts=child,
+            opts=parameter_group_options(self),
         )
 
         group = aws.elasticache.ReplicationGroup(
@@ -274,6 +279,15 @@ def member_cluster_ids(replication_group_id: str, node_count: int) -> list[str]:
 
 def default_engine_version(engine: CacheEngine) -> str:
     return DEFAULT_ENGINE_VERSIONS[CacheEngine(engine)]
+
+
+def parameter_group_options(parent: pulumi.Resource) -> pulumi.ResourceOptions:
+    """The parameter group is retained on delete, so a family change (a Valkey major upgrade, Redis to Valkey)
+    completes: the family replaces the group (a new auto-named one is created and the replication group is
+    pointed at it), but with ``apply_immediately`` off AWS keeps the old group attached until the maintenance
+    window, and deleting it would fail after the provider's 3 minutes of retries. Retained, the old group is
+    only dropped from the state; delete it by hand after the window (parameter groups are free)."""
+    return pulumi.ResourceOptions(parent=parent, retain_on_delete=True)
 
 
 def parameter_group_family(engine: CacheEngine, engine_version: str) -> str:

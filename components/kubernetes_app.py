@@ -9,20 +9,25 @@ Creates (all in one namespace the component owns)
 - with a private registry, a ``kubernetes.io/dockerconfigjson`` Secret the pods pull with;
 - with ``app.release_command``, a ``batch/v1`` Job that runs it (see "Release" below);
 - a Deployment (rolling, never below the current ready count), a NodePort Service on ``node_port`` for
-  the load balancer, a HorizontalPodAutoscaler on CPU and a PodDisruptionBudget.
+  the load balancer, a HorizontalPodAutoscaler on CPU and a PodDisruptionBudget;
+- with ``network_policies`` (default): NetworkPolicies denying all ingress and egress in the namespace, then
+  allowing the web pods' port from ``vpc_cidr``, DNS to CoreDNS, PostgreSQL and Redis into ``vpc_cidr`` and
+  HTTPS anywhere (``network_policy_specs``); the release Job and the Deployment wait for them.
 
 Does not create: the cluster, the load balancer or its security group rule for ``node_port``,
-metrics-server (the HPA reads CPU from it; EksCluster installs it as an add-on), an IAM role for the media
-bucket (pods run as the namespace's ``default`` ServiceAccount, so an EKS Pod Identity association for
-``<namespace>/default`` works without changing this component), NetworkPolicies, or Ingress.
+metrics-server (the HPA reads CPU from it; EksCluster installs it as an add-on), or Ingress. No AWS role
+either: the media bucket is Cloudflare R2, reached with the R2 credentials in the app's secret env, so EKS
+Pod Identity or IRSA (AWS IAM) would not grant access to it; add a ServiceAccount and a role only for an app
+that calls AWS APIs. NetworkPolicies are enforced only by a CNI that enforces them.
 
 Names: the namespace is ``namespace``; the Deployment, Service, HPA and PDB are named after the component
 (``name``, a DNS label of at most 40 characters) inside it; the Secrets are auto-named; the release Job is
 ``<name>-release-<hash>``. Selectors are fixed per component, so an explicit name never has to be replaced.
 
 Pods: non-root (``run_as_user``), no privilege escalation, every capability dropped, RuntimeDefault
-seccomp, read-only root filesystem with an emptyDir at ``/tmp``, no ServiceAccount token, no service-link
-variables. So the app must listen on a port >= 1024 and write only to ``/tmp``, and its health path must
+seccomp, read-only root filesystem with an emptyDir at each of ``writable_paths`` (default ``/tmp``), no
+ServiceAccount token, no service-link variables. So the app must listen on a port >= 1024 and write only to
+those paths, and its health path must
 answer plain HTTP on the pod IP with any Host header (the probes send no hostname).
 
 Probes: a startup probe gives a slow boot up to 5 minutes; after it, readiness drops a pod from the
@@ -65,6 +70,7 @@ import pulumi_kubernetes as k8s
 
 from components.aws_choices import NODE_PORT_RANGE
 from components.compose_stack import AppSpec, contract_environment, render_docker_config
+from components.tuning import ROLLING_SURGE_PERCENT
 
 POD_SECURITY_LEVEL = "restricted"
 POD_SECURITY_LABELS = {
@@ -166,6 +172,19 @@ class KubernetesAppArgs:
     zone_spread: bool = True
     """Spread pods across availability zones (best effort) as well as across nodes."""
 
+    writable_paths: Sequence[str] = ("/tmp",)
+    """Directories the app may write to under its read-only root filesystem, each an ``emptyDir`` (lost with
+    the pod, at most 1 GiB each). Default ``/tmp``; images that write elsewhere (nginx's ``/var/cache/nginx``,
+    a framework's ``/app/tmp``) list those paths. Absolute, without ``..``, each once, not ``/``."""
+
+    network_policies: bool = True
+    """Default-deny NetworkPolicies for the namespace plus the app's real flows (see ``network_policy_specs``).
+    Enforced only where the CNI enforces them (EksCluster turns on the vpc-cni add-on's network policy agent)."""
+
+    vpc_cidr: str | None = None
+    """The VPC's range: where the load balancer and the nodes reach the app's port from, and where PostgreSQL
+    and Redis live. None: those flows are allowed from and to any address (the policies still deny the rest)."""
+
 
 class KubernetesApp(pulumi.ComponentResource):
     namespace: pulumi.Output[str]
@@ -197,6 +216,13 @@ class KubernetesApp(pulumi.ComponentResource):
 
         def metadata(object_name: pulumi.Input[str] | None = None, **extra) -> k8s.meta.v1.ObjectMetaArgs:
             return k8s.meta.v1.ObjectMetaArgs(name=object_name, namespace=ns, labels=labels, **extra)
+
+        policies = [
+            k8s.networking.v1.NetworkPolicy(f"{name}-{suffix}", metadata=metadata(f"{name}-{suffix}"), spec=spec,
+                                            opts=child)
+            for suffix, spec in (network_policy_specs(app.port, web_selector, args.vpc_cidr)
+                                 if args.network_policies else [])
+        ]
 
         environment = pulumi.Output.all(
             database_url=args.database_url,
@@ -237,7 +263,8 @@ class KubernetesApp(pulumi.ComponentResource):
                 image_pull_secrets=[k8s.core.v1.LocalObjectReferenceArgs(name=secret_name)
                                     for secret_name in pull_secret_names] or None,
                 volumes=[k8s.core.v1.VolumeArgs(
-                    name=TMP_VOLUME, empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit=TMP_SIZE_LIMIT))],
+                    name=volume, empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit=TMP_SIZE_LIMIT))
+                    for volume in writable_volumes(args.writable_paths).values()],
                 **extra,
             )
 
@@ -252,12 +279,14 @@ class KubernetesApp(pulumi.ComponentResource):
                     limits=resource_limits(args.cpu_limit, args.memory_limit),
                 ),
                 security_context=container_security_context(),
-                volume_mounts=[k8s.core.v1.VolumeMountArgs(name=TMP_VOLUME, mount_path="/tmp")],
+                volume_mounts=[k8s.core.v1.VolumeMountArgs(name=volume, mount_path=path)
+                               for path, volume in writable_volumes(args.writable_paths).items()],
                 **extra,
             )
 
         self.release_job_name = None
-        release_dependencies: list[pulumi.Resource] = []
+        # Pods start only once the namespace's policies exist: default deny then never races the allow rules.
+        release_dependencies: list[pulumi.Resource] = list(policies)
         if app.release_command:
             command = list(app.release_command)
             # The name hashes secret values, so the Output is secret; a truncated SHA-256 reveals nothing.
@@ -275,7 +304,7 @@ class KubernetesApp(pulumi.ComponentResource):
                         spec=pod_spec(container(args=command), restart_policy="Never"),
                     ),
                 ),
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=policies),
             )
             self.release_job_name = job.metadata.apply(lambda meta: meta.name)
             release_dependencies.append(job)
@@ -288,7 +317,8 @@ class KubernetesApp(pulumi.ComponentResource):
                 selector=k8s.meta.v1.LabelSelectorArgs(match_labels=web_selector),
                 strategy=k8s.apps.v1.DeploymentStrategyArgs(
                     type="RollingUpdate",
-                    rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(max_unavailable=0, max_surge="25%"),
+                    rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(
+                        max_unavailable=0, max_surge=f"{ROLLING_SURGE_PERCENT}%"),
                 ),
                 template=k8s.core.v1.PodTemplateSpecArgs(
                     metadata=k8s.meta.v1.ObjectMetaArgs(labels={**labels, **web_selector}),
@@ -376,6 +406,62 @@ class KubernetesApp(pulumi.ComponentResource):
 
 
 # --- Pure helpers (tested without the runtime) ----------------------------------------------------
+
+
+DNS_SELECTOR = {"k8s-app": "kube-dns"}
+"""CoreDNS pods' label on EKS (the coredns add-on), in ``kube-system``."""
+
+DATA_PORTS = (("postgresql", 5432), ("redis", 6379))
+"""What the app reaches inside the VPC: RDS PostgreSQL and ElastiCache."""
+
+
+def network_policy_specs(app_port: int, web_selector: Mapping[str, str],
+                         vpc_cidr: str | None) -> list[tuple[str, k8s.networking.v1.NetworkPolicySpecArgs]]:
+    """(name suffix, spec) of the namespace's NetworkPolicies: deny everything in and out, then allow the app's
+    real flows. Policies are additive, so each allow only opens what it names.
+
+    - ``default-deny``: every pod, ingress and egress;
+    - ``web-ingress``: the web pods' port from the VPC (the ALB reaches it through the NodePort, so the source
+      is the ALB or a node; kubelet probes come from the node);
+    - ``egress``: every pod (web and release) to CoreDNS (UDP and TCP 53), to PostgreSQL and Redis in the VPC,
+      and HTTPS (443) anywhere (the media bucket on R2, external APIs).
+    https://kubernetes.io/docs/concepts/services-networking/network-policies/"""
+    def peer_cidr(cidr: str) -> k8s.networking.v1.NetworkPolicyPeerArgs:
+        return k8s.networking.v1.NetworkPolicyPeerArgs(ip_block=k8s.networking.v1.IPBlockArgs(cidr=cidr))
+
+    in_vpc = [peer_cidr(vpc_cidr)] if vpc_cidr else None
+    dns = k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+        to=[k8s.networking.v1.NetworkPolicyPeerArgs(
+            namespace_selector=k8s.meta.v1.LabelSelectorArgs(
+                match_labels={"kubernetes.io/metadata.name": "kube-system"}),
+            pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=DNS_SELECTOR))],
+        ports=[k8s.networking.v1.NetworkPolicyPortArgs(protocol=protocol, port=53) for protocol in ("UDP", "TCP")],
+    )
+    data = k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+        to=in_vpc,
+        ports=[k8s.networking.v1.NetworkPolicyPortArgs(protocol="TCP", port=port) for _, port in DATA_PORTS],
+    )
+    https = k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+        to=[peer_cidr("0.0.0.0/0")], ports=[k8s.networking.v1.NetworkPolicyPortArgs(protocol="TCP", port=443)])
+    every_pod = k8s.meta.v1.LabelSelectorArgs()
+    return [
+        ("default-deny", k8s.networking.v1.NetworkPolicySpecArgs(
+            pod_selector=every_pod, policy_types=["Ingress", "Egress"])),
+        ("web-ingress", k8s.networking.v1.NetworkPolicySpecArgs(
+            pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=dict(web_selector)),
+            policy_types=["Ingress"],
+            ingress=[k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                from_=in_vpc, ports=[k8s.networking.v1.NetworkPolicyPortArgs(protocol="TCP", port=app_port)])],
+        )),
+        ("egress", k8s.networking.v1.NetworkPolicySpecArgs(
+            pod_selector=every_pod, policy_types=["Egress"], egress=[dns, data, https])),
+    ]
+
+
+def writable_volumes(paths: Sequence[str]) -> dict[str, str]:
+    """Path -> emptyDir volume name: ``/tmp`` keeps the volume name ``tmp`` it always had (so the default pod
+    template is unchanged); others are ``writable-<n>`` in list order."""
+    return {path: TMP_VOLUME if path == "/tmp" else f"writable-{index}" for index, path in enumerate(paths, 1)}
 
 
 def selector_labels(name: str, component: str) -> dict[str, str]:
@@ -510,6 +596,7 @@ def check_args(name: str, args: KubernetesAppArgs) -> None:
         raise ValueError(f"KubernetesAppArgs.registry_password: required to pull from {app.registry_server!r}")
     if not app.registry_server and args.registry_password is not None:
         raise ValueError("KubernetesAppArgs.registry_password: given, but app.registry_server is not set")
+    _check_writable_paths(args.writable_paths)
     if args.min_replicas < 2:
         raise ValueError(f"KubernetesAppArgs.min_replicas: {args.min_replicas}; at least 2, so a node drain or "
                          "a failed node never leaves the app without a ready pod")
@@ -540,3 +627,17 @@ def check_args(name: str, args: KubernetesAppArgs) -> None:
         raise ValueError(f"KubernetesAppArgs.release_timeout_seconds: {args.release_timeout_seconds}; must be "
                          "1 or more")
     check_tls_urls(*(url if isinstance(url, str) else None for url in (args.database_url, args.redis_url)))
+
+
+_WRITABLE_PATH = re.compile(r"/[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
+
+
+def _check_writable_paths(paths: Sequence[str]) -> None:
+    if not paths:
+        raise ValueError("KubernetesAppArgs.writable_paths: at least one path; allowed: e.g. ['/tmp']")
+    for path in paths:
+        if not _WRITABLE_PATH.fullmatch(path) or ".." in path.split("/"):
+            raise ValueError(f"KubernetesAppArgs.writable_paths: {path!r}; allowed: an absolute directory path "
+                             "without '..' or a trailing '/', not '/', e.g. /var/cache/nginx")
+        if list(paths).count(path) > 1:
+            raise ValueError(f"KubernetesAppArgs.writable_paths: {path!r} is listed twice; allowed: each path once")

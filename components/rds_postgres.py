@@ -9,7 +9,9 @@ Creates
 - a parameter group (family ``postgres<major>``) forcing TLS (``rds.force_ssl=1``), setting
   ``max_connections`` and logging statements slower than one second;
 - the instance: gp3, encrypted with the account's ``aws/rds`` key, private, Multi-AZ by default,
-  deletion protection, a final snapshot ``<identifier>-final`` on delete, automated backups kept
+  deletion protection, a final snapshot ``<identifier>-final-<8 hex>`` on delete (the suffix is a
+  ``random.RandomId`` renewed with the identifier, so a re-created stack's deletion never collides with the
+  snapshot an earlier one left), automated backups kept
   ``backup_retention_days`` days (and kept after a delete), IAM database authentication, Performance
   Insights (7 days, free tier), the ``postgresql`` and ``upgrade`` logs in CloudWatch Logs, the
   ``rds-ca-rsa2048-g1`` server certificate, minor upgrades in the maintenance window, no major upgrades;
@@ -19,8 +21,12 @@ Creates
   < 10 % of ``allocated_storage_gib``, connections > 80 % of ``max_connections``), notifying on alarm and
   on recovery.
 
-Does not create the VPC, the DB subnet group, the clients' security group, a KMS key, an RDS Proxy,
-Enhanced Monitoring (it needs an IAM role) or database users beyond the master user.
+- with ``monitoring_interval_seconds`` above 0 (default 60): Enhanced Monitoring on the primary and the
+  replicas, through an IAM role RDS assumes (``monitoring.rds.amazonaws.com``) holding only
+  ``AmazonRDSEnhancedMonitoringRole``; the instances wait for the policy attachment.
+
+Does not create the VPC, the DB subnet group, the clients' security group, a KMS key, an RDS Proxy or
+database users beyond the master user.
 
 Windows (UTC): backups 03:00-04:00 daily, maintenance Sunday 04:30-05:30; they do not overlap.
 
@@ -56,6 +62,7 @@ Clients must connect with TLS (``sslmode=require`` in ``database_url``); verifyi
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -64,6 +71,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from components.aws_choices import RdsLifecycleSupport
 from components.connection_urls import postgres_url
 from components.stateful import stateful_options
 from components.tags import aws_tags
@@ -76,6 +84,9 @@ LOG_EXPORTS = ["postgresql", "upgrade"]
 SLOW_STATEMENT_MS = 1000
 PERFORMANCE_INSIGHTS_RETENTION_DAYS = 7
 PASSWORD_LENGTH = 32
+FINAL_SNAPSHOT_SUFFIX_BYTES = 4
+ENHANCED_MONITORING_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
+MONITORING_INTERVALS = (0, 1, 5, 10, 15, 30, 60)
 
 ALARM_PERIOD_SECONDS = 60
 ALARM_EVALUATION_PERIODS = 5
@@ -144,6 +155,18 @@ class RdsPostgresArgs:
     read_replica_count: int = 0
     """Read replicas (0-5), same class as the primary, Single-AZ."""
 
+    monitoring_interval_seconds: int = 60
+    """Enhanced Monitoring granularity (1, 5, 10, 15, 30 or 60 seconds; 0 turns it off). Default 60: OS metrics
+    (memory, swap, per-process CPU, disk I/O) the CloudWatch instance metrics lack, written to the
+    ``RDSOSMetrics`` log group through a role with ``AmazonRDSEnhancedMonitoringRole``.
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_Monitoring.OS.Enabling.html"""
+
+    engine_lifecycle_support: RdsLifecycleSupport = RdsLifecycleSupport.DISABLED
+    """The primary's ``engine_lifecycle_support``. Default ``open-source-rds-extended-support-disabled``: at the
+    end of the major version's RDS standard support AWS upgrades it rather than billing RDS Extended Support
+    (the provider's default, ``open-source-rds-extended-support``, keeps it and bills per vCPU-hour).
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/extended-support.html"""
+
     database_name: str = "app"
     """Database created with the instance (letters, digits, underscores; starts with a letter)."""
 
@@ -200,6 +223,12 @@ class RdsPostgres(pulumi.ComponentResource):
         )
 
         password = random.RandomPassword(f"{name}-password", length=PASSWORD_LENGTH, special=False, opts=child)
+        # A fixed "<identifier>-final" collides with the snapshot the previous deletion left (RDS refuses an
+        # existing snapshot name), so a destroyed and re-created stack could not be destroyed again. The suffix
+        # is created with the instance (at program time, not inside an apply) and renewed when the identifier
+        # changes, so each instance that is deleted leaves its own snapshot.
+        snapshot_suffix = random.RandomId(f"{name}-final-snapshot", byte_length=FINAL_SNAPSHOT_SUFFIX_BYTES,
+                                          keepers={"identifier": args.identifier}, opts=child)
 
         parameter_group = aws.rds.ParameterGroup(
             f"{name}-params",
@@ -214,7 +243,12 @@ class RdsPostgres(pulumi.ComponentResource):
             opts=child,
         )
 
+        monitoring = _monitoring_role(name, args, child) if args.monitoring_interval_seconds else None
+        # RDS checks the role can publish when it turns monitoring on: the instances wait for the attachment.
+        monitoring_ready = [monitoring[1]] if monitoring is not None else []
         common = {
+            "monitoring_interval": args.monitoring_interval_seconds,
+            "monitoring_role_arn": monitoring[0].arn if monitoring is not None else None,
             "instance_class": args.instance_class,
             "storage_type": "gp3",
             "max_allocated_storage": args.max_allocated_storage_gib,
@@ -250,9 +284,12 @@ class RdsPostgres(pulumi.ComponentResource):
             backup_window=BACKUP_WINDOW,
             delete_automated_backups=False,
             skip_final_snapshot=False,
-            final_snapshot_identifier=f"{args.identifier}-final",
+            final_snapshot_identifier=snapshot_suffix.hex.apply(
+                lambda suffix: final_snapshot_name(args.identifier, suffix)),
+            # Explicit: left unset, the provider enrols the instance in paid RDS Extended Support.
+            engine_lifecycle_support=RdsLifecycleSupport(args.engine_lifecycle_support).value,
             tags=aws_tags(args.tags, Name=args.identifier),
-            opts=stateful_options(self, args.protect),
+            opts=stateful_options(self, args.protect, depends_on=monitoring_ready),
             **common,
         )
 
@@ -266,7 +303,7 @@ class RdsPostgres(pulumi.ComponentResource):
                 # RDS refuses a final snapshot of a read replica; the data lives on in the primary.
                 skip_final_snapshot=True,
                 tags=aws_tags(args.tags, Name=replica_identifier(args.identifier, index)),
-                opts=stateful_options(self, args.protect),
+                opts=stateful_options(self, args.protect, depends_on=monitoring_ready),
                 **common,
             )
             for index in range(1, args.read_replica_count + 1)
@@ -363,6 +400,35 @@ def connections_alarm_threshold(max_connections: int, percent: int = CONNECTIONS
     return max_connections * percent // 100
 
 
+def _monitoring_role(name: str, args: RdsPostgresArgs,
+                     child: pulumi.ResourceOptions) -> tuple[aws.iam.Role, aws.iam.RolePolicyAttachment]:
+    """The role RDS assumes to publish Enhanced Monitoring metrics, with only the AWS-managed policy for it."""
+    role = aws.iam.Role(
+        f"{name}-monitoring-role",
+        description=f"RDS Enhanced Monitoring of {args.identifier} (phasekit)",
+        assume_role_policy=monitoring_trust_policy(),
+        tags=aws_tags(args.tags, Name=f"{args.identifier}-monitoring"),
+        opts=child,
+    )
+    attachment = aws.iam.RolePolicyAttachment(f"{name}-monitoring-policy", role=role.name,
+                                              policy_arn=ENHANCED_MONITORING_POLICY, opts=child)
+    return role, attachment
+
+
+def monitoring_trust_policy() -> str:
+    """Trust policy of the Enhanced Monitoring role (the service principal the RDS docs name)."""
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "monitoring.rds.amazonaws.com"},
+                       "Action": "sts:AssumeRole"}],
+    }, sort_keys=True)
+
+
+def final_snapshot_name(identifier: str, suffix: str) -> str:
+    """``<identifier>-final-<8 hex>``: at most 53 + 7 + 8 = 68 characters, within RDS's 255."""
+    return f"{identifier}-final-{suffix}"
+
+
 def replica_identifier(identifier: str, index: int) -> str:
     return f"{identifier}-replica-{index}"
 
@@ -378,6 +444,12 @@ def _check_args(args: RdsPostgresArgs) -> None:
             f"RdsPostgresArgs.identifier: {args.identifier!r} must be 1-{MAX_IDENTIFIER_LENGTH} lowercase letters, "
             "digits and single hyphens, starting with a letter and not ending with a hyphen")
     parameter_group_family(args.engine_version)
+    if args.monitoring_interval_seconds not in MONITORING_INTERVALS:
+        raise ValueError(f"RdsPostgresArgs.monitoring_interval_seconds: {args.monitoring_interval_seconds}; allowed: "
+                         "0 (off), 1, 5, 10, 15, 30 or 60")
+    if args.engine_lifecycle_support not in tuple(RdsLifecycleSupport):
+        raise ValueError(f"RdsPostgresArgs.engine_lifecycle_support: {args.engine_lifecycle_support!r}; allowed: "
+                         + " or ".join(RdsLifecycleSupport))
     if not args.instance_class.startswith("db."):
         raise ValueError(f"RdsPostgresArgs.instance_class: {args.instance_class!r} is not an RDS class "
                          "such as 'db.t4g.medium'")

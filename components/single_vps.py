@@ -15,7 +15,7 @@ Creates
 Does not create DNS, certificates or buckets (CloudflareEdge does), nor SSH keys (referenced by
 fingerprint).
 
-How changes land (the README's table is the user-facing version):
+How changes land (docs/changes.md is the user-facing version):
 - new image tag, env, secret values, tuning: the rollout command re-runs over SSH; the droplet stays.
 - ``user_data`` and ``ssh_keys`` changes are ignored on the existing droplet (DigitalOcean would replace
   it); they apply to a droplet created later.

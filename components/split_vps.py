@@ -24,7 +24,7 @@ Creates
 
 Does not create DNS, certificates or buckets (CloudflareEdge does), nor SSH keys.
 
-How changes land (the README's table is the user-facing version):
+How changes land (docs/changes.md is the user-facing version):
 - new image, env, secrets, tuning, PgBouncer on/off: rollouts re-run over SSH; no droplet is replaced.
 - ``app_count`` up or down: droplets are added or removed from the end; going from 1 to 2 swaps the
   reserved IP for a load balancer (the Cloudflare record follows); the database is untouched.

@@ -60,6 +60,8 @@ CLOUDFLARE_IP_RANGES = {
 
 INVOKE_RESULTS: dict[str, dict] = {
     "cloudflare:index/getIpRanges:getIpRanges": {**CLOUDFLARE_IP_RANGES, "etag": "offline"},
+    # EksCluster's lookup of the newest EKS AMI release for its Kubernetes version and architecture.
+    "aws:ssm/getParameter:getParameter": {"value": "offline-ami-release", "type": "String"},
 }
 
 
@@ -78,6 +80,7 @@ def _fake_outputs(type_token: str, name: str, resource_id: str) -> dict[str, Any
         "digitalocean:index/reservedIp:ReservedIp": {
             "ipAddress": f"198.51.100.{octet}", "reservedIpUrn": f"do:reservedip:198.51.100.{octet}"},
         "random:index/randomPassword:RandomPassword": {"result": digest[:32]},
+        "random:index/randomId:RandomId": {"hex": digest[:8]},
         "tls:index/privateKey:PrivateKey": {
             "privateKeyPem": f"-----BEGIN PRIVATE KEY-----\n{digest}\n-----END PRIVATE KEY-----\n"},
         "tls:index/certRequest:CertRequest": {

@@ -30,6 +30,68 @@ def db_max_connections(workers: int, pool_size_per_worker: int) -> int:
     return max(MIN_DB_CONNECTIONS, workers * pool_size_per_worker + RESERVED_DB_CONNECTIONS)
 
 
+ROLLING_SURGE_PERCENT = 25
+"""The app Deployment's ``maxSurge`` (components/kubernetes_app.py): extra pods a rollout starts before old
+ones stop. Kubernetes rounds a percentage surge up."""
+
+POSTGRES_RESERVED_SLOTS = 3 + 2
+"""Slots PostgreSQL keeps from ordinary roles inside ``max_connections``: ``superuser_reserved_connections``
+(default 3) plus RDS's ``rds.rds_superuser_reserved_connections`` (default 2).
+https://www.postgresql.org/docs/current/runtime-config-connection.html,
+https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/Appendix.PostgreSQL.CommonDBATasks.Parameters.html"""
+
+OPERATOR_CONNECTIONS = 5
+"""An admin psql, a dump, the monitoring agent: ordinary-role connections outside the app."""
+
+CONNECTION_HEADROOM_PERCENT = 25
+"""Slack above the computed demand (connections a client leaks or holds while reconnecting), so a demand
+estimate that is slightly low does not refuse connections at the HPA's maximum."""
+
+
+@dataclass(frozen=True)
+class ConnectionDemand:
+    """Every PostgreSQL connection phase 3's app can hold at once, with where each part comes from."""
+
+    max_replicas: int
+    surge_pods: int
+    workers_per_pod: int
+    pool_size: int
+    release_job_pods: int
+
+    @property
+    def app_connections(self) -> int:
+        pods = self.max_replicas + self.surge_pods
+        return pods * self.workers_per_pod * self.pool_size + self.release_job_pods * self.pool_size
+
+    @property
+    def max_connections(self) -> int:
+        """App demand plus the operators' share, with headroom, plus the reserved superuser slots; rounded up
+        to a multiple of 10 so small config changes rarely move the (static, reboot-only) parameter."""
+        demand = self.app_connections + OPERATOR_CONNECTIONS
+        with_headroom = -(-demand * (100 + CONNECTION_HEADROOM_PERCENT) // 100)
+        return -(-(with_headroom + POSTGRES_RESERVED_SLOTS) // 10) * 10
+
+    def explain(self) -> str:
+        return (f"({self.max_replicas} pods at the HPA maximum + {self.surge_pods} surge) x {self.workers_per_pod} "
+                f"workers x pool {self.pool_size} + {self.release_job_pods} release Job x pool {self.pool_size} + "
+                f"{OPERATOR_CONNECTIONS} operator, +{CONNECTION_HEADROOM_PERCENT}% headroom, + "
+                f"{POSTGRES_RESERVED_SLOTS} reserved superuser slots = {self.max_connections}")
+
+
+def rollout_surge_pods(replicas: int, surge_percent: int = ROLLING_SURGE_PERCENT) -> int:
+    """Pods a RollingUpdate adds on top of ``replicas`` (a percentage surge rounds up)."""
+    return -(-replicas * surge_percent // 100)
+
+
+def kubernetes_connection_demand(max_replicas: int, workers_per_pod: int, pool_size: int,
+                                 release_job: bool) -> ConnectionDemand:
+    """Phase 3's demand: the HPA may run ``max_replicas`` pods, a rollout at that size surges on top, and the
+    release Job (one pod, one pool) runs before the new pods start while the old ones still serve."""
+    return ConnectionDemand(max_replicas=max_replicas, surge_pods=rollout_surge_pods(max_replicas),
+                            workers_per_pod=workers_per_pod, pool_size=pool_size,
+                            release_job_pods=1 if release_job else 0)
+
+
 def postgres_settings(machine: Machine, max_connections: int) -> dict[str, str]:
     """postgresql.conf settings for a server sharing ``machine`` with a web app.
 

@@ -8,7 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from components.tuning import RESERVED_DB_CONNECTIONS, db_max_connections
+from components.aws_choices import RdsLifecycleSupport, SupportType, pods_that_fit
+from components.tuning import ConnectionDemand, kubernetes_connection_demand, rollout_surge_pods
 from infra.config_base import MAX_POSTGRES_CONNECTIONS, App, ConfigModel, Edge, PhaseStack
 from infra.domain import (
     Allowed,
@@ -24,6 +25,7 @@ from infra.domain import (
     MemoryQuantity,
     NatStrategy,
     NonEmptyStr,
+    PostgresMajorVersion,
     RdsInstanceClass,
     VpcCidr,
     WholeNumber,
@@ -81,6 +83,9 @@ class NodeGroup(ConfigModel):
     desired_size: Annotated[WholeNumber, Field(ge=1, le=100), Allowed("1..100")] = 2
     max_size: Annotated[WholeNumber, Field(ge=1, le=100), Allowed("1..100")] = 4
     disk_size_gib: Annotated[WholeNumber, Field(ge=20, le=1000), Allowed("20..1000")] = 50
+    track_latest_ami: bool = True
+    """Follow the newest EKS-optimized AMI release for ``cluster.version`` (read from AWS's SSM parameter at
+    every preview): a new release shows as a node group update that replaces the nodes a third at a time."""
 
     @model_validator(mode="after")
     def _one_architecture(self) -> NodeGroup:
@@ -108,7 +113,16 @@ class NodeGroup(ConfigModel):
 class Cluster(ConfigModel):
     """The EKS cluster: its Kubernetes version, who may reach and administer its API, its nodes."""
 
-    version: EksVersion = "1.34"
+    version: EksVersion = "1.35"
+    """Kubernetes minor version. The default is in EKS standard support until 2027-03-27 (1.34's ended
+    2026-12-02). Upgrade one minor version per ``pulumi up``; the deploy workflow refuses a larger jump."""
+
+    support_type: Annotated[SupportType, Allowed("STANDARD or EXTENDED", noun="an EKS support type")] = (
+        SupportType.STANDARD)
+    """What happens when ``version`` leaves standard support: ``STANDARD`` (default) lets AWS upgrade the
+    cluster one minor version and never bills extended support; ``EXTENDED`` keeps the version up to 12 more
+    months at $0.60 instead of $0.10 per cluster-hour."""
+
     endpoint_public_access_cidrs: Annotated[
         tuple[ApiAdminCidr, ...],
         Allowed("IPv4 networks you administer from, e.g. [203.0.113.0/24], or [] for a private-only endpoint"),
@@ -146,7 +160,7 @@ class RdsDatabase(ConfigModel):
     """Phase 3's database: RDS PostgreSQL."""
 
     instance_class: RdsInstanceClass = "db.t4g.medium"
-    engine_version: Annotated[str, Field(pattern=r"^1[4-7]$"), Allowed("a PostgreSQL major version 14..17")] = "16"
+    engine_version: PostgresMajorVersion = "16"
     storage_gib: Annotated[WholeNumber, Field(ge=20, le=65536), Allowed("20..65536")] = 20
     max_storage_gib: Annotated[WholeNumber, Field(ge=21, le=65536), Allowed("21..65536")] = 100
     """Storage autoscaling ceiling; above ``storageGib``."""
@@ -156,6 +170,13 @@ class RdsDatabase(ConfigModel):
 
     backup_retention_days: Annotated[WholeNumber, Field(ge=7, le=35), Allowed("7..35")] = 7
     read_replicas: Annotated[WholeNumber, Field(ge=0, le=5), Allowed("0..5")] = 0
+    engine_lifecycle_support: Annotated[
+        RdsLifecycleSupport,
+        Allowed("open-source-rds-extended-support-disabled or open-source-rds-extended-support",
+                noun="an RDS lifecycle support type"),
+    ] = RdsLifecycleSupport.DISABLED
+    """``open-source-rds-extended-support-disabled`` (default): RDS upgrades the major version at the end of
+    its standard support rather than billing RDS Extended Support (the provider's own default enables it)."""
 
     @model_validator(mode="after")
     def _class_runs_performance_insights(self) -> RdsDatabase:
@@ -193,6 +214,27 @@ class Workload(ConfigModel):
     cpu_request: CpuQuantity = "250m"
     memory_request: MemoryQuantity = "512Mi"
     memory_limit: MemoryQuantity = "512Mi"
+    writable_paths: Annotated[
+        tuple[NonEmptyStr, ...], Field(min_length=1),
+        Allowed("one or more absolute directory paths, e.g. [/tmp, /var/cache/nginx]"),
+    ] = ("/tmp",)
+    """Directories the app may write under its read-only root filesystem, each an emptyDir (lost with the pod,
+    1 GiB each). Images that write outside /tmp (nginx's /var/cache/nginx, /var/run) list those paths."""
+
+    run_as_user: Annotated[WholeNumber, Field(ge=1, le=2147483647),
+                           Allowed("1..2147483647 (pods never run as root)")] = 10001
+    """uid, gid and fsGroup of the app's pods; set it to the uid the image was built for."""
+
+    @field_validator("writable_paths")
+    @classmethod
+    def _absolute_directories_once(cls, paths: tuple[str, ...]) -> tuple[str, ...]:
+        allowed = "an absolute directory path without '..' or a trailing '/', not '/', e.g. /var/cache/nginx"
+        for index, path in enumerate(paths):
+            if not re.fullmatch(r"/[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*", path) or ".." in path.split("/"):
+                raise problem(f"{path!r} is not a directory the pod can mount; allowed: {allowed}", at=(index,))
+            if path in paths[:index]:
+                raise problem(f"{path!r} is listed twice; allowed: each path once", at=(index,))
+        return paths
 
     @model_validator(mode="after")
     def _bounds_in_order(self) -> Workload:
@@ -242,14 +284,41 @@ class Phase3Stack(PhaseStack):
 
     @model_validator(mode="after")
     def _connections_fit_postgres(self) -> Phase3Stack:
-        demand = db_max_connections(self.workload.max_replicas * self.worker_count, self.app.db_pool_size)
-        if demand > MAX_POSTGRES_CONNECTIONS:
+        demand = self.connection_demand
+        if demand.max_connections > MAX_POSTGRES_CONNECTIONS:
             raise problem(
-                f"{self.workload.max_replicas} pods x {self.worker_count} workers x app.dbPoolSize "
-                f"{self.app.db_pool_size} + {RESERVED_DB_CONNECTIONS} reserved need {demand} connections; allowed: "
-                f"at most {MAX_POSTGRES_CONNECTIONS} (PostgreSQL's limit; put fewer connections per pod)",
+                f"{demand.explain()} connections; allowed: at most {MAX_POSTGRES_CONNECTIONS} (PostgreSQL's "
+                "limit; put fewer connections per pod)",
                 at=("workload", "maxReplicas"))
         return self
+
+    @model_validator(mode="after")
+    def _workload_fits_the_nodes(self) -> Phase3Stack:
+        """Pods the nodes cannot hold stay Pending, and the Deployment's await then fails ``pulumi up`` after
+        10 minutes: the HPA maximum plus a rollout's surge must fit ``maxSize`` nodes of the smallest type."""
+        nodes, workload = self.cluster.node_group, self.workload
+        memory = memory_mib(workload.memory_request)
+        fits = {instance_type: pods_that_fit(instance_type, nodes.max_size, workload.cpu_millicores, memory)
+                for instance_type in nodes.instance_types}
+        known = {instance_type: count for instance_type, count in fits.items() if count is not None}
+        if not known:
+            return self
+        smallest = min(known, key=known.__getitem__)
+        surge = rollout_surge_pods(workload.max_replicas)
+        if workload.max_replicas + surge > known[smallest]:
+            raise problem(
+                f"{workload.max_replicas} pods + {surge} rollout surge of {workload.cpu_request} CPU and "
+                f"{workload.memory_request} need {workload.max_replicas + surge} pods; allowed: at most "
+                f"{known[smallest]}, what {nodes.max_size} x {smallest} (cluster.nodeGroup.maxSize) hold after the "
+                "kubelet's reservations and the add-ons (raise maxSize, choose a larger type or request less)",
+                at=("workload", "maxReplicas"))
+        return self
+
+    @property
+    def connection_demand(self) -> ConnectionDemand:
+        """What RDS's ``max_connections`` is sized to (static: a change waits for a reboot)."""
+        return kubernetes_connection_demand(self.workload.max_replicas, self.worker_count, self.app.db_pool_size,
+                                            release_job=bool(self.app.release_command))
 
     @model_validator(mode="after")
     def _unprivileged_port(self) -> Phase3Stack:

@@ -14,7 +14,6 @@ from components.kubernetes_app import KubernetesApp, KubernetesAppArgs
 from components.public_load_balancer import PublicLoadBalancer, PublicLoadBalancerArgs
 from components.rds_postgres import RdsPostgres, RdsPostgresArgs
 from components.tags import default_tags, kubernetes_labels
-from components.tuning import db_max_connections
 from infra.app_spec import app_spec
 from infra.config import Phase3Stack
 from infra.edge import build_edge, deferred_origin
@@ -52,6 +51,7 @@ def build(config: Phase3Stack, secrets: StackSecretInputs, project: str, stack: 
     cluster = EksCluster("cluster", EksClusterArgs(
         cluster_name=cluster_name,
         version=cluster_config.version,
+        support_type=cluster_config.support_type,
         region=region.region,
         vpc_id=network.vpc_id,
         subnet_ids=network.private_subnet_ids,
@@ -62,6 +62,7 @@ def build(config: Phase3Stack, secrets: StackSecretInputs, project: str, stack: 
         node_desired_size=nodes.desired_size,
         node_max_size=nodes.max_size,
         node_disk_size_gib=nodes.disk_size_gib,
+        track_latest_ami=nodes.track_latest_ami,
         alarm_topic_arn=alerts.topic_arn,
         tags=tags,
     ), opts=on_aws)
@@ -72,14 +73,16 @@ def build(config: Phase3Stack, secrets: StackSecretInputs, project: str, stack: 
         subnet_group_name=network.db_subnet_group_name,
         client_security_group_id=cluster.node_security_group_id,
         instance_class=database_config.instance_class,
-        # Every pod the HPA may run, each worker's whole pool, plus the reserve (as phases 1 and 2 size it).
-        max_connections=db_max_connections(workload.max_replicas * app.workers, app.db_pool_size),
+        # The HPA maximum plus a rollout's surge, each worker's whole pool, the release Job, operators,
+        # headroom and PostgreSQL's reserved slots (Phase3Stack.connection_demand).
+        max_connections=config.connection_demand.max_connections,
         engine_version=database_config.engine_version,
         allocated_storage_gib=database_config.storage_gib,
         max_allocated_storage_gib=database_config.max_storage_gib,
         multi_az=database_config.multi_az,
         backup_retention_days=database_config.backup_retention_days,
         read_replica_count=database_config.read_replicas,
+        engine_lifecycle_support=database_config.engine_lifecycle_support,
         alarm_topic_arn=alerts.topic_arn,
         protect=config.protect,
         tags=tags,
@@ -133,6 +136,9 @@ def build(config: Phase3Stack, secrets: StackSecretInputs, project: str, stack: 
         memory_request=workload.memory_request,
         memory_limit=workload.memory_limit,
         node_port=APP_NODE_PORT,
+        run_as_user=workload.run_as_user,
+        writable_paths=list(workload.writable_paths),
+        vpc_cidr=region.vpc_cidr,
         labels=kubernetes_labels(tags),
     ), opts=pulumi.ResourceOptions(provider=cluster.provider))
 

@@ -21,7 +21,7 @@ import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
 from pathlib import Path
@@ -188,11 +188,22 @@ class UsageAssumptions(_Frozen):
     sns_email_notifications: Money
 
 
+class SupportEnd(_Frozen):
+    date: IsoDate
+    """The last day of EKS standard support for one Kubernetes minor version."""
+
+    source: Annotated[tuple[str, ...], Field(min_length=1)]
+
+
 class PriceCatalog(_Frozen):
     catalog_date: IsoDate
     conventions: Conventions
     sources: dict[str, Source]
     prices: tuple[PriceEntry, ...]
+    eks_standard_support_ends: dict[str, SupportEnd] = Field(default_factory=dict)
+    """Kubernetes minor version -> last day of EKS standard support; after it the control plane bills the
+    extended-support price."""
+
     specs: Specs = Field(default_factory=Specs)
     usage_assumptions: UsageAssumptions
 
@@ -230,6 +241,10 @@ class PriceCatalog(_Frozen):
             if entry.usd != expected:
                 raise ValueError(f"{where}: usd: {entry.usd} is not {base.usd} x {factor.fraction} = "
                                  f"{expected.normalize()}")
+        for version, support_end in self.eks_standard_support_ends.items():
+            for key in support_end.source:
+                if key not in self.sources:
+                    raise ValueError(f"eks_standard_support_ends.{version}: source: {key!r} is not a key of sources")
         for family, specs in (("aws_ec2", self.specs.aws_ec2), ("aws_rds", self.specs.aws_rds)):
             for name, spec in specs.items():
                 for key in spec.source:
@@ -388,6 +403,9 @@ def money(amount: Decimal) -> str:
 class _Pricer:
     catalog: PriceCatalog
     recording: Recording
+    on: date
+    """The day the estimate is for: it decides whether an EKS version is still in standard support."""
+
     lines: list[CostLine] = field(default_factory=list)
 
     @property
@@ -550,10 +568,31 @@ AWS = "aws"
 
 
 def _aws_eks_cluster(pricer: _Pricer, resource: RecordedResource) -> None:
+    """Standard or extended support by the version's date in ``eks_standard_support_ends``: EKS bills extended
+    support for the version, whatever ``upgradePolicy`` says (STANDARD only makes AWS upgrade at the end)."""
     version = resource.inputs.get("version")
-    suffix = f" (Kubernetes {version})" if isinstance(version, str) else ""
-    pricer.fixed(resource, "aws-eks-cluster-standard", f"EKS control plane, standard support{suffix}", AWS,
-                 hourly=True)
+    if not isinstance(version, str):
+        pricer.unpriced(resource, "EKS control plane without a known Kubernetes version: support period unknown",
+                        AWS)
+        return
+    support_end = pricer.catalog.eks_standard_support_ends.get(version)
+    if support_end is None:
+        pricer.unpriced(resource, f"EKS control plane (Kubernetes {version}): no standard-support end date in "
+                        "catalog", AWS)
+    elif pricer.on > support_end.date:
+        pricer.fixed(resource, "aws-eks-cluster-extended", f"EKS control plane, extended support (Kubernetes "
+                     f"{version}, standard support ended {support_end.date.isoformat()})", AWS, hourly=True)
+    else:
+        pricer.fixed(resource, "aws-eks-cluster-standard", f"EKS control plane, standard support (Kubernetes "
+                     f"{version}, until {support_end.date.isoformat()})", AWS, hourly=True)
+
+
+def _aws_vpc_endpoint(pricer: _Pricer, resource: RecordedResource) -> None:
+    """Gateway endpoints (S3, DynamoDB) are free ("There is no additional charge for using gateway endpoints",
+    https://docs.aws.amazon.com/vpc/latest/privatelink/gateway-endpoints.html): no line. Interface endpoints
+    bill per AZ-hour and per GB, which the catalog has not sourced."""
+    if resource.inputs.get("vpcEndpointType") != "Gateway":
+        pricer.unpriced(resource, "interface VPC endpoint: no price in catalog", AWS)
 
 
 def _aws_node_group(pricer: _Pricer, resource: RecordedResource) -> None:
@@ -776,6 +815,7 @@ _PRICERS: dict[str, Callable[[_Pricer, RecordedResource], None]] = {
     "digitalocean:index/firewall:Firewall": _do_firewall,
     "aws:eks/cluster:Cluster": _aws_eks_cluster,
     "aws:eks/nodeGroup:NodeGroup": _aws_node_group,
+    "aws:ec2/vpcEndpoint:VpcEndpoint": _aws_vpc_endpoint,
     "aws:ec2/natGateway:NatGateway": _aws_nat_gateway,
     "aws:ec2/eip:Eip": _aws_eip,
     "aws:lb/loadBalancer:LoadBalancer": _aws_load_balancer,
@@ -839,10 +879,13 @@ def _provider_of(type_token: str) -> str:
     return type_token.split(":", 1)[0]
 
 
-def estimate(recording: Recording, catalog: PriceCatalog | None = None) -> CostEstimate:
-    """Price every billable resource of the recording; see the module docstring for the kinds of line."""
+def estimate(recording: Recording, catalog: PriceCatalog | None = None, on: date | None = None) -> CostEstimate:
+    """Price every billable resource of the recording; see the module docstring for the kinds of line.
+
+    ``on`` (default: today, UTC) is the day priced: an EKS version past its standard support that day bills
+    extended support."""
     catalog = catalog or load_catalog()
-    pricer = _Pricer(catalog, recording)
+    pricer = _Pricer(catalog, recording, on or datetime.now(UTC).date())
     for resource in recording.resources:
         if not resource.custom or resource.type.startswith(_NOT_CLOUD_OBJECTS) or resource.type in NOT_BILLABLE:
             continue

@@ -13,11 +13,12 @@ violation. CrossGuard itself would turn a read of an unknown value into an advis
 during preview" note for the whole policy; reading through the adapter keeps the rest of the checks
 running.
 
-Enforcement: a mandatory rule fails ``phasekit plan`` (exit 3) and blocks ``pulumi preview``/``up`` with
-the pack; an advisory one is reported only. Every rule is mandatory: phasekit's own stacks satisfy all of
-them, so a violation means a hand edit or a bug. An operator who must ship a fix past an availability
-rule (probes, HPA floor, disruption budgets) lowers that one rule with a ``--policy-pack-config`` file,
-which ``phasekit plan --policy-pack-config`` reads too; the lowering is then written down in the repo.
+Enforcement: a mandatory rule fails ``phasekit plan`` (exit 3) and blocks ``pulumi preview``/``up`` with the
+pack; an advisory one is reported only. Every rule but ``images-pinned-by-digest`` is mandatory: phasekit's
+own stacks satisfy all of them, so a violation means a hand edit or a bug. An image pinned by tag only is a
+choice a stack may make (the config accepts it), so that rule warns. An operator who must ship a fix past an
+availability rule (probes, HPA floor, disruption budgets) lowers that one rule with a ``--policy-pack-config``
+file, which ``phasekit plan --policy-pack-config`` reads too; the lowering is then written down in the repo.
 """
 
 from __future__ import annotations
@@ -577,6 +578,25 @@ def _probes(resource: ResourceView) -> list[str]:
     return found
 
 
+# --- 9b. Images pinned by digest (advisory) ----------------------------------------------------------
+
+
+def _images_pinned(resource: ResourceView) -> list[str]:
+    """A tag can be re-pushed: the Deployment's template does not change, so no pod rolls and no release Job
+    (named after the image reference) runs the new image's migrations; nodes that already pulled the tag
+    keep the old image. A digest names one image for good."""
+    pod_spec = lookup(resource.props, *POD_SPEC_PATHS[resource.type])
+    if not isinstance(pod_spec, Mapping):
+        return []
+    found = []
+    for container in _containers(pod_spec, ("initContainers", "containers")):
+        image = container.get("image")
+        if isinstance(image, str) and "@sha256:" not in image:
+            found.append(f"container {_show(container.get('name'))}: image {image!r} is not pinned by digest: a "
+                         "re-pushed tag rolls no pod and runs no release Job; use <image>@sha256:<digest>")
+    return found
+
+
 # --- 10. HPA floor ----------------------------------------------------------------------------------
 
 
@@ -741,6 +761,13 @@ RULES: tuple[Rule, ...] = (
         enforcement="mandatory",
         resource_types=frozenset({K8S_DEPLOYMENT}),
         check=_probes,
+    ),
+    ResourceRule(
+        name="images-pinned-by-digest",
+        description="Container images are pinned by sha256 digest, not only by a tag that can be re-pushed.",
+        enforcement="advisory",
+        resource_types=frozenset(POD_SPEC_PATHS),
+        check=_images_pinned,
     ),
     ResourceRule(
         name="hpa-min-replicas",

@@ -137,3 +137,10 @@ def test_invalid_args_are_refused_with_exact_messages(emails, message):
     with pytest.raises(ValueError) as raised:
         record(emails=emails)
     assert str(raised.value) == message
+
+
+def test_the_docstring_states_the_48_hours_aws_keeps_an_unconfirmed_subscription():
+    import components.alert_topic as module
+
+    text = " ".join((module.__doc__ or "").split())
+    assert "unconfirmed for 48 hours" in text and "three days" not in text

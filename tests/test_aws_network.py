@@ -22,6 +22,7 @@ from components.aws_network import (
     NatStrategy,
     flow_logs_trust_policy,
     flow_logs_write_policy,
+    s3_gateway_service,
     subnet_cidrs,
 )
 from components.testing import run_recorded
@@ -35,6 +36,7 @@ VPC = "aws:ec2/vpc:Vpc"
 SUBNET = "aws:ec2/subnet:Subnet"
 IGW = "aws:ec2/internetGateway:InternetGateway"
 ROUTE_TABLE = "aws:ec2/routeTable:RouteTable"
+ENDPOINT = "aws:ec2/vpcEndpoint:VpcEndpoint"
 ASSOCIATION = "aws:ec2/routeTableAssociation:RouteTableAssociation"
 EIP = "aws:ec2/eip:Eip"
 NAT = "aws:ec2/natGateway:NatGateway"
@@ -70,8 +72,25 @@ def expected_counts(subnets: int, route_tables: int, nats: int) -> dict[str, int
     return {
         COMPONENT: 1, VPC: 1, SUBNET: subnets, IGW: 1, ROUTE_TABLE: route_tables, ASSOCIATION: subnets,
         EIP: nats, NAT: nats, LOG_GROUP: 1, ROLE: 1, ROLE_POLICY: 1, FLOW_LOG: 1, DEFAULT_SG: 1,
-        DB_SUBNET_GROUP: 1, CACHE_SUBNET_GROUP: 1,
+        DB_SUBNET_GROUP: 1, CACHE_SUBNET_GROUP: 1, ENDPOINT: 1,
     }
+
+
+def test_the_s3_gateway_endpoint_serves_every_private_route_table_and_no_public_one():
+    # Image layers (ECR keeps them in S3) then bypass the NAT gateway's per-GB processing charge.
+    recording = record(availability_zones=["us-east-1a", "us-east-1b", "us-east-1c"], nat_strategy="per-az")
+    endpoint = recording.one(ENDPOINT)
+    tables = by_name(recording, ROUTE_TABLE)
+    private_tables = [tables[f"net-private-{az}"].id for az in AZS_3]  # in zone order, as the program lists them
+    assert endpoint.inputs == {
+        "vpcId": recording.one(VPC).id,
+        "serviceName": "com.amazonaws.us-east-1.s3",
+        "vpcEndpointType": "Gateway",
+        "routeTableIds": private_tables,
+        "tags": endpoint.inputs["tags"],
+    }
+    assert len(private_tables) == 3 and endpoint.inputs["tags"]["Name"].endswith("-s3")
+    assert s3_gateway_service("eu-west-3b") == "com.amazonaws.eu-west-3.s3"
 
 
 # --- subnet CIDR math (pure) ---------------------------------------------------------------------------

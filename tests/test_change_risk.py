@@ -198,7 +198,7 @@ def test_a_new_aws_region_replaces_everything_its_provider_manages():
         ("region", "us-east-1", "us-west-2")]
     managed = [resource.urn for resource in head.resources if resource.provider
                and resource.provider.startswith(provider.urn + "::") and resource.urn in {r.urn for r in base.resources}]
-    assert len(managed) == 60
+    assert len(managed) == 67  # + RDS monitoring role+policy, 2 add-on roles+policies, EBS CSI, S3 endpoint, - CNI policy
     assert {item.kind for item in risk.changes if item.urn in managed} == {"replace"}
     assert [(item.name, item.replaced_because[0].because, item.replaced_because[0].source)
             for item in risk.data_destroying] == [
@@ -214,7 +214,7 @@ def test_a_new_aws_region_replaces_everything_its_provider_manages():
         "network-public-us-west-2b"]
     assert change(risk, "edge-media").kind == "unchanged"
     assert risk_text(risk).splitlines()[0] == (
-        "phasekit risk: 12 to create, 1 to update in place, 69 to replace, 12 to delete, 10 unchanged")
+        "phasekit risk: 12 to create, 1 to update in place, 79 to replace, 12 to delete, 11 unchanged")
 
 
 def test_json_names_the_data_destroying_changes_and_how_to_allow_them():
@@ -314,7 +314,8 @@ def test_rules_cover_every_type_the_committed_stacks_create_except_the_aws_plumb
         "aws:cloudwatch/logGroup:LogGroup", "aws:cloudwatch/metricAlarm:MetricAlarm",
         "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup", "aws:ec2/eip:Eip", "aws:ec2/flowLog:FlowLog",
         "aws:ec2/internetGateway:InternetGateway", "aws:ec2/natGateway:NatGateway", "aws:ec2/routeTable:RouteTable",
-        "aws:ec2/routeTableAssociation:RouteTableAssociation", "aws:eks/accessEntry:AccessEntry",
+        "aws:ec2/routeTableAssociation:RouteTableAssociation", "aws:ec2/vpcEndpoint:VpcEndpoint",
+        "aws:eks/accessEntry:AccessEntry",
         "aws:eks/accessPolicyAssociation:AccessPolicyAssociation", "aws:eks/addon:Addon",
         "aws:elasticache/subnetGroup:SubnetGroup", "aws:iam/openIdConnectProvider:OpenIdConnectProvider",
         "aws:iam/role:Role", "aws:iam/rolePolicy:RolePolicy", "aws:iam/rolePolicyAttachment:RolePolicyAttachment",

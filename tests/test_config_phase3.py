@@ -50,6 +50,56 @@ def test_defaults_fill_everything_but_where_and_who():
         "db.t4g.medium", "cache.t4g.small", ("t3.large",))
 
 
+def test_versions_and_support_default_to_what_bills_no_extended_support():
+    # 1.34 left EKS standard support on 2026-12-02; the default must be a version still in it.
+    minimal = dict(PHASE3)
+    minimal["phasekit:cluster"] = {key: value for key, value in PHASE3["phasekit:cluster"].items() if key != "version"}
+    config = load_config(minimal)
+    assert (config.cluster.version, config.cluster.support_type.value) == ("1.35", "STANDARD")
+    assert config.database.engine_lifecycle_support.value == "open-source-rds-extended-support-disabled"
+    assert load_config(PHASE3).cluster.version == "1.35"
+
+
+def test_writable_paths_and_uid_reach_the_pods():
+    config = load_config(edited({"phasekit:workload.writablePaths": ["/tmp", "/var/cache/nginx"],
+                                 "phasekit:workload.runAsUser": 101}))
+    assert (config.workload.writable_paths, config.workload.run_as_user) == (("/tmp", "/var/cache/nginx"), 101)
+    assert (load_config(PHASE3).workload.writable_paths, load_config(PHASE3).workload.run_as_user) == (
+        ("/tmp",), 10001)
+
+
+def test_extended_support_is_accepted_when_chosen():
+    config = load_config(edited({"phasekit:cluster.supportType": "EXTENDED",
+                                 "phasekit:database.engineLifecycleSupport": "open-source-rds-extended-support"}))
+    assert (config.cluster.support_type.value, config.database.engine_lifecycle_support.value) == (
+        "EXTENDED", "open-source-rds-extended-support")
+
+
+@pytest.mark.parametrize(("changes", "app_connections", "max_connections"), [
+    # The committed stack: (6 + 2 surge) x 1 worker x 5 + the release Job's 5 = 45; the old sizing (6 x 5 + 10
+    # = 40) left no room for the surge, the Job or PostgreSQL's 5 reserved superuser slots.
+    ({}, 45, 70),
+    ({"phasekit:app.releaseCommand": DELETE}, 40, 70),
+    ({"phasekit:workload.maxReplicas": 10}, 70, 100),
+    ({"phasekit:workload.maxReplicas": 10, "phasekit:app.workers": 3}, 200, 270),
+])
+def test_max_connections_covers_every_connection_the_app_can_hold(changes, app_connections, max_connections):
+    demand = load_config(edited(changes)).connection_demand
+    assert (demand.app_connections, demand.max_connections) == (app_connections, max_connections)
+    assert demand.max_connections >= demand.app_connections + 5 + 5  # operators and reserved slots fit
+
+
+def test_the_hpa_maximum_that_just_fits_the_nodes_is_accepted():
+    # 4 x t3.large hold 27 pods of 250m/512Mi (6 on the node with coredns and metrics-server, 7 on the others).
+    assert load_config(edited({"phasekit:workload.maxReplicas": 21})).workload.max_replicas == 21  # 21 + 6 = 27
+
+
+def test_an_instance_type_of_unknown_capacity_is_not_checked():
+    config = load_config(edited({"phasekit:cluster.nodeGroup.instanceTypes": ["m5a.large"],
+                                 "phasekit:workload.maxReplicas": 60}))
+    assert config.workload.max_replicas == 60
+
+
 def test_phase3_shares_the_app_and_edge_models():
     assert Phase3Stack.model_fields["app"].annotation is Phase1Stack.model_fields["app"].annotation
     assert Phase3Stack.model_fields["edge"].annotation is Phase1Stack.model_fields["edge"].annotation
@@ -134,6 +184,31 @@ BAD_PHASE3_CONFIGS = [
     pytest.param({"phasekit:cluster.version": "1.29"},
                  f"phasekit:cluster.version: '1.29' is not a supported EKS version; allowed: {VERSIONS}",
                  id="version-old"),
+    pytest.param({"phasekit:workload.writablePaths": ["/tmp", "var/cache"]},
+                 "phasekit:workload.writablePaths[1]: 'var/cache' is not a directory the pod can mount; allowed: an "
+                 "absolute directory path without '..' or a trailing '/', not '/', e.g. /var/cache/nginx",
+                 id="writable-path-relative"),
+    pytest.param({"phasekit:workload.writablePaths": ["/"]},
+                 "phasekit:workload.writablePaths[0]: '/' is not a directory the pod can mount; allowed: an "
+                 "absolute directory path without '..' or a trailing '/', not '/', e.g. /var/cache/nginx",
+                 id="writable-path-root"),
+    pytest.param({"phasekit:workload.writablePaths": ["/app/../etc"]},
+                 "phasekit:workload.writablePaths[0]: '/app/../etc' is not a directory the pod can mount; allowed: "
+                 "an absolute directory path without '..' or a trailing '/', not '/', e.g. /var/cache/nginx",
+                 id="writable-path-dotdot"),
+    pytest.param({"phasekit:workload.writablePaths": ["/tmp", "/tmp"]},
+                 "phasekit:workload.writablePaths[1]: '/tmp' is listed twice; allowed: each path once",
+                 id="writable-path-twice"),
+    pytest.param({"phasekit:workload.runAsUser": 0},
+                 "phasekit:workload.runAsUser: 0 is out of range; allowed: 1..2147483647 (pods never run as root)",
+                 id="run-as-root"),
+    pytest.param({"phasekit:cluster.supportType": "standard"},
+                 "phasekit:cluster.supportType: 'standard' is not an EKS support type; allowed: STANDARD or EXTENDED",
+                 id="support-type-lowercase"),
+    pytest.param({"phasekit:database.engineLifecycleSupport": "disabled"},
+                 "phasekit:database.engineLifecycleSupport: 'disabled' is not an RDS lifecycle support type; "
+                 "allowed: open-source-rds-extended-support-disabled or open-source-rds-extended-support",
+                 id="rds-lifecycle-unknown"),
     pytest.param({"phasekit:cluster.endpointPublicAccessCidrs": ["0.0.0.0/0"]},
                  "phasekit:cluster.endpointPublicAccessCidrs[0]: '0.0.0.0/0' opens the Kubernetes API to the whole "
                  "internet; allowed: the networks you administer from, e.g. 203.0.113.0/24, or [] for a "
@@ -191,9 +266,27 @@ MORE_BAD_PHASE3_CONFIGS = [
                  "/20 inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16, e.g. 10.20.0.0/16",
                  id="vpc-cidr-special-purpose"),
     pytest.param({"phasekit:workload.maxReplicas": 100, "phasekit:app.workers": 64, "phasekit:app.dbPoolSize": 50},
-                 "phasekit:workload.maxReplicas: 100 pods x 64 workers x app.dbPoolSize 50 + 10 reserved need "
-                 "320010 connections; allowed: at most 262143 (PostgreSQL's limit; put fewer connections per pod)",
+                 "phasekit:workload.maxReplicas: (100 pods at the HPA maximum + 25 surge) x 64 workers x pool 50 + "
+                 "1 release Job x pool 50 + 5 operator, +25% headroom, + 5 reserved superuser slots = 500080 "
+                 "connections; allowed: at most 262143 (PostgreSQL's limit; put fewer connections per pod)",
                  id="connection-demand-beyond-postgres"),
+    pytest.param({"phasekit:workload.maxReplicas": 30},
+                 "phasekit:workload.maxReplicas: 30 pods + 8 rollout surge of 250m CPU and 512Mi need 38 pods; "
+                 "allowed: at most 27, what 4 x t3.large (cluster.nodeGroup.maxSize) hold after the kubelet's "
+                 "reservations and the add-ons (raise maxSize, choose a larger type or request less)",
+                 id="hpa-maximum-beyond-the-nodes"),
+    pytest.param({"phasekit:workload.maxReplicas": 12, "phasekit:workload.memoryRequest": "2Gi",
+                  "phasekit:workload.memoryLimit": "2Gi", "phasekit:cluster.nodeGroup.maxSize": 2},
+                 "phasekit:workload.maxReplicas: 12 pods + 3 rollout surge of 250m CPU and 2Gi need 15 pods; "
+                 "allowed: at most 6, what 2 x t3.large (cluster.nodeGroup.maxSize) hold after the kubelet's "
+                 "reservations and the add-ons (raise maxSize, choose a larger type or request less)",
+                 id="memory-beyond-the-nodes"),
+    pytest.param({"phasekit:workload.maxReplicas": 20,
+                  "phasekit:cluster.nodeGroup.instanceTypes": ["t3.medium", "t3.large"]},
+                 "phasekit:workload.maxReplicas: 20 pods + 5 rollout surge of 250m CPU and 512Mi need 25 pods; "
+                 "allowed: at most 24, what 4 x t3.medium (cluster.nodeGroup.maxSize) hold after the kubelet's "
+                 "reservations and the add-ons (raise maxSize, choose a larger type or request less)",
+                 id="smallest-type-decides"),
     pytest.param({"phasekit:cluster.adminPrincipalArns": ["arn:aws:iam::123456789012:role/admins/"]},
                  "phasekit:cluster.adminPrincipalArns[0]: 'arn:aws:iam::123456789012:role/admins/' is not an IAM "
                  "role or user ARN; allowed: an IAM role or user ARN, e.g. arn:aws:iam::123456789012:role/"

@@ -43,9 +43,13 @@ def catalog():
     return load_catalog()
 
 
+PRICED_ON = date(2026, 12, 3)
+"""The day the committed stacks are priced for (EKS support periods depend on it)."""
+
+
 @pytest.fixture(scope="module")
 def estimates():
-    return {stack: estimate(run_plan(stack, ROOT).recording) for stack in ("phase1", "phase2", "phase3")}
+    return {stack: estimate(run_plan(stack, ROOT).recording, on=PRICED_ON) for stack in ("phase1", "phase2", "phase3")}
 
 
 def usd(catalog, price_id: str) -> Decimal:
@@ -344,6 +348,50 @@ def recording(*resources: RecordedResource) -> Recording:
     return Recording(resources=list(resources))
 
 
+EKS = "aws:eks/cluster:Cluster"
+
+
+@pytest.mark.parametrize(("version", "on", "description", "monthly"), [
+    # 1.34's standard support ended 2026-12-02 (the issue's finding): from 2026-12-03 it bills extended support.
+    ("1.34", date(2026, 12, 2), "EKS control plane, standard support (Kubernetes 1.34, until 2026-12-02)",
+     D("0.10") * HOURS),
+    ("1.34", date(2026, 12, 3),
+     "EKS control plane, extended support (Kubernetes 1.34, standard support ended 2026-12-02)", D("0.60") * HOURS),
+    ("1.35", date(2026, 12, 3), "EKS control plane, standard support (Kubernetes 1.35, until 2027-03-27)",
+     D("0.10") * HOURS),
+    ("1.35", date(2027, 3, 28),
+     "EKS control plane, extended support (Kubernetes 1.35, standard support ended 2027-03-27)", D("0.60") * HOURS),
+])
+def test_the_control_plane_bills_extended_support_once_its_version_is_past_standard_support(
+        version, on, description, monthly):
+    result = estimate(recording(resource(EKS, "cluster", {"version": version})), on=on)
+    assert [(line.kind, line.description, line.monthly_usd) for line in result.lines] == [
+        (LineKind.PRICED, description, c(monthly))]
+
+
+def test_the_s3_gateway_endpoint_is_free_and_an_interface_endpoint_is_unpriced():
+    endpoint = "aws:ec2/vpcEndpoint:VpcEndpoint"
+    result = estimate(recording(resource(endpoint, "s3", {"vpcEndpointType": "Gateway"}),
+                                resource(endpoint, "ecr", {"vpcEndpointType": "Interface"})))
+    assert [(line.name, line.kind, line.description) for line in result.lines] == [
+        ("ecr", LineKind.UNPRICED, "interface VPC endpoint: no price in catalog")]
+
+
+def test_a_version_without_a_support_date_is_unpriced_not_guessed():
+    result = estimate(recording(resource(EKS, "cluster", {"version": "1.36"})), on=date(2026, 12, 3))
+    assert [(line.kind, line.description) for line in result.lines] == [
+        (LineKind.UNPRICED, "EKS control plane (Kubernetes 1.36): no standard-support end date in catalog")]
+
+
+def test_the_support_dates_cite_the_eks_calendar(catalog):
+    ends = catalog.eks_standard_support_ends
+    assert {version: end.date.isoformat() for version, end in ends.items()} == {
+        "1.29": "2025-03-23", "1.30": "2025-07-23", "1.31": "2025-11-26", "1.32": "2026-03-23",
+        "1.33": "2026-07-29", "1.34": "2026-12-02", "1.35": "2027-03-27"}
+    assert {end.source for end in ends.values()} == {("K1", "K2")}
+    assert catalog.sources["K1"].reference.startswith("https://docs.aws.amazon.com/eks/latest/userguide/kubernetes")
+
+
 def test_a_billable_type_without_a_price_is_unpriced_and_not_in_the_total():
     secret = resource("aws:secretsmanager/secret:Secret", "app-secret", {})
     droplet = resource("digitalocean:index/droplet:Droplet", "big", {"size": "s-32vcpu-192gb", "backups": True,
@@ -441,3 +489,10 @@ def test_resources_that_are_not_billable_cloud_objects_have_no_lines():
                                                                         "pw", {}),
         resource("pulumi:providers:aws", "aws", {})))
     assert result.lines == ()
+
+
+def test_the_committed_phase3_default_version_is_priced_in_standard_support(estimates):
+    # The issue's finding: 1.34 (the old default) costs $438/month from 2026-12-03, not $73.
+    [line] = [line for line in estimates["phase3"].lines if line.type == EKS]
+    assert (line.description, line.monthly_usd) == (
+        "EKS control plane, standard support (Kubernetes 1.35, until 2027-03-27)", D("73.00"))

@@ -18,13 +18,16 @@ import pulumi_aws as aws
 import pytest
 import yaml
 
+from components.aws_choices import allocatable, kube_reserved_cpu_millicores, pods_that_fit, version_step_problem
 from components.eks_cluster import (
     EksCluster,
     EksClusterArgs,
     admin_slug,
     autoscaling_group_name,
+    irsa_trust_policy,
     node_ami_type,
     render_kubeconfig,
+    secrets_key_document,
     secrets_key_policy,
 )
 from components.testing import UNKNOWN_MASK, run_recorded
@@ -64,12 +67,14 @@ CA_DATA = "9076b5aa2c3a198ce4f9098e5bf632232c64d5a300dc3f7f660a63fbbdd84056"
 ISSUER = "https://oidc.eks.us-east-1.amazonaws.com/id/9076B5AA2C3A198CE4F9098E5BF63223"
 CLUSTER_SG = "sg-9076b5aa2c3a198ce"
 KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/e300535c-8524-0ce9-4c00-8636576f37b0"
+OIDC_ARN = ("arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/"
+            "2885329478CC31D1BBABA0CFF2B1ED27")
 
 
 def eks_args(**overrides: Any) -> EksClusterArgs:
     args = EksClusterArgs(
         cluster_name="phasekit-test",
-        version="1.34",
+        version="1.35",
         region="us-east-1",
         vpc_id="vpc-0abc",
         subnet_ids=["subnet-a", "subnet-b"],
@@ -95,8 +100,8 @@ def by_name(recording, type_token: str) -> dict[str, Any]:
 
 def expected_counts(admins: int = 1, alarm: int = 0) -> dict[str, int]:
     counts = {
-        COMPONENT: 1, ROLE: 2, ATTACHMENT: 4, ROLE_POLICY: 1, KEY: 1, ALIAS: 1, LOG_GROUP: 1, CLUSTER: 1,
-        OIDC: 1, SG: 1, INGRESS: 1, EGRESS: 1, LAUNCH_TEMPLATE: 1, NODE_GROUP: 1, ADDON: 5,
+        COMPONENT: 1, ROLE: 4, ATTACHMENT: 5, ROLE_POLICY: 1, KEY: 1, ALIAS: 1, LOG_GROUP: 1, CLUSTER: 1,
+        OIDC: 1, SG: 1, INGRESS: 1, EGRESS: 1, LAUNCH_TEMPLATE: 1, NODE_GROUP: 1, ADDON: 6,
         ACCESS_ENTRY: admins, ACCESS_POLICY: admins, K8S_PROVIDER: 1,
     }
     if alarm:
@@ -120,7 +125,7 @@ def test_cluster_inputs_exact():
     cluster = recording.one(CLUSTER)
     assert cluster.inputs == {
         "name": "phasekit-test",
-        "version": "1.34",
+        "version": "1.35",
         "roleArn": "arn:aws:iam::123456789012:role/eks-cluster-role-3b586c2",
         "vpcConfig": {
             "subnetIds": ["subnet-a", "subnet-b"],
@@ -131,6 +136,8 @@ def test_cluster_inputs_exact():
         "accessConfig": {"authenticationMode": "API", "bootstrapClusterCreatorAdminPermissions": False},
         "encryptionConfig": {"provider": {"keyArn": KEY_ARN}, "resources": ["secrets"]},
         "enabledClusterLogTypes": ["api", "audit", "authenticator", "controllerManager", "scheduler"],
+        # Explicit, not the provider's default: STANDARD never bills the $0.60/hour extended support.
+        "upgradePolicy": {"supportType": "STANDARD"},
         "tags": {**TAGS, "Name": "phasekit-test"},
     }
     # EKS must find the log group Pulumi manages (with retention), and its role ready, when it starts.
@@ -162,6 +169,7 @@ def test_secrets_key_rotates_has_a_30_day_window_an_alias_and_the_cluster_role_m
         "description": "Envelope encryption of Kubernetes Secrets in EKS cluster phasekit-test",
         "enableKeyRotation": True,
         "deletionWindowInDays": 30,
+        "policy": secrets_key_document("arn:aws:iam::123456789012:role/eks-cluster-role-3b586c2", [ADMIN]),
         "tags": {**TAGS, "Name": "phasekit-test-secrets"},
     }
     assert key.urn == f"{PREFIX}aws:kms/key:Key::eks-secrets-key"
@@ -187,15 +195,59 @@ def test_roles_trust_their_service_and_carry_exactly_the_managed_policies():
             {"Effect": "Allow", "Principal": {"Service": "eks.amazonaws.com"}, "Action": "sts:AssumeRole"}]},
         "eks-node-role": {"Version": "2012-10-17", "Statement": [
             {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]},
+        # IRSA: only the add-on's own ServiceAccount, through the cluster's OIDC provider, for STS.
+        "eks-vpc-cni-role": json.loads(irsa_trust_policy(OIDC_ARN, ISSUER, "kube-system", "aws-node")),
+        "eks-aws-ebs-csi-driver-role": json.loads(
+            irsa_trust_policy(OIDC_ARN, ISSUER, "kube-system", "ebs-csi-controller-sa")),
     }
     attached = sorted((attachment.inputs["role"], attachment.inputs["policyArn"])
                       for attachment in recording.of_type(ATTACHMENT))
+    # The node role no longer carries the CNI policy: a pod reaching the node's credentials gets less.
     assert attached == [
+        ("eks-aws-ebs-csi-driver-role-916e7fb", "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"),
         ("eks-cluster-role-3b586c2", "arn:aws:iam::aws:policy/AmazonEKSClusterPolicy"),
         ("eks-node-role-020d809", "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly"),
         ("eks-node-role-020d809", "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy"),
-        ("eks-node-role-020d809", "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy"),
+        ("eks-vpc-cni-role-0ee485c", "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy"),
     ]
+
+
+def test_the_secrets_key_policy_lets_admins_administer_and_only_the_cluster_role_use_it():
+    role = "arn:aws:iam::123456789012:role/eks-cluster-role-3b586c2"
+    assert json.loads(secrets_key_document(role, [CI_ADMIN, ADMIN])) == {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "ClusterAdminsAdministerTheKey", "Effect": "Allow", "Principal": {"AWS": [ADMIN, CI_ADMIN]},
+             "Action": ["kms:CancelKeyDeletion", "kms:Create*", "kms:Delete*", "kms:Describe*", "kms:Disable*",
+                        "kms:Enable*", "kms:Get*", "kms:List*", "kms:Put*", "kms:Revoke*", "kms:ScheduleKeyDeletion",
+                        "kms:TagResource", "kms:UntagResource", "kms:Update*"],
+             "Resource": "*"},
+            {"Sid": "ClusterRoleEncryptsSecrets", "Effect": "Allow", "Principal": {"AWS": role},
+             "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"],
+             "Resource": "*"},
+            {"Sid": "ClusterRoleGrantsToAwsResources", "Effect": "Allow", "Principal": {"AWS": role},
+             "Action": ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"], "Resource": "*",
+             "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}},
+        ],
+    }
+    # No account-wide "kms:*" for the root principal: admins cannot decrypt, and nobody else is named.
+    statements = json.loads(secrets_key_document(role, [ADMIN]))["Statement"]
+    assert not any("kms:*" in statement["Action"] or "kms:Decrypt" in statement["Action"]
+                   for statement in statements if statement["Principal"]["AWS"] != role)
+
+
+def test_irsa_trust_names_one_service_account_and_sts():
+    assert json.loads(irsa_trust_policy("arn:aws:iam::1:oidc-provider/oidc.eks/id/X", "https://oidc.eks/id/X",
+                                        "kube-system", "aws-node")) == {
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Federated": "arn:aws:iam::1:oidc-provider/oidc.eks/id/X"},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {"StringEquals": {"oidc.eks/id/X:sub": "system:serviceaccount:kube-system:aws-node",
+                                           "oidc.eks/id/X:aud": "sts.amazonaws.com"}},
+        }],
+    }
 
 
 def test_oidc_provider_trusts_the_cluster_issuer_for_sts():
@@ -240,7 +292,9 @@ def test_node_group_scaling_updates_and_launch_template():
     node_group = recording.one(NODE_GROUP)
     assert node_group.inputs == {
         "clusterName": "phasekit-test",
-        "version": "1.34",
+        "version": "1.35",
+        # The newest EKS AMI release (the harness's fake SSM value): a new AMI shows as a node group update.
+        "releaseVersion": "offline-ami-release",
         "nodeRoleArn": "arn:aws:iam::123456789012:role/eks-node-role-020d809",
         "subnetIds": ["subnet-a", "subnet-b"],
         "instanceTypes": ["m7g.large"],
@@ -252,7 +306,31 @@ def test_node_group_scaling_updates_and_launch_template():
         "tags": {**TAGS, "Name": "phasekit-test-nodes"},
     }
     policies = {attachment.urn for attachment in recording.of_type(ATTACHMENT) if "eks-node-" in attachment.name}
-    assert len(policies) == 3 and policies <= set(node_group.dependencies)
+    assert len(policies) == 2 and policies <= set(node_group.dependencies)
+    # Nodes turn Ready only once aws-node can assign addresses through its own role.
+    vpc_cni = next(addon for addon in recording.of_type(ADDON) if addon.inputs["addonName"] == "vpc-cni")
+    assert vpc_cni.urn in node_group.dependencies
+
+
+@pytest.mark.parametrize(("instance_types", "parameter"), [
+    (["t3.large"], "/aws/service/eks/optimized-ami/1.35/amazon-linux-2023/x86_64/standard/recommended/release_version"),
+    (["m7g.large"], "/aws/service/eks/optimized-ami/1.35/amazon-linux-2023/arm64/standard/recommended/release_version"),
+])
+def test_nodes_track_the_newest_ami_release_of_their_version_and_architecture(monkeypatch, instance_types, parameter):
+    asked = []
+    lookup = aws.ssm.get_parameter_output
+
+    def recording_lookup(name, **kwargs):
+        asked.append(name)
+        return lookup(name=name, **kwargs)
+
+    monkeypatch.setattr(aws.ssm, "get_parameter_output", recording_lookup)
+    assert record(node_instance_types=instance_types).one(NODE_GROUP).inputs["releaseVersion"] == "offline-ami-release"
+    assert asked == [parameter]
+
+
+def test_without_ami_tracking_the_release_is_left_to_the_provider():
+    assert "releaseVersion" not in record(track_latest_ami=False).one(NODE_GROUP).inputs
 
 
 @pytest.mark.parametrize(("instance_types", "ami_type"), [
@@ -268,14 +346,41 @@ def test_ami_type_follows_the_instance_architecture(instance_types, ami_type):
 def test_addons_take_over_the_defaults_and_pod_running_ones_wait_for_nodes():
     recording = record()
     addons = {addon.inputs["addonName"]: addon for addon in recording.of_type(ADDON)}
-    assert sorted(addons) == ["coredns", "eks-pod-identity-agent", "kube-proxy", "metrics-server", "vpc-cni"]
-    for addon in addons.values():
-        assert addon.inputs == {"clusterName": "phasekit-test", "addonName": addon.inputs["addonName"],
+    assert sorted(addons) == ["aws-ebs-csi-driver", "coredns", "eks-pod-identity-agent", "kube-proxy",
+                              "metrics-server", "vpc-cni"]
+    roles = {"vpc-cni": "eks-vpc-cni-role-0ee485c", "aws-ebs-csi-driver": "eks-aws-ebs-csi-driver-role-916e7fb"}
+    for name, addon in addons.items():
+        pinned = {"addonVersion": "v1.35.3-eksbuild.13"} if name == "kube-proxy" else {}
+        # The network policy agent: without it KubernetesApp's NetworkPolicies are accepted and ignored.
+        configured = {"configurationValues": '{"enableNetworkPolicy": "true"}'} if name == "vpc-cni" else {}
+        role = {"serviceAccountRoleArn": f"arn:aws:iam::123456789012:role/{roles[name]}"} if name in roles else {}
+        assert addon.inputs == {"clusterName": "phasekit-test", "addonName": name, **pinned, **configured, **role,
                                 "resolveConflictsOnCreate": "OVERWRITE", "resolveConflictsOnUpdate": "OVERWRITE",
                                 "tags": TAGS}
     node_group = recording.one(NODE_GROUP).urn
     waiting = {name for name, addon in addons.items() if node_group in addon.dependencies}
-    assert waiting == {"coredns", "metrics-server"}
+    assert waiting == {"coredns", "metrics-server", "aws-ebs-csi-driver"}
+    # An add-on with a role waits until the role holds its policy.
+    attachments = {attachment.name: attachment.urn for attachment in recording.of_type(ATTACHMENT)}
+    assert attachments["eks-vpc-cni-amazoneks-cni-policy"] in addons["vpc-cni"].dependencies
+    assert attachments["eks-aws-ebs-csi-driver-amazonebscsidriverpolicy"] in addons["aws-ebs-csi-driver"].dependencies
+
+
+@pytest.mark.parametrize(("version", "kube_proxy"), [
+    ("1.33", "v1.33.10-eksbuild.13"), ("1.34", "v1.34.6-eksbuild.13"), ("1.35", "v1.35.3-eksbuild.13"),
+    ("1.36", "v1.36.0-eksbuild.14"),
+])
+def test_kube_proxy_moves_with_the_cluster_version(version, kube_proxy):
+    # Without addon_version an upgraded control plane keeps the old kube-proxy: it must follow the minor.
+    recording = record(version=version)
+    assert recording.one(CLUSTER).inputs["version"] == version
+    addons = {addon.inputs["addonName"]: addon.inputs for addon in recording.of_type(ADDON)}
+    assert addons["kube-proxy"]["addonVersion"] == kube_proxy
+    assert [name for name, inputs in addons.items() if "addonVersion" in inputs] == ["kube-proxy"]
+
+
+def test_extended_support_is_an_explicit_choice():
+    assert record(support_type="EXTENDED").one(CLUSTER).inputs["upgradePolicy"] == {"supportType": "EXTENDED"}
 
 
 def test_every_admin_gets_an_access_entry_and_cluster_admin_policy():
@@ -451,7 +556,12 @@ def test_preview_with_unknown_cluster_outputs_registers_every_child_including_th
      "EksClusterArgs.cluster_name: '-bad name'; allowed: 1-100 letters, digits, '-' and '_', starting with a "
      "letter or digit"),
     ({"version": "v1.34"},
-     "EksClusterArgs.version: 'v1.34'; allowed: a Kubernetes minor version such as '1.34'"),
+     "EksClusterArgs.version: 'v1.34'; allowed: a Kubernetes minor version such as '1.35'"),
+    ({"version": "1.32"},
+     "EksClusterArgs.version: '1.32' has no kube-proxy add-on version in KUBE_PROXY_VERSIONS; allowed: one of "
+     "1.33, 1.34, 1.35, 1.36"),
+    ({"support_type": "standard"},
+     "EksClusterArgs.support_type: 'standard'; allowed: STANDARD or EXTENDED"),
     ({"node_disk_size_gib": 8},
      "EksClusterArgs.node_disk_size_gib: 8; at least 20 GiB (the AMI and container images live there)"),
     ({"log_retention_days": 45},
@@ -464,3 +574,46 @@ def test_invalid_args_are_refused_with_exact_messages(overrides, message):
     with pytest.raises(ValueError) as raised:
         record(**overrides)
     assert str(raised.value) == message
+
+
+# --- one minor version per upgrade ---------------------------------------------------------------------
+
+@pytest.mark.parametrize(("running", "configured", "problem"), [
+    ("1.34", "1.34", None),
+    ("1.34", "1.35", None),
+    ("1.33", "1.35",
+     "cluster.version '1.35' is 2 minor versions above the running '1.33'; allowed: '1.33' or '1.34' (EKS upgrades "
+     "one minor version at a time: deploy each step, nodes and add-ons included, before the next)"),
+    ("1.35", "1.34",
+     "cluster.version '1.34' is below the running '1.35'; allowed: '1.35' or '1.36' (EKS cannot downgrade a control "
+     "plane)"),
+])
+def test_a_version_jump_of_more_than_one_minor_is_refused_with_the_reason(running, configured, problem):
+    assert version_step_problem(running, configured) == problem
+
+
+def test_version_step_refuses_what_is_not_a_minor_version():
+    with pytest.raises(ValueError) as raised:
+        version_step_problem("v1.34", "1.35")
+    assert str(raised.value) == "'v1.34' is not a Kubernetes minor version such as '1.35'"
+
+
+# --- node capacity (what the config's fit check relies on) ---------------------------------------------
+
+@pytest.mark.parametrize(("vcpus", "reserved"), [(1, 60), (2, 70), (4, 80), (8, 90), (16, 110)])
+def test_kube_reserved_cpu_follows_the_eks_ami_formula(vcpus, reserved):
+    assert kube_reserved_cpu_millicores(vcpus) == reserved
+
+
+def test_a_t3_large_node_offers_what_is_left_after_the_kubelet_and_the_daemonsets():
+    # 2000m - 70m reserved - 125m daemonsets; 8192Mi - (255 + 11 x 35)Mi - 100Mi eviction; 35 - 3 pod slots.
+    assert allocatable("t3.large") == (1805, 7452, 32)
+    assert allocatable("m5a.large") is None
+
+
+def test_pods_that_fit_count_whole_pods_per_node_and_the_cluster_addons_once():
+    assert pods_that_fit("t3.large", 4, 250, 512) == 6 + 7 + 7 + 7
+    # One t3.medium: CPU (1805 - 300) // 250 = 6, memory (4096 - 442 - 100 - 340) // 512 = 6, slots 17 - 3.
+    assert pods_that_fit("t3.medium", 1, 250, 512) == 6
+    assert pods_that_fit("t3.medium", 1, 250, 1024) == 3  # memory binds
+    assert pods_that_fit("t3.large", 2, 2000, 512) == 0

@@ -158,14 +158,15 @@ def test_node_count_and_snapshot_retention_pass_through():
     assert (inputs["numCacheClusters"], inputs["snapshotRetentionLimit"]) == (4, 7)
 
 
-def test_only_the_replication_group_is_protected_and_retained():
+def test_only_the_replication_group_is_protected_and_it_and_the_parameter_group_are_retained():
     recording = record()
     options = {resource.name: (resource.protect, resource.retain_on_delete) for resource in recording.resources}
     assert options == {
         "cache": (False, False),
         "cache-sg": (False, False),
         "cache-auth-token": (False, False),
-        "cache-params": (False, False),
+        # Retained so a family change completes: AWS keeps the old group attached until the maintenance window.
+        "cache-params": (False, True),
         "cache-cache": (True, True),
         "cache-001-memory-alarm": (False, False),
         "cache-001-engine-cpu-alarm": (False, False),
@@ -177,6 +178,14 @@ def test_only_the_replication_group_is_protected_and_retained():
 def test_unprotected_when_asked():
     group = record(protect=False).one(GROUP)
     assert (group.protect, group.retain_on_delete) == (False, False)
+
+
+def test_a_family_change_replaces_the_parameter_group_but_never_deletes_the_attached_one():
+    valkey7 = record(engine="valkey", engine_version="7.2").one(PARAMETER_GROUP)
+    valkey8 = record(engine="valkey", engine_version="8.0").one(PARAMETER_GROUP)
+    assert (valkey7.inputs["family"], valkey8.inputs["family"]) == ("valkey7", "valkey8")
+    assert valkey7.urn == valkey8.urn  # same logical resource: the family change is a replace, not a rename
+    assert (valkey8.retain_on_delete, valkey8.protect) == (True, False)
 
 
 def test_replication_group_urn_is_pinned():

@@ -32,6 +32,7 @@ from components.kubernetes_app import (
 )
 from components.tags import kubernetes_labels
 from components.testing import UNKNOWN_MASK, run_recorded
+from infra.domain import EKS_VERSIONS
 from tests import k8s_schema
 
 COMPONENT = "phasekit:index:KubernetesApp"
@@ -43,6 +44,7 @@ DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SERVICE = "kubernetes:core/v1:Service"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
 PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 
 TAGS = {"project": "phasekit", "stack": "test", "phase": "3", "managed-by": "phasekit"}
 LABELS = kubernetes_labels(TAGS)
@@ -113,13 +115,14 @@ def test_children_are_exactly_the_app_objects():
     recording = record(app=PRIVATE_APP, registry_password=pulumi.Output.secret("ghp_token"))
     assert recording.type_counts() == {
         PROVIDER: 1, COMPONENT: 1, NAMESPACE: 1, SECRET: 2, JOB: 1, DEPLOYMENT: 1, SERVICE: 1, HPA: 1, PDB: 1,
+        NETPOL: 3,
     }
     component = recording.one(COMPONENT)
     children = [resource for resource in recording.resources if resource.type not in (COMPONENT, PROVIDER)]
     assert {child.parent for child in children} == {component.urn}
     assert sorted(child.name for child in children) == [
-        "web-deployment", "web-env", "web-hpa", "web-namespace", "web-pdb", "web-registry", "web-release",
-        "web-service",
+        "web-default-deny", "web-deployment", "web-egress", "web-env", "web-hpa", "web-namespace", "web-pdb",
+        "web-registry", "web-release", "web-service", "web-web-ingress",
     ]
     # Nothing here holds data: no child is protected or retained.
     assert {(child.protect, child.retain_on_delete) for child in children} == {(False, False)}
@@ -129,6 +132,7 @@ def test_without_release_command_or_registry_only_the_core_objects():
     recording = record(app=replace(APP, release_command=None))
     assert recording.type_counts() == {
         PROVIDER: 1, COMPONENT: 1, NAMESPACE: 1, SECRET: 1, DEPLOYMENT: 1, SERVICE: 1, HPA: 1, PDB: 1,
+        NETPOL: 3,
     }
     assert recording.outputs["release_job_name"] is None
     assert "imagePullSecrets" not in pod_spec(recording)
@@ -139,7 +143,7 @@ def test_every_child_uses_the_callers_kubernetes_provider(provider_option):
     recording = record(provider_option=provider_option)
     provider = recording.one(PROVIDER)
     children = [resource for resource in recording.resources if resource.type not in (COMPONENT, PROVIDER)]
-    assert len(children) == 7
+    assert len(children) == 10
     assert {child.provider for child in children} == {f"{provider.urn}::{provider.id}"}
 
 
@@ -270,6 +274,20 @@ def test_pods_run_restricted_with_a_writable_tmp_only(type_token):
     assert spec["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}]
     assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
     assert container["resources"] == {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "512Mi"}}
+
+
+@pytest.mark.parametrize("type_token", [DEPLOYMENT, JOB])
+def test_each_writable_path_gets_its_own_empty_dir(type_token):
+    # Common images write outside /tmp (nginx: /var/cache/nginx, /var/run); the root stays read-only.
+    recording = record(writable_paths=("/tmp", "/var/cache/nginx", "/var/run"))
+    spec, container = pod_spec(recording, type_token), app_container(recording, type_token)
+    assert spec["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+                               {"name": "writable-2", "emptyDir": {"sizeLimit": "1Gi"}},
+                               {"name": "writable-3", "emptyDir": {"sizeLimit": "1Gi"}}]
+    assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"},
+                                         {"name": "writable-2", "mountPath": "/var/cache/nginx"},
+                                         {"name": "writable-3", "mountPath": "/var/run"}]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
 
 
 def test_run_as_user_sets_uid_gid_and_fs_group():
@@ -444,16 +462,57 @@ RENDER_CASES = {
 }
 
 
+@pytest.mark.parametrize("version", EKS_VERSIONS)
 @pytest.mark.parametrize("case", RENDER_CASES)
-def test_every_rendered_object_validates_against_kubernetes_1_34(case):
-    rendered = k8s_schema.manifests(record(**RENDER_CASES[case]))
+def test_every_rendered_object_validates_against_every_eks_version_phasekit_deploys(case, version):
+    # The configured cluster.version is one of EKS_VERSIONS (1.35 by default): each one's schema must accept
+    # every object, so an upgrade never meets a manifest its API server refuses.
+    rendered = k8s_schema.manifests(record(**RENDER_CASES[case], vpc_cidr="10.20.0.0/16"))
     expected_kinds = {"Namespace", "Secret", "Deployment", "Service", "HorizontalPodAutoscaler",
-                      "PodDisruptionBudget"}
+                      "PodDisruptionBudget", "NetworkPolicy"}
     if case != "no-release-no-registry":
         expected_kinds.add("Job")
     assert {manifest["kind"] for manifest in rendered} == expected_kinds
-    assert {manifest["kind"]: k8s_schema.validate(manifest, "1.34") for manifest in rendered} == {
-        kind: [] for kind in expected_kinds}
+    assert [error for manifest in rendered for error in k8s_schema.validate(manifest, version)] == []
+
+
+def test_network_policies_deny_by_default_and_allow_only_the_apps_flows():
+    recording = record(vpc_cidr="10.20.0.0/16")
+    policies = {policy.name: policy.inputs for policy in recording.of_type(NETPOL)}
+    web = {"app.kubernetes.io/name": "web", "app.kubernetes.io/component": "web"}
+    metadata = {"namespace": "shop", "labels": LABELS}
+    assert policies == {
+        "web-default-deny": {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                             "metadata": {"name": "web-default-deny", **metadata},
+                             "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}},
+        "web-web-ingress": {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                            "metadata": {"name": "web-web-ingress", **metadata},
+                            "spec": {"podSelector": {"matchLabels": web}, "policyTypes": ["Ingress"],
+                                     "ingress": [{"from": [{"ipBlock": {"cidr": "10.20.0.0/16"}}],
+                                                  "ports": [{"protocol": "TCP", "port": 8000}]}]}},
+        "web-egress": {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                       "metadata": {"name": "web-egress", **metadata},
+                       "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [
+                           {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+                            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
+                           {"to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}],
+                            "ports": [{"protocol": "TCP", "port": 5432}, {"protocol": "TCP", "port": 6379}]},
+                           {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"protocol": "TCP", "port": 443}]},
+                       ]}},
+    }
+    # Pods start only after the policies exist, so default deny never races the allow rules.
+    policy_urns = {policy.urn for policy in recording.of_type(NETPOL)}
+    assert policy_urns <= set(recording.one(JOB).dependencies)
+    assert policy_urns <= set(recording.one(DEPLOYMENT).dependencies)
+
+
+def test_without_a_vpc_cidr_the_allowed_flows_take_any_address_and_policies_can_be_off():
+    policies = {policy.name: policy.inputs["spec"] for policy in record().of_type(NETPOL)}
+    assert policies["web-web-ingress"]["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8000}]}]
+    assert policies["web-egress"]["egress"][1] == {
+        "ports": [{"protocol": "TCP", "port": 5432}, {"protocol": "TCP", "port": 6379}]}
+    assert record(network_policies=False).of_type(NETPOL) == []
 
 
 def test_manifests_name_auto_named_objects_after_their_logical_name():
@@ -530,6 +589,16 @@ def test_validator_ships_the_versions_we_target():
     ({"cpu_limit": "100m"}, "KubernetesAppArgs.cpu_limit: '100m' is below cpu_request '250m'"),
     ({"run_as_user": 0}, "KubernetesAppArgs.run_as_user: 0; must be a non-root uid (1 or more)"),
     ({"release_timeout_seconds": 0}, "KubernetesAppArgs.release_timeout_seconds: 0; must be 1 or more"),
+    ({"writable_paths": ()}, "KubernetesAppArgs.writable_paths: at least one path; allowed: e.g. ['/tmp']"),
+    ({"writable_paths": ("/",)}, "KubernetesAppArgs.writable_paths: '/'; allowed: an absolute directory path without "
+                                 "'..' or a trailing '/', not '/', e.g. /var/cache/nginx"),
+    ({"writable_paths": ("/app/../etc",)},
+     "KubernetesAppArgs.writable_paths: '/app/../etc'; allowed: an absolute directory path without '..' or a "
+     "trailing '/', not '/', e.g. /var/cache/nginx"),
+    ({"writable_paths": ("tmp",)}, "KubernetesAppArgs.writable_paths: 'tmp'; allowed: an absolute directory path "
+                                   "without '..' or a trailing '/', not '/', e.g. /var/cache/nginx"),
+    ({"writable_paths": ("/tmp", "/tmp")},
+     "KubernetesAppArgs.writable_paths: '/tmp' is listed twice; allowed: each path once"),
     ({"database_url": "postgresql://app:pw@db:5432/app"},
      "KubernetesAppArgs.database_url: needs a postgresql:// URL with TLS required (sslmode=require, verify-ca or verify-full)"),
     ({"redis_url": "redis://:pw@cache:6379/0"}, "KubernetesAppArgs.redis_url: needs a rediss:// URL (TLS)"),
@@ -577,3 +646,12 @@ def test_tls_url_rules(database_url, redis_url, ok):
 ])
 def test_quantity_values(quantity, value):
     assert quantity_value(quantity) == value
+
+
+def test_the_docstring_no_longer_suggests_aws_pod_identity_for_the_r2_bucket():
+    # The media bucket is Cloudflare R2: an AWS role (Pod Identity, IRSA) grants nothing there.
+    import components.kubernetes_app as module
+
+    text = " ".join((module.__doc__ or "").split())
+    assert "EKS Pod Identity association" not in text
+    assert "the media bucket is Cloudflare R2" in text

@@ -129,7 +129,7 @@ def test_a_fresh_phase3_stack_previews_with_the_cluster_unknown():
 def test_phase3_kubernetes_objects_go_through_the_cluster_provider(phase3):
     provider = phase3.one("pulumi:providers:kubernetes")
     objects = [resource for resource in phase3.resources if resource.type.startswith("kubernetes:")]
-    assert len(objects) == 7
+    assert len(objects) == 10  # with the three NetworkPolicies
     assert all(resource.provider is not None and resource.provider.startswith(provider.urn + "::")
                for resource in objects)
 
@@ -138,8 +138,26 @@ def test_phase3_kubernetes_objects_match_the_configured_kubernetes_schema(phase3
     version = load_config(PHASE3).cluster.version
     rendered = manifests(phase3)
     assert sorted(manifest["kind"] for manifest in rendered) == [
-        "Deployment", "HorizontalPodAutoscaler", "Job", "Namespace", "PodDisruptionBudget", "Secret", "Service"]
+        "Deployment", "HorizontalPodAutoscaler", "Job", "Namespace", "NetworkPolicy", "NetworkPolicy",
+        "NetworkPolicy", "PodDisruptionBudget", "Secret", "Service"]
+    assert version == "1.35"
     assert [error for manifest in rendered for error in validate(manifest, version)] == []
+
+
+def test_phase3_nodes_follow_the_newest_ami_release_by_default(phase3):
+    assert phase3.one("aws:eks/nodeGroup:NodeGroup").inputs["releaseVersion"] == "offline-ami-release"
+
+
+def test_phase3_network_policies_admit_the_vpc_and_reach_the_data_stores_in_it(phase3):
+    # The load balancer and the nodes (kubelet probes, NodePort SNAT) are in the VPC; so are RDS and ElastiCache.
+    policies = {policy.name: policy.inputs["spec"] for policy in phase3.of_type(
+        "kubernetes:networking.k8s.io/v1:NetworkPolicy")}
+    assert sorted(policies) == ["app-default-deny", "app-egress", "app-web-ingress"]
+    assert policies["app-web-ingress"]["ingress"] == [{"from": [{"ipBlock": {"cidr": "10.20.0.0/16"}}],
+                                                       "ports": [{"protocol": "TCP", "port": 8000}]}]
+    assert policies["app-egress"]["egress"][1]["to"] == [{"ipBlock": {"cidr": "10.20.0.0/16"}}]
+    vpc_cni = next(addon for addon in phase3.of_type("aws:eks/addon:Addon") if addon.inputs["addonName"] == "vpc-cni")
+    assert vpc_cni.inputs["configurationValues"] == '{"enableNetworkPolicy": "true"}'
 
 
 def test_phase3_data_stores_admit_only_the_nodes(phase3):
@@ -195,8 +213,9 @@ def test_phase3_the_app_receives_the_contract_over_tls(phase3):
 
 def test_phase3_rds_is_sized_for_every_pod_the_hpa_may_run(phase3):
     parameters = {p["name"]: p["value"] for p in phase3.one("aws:rds/parameterGroup:ParameterGroup").inputs["parameters"]}
-    # 6 pods x 1 worker x pool 5 + 10 reserved = 40, the floor being 20.
-    assert parameters["max_connections"] == "40"
+    # (6 pods + 2 surge) x 1 worker x pool 5 + the release Job's pool 5 + 5 operator = 50, +25 % = 63, + 5
+    # reserved superuser slots = 68, rounded up to 70.
+    assert parameters["max_connections"] == "70"
     assert parameters["rds.force_ssl"] == "1"
 
 
@@ -258,3 +277,20 @@ def test_a_failure_after_the_edge_stops_the_run_instead_of_hanging(monkeypatch, 
     worker.join(timeout=120)
     assert not worker.is_alive(), "the run hung"
     assert outcome and isinstance(outcome[0], ValueError) and f"{component} broke" in str(outcome[0])
+
+
+def test_phase3_workload_settings_reach_the_pods():
+    raw = {**PHASE3, "phasekit:workload": {**PHASE3["phasekit:workload"], "writablePaths": ["/tmp", "/var/run"],
+                                           "runAsUser": 101},
+           "phasekit:cluster": {**PHASE3["phasekit:cluster"], "supportType": "EXTENDED",
+                                "nodeGroup": {**PHASE3["phasekit:cluster"]["nodeGroup"], "trackLatestAmi": False}},
+           "phasekit:database": {**PHASE3["phasekit:database"],
+                                 "engineLifecycleSupport": "open-source-rds-extended-support"}}
+    recording = run(raw, "phase3")
+    spec = recording.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["spec"]
+    assert [mount["mountPath"] for mount in spec["containers"][0]["volumeMounts"]] == ["/tmp", "/var/run"]
+    assert spec["securityContext"]["runAsUser"] == 101
+    assert recording.one("aws:eks/cluster:Cluster").inputs["upgradePolicy"] == {"supportType": "EXTENDED"}
+    assert "releaseVersion" not in recording.one("aws:eks/nodeGroup:NodeGroup").inputs
+    assert recording.one("aws:rds/instance:Instance").inputs["engineLifecycleSupport"] == (
+        "open-source-rds-extended-support")

@@ -24,7 +24,9 @@ from components.rds_postgres import (
     RdsPostgresArgs,
     connections_alarm_threshold,
     db_parameters,
+    final_snapshot_name,
     free_storage_threshold_bytes,
+    monitoring_trust_policy,
     parameter_group_family,
 )
 from components.testing import UNKNOWN_MASK, run_recorded
@@ -36,6 +38,13 @@ INSTANCE = "aws:rds/instance:Instance"
 SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
 PARAMETER_GROUP = "aws:rds/parameterGroup:ParameterGroup"
 PASSWORD = "random:index/randomPassword:RandomPassword"
+RANDOM_ID = "random:index/randomId:RandomId"
+ROLE = "aws:iam/role:Role"
+ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+MONITORING_ROLE_ARN = ("arn:aws:iam::123456789012:role/db-monitoring-role-"
+                       + hashlib.sha256(b"db-monitoring-role").hexdigest()[:7])
+FINAL_SUFFIX = hashlib.sha256(b"db-final-snapshot").hexdigest()[:8]
+"""The harness's fake RandomId hex for "db-final-snapshot"."""
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 OUTPUTS = ("address", "port", "database_name", "username", "password", "database_url", "replica_addresses",
            "security_group_id", "instance_arn")
@@ -70,14 +79,16 @@ def tagged(name: str) -> dict[str, str]:
 def test_children_are_exactly_the_database_topology():
     recording = record(read_replica_count=2)
     assert recording.type_counts() == {
-        COMPONENT: 1, SECURITY_GROUP: 1, PASSWORD: 1, PARAMETER_GROUP: 1, INSTANCE: 3, ALARM: 3,
+        COMPONENT: 1, SECURITY_GROUP: 1, PASSWORD: 1, RANDOM_ID: 1, ROLE: 1, ATTACHMENT: 1, PARAMETER_GROUP: 1,
+        INSTANCE: 3, ALARM: 3,
     }
     component = recording.one(COMPONENT)
     children = [resource for resource in recording.resources if resource is not component]
     assert {child.parent for child in children} == {component.urn}
     assert sorted(child.name for child in children) == [
-        "db-connections-alarm", "db-cpu-alarm", "db-db", "db-free-storage-alarm", "db-params", "db-password",
-        "db-replica-1", "db-replica-2", "db-sg",
+        "db-connections-alarm", "db-cpu-alarm", "db-db", "db-final-snapshot", "db-free-storage-alarm",
+        "db-monitoring-policy", "db-monitoring-role", "db-params", "db-password", "db-replica-1", "db-replica-2",
+        "db-sg",
     ]
 
 
@@ -131,7 +142,12 @@ def test_primary_is_private_encrypted_protected_by_aws_and_snapshotted_on_delete
         "deleteAutomatedBackups": False,
         "deletionProtection": True,
         "skipFinalSnapshot": False,
-        "finalSnapshotIdentifier": "phasekit-test-final",
+        # Unique per instance: a re-created stack's deletion never meets the snapshot an earlier one left.
+        "finalSnapshotIdentifier": f"phasekit-test-final-{FINAL_SUFFIX}",
+        "monitoringInterval": 60,
+        "monitoringRoleArn": MONITORING_ROLE_ARN,
+        # Explicit: the provider's default enrols the instance in paid RDS Extended Support.
+        "engineLifecycleSupport": "open-source-rds-extended-support-disabled",
         "copyTagsToSnapshot": True,
         "caCertIdentifier": "rds-ca-rsa2048-g1",
         "iamDatabaseAuthenticationEnabled": True,
@@ -145,6 +161,35 @@ def test_primary_is_private_encrypted_protected_by_aws_and_snapshotted_on_delete
     }
     assert primary.secret_inputs == frozenset({"password"})
     assert password == recording.outputs["password"]
+
+
+def test_the_final_snapshot_suffix_is_renewed_with_the_identifier():
+    suffix = record().one(RANDOM_ID)
+    assert suffix.inputs == {"byteLength": 4, "keepers": {"identifier": "phasekit-test"}}
+    assert final_snapshot_name("phasekit-test", "0a1b2c3d") == "phasekit-test-final-0a1b2c3d"
+
+
+def test_enhanced_monitoring_role_is_assumed_by_rds_monitoring_only_and_instances_wait_for_its_policy():
+    recording = record(read_replica_count=1)
+    role, attachment = recording.one(ROLE), recording.one(ATTACHMENT)
+    assert role.inputs == {
+        "description": "RDS Enhanced Monitoring of phasekit-test (phasekit)",
+        "assumeRolePolicy": monitoring_trust_policy(),
+        "tags": tagged("phasekit-test-monitoring"),
+    }
+    assert json.loads(monitoring_trust_policy()) == {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "monitoring.rds.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    assert attachment.inputs == {"role": "db-monitoring-role-" + hashlib.sha256(b"db-monitoring-role").hexdigest()[:7],
+                                 "policyArn": "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"}
+    for instance in recording.of_type(INSTANCE):
+        assert attachment.urn in instance.dependencies
+
+
+def test_enhanced_monitoring_off_creates_no_role():
+    recording = record(monitoring_interval_seconds=0)
+    assert recording.of_type(ROLE) == [] and recording.of_type(ATTACHMENT) == []
+    assert recording.one(INSTANCE).inputs["monitoringInterval"] == 0
+    assert "monitoringRoleArn" not in recording.one(INSTANCE).inputs
 
 
 def test_password_is_generated_long_and_free_of_characters_rds_refuses():
@@ -212,6 +257,8 @@ def test_replicas_follow_the_primary_privately_and_skip_only_the_final_snapshot(
             "deletionProtection": True,
             "copyTagsToSnapshot": True,
             "skipFinalSnapshot": True,
+            "monitoringInterval": 60,
+            "monitoringRoleArn": MONITORING_ROLE_ARN,
             "tags": tagged(f"phasekit-test-replica-{index}"),
         }
         assert replica.secret_inputs == frozenset()
@@ -226,6 +273,9 @@ def test_instance_and_replicas_are_protected_and_retained_and_nothing_else_is():
         "db": (False, False),
         "db-sg": (False, False),
         "db-password": (False, False),
+        "db-final-snapshot": (False, False),
+        "db-monitoring-role": (False, False),
+        "db-monitoring-policy": (False, False),
         "db-params": (False, False),
         "db-db": (True, True),
         "db-replica-1": (True, True),
@@ -365,6 +415,11 @@ def test_backup_and_maintenance_windows_never_overlap():
      "RdsPostgresArgs.engine_version: 'latest' is not a PostgreSQL version such as '16' or '16.4'"),
     ({"instance_class": "t4g.medium"},
      "RdsPostgresArgs.instance_class: 't4g.medium' is not an RDS class such as 'db.t4g.medium'"),
+    ({"monitoring_interval_seconds": 120},
+     "RdsPostgresArgs.monitoring_interval_seconds: 120; allowed: 0 (off), 1, 5, 10, 15, 30 or 60"),
+    ({"engine_lifecycle_support": "disabled"},
+     "RdsPostgresArgs.engine_lifecycle_support: 'disabled'; allowed: open-source-rds-extended-support-disabled or "
+     "open-source-rds-extended-support"),
     ({"allocated_storage_gib": 19},
      "RdsPostgresArgs.allocated_storage_gib: 19 is outside 20-65536 (gp3 for PostgreSQL)"),
     ({"max_allocated_storage_gib": 20},

@@ -280,7 +280,10 @@ def test_the_matrices_list_exactly_the_committed_stacks():
     committed = stack_names(ROOT)
     assert committed == ["phase1", "phase2", "phase3"]
     assert load("preview.yml")["jobs"]["preview"]["strategy"]["matrix"] == {"stack": committed}
-    assert load("deploy.yml")["jobs"]["deploy"]["strategy"]["matrix"] == {"stack": committed}
+    deploy = load("deploy.yml")["jobs"]
+    # phase3 deploys in its own job, on a runner that reaches its cluster's API.
+    assert deploy["deploy"]["strategy"]["matrix"] == {"stack": ["phase1", "phase2"]}
+    assert deploy["deploy-phase3"]["environment"] == "phase3"
 
 
 # --------------------------------------------------------------------------------------------
@@ -525,13 +528,60 @@ def test_deploy_runs_on_push_to_main_one_environment_and_one_unbroken_run_per_st
     assert job["environment"] == "${{ matrix.stack }}"
     assert job["concurrency"] == {"group": "deploy-${{ matrix.stack }}", "cancel-in-progress": False}
     assert job["strategy"]["fail-fast"] is False
-    order, aws, pulumi = pulumi_steps(deploy, "deploy")
-    assert order == ["actions/checkout", "actions/setup-python", "Install phasekit, and the policy pack into its own virtualenv (policy/PulumiPolicy.yaml)",
-                     "aws-actions/configure-aws-credentials", "pulumi/actions"]
-    assert aws["if"] == "matrix.stack == 'phase3'"
-    assert aws["with"]["role-to-assume"] == "${{ secrets.AWS_DEPLOY_ROLE_ARN }}"
+    assert job["runs-on"] == "ubuntu-latest"
+    assert job["permissions"] == {"contents": "read"}
+    steps = job["steps"]
+    assert [step.get("uses", "").partition("@")[0] or step["name"] for step in steps] == [
+        "actions/checkout", "actions/setup-python",
+        "Install phasekit, and the policy pack into its own virtualenv (policy/PulumiPolicy.yaml)", "pulumi/actions"]
+    pulumi = step_using(deploy, "deploy", "pulumi/actions")
     assert {key: pulumi["with"][key] for key in ("command", "stack-name", "policyPacks")} == {
         "command": "up", "stack-name": "${{ matrix.stack }}", "policyPacks": "policy"}
+
+
+def test_phase3_deploys_only_on_the_self_hosted_runner_the_repository_names():
+    """A GitHub-hosted runner cannot reach a cluster API that admits only admin networks or the VPC, and
+    pulumi-kubernetes refuses to create objects on an unreachable cluster outside preview."""
+    deploy = load("deploy.yml")
+    job = deploy["jobs"]["deploy-phase3"]
+    assert deploy["env"] == {"PHASE3_RUNNER_LABEL": "phasekit-phase3"}
+    assert deploy["jobs"]["checks"]["outputs"]["phase3-runner"] == "${{ steps.runner.outputs.label }}"
+    assert job["runs-on"] == ["self-hosted", "${{ needs.checks.outputs.phase3-runner }}"]
+    assert job["if"] == ("needs.checks.outputs.backend-configured == 'true' && "
+                         "needs.checks.outputs.phase3-runner != ''")
+    assert (job["needs"], job["environment"]) == ("checks", "phase3")
+    assert job["concurrency"] == {"group": "deploy-phase3", "cancel-in-progress": False}
+    assert job["permissions"] == {"contents": "read", "id-token": "write"}
+    order, aws, pulumi = pulumi_steps(deploy, "deploy-phase3")
+    assert order == ["actions/checkout", "actions/setup-python",
+                     "Install phasekit, and the policy pack into its own virtualenv (policy/PulumiPolicy.yaml)",
+                     "aws-actions/configure-aws-credentials", "Refuse a Kubernetes version jump of more than one minor",
+                     "pulumi/actions"]
+    assert "if" not in aws
+    assert aws["with"]["role-to-assume"] == "${{ secrets.AWS_DEPLOY_ROLE_ARN }}"
+    assert {key: pulumi["with"][key] for key in ("command", "stack-name", "policyPacks")} == {
+        "command": "up", "stack-name": "phase3", "policyPacks": "policy"}
+    label = step_named(deploy, "checks", "Is there a runner that reaches the phase-3 cluster API?")
+    assert label["run"].splitlines()[-1] == 'echo "label=$PHASE3_RUNNER_LABEL" >>"$GITHUB_OUTPUT"'
+
+
+def _version_check_python() -> str:
+    run = step_named(load("deploy.yml"), "deploy-phase3", "Refuse a Kubernetes version jump of more than one minor")["run"]
+    return run.split("<<'PY'\n", 1)[1].rsplit("PY\n", 1)[0]
+
+
+@pytest.mark.parametrize(("running", "status", "output"), [
+    ("1.34", 0, ""),
+    ("1.35", 0, ""),
+    ("1.33", 1, "::error::cluster.version '1.35' is 2 minor versions above the running '1.33'; allowed: '1.33' or "
+                "'1.34' (EKS upgrades one minor version at a time: deploy each step, nodes and add-ons included, "
+                "before the next)\n"),
+])
+def test_the_deploy_refuses_a_jump_of_more_than_one_minor_from_the_running_cluster(running, status, output):
+    # The step's own Python, run against the committed Pulumi.phase3.yaml (cluster.version 1.35).
+    result = subprocess.run([sys.executable, "-", running], input=_version_check_python(), cwd=ROOT,
+                            capture_output=True, text=True)
+    assert (result.returncode, result.stdout) == (status, output), result.stderr
 
 
 def test_deploy_takes_allow_data_loss_only_from_the_merged_pull_requests_labels():
