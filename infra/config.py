@@ -246,7 +246,7 @@ def _plain_text_secrets(raw: Mapping[str, Any]) -> list[str]:
     for key, value in raw.items():
         if key == f"{NAMESPACE}:sshPrivateKey" and _is_empty(value):
             problems.append(f"{key}: empty; allowed: a private key set with: pulumi config set --secret "
-                            "sshPrivateKey <value>, or no sshPrivateKey (the rollout then uses the SSH agent)")
+                            "sshPrivateKey, or no sshPrivateKey (the rollout then uses the SSH agent)")
             continue
         if key == f"{NAMESPACE}:secrets" and _is_empty(value):
             problems.append(f"{key}: empty; allowed: {_SECRETS_ALLOWED}")
@@ -257,20 +257,20 @@ def _plain_text_secrets(raw: Mapping[str, Any]) -> list[str]:
                                          in SECRET_KEYS):
             problems.append(_malformed_secure_problem(key))
         elif key in _PROVIDER_SECRET_KEYS and _is_empty(value):
-            problems.append(f"{key}: empty; allowed: a value set with: pulumi config set --secret {key} <value>")
+            problems.append(f"{key}: empty; allowed: a value set with: pulumi config set --secret {key}")
         elif key in _PROVIDER_SECRET_KEYS:
-            problems.append(_plain_text_secret(key, f"{key} <value>"))
+            problems.append(_plain_text_secret(key, f"{key}"))
         elif key == f"{NAMESPACE}:secrets":
             problems.extend(_plain_text_in_secrets(value))
         elif key == f"{NAMESPACE}:sshPrivateKey":
-            problems.append(_plain_text_secret(key, "sshPrivateKey <value>"))
+            problems.append(_plain_text_secret(key, "sshPrivateKey"))
         elif key.startswith(f"{NAMESPACE}:"):
             for path in _secret_looking_leaves((key.removeprefix(f"{NAMESPACE}:"),), value):
                 problems.append(_plain_text_phasekit_secret(path))
     return problems
 
 
-_SECRETS_ALLOWED = "a mapping of NAME to a secret set with: pulumi config set --secret --path 'secrets.<NAME>' <value>"
+_SECRETS_ALLOWED = "a mapping of NAME to a secret set with: pulumi config set --secret --path 'secrets.<NAME>'"
 
 
 def _is_empty(value: object) -> bool:
@@ -286,7 +286,7 @@ def _plain_text_in_secrets(secrets: object) -> list[str]:
         if _is_empty(value):
             # Named as empty, not as plain text: there is nothing to encrypt, and null would reach the app as "None".
             problems.append(f"{NAMESPACE}:{path}: empty; allowed: a secret value set with: "
-                            f"pulumi config set --secret --path '{path}' <value>")
+                            f"pulumi config set --secret --path '{path}'")
         elif _malformed_secure(value):
             problems.append(_malformed_secure_problem(f"{NAMESPACE}:{path}"))
         elif not is_secure_value(value):
@@ -322,11 +322,11 @@ def _plain_text_phasekit_secret(path: tuple[str | int, ...]) -> str:
     if path[:2] == ("app", "env") and len(path) == 3:
         name = path[2]
         return _plain_text_secret(
-            key, f"--path 'secrets.{name}' <value>, and list {name} in app.secretEnv instead of app.env"
+            key, f"--path 'secrets.{name}', and list {name} in app.secretEnv instead of app.env"
         )
     if len(path) == 1:
-        return _plain_text_secret(key, f"{path[0]} <value>")
-    return _plain_text_secret(key, f"--path '{pulumi_path(path)}' <value>")
+        return _plain_text_secret(key, f"{path[0]}")
+    return _plain_text_secret(key, f"--path '{pulumi_path(path)}'")
 
 
 def _plain_text_secret(key: str, set_arguments: str) -> str:
@@ -372,4 +372,4 @@ def _secret_looking_env(env: Mapping[str, str]) -> Iterator[tuple[str, str]]:
 
 def _secret_looking_env_warning(name: str, why: str) -> str:
     return (f"{NAMESPACE}:app.env.{name}: {why} but is plain text in the stack file; move it to secretEnv: "
-            f"pulumi config set --secret --path 'secrets.{name}' <value>, and list {name} in app.secretEnv")
+            f"pulumi config set --secret --path 'secrets.{name}', and list {name} in app.secretEnv")

@@ -32,7 +32,10 @@ class StackSecretInputs:
 
 
 def set_secret_command(name: str) -> str:
-    return f"pulumi config set --secret --path 'secrets.{name}' <value>"
+    """The command that sets one ``phasekit:secrets`` entry. It takes no value argument: ``pulumi config set``
+    then prompts for the value without echo, or reads it from stdin when piped (pulumi/pulumi
+    ``pkg/cmd/pulumi/config``, ``configSetCmd``), so the secret stays out of shell history and ``ps``."""
+    return f"pulumi config set --secret --path 'secrets.{name}'"
 
 
 def read_secret_inputs(config: StackConfig) -> StackSecretInputs:

@@ -32,7 +32,7 @@ Summary:
   monthly cost  $16.40 a month at list prices; 3 without a price; 2 usage-based not counted
   guardrails    {POLICIES} policies: {POLICIES} pass, 0 fail
   secrets       1 still to set before `pulumi up` (placeholders were used offline):
-                  pulumi config set --secret --path 'secrets.SECRET_KEY_BASE' <value>
+                  pulumi config set --secret --path 'secrets.SECRET_KEY_BASE'
   warnings      none
   default tags  managed-by=phasekit, phase=1, project=phasekit, stack=phase1 (on every taggable
                 resource; the tree shows <default tags> and any difference)

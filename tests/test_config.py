@@ -458,17 +458,17 @@ BAD_CONFIGS = [
     # secrets
     pytest.param(
         {"phasekit:secrets.SECRET_KEY_BASE": "hunter2"},
-        f"phasekit:secrets.SECRET_KEY_BASE: {SET_SECRET} --path 'secrets.SECRET_KEY_BASE' <value>",
+        f"phasekit:secrets.SECRET_KEY_BASE: {SET_SECRET} --path 'secrets.SECRET_KEY_BASE'",
         id="plain-text-secret",
     ),
     pytest.param(
         {"digitalocean:token": "dop_v1_hunter2"},
-        f"digitalocean:token: {SET_SECRET} digitalocean:token <value>",
+        f"digitalocean:token: {SET_SECRET} digitalocean:token",
         id="plain-text-provider-token",
     ),
     pytest.param(
         {"phasekit:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY----- hunter2"},
-        f"phasekit:sshPrivateKey: {SET_SECRET} sshPrivateKey <value>",
+        f"phasekit:sshPrivateKey: {SET_SECRET} sshPrivateKey",
         id="plain-text-ssh-private-key",
     ),
     pytest.param(
@@ -479,7 +479,7 @@ BAD_CONFIGS = [
     ),
     pytest.param(
         {"phasekit:app.env": {"STRIPE_API_TOKEN": "hunter2"}},
-        f"phasekit:app.env.STRIPE_API_TOKEN: {SET_SECRET} --path 'secrets.STRIPE_API_TOKEN' <value>, "
+        f"phasekit:app.env.STRIPE_API_TOKEN: {SET_SECRET} --path 'secrets.STRIPE_API_TOKEN', "
         "and list STRIPE_API_TOKEN in app.secretEnv instead of app.env",
         id="plain-text-secret-in-env",
     ),
@@ -511,7 +511,7 @@ def test_several_problems_are_listed_one_per_line() -> None:
     )
     assert error_message(raw) == (
         "invalid stack config (6 problems):\n"
-        f"  phasekit:secrets.SECRET_KEY_BASE: {SET_SECRET} --path 'secrets.SECRET_KEY_BASE' <value>\n"
+        f"  phasekit:secrets.SECRET_KEY_BASE: {SET_SECRET} --path 'secrets.SECRET_KEY_BASE'\n"
         "  phasekit:app.port: 0 is out of range; allowed: 1..65535\n"
         f"  phasekit:vps.region: missing; allowed: one of {REGIONS}\n"
         "  phasekit:vps.sshAdminCidrs[0]: '0.0.0.0/0' opens SSH to the whole internet; "
@@ -719,7 +719,7 @@ def test_secrets_must_be_a_mapping_of_names() -> None:
         check_secrets_encrypted(edited({"phasekit:secrets": "hunter2"}))
     assert str(caught.value) == (
         "phasekit:secrets: not a mapping; allowed: a mapping of NAME to a secret set with: "
-        "pulumi config set --secret --path 'secrets.<NAME>' <value>"
+        "pulumi config set --secret --path 'secrets.<NAME>'"
     )
 
 
@@ -729,8 +729,8 @@ def test_secret_looking_keys_are_checked_anywhere_in_the_tree() -> None:
         check_secrets_encrypted(raw)
     assert str(caught.value) == (
         "invalid stack config (2 problems):\n"
-        f"  phasekit:edge.origin.tls[0].privateKey: {SET_SECRET} --path 'edge.origin.tls[0].privateKey' <value>\n"
-        f"  aws:secretKey: {SET_SECRET} aws:secretKey <value>"
+        f"  phasekit:edge.origin.tls[0].privateKey: {SET_SECRET} --path 'edge.origin.tls[0].privateKey'\n"
+        f"  aws:secretKey: {SET_SECRET} aws:secretKey"
     )
 
 
@@ -839,19 +839,19 @@ def test_foreign_namespaces_stay_accepted(namespace: str) -> None:
 @pytest.mark.parametrize(("changes", "expected"), [
     pytest.param({"phasekit:secrets": {"SECRET_KEY_BASE": ""}},
                  "phasekit:secrets.SECRET_KEY_BASE: empty; allowed: a secret value set with: pulumi config set "
-                 "--secret --path 'secrets.SECRET_KEY_BASE' <value>", id="empty-string"),
+                 "--secret --path 'secrets.SECRET_KEY_BASE'", id="empty-string"),
     pytest.param({"phasekit:secrets": {"SECRET_KEY_BASE": None}},
                  "phasekit:secrets.SECRET_KEY_BASE: empty; allowed: a secret value set with: pulumi config set "
-                 "--secret --path 'secrets.SECRET_KEY_BASE' <value>", id="null"),
+                 "--secret --path 'secrets.SECRET_KEY_BASE'", id="null"),
     pytest.param({"phasekit:secrets": None},
                  "phasekit:secrets: empty; allowed: a mapping of NAME to a secret set with: pulumi config set "
-                 "--secret --path 'secrets.<NAME>' <value>", id="whole-mapping-null"),
+                 "--secret --path 'secrets.<NAME>'", id="whole-mapping-null"),
     pytest.param({"phasekit:sshPrivateKey": " "},
                  "phasekit:sshPrivateKey: empty; allowed: a private key set with: pulumi config set --secret "
-                 "sshPrivateKey <value>, or no sshPrivateKey (the rollout then uses the SSH agent)", id="ssh-key"),
+                 "sshPrivateKey, or no sshPrivateKey (the rollout then uses the SSH agent)", id="ssh-key"),
     pytest.param({"digitalocean:token": ""},
                  "digitalocean:token: empty; allowed: a value set with: pulumi config set --secret "
-                 "digitalocean:token <value>", id="provider-token"),
+                 "digitalocean:token", id="provider-token"),
 ])
 def test_an_empty_secret_is_called_empty_and_named(changes: Mapping[str, object], expected: str) -> None:
     assert error_message(edited(changes)) == expected
@@ -880,7 +880,7 @@ WARNING_VALUE = "sk_live_51HxYzNeverPrinted"
 
 def warning_for(name: str, why: str = "looks like a secret") -> list[str]:
     return [f"phasekit:app.env.{name}: {why} but is plain text in the stack file; move it to secretEnv: "
-            f"pulumi config set --secret --path 'secrets.{name}' <value>, and list {name} in app.secretEnv"]
+            f"pulumi config set --secret --path 'secrets.{name}', and list {name} in app.secretEnv"]
 
 
 @pytest.mark.parametrize(("name", "value", "expected"), [
@@ -959,7 +959,7 @@ def test_decode_stored_secrets_refuses_anything_but_a_mapping_without_showing_it
     with pytest.raises(ConfigError) as caught:
         decode_stored_secrets(text)
     assert str(caught.value) == ("phasekit:secrets: not a mapping; allowed: a mapping of NAME to a secret set with: "
-                                 "pulumi config set --secret --path 'secrets.<NAME>' <value>")
+                                 "pulumi config set --secret --path 'secrets.<NAME>'")
 
 
 @pytest.mark.parametrize(("value", "expected"), [(2, "2"), (2.0, "2"), (0.5, "500m"), (1.25, "1250m"), ("250m", "250m")])

@@ -140,12 +140,19 @@ def test_readme_starts_with_the_two_fresh_machine_commands():
     assert first_block.start() < text.index("\n## "), "the commands come before the first section"
 
 
-def test_readme_marks_the_plan_excerpt_for_refreshing():
+def test_readme_plan_excerpt_is_the_real_output(capsys):
+    """The excerpt is what ``plan --stack phase1 --summary`` prints today, so the front page cannot go stale."""
+    from phasekit.cli import main
+
     text = README.read_text()
     assert text.count("<!-- plan-excerpt:start -->") == 1 and text.count("<!-- plan-excerpt:end -->") == 1
     excerpt = text[text.index("<!-- plan-excerpt:start -->"): text.index("<!-- plan-excerpt:end -->")]
     blocks = FENCED_BLOCK.findall(excerpt)
-    assert len(blocks) == 1 and "phase1" in blocks[0], "one code block of real `plan --stack phase1` output"
+    assert len(blocks) == 1, "one code block of real `plan` output"
+    command, _, shown = blocks[0].partition("\n")
+    assert command == "$ .venv/bin/python -m phasekit plan --stack phase1 --summary"
+    assert main(["plan", "--stack", "phase1", "--summary", "--project-dir", str(ROOT)]) == 0
+    assert shown == capsys.readouterr().out
 
 
 def test_getting_started_shows_the_committed_phase1_stack():

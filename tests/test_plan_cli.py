@@ -38,7 +38,7 @@ def test_tree_shows_every_resource_protection_and_masked_outputs(capsys):
     assert "tcp 22 from 203.0.113.0/24" in out
     assert "  database_url: [secret]\n" in out
     assert "  redis_url: [secret]\n" in out
-    assert "pulumi config set --secret --path 'secrets.SECRET_KEY_BASE' <value>" in out
+    assert "pulumi config set --secret --path 'secrets.SECRET_KEY_BASE'" in out
     assert "offline-plan-placeholder" not in out
 
 

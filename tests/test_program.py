@@ -129,7 +129,7 @@ def test_missing_secret_value_stops_with_the_command_to_set_it():
         run_phase1(extra_config={}, secret_keys=())
     assert str(raised.value) == (
         "phasekit:secrets.SECRET_KEY_BASE: missing; app.secretEnv lists it, so set it with: "
-        "pulumi config set --secret --path 'secrets.SECRET_KEY_BASE' <value>")
+        "pulumi config set --secret --path 'secrets.SECRET_KEY_BASE'")
 
 
 def test_plain_text_secret_config_is_refused():
@@ -160,7 +160,7 @@ def test_a_private_image_needs_the_registry_password():
         run_phase1(PRIVATE_IMAGE)
     assert str(raised.value) == (
         "phasekit:secrets.REGISTRY_PASSWORD: missing; app.registry needs it, so set it with: "
-        "pulumi config set --secret --path 'secrets.REGISTRY_PASSWORD' <value>")
+        "pulumi config set --secret --path 'secrets.REGISTRY_PASSWORD'")
 
 
 def test_a_private_image_is_pulled_with_credentials_that_stay_out_of_the_app():

@@ -112,8 +112,7 @@ VPS_KEYS = "alertEmails, backupPlan, backups, region, size, sshAdminCidrs, sshKe
 APP_KEYS = "dbPoolSize, env, healthPath, image, port, registry, releaseCommand, secretEnv, workers"
 PHASE1_KEYS = ("phasekit:app, phasekit:edge, phasekit:phase, phasekit:protect, phasekit:secrets, "
                "phasekit:sshPrivateKey, phasekit:tags, phasekit:vps")
-SECRETS_ALLOWED = ("a mapping of NAME to a secret set with: pulumi config set --secret --path 'secrets.<NAME>' "
-                   "<value>")
+SECRETS_ALLOWED = "a mapping of NAME to a secret set with: pulumi config set --secret --path 'secrets.<NAME>'"
 TAG_PART = "1 to 63 lowercase letters, digits, '-' or '_'"
 
 BAD: list[Bad] = [
@@ -305,16 +304,16 @@ BAD: list[Bad] = [
     Bad("secrets-null", 1, append("  phasekit:secrets:\n"), f"phasekit:secrets: empty; allowed: {SECRETS_ALLOWED}"),
     Bad("secret-empty-string", 1, append("  phasekit:secrets: {SECRET_KEY_BASE: \"\"}\n"),
         "phasekit:secrets.SECRET_KEY_BASE: empty; allowed: a secret value set with: pulumi config set --secret "
-        "--path 'secrets.SECRET_KEY_BASE' <value>"),
+        "--path 'secrets.SECRET_KEY_BASE'"),
     Bad("secret-null", 1, append("  phasekit:secrets:\n    SECRET_KEY_BASE:\n"),
         "phasekit:secrets.SECRET_KEY_BASE: empty; allowed: a secret value set with: pulumi config set --secret "
-        "--path 'secrets.SECRET_KEY_BASE' <value>"),
+        "--path 'secrets.SECRET_KEY_BASE'"),
     Bad("secret-plain-text", 1, append("  phasekit:secrets: {SECRET_KEY_BASE: hunter2}\n"),
         "phasekit:secrets.SECRET_KEY_BASE: plain-text secret in the stack file; set it with: pulumi config set "
-        "--secret --path 'secrets.SECRET_KEY_BASE' <value>"),
+        "--secret --path 'secrets.SECRET_KEY_BASE'"),
     Bad("secret-nested-mapping", 1, append("  phasekit:secrets: {SECRET_KEY_BASE: {value: hunter2}}\n"),
         "phasekit:secrets.SECRET_KEY_BASE: plain-text secret in the stack file; set it with: pulumi config set "
-        "--secret --path 'secrets.SECRET_KEY_BASE' <value>"),
+        "--secret --path 'secrets.SECRET_KEY_BASE'"),
     Bad("secrets-secure-not-text", 1, append("  phasekit:secrets: {secure: 12345}\n"),
         "phasekit:secrets: not an encrypted value Pulumi wrote; allowed: {secure: <ciphertext>} alone, as pulumi "
         "config set --secret writes it"),
@@ -327,23 +326,22 @@ BAD: list[Bad] = [
         "pulumi config set --secret writes it"),
     Bad("ssh-private-key-plain", 1, append("  sshPrivateKey: hunter2\n"),
         "phasekit:sshPrivateKey: plain-text secret in the stack file; set it with: pulumi config set --secret "
-        "sshPrivateKey <value>"),
+        "sshPrivateKey"),
     Bad("ssh-private-key-empty", 1, append("  phasekit:sshPrivateKey: ''\n"),
-        "phasekit:sshPrivateKey: empty; allowed: a private key set with: pulumi config set --secret sshPrivateKey "
-        "<value>, or no sshPrivateKey (the rollout then uses the SSH agent)"),
+        "phasekit:sshPrivateKey: empty; allowed: a private key set with: pulumi config set --secret sshPrivateKey"
+        ", or no sshPrivateKey (the rollout then uses the SSH agent)"),
     Bad("provider-token-plain", 1, append("  digitalocean:token: dop_v1_hunter2\n"),
         "digitalocean:token: plain-text secret in the stack file; set it with: pulumi config set --secret "
-        "digitalocean:token <value>"),
+        "digitalocean:token"),
     Bad("provider-token-empty", 1, append("  cloudflare:apiToken: ''\n"),
-        "cloudflare:apiToken: empty; allowed: a value set with: pulumi config set --secret cloudflare:apiToken "
-        "<value>"),
+        "cloudflare:apiToken: empty; allowed: a value set with: pulumi config set --secret cloudflare:apiToken"),
     Bad("encrypted-value-in-plain-field", 1, sub("    hostname: app.example.com", "    hostname: {secure: v1:AAAA}"),
         "phasekit:edge.hostname: an encrypted value cannot be used here; allowed: a lowercase fully qualified "
         "domain name of two or more labels of a-z, 0-9 and '-', e.g. app.example.com (app secrets go under "
         "phasekit:secrets, named in app.secretEnv)"),
     Bad("password-in-plain-env", 1, sub("      LOG_LEVEL: info", "      DB_PASSWORD: hunter2"),
         "phasekit:app.env.DB_PASSWORD: plain-text secret in the stack file; set it with: pulumi config set --secret "
-        "--path 'secrets.DB_PASSWORD' <value>, and list DB_PASSWORD in app.secretEnv instead of app.env"),
+        "--path 'secrets.DB_PASSWORD', and list DB_PASSWORD in app.secretEnv instead of app.env"),
 ]
 
 
@@ -413,7 +411,7 @@ GOOD: list[Good] = [
     Good("secret-looking-plain-env-is-a-warning", 1, after("      LOG_LEVEL: info",
                                                             "      STRIPE_API_KEY: sk_live_abc123\n"),
          shows=("phasekit:app.env.STRIPE_API_KEY: looks like a secret but is plain text in the stack file; move it "
-                "to secretEnv: pulumi config set --secret --path 'secrets.STRIPE_API_KEY' <value>, and list "
+                "to secretEnv: pulumi config set --secret --path 'secrets.STRIPE_API_KEY', and list "
                 "STRIPE_API_KEY in app.secretEnv",)),
 ]
 
