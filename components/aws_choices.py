@@ -66,6 +66,42 @@ Source: the "kube-proxy versions" table of https://docs.aws.amazon.com/eks/lates
 ``aws eks describe-addon-versions --addon-name kube-proxy --kubernetes-version <minor>``."""
 
 
+CLUSTER_AUTOSCALER_VERSIONS = {
+    "1.33": "v1.33.6",
+    "1.34": "v1.34.5",
+    "1.35": "v1.35.2@sha256:aac369dc283927a623deb1af54696efcc722ae79255aa07788422e495bab887d",
+    "1.36": "v1.36.1@sha256:461388d03eb5b55db58941ee7a81d9a619dd15302b01cbab9f5a9946715994b4",
+}
+"""The Cluster Autoscaler image (tag, and digest where resolved) for each Kubernetes minor phasekit deploys.
+Upstream releases one autoscaler minor per Kubernetes minor and tests it only against that minor ("We strongly
+recommend using Cluster Autoscaler with version for which it was meant", cluster-autoscaler/README.md
+"Releases", https://github.com/kubernetes/autoscaler), so the image follows ``cluster.version``. Tags: the
+newest patch of each minor, released 2026-07-23 (cluster-autoscaler-1.33.6, -1.34.5, -1.35.2, -1.36.1 on
+https://github.com/kubernetes/autoscaler/releases). Digests: the multi-architecture manifest digests of
+v1.35.2 and v1.36.1 as a public record resolved them on 2026-10-07; 1.33 and 1.34 are by tag only (no digest
+could be resolved offline), so the advisory ``images-pinned-by-digest`` guardrail names them on a stack that
+uses them. Refresh with ``crane digest registry.k8s.io/autoscaling/cluster-autoscaler:<tag>``."""
+
+
+ELB_LOG_DELIVERY_ACCOUNTS = {
+    "us-east-1": "127311923021", "us-east-2": "033677994240", "us-west-1": "027434742980",
+    "us-west-2": "797873946194", "af-south-1": "098369216593", "ap-east-1": "754344448648",
+    "ap-southeast-3": "589379963580", "ap-south-1": "718504428378", "ap-northeast-3": "383597477331",
+    "ap-northeast-2": "600734575887", "ap-southeast-1": "114774131450", "ap-southeast-2": "783225319266",
+    "ap-northeast-1": "582318560864", "ca-central-1": "985666609251", "eu-central-1": "054676820928",
+    "eu-west-1": "156460612806", "eu-west-2": "652711504416", "eu-south-1": "635631232127",
+    "eu-west-3": "009996457667", "eu-north-1": "897822967062", "me-south-1": "076674570225",
+    "sa-east-1": "507241528517",
+}
+"""The Elastic Load Balancing account that writes access logs, for each region available before August 2022;
+a bucket policy there must allow ``arn:aws:iam::<account>:root``. Regions opened since then deliver through
+the service principal ``logdelivery.elasticloadbalancing.amazonaws.com`` instead. Source: "Attach a bucket
+policy", https://docs.aws.amazon.com/elasticloadbalancing/latest/application/enable-access-logging.html (the
+same table terraform-provider-aws's ``aws_elb_service_account`` holds), read 2026-12-03."""
+
+ELB_LOG_DELIVERY_SERVICE = "logdelivery.elasticloadbalancing.amazonaws.com"
+
+
 def version_step_problem(running: str, configured: str) -> str | None:
     """Why moving an EKS cluster from ``running`` to ``configured`` cannot be one ``pulumi up``, or None.
 
@@ -116,9 +152,10 @@ DAEMONSET_CPU_MILLICORES = 125
 DAEMONSET_PODS = 3
 """aws-node, kube-proxy and eks-pod-identity-agent on every node."""
 
-CLUSTER_ADDON_CPU_MILLICORES = 300
-CLUSTER_ADDON_MEMORY_MIB = 340
-"""Requests of the add-ons that run once per cluster: coredns 2 x (100m, 70Mi), metrics-server (100m, 200Mi)."""
+CLUSTER_ADDON_CPU_MILLICORES = 400
+CLUSTER_ADDON_MEMORY_MIB = 940
+"""Requests of the add-ons that run once per cluster: coredns 2 x (100m, 70Mi), metrics-server (100m, 200Mi)
+and the Cluster Autoscaler (100m, 600Mi; components/cluster_autoscaler.py)."""
 
 EVICTION_MEMORY_MIB = 100
 """The kubelet's hard eviction threshold (memory.available < 100Mi), also kept from pods."""

@@ -7,7 +7,8 @@ Creates
   ``alias/eks/<cluster_name>`` that envelope-encrypt Kubernetes Secrets;
 - the control-plane log group ``/aws/eks/<cluster_name>/cluster`` with ``log_retention_days`` retention,
   created before the cluster so EKS writes into a group Pulumi manages instead of an unmanaged one that never
-  expires;
+  expires; retained on delete (EKS keeps writing, and re-creating it, after the cluster is gone) and adopted
+  (``import_``) by a re-created stack that finds it, read at program time (``log_group_import_id``);
 - the cluster: all five control-plane log types, private endpoint always on, public endpoint only when
   ``endpoint_public_access_cidrs`` is non-empty (and then only from those networks), authentication mode
   ``API`` (access entries only, no ``aws-auth`` ConfigMap) and no implicit admin for whoever created it;
@@ -23,7 +24,9 @@ Creates
   account's default EBS key); the node security group plus the cluster's own security group (EKS stops adding
   the latter once a launch template names security groups, and the control plane talks to kubelets through it);
 - one managed node group (Amazon Linux 2023, ARM when every instance type is Graviton, on-demand, a third of
-  the nodes replaced at a time during updates) in the given private subnets;
+  the nodes replaced at a time during updates) in the given private subnets; its desired size is set at
+  creation and then left to the Cluster Autoscaler (``ignore_changes``), between ``node_min_size`` and
+  ``node_max_size``;
 - managed add-ons ``vpc-cni`` (with its network policy agent on, so NetworkPolicies are enforced, and its own
   IRSA role holding ``AmazonEKS_CNI_Policy``, created before the node group), ``kube-proxy``, ``coredns``,
   ``eks-pod-identity-agent``, the community ``metrics-server`` (the HorizontalPodAutoscaler needs it) and
@@ -38,11 +41,11 @@ Creates
   for 5 minutes (one 300-second period, which matches EC2's basic 5-minute monitoring; a 60-second period would
   need paid detailed monitoring).
 
-Does not create the VPC (AwsNetwork does), a cluster autoscaler or Karpenter (the node group keeps
-``node_desired_size`` until the args change), the AWS Load Balancer Controller, IRSA roles for workloads, or
-an SSM agent policy for shell access to nodes. Add-on versions are EKS's default for the cluster version at
-creation, except ``kube-proxy``, which is pinned per Kubernetes minor (``KUBE_PROXY_VERSIONS``, from the EKS
-docs' table) and so moves with ``version``; the other add-ons must be upgraded with ``aws eks update-addon``.
+Does not create the VPC (AwsNetwork does), the Cluster Autoscaler (ClusterAutoscaler does, with this
+component's OIDC provider and provider), the AWS Load Balancer Controller, IRSA roles for workloads, or
+an SSM agent policy for shell access to nodes. Add-on versions follow ``version``: ``kube-proxy`` is pinned
+per Kubernetes minor (``KUBE_PROXY_VERSIONS``, from the EKS docs' table), the others take the version EKS
+marks default for that minor, looked up at every preview (``addon_version_lookup``).
 
 Who can deploy: ``pulumi up`` must run as one of ``admin_principal_arns`` (nobody else is admin), with the
 AWS CLI installed (the kubeconfig runs it), from a network that reaches the API endpoint: with no public
@@ -108,6 +111,10 @@ driver provisions gp3 volumes for PersistentVolumeClaims (without it a PVC stays
 https://docs.aws.amazon.com/eks/latest/userguide/cni-iam-role.html,
 https://docs.aws.amazon.com/eks/latest/userguide/ebs-csi.html"""
 
+NODE_GROUP_IGNORED_CHANGES = ("scalingConfig.desiredSize",)
+"""The Cluster Autoscaler changes the ASG's desired size; without this every ``pulumi up`` would reset it to
+``node_desired_size`` and undo a scale-out under load."""
+
 AMI_X86 = "AL2023_x86_64_STANDARD"
 AMI_ARM = "AL2023_ARM_64_STANDARD"
 ROOT_DEVICE = "/dev/xvda"
@@ -160,7 +167,8 @@ class EksClusterArgs:
     """Minimum nodes; at least 1. Default 2."""
 
     node_desired_size: int = 2
-    """Nodes to run; between min and max. Default 2."""
+    """Nodes to start with; between min and max. Default 2. Only read at creation: afterwards the Cluster
+    Autoscaler sets the size, and a changed value here is not applied."""
 
     node_max_size: int = 4
     """Maximum nodes. Default 4."""
@@ -218,12 +226,42 @@ def ami_release_parameter(kubernetes_version: str, ami_type: str) -> str:
 
 
 def addon_version(addon: str, kubernetes_version: str) -> str | None:
-    """The pinned version of ``addon`` for ``kubernetes_version``, or None for EKS's default at creation.
+    """The version of ``addon`` pinned in a dated table for ``kubernetes_version``, or None when the add-on's
+    version is looked up instead (``addon_version_lookup``).
 
-    Only kube-proxy is pinned (``KUBE_PROXY_VERSIONS``): it must match the control plane's minor, and an add-on
-    without ``addon_version`` is never upgraded by Pulumi, so a cluster upgrade would leave it behind. The
-    others keep the version EKS chose when they were created; upgrade them with ``aws eks update-addon``."""
+    An ``aws.eks.Addon`` without ``addon_version`` keeps the version it was created with, so a cluster upgrade
+    would leave every add-on behind. kube-proxy is pinned from the EKS docs' table (``KUBE_PROXY_VERSIONS``): it
+    must match the control plane's minor. The EKS docs publish no current per-minor table for the others (the
+    CoreDNS page's table stops at 1.34, the vpc-cni, Pod Identity agent, metrics-server and EBS CSI pages
+    give one "latest" build for every version), so they follow EKS's own answer instead."""
     return KUBE_PROXY_VERSIONS[kubernetes_version] if addon == "kube-proxy" else None
+
+
+def addon_version_lookup(addon: str, kubernetes_version: str, parent: pulumi.Resource) -> pulumi.Output[str]:
+    """The version EKS marks default for ``addon`` on ``kubernetes_version`` (``DescribeAddonVersions``, the
+    ``aws_eks_addon_version`` data source terraform-aws-modules/eks uses; default rather than ``most_recent``,
+    since the default is the build AWS validated for that minor). Read at every preview and ``up`` (an input
+    value, never a resource count), so a version bump or a new default build shows as an in-place add-on
+    update."""
+    return aws.eks.get_addon_version_output(addon_name=addon, kubernetes_version=kubernetes_version,
+                                            opts=pulumi.InvokeOutputOptions(parent=parent)).version
+
+
+def control_plane_log_group_name(cluster_name: str) -> str:
+    """The group EKS writes control-plane logs to; the name is EKS's, not ours to choose."""
+    return f"/aws/eks/{cluster_name}/cluster"
+
+
+def log_group_import_id(log_group_name: str, existing_names: Sequence[str]) -> str | None:
+    """The ``import_`` option of the control-plane log group: its name when it already exists, else None.
+
+    EKS keeps writing control-plane logs for a while after the cluster is deleted and re-creates the group if it
+    is gone, so a destroyed stack used to leave ``/aws/eks/<cluster>/cluster`` behind and the next create
+    failed with ``ResourceAlreadyExistsException`` (terraform-aws-modules/terraform-aws-eks#920, #2486, #2763).
+    Now the group is retained on delete (it keeps its retention, so the late logs expire) and a re-created
+    stack adopts it. When the group is already in the stack's state the engine treats the same import id as a
+    plain resource (pulumi/pulumi developer-docs/architecture/import.md, "import resource option", case 2)."""
+    return log_group_name if log_group_name in existing_names else None
 
 
 def _is_graviton(instance_type: str) -> bool:
@@ -368,239 +406,35 @@ class EksCluster(pulumi.ComponentResource):
     def __init__(self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         ami_type = _check_args(args)
         super().__init__("phasekit:index:EksCluster", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
 
-        cluster_role = aws.iam.Role(
-            f"{name}-cluster-role",
-            description=f"EKS control plane of {args.cluster_name} (phasekit)",
-            assume_role_policy=assume_role_policy("eks.amazonaws.com"),
-            tags=aws_tags(args.tags, Name=f"{args.cluster_name}-cluster"),
-            opts=child,
-        )
-        cluster_attachments = [
-            aws.iam.RolePolicyAttachment(f"{name}-cluster-{_policy_slug(policy)}", role=cluster_role.name,
-                                         policy_arn=MANAGED_POLICY + policy, opts=child)
-            for policy in CLUSTER_POLICIES
-        ]
-
-        secrets_key = aws.kms.Key(
-            f"{name}-secrets-key",
-            description=f"Envelope encryption of Kubernetes Secrets in EKS cluster {args.cluster_name}",
-            enable_key_rotation=True,
-            deletion_window_in_days=KMS_DELETION_WINDOW_DAYS,
-            policy=cluster_role.arn.apply(lambda role_arn: secrets_key_document(role_arn, args.admin_principal_arns)),
-            tags=aws_tags(args.tags, Name=f"{args.cluster_name}-secrets"),
-            opts=child,
-        )
-        aws.kms.Alias(f"{name}-secrets-key", name=f"alias/eks/{args.cluster_name}",
-                      target_key_id=secrets_key.key_id, opts=child)
-        key_access = aws.iam.RolePolicy(f"{name}-cluster-kms", role=cluster_role.id,
-                                        policy=secrets_key.arn.apply(secrets_key_policy), opts=child)
-
-        log_group = aws.cloudwatch.LogGroup(
-            f"{name}-control-plane-logs",
-            name=f"/aws/eks/{args.cluster_name}/cluster",
-            retention_in_days=args.log_retention_days,
-            tags=aws_tags(args.tags, Name=f"{args.cluster_name}-control-plane"),
-            opts=child,
-        )
-
-        public_cidrs = list(args.endpoint_public_access_cidrs)
-        cluster = aws.eks.Cluster(
-            f"{name}-cluster",
-            name=args.cluster_name,
-            version=args.version,
-            role_arn=cluster_role.arn,
-            vpc_config=aws.eks.ClusterVpcConfigArgs(
-                subnet_ids=args.subnet_ids,
-                endpoint_private_access=True,
-                endpoint_public_access=bool(public_cidrs),
-                # Omitted when private-only: AWS would otherwise report its 0.0.0.0/0 default back.
-                public_access_cidrs=public_cidrs or None,
-            ),
-            access_config=aws.eks.ClusterAccessConfigArgs(
-                authentication_mode="API",
-                bootstrap_cluster_creator_admin_permissions=False,
-            ),
-            encryption_config=aws.eks.ClusterEncryptionConfigArgs(
-                provider=aws.eks.ClusterEncryptionConfigProviderArgs(key_arn=secrets_key.arn),
-                resources=["secrets"],
-            ),
-            enabled_cluster_log_types=list(CONTROL_PLANE_LOG_TYPES),
-            # Explicit, so the bill does not depend on the provider's default (EXTENDED when unset).
-            upgrade_policy=aws.eks.ClusterUpgradePolicyArgs(support_type=SupportType(args.support_type).value),
-            tags=aws_tags(args.tags, Name=args.cluster_name),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group, key_access, *cluster_attachments]),
-        )
-
+        cluster_role, cluster_attachments = _cluster_role(name, args, self)
+        secrets_key, key_access = _secrets_key(name, args, cluster_role, self)
+        log_group = _control_plane_log_group(name, args, self)
+        cluster = _cluster(name, args, cluster_role, secrets_key, [log_group, key_access, *cluster_attachments], self)
         issuer = cluster.identities.apply(oidc_issuer)
-        oidc_provider = aws.iam.OpenIdConnectProvider(
-            f"{name}-oidc",
-            url=issuer,
-            client_id_lists=[OIDC_AUDIENCE],
-            tags=aws_tags(args.tags, Name=f"{args.cluster_name}-oidc"),
-            opts=child,
-        )
+        oidc_provider = _oidc_provider(name, args, issuer, self)
 
-        node_sg = aws.ec2.SecurityGroup(
-            f"{name}-node-sg",
-            description=f"EKS nodes of {args.cluster_name} (phasekit)",
-            vpc_id=args.vpc_id,
-            # No kubernetes.io/cluster tag: the load balancer controller needs exactly one tagged group per
-            # node ENI, and EKS's cluster security group already carries it.
-            tags=aws_tags(args.tags, Name=f"{args.cluster_name}-node"),
-            opts=child,
-        )
-        aws.vpc.SecurityGroupIngressRule(
-            f"{name}-node-sg-self",
-            security_group_id=node_sg.id,
-            referenced_security_group_id=node_sg.id,
-            ip_protocol="-1",
-            description="Node to node, all traffic (pod networking)",
-            tags=aws_tags(args.tags, Name=f"{args.cluster_name}-node-self"),
-            opts=child,
-        )
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-node-sg-egress",
-            security_group_id=node_sg.id,
-            cidr_ipv4="0.0.0.0/0",
-            ip_protocol="-1",
-            description="All egress: image pulls and AWS APIs through the NAT gateways",
-            tags=aws_tags(args.tags, Name=f"{args.cluster_name}-node-egress"),
-            opts=child,
-        )
-
-        node_role = aws.iam.Role(
-            f"{name}-node-role",
-            description=f"EKS nodes of {args.cluster_name} (phasekit)",
-            assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
-            tags=aws_tags(args.tags, Name=f"{args.cluster_name}-node"),
-            opts=child,
-        )
-        node_attachments = [
-            aws.iam.RolePolicyAttachment(f"{name}-node-{_policy_slug(policy)}", role=node_role.name,
-                                         policy_arn=MANAGED_POLICY + policy, opts=child)
-            for policy in NODE_POLICIES
-        ]
-
+        node_sg = _node_security_group(name, args, self)
+        node_role, node_attachments = _node_role(name, args, self)
         cluster_sg_id = cluster.vpc_config.apply(lambda config: config.cluster_security_group_id)
-        node_tags = aws_tags(args.tags, Name=f"{args.cluster_name}-node")
-        launch_template = aws.ec2.LaunchTemplate(
-            f"{name}-node-template",
-            description=f"EKS nodes of {args.cluster_name}: IMDSv2 only, encrypted gp3 root (phasekit)",
-            update_default_version=True,
-            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
-                http_endpoint="enabled",
-                http_tokens="required",
-                # 1 hop: the node itself reaches IMDS, pods (one hop further) cannot take the node role.
-                http_put_response_hop_limit=1,
-            ),
-            block_device_mappings=[aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
-                device_name=ROOT_DEVICE,
-                ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
-                    volume_size=args.node_disk_size_gib,
-                    volume_type="gp3",
-                    encrypted="true",
-                    delete_on_termination="true",
-                ),
-            )],
-            vpc_security_group_ids=[node_sg.id, cluster_sg_id],
-            tag_specifications=[
-                aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=resource_type, tags=node_tags)
-                for resource_type in ("instance", "volume")
-            ],
-            tags=aws_tags(args.tags, Name=f"{args.cluster_name}-node"),
-            opts=child,
-        )
+        launch_template = _launch_template(name, args, [node_sg.id, cluster_sg_id], self)
 
-        addon_roles = {addon: _addon_role(name, addon, args, oidc_provider, issuer, child) for addon in ADDON_ROLES}
+        addon_roles = {addon: _addon_role(name, addon, args, oidc_provider, issuer, pulumi.ResourceOptions(parent=self))
+                       for addon in ADDON_ROLES}
         early_addons = [_addon(name, addon, args, cluster, addon_roles.get(addon), [], self)
                         for addon in ADDONS if addon in ADDONS_BEFORE_NODES]
-
-        # A lookup at program time (not inside an apply): it decides an input, never how many resources exist.
-        release_version = (aws.ssm.get_parameter_output(name=ami_release_parameter(args.version, ami_type),
-                                                        opts=pulumi.InvokeOutputOptions(parent=self)).value
-                           if args.track_latest_ami else None)
-        node_group = aws.eks.NodeGroup(
-            f"{name}-nodes",
-            cluster_name=cluster.name,
-            version=cluster.version,
-            release_version=release_version,
-            node_role_arn=node_role.arn,
-            subnet_ids=args.subnet_ids,
-            instance_types=list(args.node_instance_types),
-            ami_type=ami_type,
-            capacity_type="ON_DEMAND",
-            scaling_config=aws.eks.NodeGroupScalingConfigArgs(
-                min_size=args.node_min_size,
-                desired_size=args.node_desired_size,
-                max_size=args.node_max_size,
-            ),
-            update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable_percentage=MAX_UNAVAILABLE_PERCENT),
-            launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
-                id=launch_template.id,
-                version=launch_template.latest_version.apply(str),
-            ),
-            tags=aws_tags(args.tags, Name=f"{args.cluster_name}-nodes"),
-            # The role must hold its policies before nodes join and until the last one is gone; aws-node must be
-            # able to assign addresses (the vpc-cni add-on and its role) before any node can turn Ready.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*node_attachments, *early_addons]),
-        )
-
+        node_group = _node_group(name, args, ami_type, cluster, node_role, launch_template,
+                                 [*node_attachments, *early_addons], self)
         for addon in ADDONS:
             if addon not in ADDONS_BEFORE_NODES:
                 _addon(name, addon, args, cluster, addon_roles.get(addon),
                        [node_group] if addon in ADDONS_NEEDING_NODES else [], self)
 
-        admin_policies: list[aws.eks.AccessPolicyAssociation] = []
-        for principal_arn in args.admin_principal_arns:
-            slug = admin_slug(principal_arn)
-            entry = aws.eks.AccessEntry(
-                f"{name}-admin-{slug}",
-                cluster_name=cluster.name,
-                principal_arn=principal_arn,
-                type="STANDARD",
-                tags=aws_tags(args.tags),
-                opts=child,
-            )
-            admin_policies.append(aws.eks.AccessPolicyAssociation(
-                f"{name}-admin-{slug}",
-                cluster_name=cluster.name,
-                principal_arn=entry.principal_arn,
-                policy_arn=CLUSTER_ADMIN_POLICY,
-                access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[entry]),
-            ))
-
-        kubeconfig = pulumi.Output.secret(pulumi.Output.all(
-            cluster.endpoint, cluster.certificate_authority.apply(lambda authority: authority.data),
-        ).apply(lambda values: render_kubeconfig(args.cluster_name, values[0], values[1], args.region)))
-        provider = kubernetes.Provider(
-            f"{name}-k8s",
-            kubeconfig=kubeconfig,
-            # Until an admin's access policy and the nodes exist, nothing deployed through it could succeed.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*admin_policies, node_group]),
-        )
-
+        admin_policies = _admin_access(name, args, cluster, self)
+        kubeconfig, provider = _kubernetes_provider(name, args, cluster, [*admin_policies, node_group], self)
         node_asg_name = node_group.resources.apply(autoscaling_group_name)
         if args.alarm_topic_arn is not None:
-            aws.cloudwatch.MetricAlarm(
-                f"{name}-node-cpu-alarm",
-                alarm_description=(f"EKS {args.cluster_name}: node CPU above {args.node_cpu_alarm_percent:g}% "
-                                   f"for {ALARM_PERIOD_SECONDS * ALARM_EVALUATION_PERIODS // 60} minutes"),
-                namespace="AWS/EC2",
-                metric_name="CPUUtilization",
-                dimensions={"AutoScalingGroupName": node_asg_name},
-                statistic="Average",
-                period=ALARM_PERIOD_SECONDS,
-                evaluation_periods=ALARM_EVALUATION_PERIODS,
-                comparison_operator="GreaterThanThreshold",
-                threshold=args.node_cpu_alarm_percent,
-                alarm_actions=[args.alarm_topic_arn],
-                ok_actions=[args.alarm_topic_arn],
-                tags=aws_tags(args.tags),
-                opts=child,
-            )
+            _node_cpu_alarm(name, args, node_asg_name, self)
 
         self.cluster_name = cluster.name
         self.cluster_endpoint = cluster.endpoint
@@ -628,6 +462,287 @@ class EksCluster(pulumi.ComponentResource):
         })
 
 
+# --- Builders (each creates its children under ``parent``; names derive from the component name) ----------
+
+
+def _cluster_role(name: str, args: EksClusterArgs, parent: pulumi.Resource,
+                  ) -> tuple[aws.iam.Role, list[aws.iam.RolePolicyAttachment]]:
+    child = pulumi.ResourceOptions(parent=parent)
+    cluster_role = aws.iam.Role(
+        f"{name}-cluster-role",
+        description=f"EKS control plane of {args.cluster_name} (phasekit)",
+        assume_role_policy=assume_role_policy("eks.amazonaws.com"),
+        tags=aws_tags(args.tags, Name=f"{args.cluster_name}-cluster"),
+        opts=child,
+    )
+    cluster_attachments = [
+        aws.iam.RolePolicyAttachment(f"{name}-cluster-{_policy_slug(policy)}", role=cluster_role.name,
+                                     policy_arn=MANAGED_POLICY + policy, opts=child)
+        for policy in CLUSTER_POLICIES
+    ]
+    return cluster_role, cluster_attachments
+
+
+def _secrets_key(name: str, args: EksClusterArgs, cluster_role: aws.iam.Role, parent: pulumi.Resource,
+                 ) -> tuple[aws.kms.Key, aws.iam.RolePolicy]:
+    """The key envelope-encrypting Secrets, its alias, and the cluster role's permission to use it."""
+    child = pulumi.ResourceOptions(parent=parent)
+    secrets_key = aws.kms.Key(
+        f"{name}-secrets-key",
+        description=f"Envelope encryption of Kubernetes Secrets in EKS cluster {args.cluster_name}",
+        enable_key_rotation=True,
+        deletion_window_in_days=KMS_DELETION_WINDOW_DAYS,
+        policy=cluster_role.arn.apply(lambda role_arn: secrets_key_document(role_arn, args.admin_principal_arns)),
+        tags=aws_tags(args.tags, Name=f"{args.cluster_name}-secrets"),
+        opts=child,
+    )
+    aws.kms.Alias(f"{name}-secrets-key", name=f"alias/eks/{args.cluster_name}",
+                  target_key_id=secrets_key.key_id, opts=child)
+    key_access = aws.iam.RolePolicy(f"{name}-cluster-kms", role=cluster_role.id,
+                                    policy=secrets_key.arn.apply(secrets_key_policy), opts=child)
+    return secrets_key, key_access
+
+
+def _control_plane_log_group(name: str, args: EksClusterArgs, parent: pulumi.Resource) -> aws.cloudwatch.LogGroup:
+    log_group_name = control_plane_log_group_name(args.cluster_name)
+    # A lookup at program time (not inside an apply): it decides a resource option, never how many exist.
+    existing_groups = aws.cloudwatch.get_log_groups(log_group_name_prefix=log_group_name,
+                                                    opts=pulumi.InvokeOptions(parent=parent)).log_group_names
+    return aws.cloudwatch.LogGroup(
+        f"{name}-control-plane-logs",
+        name=log_group_name,
+        retention_in_days=args.log_retention_days,
+        tags=aws_tags(args.tags, Name=f"{args.cluster_name}-control-plane"),
+        opts=pulumi.ResourceOptions(parent=parent, retain_on_delete=True,
+                                    import_=log_group_import_id(log_group_name, existing_groups or [])),
+    )
+
+
+def _cluster(name: str, args: EksClusterArgs, cluster_role: aws.iam.Role, secrets_key: aws.kms.Key,
+             depends_on: list[pulumi.Resource], parent: pulumi.Resource) -> aws.eks.Cluster:
+    public_cidrs = list(args.endpoint_public_access_cidrs)
+    return aws.eks.Cluster(
+        f"{name}-cluster",
+        name=args.cluster_name,
+        version=args.version,
+        role_arn=cluster_role.arn,
+        vpc_config=aws.eks.ClusterVpcConfigArgs(
+            subnet_ids=args.subnet_ids,
+            endpoint_private_access=True,
+            endpoint_public_access=bool(public_cidrs),
+            # Omitted when private-only: AWS would otherwise report its 0.0.0.0/0 default back.
+            public_access_cidrs=public_cidrs or None,
+        ),
+        access_config=aws.eks.ClusterAccessConfigArgs(
+            authentication_mode="API",
+            bootstrap_cluster_creator_admin_permissions=False,
+        ),
+        encryption_config=aws.eks.ClusterEncryptionConfigArgs(
+            provider=aws.eks.ClusterEncryptionConfigProviderArgs(key_arn=secrets_key.arn),
+            resources=["secrets"],
+        ),
+        enabled_cluster_log_types=list(CONTROL_PLANE_LOG_TYPES),
+        # Explicit, so the bill does not depend on the provider's default (EXTENDED when unset).
+        upgrade_policy=aws.eks.ClusterUpgradePolicyArgs(support_type=SupportType(args.support_type).value),
+        tags=aws_tags(args.tags, Name=args.cluster_name),
+        # The log group, the key grant and the role's policies must exist before the control plane starts.
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on),
+    )
+
+
+def _oidc_provider(name: str, args: EksClusterArgs, issuer: pulumi.Output[str],
+                   parent: pulumi.Resource) -> aws.iam.OpenIdConnectProvider:
+    return aws.iam.OpenIdConnectProvider(
+        f"{name}-oidc",
+        url=issuer,
+        client_id_lists=[OIDC_AUDIENCE],
+        tags=aws_tags(args.tags, Name=f"{args.cluster_name}-oidc"),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+def _node_security_group(name: str, args: EksClusterArgs, parent: pulumi.Resource) -> aws.ec2.SecurityGroup:
+    child = pulumi.ResourceOptions(parent=parent)
+    node_sg = aws.ec2.SecurityGroup(
+        f"{name}-node-sg",
+        description=f"EKS nodes of {args.cluster_name} (phasekit)",
+        vpc_id=args.vpc_id,
+        # No kubernetes.io/cluster tag: the load balancer controller needs exactly one tagged group per
+        # node ENI, and EKS's cluster security group already carries it.
+        tags=aws_tags(args.tags, Name=f"{args.cluster_name}-node"),
+        opts=child,
+    )
+    aws.vpc.SecurityGroupIngressRule(
+        f"{name}-node-sg-self",
+        security_group_id=node_sg.id,
+        referenced_security_group_id=node_sg.id,
+        ip_protocol="-1",
+        description="Node to node, all traffic (pod networking)",
+        tags=aws_tags(args.tags, Name=f"{args.cluster_name}-node-self"),
+        opts=child,
+    )
+    aws.vpc.SecurityGroupEgressRule(
+        f"{name}-node-sg-egress",
+        security_group_id=node_sg.id,
+        cidr_ipv4="0.0.0.0/0",
+        ip_protocol="-1",
+        description="All egress: image pulls and AWS APIs through the NAT gateways",
+        tags=aws_tags(args.tags, Name=f"{args.cluster_name}-node-egress"),
+        opts=child,
+    )
+    return node_sg
+
+
+def _node_role(name: str, args: EksClusterArgs, parent: pulumi.Resource,
+               ) -> tuple[aws.iam.Role, list[aws.iam.RolePolicyAttachment]]:
+    child = pulumi.ResourceOptions(parent=parent)
+    node_role = aws.iam.Role(
+        f"{name}-node-role",
+        description=f"EKS nodes of {args.cluster_name} (phasekit)",
+        assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
+        tags=aws_tags(args.tags, Name=f"{args.cluster_name}-node"),
+        opts=child,
+    )
+    node_attachments = [
+        aws.iam.RolePolicyAttachment(f"{name}-node-{_policy_slug(policy)}", role=node_role.name,
+                                     policy_arn=MANAGED_POLICY + policy, opts=child)
+        for policy in NODE_POLICIES
+    ]
+    return node_role, node_attachments
+
+
+def _launch_template(name: str, args: EksClusterArgs, security_group_ids: list[pulumi.Input[str]],
+                     parent: pulumi.Resource) -> aws.ec2.LaunchTemplate:
+    node_tags = aws_tags(args.tags, Name=f"{args.cluster_name}-node")
+    return aws.ec2.LaunchTemplate(
+        f"{name}-node-template",
+        description=f"EKS nodes of {args.cluster_name}: IMDSv2 only, encrypted gp3 root (phasekit)",
+        update_default_version=True,
+        metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+            http_endpoint="enabled",
+            http_tokens="required",
+            # 1 hop: the node itself reaches IMDS, pods (one hop further) cannot take the node role.
+            http_put_response_hop_limit=1,
+        ),
+        block_device_mappings=[aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+            device_name=ROOT_DEVICE,
+            ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                volume_size=args.node_disk_size_gib,
+                volume_type="gp3",
+                encrypted="true",
+                delete_on_termination="true",
+            ),
+        )],
+        # The node security group plus the cluster's own (the control plane reaches kubelets through it).
+        vpc_security_group_ids=security_group_ids,
+        tag_specifications=[
+            aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=resource_type, tags=node_tags)
+            for resource_type in ("instance", "volume")
+        ],
+        tags=aws_tags(args.tags, Name=f"{args.cluster_name}-node"),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+def _node_group(name: str, args: EksClusterArgs, ami_type: str, cluster: aws.eks.Cluster, node_role: aws.iam.Role,
+                launch_template: aws.ec2.LaunchTemplate, depends_on: list[pulumi.Resource],
+                parent: pulumi.Resource) -> aws.eks.NodeGroup:
+    # A lookup at program time (not inside an apply): it decides an input, never how many resources exist.
+    release_version = (aws.ssm.get_parameter_output(name=ami_release_parameter(args.version, ami_type),
+                                                    opts=pulumi.InvokeOutputOptions(parent=parent)).value
+                       if args.track_latest_ami else None)
+    return aws.eks.NodeGroup(
+        f"{name}-nodes",
+        cluster_name=cluster.name,
+        version=cluster.version,
+        release_version=release_version,
+        node_role_arn=node_role.arn,
+        subnet_ids=args.subnet_ids,
+        instance_types=list(args.node_instance_types),
+        ami_type=ami_type,
+        capacity_type="ON_DEMAND",
+        scaling_config=aws.eks.NodeGroupScalingConfigArgs(
+            min_size=args.node_min_size,
+            desired_size=args.node_desired_size,
+            max_size=args.node_max_size,
+        ),
+        update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable_percentage=MAX_UNAVAILABLE_PERCENT),
+        launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
+            id=launch_template.id,
+            version=launch_template.latest_version.apply(str),
+        ),
+        tags=aws_tags(args.tags, Name=f"{args.cluster_name}-nodes"),
+        # The role must hold its policies before nodes join and until the last one is gone; aws-node must be
+        # able to assign addresses (the vpc-cni add-on and its role) before any node can turn Ready.
+        # The Cluster Autoscaler owns the desired size once the group exists (terraform-aws-modules' node
+        # group ignores it the same way); min and max stay Pulumi's.
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on,
+                                    ignore_changes=list(NODE_GROUP_IGNORED_CHANGES)),
+    )
+
+
+def _admin_access(name: str, args: EksClusterArgs, cluster: aws.eks.Cluster,
+                  parent: pulumi.Resource) -> list[aws.eks.AccessPolicyAssociation]:
+    """One access entry with cluster-wide ``AmazonEKSClusterAdminPolicy`` per admin, named after the principal
+    (so list order never renames one)."""
+    admin_policies: list[aws.eks.AccessPolicyAssociation] = []
+    for principal_arn in args.admin_principal_arns:
+        slug = admin_slug(principal_arn)
+        entry = aws.eks.AccessEntry(
+            f"{name}-admin-{slug}",
+            cluster_name=cluster.name,
+            principal_arn=principal_arn,
+            type="STANDARD",
+            tags=aws_tags(args.tags),
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+        admin_policies.append(aws.eks.AccessPolicyAssociation(
+            f"{name}-admin-{slug}",
+            cluster_name=cluster.name,
+            principal_arn=entry.principal_arn,
+            policy_arn=CLUSTER_ADMIN_POLICY,
+            access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+            opts=pulumi.ResourceOptions(parent=parent, depends_on=[entry]),
+        ))
+    return admin_policies
+
+
+def _kubernetes_provider(name: str, args: EksClusterArgs, cluster: aws.eks.Cluster,
+                         depends_on: list[pulumi.Resource], parent: pulumi.Resource,
+                         ) -> tuple[pulumi.Output[str], kubernetes.Provider]:
+    kubeconfig = pulumi.Output.secret(pulumi.Output.all(
+        cluster.endpoint, cluster.certificate_authority.apply(lambda authority: authority.data),
+    ).apply(lambda values: render_kubeconfig(args.cluster_name, values[0], values[1], args.region)))
+    provider = kubernetes.Provider(
+        f"{name}-k8s",
+        kubeconfig=kubeconfig,
+        # Until an admin's access policy and the nodes exist, nothing deployed through it could succeed.
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on),
+    )
+    return kubeconfig, provider
+
+
+def _node_cpu_alarm(name: str, args: EksClusterArgs, node_asg_name: pulumi.Output[str],
+                    parent: pulumi.Resource) -> aws.cloudwatch.MetricAlarm:
+    return aws.cloudwatch.MetricAlarm(
+        f"{name}-node-cpu-alarm",
+        alarm_description=(f"EKS {args.cluster_name}: node CPU above {args.node_cpu_alarm_percent:g}% "
+                           f"for {ALARM_PERIOD_SECONDS * ALARM_EVALUATION_PERIODS // 60} minutes"),
+        namespace="AWS/EC2",
+        metric_name="CPUUtilization",
+        dimensions={"AutoScalingGroupName": node_asg_name},
+        statistic="Average",
+        period=ALARM_PERIOD_SECONDS,
+        evaluation_periods=ALARM_EVALUATION_PERIODS,
+        comparison_operator="GreaterThanThreshold",
+        threshold=args.node_cpu_alarm_percent,
+        alarm_actions=[args.alarm_topic_arn],
+        ok_actions=[args.alarm_topic_arn],
+        tags=aws_tags(args.tags),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
 def _addon_role(name: str, addon: str, args: EksClusterArgs, oidc_provider: aws.iam.OpenIdConnectProvider,
                 issuer: pulumi.Output[str], child: pulumi.ResourceOptions,
                 ) -> tuple[aws.iam.Role, aws.iam.RolePolicyAttachment]:
@@ -651,11 +766,12 @@ def _addon(name: str, addon: str, args: EksClusterArgs, cluster: aws.eks.Cluster
            parent: pulumi.Resource) -> aws.eks.Addon:
     """One managed add-on, taking over EKS's self-managed copy (``OVERWRITE``), with its IRSA role if it has one
     (and only after that role holds its policy)."""
+    pinned = addon_version(addon, args.version)
     return aws.eks.Addon(
         f"{name}-{addon}",
         cluster_name=cluster.name,
         addon_name=addon,
-        addon_version=addon_version(addon, args.version),
+        addon_version=pinned if pinned is not None else addon_version_lookup(addon, args.version, parent),
         configuration_values=ADDON_CONFIGURATION.get(addon),
         service_account_role_arn=role[0].arn if role is not None else None,
         resolve_conflicts_on_create="OVERWRITE",

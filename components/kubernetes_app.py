@@ -7,6 +7,9 @@ Creates (all in one namespace the component owns)
   It is auto-named and pulumi-kubernetes replaces a Secret whose data changes (unless the provider sets
   ``enableSecretMutable``; don't), so a changed value gives a new name, a new pod template and a rollout;
 - with a private registry, a ``kubernetes.io/dockerconfigjson`` Secret the pods pull with;
+- with ``database_role`` (RDS managing the master password): the app role's Job, its ServiceAccount (IRSA, reads
+  only the master secret), the app role password's Secret and the SQL's ConfigMap (components/database_role.py);
+  it runs after the NetworkPolicies and before the release Job;
 - with ``app.release_command``, a ``batch/v1`` Job that runs it (see "Release" below);
 - a Deployment (rolling, never below the current ready count), a NodePort Service on ``node_port`` for
   the load balancer, a HorizontalPodAutoscaler on CPU and a PodDisruptionBudget;
@@ -15,10 +18,10 @@ Creates (all in one namespace the component owns)
   HTTPS anywhere (``network_policy_specs``); the release Job and the Deployment wait for them.
 
 Does not create: the cluster, the load balancer or its security group rule for ``node_port``,
-metrics-server (the HPA reads CPU from it; EksCluster installs it as an add-on), or Ingress. No AWS role
-either: the media bucket is Cloudflare R2, reached with the R2 credentials in the app's secret env, so EKS
-Pod Identity or IRSA (AWS IAM) would not grant access to it; add a ServiceAccount and a role only for an app
-that calls AWS APIs. NetworkPolicies are enforced only by a CNI that enforces them.
+metrics-server (the HPA reads CPU from it; EksCluster installs it as an add-on), or Ingress. No AWS role for the
+app's pods either: the media bucket is Cloudflare R2, reached with the R2 credentials in the app's secret env, so
+EKS Pod Identity or IRSA (AWS IAM) would not grant access to it (only the database-role Job has a role, for the
+master secret). NetworkPolicies are enforced only by a CNI that enforces them.
 
 Names: the namespace is ``namespace``; the Deployment, Service, HPA and PDB are named after the component
 (``name``, a DNS label of at most 40 characters) inside it; the Secrets are auto-named; the release Job is
@@ -58,10 +61,11 @@ Stateful: nothing. Deleting the component deletes the namespace and everything i
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
@@ -70,6 +74,7 @@ import pulumi_kubernetes as k8s
 
 from components.aws_choices import NODE_PORT_RANGE
 from components.compose_stack import AppSpec, contract_environment, render_docker_config
+from components.database_role import DatabaseRoleJobArgs, database_role_job
 from components.tuning import ROLLING_SURGE_PERCENT
 
 POD_SECURITY_LEVEL = "restricted"
@@ -185,6 +190,10 @@ class KubernetesAppArgs:
     """The VPC's range: where the load balancer and the nodes reach the app's port from, and where PostgreSQL
     and Redis live. None: those flows are allowed from and to any address (the policies still deny the rest)."""
 
+    database_role: DatabaseRoleJobArgs | None = None
+    """With RDS managing the master password: the Job that creates the app's own PostgreSQL role before the
+    release Job runs (components/database_role.py); ``database_url`` then connects as that role. None: no Job."""
+
 
 class KubernetesApp(pulumi.ComponentResource):
     namespace: pulumi.Output[str]
@@ -201,200 +210,36 @@ class KubernetesApp(pulumi.ComponentResource):
     def __init__(self, name: str, args: KubernetesAppArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         check_args(name, args)
         super().__init__("phasekit:index:KubernetesApp", name, None, opts)
-        app = args.app
-        child = pulumi.ResourceOptions(parent=self)
         labels = dict(args.labels)
-        web_selector = selector_labels(name, WEB_COMPONENT)
-        release_selector = selector_labels(name, RELEASE_COMPONENT)
+        namespace = _namespace(name, args.namespace, labels, self)
+        meta = functools.partial(_metadata, namespace.metadata.apply(lambda metadata: metadata.name), labels)
+        policies = _network_policies(name, args, meta, self)
+        environment = _environment(args)
+        pods = _PodParts(args=args, env_secret_name=_env_secret(name, environment, meta, self),
+                         pull_secret_names=_pull_secrets(name, args, meta, self))
 
-        namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=args.namespace, labels={**labels, **POD_SECURITY_LABELS}),
-            opts=child,
-        )
-        ns = namespace.metadata.apply(lambda meta: meta.name)
-
-        def metadata(object_name: pulumi.Input[str] | None = None, **extra) -> k8s.meta.v1.ObjectMetaArgs:
-            return k8s.meta.v1.ObjectMetaArgs(name=object_name, namespace=ns, labels=labels, **extra)
-
-        policies = [
-            k8s.networking.v1.NetworkPolicy(f"{name}-{suffix}", metadata=metadata(f"{name}-{suffix}"), spec=spec,
-                                            opts=child)
-            for suffix, spec in (network_policy_specs(app.port, web_selector, args.vpc_cidr)
-                                 if args.network_policies else [])
-        ]
-
-        environment = pulumi.Output.all(
-            database_url=args.database_url,
-            redis_url=args.redis_url,
-            media_bucket=args.media_bucket,
-            secret_env=pulumi.Output.from_input({key: args.secret_env[key] for key in app.secret_env_names}),
-        ).apply(lambda values: app_environment(app, **values))
-        env_secret = k8s.core.v1.Secret(
-            f"{name}-env",
-            metadata=metadata(),
-            type="Opaque",
-            # pulumi-kubernetes marks Secret data secret too; explicit here so the intent survives a refactor.
-            string_data=pulumi.Output.secret(environment),
-            opts=child,
-        )
-        env_secret_name = env_secret.metadata.apply(lambda meta: meta.name)
-
-        pull_secret_names: list[pulumi.Output[str]] = []
-        if app.registry_server:
-            server, username = app.registry_server, app.registry_username or ""
-            docker_config = pulumi.Output.from_input(args.registry_password).apply(
-                lambda password: {".dockerconfigjson": render_docker_config(server, username, password)})
-            pull_secret = k8s.core.v1.Secret(
-                f"{name}-registry",
-                metadata=metadata(),
-                type="kubernetes.io/dockerconfigjson",
-                string_data=pulumi.Output.secret(docker_config),
-                opts=child,
-            )
-            pull_secret_names.append(pull_secret.metadata.apply(lambda meta: meta.name))
-
-        def pod_spec(container: k8s.core.v1.ContainerArgs, **extra) -> k8s.core.v1.PodSpecArgs:
-            return k8s.core.v1.PodSpecArgs(
-                containers=[container],
-                security_context=pod_security_context(args.run_as_user),
-                automount_service_account_token=False,
-                enable_service_links=False,
-                image_pull_secrets=[k8s.core.v1.LocalObjectReferenceArgs(name=secret_name)
-                                    for secret_name in pull_secret_names] or None,
-                volumes=[k8s.core.v1.VolumeArgs(
-                    name=volume, empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit=TMP_SIZE_LIMIT))
-                    for volume in writable_volumes(args.writable_paths).values()],
-                **extra,
-            )
-
-        def container(**extra) -> k8s.core.v1.ContainerArgs:
-            return k8s.core.v1.ContainerArgs(
-                name=CONTAINER_NAME,
-                image=app.image,
-                env_from=[k8s.core.v1.EnvFromSourceArgs(
-                    secret_ref=k8s.core.v1.SecretEnvSourceArgs(name=env_secret_name))],
-                resources=k8s.core.v1.ResourceRequirementsArgs(
-                    requests={"cpu": args.cpu_request, "memory": args.memory_request},
-                    limits=resource_limits(args.cpu_limit, args.memory_limit),
-                ),
-                security_context=container_security_context(),
-                volume_mounts=[k8s.core.v1.VolumeMountArgs(name=volume, mount_path=path)
-                               for path, volume in writable_volumes(args.writable_paths).items()],
-                **extra,
-            )
-
-        self.release_job_name = None
         # Pods start only once the namespace's policies exist: default deny then never races the allow rules.
-        release_dependencies: list[pulumi.Resource] = list(policies)
-        if app.release_command:
-            command = list(app.release_command)
-            # The name hashes secret values, so the Output is secret; a truncated SHA-256 reveals nothing.
-            job_name = pulumi.Output.unsecret(environment.apply(
-                lambda env: release_job_name(name, app.image, command, env)))
-            job = k8s.batch.v1.Job(
-                f"{name}-release",
-                metadata=metadata(job_name, annotations=release_annotations(args.release_timeout_seconds)),
-                spec=k8s.batch.v1.JobSpecArgs(
-                    backoff_limit=RELEASE_BACKOFF_LIMIT,
-                    active_deadline_seconds=args.release_timeout_seconds,
-                    template=k8s.core.v1.PodTemplateSpecArgs(
-                        metadata=k8s.meta.v1.ObjectMetaArgs(labels={**labels, **release_selector}),
-                        # `args`, not `command`: like Compose's `command`, it keeps the image's entrypoint.
-                        spec=pod_spec(container(args=command), restart_policy="Never"),
-                    ),
-                ),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=policies),
-            )
-            self.release_job_name = job.metadata.apply(lambda meta: meta.name)
-            release_dependencies.append(job)
+        ready: list[pulumi.Resource] = list(policies)
+        if args.database_role is not None:
+            # The app role exists (with its current password) before the release Job connects as it.
+            ready.append(database_role_job(
+                name, args.database_role, namespace=namespace.metadata.apply(lambda metadata: metadata.name),
+                labels=labels, security=(pod_security_context(args.run_as_user), container_security_context()),
+                depends_on=list(policies), parent=self))
+        self.release_job_name = None
+        if args.app.release_command:
+            job = _release_job(name, args, environment, meta, pods, ready, self)
+            self.release_job_name = job.metadata.apply(lambda metadata: metadata.name)
+            ready = [*ready, job]
 
-        deployment = k8s.apps.v1.Deployment(
-            f"{name}-deployment",
-            metadata=metadata(name),
-            spec=k8s.apps.v1.DeploymentSpecArgs(
-                replicas=args.min_replicas,
-                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=web_selector),
-                strategy=k8s.apps.v1.DeploymentStrategyArgs(
-                    type="RollingUpdate",
-                    rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(
-                        max_unavailable=0, max_surge=f"{ROLLING_SURGE_PERCENT}%"),
-                ),
-                template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels={**labels, **web_selector}),
-                    spec=pod_spec(
-                        container(
-                            ports=[k8s.core.v1.ContainerPortArgs(
-                                name=PORT_NAME, container_port=app.port, protocol="TCP")],
-                            startup_probe=http_probe(app.health_path, period=5, timeout=2, failures=60),
-                            readiness_probe=http_probe(app.health_path, period=5, timeout=2, failures=3),
-                            liveness_probe=http_probe(app.health_path, period=10, timeout=5, failures=6),
-                            lifecycle=k8s.core.v1.LifecycleArgs(pre_stop=k8s.core.v1.LifecycleHandlerArgs(
-                                sleep=k8s.core.v1.SleepActionArgs(seconds=PRE_STOP_SLEEP_SECONDS))),
-                        ),
-                        termination_grace_period_seconds=TERMINATION_GRACE_SECONDS,
-                        topology_spread_constraints=topology_spread(web_selector, args.zone_spread),
-                    ),
-                ),
-            ),
-            # The HPA owns spec.replicas after the first deploy (see the module docstring).
-            opts=pulumi.ResourceOptions(parent=self, depends_on=release_dependencies,
-                                        ignore_changes=["spec.replicas"]),
-        )
-        deployment_name = deployment.metadata.apply(lambda meta: meta.name)
+        deployment = _deployment(name, args, meta, pods, ready, self)
+        service = _service(name, args, meta, self)
+        _autoscaler(name, args, meta, deployment, self)
+        _disruption_budget(name, meta, self)
 
-        service = k8s.core.v1.Service(
-            f"{name}-service",
-            metadata=metadata(name),
-            spec=k8s.core.v1.ServiceSpecArgs(
-                type="NodePort",
-                selector=web_selector,
-                ports=[k8s.core.v1.ServicePortArgs(name=PORT_NAME, protocol="TCP", port=SERVICE_PORT,
-                                                   target_port=app.port, node_port=args.node_port)],
-                # Every node accepts on the NodePort and forwards to a ready pod anywhere, so the load
-                # balancer's health check passes on all nodes, not only on those that run a pod.
-                external_traffic_policy="Cluster",
-            ),
-            opts=child,
-        )
-
-        k8s.autoscaling.v2.HorizontalPodAutoscaler(
-            f"{name}-hpa",
-            metadata=metadata(name),
-            spec=k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
-                scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
-                    api_version="apps/v1", kind="Deployment", name=deployment_name),
-                min_replicas=args.min_replicas,
-                max_replicas=args.max_replicas,
-                metrics=[k8s.autoscaling.v2.MetricSpecArgs(
-                    type="Resource",
-                    resource=k8s.autoscaling.v2.ResourceMetricSourceArgs(
-                        name="cpu",
-                        target=k8s.autoscaling.v2.MetricTargetArgs(
-                            type="Utilization", average_utilization=args.cpu_target_percent),
-                    ),
-                )],
-            ),
-            opts=child,
-        )
-
-        # maxUnavailable 1 (not minAvailable 1): a drain takes one pod at a time however far the HPA has
-        # scaled out, where minAvailable 1 would let it evict all but one. AlwaysAllow: a pod that is not
-        # ready anyway (crash-looping) never blocks a node drain.
-        k8s.policy.v1.PodDisruptionBudget(
-            f"{name}-pdb",
-            metadata=metadata(name),
-            spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
-                max_unavailable=1,
-                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=web_selector),
-                unhealthy_pod_eviction_policy="AlwaysAllow",
-            ),
-            opts=child,
-        )
-
-        self.namespace = ns
-        self.deployment_name = deployment_name
-        self.service_name = service.metadata.apply(lambda meta: meta.name)
+        self.namespace = namespace.metadata.apply(lambda metadata: metadata.name)
+        self.deployment_name = deployment.metadata.apply(lambda metadata: metadata.name)
+        self.service_name = service.metadata.apply(lambda metadata: metadata.name)
         self.node_port = service.spec.apply(lambda spec: spec.ports[0].node_port)
         self.register_outputs({
             "namespace": self.namespace,
@@ -403,6 +248,241 @@ class KubernetesApp(pulumi.ComponentResource):
             "node_port": self.node_port,
             "release_job_name": self.release_job_name,
         })
+
+
+# --- Builders (module level, so the constructor reads as a table of contents) -------------------------
+
+
+def _metadata(namespace: pulumi.Input[str], labels: Mapping[str, str], object_name: pulumi.Input[str] | None = None,
+              **extra) -> k8s.meta.v1.ObjectMetaArgs:
+    return k8s.meta.v1.ObjectMetaArgs(name=object_name, namespace=namespace, labels=labels, **extra)
+
+
+Metadata = Callable[..., k8s.meta.v1.ObjectMetaArgs]
+"""``_metadata`` bound to the namespace and labels: ``meta(name=None, **extra)``."""
+
+
+@dataclass(frozen=True)
+class _PodParts:
+    """What every pod of the app shares: the args, the env Secret's name and the pull Secrets' names."""
+
+    args: KubernetesAppArgs
+    env_secret_name: pulumi.Output[str]
+    pull_secret_names: list[pulumi.Output[str]]
+
+
+def _namespace(name: str, namespace: str, labels: Mapping[str, str], parent: pulumi.Resource
+               ) -> k8s.core.v1.Namespace:
+    return k8s.core.v1.Namespace(
+        f"{name}-namespace",
+        metadata=k8s.meta.v1.ObjectMetaArgs(name=namespace, labels={**labels, **POD_SECURITY_LABELS}),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+def _network_policies(name: str, args: KubernetesAppArgs, meta: Metadata, parent: pulumi.Resource
+                      ) -> list[k8s.networking.v1.NetworkPolicy]:
+    if not args.network_policies:
+        return []
+    web_selector = selector_labels(name, WEB_COMPONENT)
+    return [
+        k8s.networking.v1.NetworkPolicy(f"{name}-{suffix}", metadata=meta(f"{name}-{suffix}"), spec=spec,
+                                        opts=pulumi.ResourceOptions(parent=parent))
+        for suffix, spec in network_policy_specs(args.app.port, web_selector, args.vpc_cidr)
+    ]
+
+
+def _environment(args: KubernetesAppArgs) -> pulumi.Output[dict[str, str]]:
+    app = args.app
+    return pulumi.Output.all(
+        database_url=args.database_url,
+        redis_url=args.redis_url,
+        media_bucket=args.media_bucket,
+        secret_env=pulumi.Output.from_input({key: args.secret_env[key] for key in app.secret_env_names}),
+    ).apply(lambda values: app_environment(app, **values))
+
+
+def _env_secret(name: str, environment: pulumi.Output[dict[str, str]], meta: Metadata,
+                parent: pulumi.Resource) -> pulumi.Output[str]:
+    env_secret = k8s.core.v1.Secret(
+        f"{name}-env",
+        metadata=meta(),
+        type="Opaque",
+        # pulumi-kubernetes marks Secret data secret too; explicit here so the intent survives a refactor.
+        string_data=pulumi.Output.secret(environment),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    return env_secret.metadata.apply(lambda metadata: metadata.name)
+
+
+def _pull_secrets(name: str, args: KubernetesAppArgs, meta: Metadata, parent: pulumi.Resource
+                  ) -> list[pulumi.Output[str]]:
+    app = args.app
+    if not app.registry_server:
+        return []
+    server, username = app.registry_server, app.registry_username or ""
+    docker_config = pulumi.Output.from_input(args.registry_password).apply(
+        lambda password: {".dockerconfigjson": render_docker_config(server, username, password)})
+    pull_secret = k8s.core.v1.Secret(
+        f"{name}-registry",
+        metadata=meta(),
+        type="kubernetes.io/dockerconfigjson",
+        string_data=pulumi.Output.secret(docker_config),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    return [pull_secret.metadata.apply(lambda metadata: metadata.name)]
+
+
+def _pod_spec(pods: _PodParts, container: k8s.core.v1.ContainerArgs, **extra) -> k8s.core.v1.PodSpecArgs:
+    return k8s.core.v1.PodSpecArgs(
+        containers=[container],
+        security_context=pod_security_context(pods.args.run_as_user),
+        automount_service_account_token=False,
+        enable_service_links=False,
+        image_pull_secrets=[k8s.core.v1.LocalObjectReferenceArgs(name=secret_name)
+                            for secret_name in pods.pull_secret_names] or None,
+        volumes=[k8s.core.v1.VolumeArgs(
+            name=volume, empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit=TMP_SIZE_LIMIT))
+            for volume in writable_volumes(pods.args.writable_paths).values()],
+        **extra,
+    )
+
+
+def _app_container(pods: _PodParts, **extra) -> k8s.core.v1.ContainerArgs:
+    args = pods.args
+    return k8s.core.v1.ContainerArgs(
+        name=CONTAINER_NAME,
+        image=args.app.image,
+        env_from=[k8s.core.v1.EnvFromSourceArgs(
+            secret_ref=k8s.core.v1.SecretEnvSourceArgs(name=pods.env_secret_name))],
+        resources=k8s.core.v1.ResourceRequirementsArgs(
+            requests={"cpu": args.cpu_request, "memory": args.memory_request},
+            limits=resource_limits(args.cpu_limit, args.memory_limit),
+        ),
+        security_context=container_security_context(),
+        volume_mounts=[k8s.core.v1.VolumeMountArgs(name=volume, mount_path=path)
+                       for path, volume in writable_volumes(args.writable_paths).items()],
+        **extra,
+    )
+
+
+def _release_job(name: str, args: KubernetesAppArgs, environment: pulumi.Output[dict[str, str]], meta: Metadata,
+                 pods: _PodParts, depends_on: list[pulumi.Resource], parent: pulumi.Resource) -> k8s.batch.v1.Job:
+    app = args.app
+    command = list(app.release_command)
+    # The name hashes secret values, so the Output is secret; a truncated SHA-256 reveals nothing.
+    job_name = pulumi.Output.unsecret(environment.apply(
+        lambda env: release_job_name(name, app.image, command, env)))
+    return k8s.batch.v1.Job(
+        f"{name}-release",
+        metadata=meta(job_name, annotations=release_annotations(args.release_timeout_seconds)),
+        spec=k8s.batch.v1.JobSpecArgs(
+            backoff_limit=RELEASE_BACKOFF_LIMIT,
+            active_deadline_seconds=args.release_timeout_seconds,
+            template=k8s.core.v1.PodTemplateSpecArgs(
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    labels={**args.labels, **selector_labels(name, RELEASE_COMPONENT)}),
+                # `args`, not `command`: like Compose's `command`, it keeps the image's entrypoint.
+                spec=_pod_spec(pods, _app_container(pods, args=command), restart_policy="Never"),
+            ),
+        ),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
+    )
+
+
+def _deployment(name: str, args: KubernetesAppArgs, meta: Metadata, pods: _PodParts,
+                depends_on: list[pulumi.Resource], parent: pulumi.Resource) -> k8s.apps.v1.Deployment:
+    app, web_selector = args.app, selector_labels(name, WEB_COMPONENT)
+    return k8s.apps.v1.Deployment(
+        f"{name}-deployment",
+        metadata=meta(name),
+        spec=k8s.apps.v1.DeploymentSpecArgs(
+            replicas=args.min_replicas,
+            selector=k8s.meta.v1.LabelSelectorArgs(match_labels=web_selector),
+            strategy=k8s.apps.v1.DeploymentStrategyArgs(
+                type="RollingUpdate",
+                rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(
+                    max_unavailable=0, max_surge=f"{ROLLING_SURGE_PERCENT}%"),
+            ),
+            template=k8s.core.v1.PodTemplateSpecArgs(
+                metadata=k8s.meta.v1.ObjectMetaArgs(labels={**args.labels, **web_selector}),
+                spec=_pod_spec(
+                    pods,
+                    _app_container(
+                        pods,
+                        ports=[k8s.core.v1.ContainerPortArgs(
+                            name=PORT_NAME, container_port=app.port, protocol="TCP")],
+                        startup_probe=http_probe(app.health_path, period=5, timeout=2, failures=60),
+                        readiness_probe=http_probe(app.health_path, period=5, timeout=2, failures=3),
+                        liveness_probe=http_probe(app.health_path, period=10, timeout=5, failures=6),
+                        lifecycle=k8s.core.v1.LifecycleArgs(pre_stop=k8s.core.v1.LifecycleHandlerArgs(
+                            sleep=k8s.core.v1.SleepActionArgs(seconds=PRE_STOP_SLEEP_SECONDS))),
+                    ),
+                    termination_grace_period_seconds=TERMINATION_GRACE_SECONDS,
+                    topology_spread_constraints=topology_spread(web_selector, args.zone_spread),
+                ),
+            ),
+        ),
+        # The HPA owns spec.replicas after the first deploy (see the module docstring).
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on), ignore_changes=["spec.replicas"]),
+    )
+
+
+def _service(name: str, args: KubernetesAppArgs, meta: Metadata, parent: pulumi.Resource) -> k8s.core.v1.Service:
+    return k8s.core.v1.Service(
+        f"{name}-service",
+        metadata=meta(name),
+        spec=k8s.core.v1.ServiceSpecArgs(
+            type="NodePort",
+            selector=selector_labels(name, WEB_COMPONENT),
+            ports=[k8s.core.v1.ServicePortArgs(name=PORT_NAME, protocol="TCP", port=SERVICE_PORT,
+                                               target_port=args.app.port, node_port=args.node_port)],
+            # Every node accepts on the NodePort and forwards to a ready pod anywhere, so the load
+            # balancer's health check passes on all nodes, not only on those that run a pod.
+            external_traffic_policy="Cluster",
+        ),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+def _autoscaler(name: str, args: KubernetesAppArgs, meta: Metadata, deployment: k8s.apps.v1.Deployment,
+                parent: pulumi.Resource) -> k8s.autoscaling.v2.HorizontalPodAutoscaler:
+    return k8s.autoscaling.v2.HorizontalPodAutoscaler(
+        f"{name}-hpa",
+        metadata=meta(name),
+        spec=k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
+            scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
+                api_version="apps/v1", kind="Deployment",
+                name=deployment.metadata.apply(lambda metadata: metadata.name)),
+            min_replicas=args.min_replicas,
+            max_replicas=args.max_replicas,
+            metrics=[k8s.autoscaling.v2.MetricSpecArgs(
+                type="Resource",
+                resource=k8s.autoscaling.v2.ResourceMetricSourceArgs(
+                    name="cpu",
+                    target=k8s.autoscaling.v2.MetricTargetArgs(
+                        type="Utilization", average_utilization=args.cpu_target_percent),
+                ),
+            )],
+        ),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+def _disruption_budget(name: str, meta: Metadata, parent: pulumi.Resource) -> k8s.policy.v1.PodDisruptionBudget:
+    # maxUnavailable 1 (not minAvailable 1): a drain takes one pod at a time however far the HPA has
+    # scaled out, where minAvailable 1 would let it evict all but one. AlwaysAllow: a pod that is not
+    # ready anyway (crash-looping) never blocks a node drain.
+    return k8s.policy.v1.PodDisruptionBudget(
+        f"{name}-pdb",
+        metadata=meta(name),
+        spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+            max_unavailable=1,
+            selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector_labels(name, WEB_COMPONENT)),
+            unhealthy_pod_eviction_policy="AlwaysAllow",
+        ),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
 
 
 # --- Pure helpers (tested without the runtime) ----------------------------------------------------

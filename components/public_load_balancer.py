@@ -13,6 +13,12 @@ Creates
   node group's Auto Scaling group in it, so nodes join and leave the target group with the group;
 - one HTTPS listener on 443 (TLS 1.3 + 1.2 policy ``ELBSecurityPolicy-TLS13-1-2-2021-06``) forwarding to
   the target group;
+- with ``access_logs`` (the default): an S3 bucket for the ALB's access logs (``<name>-logs``): all public
+  access blocked, ACLs off (bucket owner enforced), SSE-S3 encryption (ALB log delivery supports only SSE-S3,
+  not KMS), a lifecycle rule expiring logs after ``access_log_retention_days`` and aborting incomplete uploads
+  after a day, and a bucket policy (``access_log_bucket_policy``) letting only Elastic Load Balancing write
+  under ``alb/AWSLogs/`` (the regional ELB account in regions opened before August 2022, the log-delivery
+  service principal elsewhere) and refusing any request without TLS;
 - when ``alarm_topic_arn`` is given, two CloudWatch alarms notifying it (alarm and OK): ALB-generated
   5XX responses and unhealthy targets (thresholds below, at ``ELB_5XX_ALARM`` and
   ``UNHEALTHY_HOSTS_ALARM``).
@@ -27,7 +33,7 @@ Does not create
   security group only admits 443, so nothing would ever reach one;
 - DNS (CloudflareEdge points a proxied CNAME at ``dns_name``), the certificate itself (CloudflareEdge
   issues it), the VPC, subnets, node group or its security group, the SNS topic;
-- access logs (they need an S3 bucket with an ELB-writable policy) or a WAF (Cloudflare is the WAF).
+- a WAF (Cloudflare is the WAF).
 
 IP addresses: ``ip_address_type`` is ``ipv4`` unless the caller asks for ``dualstack``. AWS requires the
 VPC and every ALB subnet to have IPv6 CIDR blocks (and IPv6 routes) for ``dualstack``, and phasekit's
@@ -40,10 +46,14 @@ address is in Cloudflare's ``CF-Connecting-IP`` header, which the app should rea
 
 Cost (us-east-1 list prices, 2026): the ALB $0.0225/h (about $16.43/month at 730 h) plus $0.008 per LCU-hour
 of traffic, plus $0.005/h (about $3.65/month) per public IPv4 address (one per subnet/AZ the ALB spans);
-each alarm $0.10/month. Security groups, the target group, the listener and the imported certificate
-are free.
+each alarm $0.10/month; the access logs bill as S3 Standard storage and PUT requests, in proportion to traffic
+(usage-based: roughly 1 KB per request before gzip). Security groups, the target group, the listener and the
+imported certificate are free.
 
-Stateful: nothing. The ALB holds no data and can be rebuilt from code; its DNS name changes when it is
+Stateful: nothing worth protecting. The access-log bucket holds only diagnostics that expire anyway, so it is
+``force_destroy`` (a ``pulumi destroy`` or replacement deletes the logs with it instead of failing on a
+non-empty bucket) and not protected; copy logs you must keep before destroying. The ALB holds no data and
+can be rebuilt from code; its DNS name changes when it is
 replaced, and CloudflareEdge's CNAME follows in the same ``pulumi up``. Deletion protection is off so
 that replacements and ``pulumi destroy`` are not blocked by a flag that protects nothing.
 
@@ -55,6 +65,7 @@ remove this rule on the next update after a refresh).
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -63,7 +74,7 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
-from components.aws_choices import NODE_PORT_RANGE
+from components.aws_choices import ELB_LOG_DELIVERY_ACCOUNTS, ELB_LOG_DELIVERY_SERVICE, NODE_PORT_RANGE
 from components.tags import aws_tags
 
 HTTPS_PORT = 443
@@ -97,6 +108,9 @@ go unhealthy together when no app pod is ready. No data keeps the alarm's state.
 _NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,18}[A-Za-z0-9])?")
 """The ALB and target group are auto-named ``<name>-alb-<7 hex>`` / ``<name>-tg-<7 hex>``; AWS allows 32
 characters (letters, digits, hyphens, no hyphen at either end), so the component name gets 20."""
+
+ACCESS_LOG_PREFIX = "alb"
+"""Key prefix of the logs in the bucket (ELB appends ``AWSLogs/<account>/elasticloadbalancing/...``)."""
 
 IpAddressType = Literal["ipv4", "dualstack"]
 
@@ -156,8 +170,39 @@ class PublicLoadBalancerArgs:
     """``ipv4`` (default) or ``dualstack``. Dualstack admits the IPv6 entries of ``source_cidrs`` too, and
     needs a VPC and public subnets with IPv6 CIDR blocks and IPv6 routes, which AwsNetwork does not create."""
 
+    access_logs: bool = True
+    """Write the ALB's access logs to an S3 bucket this component creates. Default on; needs ``region``."""
+
+    access_log_retention_days: int = 90
+    """Days S3 keeps each access log before the lifecycle rule deletes it, 1-3650. Default 90."""
+
+    region: str | None = None
+    """The AWS region of the ALB: decides who the bucket policy lets write the logs. Required with
+    ``access_logs``."""
+
     tags: Mapping[str, str] = field(default_factory=dict)
     """AWS tags merged into every taggable child (each also gets a ``Name``)."""
+
+
+def access_log_writer(region: str) -> dict[str, str]:
+    """The principal Elastic Load Balancing writes access logs as in ``region``: the regional ELB account for
+    regions opened before August 2022, the log-delivery service principal for the others."""
+    account = ELB_LOG_DELIVERY_ACCOUNTS.get(region)
+    return {"AWS": f"arn:aws:iam::{account}:root"} if account else {"Service": ELB_LOG_DELIVERY_SERVICE}
+
+
+def access_log_bucket_policy(bucket_arn: str, region: str) -> str:
+    """Only Elastic Load Balancing may write, and only under the log prefix; nothing without TLS."""
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "ElbWritesAccessLogs", "Effect": "Allow", "Principal": access_log_writer(region),
+             "Action": "s3:PutObject", "Resource": f"{bucket_arn}/{ACCESS_LOG_PREFIX}/AWSLogs/*"},
+            {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+             "Resource": [bucket_arn, f"{bucket_arn}/*"],
+             "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+        ],
+    }, sort_keys=True)
 
 
 def admitted_cidrs(cidrs: Sequence[str], ip_address_type: IpAddressType) -> tuple[list[str], list[str]]:
@@ -200,6 +245,9 @@ class PublicLoadBalancer(pulumi.ComponentResource):
     target_group_arn: pulumi.Output[str]
     certificate_arn: pulumi.Output[str]
     """The imported ACM certificate."""
+
+    access_log_bucket_name: pulumi.Output[str] | None
+    """The access-log bucket; None without ``access_logs``."""
 
     def __init__(self, name: str, args: PublicLoadBalancerArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -251,6 +299,7 @@ class PublicLoadBalancer(pulumi.ComponentResource):
             opts=child,
         )
 
+        log_bucket, log_bucket_ready = _access_log_bucket(name, args, self) if args.access_logs else (None, [])
         load_balancer = aws.lb.LoadBalancer(
             f"{name}-alb",
             load_balancer_type="application",
@@ -263,8 +312,11 @@ class PublicLoadBalancer(pulumi.ComponentResource):
             # Stateless and rebuilt from code; the flag would only block replacements and `pulumi destroy`.
             enable_deletion_protection=False,
             idle_timeout=args.idle_timeout_seconds,
+            access_logs=aws.lb.LoadBalancerAccessLogsArgs(
+                bucket=log_bucket.bucket, enabled=True, prefix=ACCESS_LOG_PREFIX) if log_bucket else None,
             tags=aws_tags(args.tags, Name=f"{name}-alb"),
-            opts=child,
+            # ELB test-writes to the bucket when logging is turned on: the policy must be in place first.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=log_bucket_ready),
         )
 
         target_group = aws.lb.TargetGroup(
@@ -321,7 +373,9 @@ class PublicLoadBalancer(pulumi.ComponentResource):
         self.security_group_id = security_group.id
         self.target_group_arn = target_group.arn
         self.certificate_arn = certificate.arn
+        self.access_log_bucket_name = log_bucket.bucket if log_bucket else None
         self.register_outputs({
+            "access_log_bucket_name": self.access_log_bucket_name,
             "dns_name": self.dns_name,
             "zone_id": self.zone_id,
             "load_balancer_arn": self.load_balancer_arn,
@@ -329,6 +383,46 @@ class PublicLoadBalancer(pulumi.ComponentResource):
             "target_group_arn": self.target_group_arn,
             "certificate_arn": self.certificate_arn,
         })
+
+
+def _access_log_bucket(name: str, args: PublicLoadBalancerArgs, parent: pulumi.Resource,
+                       ) -> tuple[aws.s3.Bucket, list[pulumi.Resource]]:
+    """The private, SSE-S3, self-expiring bucket the ALB writes its access logs to, and what must exist
+    before the ALB may point at it."""
+    child = pulumi.ResourceOptions(parent=parent)
+    # S3 bucket names are lower case; the provider appends a unique suffix to the prefix.
+    bucket = aws.s3.Bucket(f"{name}-logs", bucket_prefix=f"{name.lower()}-logs-", force_destroy=True,
+                           tags=aws_tags(args.tags, Name=f"{name}-logs"), opts=child)
+    public_access = aws.s3.BucketPublicAccessBlock(
+        f"{name}-logs", bucket=bucket.id, block_public_acls=True, block_public_policy=True,
+        ignore_public_acls=True, restrict_public_buckets=True, opts=child)
+    ownership = aws.s3.BucketOwnershipControls(
+        f"{name}-logs", bucket=bucket.id,
+        rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"), opts=child)
+    encryption = aws.s3.BucketServerSideEncryptionConfiguration(
+        f"{name}-logs", bucket=bucket.id,
+        rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+            apply_server_side_encryption_by_default=(
+                aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                    sse_algorithm="AES256")))],
+        opts=child)
+    aws.s3.BucketLifecycleConfiguration(
+        f"{name}-logs", bucket=bucket.id,
+        rules=[aws.s3.BucketLifecycleConfigurationRuleArgs(
+            id="expire-access-logs", status="Enabled",
+            filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=f"{ACCESS_LOG_PREFIX}/"),
+            expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=args.access_log_retention_days),
+            abort_incomplete_multipart_upload=(
+                aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(days_after_initiation=1)),
+        )],
+        opts=child)
+    region = args.region or ""
+    policy = aws.s3.BucketPolicy(
+        f"{name}-logs", bucket=bucket.id,
+        policy=bucket.arn.apply(lambda arn: access_log_bucket_policy(arn, region)),
+        # S3 refuses concurrent configuration changes to one bucket (OperationAborted).
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[public_access, ownership]))
+    return bucket, [policy, encryption]
 
 
 def _alarm(name: str, spec: Mapping[str, object], dimensions: Mapping[str, pulumi.Input[str]], description: str,
@@ -370,6 +464,12 @@ def _check_args(name: str, args: PublicLoadBalancerArgs) -> None:
     if not 1 <= args.idle_timeout_seconds <= 4000:
         raise ValueError(f"PublicLoadBalancerArgs.idle_timeout_seconds: {args.idle_timeout_seconds}; "
                          "allowed: 1-4000")
+    if args.access_logs and not args.region:
+        raise ValueError("PublicLoadBalancerArgs.region: required with access_logs (it decides who may write the "
+                         "logs to the bucket)")
+    if not 1 <= args.access_log_retention_days <= 3650:
+        raise ValueError(f"PublicLoadBalancerArgs.access_log_retention_days: {args.access_log_retention_days}; "
+                         "allowed: 1-3650")
     if args.ip_address_type not in ("ipv4", "dualstack"):
         raise ValueError(f"PublicLoadBalancerArgs.ip_address_type: {args.ip_address_type!r}; "
                          "allowed: ipv4, dualstack")

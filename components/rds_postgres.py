@@ -4,8 +4,14 @@ Creates
 - a security group admitting only TCP 5432 from ``client_security_group_id`` (the EKS nodes' group), with
   no other ingress and no egress rules at all (RDS never opens connections to the nodes). The rules are
   inline, so anything added to the group by hand is removed on the next ``pulumi up``;
-- a generated master password (pulumi-random, 32 letters and digits: none of ``/ @ " space``, which RDS
-  refuses, nor anything a URL would need to escape);
+- the master password: by default (``manage_master_password``) RDS generates it and keeps it in its own Secrets
+  Manager secret (``master_secret_arn``, encrypted with ``aws/secretsmanager`` unless
+  ``master_secret_kms_key_id``), rotated by RDS every 7 days; it never enters Pulumi state. Otherwise (needed for
+  read replicas: RDS cannot create a replica of an instance whose master password it manages) a generated one
+  (pulumi-random, 32 letters and digits), which is in the state, encrypted;
+- with a managed master password, the app's own role ``app_role_name``: its password (pulumi-random, 32 letters
+  and digits) and, with ``master_secret_reader``, the IRSA role the in-cluster Job that creates the role
+  (components/database_role.py) assumes: ``secretsmanager:GetSecretValue`` on the master secret only;
 - a parameter group (family ``postgres<major>``) forcing TLS (``rds.force_ssl=1``), setting
   ``max_connections`` and logging statements slower than one second;
 - the instance: gp3, encrypted with the account's ``aws/rds`` key, private, Multi-AZ by default,
@@ -25,8 +31,8 @@ Creates
   replicas, through an IAM role RDS assumes (``monitoring.rds.amazonaws.com``) holding only
   ``AmazonRDSEnhancedMonitoringRole``; the instances wait for the policy attachment.
 
-Does not create the VPC, the DB subnet group, the clients' security group, a KMS key, an RDS Proxy or
-database users beyond the master user.
+Does not create the VPC, the DB subnet group, the clients' security group, a KMS key or an RDS Proxy; the app
+role itself is created inside PostgreSQL by KubernetesApp's database-role Job, not here.
 
 Windows (UTC): backups 03:00-04:00 daily, maintenance Sunday 04:30-05:30; they do not overlap.
 
@@ -47,14 +53,20 @@ Cost: the instance class's hourly price, doubled with Multi-AZ (a standby in ano
 per GiB-month (doubled with Multi-AZ); backup storage up to the database's size is free; each replica
 costs a Single-AZ instance plus its storage; Performance Insights at 7 days and the security and
 parameter groups are free; each CloudWatch alarm is $0.10 a month; exported logs bill CloudWatch Logs
-ingestion and storage.
+ingestion and storage; the managed master secret bills Secrets Manager ($0.40 a secret-month plus API calls).
 
 Stateful: the instance and its replicas. Each is protected and retained on delete when ``protect`` is
 true (default), on top of deletion protection, the final snapshot and retained automated backups.
 Replicas skip the final snapshot because RDS refuses one for a read replica; they hold no data that
-the primary lacks. Rotating the password (replacing the RandomPassword) changes it in place on RDS and
-changes ``database_url``; phase 3's KubernetesApp then replaces its auto-named Secret, which rolls the
-pods onto the new URL in the same ``pulumi up`` (connections opened before that fail until they do).
+the primary lacks. Rotating the app role's password (replacing its RandomPassword) changes ``database_url``;
+phase 3's KubernetesApp then reruns the database-role Job (which sets the new password) and replaces its
+auto-named Secret, which rolls the pods onto the new URL in the same ``pulumi up`` (connections opened with the
+old password keep working; new ones from old pods fail until they roll).
+
+Turning ``manage_master_password`` on for an existing instance is an in-place modify
+(``ManageMasterUserPassword``, no reboot): RDS generates a new master password, applied as soon as possible like
+any master password change (ModifyDBInstance applies those regardless of ``apply_immediately``), and the old
+generated one stops working; the old RandomPassword is deleted from the state.
 
 Clients must connect with TLS (``sslmode=require`` in ``database_url``); verifying the server
 (``verify-full``) needs the RDS CA bundle in the app image.
@@ -73,6 +85,8 @@ import pulumi_random as random
 
 from components.aws_choices import RdsLifecycleSupport
 from components.connection_urls import postgres_url
+from components.database_role import check_role_name, master_secret_reader_policy
+from components.eks_cluster import irsa_trust_policy
 from components.stateful import stateful_options
 from components.tags import aws_tags
 
@@ -110,6 +124,18 @@ _PG_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 _ENGINE_VERSION = re.compile(r"^(?P<major>\d+)(?:\.\d+)?$")
 _RESERVED_USERNAMES = frozenset({"rdsadmin", "public"})
 """RDS' own administrator role and PostgreSQL's pseudo-role; names starting ``pg_`` are PostgreSQL's too."""
+
+
+@dataclass(frozen=True)
+class MasterSecretReader:
+    """Who may read the master secret: one ServiceAccount of the cluster, through its OIDC provider (IRSA)."""
+
+    oidc_provider_arn: pulumi.Input[str]
+    oidc_provider_url: pulumi.Input[str]
+    """The issuer URL with ``https://``."""
+
+    namespace: str
+    service_account: str
 
 
 @dataclass
@@ -173,6 +199,25 @@ class RdsPostgresArgs:
     username: str = "app"
     """Master user name (same rules as ``database_name``; not ``rdsadmin``, ``public`` or ``pg_*``)."""
 
+    manage_master_password: bool = True
+    """RDS generates the master password and keeps it in Secrets Manager (never in Pulumi state), and the app gets
+    a role of its own (``app_role_name``). Default on. Refused with read replicas: RDS cannot create a read
+    replica of an instance whose master password it manages
+    (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-secrets-manager.html); off, the master password
+    is generated by Pulumi and ``database_url`` is the master user's."""
+
+    master_secret_kms_key_id: str | None = None
+    """Customer managed KMS key (ARN) for the master secret; None uses Secrets Manager's ``aws/secretsmanager``
+    key. With a key, the reader role also gets ``kms:Decrypt`` on it (through Secrets Manager only)."""
+
+    app_role_name: str = "app_user"
+    """The app's own PostgreSQL role (and schema) with a managed master password: not the master user, no
+    superuser, CREATEROLE or CREATEDB. ``database_url`` connects as it."""
+
+    master_secret_reader: MasterSecretReader | None = None
+    """The Kubernetes ServiceAccount allowed (through IRSA) to read the master secret: the database-role Job's.
+    None creates no reader role."""
+
     alarm_topic_arn: pulumi.Input[str] | None = None
     """SNS topic for alarm and recovery notifications (``AlertTopic.topic_arn``); None creates no alarms."""
 
@@ -190,11 +235,27 @@ class RdsPostgres(pulumi.ComponentResource):
     port: pulumi.Output[int]
     database_name: pulumi.Output[str]
     username: pulumi.Output[str]
-    password: pulumi.Output[str]
-    """Master password; a secret."""
+    password: pulumi.Output[str] | None
+    """Master password (a secret) when Pulumi generates it; None when RDS manages it."""
+
+    master_secret_arn: pulumi.Output[str] | None
+    """ARN of RDS's secret holding the master user's ``{"username", "password"}``; None when not managed."""
+
+    master_secret_reader_role_arn: pulumi.Output[str] | None
+    """The IRSA role that may read the master secret; None without ``master_secret_reader``."""
+
+    app_role_name: str | None
+    """The app's role with a managed master password; None otherwise (the app is the master user)."""
+
+    app_role_password: pulumi.Output[str] | None
+    """The app role's password (a secret); None without an app role."""
+
+    app_connection_limit: int | None
+    """The app role's ``CONNECTION LIMIT`` (``max_connections`` minus the master user's slots)."""
 
     database_url: pulumi.Output[str]
-    """The app's ``DATABASE_URL``: ``postgresql://user:password@address:5432/db?sslmode=require``; a secret."""
+    """The app's ``DATABASE_URL``: ``postgresql://user:password@address:5432/db?sslmode=require`` as the app role
+    (as the master user when the master password is not managed); a secret."""
 
     replica_addresses: pulumi.Output[list[str]]
     """DNS names of the read replicas, in order; empty without replicas."""
@@ -222,7 +283,13 @@ class RdsPostgres(pulumi.ComponentResource):
             opts=child,
         )
 
-        password = random.RandomPassword(f"{name}-password", length=PASSWORD_LENGTH, special=False, opts=child)
+        managed = args.manage_master_password
+        # Pulumi generates the master password only when RDS cannot manage it (replicas): the same logical name
+        # as before, so such a stack keeps its password.
+        master_password = None if managed else random.RandomPassword(
+            f"{name}-password", length=PASSWORD_LENGTH, special=False, opts=child)
+        app_password = random.RandomPassword(
+            f"{name}-app-password", length=PASSWORD_LENGTH, special=False, opts=child) if managed else None
         # A fixed "<identifier>-final" collides with the snapshot the previous deletion left (RDS refuses an
         # existing snapshot name), so a destroyed and re-created stack could not be destroyed again. The suffix
         # is created with the instance (at program time, not inside an apply) and renewed when the identifier
@@ -279,7 +346,9 @@ class RdsPostgres(pulumi.ComponentResource):
             multi_az=args.multi_az,
             db_name=args.database_name,
             username=args.username,
-            password=password.result,
+            password=master_password.result if master_password is not None else None,
+            manage_master_user_password=True if managed else None,
+            master_user_secret_kms_key_id=args.master_secret_kms_key_id if managed else None,
             backup_retention_period=args.backup_retention_days,
             backup_window=BACKUP_WINDOW,
             delete_automated_backups=False,
@@ -312,13 +381,23 @@ class RdsPostgres(pulumi.ComponentResource):
         if args.alarm_topic_arn is not None:
             _alarms(name, args, args.alarm_topic_arn, child)
 
+        self.master_secret_arn = primary.master_user_secrets.apply(master_secret_arn) if managed else None
+        reader = args.master_secret_reader
+        self.master_secret_reader_role_arn = (
+            _master_secret_reader_role(name, args, reader, self.master_secret_arn, child).arn
+            if managed and reader is not None else None)
         self.address = primary.address
         self.port = primary.port
         self.database_name = primary.db_name
         self.username = primary.username
-        self.password = pulumi.Output.secret(password.result)
+        self.password = pulumi.Output.secret(master_password.result) if master_password is not None else None
+        self.app_role_name = args.app_role_name if managed else None
+        self.app_role_password = pulumi.Output.secret(app_password.result) if app_password is not None else None
+        self.app_connection_limit = app_connection_limit(args.max_connections) if managed else None
         self.database_url = pulumi.Output.secret(pulumi.Output.all(
-            primary.username, password.result, primary.address, primary.port, primary.db_name,
+            args.app_role_name if managed else primary.username,
+            app_password.result if app_password is not None else master_password.result,
+            primary.address, primary.port, primary.db_name,
         ).apply(_database_url))
         self.replica_addresses = pulumi.Output.all(*[replica.address for replica in replicas])
         self.security_group_id = security_group.id
@@ -329,11 +408,51 @@ class RdsPostgres(pulumi.ComponentResource):
             "database_name": self.database_name,
             "username": self.username,
             "password": self.password,
+            "master_secret_arn": self.master_secret_arn,
+            "master_secret_reader_role_arn": self.master_secret_reader_role_arn,
+            "app_role_name": self.app_role_name,
+            "app_role_password": self.app_role_password,
+            "app_connection_limit": self.app_connection_limit,
             "database_url": self.database_url,
             "replica_addresses": self.replica_addresses,
             "security_group_id": self.security_group_id,
             "instance_arn": self.instance_arn,
         })
+
+
+def _master_secret_reader_role(name: str, args: RdsPostgresArgs, reader: MasterSecretReader,
+                               secret_arn: pulumi.Output[str], child: pulumi.ResourceOptions) -> aws.iam.Role:
+    """The database-role Job's IRSA role: only its ServiceAccount may assume it, and it may read only the master
+    secret (``master_secret_reader_policy``)."""
+    role = aws.iam.Role(
+        f"{name}-master-secret-reader",
+        description=f"Reads the master secret of {args.identifier} to create the app role (phasekit)",
+        assume_role_policy=pulumi.Output.all(reader.oidc_provider_arn, reader.oidc_provider_url).apply(
+            lambda values: irsa_trust_policy(values[0], values[1], reader.namespace, reader.service_account)),
+        tags=aws_tags(args.tags, Name=f"{args.identifier}-master-secret-reader"),
+        opts=child,
+    )
+    aws.iam.RolePolicy(
+        f"{name}-master-secret-reader-policy",
+        role=role.id,
+        policy=secret_arn.apply(lambda arn: master_secret_reader_policy(arn, args.master_secret_kms_key_id)),
+        opts=child,
+    )
+    return role
+
+
+def master_secret_arn(secrets: list) -> str:
+    """``master_user_secrets[0].secret_arn`` (RDS reports exactly one secret for the master user)."""
+    return secrets[0].secret_arn if hasattr(secrets[0], "secret_arn") else secrets[0]["secret_arn"]
+
+
+MASTER_CONNECTIONS = 3
+"""Connections the app role leaves to the master user (the database-role Job, an operator's psql)."""
+
+
+def app_connection_limit(max_connections: int) -> int:
+    """The app role's ``CONNECTION LIMIT``: ``max_connections`` minus the master user's slots, at least 1."""
+    return max(1, max_connections - MASTER_CONNECTIONS)
 
 
 def _alarms(name: str, args: RdsPostgresArgs, topic_arn: pulumi.Input[str], opts: pulumi.ResourceOptions) -> None:
@@ -475,6 +594,12 @@ def _check_args(args: RdsPostgresArgs) -> None:
                          "underscores, starting with a letter")
     if args.username.lower() in _RESERVED_USERNAMES or args.username.lower().startswith("pg_"):
         raise ValueError(f"RdsPostgresArgs.username: {args.username!r} is reserved by RDS or PostgreSQL")
+    if args.manage_master_password and args.read_replica_count:
+        raise ValueError(f"RdsPostgresArgs.read_replica_count: {args.read_replica_count} with manage_master_password; "
+                         "RDS cannot create a read replica of an instance whose master password Secrets Manager "
+                         "manages: set manage_master_password=False or read_replica_count=0")
+    if args.manage_master_password:
+        check_role_name(args.app_role_name, args.username, "RdsPostgresArgs.app_role_name")
     if not 1 <= args.max_connections <= MAX_CONNECTIONS_LIMIT:
         raise ValueError(f"RdsPostgresArgs.max_connections: {args.max_connections} is outside "
                          f"1-{MAX_CONNECTIONS_LIMIT}")

@@ -62,6 +62,10 @@ INVOKE_RESULTS: dict[str, dict] = {
     "cloudflare:index/getIpRanges:getIpRanges": {**CLOUDFLARE_IP_RANGES, "etag": "offline"},
     # EksCluster's lookup of the newest EKS AMI release for its Kubernetes version and architecture.
     "aws:ssm/getParameter:getParameter": {"value": "offline-ami-release", "type": "String"},
+    # EksCluster's lookup of a control-plane log group a destroyed stack left behind (none offline).
+    "aws:cloudwatch/getLogGroups:getLogGroups": {"logGroupNames": [], "arns": [], "id": "offline"},
+    # EksCluster's lookup of the default version of an add-on for its Kubernetes version.
+    "aws:eks/getAddonVersion:getAddonVersion": {"version": "offline-addon-version", "id": "offline"},
 }
 
 
@@ -106,7 +110,12 @@ def _fake_outputs(type_token: str, name: str, resource_id: str) -> dict[str, Any
         "aws:rds/instance:Instance": {
             "address": f"{name}.c{digest[:11]}.us-east-1.rds.amazonaws.com", "port": 5432,
             "endpoint": f"{name}.c{digest[:11]}.us-east-1.rds.amazonaws.com:5432",
-            "arn": f"arn:aws:rds:us-east-1:123456789012:db:{name}"},
+            "arn": f"arn:aws:rds:us-east-1:123456789012:db:{name}",
+            # RDS's own secret for the master user (manage_master_user_password), named "rds!db-<uuid>".
+            "masterUserSecrets": [{
+                "secretArn": f"arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-{digest[:8]}-"
+                             f"{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}-{digest[32:38]}",
+                "secretStatus": "active", "kmsKeyId": ""}]},
         "aws:elasticache/parameterGroup:ParameterGroup": {"name": f"{name}-{digest[:7]}"},
         "aws:elasticache/replicationGroup:ReplicationGroup": {
             "primaryEndpointAddress": f"master.{name}.{digest[:6]}.use1.cache.amazonaws.com",
@@ -121,6 +130,7 @@ def _fake_outputs(type_token: str, name: str, resource_id: str) -> dict[str, Any
         "aws:iam/role:Role": {
             "arn": f"arn:aws:iam::123456789012:role/{name}-{digest[:7]}", "name": f"{name}-{digest[:7]}"},
         "aws:rds/subnetGroup:SubnetGroup": {"name": f"{name}-{digest[:7]}"},
+        "aws:s3/bucket:Bucket": {"bucket": f"{name}-{digest[:7]}", "arn": f"arn:aws:s3:::{name}-{digest[:7]}"},
         "aws:elasticache/subnetGroup:SubnetGroup": {"name": f"{name}-{digest[:7]}"},
         "aws:kms/key:Key": {
             "arn": f"arn:aws:kms:us-east-1:123456789012:key/{digest[:8]}-{digest[8:12]}-{digest[12:16]}"
@@ -175,6 +185,9 @@ class RecordedResource:
     """For each top-level input, the URNs of the resources its value came from (the engine's
     ``propertyDependencies``); ``phasekit.change_risk`` uses it to tell which inputs a replaced dependency feeds.
     None when not recorded (hand-built records)."""
+
+    import_id: str | None = None
+    """The ``import_`` resource option: the id of an existing resource the engine adopts instead of creating."""
 
 
 @dataclass
@@ -275,6 +288,7 @@ def _record(request: Any, urn: str, resource_id: str | None, inputs: dict[str, A
         custom=bool(request.custom),
         provider=request.provider or None,
         property_dependencies={key: tuple(value.urns) for key, value in request.propertyDependencies.items()},
+        import_id=request.importId or None,
     )
 
 

@@ -50,7 +50,8 @@ class Registry(ConfigModel):
     """A private registry the droplet logs in to before pulling ``app.image``."""
 
     server: Hostname
-    """Registry host, the first part of ``app.image`` (e.g. ``ghcr.io``); ``docker.io`` for Docker Hub."""
+    """Registry host; must be the registry of ``app.image``, its first part (e.g. ``ghcr.io``), or
+    ``docker.io`` for a Docker Hub image."""
 
     username: NonEmptyStr
     """User the token belongs to; the password is ``phasekit:secrets.REGISTRY_PASSWORD``."""
@@ -60,23 +61,31 @@ class App(ConfigModel):
     """The web application: its image, how it is reached and checked, its environment and concurrency."""
 
     image: ImageRef
-    """Container image, pinned by an explicit tag (not ``latest``) or a ``sha256`` digest."""
+    """Container image, pinned by an explicit tag other than ``latest`` or by a ``sha256`` digest, with a
+    lower-case repository path. A registry port (``localhost:5000/shop``) is not a tag."""
 
     port: Port = 8000
-    """Port the app listens on inside its container."""
+    """Port the app listens on inside its container. In phase 3 it must be 1024 or above: pods run as non-root
+    with every capability dropped, so they cannot bind a privileged port."""
 
     health_path: HttpPath = "/healthz"
-    """Path that answers 200 when the app is healthy; load balancers and the deploy check poll it."""
+    """Path that answers with a 2xx status when the app is healthy, at most 1024 characters (the load
+    balancers' limit). Caddy's active health check, ``deploy.sh``, the load balancers and phase 3's pod probes
+    poll it."""
 
     env: Annotated[Mapping[AppEnvName, EnvValue], Allowed("a mapping of NAME: value, e.g. {LOG_LEVEL: info}")] = (
         Field(default_factory=dict)
     )
-    """Plain environment variables. Names phasekit sets itself (``RESERVED_ENV_NAMES``) are refused."""
+    """Plain environment variables; values are strings, so quote numbers and booleans. Refused: the names
+    phasekit sets itself, a name that looks like a secret, and an encrypted value;
+    secrets go in ``secretEnv``."""
 
     secret_env: Annotated[
         tuple[AppEnvName, ...], Allowed("a list of environment variable names, e.g. [SECRET_KEY_BASE]")
     ] = ()
-    """Environment variables whose values come from ``phasekit:secrets.<NAME>``; none may also be in ``env``."""
+    """Environment variables whose values come from ``phasekit:secrets.<NAME>``, each set with
+    ``pulumi config set --secret --path 'secrets.<NAME>'``. Each name once, not also in ``env``, and not a name
+    phasekit sets itself."""
 
     release_command: (
         Annotated[
@@ -86,16 +95,22 @@ class App(ConfigModel):
         ]
         | None
     ) = None
-    """Command run once per release before new workers start (migrations); ``None`` runs nothing."""
+    """Command run once per release before the new workers start (migrations), in exec form such as
+    ``[python, manage.py, migrate]``; a shell string is refused. ``null`` runs nothing."""
 
     workers: WorkerCount | None = None
-    """Web worker processes; ``None`` means one per vCPU of the machine (see ``worker_count``)."""
+    """Web worker processes per droplet or pod, passed as ``WEB_CONCURRENCY``. ``null``: one per vCPU of the
+    droplet size in phases 1 and 2, one per whole core of ``workload.cpuRequest`` in phase 3 (at least
+    one)."""
 
     db_pool_size: DbPoolSize = 5
     """Database connections each worker holds; PostgreSQL's ``max_connections`` is sized from it."""
 
     registry: Registry | None = None
-    """Credentials for a private image; ``None`` pulls ``image`` anonymously."""
+    """Credentials for a private image, e.g. ``{server: ghcr.io, username: acme}``; the password or token is
+    ``phasekit:secrets.REGISTRY_PASSWORD``, never in the app's environment (a droplet keeps it in
+    ``/opt/phasekit/secrets/docker/config.json``, 0600, for ``deploy.sh`` alone; in phase 3 it is the
+    ``kubernetes.io/dockerconfigjson`` Secret the pods pull with). ``null`` pulls ``image`` anonymously."""
 
     @field_validator("secret_env")
     @classmethod
@@ -145,14 +160,16 @@ class Edge(ConfigModel):
     """Account the R2 media bucket is created in."""
 
     hostname: Hostname
-    """Public hostname of the app, inside the zone."""
+    """Public hostname of the app, inside the zone; not an IP address, at most 253 characters."""
 
     proxied: bool = True
-    """Serve through Cloudflare's proxy (TLS, caching, origin hidden); ``False`` exposes the droplet's address."""
+    """Serve through Cloudflare's proxy (TLS, caching, origin hidden); ``false`` exposes the droplet's address
+    and Caddy gets a public certificate by ACME. Phase 3, and phase 2 with more than one app droplet, need
+    ``true``."""
 
     manage_zone_settings: bool = True
-    """Enforce SSL Full (strict), Always Use HTTPS and TLS >= 1.2 on the zone. These are zone-wide: set
-    ``false`` when other sites share the zone and you manage its settings elsewhere."""
+    """Enforce SSL Full (strict), Always Use HTTPS, minimum TLS 1.2 and TLS 1.3 on the zone. These are
+    zone-wide: set ``false`` when other sites share the zone and you manage its settings elsewhere."""
 
 
 class PhaseStack(ConfigModel):
@@ -160,13 +177,15 @@ class PhaseStack(ConfigModel):
 
     protect: bool = True
     """Protect and retain stateful resources (data volumes, the database droplet, the RDS instance and the
-    cache, the media bucket) against delete and replace."""
+    cache, the media bucket) against delete and replace, with Pulumi's ``protect`` and ``retainOnDelete``."""
 
     tags: Annotated[
         Mapping[TagKey, TagValue], Allowed("a mapping of tag keys to values, e.g. {team: web}")
     ] = Field(default_factory=dict)
     """Extra tags on the provider resources that take tags (and labels on Kubernetes objects); phasekit's own
-    (project, stack, phase, managed-by) take precedence."""
+    (project, stack, phase, managed-by) take precedence. On DigitalOcean they are ``key:value`` tags on the
+    droplets and volumes, not on firewalls or alerts, where a tag would select other droplets. A whole-number
+    value (``cost-center: 1234``) is read as its digits."""
 
     @classmethod
     def accepted_keys(cls) -> frozenset[str]:

@@ -32,27 +32,29 @@ class DropletAccess(ConfigModel):
     Phase 1's ``vps`` and phase 2's ``droplets`` are this model (phase 1 adds the one droplet's size)."""
 
     region: DigitalOceanRegion
-    """DigitalOcean region (``pulumi_digitalocean.Region``)."""
+    """DigitalOcean region of the droplets and volumes (``pulumi_digitalocean.Region``)."""
 
     backups: bool = True
-    """DigitalOcean droplet backups."""
+    """DigitalOcean droplet backups of the root disk, which is where the nightly database dumps land."""
 
     backup_plan: Annotated[BackupPlan, Allowed("daily or weekly", noun="a backup plan")] = BackupPlan.WEEKLY
-    """How often droplets are backed up; only meaningful with ``backups``."""
+    """How often droplets are backed up; setting it while ``backups: false`` is refused."""
 
     ssh_admin_cidrs: Annotated[
         tuple[SshAdminCidr, ...],
         Field(min_length=1),
         Allowed("one or more networks you administer from, e.g. [203.0.113.0/24]"),
     ]
-    """Networks the firewalls open SSH to; never the whole internet."""
+    """Networks the firewalls open SSH to: IPv4 or IPv6 networks with no host bits set, stored in canonical
+    form. ``0.0.0.0/0`` and ``::/0`` are refused."""
 
     ssh_key_fingerprints: Annotated[
         tuple[SshKeyFingerprint, ...],
         Field(min_length=1),
         Allowed("one or more MD5 fingerprints of SSH keys in your DigitalOcean account"),
     ]
-    """DigitalOcean SSH keys installed for root, which the rollouts log in as."""
+    """DigitalOcean SSH keys installed for root, which the rollouts log in as: MD5 fingerprints as
+    DigitalOcean lists them, 16 lower-case hex pairs separated by ``:``."""
 
     alert_emails: Annotated[
         tuple[EmailAddress, ...], Field(min_length=1), Allowed("one or more e-mail addresses, e.g. [ops@example.com]")
@@ -72,7 +74,8 @@ class DropletAccess(ConfigModel):
 
 class _Sized(ConfigModel):
     size: DropletSize
-    """Droplet size (``pulumi_digitalocean.DropletSlug``) with at least 1 GiB of memory."""
+    """Droplet size (``pulumi_digitalocean.DropletSlug``) with at least 1 GiB of memory. phasekit reads the
+    vCPUs and memory from the slug, so legacy sizes (``1gb``, ...) and GPU sizes are refused."""
 
     @property
     def vcpus(self) -> int:
@@ -101,7 +104,8 @@ class AppTier(_Sized):
     """Phase 2's app droplets: each runs the reverse proxy and the app."""
 
     count: Annotated[int, Field(ge=1, le=10), Allowed("1..10")] = 2
-    """App droplets; more than one puts a DigitalOcean load balancer in front of them."""
+    """App droplets; more than one puts a DigitalOcean load balancer in front of them and needs
+    ``edge.proxied: true``."""
 
 
 class Database(_Sized):
@@ -111,10 +115,12 @@ class Database(_Sized):
     """Block-storage volume for PostgreSQL and Redis data, in GiB."""
 
     pgbouncer: bool = False
-    """Pool the app's connections through PgBouncer on the database droplet."""
+    """Pool the app's connections through PgBouncer (Ubuntu's package, run by systemd) on the database
+    droplet; ``DATABASE_URL`` then uses port 6432."""
 
     pool_mode: Annotated[PoolMode, Allowed("transaction or session", noun="a pool mode")] = PoolMode.TRANSACTION
-    """PgBouncer's pool mode; only meaningful with ``pgbouncer``."""
+    """PgBouncer's pool mode; setting it while ``pgbouncer: false`` is refused. Transaction pooling does not
+    keep session state (``SET``, advisory locks, server-side prepared statements) between transactions."""
 
     @model_validator(mode="after")
     def _pool_mode_needs_pgbouncer(self) -> Database:
@@ -131,18 +137,24 @@ class Redis(ConfigModel):
     """Where phase 2's shared Redis runs."""
 
     placement: RedisPlacementValue = RedisPlacement.DATABASE
-    """``database``: on the database droplet, reachable from every app droplet over the VPC."""
+    """``database``: on the database droplet, reachable from every app droplet over the VPC. ``app`` is
+    refused: each app droplet would get its own Redis, but sessions, caches and queues must be shared."""
 
 
 class Phase1Stack(PhaseStack):
     """Phase 1: the whole app (web, PostgreSQL, Redis) on one droplet behind Cloudflare, media in R2."""
 
     phase: Literal[1]
-    """The discriminator: which phase's model applies."""
+    """Which phase the stack deploys; it decides which of the other keys the stack may set."""
 
     app: App
+    """The web application: its image, port, health check, environment and workers."""
+
     edge: Edge
+    """Cloudflare in front of the app: the zone, the account of the media bucket, the public hostname."""
+
     vps: Vps
+    """Phase 1's one droplet: region, size, data volume, backups, SSH access and alerts."""
 
     @property
     def worker_count(self) -> int:
@@ -154,12 +166,26 @@ class Phase2Stack(PhaseStack):
     """Phase 2: app droplets (behind a load balancer when more than one) and a database droplet on a VPC."""
 
     phase: Literal[2]
+    """Which phase the stack deploys; it decides which of the other keys the stack may set."""
+
     app: App
+    """The web application: its image, port, health check, environment and workers."""
+
     edge: Edge
+    """Cloudflare in front of the app: the zone, the account of the media bucket, the public hostname."""
+
     droplets: DropletAccess
+    """Region, backups, SSH access and alerts of every droplet: phase 1's ``vps`` without ``size`` and
+    ``volumeSizeGib``."""
+
     app_tier: AppTier
+    """The app droplets: their size and how many."""
+
     database: Database
+    """The database droplet: its size, data volume and PgBouncer."""
+
     redis: Redis = Field(default_factory=Redis)
+    """Where the shared Redis runs."""
 
     @model_validator(mode="after")
     def _load_balancer_needs_proxied_edge(self) -> Phase2Stack:

@@ -39,12 +39,15 @@ class Aws(ConfigModel):
     """Where phase 3 runs: the region, its availability zones and how private subnets reach the internet."""
 
     region: AwsRegion
-    """AWS region (``pulumi_aws.Region``)."""
+    """AWS region (``pulumi_aws.Region``). It drives an explicit AWS provider, so an ambient ``aws:region`` or
+    ``AWS_REGION`` can never send the stack elsewhere."""
 
     availability_zones: Annotated[
         tuple[NonEmptyStr, ...], Allowed("2 or 3 zones of the region, e.g. [us-east-1a, us-east-1b]")
     ]
-    """Zones the VPC, the nodes, the database and the cache span."""
+    """Zones the VPC, the nodes, the database and the cache span: 2 or 3 distinct zones of ``aws.region``
+    (``<region><letter>``). One zone is refused: the Multi-AZ database, the cache's failover and the EKS control
+    plane each need a second."""
 
     nat_strategy: Annotated[NatStrategy, Allowed("single or per-az", noun="a NAT strategy")] = NatStrategy.SINGLE
     """``single``: one NAT gateway (about $33/month plus traffic; losing its zone cuts the others' egress, not
@@ -79,10 +82,23 @@ class NodeGroup(ConfigModel):
     instance_types: Annotated[
         tuple[Ec2InstanceType, ...], Field(min_length=1), Allowed("one or more EC2 instance types, e.g. [t3.large]")
     ] = ("t3.large",)
+    """EC2 instance types of the nodes (``pulumi_aws.ec2.InstanceType``); x86 and Graviton (ARM) types cannot
+    be mixed, since one node group runs one AMI."""
+
     min_size: Annotated[WholeNumber, Field(ge=1, le=100), Allowed("1..100")] = 2
+    """Fewest nodes the group scales to; ``minSize <= desiredSize <= maxSize``."""
+
     desired_size: Annotated[WholeNumber, Field(ge=1, le=100), Allowed("1..100")] = 2
+    """Nodes the group starts with; between ``minSize`` and ``maxSize``. Read only when the node group is created:
+    afterwards the Cluster Autoscaler sets the size, and a changed value here is ignored."""
+
     max_size: Annotated[WholeNumber, Field(ge=1, le=100), Allowed("1..100")] = 4
+    """Most nodes the group scales to. ``workload.maxReplicas`` pods plus a rollout's surge must fit on
+    ``maxSize`` nodes of the smallest instance type, after the kubelet's reservations and the add-ons."""
+
     disk_size_gib: Annotated[WholeNumber, Field(ge=20, le=1000), Allowed("20..1000")] = 50
+    """Root volume of each node in GiB, encrypted gp3."""
+
     track_latest_ami: bool = True
     """Follow the newest EKS-optimized AMI release for ``cluster.version`` (read from AWS's SSM parameter at
     every preview): a new release shows as a node group update that replaces the nodes a third at a time."""
@@ -115,7 +131,8 @@ class Cluster(ConfigModel):
 
     version: EksVersion = "1.35"
     """Kubernetes minor version. The default is in EKS standard support until 2027-03-27 (1.34's ended
-    2026-12-02). Upgrade one minor version per ``pulumi up``; the deploy workflow refuses a larger jump."""
+    2026-12-02). Upgrade one minor version per ``pulumi up``; the deploy workflow refuses a larger jump. Quote
+    it: YAML reads ``1.30`` as ``1.3``, so a number is refused."""
 
     support_type: Annotated[SupportType, Allowed("STANDARD or EXTENDED", noun="an EKS support type")] = (
         SupportType.STANDARD)
@@ -127,7 +144,8 @@ class Cluster(ConfigModel):
         tuple[ApiAdminCidr, ...],
         Allowed("IPv4 networks you administer from, e.g. [203.0.113.0/24], or [] for a private-only endpoint"),
     ]
-    """Who may reach the public Kubernetes API endpoint; ``[]`` turns the public endpoint off."""
+    """Who may reach the public Kubernetes API endpoint, as IPv4 networks; ``[]`` turns the public endpoint
+    off. ``0.0.0.0/0`` is refused."""
 
     admin_principal_arns: Annotated[
         tuple[IamPrincipalArn, ...],
@@ -135,9 +153,11 @@ class Cluster(ConfigModel):
         Allowed("one or more IAM role or user ARNs, including the one that runs pulumi up"),
     ]
     """IAM principals given cluster-admin through EKS access entries; ``pulumi up`` deploys the app with
-    the credentials it runs with, so that principal must be listed."""
+    the credentials it runs with, so that principal must be listed. Each role or user once; an assumed-role
+    session ARN is refused with the role form to use instead."""
 
     node_group: NodeGroup = Field(default_factory=NodeGroup)
+    """The EKS managed node group the app's pods run on."""
 
     @model_validator(mode="after")
     def _each_admin_once(self) -> Cluster:
@@ -160,8 +180,17 @@ class RdsDatabase(ConfigModel):
     """Phase 3's database: RDS PostgreSQL."""
 
     instance_class: RdsInstanceClass = "db.t4g.medium"
+    """RDS instance class; a class ``pulumi_aws.rds.InstanceType`` does not list is refused with the closest
+    match. ``micro`` and ``small`` classes are refused: Performance Insights, which phasekit keeps on, needs
+    ``medium`` or larger."""
+
     engine_version: PostgresMajorVersion = "16"
+    """PostgreSQL major version; RDS applies minor versions in the maintenance window. A YAML number (``16``)
+    is read as the same version."""
+
     storage_gib: Annotated[WholeNumber, Field(ge=20, le=65536), Allowed("20..65536")] = 20
+    """Allocated gp3 storage in GiB; storage autoscaling grows it up to ``maxStorageGib``."""
+
     max_storage_gib: Annotated[WholeNumber, Field(ge=21, le=65536), Allowed("21..65536")] = 100
     """Storage autoscaling ceiling; above ``storageGib``."""
 
@@ -169,7 +198,14 @@ class RdsDatabase(ConfigModel):
     """A synchronous standby in a second zone with automatic failover."""
 
     backup_retention_days: Annotated[WholeNumber, Field(ge=7, le=35), Allowed("7..35")] = 7
+    """Days RDS keeps automated backups (point-in-time recovery)."""
+
     read_replicas: Annotated[WholeNumber, Field(ge=0, le=5), Allowed("0..5")] = 0
+    """Read replicas of the same class, private and encrypted. Lowering it deletes the highest-numbered
+    replicas, which are protected: unprotect them first. Above 0, RDS cannot manage the master password (it
+    refuses replicas of such an instance), so the password is generated into Pulumi state and the app connects
+    as the master user instead of its own role."""
+
     engine_lifecycle_support: Annotated[
         RdsLifecycleSupport,
         Allowed("open-source-rds-extended-support-disabled or open-source-rds-extended-support",
@@ -199,10 +235,27 @@ class Cache(ConfigModel):
     """Phase 3's Redis: an ElastiCache replication group."""
 
     engine: Annotated[CacheEngine, Allowed("valkey or redis", noun="a cache engine")] = CacheEngine.VALKEY
+    """The replication group's engine: Valkey or Redis OSS."""
+
     node_type: CacheNodeType = "cache.t4g.small"
+    """ElastiCache node type of every node."""
+
     node_count: Annotated[WholeNumber, Field(ge=2, le=6),
                           Allowed("2..6 (a primary and at least one replica to fail over to)")] = 2
+    """Nodes in the replication group: a primary and the replicas it fails over to."""
+
     snapshot_retention_days: Annotated[WholeNumber, Field(ge=1, le=35), Allowed("1..35")] = 1
+    """Days ElastiCache keeps its daily snapshots."""
+
+
+class LoadBalancer(ConfigModel):
+    """The public Application Load Balancer in front of the nodes."""
+
+    access_logs: bool = True
+    """Write the ALB's access logs to an S3 bucket phasekit creates (private, SSE-S3, deleted with the stack)."""
+
+    access_log_retention_days: Annotated[WholeNumber, Field(ge=1, le=3650), Allowed("1..3650")] = 90
+    """Days each access log is kept before S3's lifecycle rule deletes it."""
 
 
 class Workload(ConfigModel):
@@ -210,10 +263,25 @@ class Workload(ConfigModel):
 
     min_replicas: Annotated[WholeNumber, Field(ge=2, le=100),
                             Allowed("2..100 (one pod per zone at least, so a zone or node loss is survived)")] = 2
+    """Fewest pods the HorizontalPodAutoscaler keeps."""
+
     max_replicas: Annotated[WholeNumber, Field(ge=2, le=100), Allowed("2..100")] = 6
+    """Most pods the HorizontalPodAutoscaler runs; at least ``minReplicas``. It sizes RDS's
+    ``max_connections``: these pods and a rollout's surge, times the workers per pod, times ``app.dbPoolSize``,
+    plus the release Job's pool and headroom, must fit PostgreSQL's 262143. With the surge it must also fit on
+    ``cluster.nodeGroup.maxSize`` nodes."""
+
     cpu_request: CpuQuantity = "250m"
+    """CPU each pod requests: millicores (``250m``) or whole cores (``2``); a YAML number of cores (``2``,
+    ``0.5``) is read as that quantity. ``app.workers`` defaults to one per whole requested core (at least one).
+    No CPU limit is set, so the app is never throttled."""
+
     memory_request: MemoryQuantity = "512Mi"
+    """Memory each pod requests."""
+
     memory_limit: MemoryQuantity = "512Mi"
+    """Memory each pod may use before it is killed; at least ``memoryRequest``."""
+
     writable_paths: Annotated[
         tuple[NonEmptyStr, ...], Field(min_length=1),
         Allowed("one or more absolute directory paths, e.g. [/tmp, /var/cache/nginx]"),
@@ -255,17 +323,37 @@ class Phase3Stack(PhaseStack):
     """Phase 3: AWS (VPC across zones, EKS, RDS Multi-AZ, ElastiCache) behind Cloudflare."""
 
     phase: Literal[3]
+    """Which phase the stack deploys; it decides which of the other keys the stack may set."""
+
     app: App
+    """The web application: its image, port, health check, environment and workers."""
+
     edge: Edge
+    """Cloudflare in front of the app: the zone, the account of the media bucket, the public hostname."""
+
     aws: Aws
+    """The AWS region, its zones, the VPC's range and its NAT gateways."""
+
     cluster: Cluster
+    """The EKS cluster: version, who may reach and administer its API, its nodes."""
+
     database: RdsDatabase = Field(default_factory=RdsDatabase)
+    """RDS PostgreSQL: class, version, storage, standby, backups and replicas."""
+
     cache: Cache = Field(default_factory=Cache)
+    """ElastiCache: engine, node type and count, snapshots."""
+
     workload: Workload = Field(default_factory=Workload)
+    """How the app runs on Kubernetes: replicas and each pod's resources, writable paths and user."""
+
+    load_balancer: LoadBalancer = Field(default_factory=LoadBalancer)
+    """The public Application Load Balancer in front of the nodes: its access logs."""
+
     alert_emails: Annotated[
         tuple[EmailAddress, ...], Field(min_length=1), Allowed("one or more e-mail addresses, e.g. [ops@example.com]")
     ]
-    """Who receives the CloudWatch alarms (through an SNS topic; each address confirms once)."""
+    """Who receives the CloudWatch alarms, subscribed to their SNS topic (each address confirms once). Each
+    address once, case, dots and dashes aside, since each names its subscription."""
 
     @field_validator("alert_emails")
     @classmethod

@@ -8,11 +8,13 @@ import pulumi_aws as aws
 from components.alert_topic import AlertTopic, AlertTopicArgs
 from components.aws_network import AwsNetwork, AwsNetworkArgs
 from components.cloudflare_edge import cloudflare_ip_ranges
+from components.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
+from components.database_role import DatabaseRoleJobArgs, role_job_service_account
 from components.eks_cluster import EksCluster, EksClusterArgs
 from components.elasticache_redis import ElastiCacheRedis, ElastiCacheRedisArgs
 from components.kubernetes_app import KubernetesApp, KubernetesAppArgs
 from components.public_load_balancer import PublicLoadBalancer, PublicLoadBalancerArgs
-from components.rds_postgres import RdsPostgres, RdsPostgresArgs
+from components.rds_postgres import MasterSecretReader, RdsPostgres, RdsPostgresArgs
 from components.tags import default_tags, kubernetes_labels
 from infra.app_spec import app_spec
 from infra.config import Phase3Stack
@@ -24,6 +26,11 @@ APP_NODE_PORT = 30080
 """The Service's fixed NodePort, which the load balancer's target group forwards to."""
 
 APP_NAMESPACE = "app"
+APP_NAME = "app"
+"""The KubernetesApp's name (its logical names and the database-role ServiceAccount derive from it)."""
+
+APP_DATABASE = "app"
+"""The database RDS creates and the app role may connect to (RdsPostgresArgs' default, written once here)."""
 
 
 def build(config: Phase3Stack, secrets: StackSecretInputs, project: str, stack: str) -> None:
@@ -67,6 +74,16 @@ def build(config: Phase3Stack, secrets: StackSecretInputs, project: str, stack: 
         tags=tags,
     ), opts=on_aws)
 
+    ClusterAutoscaler("autoscaler", ClusterAutoscalerArgs(
+        cluster_name=cluster_name,
+        kubernetes_version=cluster_config.version,
+        region=region.region,
+        oidc_provider_arn=cluster.oidc_provider_arn,
+        oidc_provider_url=cluster.oidc_provider_url,
+        tags=tags,
+        labels=kubernetes_labels(tags),
+    ), opts=pulumi.ResourceOptions(providers=[aws_provider, cluster.provider]))
+
     database = RdsPostgres("database", RdsPostgresArgs(
         identifier=physical_name(project, stack, "db", max_length=53),
         vpc_id=network.vpc_id,
@@ -83,6 +100,13 @@ def build(config: Phase3Stack, secrets: StackSecretInputs, project: str, stack: 
         backup_retention_days=database_config.backup_retention_days,
         read_replica_count=database_config.read_replicas,
         engine_lifecycle_support=database_config.engine_lifecycle_support,
+        database_name=APP_DATABASE,
+        # RDS keeps the master password in Secrets Manager (never in state) and the app gets its own role; RDS
+        # cannot create read replicas of such an instance, so with replicas the app stays the master user.
+        manage_master_password=database_config.read_replicas == 0,
+        master_secret_reader=MasterSecretReader(
+            oidc_provider_arn=cluster.oidc_provider_arn, oidc_provider_url=cluster.oidc_provider_url,
+            namespace=APP_NAMESPACE, service_account=role_job_service_account(APP_NAME)),
         alarm_topic_arn=alerts.topic_arn,
         protect=config.protect,
         tags=tags,
@@ -117,12 +141,25 @@ def build(config: Phase3Stack, secrets: StackSecretInputs, project: str, stack: 
             node_security_group_id=cluster.node_security_group_id,
             target_autoscaling_group_name=cluster.node_autoscaling_group_name,
             health_path=config.app.health_path,
+            access_logs=config.load_balancer.access_logs,
+            access_log_retention_days=config.load_balancer.access_log_retention_days,
+            region=region.region,
             alarm_topic_arn=alerts.topic_arn,
             tags=tags,
         ), opts=on_aws)
         resolve_origin(ingress.dns_name)
 
-    workload_app = KubernetesApp("app", KubernetesAppArgs(
+    database_role = None if database.app_role_name is None else DatabaseRoleJobArgs(
+        role_name=database.app_role_name,
+        role_password=database.app_role_password,
+        master_secret_arn=database.master_secret_arn,
+        iam_role_arn=database.master_secret_reader_role_arn,
+        aws_region=region.region,
+        host=database.address,
+        database=APP_DATABASE,
+        connection_limit=database.app_connection_limit,
+    )
+    workload_app = KubernetesApp(APP_NAME, KubernetesAppArgs(
         app=app,
         namespace=APP_NAMESPACE,
         database_url=database.database_url,
@@ -139,6 +176,7 @@ def build(config: Phase3Stack, secrets: StackSecretInputs, project: str, stack: 
         run_as_user=workload.run_as_user,
         writable_paths=list(workload.writable_paths),
         vpc_cidr=region.vpc_cidr,
+        database_role=database_role,
         labels=kubernetes_labels(tags),
     ), opts=pulumi.ResourceOptions(provider=cluster.provider))
 

@@ -226,6 +226,12 @@ class ResourceChange:
     has_rule: bool = True
     """False when phasekit/replacement_rules.yaml has no entry for the type."""
 
+    reboot_needed: tuple[str, ...] = ()
+    """Changed static parameters (apply method ``pending-reboot``) that take effect only at the next reboot."""
+
+    reboot_instances: tuple[str, ...] = ()
+    """Identifiers of the RDS instances using the group (those to reboot), when the plan names them."""
+
     @property
     def data_destroying(self) -> bool:
         return self.holds is not None and self.kind in ("replace", "delete")
@@ -303,13 +309,49 @@ class _Draft:
         state = self.old or resource
         holds = next((held for held in (data_held(r) for r in (self.old, self.new) if r is not None) if held),
                      None)
+        reboot = pending_reboot_parameters(self.old, self.new) if self.kind == "update" else ()
         return ResourceChange(
             urn=self.urn, name=_name(self.urn), type=resource.type, kind=self.kind,
             properties=tuple(properties), replaced_because=tuple(reasons), ignored=tuple(self.ignored),
             delete_before_replace=bool(self.new and self.new.delete_before_replace),
             holds=holds, protected=state.protect, retained_on_delete=state.retain_on_delete,
             has_rule=rule is not None,
+            reboot_needed=reboot,
+            reboot_instances=_instances_using(self.urn, drafts) if reboot else (),
         )
+
+
+def _instances_using(group_urn: str, drafts: Mapping[str, _Draft]) -> tuple[str, ...]:
+    """The ``identifier`` of every RDS instance in the new version that depends on the parameter group."""
+    return tuple(sorted(
+        draft.new.inputs["identifier"] for draft in drafts.values()
+        if draft.new is not None and draft.new.type == "aws:rds/instance:Instance"
+        and group_urn in draft.new.dependencies and isinstance(draft.new.inputs.get("identifier"), str)))
+
+
+REBOOT_APPLIED_TYPES = ("aws:rds/parameterGroup:ParameterGroup",)
+"""Parameter groups whose parameters carry an ``applyMethod``: ``pending-reboot`` ones (static, such as
+``max_connections``) wait for the instance's next reboot, whatever ``apply_immediately`` says
+(https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_WorkingWithParamGroups.Modifying.html)."""
+
+REBOOT_COMMAND = "aws rds reboot-db-instance --db-instance-identifier {identifier}"
+
+
+def pending_reboot_parameters(old: RecordedResource | None, new: RecordedResource | None) -> tuple[str, ...]:
+    """``name: old → new`` of each changed or added ``pending-reboot`` parameter of an RDS parameter group."""
+    if old is None or new is None or new.type not in REBOOT_APPLIED_TYPES:
+        return ()
+
+    def by_name(resource: RecordedResource) -> dict[str, Mapping[str, Any]]:
+        return {item.get("name"): item for item in resource.inputs.get("parameters") or []
+                if isinstance(item, Mapping)}
+
+    before, after = by_name(old), by_name(new)
+    return tuple(
+        f"{name}: {before[name].get('value') if name in before else '(unset)'} → {item.get('value')}"
+        for name, item in sorted(after.items())
+        if item.get("applyMethod") == "pending-reboot" and (name not in before or _plain(before[name]) != _plain(item))
+    )
 
 
 def _direct_change(old: RecordedResource | None, new: RecordedResource | None, rules: ReplacementRules) -> _Draft:
@@ -680,6 +722,11 @@ def _detail_lines(change: ResourceChange) -> list[str]:
               for reason in change.replaced_because]
     if change.ignored and change.kind != "unchanged":
         lines.append(f"    ignoring changes (ignoreChanges) to: {', '.join(change.ignored)}")
+    if change.reboot_needed:
+        commands = [REBOOT_COMMAND.format(identifier=identifier) for identifier in change.reboot_instances] or [
+            REBOOT_COMMAND.format(identifier="<identifier>") + " for each instance using this group"]
+        lines.append(f"    applies at the next reboot ({', '.join(change.reboot_needed)}): " + "; ".join(commands)
+                     + " (the instance is unavailable while it restarts)")
     if not change.has_rule and change.kind == "update":
         lines.append("    no replacement rule for this type in phasekit/replacement_rules.yaml: shown as in place; "
                      "a real `pulumi preview` decides")
@@ -733,4 +780,6 @@ def _change_json(change: ResourceChange) -> dict[str, Any]:
         "replacedBecause": [{"because": reason.because, "rule": reason.rule, "source": reason.source}
                             for reason in change.replaced_because],
         "ignored": list(change.ignored),
+        "rebootNeeded": list(change.reboot_needed),
+        "rebootInstances": list(change.reboot_instances),
     }

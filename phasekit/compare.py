@@ -62,7 +62,7 @@ _KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("firewalls / security groups", ("digitalocean:index/firewall:", "aws:ec2/securityGroup:",
                                      "aws:ec2/defaultSecurityGroup:", "aws:vpc/securityGroup")),
     ("alarms and alert topics", ("digitalocean:index/monitorAlert:", "aws:cloudwatch/metricAlarm:", "aws:sns/")),
-    ("logs", ("aws:cloudwatch/logGroup:",)),
+    ("logs", ("aws:cloudwatch/logGroup:", "aws:s3/")),  # phasekit's only S3 bucket holds the ALB's access logs
     ("identity and keys", ("aws:iam/", "aws:kms/", "random:")),
     ("DNS / edge", ("cloudflare:index/dnsRecord:", "cloudflare:index/zoneSetting:",
                     "cloudflare:index/originCaCertificate:", "tls:")),
@@ -791,7 +791,9 @@ def _migration(source_plan: Plan, target_plan: Plan) -> _Migration:
     verify = [f"curl -fsS https://{hostname}{health}",
               f"curl -sS -o /dev/null -w '%{{http_code}}\\n' https://{hostname}/",
               f"dig +short {hostname}   # Cloudflare's addresses: the record is proxied"]
-    deployments = target_plan.recording.of_type(DEPLOYMENT)
+    # The app's rollout, not a cluster add-on's (the Cluster Autoscaler runs in kube-system).
+    deployments = [deployment for deployment in target_plan.recording.of_type(DEPLOYMENT)
+                   if (deployment.inputs.get("metadata") or {}).get("namespace") != "kube-system"]
     if deployments:
         metadata = deployments[0].inputs.get("metadata") or {}
         verify.append(f"kubectl --kubeconfig kubeconfig-{t} --namespace {metadata.get('namespace')} rollout status "

@@ -763,6 +763,14 @@ def _aws_log_group(pricer: _Pricer, resource: RecordedResource) -> None:
                  [entry] if entry is not None else [], AWS)
 
 
+def _aws_s3_bucket(pricer: _Pricer, resource: RecordedResource) -> None:
+    """S3 Standard storage and PUT requests of what the bucket holds (the ALB's access logs): usage-based."""
+    entry = pricer.entry("aws-s3-standard-storage")
+    pricer.usage(resource, "S3 Standard storage and requests (ALB access logs)",
+                 "volume follows traffic (about 1 KB per request before gzip), kept until the lifecycle rule "
+                 "expires it; price not sourced yet (unconfirmed)", None, [entry] if entry is not None else [], AWS)
+
+
 def _aws_transfer(pricer: _Pricer) -> None:
     if not pricer.recording.of_type("aws:lb/loadBalancer:LoadBalancer"):
         return
@@ -825,6 +833,7 @@ _PRICERS: dict[str, Callable[[_Pricer, RecordedResource], None]] = {
     "aws:kms/key:Key": _aws_kms_key,
     "aws:sns/topic:Topic": _aws_sns_topic,
     "aws:cloudwatch/logGroup:LogGroup": _aws_log_group,
+    "aws:s3/bucket:Bucket": _aws_s3_bucket,
     "cloudflare:index/dnsRecord:DnsRecord": _cf_free_plan("DNS record, proxied"),
     "cloudflare:index/zoneSetting:ZoneSetting": _cf_free_plan("zone setting"),
     "cloudflare:index/originCaCertificate:OriginCaCertificate": _cf_free_plan("Origin CA certificate"),
@@ -863,6 +872,12 @@ NOT_BILLABLE: dict[str, str] = {
     "aws:eks/addon:Addon": "add-on software running on the priced nodes",
     "aws:eks/accessEntry:AccessEntry": "access configuration of the priced cluster",
     "aws:eks/accessPolicyAssociation:AccessPolicyAssociation": "access configuration of the priced cluster",
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": "configuration of the priced bucket",
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": "configuration of the priced bucket",
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration":
+        "configuration of the priced bucket (SSE-S3 is free)",
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": "configuration of the priced bucket",
+    "aws:s3/bucketPolicy:BucketPolicy": "configuration of the priced bucket",
 }
 """Cloud objects phasekit creates that cost nothing by themselves, with the reason (A10: PRICES.md's source
 for AWS's free resources)."""

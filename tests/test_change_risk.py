@@ -153,14 +153,28 @@ def test_database_droplet_and_volume_are_stateful_even_when_the_stack_turns_prot
 
 def test_dropping_a_read_replica_deletes_it_and_a_class_change_is_in_place():
     risk = report("phase3", "phase3-replica-large.yaml", "phase3.yaml")
+    # Without replicas RDS may manage the master password: the generated one goes, the app gets its own role
+    # (a new DATABASE_URL, so a new env Secret and a release Job that runs again).
     assert classified(risk) == [
+        ("replace", "app-env", "kubernetes:core/v1:Secret"),
+        ("replace", "app-release", "kubernetes:batch/v1:Job"),
+        ("delete", "database-password", "random:index/randomPassword:RandomPassword"),
         ("delete", "database-replica-1", "aws:rds/instance:Instance"),
+        ("create", "app-database-role", "kubernetes:batch/v1:Job"),
+        ("create", "app-database-role-account", "kubernetes:core/v1:ServiceAccount"),
+        ("create", "app-database-role-password", "kubernetes:core/v1:Secret"),
+        ("create", "app-database-role-sql", "kubernetes:core/v1:ConfigMap"),
+        ("create", "database-app-password", "random:index/randomPassword:RandomPassword"),
+        ("create", "database-master-secret-reader", "aws:iam/role:Role"),
+        ("create", "database-master-secret-reader-policy", "aws:iam/rolePolicy:RolePolicy"),
         ("update", "database-db", "aws:rds/instance:Instance"),
     ]
     assert [item.name for item in risk.data_destroying] == ["database-replica-1"]
     primary = change(risk, "database-db")
     assert [(prop.path, prop.old, prop.new, prop.forces_replacement) for prop in primary.properties] == [
-        ("instanceClass", "db.t4g.large", "db.t4g.medium", None)]
+        ("instanceClass", "db.t4g.large", "db.t4g.medium", None),
+        ("manageMasterUserPassword", "(none)", "true", None),
+        ("password", "[secret]", "(none)", None)]
     assert primary.data_destroying is False
     lines = risk_text(risk).splitlines()
     assert lines[3:5] == [
@@ -198,7 +212,9 @@ def test_a_new_aws_region_replaces_everything_its_provider_manages():
         ("region", "us-east-1", "us-west-2")]
     managed = [resource.urn for resource in head.resources if resource.provider
                and resource.provider.startswith(provider.urn + "::") and resource.urn in {r.urn for r in base.resources}]
-    assert len(managed) == 67  # + RDS monitoring role+policy, 2 add-on roles+policies, EBS CSI, S3 endpoint, - CNI policy
+    # + RDS monitoring role+policy, 2 add-on roles+policies, EBS CSI, S3 endpoint, - CNI policy; then (issue 12)
+    # the master secret's reader role and policy, and the Cluster Autoscaler's and ALB access logs' resources
+    assert len(managed) == 77
     assert {item.kind for item in risk.changes if item.urn in managed} == {"replace"}
     assert [(item.name, item.replaced_because[0].because, item.replaced_because[0].source)
             for item in risk.data_destroying] == [
@@ -214,7 +230,7 @@ def test_a_new_aws_region_replaces_everything_its_provider_manages():
         "network-public-us-west-2b"]
     assert change(risk, "edge-media").kind == "unchanged"
     assert risk_text(risk).splitlines()[0] == (
-        "phasekit risk: 12 to create, 1 to update in place, 79 to replace, 12 to delete, 11 unchanged")
+        "phasekit risk: 12 to create, 1 to update in place, 100 to replace, 12 to delete, 11 unchanged")
 
 
 def test_json_names_the_data_destroying_changes_and_how_to_allow_them():
@@ -320,10 +336,20 @@ def test_rules_cover_every_type_the_committed_stacks_create_except_the_aws_plumb
         "aws:elasticache/subnetGroup:SubnetGroup", "aws:iam/openIdConnectProvider:OpenIdConnectProvider",
         "aws:iam/role:Role", "aws:iam/rolePolicy:RolePolicy", "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
         "aws:kms/alias:Alias", "aws:kms/key:Key", "aws:lb/listener:Listener", "aws:lb/loadBalancer:LoadBalancer",
-        "aws:lb/targetGroup:TargetGroup", "aws:rds/subnetGroup:SubnetGroup", "aws:sns/topic:Topic",
-        "aws:sns/topicPolicy:TopicPolicy", "aws:sns/topicSubscription:TopicSubscription",
+        "aws:lb/targetGroup:TargetGroup", "aws:rds/subnetGroup:SubnetGroup",
+        # The ALB access-log bucket and its configuration (issue 12).
+        "aws:s3/bucket:Bucket", "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+        "aws:s3/bucketOwnershipControls:BucketOwnershipControls", "aws:s3/bucketPolicy:BucketPolicy",
+        "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+        "aws:sns/topic:Topic", "aws:sns/topicPolicy:TopicPolicy", "aws:sns/topicSubscription:TopicSubscription",
         "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
         "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+        # The database-role Job's ConfigMap and the Cluster Autoscaler's account and RBAC (issue 12).
+        "kubernetes:core/v1:ConfigMap", "kubernetes:core/v1:ServiceAccount",
+        "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole",
+        "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding",
+        "kubernetes:rbac.authorization.k8s.io/v1:Role", "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding",
     ]
     assert sorted(rule.type for rule in rules.rules if rule.type not in types) == [
         "kubernetes:core/v1:PersistentVolumeClaim"]
@@ -542,3 +568,61 @@ def test_cli_exits_0_on_a_harmless_change(capsys):
                               "--head", str(FIXTURES / "phase1-harmless.yaml"))
     assert status == 0
     assert out.endswith("\nNo data-destroying changes.\n")
+
+
+PARAMETER_GROUP = "aws:rds/parameterGroup:ParameterGroup"
+
+
+def _params(max_connections: str, slow_ms: str = "1000") -> dict:
+    return {"family": "postgres16", "parameters": [
+        {"name": "rds.force_ssl", "value": "1", "applyMethod": "immediate"},
+        {"name": "max_connections", "value": max_connections, "applyMethod": "pending-reboot"},
+        {"name": "log_min_duration_statement", "value": slow_ms, "applyMethod": "immediate"}]}
+
+
+def test_a_static_parameter_change_says_it_applies_at_the_next_reboot_of_each_instance_using_it():
+    group_urn = "urn:pulumi:test::phasekit::" + PARAMETER_GROUP + "::database-params"
+    instances = [resource(name, "aws:rds/instance:Instance", {"identifier": identifier}, dependencies=(group_urn,))
+                 for name, identifier in (("database-db", "shop-db"), ("database-replica-1", "shop-db-replica-1"))]
+    risk = compare([resource("database-params", PARAMETER_GROUP, _params("40")), *instances],
+                   [resource("database-params", PARAMETER_GROUP, _params("57")), *instances])
+    group = change(risk, "database-params")
+    assert (group.kind, group.reboot_needed, group.reboot_instances) == (
+        "update", ("max_connections: 40 → 57",), ("shop-db", "shop-db-replica-1"))
+    assert risk_text(risk).splitlines()[3:6] == [
+        "update   database-params  aws:rds/parameterGroup:ParameterGroup",
+        "    parameters[1].value: 40 → 57",
+        "    applies at the next reboot (max_connections: 40 → 57): aws rds reboot-db-instance "
+        "--db-instance-identifier shop-db; aws rds reboot-db-instance --db-instance-identifier shop-db-replica-1 "
+        "(the instance is unavailable while it restarts)",
+    ]
+    json_change = next(item for item in risk_json(risk)["changes"] if item["name"] == "database-params")
+    assert (json_change["rebootNeeded"], json_change["rebootInstances"]) == (
+        ["max_connections: 40 → 57"], ["shop-db", "shop-db-replica-1"])
+
+
+def test_without_the_instances_in_the_plan_the_reboot_line_names_the_placeholder():
+    risk = compare([resource("database-params", PARAMETER_GROUP, _params("40"))],
+                   [resource("database-params", PARAMETER_GROUP, _params("57"))])
+    assert risk_text(risk).splitlines()[5] == (
+        "    applies at the next reboot (max_connections: 40 → 57): aws rds reboot-db-instance "
+        "--db-instance-identifier <identifier> for each instance using this group (the instance is unavailable "
+        "while it restarts)")
+
+
+def test_the_committed_phase3_plan_names_its_primary_for_the_reboot():
+    base = recording("phase3", "phase3.yaml")
+    group = next(item for item in base.resources if item.type == PARAMETER_GROUP)
+    more = dataclasses.replace(group, inputs={**group.inputs, "parameters": [
+        {**item, "value": "999"} if item["name"] == "max_connections" else item
+        for item in group.inputs["parameters"]]})
+    head = Recording(resources=[more if item is group else item for item in base.resources])
+    changed = change(assess(base, head), group.name)
+    assert changed.reboot_instances == (base.one("aws:rds/instance:Instance").inputs["identifier"],)
+
+
+def test_a_dynamic_parameter_change_needs_no_reboot():
+    risk = compare([resource("database-params", PARAMETER_GROUP, _params("40", "1000"))],
+                   [resource("database-params", PARAMETER_GROUP, _params("40", "500"))])
+    assert change(risk, "database-params").reboot_needed == ()
+    assert "reboot" not in risk_text(risk)

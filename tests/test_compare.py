@@ -66,21 +66,21 @@ read from each stack's offline plan; prices from phasekit/prices.yaml as of 2026
   networks                              3           1          17
   firewalls / security groups           1           2           8
   alarms and alert topics               3           6          13
-  logs                                  0           0           2
-  identity and keys                     2           2          19
+  logs                                  0           0           8
+  identity and keys                     2           2          23
   DNS / edge                            8           8           8
   object storage                        1           1           1
-  Kubernetes objects                    0           0          10
+  Kubernetes objects                    0           0          21
   rollout steps                         1           3           0
   console organisation                  1           2           0
-  all cloud resources                  22          30         101
+  all cloud resources                  22          30         122
 
   Monthly cost (USD)               phase1      phase2      phase3
   priced total                      16.40       76.00      400.58
   unconfirmed leads                  0.00       12.00        1.00
   total + unconfirmed leads         16.40       88.00      401.58
   items with no price                   3           6           1
-  usage-based items                     2           2          11
+  usage-based items                     2           2          12
 
 Capacity
   app hosts
@@ -172,7 +172,7 @@ def test_compare_json_of_the_committed_stacks(plans):
              stack["cost"]["unconfirmedLeadUsd"], stack["capacity"]["maxAppReplicas"])
             for stack in document["stacks"]] == [
         ("phase1", 1, 22, "16.40", "0.00", 1), ("phase2", 2, 30, "76.00", "12.00", 2),
-        ("phase3", 3, 101, "400.58", "1.00", 6)]
+        ("phase3", 3, 122, "400.58", "1.00", 6)]
     assert document["stacks"][2]["capacity"]["app"] == {"vcpus": 4, "memoryGib": "16"}
     assert document["stacks"][2]["capacity"]["appMax"] == {"vcpus": 8, "memoryGib": "32"}
     assert document["stacks"][0]["capacity"]["databaseSharesAppHost"] is True
@@ -344,17 +344,17 @@ Resources by kind (phase2 retired -> phase3 created)
   alarms and alert topics      6 -> 13
                                  retire: split-app-cpu-alert, split-app-disk-alert, split-app-memory-alert, split-db-cpu-alert, split-db-disk-alert, split-db-memory-alert
                                  create: alerts-ops-example-com, alerts-policy, alerts-topic, cache-001-engine-cpu-alarm, cache-001-memory-alarm, cache-002-engine-cpu-alarm, cache-002-memory-alarm, cluster-node-cpu-alarm, database-connections-alarm, database-cpu-alarm, database-free-storage-alarm, ingress-elb-5xx, ingress-unhealthy-hosts
-  logs                         0 -> 2
-                                 create: cluster-control-plane-logs, network-flow-logs
-  identity and keys            2 -> 19
+  logs                         0 -> 8
+                                 create: cluster-control-plane-logs, ingress-logs (x6), network-flow-logs
+  identity and keys            2 -> 23
                                  retire: split-db-password, split-redis-password
-                                 create: cache-auth-token, cluster-aws-ebs-csi-driver-amazonebscsidriverpolicy, cluster-aws-ebs-csi-driver-role, cluster-cluster-amazoneksclusterpolicy, cluster-cluster-kms, cluster-cluster-role, cluster-node-amazonec2containerregistryreadonly, cluster-node-amazoneksworkernodepolicy, cluster-node-role, cluster-secrets-key (x2), cluster-vpc-cni-amazoneks-cni-policy, cluster-vpc-cni-role, database-final-snapshot, database-monitoring-policy, database-monitoring-role, database-password, network-flow-logs (x2)
+                                 create: autoscaler-irsa-role, autoscaler-irsa-scaling, cache-auth-token, cluster-aws-ebs-csi-driver-amazonebscsidriverpolicy, cluster-aws-ebs-csi-driver-role, cluster-cluster-amazoneksclusterpolicy, cluster-cluster-kms, cluster-cluster-role, cluster-node-amazonec2containerregistryreadonly, cluster-node-amazoneksworkernodepolicy, cluster-node-role, cluster-secrets-key (x2), cluster-vpc-cni-amazoneks-cni-policy, cluster-vpc-cni-role, database-app-password, database-final-snapshot, database-master-secret-reader, database-master-secret-reader-policy, database-monitoring-policy, database-monitoring-role, network-flow-logs (x2)
   DNS / edge                   8 -> 8
                                  same names, new stack: edge-always-use-https, edge-min-tls-version, edge-origin-cert, edge-origin-csr, edge-origin-key, edge-record, edge-ssl, edge-tls-1-3
   object storage               1 -> 1
                                  same names, new stack: edge-media
-  Kubernetes objects           0 -> 10
-                                 create: app-default-deny, app-deployment, app-egress, app-env, app-hpa, app-namespace, app-pdb, app-release, app-service, app-web-ingress
+  Kubernetes objects           0 -> 21
+                                 create: app-database-role, app-database-role-account, app-database-role-password, app-database-role-sql, app-default-deny, app-deployment, app-egress, app-env, app-hpa, app-namespace, app-pdb, app-release, app-service, app-web-ingress, autoscaler-cluster-role, autoscaler-cluster-role-binding, autoscaler-deployment, autoscaler-pdb, autoscaler-role, autoscaler-role-binding, autoscaler-sa
   rollout steps                3 -> 0
                                  retire: split-app-0-rollout, split-app-1-rollout, split-db-rollout
   console organisation         2 -> 0
@@ -473,17 +473,17 @@ Resources by kind (phase1 retired -> phase3 created)
   alarms and alert topics      3 -> 13
                                  retire: vps-cpu-alert, vps-disk-alert, vps-memory-alert
                                  create: alerts-ops-example-com, alerts-policy, alerts-topic, cache-001-engine-cpu-alarm, cache-001-memory-alarm, cache-002-engine-cpu-alarm, cache-002-memory-alarm, cluster-node-cpu-alarm, database-connections-alarm, database-cpu-alarm, database-free-storage-alarm, ingress-elb-5xx, ingress-unhealthy-hosts
-  logs                         0 -> 2
-                                 create: cluster-control-plane-logs, network-flow-logs
-  identity and keys            2 -> 19
+  logs                         0 -> 8
+                                 create: cluster-control-plane-logs, ingress-logs (x6), network-flow-logs
+  identity and keys            2 -> 23
                                  retire: vps-db-password, vps-redis-password
-                                 create: cache-auth-token, cluster-aws-ebs-csi-driver-amazonebscsidriverpolicy, cluster-aws-ebs-csi-driver-role, cluster-cluster-amazoneksclusterpolicy, cluster-cluster-kms, cluster-cluster-role, cluster-node-amazonec2containerregistryreadonly, cluster-node-amazoneksworkernodepolicy, cluster-node-role, cluster-secrets-key (x2), cluster-vpc-cni-amazoneks-cni-policy, cluster-vpc-cni-role, database-final-snapshot, database-monitoring-policy, database-monitoring-role, database-password, network-flow-logs (x2)
+                                 create: autoscaler-irsa-role, autoscaler-irsa-scaling, cache-auth-token, cluster-aws-ebs-csi-driver-amazonebscsidriverpolicy, cluster-aws-ebs-csi-driver-role, cluster-cluster-amazoneksclusterpolicy, cluster-cluster-kms, cluster-cluster-role, cluster-node-amazonec2containerregistryreadonly, cluster-node-amazoneksworkernodepolicy, cluster-node-role, cluster-secrets-key (x2), cluster-vpc-cni-amazoneks-cni-policy, cluster-vpc-cni-role, database-app-password, database-final-snapshot, database-master-secret-reader, database-master-secret-reader-policy, database-monitoring-policy, database-monitoring-role, network-flow-logs (x2)
   DNS / edge                   8 -> 8
                                  same names, new stack: edge-always-use-https, edge-min-tls-version, edge-origin-cert, edge-origin-csr, edge-origin-key, edge-record, edge-ssl, edge-tls-1-3
   object storage               1 -> 1
                                  same names, new stack: edge-media
-  Kubernetes objects           0 -> 10
-                                 create: app-default-deny, app-deployment, app-egress, app-env, app-hpa, app-namespace, app-pdb, app-release, app-service, app-web-ingress
+  Kubernetes objects           0 -> 21
+                                 create: app-database-role, app-database-role-account, app-database-role-password, app-database-role-sql, app-default-deny, app-deployment, app-egress, app-env, app-hpa, app-namespace, app-pdb, app-release, app-service, app-web-ingress, autoscaler-cluster-role, autoscaler-cluster-role-binding, autoscaler-deployment, autoscaler-pdb, autoscaler-role, autoscaler-role-binding, autoscaler-sa
   rollout steps                1 -> 0
                                  retire: vps-rollout
   console organisation         1 -> 0

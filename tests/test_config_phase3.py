@@ -60,6 +60,13 @@ def test_versions_and_support_default_to_what_bills_no_extended_support():
     assert load_config(PHASE3).cluster.version == "1.35"
 
 
+def test_alb_access_logs_are_on_for_90_days_unless_configured():
+    assert (load_config(PHASE3).load_balancer.access_logs,
+            load_config(PHASE3).load_balancer.access_log_retention_days) == (True, 90)
+    chosen = load_config(edited({"phasekit:loadBalancer": {"accessLogs": False, "accessLogRetentionDays": 30}}))
+    assert (chosen.load_balancer.access_logs, chosen.load_balancer.access_log_retention_days) == (False, 30)
+
+
 def test_writable_paths_and_uid_reach_the_pods():
     config = load_config(edited({"phasekit:workload.writablePaths": ["/tmp", "/var/cache/nginx"],
                                  "phasekit:workload.runAsUser": 101}))
@@ -90,8 +97,12 @@ def test_max_connections_covers_every_connection_the_app_can_hold(changes, app_c
 
 
 def test_the_hpa_maximum_that_just_fits_the_nodes_is_accepted():
-    # 4 x t3.large hold 27 pods of 250m/512Mi (6 on the node with coredns and metrics-server, 7 on the others).
-    assert load_config(edited({"phasekit:workload.maxReplicas": 21})).workload.max_replicas == 21  # 21 + 6 = 27
+    # 4 x t3.large hold 26 pods of 250m/512Mi (5 on the node with coredns, metrics-server and the Cluster
+    # Autoscaler, 7 on the others): 20 + 5 surge fit, 21 + 6 do not.
+    assert load_config(edited({"phasekit:workload.maxReplicas": 20})).workload.max_replicas == 20
+    assert error_message(edited({"phasekit:workload.maxReplicas": 21})).startswith(
+        "phasekit:workload.maxReplicas: 21 pods + 6 rollout surge of 250m CPU and 512Mi need 27 pods; allowed: at "
+        "most 26,")
 
 
 def test_an_instance_type_of_unknown_capacity_is_not_checked():
@@ -184,6 +195,21 @@ BAD_PHASE3_CONFIGS = [
     pytest.param({"phasekit:cluster.version": "1.29"},
                  f"phasekit:cluster.version: '1.29' is not a supported EKS version; allowed: {VERSIONS}",
                  id="version-old"),
+    pytest.param({"phasekit:loadBalancer": {"accessLogRetentionDays": 0}},
+                 "phasekit:loadBalancer.accessLogRetentionDays: 0 is out of range; allowed: 1..3650",
+                 id="access-log-days-0"),
+    pytest.param({"phasekit:loadBalancer": {"accessLogRetentionDays": 3651}},
+                 "phasekit:loadBalancer.accessLogRetentionDays: 3651 is out of range; allowed: 1..3650",
+                 id="access-log-days-3651"),
+    pytest.param({"phasekit:loadBalancer": {"accessLogRetentionDays": "90 days"}},
+                 "phasekit:loadBalancer.accessLogRetentionDays: '90 days' is not an integer; allowed: 1..3650",
+                 id="access-log-days-text"),
+    pytest.param({"phasekit:loadBalancer": {"accessLogs": "sometimes"}},
+                 "phasekit:loadBalancer.accessLogs: 'sometimes' is not true or false; allowed: true or false",
+                 id="access-logs-not-a-bool"),
+    pytest.param({"phasekit:loadBalancer": {"accessLog": True}},
+                 "phasekit:loadBalancer.accessLog: unknown key; allowed: accessLogRetentionDays, accessLogs (did "
+                 "you mean 'accessLogs'?)", id="access-logs-misspelt"),
     pytest.param({"phasekit:workload.writablePaths": ["/tmp", "var/cache"]},
                  "phasekit:workload.writablePaths[1]: 'var/cache' is not a directory the pod can mount; allowed: an "
                  "absolute directory path without '..' or a trailing '/', not '/', e.g. /var/cache/nginx",
@@ -272,7 +298,7 @@ MORE_BAD_PHASE3_CONFIGS = [
                  id="connection-demand-beyond-postgres"),
     pytest.param({"phasekit:workload.maxReplicas": 30},
                  "phasekit:workload.maxReplicas: 30 pods + 8 rollout surge of 250m CPU and 512Mi need 38 pods; "
-                 "allowed: at most 27, what 4 x t3.large (cluster.nodeGroup.maxSize) hold after the kubelet's "
+                 "allowed: at most 26, what 4 x t3.large (cluster.nodeGroup.maxSize) hold after the kubelet's "
                  "reservations and the add-ons (raise maxSize, choose a larger type or request less)",
                  id="hpa-maximum-beyond-the-nodes"),
     pytest.param({"phasekit:workload.maxReplicas": 12, "phasekit:workload.memoryRequest": "2Gi",
@@ -284,7 +310,7 @@ MORE_BAD_PHASE3_CONFIGS = [
     pytest.param({"phasekit:workload.maxReplicas": 20,
                   "phasekit:cluster.nodeGroup.instanceTypes": ["t3.medium", "t3.large"]},
                  "phasekit:workload.maxReplicas: 20 pods + 5 rollout surge of 250m CPU and 512Mi need 25 pods; "
-                 "allowed: at most 24, what 4 x t3.medium (cluster.nodeGroup.maxSize) hold after the kubelet's "
+                 "allowed: at most 23, what 4 x t3.medium (cluster.nodeGroup.maxSize) hold after the kubelet's "
                  "reservations and the add-ons (raise maxSize, choose a larger type or request less)",
                  id="smallest-type-decides"),
     pytest.param({"phasekit:cluster.adminPrincipalArns": ["arn:aws:iam::123456789012:role/admins/"]},

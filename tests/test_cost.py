@@ -108,7 +108,7 @@ def test_catalog_follows_prices_md_and_marks_what_it_adds(catalog):
     unconfirmed = sorted(entry.id for entry in catalog.prices if entry.status is PriceStatus.UNCONFIRMED)
     assert unconfirmed == [
         "aws-cloudwatch-alarm-free-tier", "aws-cloudwatch-logs", "aws-data-transfer-out", "aws-kms-key",
-        "aws-rds-pg-db.r7g.large-single", "cf-business-plan", "cf-pro-plan", "do-droplet-premium-basic",
+        "aws-rds-pg-db.r7g.large-single", "aws-s3-standard-storage", "cf-business-plan", "cf-pro-plan", "do-droplet-premium-basic",
         "do-load-balancer-node", "do-reserved-ip-unassigned"]
     assert catalog.specs.aws_ec2["t3.large"].memory_gib == D("8")
     assert catalog.specs.aws_rds["db.t4g.medium"].vcpus == 2
@@ -262,7 +262,8 @@ def test_phase3_lines_name_their_prices_and_status(estimates):
         ("ingress-cert", "ACM certificate (imported): no price in catalog")]
     assert sorted(line.name for line in estimates["phase3"].usage_based) == [
         "account (data transfer)", "alerts-topic", "cache-cache", "cluster-control-plane-logs", "cluster-nodes",
-        "database-db", "database-db", "edge-media", "ingress-alb", "network-flow-logs", "network-nat-us-east-1a"]
+        "database-db", "database-db", "edge-media", "ingress-alb", "ingress-logs", "network-flow-logs",
+        "network-nat-us-east-1a"]
     [exported] = [line for line in estimates["phase3"].usage_based
                   if line.name == "database-db" and line.description.startswith("CloudWatch Logs")]
     assert (exported.assumption, exported.assumed_usd, exported.status, exported.price_ids) == (

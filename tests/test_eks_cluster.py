@@ -24,13 +24,15 @@ from components.eks_cluster import (
     EksClusterArgs,
     admin_slug,
     autoscaling_group_name,
+    control_plane_log_group_name,
     irsa_trust_policy,
+    log_group_import_id,
     node_ami_type,
     render_kubeconfig,
     secrets_key_document,
     secrets_key_policy,
 )
-from components.testing import UNKNOWN_MASK, run_recorded
+from components.testing import INVOKE_RESULTS, UNKNOWN_MASK, run_recorded
 
 TAGS = {"project": "phasekit", "stack": "test", "phase": "3", "managed-by": "phasekit"}
 ADMIN = "arn:aws:iam::123456789012:role/platform-admin"
@@ -160,6 +162,37 @@ def test_control_plane_log_group_is_named_for_the_cluster_with_retention():
     group = recording.one(LOG_GROUP)
     assert group.inputs == {"name": "/aws/eks/phasekit-test/cluster", "retentionInDays": 365,
                             "tags": {**TAGS, "Name": "phasekit-test-control-plane"}}
+
+
+def test_control_plane_log_group_survives_a_destroy_and_a_new_stack_creates_it_when_none_is_left():
+    group = record().one(LOG_GROUP)
+    # EKS writes (and would re-create the group) after the cluster is gone: the group stays, with retention.
+    assert group.retain_on_delete is True
+    assert group.import_id is None
+    assert group.urn == f"{PREFIX}aws:cloudwatch/logGroup:LogGroup::eks-control-plane-logs"
+
+
+def test_a_re_created_stack_adopts_the_log_group_its_predecessor_left():
+    left_behind = {"logGroupNames": ["/aws/eks/phasekit-test/cluster"], "arns": [], "id": "us-east-1"}
+
+    def program() -> None:
+        EksCluster("eks", eks_args())
+    recording = run_recorded(program, invoke_results={
+        **INVOKE_RESULTS, "aws:cloudwatch/getLogGroups:getLogGroups": left_behind})
+    group = recording.one(LOG_GROUP)
+    assert group.import_id == "/aws/eks/phasekit-test/cluster"
+    assert group.retain_on_delete is True
+
+
+@pytest.mark.parametrize(("existing", "import_id"), [
+    ([], None),
+    (["/aws/eks/phasekit-test/cluster"], "/aws/eks/phasekit-test/cluster"),
+    # The lookup is by prefix: a longer name is another group, never adopted.
+    (["/aws/eks/phasekit-test/cluster-old"], None),
+    (["/aws/eks/phasekit-test/cluster-old", "/aws/eks/phasekit-test/cluster"], "/aws/eks/phasekit-test/cluster"),
+])
+def test_log_group_import_id_only_for_exactly_that_group(existing, import_id):
+    assert log_group_import_id(control_plane_log_group_name("phasekit-test"), existing) == import_id
 
 
 def test_secrets_key_rotates_has_a_30_day_window_an_alias_and_the_cluster_role_may_use_it():
@@ -310,6 +343,8 @@ def test_node_group_scaling_updates_and_launch_template():
     # Nodes turn Ready only once aws-node can assign addresses through its own role.
     vpc_cni = next(addon for addon in recording.of_type(ADDON) if addon.inputs["addonName"] == "vpc-cni")
     assert vpc_cni.urn in node_group.dependencies
+    # The Cluster Autoscaler owns the desired size: a pulumi up must not undo its scale-out.
+    assert node_group.ignore_changes == ("scalingConfig.desiredSize",)
 
 
 @pytest.mark.parametrize(("instance_types", "parameter"), [
@@ -350,7 +385,8 @@ def test_addons_take_over_the_defaults_and_pod_running_ones_wait_for_nodes():
                               "metrics-server", "vpc-cni"]
     roles = {"vpc-cni": "eks-vpc-cni-role-0ee485c", "aws-ebs-csi-driver": "eks-aws-ebs-csi-driver-role-916e7fb"}
     for name, addon in addons.items():
-        pinned = {"addonVersion": "v1.35.3-eksbuild.13"} if name == "kube-proxy" else {}
+        # kube-proxy from the dated table, the others EKS's default for the version (the harness's fake lookup).
+        pinned = {"addonVersion": "v1.35.3-eksbuild.13" if name == "kube-proxy" else "offline-addon-version"}
         # The network policy agent: without it KubernetesApp's NetworkPolicies are accepted and ignored.
         configured = {"configurationValues": '{"enableNetworkPolicy": "true"}'} if name == "vpc-cni" else {}
         role = {"serviceAccountRoleArn": f"arn:aws:iam::123456789012:role/{roles[name]}"} if name in roles else {}
@@ -376,7 +412,24 @@ def test_kube_proxy_moves_with_the_cluster_version(version, kube_proxy):
     assert recording.one(CLUSTER).inputs["version"] == version
     addons = {addon.inputs["addonName"]: addon.inputs for addon in recording.of_type(ADDON)}
     assert addons["kube-proxy"]["addonVersion"] == kube_proxy
-    assert [name for name, inputs in addons.items() if "addonVersion" in inputs] == ["kube-proxy"]
+    assert all("addonVersion" in inputs for inputs in addons.values())
+
+
+@pytest.mark.parametrize("version", ["1.35", "1.36"])
+def test_every_other_addon_takes_eks_default_version_for_the_cluster_version(monkeypatch, version):
+    """An add-on without a version keeps the one it was created with: a cluster upgrade would leave it behind."""
+    asked = []
+    lookup = aws.eks.get_addon_version_output
+
+    def recording_lookup(**kwargs):
+        asked.append((kwargs["addon_name"], kwargs["kubernetes_version"], kwargs.get("most_recent")))
+        return lookup(**kwargs)
+    monkeypatch.setattr(aws.eks, "get_addon_version_output", recording_lookup)
+    addons = {addon.inputs["addonName"]: addon.inputs for addon in record(version=version).of_type(ADDON)}
+    assert sorted(asked) == [(name, version, None) for name in (
+        "aws-ebs-csi-driver", "coredns", "eks-pod-identity-agent", "metrics-server", "vpc-cni")]
+    assert {name: inputs["addonVersion"] for name, inputs in addons.items() if name != "kube-proxy"} == {
+        name: "offline-addon-version" for name, _, _ in asked}
 
 
 def test_extended_support_is_an_explicit_choice():
@@ -612,8 +665,9 @@ def test_a_t3_large_node_offers_what_is_left_after_the_kubelet_and_the_daemonset
 
 
 def test_pods_that_fit_count_whole_pods_per_node_and_the_cluster_addons_once():
-    assert pods_that_fit("t3.large", 4, 250, 512) == 6 + 7 + 7 + 7
-    # One t3.medium: CPU (1805 - 300) // 250 = 6, memory (4096 - 442 - 100 - 340) // 512 = 6, slots 17 - 3.
-    assert pods_that_fit("t3.medium", 1, 250, 512) == 6
-    assert pods_that_fit("t3.medium", 1, 250, 1024) == 3  # memory binds
+    assert pods_that_fit("t3.large", 4, 250, 512) == 5 + 7 + 7 + 7
+    # One t3.medium: CPU (1805 - 400) // 250 = 5, memory (4096 - 442 - 100 - 940) // 512 = 5, slots 17 - 3;
+    # 400m and 940Mi: coredns, metrics-server and the Cluster Autoscaler.
+    assert pods_that_fit("t3.medium", 1, 250, 512) == 5
+    assert pods_that_fit("t3.medium", 1, 250, 1024) == 2  # memory binds
     assert pods_that_fit("t3.large", 2, 2000, 512) == 0

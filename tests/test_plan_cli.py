@@ -157,8 +157,11 @@ def test_bad_config_in_a_real_process_prints_no_traceback(tmp_path):
         "├─ digitalocean:index/loadBalancer:LoadBalancer  split-lb",
         "  database_url: [secret]\n",
     ]),
-    ("phase3", 111, [
+    ("phase3", 133, [
         "├─ aws:rds/instance:Instance  database-db  [protected; retained on delete]",
+        # The Cluster Autoscaler owns the desired size; a destroyed stack leaves the log group for the next.
+        "├─ aws:eks/nodeGroup:NodeGroup  cluster-nodes  [ignores changes to scalingConfig.desiredSize]",
+        "├─ aws:cloudwatch/logGroup:LogGroup  cluster-control-plane-logs  [retained on delete]",
         # Wider than 100 columns at its depth: the flags wrap under the tree's guides.
         "├─ aws:elasticache/replicationGroup:ReplicationGroup  cache-cache  [protected; retained on\n│  │    delete]",
         "├─ kubernetes:apps/v1:Deployment  app-deployment  [ignores changes to spec.replicas]",

@@ -109,9 +109,10 @@ def test_phase3_builds_every_component(phase3):
         "phasekit:index:CloudflareEdge": 1,
         "phasekit:index:PublicLoadBalancer": 1,
         "phasekit:index:KubernetesApp": 1,
+        "phasekit:index:ClusterAutoscaler": 1,
     }
     assert not any(token.startswith("digitalocean:") for token in counts)
-    assert counts["kubernetes:apps/v1:Deployment"] == 1
+    assert counts["kubernetes:apps/v1:Deployment"] == 2  # the app and the Cluster Autoscaler
     assert counts["aws:rds/instance:Instance"] == 1
     assert counts["aws:elasticache/replicationGroup:ReplicationGroup"] == 1
 
@@ -129,7 +130,8 @@ def test_a_fresh_phase3_stack_previews_with_the_cluster_unknown():
 def test_phase3_kubernetes_objects_go_through_the_cluster_provider(phase3):
     provider = phase3.one("pulumi:providers:kubernetes")
     objects = [resource for resource in phase3.resources if resource.type.startswith("kubernetes:")]
-    assert len(objects) == 10  # with the three NetworkPolicies
+    # with the three NetworkPolicies, the Cluster Autoscaler's seven objects and the database-role Job's four
+    assert len(objects) == 21
     assert all(resource.provider is not None and resource.provider.startswith(provider.urn + "::")
                for resource in objects)
 
@@ -138,10 +140,27 @@ def test_phase3_kubernetes_objects_match_the_configured_kubernetes_schema(phase3
     version = load_config(PHASE3).cluster.version
     rendered = manifests(phase3)
     assert sorted(manifest["kind"] for manifest in rendered) == [
-        "Deployment", "HorizontalPodAutoscaler", "Job", "Namespace", "NetworkPolicy", "NetworkPolicy",
-        "NetworkPolicy", "PodDisruptionBudget", "Secret", "Service"]
+        "ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "Deployment", "HorizontalPodAutoscaler",
+        "Job", "Job", "Namespace", "NetworkPolicy", "NetworkPolicy", "NetworkPolicy", "PodDisruptionBudget",
+        "PodDisruptionBudget", "Role", "RoleBinding", "Secret", "Secret", "Service", "ServiceAccount",
+        "ServiceAccount"]
     assert version == "1.35"
     assert [error for manifest in rendered for error in validate(manifest, version)] == []
+
+
+def test_phase3_nodes_scale_with_the_cluster_autoscaler_of_the_cluster_minor(phase3):
+    deployment = phase3.named("autoscaler-deployment").inputs["spec"]["template"]["spec"]["containers"][0]
+    cluster_name = phase3.one("aws:eks/cluster:Cluster").inputs["name"]
+    assert deployment["image"] == ("registry.k8s.io/autoscaling/cluster-autoscaler:v1.35.2@sha256:"
+                                   "aac369dc283927a623deb1af54696efcc722ae79255aa07788422e495bab887d")
+    assert (f"--node-group-auto-discovery=asg:tag=k8s.io/cluster-autoscaler/enabled,"
+            f"k8s.io/cluster-autoscaler/{cluster_name}") in deployment["command"]
+    policy = json.loads(phase3.named("autoscaler-irsa-scaling").inputs["policy"])
+    assert policy["Statement"][1]["Condition"]["StringEquals"][
+        f"aws:ResourceTag/k8s.io/cluster-autoscaler/{cluster_name}"] == "owned"
+    aws_provider = phase3.one("pulumi:providers:aws")
+    assert phase3.named("autoscaler-irsa-role").provider.startswith(aws_provider.urn + "::")
+    assert phase3.one("aws:eks/nodeGroup:NodeGroup").ignore_changes == ("scalingConfig.desiredSize",)
 
 
 def test_phase3_nodes_follow_the_newest_ami_release_by_default(phase3):
@@ -200,9 +219,10 @@ def test_phase3_cluster_api_and_nodes_are_locked_down(phase3):
 
 
 def test_phase3_the_app_receives_the_contract_over_tls(phase3):
-    secret = phase3.one("kubernetes:core/v1:Secret")
+    secret = phase3.named("app-env")
     data = secret.inputs["stringData"]
-    assert data["DATABASE_URL"].startswith("postgresql://app:") and data["DATABASE_URL"].endswith(
+    # The app's own role, never the RDS master user (whose password only RDS and Secrets Manager hold).
+    assert data["DATABASE_URL"].startswith("postgresql://app_user:") and data["DATABASE_URL"].endswith(
         ".rds.amazonaws.com:5432/app?sslmode=require")
     assert data["REDIS_URL"].startswith("rediss://:") and data["REDIS_URL"].endswith(
         ".cache.amazonaws.com:6379/0")
@@ -287,10 +307,27 @@ def test_phase3_workload_settings_reach_the_pods():
            "phasekit:database": {**PHASE3["phasekit:database"],
                                  "engineLifecycleSupport": "open-source-rds-extended-support"}}
     recording = run(raw, "phase3")
-    spec = recording.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["spec"]
+    spec = next(deployment for deployment in recording.of_type("kubernetes:apps/v1:Deployment")
+                if deployment.name == "app-deployment").inputs["spec"]["template"]["spec"]
     assert [mount["mountPath"] for mount in spec["containers"][0]["volumeMounts"]] == ["/tmp", "/var/run"]
     assert spec["securityContext"]["runAsUser"] == 101
     assert recording.one("aws:eks/cluster:Cluster").inputs["upgradePolicy"] == {"supportType": "EXTENDED"}
     assert "releaseVersion" not in recording.one("aws:eks/nodeGroup:NodeGroup").inputs
     assert recording.one("aws:rds/instance:Instance").inputs["engineLifecycleSupport"] == (
         "open-source-rds-extended-support")
+
+
+def test_phase3_the_app_role_exists_before_the_release_job_and_the_master_password_is_not_in_state(phase3):
+    instance = phase3.one("aws:rds/instance:Instance")
+    assert instance.inputs["manageMasterUserPassword"] is True and "password" not in instance.inputs
+    assert [password.name for password in phase3.of_type("random:index/randomPassword:RandomPassword")
+            if password.name.startswith("database-")] == ["database-app-password"]
+    role_job, release = phase3.named("app-database-role"), phase3.named("app-release")
+    assert role_job.urn in release.dependencies
+    reader = phase3.named("database-master-secret-reader")
+    condition = json.loads(reader.inputs["assumeRolePolicy"])["Statement"][0]["Condition"]["StringEquals"]
+    assert "system:serviceaccount:app:app-database-role" in condition.values()
+    account = phase3.named("app-database-role-account")
+    assert account.inputs["metadata"]["name"] == "app-database-role"
+    assert account.inputs["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].startswith(
+        "arn:aws:iam::123456789012:role/database-master-secret-reader-")

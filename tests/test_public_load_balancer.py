@@ -22,6 +22,7 @@ import pytest
 from components.public_load_balancer import (
     PublicLoadBalancer,
     PublicLoadBalancerArgs,
+    access_log_bucket_policy,
     admitted_cidrs,
     health_check_timeout,
 )
@@ -37,6 +38,13 @@ TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
 LISTENER = "aws:lb/listener:Listener"
 ATTACHMENT = "aws:autoscaling/attachment:Attachment"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+BUCKET = "aws:s3/bucket:Bucket"
+PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
+OWNERSHIP = "aws:s3/bucketOwnershipControls:BucketOwnershipControls"
+ENCRYPTION = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
+BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
+LOG_BUCKET_COUNTS = {BUCKET: 1, PUBLIC_ACCESS_BLOCK: 1, OWNERSHIP: 1, ENCRYPTION: 1, LIFECYCLE: 1, BUCKET_POLICY: 1}
 
 TAGS = {"project": "phasekit", "stack": "test", "phase": "3", "managed-by": "phasekit"}
 CLOUDFLARE_IPV4 = CLOUDFLARE_CIDRS[:15]
@@ -45,7 +53,8 @@ CERT = "-----BEGIN CERTIFICATE-----\nMIIorigin\n-----END CERTIFICATE-----\n"
 CHAIN = "-----BEGIN CERTIFICATE-----\nMIIcfroot\n-----END CERTIFICATE-----\n"
 KEY = "-----BEGIN PRIVATE KEY-----\nMIGHkey\n-----END PRIVATE KEY-----\n"
 TOPIC = "arn:aws:sns:us-east-1:123456789012:phasekit-alarms"
-OUTPUTS = ["dns_name", "zone_id", "load_balancer_arn", "security_group_id", "target_group_arn", "certificate_arn"]
+OUTPUTS = ["dns_name", "zone_id", "load_balancer_arn", "security_group_id", "target_group_arn", "certificate_arn",
+           "access_log_bucket_name"]
 
 
 def tags(name: str) -> dict[str, str]:
@@ -64,6 +73,7 @@ def lb_args(**overrides: Any) -> PublicLoadBalancerArgs:
         "target_autoscaling_group_name": "eks-web-nodes-asg",
         "health_path": "/healthz",
         "alarm_topic_arn": TOPIC,
+        "region": "us-east-1",
         "tags": TAGS,
     }
     values.update(overrides)
@@ -104,14 +114,14 @@ def test_children_are_exactly_the_load_balancer_topology():
     recording = record()
     assert recording.type_counts() == {
         COMPONENT: 1, SECURITY_GROUP: 1, NODE_RULE: 1, CERTIFICATE: 1, LOAD_BALANCER: 1, TARGET_GROUP: 1,
-        LISTENER: 1, ATTACHMENT: 1, ALARM: 2,
+        LISTENER: 1, ATTACHMENT: 1, ALARM: 2, **LOG_BUCKET_COUNTS,
     }
     component = recording.one(COMPONENT)
     children = [resource for resource in recording.resources if resource is not component]
     assert {child.parent for child in children} == {component.urn}
     assert sorted(child.name for child in children) == [
-        "web-alb", "web-cert", "web-elb-5xx", "web-https", "web-node-ingress", "web-nodes", "web-sg", "web-tg",
-        "web-unhealthy-hosts"]
+        "web-alb", "web-cert", "web-elb-5xx", "web-https", *["web-logs"] * 6, "web-node-ingress", "web-nodes",
+        "web-sg", "web-tg", "web-unhealthy-hosts"]
 
 
 def test_alb_security_group_admits_443_only_from_the_ipv4_sources_and_reaches_only_the_node_port():
@@ -181,6 +191,7 @@ def test_alb_is_internet_facing_ipv4_drops_invalid_headers_and_is_not_deletion_p
         "enableHttp2": True,
         "enableDeletionProtection": False,
         "idleTimeout": 60,
+        "accessLogs": {"bucket": "web-logs-f78eec8", "enabled": True, "prefix": "alb"},
         "tags": tags("web-alb"),
     }
     assert record(idle_timeout_seconds=120).one(LOAD_BALANCER).inputs["idleTimeout"] == 120
@@ -277,7 +288,7 @@ def test_alarms_on_elb_5xx_and_unhealthy_hosts_notify_the_topic():
 def test_no_alarms_without_a_topic():
     recording = record(alarm_topic_arn=None)
     assert recording.of_type(ALARM) == []
-    assert len(recording.resources) == 8
+    assert len(recording.resources) == 8 + len(LOG_BUCKET_COUNTS)
 
 
 def test_outputs_are_exported_and_none_carries_the_key():
@@ -296,7 +307,7 @@ def test_preview_with_unknown_inputs_registers_every_child():
     counts = recording.type_counts()
     assert counts.pop("aws:ec2/vpc:Vpc") == 1
     assert counts == {COMPONENT: 1, SECURITY_GROUP: 1, NODE_RULE: 1, CERTIFICATE: 1, LOAD_BALANCER: 1,
-                      TARGET_GROUP: 1, LISTENER: 1, ATTACHMENT: 1, ALARM: 2}
+                      TARGET_GROUP: 1, LISTENER: 1, ATTACHMENT: 1, ALARM: 2, **LOG_BUCKET_COUNTS}
     assert recording.outputs == {output: UNKNOWN_MASK for output in OUTPUTS}
     assert recording.one(CERTIFICATE).secret_inputs == frozenset({"privateKey"})
     listener = recording.one(LISTENER).inputs
@@ -408,6 +419,12 @@ NAME_MESSAGE = ("PublicLoadBalancer name {!r}: the ALB and target group are auto
     ("web", {"public_subnet_ids": ["subnet-public-a"]},
      "PublicLoadBalancerArgs.public_subnet_ids: an ALB needs at least two subnets in different Availability "
      "Zones"),
+    ("web", {"region": None},
+     "PublicLoadBalancerArgs.region: required with access_logs (it decides who may write the logs to the bucket)"),
+    ("web", {"access_log_retention_days": 0},
+     "PublicLoadBalancerArgs.access_log_retention_days: 0; allowed: 1-3650"),
+    ("web", {"access_log_retention_days": 3651},
+     "PublicLoadBalancerArgs.access_log_retention_days: 3651; allowed: 1-3650"),
     ("phasekit-production-edge", {}, NAME_MESSAGE.format("phasekit-production-edge")),
     ("web_lb", {}, NAME_MESSAGE.format("web_lb")),
     ("internal", {}, NAME_MESSAGE.format("internal")),
@@ -417,3 +434,73 @@ def test_invalid_args_are_refused_with_exact_messages(name, overrides, message):
     with pytest.raises(ValueError) as raised:
         record(name=name, **overrides)
     assert str(raised.value) == message
+
+
+# --- access logs ----------------------------------------------------------------------------------------
+
+BUCKET_ARN = "arn:aws:s3:::web-logs-1234567"
+
+
+def test_access_log_bucket_is_private_owner_enforced_sse_s3_and_expires_logs():
+    recording = record(access_log_retention_days=30)
+    bucket = recording.one(BUCKET)
+    assert bucket.inputs == {"bucketPrefix": "web-logs-", "forceDestroy": True, "tags": tags("web-logs")}
+    assert record(name="Web").one(BUCKET).inputs["bucketPrefix"] == "web-logs-"  # bucket names are lower case
+    assert (bucket.protect, bucket.retain_on_delete) == (False, False)
+    bucket_id = bucket.id
+    assert recording.one(PUBLIC_ACCESS_BLOCK).inputs == {
+        "bucket": bucket_id, "blockPublicAcls": True, "blockPublicPolicy": True, "ignorePublicAcls": True,
+        "restrictPublicBuckets": True}
+    assert recording.one(OWNERSHIP).inputs == {"bucket": bucket_id,
+                                               "rule": {"objectOwnership": "BucketOwnerEnforced"}}
+    # ALB access logs support only SSE-S3, never KMS.
+    assert recording.one(ENCRYPTION).inputs == {"bucket": bucket_id, "rules": [
+        {"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}]}
+    assert recording.one(LIFECYCLE).inputs == {"bucket": bucket_id, "rules": [{
+        "id": "expire-access-logs", "status": "Enabled", "filter": {"prefix": "alb/"},
+        "expiration": {"days": 30}, "abortIncompleteMultipartUpload": {"daysAfterInitiation": 1}}]}
+
+
+def test_the_alb_logs_to_its_bucket_only_once_the_policy_lets_elb_write():
+    recording = record()
+    balancer = recording.one(LOAD_BALANCER)
+    assert balancer.inputs["accessLogs"]["enabled"] is True
+    assert balancer.inputs["accessLogs"]["prefix"] == "alb"
+    assert {recording.one(BUCKET_POLICY).urn, recording.one(ENCRYPTION).urn} <= set(balancer.dependencies)
+    policy = recording.one(BUCKET_POLICY)
+    assert {recording.one(PUBLIC_ACCESS_BLOCK).urn, recording.one(OWNERSHIP).urn} <= set(policy.dependencies)
+
+
+def test_bucket_policy_lets_only_the_regional_elb_account_write_logs_and_refuses_plain_http():
+    import json
+    policy = json.loads(record().one(BUCKET_POLICY).inputs["policy"])
+    bucket_arn = "arn:aws:s3:::web-logs-f78eec8"
+    assert policy == {"Version": "2012-10-17", "Statement": [
+        {"Sid": "ElbWritesAccessLogs", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::127311923021:root"},
+         "Action": "s3:PutObject", "Resource": f"{bucket_arn}/alb/AWSLogs/*"},
+        {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+         "Resource": [bucket_arn, f"{bucket_arn}/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+    ]}
+
+
+@pytest.mark.parametrize(("region", "principal"), [
+    ("us-east-1", {"AWS": "arn:aws:iam::127311923021:root"}),
+    ("eu-west-1", {"AWS": "arn:aws:iam::156460612806:root"}),
+    ("ap-southeast-2", {"AWS": "arn:aws:iam::783225319266:root"}),
+    # Regions opened in or after August 2022 deliver through the service principal.
+    ("eu-central-2", {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"}),
+    ("me-central-1", {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"}),
+    ("ca-west-1", {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"}),
+])
+def test_the_log_writer_follows_the_region(region, principal):
+    import json
+    statement = json.loads(access_log_bucket_policy(BUCKET_ARN, region))["Statement"][0]
+    assert statement["Principal"] == principal
+    assert statement["Resource"] == f"{BUCKET_ARN}/alb/AWSLogs/*"
+
+
+def test_without_access_logs_there_is_no_bucket_and_no_region_is_needed():
+    recording = record(access_logs=False, region=None)
+    assert not any(resource.type.startswith("aws:s3/") for resource in recording.resources)
+    assert "accessLogs" not in recording.one(LOAD_BALANCER).inputs
+    assert recording.outputs["access_log_bucket_name"] is None

@@ -20,6 +20,7 @@ import pytest
 from components.rds_postgres import (
     BACKUP_WINDOW,
     MAINTENANCE_WINDOW,
+    MasterSecretReader,
     RdsPostgres,
     RdsPostgresArgs,
     connections_alarm_threshold,
@@ -47,7 +48,8 @@ FINAL_SUFFIX = hashlib.sha256(b"db-final-snapshot").hexdigest()[:8]
 """The harness's fake RandomId hex for "db-final-snapshot"."""
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 OUTPUTS = ("address", "port", "database_name", "username", "password", "database_url", "replica_addresses",
-           "security_group_id", "instance_arn")
+           "security_group_id", "instance_arn", "master_secret_arn", "master_secret_reader_role_arn", "app_role_name",
+           "app_role_password", "app_connection_limit")
 
 
 def rds_args(**overrides: Any) -> RdsPostgresArgs:
@@ -77,7 +79,7 @@ def tagged(name: str) -> dict[str, str]:
 
 
 def test_children_are_exactly_the_database_topology():
-    recording = record(read_replica_count=2)
+    recording = record(manage_master_password=False, read_replica_count=2)
     assert recording.type_counts() == {
         COMPONENT: 1, SECURITY_GROUP: 1, PASSWORD: 1, RANDOM_ID: 1, ROLE: 1, ATTACHMENT: 1, PARAMETER_GROUP: 1,
         INSTANCE: 3, ALARM: 3,
@@ -117,9 +119,7 @@ def test_security_group_admits_only_postgres_from_the_nodes_and_has_no_egress():
 def test_primary_is_private_encrypted_protected_by_aws_and_snapshotted_on_delete():
     recording = record()
     primary = recording.named("db-db")
-    inputs = dict(primary.inputs)
-    password = inputs.pop("password")
-    assert inputs == {
+    assert primary.inputs == {
         "identifier": "phasekit-test",
         "engine": "postgres",
         "engineVersion": "16",
@@ -136,6 +136,8 @@ def test_primary_is_private_encrypted_protected_by_aws_and_snapshotted_on_delete
         "port": 5432,
         "dbName": "app",
         "username": "app",
+        # RDS generates the master password and keeps it in Secrets Manager: no password input, nothing in state.
+        "manageMasterUserPassword": True,
         "backupRetentionPeriod": 7,
         "backupWindow": "03:00-04:00",
         "maintenanceWindow": "sun:04:30-sun:05:30",
@@ -159,8 +161,8 @@ def test_primary_is_private_encrypted_protected_by_aws_and_snapshotted_on_delete
         "applyImmediately": False,
         "tags": tagged("phasekit-test"),
     }
-    assert primary.secret_inputs == frozenset({"password"})
-    assert password == recording.outputs["password"]
+    assert primary.secret_inputs == frozenset()
+    assert recording.outputs["password"] is None
 
 
 def test_the_final_snapshot_suffix_is_renewed_with_the_identifier():
@@ -170,7 +172,7 @@ def test_the_final_snapshot_suffix_is_renewed_with_the_identifier():
 
 
 def test_enhanced_monitoring_role_is_assumed_by_rds_monitoring_only_and_instances_wait_for_its_policy():
-    recording = record(read_replica_count=1)
+    recording = record(manage_master_password=False, read_replica_count=1)
     role, attachment = recording.one(ROLE), recording.one(ATTACHMENT)
     assert role.inputs == {
         "description": "RDS Enhanced Monitoring of phasekit-test (phasekit)",
@@ -192,10 +194,26 @@ def test_enhanced_monitoring_off_creates_no_role():
     assert "monitoringRoleArn" not in recording.one(INSTANCE).inputs
 
 
-def test_password_is_generated_long_and_free_of_characters_rds_refuses():
+def test_app_role_password_is_generated_long_and_free_of_characters_urls_escape():
     recording = record()
+    assert recording.one(PASSWORD).name == "db-app-password"
     assert recording.one(PASSWORD).inputs == {"length": 32, "special": False}
-    assert recording.outputs["password"].isalnum()
+    assert recording.outputs["app_role_password"].isalnum()
+
+
+def test_unmanaged_master_password_is_generated_as_before_and_the_app_is_the_master_user():
+    recording = record(manage_master_password=False)
+    assert recording.one(PASSWORD).name == "db-password"
+    assert recording.one(PASSWORD).inputs == {"length": 32, "special": False}
+    primary = recording.named("db-db")
+    assert primary.inputs["password"] == recording.outputs["password"]
+    assert "manageMasterUserPassword" not in primary.inputs
+    assert primary.secret_inputs == frozenset({"password"})
+    password, address = recording.outputs["password"], recording_address(recording, "db-db")
+    assert recording.outputs["database_url"] == f"postgresql://app:{password}@{address}:5432/app?sslmode=require"
+    assert [recording.outputs[key] for key in ("master_secret_arn", "master_secret_reader_role_arn",
+                                               "app_role_name", "app_role_password", "app_connection_limit")] == [
+        None, None, None, None, None]
 
 
 def test_parameter_group_forces_tls_and_sets_max_connections_exactly():
@@ -229,7 +247,7 @@ def test_single_az_when_asked():
 
 
 def test_replicas_follow_the_primary_privately_and_skip_only_the_final_snapshot():
-    recording = record(read_replica_count=2)
+    recording = record(manage_master_password=False, read_replica_count=2)
     primary_security_group = recording.one(SECURITY_GROUP).id
     for index in (1, 2):
         replica = recording.named(f"db-replica-{index}")
@@ -267,7 +285,7 @@ def test_replicas_follow_the_primary_privately_and_skip_only_the_final_snapshot(
 
 
 def test_instance_and_replicas_are_protected_and_retained_and_nothing_else_is():
-    recording = record(read_replica_count=1)
+    recording = record(manage_master_password=False, read_replica_count=1)
     options = {resource.name: (resource.protect, resource.retain_on_delete) for resource in recording.resources}
     assert options == {
         "db": (False, False),
@@ -286,13 +304,13 @@ def test_instance_and_replicas_are_protected_and_retained_and_nothing_else_is():
 
 
 def test_unprotected_when_asked():
-    recording = record(protect=False, read_replica_count=1)
+    recording = record(protect=False, manage_master_password=False, read_replica_count=1)
     assert {(instance.protect, instance.retain_on_delete) for instance in recording.of_type(INSTANCE)} == {
         (False, False)}
 
 
 def test_stateful_urns_are_pinned():
-    recording = record(read_replica_count=2)
+    recording = record(manage_master_password=False, read_replica_count=2)
     prefix = "urn:pulumi:test::phasekit::phasekit:index:RdsPostgres$aws:rds/instance:Instance::"
     assert recording.named("db-db").urn == prefix + "db-db"
     assert recording.named("db-replica-1").urn == prefix + "db-replica-1"
@@ -301,10 +319,11 @@ def test_stateful_urns_are_pinned():
 
 def test_database_url_is_exact_tls_and_secret():
     recording = record()
-    password = recording.outputs["password"]
+    password = recording.outputs["app_role_password"]
     address = recording_address(recording, "db-db")
-    assert recording.outputs["database_url"] == f"postgresql://app:{password}@{address}:5432/app?sslmode=require"
-    assert recording.secret_outputs == {"password", "database_url"}
+    assert recording.outputs["database_url"] == (
+        f"postgresql://app_user:{password}@{address}:5432/app?sslmode=require")
+    assert recording.secret_outputs == {"app_role_password", "database_url"}
     assert recording.outputs["address"] == address
     assert (recording.outputs["port"], recording.outputs["database_name"], recording.outputs["username"]) == (
         5432, "app", "app")
@@ -313,9 +332,10 @@ def test_database_url_is_exact_tls_and_secret():
 
 
 def test_database_url_carries_custom_names():
-    recording = record(database_name="shop_prod", username="shop")
+    recording = record(database_name="shop_prod", username="shop", app_role_name="shop_web")
     url = urlsplit(recording.outputs["database_url"])
-    assert (url.username, url.path, url.query) == ("shop", "/shop_prod", "sslmode=require")
+    assert (url.username, url.path, url.query) == ("shop_web", "/shop_prod", "sslmode=require")
+    assert recording.outputs["username"] == "shop"
 
 
 def test_alarms_watch_cpu_storage_and_connections_and_notify_both_ways():
@@ -359,7 +379,7 @@ def test_alarm_actions_follow_a_topic_output():
 
 
 def test_preview_of_a_fresh_stack_leaves_computed_values_unknown():
-    recording = record(preview=True, read_replica_count=1)
+    recording = record(preview=True, manage_master_password=False, read_replica_count=1)
     for output in ("address", "password", "database_url", "replica_addresses", "security_group_id", "instance_arn"):
         assert recording.outputs[output] == UNKNOWN_MASK
     assert {"password", "database_url"} <= recording.secret_outputs
@@ -436,6 +456,14 @@ def test_backup_and_maintenance_windows_never_overlap():
     ({"username": "rdsadmin"}, "RdsPostgresArgs.username: 'rdsadmin' is reserved by RDS or PostgreSQL"),
     ({"username": "pg_app"}, "RdsPostgresArgs.username: 'pg_app' is reserved by RDS or PostgreSQL"),
     ({"max_connections": 0}, "RdsPostgresArgs.max_connections: 0 is outside 1-262143"),
+    ({"read_replica_count": 1}, "RdsPostgresArgs.read_replica_count: 1 with manage_master_password; RDS cannot "
+                                "create a read replica of an instance whose master password Secrets Manager manages: "
+                                "set manage_master_password=False or read_replica_count=0"),
+    ({"app_role_name": "app"}, "RdsPostgresArgs.app_role_name: 'app' is the master user's name; the app needs a "
+                               "role of its own"),
+    ({"app_role_name": "App-User"}, "RdsPostgresArgs.app_role_name: 'App-User'; allowed: 1-63 lowercase letters, "
+                                    "digits and underscores, starting with a letter, not pg_*, public, postgres, "
+                                    "rdsadmin or rds_superuser"),
 ])
 def test_invalid_args_are_refused_with_exact_messages(overrides, message):
     with pytest.raises(ValueError) as raised:
@@ -462,3 +490,58 @@ def _minutes(clock: str) -> int:
 def _weekly_minutes(moment: str) -> int:
     day, clock = moment.split(":", 1)
     return ["mon", "tue", "wed", "thu", "fri", "sat", "sun"].index(day) * 1440 + _minutes(clock)
+
+
+READER = MasterSecretReader(
+    oidc_provider_arn="arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/ABC",
+    oidc_provider_url="https://oidc.eks.us-east-1.amazonaws.com/id/ABC",
+    namespace="shop", service_account="web-database-role")
+SECRET_POLICY = "aws:iam/rolePolicy:RolePolicy"
+
+
+def test_managed_topology_has_the_app_password_and_the_master_secret_reader():
+    recording = record(master_secret_reader=READER)
+    assert recording.type_counts() == {
+        COMPONENT: 1, SECURITY_GROUP: 1, PASSWORD: 1, RANDOM_ID: 1, ROLE: 2, ATTACHMENT: 1, SECRET_POLICY: 1,
+        PARAMETER_GROUP: 1, INSTANCE: 1, ALARM: 3,
+    }
+    assert recording.outputs["app_role_name"] == "app_user"
+    assert recording.outputs["app_connection_limit"] == 197
+    secret_arn = recording.outputs["master_secret_arn"]
+    assert secret_arn.startswith("arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-")
+
+
+def test_master_secret_reader_is_one_service_account_reading_one_secret():
+    recording = record(master_secret_reader=READER)
+    reader = recording.named("db-master-secret-reader")
+    assert json.loads(reader.inputs["assumeRolePolicy"]) == {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow",
+        "Principal": {"Federated": READER.oidc_provider_arn},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {
+            "oidc.eks.us-east-1.amazonaws.com/id/ABC:sub": "system:serviceaccount:shop:web-database-role",
+            "oidc.eks.us-east-1.amazonaws.com/id/ABC:aud": "sts.amazonaws.com"}},
+    }]}
+    policy = recording.one(SECRET_POLICY)
+    assert policy.inputs["role"] == reader.id
+    assert json.loads(policy.inputs["policy"]) == {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+        "Resource": recording.outputs["master_secret_arn"]}]}
+    assert recording.outputs["master_secret_reader_role_arn"].startswith(
+        "arn:aws:iam::123456789012:role/db-master-secret-reader-")
+
+
+def test_customer_key_encrypts_the_secret_and_the_reader_may_decrypt_through_secrets_manager_only():
+    key = "arn:aws:kms:us-east-1:123456789012:key/1111"
+    recording = record(master_secret_reader=READER, master_secret_kms_key_id=key)
+    assert recording.named("db-db").inputs["masterUserSecretKmsKeyId"] == key
+    statements = json.loads(recording.one(SECRET_POLICY).inputs["policy"])["Statement"]
+    assert statements[1] == {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": key, "Condition": {
+        "StringEquals": {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}}}
+
+
+def test_without_a_reader_there_is_no_reader_role():
+    recording = record()
+    assert recording.of_type(SECRET_POLICY) == []
+    assert [role.name for role in recording.of_type(ROLE)] == ["db-monitoring-role"]
+    assert recording.outputs["master_secret_reader_role_arn"] is None

@@ -213,8 +213,8 @@ BAD: list[Bad] = [
         "phasekit:sshPrivateKey, phasekit:tags"),
     Bad("phase1-key-in-phase3", 3, append("  phasekit:vps:\n    region: nyc3\n"),
         "phasekit:vps: unknown key; allowed: phasekit:alertEmails, phasekit:app, phasekit:aws, phasekit:cache, "
-        "phasekit:cluster, phasekit:database, phasekit:edge, phasekit:phase, phasekit:protect, phasekit:secrets, "
-        "phasekit:sshPrivateKey, phasekit:tags, phasekit:workload"),
+        "phasekit:cluster, phasekit:database, phasekit:edge, phasekit:loadBalancer, phasekit:phase, "
+        "phasekit:protect, phasekit:secrets, phasekit:sshPrivateKey, phasekit:tags, phasekit:workload"),
     Bad("protect-not-bool", 1, sub("phasekit:protect: true", "phasekit:protect: maybe"),
         "phasekit:protect: 'maybe' is not true or false; allowed: true or false"),
     # --- wrong nesting and wrong section ------------------------------------------------------------------
