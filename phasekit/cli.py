@@ -81,8 +81,8 @@ class _Version(argparse.Action):
         parser.exit(0)
 
 
-def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
-    """(the top-level parser, the ``plan`` parser)."""
+def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """(the top-level parser, each command's parser by name)."""
     raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
         prog="phasekit", formatter_class=raw,
@@ -105,8 +105,8 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     plan.add_argument("--to", dest="target", metavar="STACK", help="migration target stack (with --from)")
     plan.add_argument("--diagram-stacks", nargs="+", metavar="STACK",
                       help="with --diagram: these stacks (default: every Pulumi.<stack>.yaml)")
-    plan.add_argument("--out", type=Path, default=None, metavar="DIR",
-                      help="with --diagram: output directory (default: docs/diagrams)")
+    plan.add_argument("--out", default=None, metavar="DIR",
+                      help="with --diagram: output directory (default: docs/diagrams in the project folder)")
     plan.add_argument("--json", action="store_true", help="print JSON instead of text")
     plan.add_argument("--summary", action="store_true",
                       help="with --stack: print the summary alone (resources, cost, guardrails, secrets, warnings)")
@@ -124,13 +124,13 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     risk.add_argument("--base", required=True, metavar="REV|FILE",
                       help="the base version: a file, or a git revision (origin/main, HEAD~1, a sha) whose "
                            "Pulumi.<stack>.yaml is read with `git show`")
-    risk.add_argument("--head", type=Path, default=None, metavar="FILE",
+    risk.add_argument("--head", default=None, metavar="FILE",
                       help="the head version (default: Pulumi.<stack>.yaml)")
     risk.add_argument("--allow-data-loss", action="store_true",
                       help="exit 0 even when a change replaces or deletes a stateful resource")
     risk.add_argument("--json", action="store_true", help="print JSON instead of text")
     _project_dir_argument(risk)
-    return parser, plan
+    return parser, {"plan": plan, "risk": risk}
 
 
 def _project_dir_argument(parser: argparse.ArgumentParser) -> None:
@@ -156,10 +156,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(argv: list[str] | None = None) -> int:
-    parser, plan_parser = _parser()
-    args = parser.parse_args(argv)
+    parser, commands = _parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # argparse would report them with the top-level usage; the command's own usage helps more
+        commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command == "plan":
-        mode = _plan_mode(args, plan_parser)
+        mode = _plan_mode(args, commands["plan"])
+    else:
+        _check_risk_arguments(args, commands["risk"])
     try:
         project_dir = _project_dir(args)
         if args.command == "risk":
@@ -168,6 +172,12 @@ def run(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_CONFIG
+
+
+def _check_risk_arguments(args: argparse.Namespace, risk_parser: argparse.ArgumentParser) -> None:
+    for option, value in (("--stack", args.stack), ("--base", args.base), ("--head", args.head)):
+        if value is not None and not value.strip():
+            risk_parser.error(f"{option} needs a value, not an empty string")
 
 
 def _mode_error(mode: str, message: str) -> NoReturn:
@@ -192,6 +202,12 @@ def _plan_mode(args: argparse.Namespace, plan_parser: argparse.ArgumentParser) -
         _mode_error("stack", '--summary and --json do not go together (the JSON has the summary under "summary")')
     if args.compare is not None and not args.compare:
         _mode_error("compare", "--compare needs at least one stack name")
+    for mode, option, values in (("stack", "--stack", [args.stack]), ("compare", "--compare", args.compare or []),
+                                 ("from", "--from", [args.source]), ("from", "--to", [args.target]),
+                                 ("diagram", "--diagram-stacks", args.diagram_stacks or []),
+                                 ("diagram", "--out", [args.out])):
+        if any(value is not None and not str(value).strip() for value in values):
+            _mode_error(mode, f"{option} needs a value, not an empty string")
     if args.stack:
         return "stack"
     if args.compare:
@@ -213,17 +229,25 @@ def _project_dir(args: argparse.Namespace) -> Path:
 
 
 def _check_stacks(project_dir: Path, option: str, stacks: list[str]) -> list[str]:
+    """The stacks' own names (``acme/phasekit/phase1`` is ``phase1``), each checked to have its stack file."""
     from phasekit.project import stack_file_of
 
-    for stack in stacks:
-        stack_file_of(stack, project_dir, option)
-    return stacks
+    return [stack_file_of(stack, project_dir, option).name[len("Pulumi."):-len(".yaml")] for stack in stacks]
+
+
+def _planned(label: str, plan: Callable[[], Any]) -> Any:
+    """``plan()``, with a config error prefixed by ``label`` (the option and stack or file it came from):
+    with several stacks in one command, a bare ``phasekit:appTier.size: ...`` would not say which."""
+    try:
+        return plan()
+    except ConfigError as error:
+        raise ConfigError(f"{label}: {error}") from None
 
 
 def _plan(args: argparse.Namespace, project_dir: Path) -> int:
     from phasekit.guardrails import load_policy_pack_config
 
-    _check_stacks(project_dir, "--stack", [args.stack])
+    [args.stack] = _check_stacks(project_dir, "--stack", [args.stack])
     levels = load_policy_pack_config(args.policy_pack_config) if args.policy_pack_config else None
 
     from phasekit import plan as planner
@@ -262,19 +286,23 @@ def _compare(args: argparse.Namespace, project_dir: Path) -> int:
     from phasekit import plan as planner
     from phasekit.compare import compare_json, compare_text
 
-    plans = [planner.run_plan(stack, project_dir, option="--compare") for stack in stacks]
+    plans = [_planned(f"--compare {stack} (Pulumi.{stack}.yaml)",
+                      lambda stack=stack: planner.run_plan(stack, project_dir, option="--compare"))
+             for stack in stacks]
     _emit(args, lambda: compare_json(plans), lambda: compare_text(plans))
     return 0
 
 
 def _migration(args: argparse.Namespace, project_dir: Path) -> int:
-    _check_stacks(project_dir, "--from", [args.source])
-    _check_stacks(project_dir, "--to", [args.target])
+    [args.source] = _check_stacks(project_dir, "--from", [args.source])
+    [args.target] = _check_stacks(project_dir, "--to", [args.target])
     from phasekit import plan as planner
     from phasekit.compare import migration_json, migration_text
 
-    source = planner.run_plan(args.source, project_dir, option="--from")
-    target = planner.run_plan(args.target, project_dir, option="--to")
+    source = _planned(f"--from {args.source} (Pulumi.{args.source}.yaml)",
+                      lambda: planner.run_plan(args.source, project_dir, option="--from"))
+    target = _planned(f"--to {args.target} (Pulumi.{args.target}.yaml)",
+                      lambda: planner.run_plan(args.target, project_dir, option="--to"))
     _emit(args, lambda: migration_json(source, target), lambda: migration_text(source, target))
     return 0
 
@@ -285,25 +313,43 @@ def _diagram(args: argparse.Namespace, project_dir: Path) -> int:
     stacks = _check_stacks(project_dir, "--diagram-stacks", args.diagram_stacks or stack_names(project_dir))
     if not stacks:
         raise ConfigError(f"--diagram: no stack files (Pulumi.<stack>.yaml) in {project_dir}")
+    out_dir = _output_folder(Path(args.out) if args.out else project_dir / "docs" / "diagrams")
     from phasekit import plan as planner
     from phasekit.diagram import write_diagrams
 
-    out = args.out or Path("docs/diagrams")
-    out_dir = out if out.is_absolute() else Path.cwd() / out
-    written = write_diagrams([planner.run_plan(stack, project_dir, option="--diagram-stacks") for stack in stacks],
-                             out_dir)
+    plans = [_planned(f"--diagram {stack} (Pulumi.{stack}.yaml)",
+                      lambda stack=stack: planner.run_plan(stack, project_dir, option="--diagram-stacks"))
+             for stack in stacks]
+    written = write_diagrams(plans, out_dir)
     _emit(args, lambda: {"written": [str(path) for path in written]},
           lambda: "".join(f"wrote {path}\n" for path in written))
     return 0
 
 
+def _output_folder(out: Path) -> Path:
+    """``--out`` made absolute (relative to the cwd, like any path an argument names), created, and checked to
+    be a writable folder before any plan runs."""
+    out_dir = out if out.is_absolute() else Path.cwd() / out
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out}: not a folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"--out {out}: cannot create the folder: {error.strerror}") from None
+    if not os.access(out_dir, os.W_OK):
+        raise ConfigError(f"--out {out}: not writable")
+    return out_dir
+
+
 def _risk(args: argparse.Namespace, project_dir: Path) -> int:
     from phasekit.project import stack_file_at_revision, stack_file_of, temporary_folder
 
+    stack_file = stack_file_of(args.stack, project_dir, "--stack")
+    args.stack = stack_file.name[len("Pulumi."):-len(".yaml")]
     if args.head is None:
-        head_file = stack_file_of(args.stack, project_dir, "--stack")
-    elif args.head.is_file():
-        head_file = args.head
+        head_file = stack_file
+    elif Path(args.head).is_file():
+        head_file = Path(args.head)
     else:
         raise ConfigError(f"--head {args.head}: no such file")
     with temporary_folder() as scratch:
@@ -313,8 +359,10 @@ def _risk(args: argparse.Namespace, project_dir: Path) -> int:
         from phasekit import plan as planner
         from phasekit.change_risk import assess, risk_json, risk_text
 
-        base = planner.run_plan(args.stack, project_dir, stack_file=base_file)
-        head = planner.run_plan(args.stack, project_dir, stack_file=head_file)
+        base = _planned(f"--base {args.base}",
+                        lambda: planner.run_plan(args.stack, project_dir, stack_file=base_file))
+        head = _planned(f"--head {args.head or stack_file.name}",
+                        lambda: planner.run_plan(args.stack, project_dir, stack_file=head_file))
     report = assess(base.recording, head.recording)
     _emit(args, lambda: risk_json(report, allowed=args.allow_data_loss),
           lambda: risk_text(report, allowed=args.allow_data_loss))

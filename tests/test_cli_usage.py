@@ -301,3 +301,89 @@ def test_no_traceback_in_a_real_process(args, status, first_line):
     assert (result.returncode, result.stdout) == (status, "")
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith(first_line)
+
+
+# --- Found by review: each fails on the code before the fix -------------------------------------------------
+
+
+def test_a_base_revision_is_never_read_as_a_git_option(capsys, no_plan, repo, tmp_path):
+    """``--base=--output=FILE`` made ``git show`` write FILE; a revision starting with '-' is refused."""
+    target = tmp_path / "written"
+    assert run(capsys, "risk", "--stack", "phase1", f"--base=--output={target}", "--project-dir", str(repo)) == (
+        1, "", f"error: --base --output={target}: no such file, and a git revision cannot start with '-'\n")
+    assert list(tmp_path.glob("written*")) == []
+
+
+def test_a_bad_out_is_refused_before_any_plan(capsys, no_plan, tmp_path):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    assert run(capsys, "plan", "--diagram", "--out", str(a_file), "--project-dir", str(ROOT)) == (
+        1, "", f"error: --out {a_file}: not a folder\n")
+    status, _, err = run(capsys, "plan", "--diagram", "--out", str(a_file / "sub"), "--project-dir", str(ROOT))
+    assert (status, err) == (1, f"error: --out {a_file / 'sub'}: cannot create the folder: Not a directory\n")
+
+
+def test_the_default_out_is_inside_the_project_wherever_phasekit_runs(capsys, monkeypatch, tmp_path):
+    import phasekit.diagram
+
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("Pulumi.yaml", "Pulumi.phase1.yaml"):
+        shutil.copy(ROOT / name, project)
+    (project / "docs").mkdir()
+    monkeypatch.chdir(project / "docs")
+    written_to = []
+    monkeypatch.setattr(phasekit.diagram, "write_diagrams", lambda plans, out: written_to.append(out) or [])
+    assert run(capsys, "plan", "--diagram")[0] == 0
+    assert written_to == [project / "docs" / "diagrams"]
+
+
+@pytest.mark.parametrize(("args", "usage", "message"), [
+    (["plan", "--stack", "phase1", "--bogus"], "usage: phasekit plan --stack STACK",
+     "phasekit plan: error: unrecognized arguments: --bogus"),
+    (["risk", "--stack", "phase1", "--base", "HEAD", "--summary"], "usage: phasekit risk",
+     "phasekit risk: error: unrecognized arguments: --summary"),
+    (["plan", "--stack", ""], PLAN_USAGE_STACK.strip(), "phasekit plan: error: --stack needs a value, not an empty string"),
+    (["plan", "--diagram", "--out", ""], PLAN_USAGE_DIAGRAM.strip(),
+     "phasekit plan: error: --out needs a value, not an empty string"),
+    (["risk", "--stack", "phase1", "--base", ""], "usage: phasekit risk",
+     "phasekit risk: error: --base needs a value, not an empty string"),
+    (["risk", "--stack", "phase1", "--base", "HEAD", "--head", ""], "usage: phasekit risk",
+     "phasekit risk: error: --head needs a value, not an empty string"),
+])
+def test_unknown_flags_and_empty_values_are_the_commands_usage_errors(capsys, no_plan, args, usage, message):
+    status, out, err = run(capsys, *args, "--project-dir", str(ROOT))
+    assert (status, out) == (2, "")
+    assert err.startswith(usage) and err.endswith(f"\n{message}\n")
+
+
+@pytest.mark.parametrize("stack", ["../Pulumi", "a/b/c/phase1", "..", "phase 1", "x" * 101])
+def test_a_stack_name_cannot_reach_outside_the_project(capsys, no_plan, stack):
+    assert run(capsys, "plan", "--stack", stack, "--project-dir", str(ROOT)) == (
+        1, "", f"error: --stack {stack!r}: not a stack name; allowed: letters, digits, '-', '_' and '.', "
+               "optionally as org/stack or org/project/stack\n")
+
+
+def test_a_fully_qualified_stack_name_reads_its_stack_file(capsys):
+    status, out, _ = run(capsys, "plan", "--stack", "acme/phasekit/phase1", "--summary", "--project-dir", str(ROOT))
+    assert (status, out.splitlines()[0]) == (0, "phasekit plan: stack phase1 (phase 1) of project phasekit")
+
+
+def test_a_folder_named_like_a_stack_file_is_not_a_stack(capsys, no_plan, tmp_path):
+    project = bare_project(tmp_path)
+    (project / "Pulumi.phase1.yaml").mkdir()
+    shutil.copy(ROOT / "Pulumi.phase2.yaml", project)
+    assert run(capsys, "plan", "--stack", "phase1", "--project-dir", str(project)) == (
+        1, "", "error: --stack: no stack file Pulumi.phase1.yaml; allowed: phase2 (did you mean 'phase2'?)\n")
+
+
+def test_with_several_stacks_a_config_error_names_its_stack(capsys, tmp_path):
+    project = bare_project(tmp_path)
+    shutil.copy(ROOT / "Pulumi.phase1.yaml", project)
+    broken = (ROOT / "Pulumi.phase2.yaml").read_text().replace("phasekit:phase: 2", "phasekit:phase: 9")
+    (project / "Pulumi.phase2.yaml").write_text(broken)
+    problem = "phasekit:phase: 9 is not a phase; allowed: 1, 2, 3"
+    for args, label in ((["--compare", "phase1", "phase2"], "--compare phase2 (Pulumi.phase2.yaml)"),
+                        (["--from", "phase1", "--to", "phase2"], "--to phase2 (Pulumi.phase2.yaml)"),
+                        (["--diagram", "--out", str(tmp_path / "out")], "--diagram phase2 (Pulumi.phase2.yaml)")):
+        assert run(capsys, "plan", *args, "--project-dir", str(project)) == (1, "", f"error: {label}: {problem}\n")
