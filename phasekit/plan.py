@@ -137,6 +137,11 @@ def masked_outputs(recording: Recording) -> dict[str, Any]:
             for name, value in sorted(recording.outputs.items())}
 
 
+def _provider_urn(resource: RecordedResource) -> str | None:
+    """The provider reference the engine records is ``<provider urn>::<provider id>``; the URN is the address."""
+    return resource.provider.rsplit("::", 1)[0] if resource.provider else None
+
+
 def plan_json(plan: Plan, cost: CostEstimate | None = None,
               violations: list[Violation] | None = None) -> dict[str, Any]:
     """The plan as JSON: ``stack``, ``project``, ``phase``, ``summary`` (see ``plan_text.summary_json``),
@@ -153,7 +158,9 @@ def plan_json(plan: Plan, cost: CostEstimate | None = None,
 
     ``dependsOn`` is the engine's plain dependency list (explicit ``depends_on`` plus every input's
     sources); ``expressions`` only names inputs with at least one source (an input absent there is a
-    literal, or came from config).
+    literal, or came from config). ``provider`` is the URN of the explicit provider a resource uses (the
+    phase-3 ``aws`` and cluster ``kubernetes`` providers), like terraform's ``provider_config_key``; null
+    for the default provider of its package.
     """
     from phasekit.cost import cost_json
     from phasekit.guardrails import guardrails_json
@@ -173,7 +180,8 @@ def plan_json(plan: Plan, cost: CostEstimate | None = None,
             {"urn": resource.urn, "type": resource.type, "name": resource.name, "parent": resource.parent,
              "inputs": masked_inputs(resource), "protect": resource.protect,
              "retainOnDelete": resource.retain_on_delete, "ignoreChanges": list(resource.ignore_changes),
-             "dependsOn": sorted(set(resource.dependencies)), "expressions": _references(resource)}
+             "dependsOn": sorted(set(resource.dependencies)), "expressions": _references(resource),
+             "provider": _provider_urn(resource)}
             for resource in plan.recording.resources
         ],
         "outputs": masked_outputs(plan.recording),

@@ -212,3 +212,18 @@ def test_json_records_each_inputs_sources_and_the_dependency_list(capsys):
         "components": 2, "defaultTags": {"managed-by": "phasekit", "phase": "1", "project": "phasekit",
                                          "stack": "phase1"},
         "secretsToSet": 1, "warnings": 0, "exitStatus": 0}
+
+
+def test_json_names_the_explicit_provider_each_resource_uses(capsys):
+    """Phase 3 pins AWS to an explicit provider and deploys into the cluster through its own; outside tools
+    need that relation too (terraform's ``provider_config_key``)."""
+    status, out, _ = plan(capsys, "--stack", "phase3", "--json")
+    assert status == 0
+    resources = json.loads(out)["resources"]
+    urns = {resource["name"]: resource["urn"] for resource in resources}
+    for resource in resources:
+        package = resource["type"].split(":")[0]
+        expected = {"aws": urns["aws"], "kubernetes": urns["cluster-k8s"]}.get(package)
+        if resource["type"].startswith("pulumi:providers:"):
+            expected = None
+        assert resource["provider"] == expected, resource["name"]
