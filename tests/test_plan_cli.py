@@ -52,7 +52,7 @@ def test_json_lists_resources_with_masked_secrets(capsys):
     resources = {resource["name"]: resource for resource in document["resources"]}
     assert len(resources) == 24
     assert set(resources["vps-data"]) == {"urn", "type", "name", "parent", "inputs", "protect",
-                                          "retainOnDelete", "ignoreChanges", "dependsOn", "expressions"}
+                                          "retainOnDelete", "ignoreChanges", "dependsOn", "expressions", "provider"}
     assert resources["vps-data"]["protect"] is True
     assert resources["vps-droplet"]["protect"] is False
     assert resources["vps-rollout"]["inputs"]["stdin"] == "[secret]"
