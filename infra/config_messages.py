@@ -63,7 +63,7 @@ def describe_problem(detail: ErrorDetails, model: type[BaseModel]) -> str:
         return f"{config_key((*loc, *context['at']))}: {message}"
     if kind == "extra_forbidden":
         return _unknownconfig_key(loc, model)
-    allowed, noun = _allowed_at(model, loc)
+    allowed, noun = allowed_at(model, loc)
     if kind == "missing":
         return f"{config_key(loc)}: missing; allowed: {allowed}"
     value = detail["input"]
@@ -101,34 +101,34 @@ def _aliases(model: type[BaseModel]) -> list[str]:
 
 
 def _model_at(model: type[BaseModel], loc: Sequence[str | int]) -> type[BaseModel] | None:
-    annotation, _ = _annotation_at(model, loc)
-    return annotation if _is_model(annotation) else None
+    annotation, _ = annotation_at(model, loc)
+    return annotation if is_model(annotation) else None
 
 
-def _allowed_at(model: type[BaseModel], loc: Sequence[str | int]) -> tuple[str, str | None]:
+def allowed_at(model: type[BaseModel], loc: Sequence[str | int]) -> tuple[str, str | None]:
     """The ``allowed:`` text and set noun for the value at ``loc``, from the ``Allowed`` markers on the types."""
-    annotation, metadata = _annotation_at(model, loc)
+    annotation, metadata = annotation_at(model, loc)
     for marker in reversed(metadata):
         if isinstance(marker, Allowed):
             return marker.text, marker.noun
-    if _is_model(annotation):
+    if is_model(annotation):
         return f"a mapping with keys {', '.join(sorted(_aliases(annotation)))}", None
     if annotation is bool:
         return "true or false", None
     return "see the config reference, docs/config.md", None
 
 
-def _annotation_at(model: type[BaseModel], loc: Sequence[str | int]) -> tuple[Any, list[Any]]:
+def annotation_at(model: type[BaseModel], loc: Sequence[str | int]) -> tuple[Any, list[Any]]:
     """Walk the model's type annotations along an error location; returns the type there and its metadata."""
     annotation: Any = model
     metadata: list[Any] = []
     index = 0
     while index < len(loc):
         part = loc[index]
-        annotation, metadata = _unwrap(annotation, metadata)
+        annotation, metadata = unwrap_annotation(annotation, metadata)
         origin = typing.get_origin(annotation)
         arguments = typing.get_args(annotation)
-        if _is_model(annotation) and isinstance(part, str):
+        if is_model(annotation) and isinstance(part, str):
             field = next(
                 (field for name, field in annotation.model_fields.items() if part in (field.alias, name)), None
             )
@@ -145,10 +145,10 @@ def _annotation_at(model: type[BaseModel], loc: Sequence[str | int]) -> tuple[An
         else:
             return None, []
         index += 1
-    return _unwrap(annotation, metadata)
+    return unwrap_annotation(annotation, metadata)
 
 
-def _unwrap(annotation: Any, metadata: list[Any]) -> tuple[Any, list[Any]]:
+def unwrap_annotation(annotation: Any, metadata: list[Any]) -> tuple[Any, list[Any]]:
     """Strip ``Annotated`` (collecting its metadata) and ``| None`` until a plain type is left."""
     while True:
         if typing.get_origin(annotation) is Annotated:
@@ -162,5 +162,5 @@ def _unwrap(annotation: Any, metadata: list[Any]) -> tuple[Any, list[Any]]:
         return annotation, metadata
 
 
-def _is_model(annotation: Any) -> bool:
+def is_model(annotation: Any) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)

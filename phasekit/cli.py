@@ -119,6 +119,9 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
 
     risk = commands.add_parser(
         "risk", help="classify the resource changes between two versions of a stack", formatter_class=raw,
+        description="Plan both versions of a stack file offline and classify every resource change: create,\n"
+                    "update in place, replace, delete. A replace or delete of a resource that holds data\n"
+                    "exits 4 unless --allow-data-loss is given.",
         epilog=f"examples:\n{RISK_EXAMPLES}\n\n{EXIT_STATUS}")
     risk.add_argument("--stack", required=True, help="stack name: the head config is Pulumi.<stack>.yaml")
     risk.add_argument("--base", required=True, metavar="REV|FILE",

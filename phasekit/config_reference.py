@@ -38,7 +38,7 @@ from infra.config import IMPLEMENTED_PHASES, StackConfig
 from infra.config_keys import NAMESPACE
 
 # The walk the error messages use to find a key's ``allowed:`` text; reused so the docs and the messages agree.
-from infra.config_messages import _allowed_at, _annotation_at, _is_model, _unwrap
+from infra.config_messages import allowed_at, annotation_at, is_model, unwrap_annotation
 
 MARKER = "<!-- config-reference:{section}:{end} -->"
 
@@ -106,7 +106,7 @@ def _kind(annotation: Any) -> str:
         return _kind(type(arguments[0]))
     if origin in (tuple, list):
         return f"list of {_kind(arguments[0])}s"
-    if origin in (dict, Mapping) or _is_model(annotation):
+    if origin in (dict, Mapping) or is_model(annotation):
         return "mapping"
     if annotation is bool:
         return "boolean"
@@ -121,10 +121,10 @@ def _kind(annotation: Any) -> str:
 
 def _allowed(model: type[BaseModel], loc: tuple[str | int, ...]) -> str | None:
     """The ``Allowed`` text of the value at ``loc``; ``None`` where the kind says it all (a mapping, a boolean)."""
-    annotation, _ = _annotation_at(model, loc)
-    if _is_model(annotation) or annotation is bool:
+    annotation, _ = annotation_at(model, loc)
+    if is_model(annotation) or annotation is bool:
         return None
-    return _allowed_at(model, loc)[0]
+    return allowed_at(model, loc)[0]
 
 
 def _as_markdown(text: str) -> str:
@@ -141,7 +141,7 @@ def _type_words(model: type[BaseModel], loc: tuple[str, ...], field: FieldInfo) 
     allowed = _allowed(model, loc)
     if allowed is not None:
         parts.append(f": {allowed}")
-    annotation, _ = _annotation_at(model, loc)
+    annotation, _ = annotation_at(model, loc)
     # A mapping's keys and values are described by their types' ``Allowed`` texts; a list's items are left to the
     # field's docstring: a narrower item type without a marker of its own (``ApiAdminCidr``, IPv4 only) would
     # print its base's wider text.
@@ -208,19 +208,19 @@ def rule_text(model: type[BaseModel], name: str) -> str:
 
 def _row(model: type[BaseModel], loc: tuple[str, ...], shown: str, **extra: Any) -> Row:
     """The row of the key at ``loc`` (camelCase) of ``model``, shown as ``shown``."""
-    owner, _ = _annotation_at(model, loc[:-1])
+    owner, _ = annotation_at(model, loc[:-1])
     name, field = next((name, field) for name, field in owner.model_fields.items() if (field.alias or name) == loc[-1])
     return Row(shown, _type_text(model, loc, field), _default_text(field), rule_text(owner, name), **extra)
 
 
 def _nested_model(field: FieldInfo) -> type[BaseModel] | None:
-    annotation, _ = _unwrap(field.annotation, [])
-    return annotation if _is_model(annotation) else None
+    annotation, _ = unwrap_annotation(field.annotation, [])
+    return annotation if is_model(annotation) else None
 
 
 def field_rows(model: type[BaseModel], loc: tuple[str, ...], prefix: str = "") -> list[Row]:
     """A row for every key below ``loc`` of ``model``, depth first in declaration order."""
-    annotation, _ = _annotation_at(model, loc)
+    annotation, _ = annotation_at(model, loc)
     rows = []
     for name, field in annotation.model_fields.items():
         key = field.alias or name

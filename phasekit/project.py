@@ -37,10 +37,13 @@ def check_project_dir(path: Path, option: str = "--project-dir") -> Path:
 
 def project_name(project_dir: Path) -> str:
     """The ``name:`` of ``Pulumi.yaml``; bad YAML is one line with file:line:col (``read_yaml``)."""
-    document = read_yaml(project_dir / PROJECT_FILE, "the project file")
-    name = document.get("name") if isinstance(document, dict) else None
+    path = project_dir / PROJECT_FILE
+    document = read_yaml(path, "the project file")
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path}: not a Pulumi project file: the top level is not a mapping")
+    name = document.get("name")
     if not isinstance(name, str) or not name:
-        raise ConfigError(f"{PROJECT_FILE}: name: missing; allowed: the project name, e.g. phasekit")
+        raise ConfigError(f"{path}: name: missing; allowed: the project name, e.g. phasekit")
     return name
 
 

@@ -85,6 +85,18 @@ def test_a_bad_pulumi_yaml_is_one_line_with_line_and_column(capsys, no_plan, tmp
                    "'<stream end>'\n")
 
 
+@pytest.mark.parametrize(("pulumi_yaml", "problem"), [
+    ("- phasekit\n", "not a Pulumi project file: the top level is not a mapping"),
+    ("runtime: python\n", "name: missing; allowed: the project name, e.g. phasekit"),
+    ("name: ''\n", "name: missing; allowed: the project name, e.g. phasekit"),
+])
+def test_a_pulumi_yaml_without_a_name_is_named_with_its_path(capsys, no_plan, tmp_path, pulumi_yaml, problem):
+    project = bare_project(tmp_path, pulumi_yaml)
+    shutil.copy(ROOT / "Pulumi.phase1.yaml", project)
+    assert run(capsys, "plan", "--stack", "phase1", "--project-dir", str(project)) == (
+        1, "", f"error: {project / 'Pulumi.yaml'}: {problem}\n")
+
+
 def test_diagram_of_a_folder_without_stack_files_is_an_error_naming_it(capsys, no_plan, tmp_path):
     project = bare_project(tmp_path)
     assert run(capsys, "plan", "--diagram", "--out", str(tmp_path / "out"), "--project-dir", str(project)) == (
