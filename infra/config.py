@@ -231,14 +231,38 @@ def _read_phase(settings: Mapping[str, Any]) -> tuple[int, None] | tuple[None, s
 _PROVIDER_SECRET_KEYS = frozenset(
     {"digitalocean:token", "cloudflare:apiToken", "cloudflare:apiKey", "aws:secretKey", "aws:accessKey"}
 )
-_SECRET_WORDS = ("password", "token", "secret", "privatekey")
 # Paths whose values name secrets rather than hold them.
 _SECRET_NAME_LISTS = frozenset({("app", "secretEnv")})
 
+# What a name ends in when it unmistakably holds a secret, its words joined (so DB_PASSWORD, dbPassword,
+# db-password and DBPASSWORD all end in PASSWORD).
+_SECRET_ENDINGS = ("TOKEN", "PASSWORD", "PASSWD", "SECRET", "SECRETKEY", "SECRETKEYBASE", "PRIVATEKEY")
+
+
+def _name_words(name: object) -> tuple[str, ...]:
+    """``name`` split into upper-case words at '_', '-', '.' and camelCase humps: apiToken -> (API, TOKEN)."""
+    humps = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", str(name))
+    return tuple(word for word in re.split(r"[_.\-\s]+", humps.upper()) if word)
+
 
 def _looks_secret(key: object) -> bool:
-    folded = str(key).lower().replace("_", "").replace("-", "")
-    return any(word in folded for word in _SECRET_WORDS)
+    """A name that unmistakably holds a secret: it ends in a secret word (``_SECRET_ENDINGS``).
+
+    The rule, for every phasekit key and ``app.env`` name checked in plain text:
+
+    - refused (a hard error): the name ends in TOKEN, PASSWORD, PASSWD, SECRET, SECRET_KEY, SECRET_KEY_BASE or
+      PRIVATE_KEY (``DB_PASSWORD``, ``STRIPE_API_TOKEN``, ``CLIENT_SECRET``, ``sshPrivateKey``). The last word says
+      what the value is, and these words name nothing but a credential;
+    - warned about (``config_warnings``, ``app.env`` only): a secret word inside the name, not last
+      (``DB_PASSWORD_OLD``, ``GITHUB_TOKEN_PROD``), unless the last word says the value describes a secret rather
+      than holds it (``PASSWORD_MIN_LENGTH``, ``AUTH_TOKEN_TTL``, ``SECRET_ROTATION_DAYS``, ``PASSWORD_RESET_URL``),
+      and the endings in ``_SECRET_LOOKING_ENDINGS`` (``*_API_KEY``, ``*_DSN``, ...), which are usually but not
+      always credentials;
+    - nothing: a secret word only as part of a longer word (``TOKENIZER``), counted (``OPENAI_MAX_TOKENS``:
+      TOKENS, unlike SECRETS and PASSWORDS, is not a secret word), or no secret word at all. (``APP_SECRETS``,
+      a plural secret word last, is among the warning endings.)
+    """
+    return "".join(_name_words(key)).endswith(_SECRET_ENDINGS)
 
 
 def _plain_text_secrets(raw: Mapping[str, Any]) -> list[str]:
@@ -251,13 +275,13 @@ def _plain_text_secrets(raw: Mapping[str, Any]) -> list[str]:
         if key == f"{NAMESPACE}:secrets" and _is_empty(value):
             problems.append(f"{key}: empty; allowed: {_SECRETS_ALLOWED}")
             continue
-        if value is None or is_secure_value(value):
+        if value is None or (is_secure_value(value) and not _is_empty_ciphertext(value)):
             continue
-        if _malformed_secure(value) and (key in _PROVIDER_SECRET_KEYS or key.removeprefix(f"{NAMESPACE}:")
-                                         in SECRET_KEYS):
-            problems.append(_malformed_secure_problem(key))
-        elif key in _PROVIDER_SECRET_KEYS and _is_empty(value):
+        if key in _PROVIDER_SECRET_KEYS and _is_empty(value):
             problems.append(f"{key}: empty; allowed: a value set with: pulumi config set --secret {key}")
+        elif _malformed_secure(value) and (key in _PROVIDER_SECRET_KEYS or key.removeprefix(f"{NAMESPACE}:")
+                                           in SECRET_KEYS):
+            problems.append(_malformed_secure_problem(key))
         elif key in _PROVIDER_SECRET_KEYS:
             problems.append(_plain_text_secret(key, f"{key}"))
         elif key == f"{NAMESPACE}:secrets":
@@ -274,7 +298,14 @@ _SECRETS_ALLOWED = "a mapping of NAME to a secret set with: pulumi config set --
 
 
 def _is_empty(value: object) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
+    """Nothing to use as a secret: null, a blank string, or ``{secure: }``/``{secure: ""}`` (no ciphertext)."""
+    return value is None or (isinstance(value, str) and not value.strip()) or _is_empty_ciphertext(value)
+
+
+def _is_empty_ciphertext(value: object) -> bool:
+    # `secure: ""` looks encrypted but holds nothing to decrypt: it must not count as a secret that is set.
+    return (isinstance(value, Mapping) and set(value) == {"secure"}
+            and (value["secure"] is None or (isinstance(value["secure"], str) and not value["secure"].strip())))
 
 
 def _plain_text_in_secrets(secrets: object) -> list[str]:
@@ -335,20 +366,29 @@ def _plain_text_secret(key: str, set_arguments: str) -> str:
 
 # --- secret-looking plain env (warnings) ----------------------------------------------------------------
 
-# Name endings that usually hold a credential but that `_SECRET_WORDS` does not already refuse outright
-# (password, token, secret and private key stay hard errors). Matched on whole '_'-separated words at the end of
-# the name, so LOG_LEVEL or CACHE_KEY_PREFIX never match.
+# Name endings that usually hold a credential but that `_SECRET_ENDINGS` does not already refuse outright
+# (see `_looks_secret`). Matched on whole '_'-separated words at the end of the name, so LOG_LEVEL or
+# CACHE_KEY_PREFIX never match.
 _SECRET_LOOKING_ENDINGS: tuple[tuple[str, ...], ...] = (
     ("API", "KEY"), ("APIKEY",), ("ACCESS", "KEY"), ("SIGNING", "KEY"), ("ENCRYPTION", "KEY"), ("MASTER", "KEY"),
     ("LICENSE", "KEY"), ("CLIENT", "KEY"), ("DSN",), ("CREDENTIALS",), ("CREDENTIAL",),
-    ("CREDS",), ("PASSPHRASE",), ("PASSWD",), ("PWD",), ("AUTH",), ("AUTHORIZATION",), ("COOKIE", "KEY"),
-    ("WEBHOOK", "KEY"), ("CONNECTION", "STRING"),
+    ("CREDS",), ("PASSPHRASE",), ("PWD",), ("AUTH",), ("AUTHORIZATION",), ("COOKIE", "KEY"),
+    ("WEBHOOK", "KEY"), ("CONNECTION", "STRING"), ("SECRETS",), ("PASSWORDS",),
 )
 # Alone, PWD is the shell's working directory and AUTH a switch; only `DB_PWD`, `BASIC_AUTH` count.
 _NEEDS_A_PREFIX = frozenset({("PWD",), ("AUTH",)})
 # `*_AUTH_*` names that configure authentication rather than hold it (AUTH_URL, OAUTH_ISSUER, ...).
 _NOT_SECRET_LAST_WORDS = frozenset({"URL", "URI", "HOST", "PORT", "DOMAIN", "ISSUER", "ENABLED", "MODE", "TYPE",
                                     "PATH", "REGION", "ID", "NAME", "USER", "USERNAME", "TIMEOUT", "TTL", "PROVIDER"})
+# Secret words that, inside a name but not last, make it look like a secret (DB_PASSWORD_OLD). TOKENS is left
+# out on purpose: OPENAI_MAX_TOKENS and the like count tokens, while SECRETS and PASSWORDS hold them.
+_SECRET_WORDS = frozenset({"TOKEN", "PASSWORD", "PASSWD", "SECRET", "SECRETS", "PASSWORDS"})
+# Last words saying a name describes a secret rather than holds it (PASSWORD_MIN_LENGTH, AUTH_TOKEN_TTL).
+_DESCRIBES_A_SECRET_LAST_WORDS = _NOT_SECRET_LAST_WORDS | frozenset({
+    "LENGTH", "LEN", "MIN", "MAX", "TTL", "DAYS", "HOURS", "MINUTES", "SECONDS", "SECS", "MS", "EXPIRY",
+    "EXPIRES", "EXPIRATION", "LIFETIME", "AGE", "ROTATION", "INTERVAL", "COUNT", "LIMIT", "SIZE", "FILE", "DIR",
+    "HEADER", "FIELD", "PARAM", "ALGORITHM", "POLICY", "VERSION", "KIND", "REQUIRED", "DISABLED", "STRENGTH",
+})
 # A URL with a password in it (postgres://app:hunter2@db/app): the value is a secret whatever the name.
 _URL_WITH_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*:[^/@\s]+@")
 
@@ -356,15 +396,18 @@ _URL_WITH_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*:[^/@\s]+@"
 def _secret_looking_env(env: Mapping[str, str]) -> Iterator[tuple[str, str]]:
     """(name, why) for each plain env entry whose name or value looks like a credential.
 
-    A name the hard check already refuses (``_looks_secret``: password, token, secret, private key) never
-    reaches here, because ``load_config`` fails first.
+    A name the hard check already refuses (``_looks_secret``: it ends in a secret word) never reaches here,
+    because ``load_config`` fails first. The whole rule is in ``_looks_secret``'s docstring.
     """
     for name, value in env.items():
         words = tuple(name.upper().split("_"))
         ending = next((ending for ending in _SECRET_LOOKING_ENDINGS
                        if words[-len(ending):] == ending and (len(words) > 1 or ending not in _NEEDS_A_PREFIX)), None)
         auth_inside = "AUTH" in words[:-1] and words[-1] not in _NOT_SECRET_LAST_WORDS
-        if ending is not None or auth_inside:
+        secret_word_inside = (not _SECRET_WORDS.isdisjoint(words[:-1])
+                              or any(words[index:index + 2] == ("PRIVATE", "KEY") for index in range(len(words) - 2))
+                              ) and words[-1] not in _DESCRIBES_A_SECRET_LAST_WORDS
+        if ending is not None or auth_inside or secret_word_inside:
             yield name, "looks like a secret"
         elif _URL_WITH_PASSWORD.match(value):
             yield name, "holds a URL with a password"

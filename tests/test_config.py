@@ -857,10 +857,53 @@ def test_an_empty_secret_is_called_empty_and_named(changes: Mapping[str, object]
     assert error_message(edited(changes)) == expected
 
 
-def test_a_name_the_plain_text_check_refuses_stays_refused() -> None:
-    # SECRET_KEY_BASE_PATH could be a path, but the hard check has always refused "secret" names: not weakened.
-    assert error_message(edited({"phasekit:app.env": {"SECRET_KEY_BASE_PATH": "/run/key"}})).startswith(
-        "phasekit:app.env.SECRET_KEY_BASE_PATH: plain-text secret in the stack file")
+@pytest.mark.parametrize("name", [
+    "DB_PASSWORD", "SMTP_PASSWD", "STRIPE_API_TOKEN", "GITHUB_TOKEN", "CLIENT_SECRET", "SECRET", "RAILS_SECRET_KEY_BASE",
+    "DJANGO_SECRET_KEY", "SSH_PRIVATE_KEY", "DBPASSWORD",
+])
+def test_a_name_that_ends_in_a_secret_word_is_refused_in_plain_text(name: str) -> None:
+    assert error_message(edited({"phasekit:app.env": {name: "hunter2"}})) == (
+        f"phasekit:app.env.{name}: {SET_SECRET} --path 'secrets.{name}', and list {name} in app.secretEnv "
+        "instead of app.env")
+
+
+@pytest.mark.parametrize("name", [
+    "OPENAI_MAX_TOKENS", "PASSWORD_MIN_LENGTH", "AUTH_TOKEN_TTL", "SECRET_ROTATION_DAYS", "SECRET_KEY_BASE_PATH",
+    "TOKENIZER", "PASSWORD_RESET_URL",
+])
+def test_a_setting_named_after_a_secret_is_neither_refused_nor_warned_about(name: str) -> None:
+    raw = edited({"phasekit:app.env": {name: "30"}})
+    assert config_warnings(raw, load_config(raw)) == []
+
+
+@pytest.mark.parametrize(("tag", "path"), [("db-password", "tags.db-password"), ("apiToken", "tags.apiToken")])
+def test_a_phasekit_key_ending_in_a_secret_word_is_refused_however_its_words_are_joined(tag: str, path: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        check_secrets_encrypted(edited({"phasekit:tags": {tag: "hunter2"}}))
+    assert str(caught.value) == f"phasekit:{path}: {SET_SECRET} --path '{path}'"
+
+
+def test_a_tag_named_after_a_secret_word_is_not_refused() -> None:
+    assert load_config(edited({"phasekit:tags": {"secret-tier": "gold"}})).tags["secret-tier"] == "gold"
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    pytest.param({"phasekit:sshPrivateKey": {"secure": ""}},
+                 "phasekit:sshPrivateKey: empty; allowed: a private key set with: pulumi config set --secret "
+                 "sshPrivateKey, or no sshPrivateKey (the rollout then uses the SSH agent)", id="ssh-key"),
+    pytest.param({"phasekit:secrets": {"SECRET_KEY_BASE": {"secure": " "}}},
+                 "phasekit:secrets.SECRET_KEY_BASE: empty; allowed: a secret value set with: pulumi config set "
+                 "--secret --path 'secrets.SECRET_KEY_BASE'", id="entry"),
+    pytest.param({"phasekit:secrets": {"secure": ""}},
+                 "phasekit:secrets: empty; allowed: a mapping of NAME to a secret set with: pulumi config set "
+                 "--secret --path 'secrets.<NAME>'", id="whole-mapping"),
+    pytest.param({"aws:secretKey": {"secure": None}},
+                 "aws:secretKey: empty; allowed: a value set with: pulumi config set --secret aws:secretKey",
+                 id="provider-key"),
+])
+def test_an_empty_ciphertext_is_called_empty_and_not_counted_as_set(changes: Mapping[str, object],
+                                                                     expected: str) -> None:
+    assert error_message(edited(changes)) == expected
 
 
 def test_sensible_values_are_read_as_meant() -> None:
@@ -890,7 +933,13 @@ def warning_for(name: str, why: str = "looks like a secret") -> list[str]:
     ("AWS_ACCESS_KEY", WARNING_VALUE, warning_for("AWS_ACCESS_KEY")),
     ("SENTRY_DSN", WARNING_VALUE, warning_for("SENTRY_DSN")),
     ("GCP_CREDENTIALS", WARNING_VALUE, warning_for("GCP_CREDENTIALS")),
-    ("SMTP_PASSWD", WARNING_VALUE, warning_for("SMTP_PASSWD")),
+    ("DB_PASSWORD_OLD", WARNING_VALUE, warning_for("DB_PASSWORD_OLD")),
+    ("SECRET_VALUE", WARNING_VALUE, warning_for("SECRET_VALUE")),
+    ("GITHUB_TOKEN_PROD", WARNING_VALUE, warning_for("GITHUB_TOKEN_PROD")),
+    ("APP_SECRETS", WARNING_VALUE, warning_for("APP_SECRETS")),
+    ("ADMIN_PASSWORDS", WARNING_VALUE, warning_for("ADMIN_PASSWORDS")),
+    ("CLIENT_SECRETS_JSON", WARNING_VALUE, warning_for("CLIENT_SECRETS_JSON")),
+    ("SSH_PRIVATE_KEY_B64", WARNING_VALUE, warning_for("SSH_PRIVATE_KEY_B64")),
     ("DB_PWD", WARNING_VALUE, warning_for("DB_PWD")),
     ("BASIC_AUTH", WARNING_VALUE, warning_for("BASIC_AUTH")),
     ("PROXY_AUTH_HEADER", WARNING_VALUE, warning_for("PROXY_AUTH_HEADER")),
@@ -938,6 +987,38 @@ def test_read_stack_file_refuses_duplicate_keys_at_any_depth(tmp_path: Path) -> 
     with pytest.raises(ConfigError) as caught:
         read_stack_file(stack_file)
     assert str(caught.value) == f"{stack_file}:6:7: not valid YAML: duplicate key 'A' (first on line 4)"
+
+
+@pytest.mark.parametrize(("scalar", "expected"), [
+    # YAML 1.1 (PyYAML) reads these as booleans; yaml.v3 (YAML 1.2 core schema) reads them as strings.
+    ("on", "on"), ("off", "off"), ("yes", "yes"), ("no", "no"), ("y", "y"), ("n", "n"), ("Yes", "Yes"),
+    ("OFF", "OFF"),
+    ("true", True), ("True", True), ("TRUE", True), ("false", False), ("False", False), ("FALSE", False),
+    # Base 60 was dropped in YAML 1.2 and yaml.v3 keeps it a string; 0o octal is YAML 1.2's, 0x/0b/0 as in Go.
+    ("1:30", "1:30"), ("1:30.5", "1:30.5"), ("0o17", 15), ("0x1F", 31), ("0b101", 5), ("017", 15), ("-0o17", -15),
+    ("1_000", 1000), ("42", 42), ("-7", -7), ("0", 0),
+    # yaml.v3's float rule: an exponent alone makes a float, its sign optional.
+    ("1e3", 1000.0), ("2.5", 2.5), (".5", 0.5), ("-1.5E-2", -0.015),
+    # Everything else as before.
+    ("~", None), ("null", None), ("nyc3", "nyc3"), ("v1.2", "v1.2"), ("'on'", "on"),
+])
+def test_scalars_resolve_as_the_pulumi_cli_reads_them(tmp_path: Path, scalar: str, expected: object) -> None:
+    stack_file = tmp_path / "Pulumi.dev.yaml"
+    stack_file.write_text(f"config:\n  phasekit:tags:\n    value: {scalar}\n")
+    value = read_stack_file(stack_file)["phasekit:tags"]["value"]
+    assert (value, type(value)) == (expected, type(expected))
+
+
+def test_a_large_document_without_aliases_is_not_refused(tmp_path: Path) -> None:
+    stack_file = tmp_path / "Pulumi.dev.yaml"
+    stack_file.write_text("config:\n  phasekit:tags:\n" + "".join(f"    t{index}: v\n" for index in range(2000)))
+    assert len(read_stack_file(stack_file)["phasekit:tags"]) == 2000
+
+
+def test_aliases_that_stay_small_are_accepted(tmp_path: Path) -> None:
+    stack_file = tmp_path / "Pulumi.dev.yaml"
+    stack_file.write_text("config:\n  a:b: &l [x, x, x]\n  phasekit:tags: {k: &m [*l, *l, *l]}\n  c:d: [*m, *m]\n")
+    assert read_stack_file(stack_file)["c:d"] == [[["x"] * 3] * 3] * 2
 
 
 def test_merged_keys_may_be_overridden_without_being_duplicates(tmp_path: Path) -> None:

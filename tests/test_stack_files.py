@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -322,8 +324,7 @@ BAD: list[Bad] = [
         "phasekit:secrets.SECRET_KEY_BASE: not an encrypted value Pulumi wrote; allowed: {secure: <ciphertext>} "
         "alone, as pulumi config set --secret writes it"),
     Bad("provider-token-secure-empty", 1, append("  cloudflare:apiToken: {secure: }\n"),
-        "cloudflare:apiToken: not an encrypted value Pulumi wrote; allowed: {secure: <ciphertext>} alone, as "
-        "pulumi config set --secret writes it"),
+        "cloudflare:apiToken: empty; allowed: a value set with: pulumi config set --secret cloudflare:apiToken"),
     Bad("ssh-private-key-plain", 1, append("  sshPrivateKey: hunter2\n"),
         "phasekit:sshPrivateKey: plain-text secret in the stack file; set it with: pulumi config set --secret "
         "sshPrivateKey"),
@@ -342,6 +343,39 @@ BAD: list[Bad] = [
     Bad("password-in-plain-env", 1, sub("      LOG_LEVEL: info", "      DB_PASSWORD: hunter2"),
         "phasekit:app.env.DB_PASSWORD: plain-text secret in the stack file; set it with: pulumi config set --secret "
         "--path 'secrets.DB_PASSWORD', and list DB_PASSWORD in app.secretEnv instead of app.env"),
+    Bad("token-in-plain-env", 1, sub("      LOG_LEVEL: info", "      STRIPE_API_TOKEN: hunter2"),
+        "phasekit:app.env.STRIPE_API_TOKEN: plain-text secret in the stack file; set it with: pulumi config set "
+        "--secret --path 'secrets.STRIPE_API_TOKEN', and list STRIPE_API_TOKEN in app.secretEnv instead of app.env"),
+    Bad("secret-key-base-in-plain-env", 1, sub("      LOG_LEVEL: info", "      RAILS_SECRET_KEY_BASE: hunter2"),
+        "phasekit:app.env.RAILS_SECRET_KEY_BASE: plain-text secret in the stack file; set it with: pulumi config "
+        "set --secret --path 'secrets.RAILS_SECRET_KEY_BASE', and list RAILS_SECRET_KEY_BASE in app.secretEnv "
+        "instead of app.env"),
+    Bad("secure-empty-string-ssh-key", 1, append("  phasekit:sshPrivateKey: {secure: \"\"}\n"),
+        "phasekit:sshPrivateKey: empty; allowed: a private key set with: pulumi config set --secret sshPrivateKey"
+        ", or no sshPrivateKey (the rollout then uses the SSH agent)"),
+    Bad("secure-empty-string-secret-entry", 1, append("  phasekit:secrets: {SECRET_KEY_BASE: {secure: ''}}\n"),
+        "phasekit:secrets.SECRET_KEY_BASE: empty; allowed: a secret value set with: pulumi config set --secret "
+        "--path 'secrets.SECRET_KEY_BASE'"),
+    Bad("secure-empty-string-whole-secrets", 1, append("  phasekit:secrets: {secure: ''}\n"),
+        f"phasekit:secrets: empty; allowed: {SECRETS_ALLOWED}"),
+    Bad("secure-empty-string-provider-token", 1, append("  digitalocean:token: {secure: ''}\n"),
+        "digitalocean:token: empty; allowed: a value set with: pulumi config set --secret digitalocean:token"),
+    # --- read as the Pulumi CLI reads it: aliasing, top-level keys, YAML 1.2 scalars -----------------------
+    Bad("anchor-contains-itself", 1, append("  phasekit:tags: &loop {team: *loop}\n"),
+        "{file}:{line1}:18: not valid YAML: anchor 'loop' value contains itself",
+        lines=(("&loop", 1),)),
+    Bad("misspelt-config-section", 1, sub("\nconfig:\n", "\nconifg:\n"),
+        "{file}:{line1}:1: conifg: unknown top-level key; allowed: config, encryptedkey, encryptionsalt, "
+        "environment, secretsprovider (did you mean 'config'?)", lines=(("conifg:", 1),)),
+    Bad("config-key-above-config", 1, sub("\nconfig:\n", "\nphasekit:phase: 1\nconfig:\n"),
+        "{file}:{line1}:1: phasekit:phase: unknown top-level key; allowed: config, encryptedkey, encryptionsalt, "
+        "environment, secretsprovider (a config key goes under config:)", lines=(("phasekit:phase: 1", 1),)),
+    Bad("capitalised-top-level-key", 1, sub("\nconfig:\n", "\nConfig:\n"),
+        "{file}:{line1}:1: Config: unknown top-level key; allowed: config, encryptedkey, encryptionsalt, "
+        "environment, secretsprovider (did you mean 'config'?)", lines=(("Config:", 1),)),
+    Bad("yaml-1-1-no-is-a-string", 1, sub("    region: nyc3", "    region: no"),
+        "phasekit:vps.region: 'no' is not a DigitalOcean region; allowed: one of ams2, ams3, blr1, fra1, lon1, "
+        "nyc1, nyc2, nyc3, sfo1, sfo2, sfo3, sgp1, syd1, tor1"),
 ]
 
 
@@ -413,6 +447,22 @@ GOOD: list[Good] = [
          shows=("phasekit:app.env.STRIPE_API_KEY: looks like a secret but is plain text in the stack file; move it "
                 "to secretEnv: pulumi config set --secret --path 'secrets.STRIPE_API_KEY', and list "
                 "STRIPE_API_KEY in app.secretEnv",)),
+    # Settings about secrets, not secrets: neither refused nor warned about.
+    Good("settings-named-after-secrets", 1, after("      LOG_LEVEL: info",
+                                                   "      OPENAI_MAX_TOKENS: \"4096\"\n"
+                                                   "      PASSWORD_MIN_LENGTH: \"12\"\n"
+                                                   "      AUTH_TOKEN_TTL: \"3600\"\n"
+                                                   "      SECRET_ROTATION_DAYS: \"30\"\n")),
+    Good("secret-word-inside-a-name-is-a-warning", 1, after("      LOG_LEVEL: info",
+                                                             "      DB_PASSWORD_OLD: hunter2\n"),
+         shows=("phasekit:app.env.DB_PASSWORD_OLD: looks like a secret but is plain text in the stack file; move it "
+                "to secretEnv: pulumi config set --secret --path 'secrets.DB_PASSWORD_OLD', and list "
+                "DB_PASSWORD_OLD in app.secretEnv",)),
+    # The Pulumi CLI (yaml.v3, YAML 1.2) reads on/off/yes/no/y/n and 1:30 as strings, not booleans or base 60.
+    Good("yaml-1-1-booleans-and-base-60-are-strings", 1, after("      LOG_LEVEL: info",
+                                                                "      FEATURE_X: on\n      LEGACY_UI: off\n"
+                                                                "      ASK: yes\n      QUIET: n\n"
+                                                                "      WINDOW: 1:30\n")),
 ]
 
 
@@ -447,3 +497,35 @@ def test_backups_off_fails_the_guardrail_naming_the_key(capsys, tmp_path: Path, 
     assert (status, err) == (3, "")
     assert (f"[mandatory] backups-kept: {resource}: a data volume is attached but backups is not true: the nightly "
             f"pg_dump on the root disk would have no copy (set by {key})") in " ".join(out.split())
+
+
+# --- an alias bomb is refused at once --------------------------------------------------------------------------
+
+
+def alias_bomb(text: str) -> str:
+    """Nine levels of nine aliases (9**9 values once expanded) under a foreign key, then used by phasekit:tags."""
+    levels = ["    l0: &l0 [x, x, x, x, x, x, x, x, x]\n"]
+    for level in range(1, 9):
+        levels.append(f"    l{level}: &l{level} [{', '.join([f'*l{level - 1}'] * 9)}]\n")
+    return text + "  bomb:lol:\n" + "".join(levels) + "  phasekit:tags: {z: *l8}\n"
+
+
+def test_an_alias_bomb_is_refused_at_once_as_the_pulumi_cli_refuses_it(capsys, tmp_path: Path) -> None:
+    project = write_project(tmp_path, 1, alias_bomb)
+
+    def too_slow(signum: int, frame: object) -> None:
+        raise TimeoutError("the alias bomb was expanded")
+
+    previous = signal.signal(signal.SIGALRM, too_slow)
+    signal.alarm(20)
+    try:
+        started = time.monotonic()
+        status, out, err = plan(capsys, project)
+        elapsed = time.monotonic() - started
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert (status, out) == (1, "")
+    assert err == (f"error: {project / 'Pulumi.dev.yaml'}: not valid YAML: document contains excessive aliasing "
+                   "(aliases expand it to more than 100000 values)\n")
+    assert elapsed < 2.0
