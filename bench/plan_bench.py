@@ -26,10 +26,11 @@ FLOOR_IMPORTS = {
     "phase3": "import pulumi, pulumi_aws as aws, pulumi_cloudflare, pulumi_digitalocean, pulumi_kubernetes as k8s, "
               "pulumi_random, pulumi_tls; aws.acm.Certificate, aws.autoscaling.Attachment, "
               "aws.cloudwatch.MetricAlarm, aws.ec2.Vpc, aws.eks.Cluster, aws.elasticache.ReplicationGroup, "
-              "aws.iam.Role, aws.kms.Key, aws.lb.LoadBalancer, aws.rds.Instance, aws.sns.Topic, "
-              "aws.vpc.SecurityGroupIngressRule, k8s.Provider, k8s.apps.v1.Deployment, "
-              "k8s.autoscaling.v2.HorizontalPodAutoscaler, k8s.batch.v1.Job, k8s.core.v1.Namespace, "
-              "k8s.policy.v1.PodDisruptionBudget",
+              "aws.iam.Role, aws.kms.Key, aws.lb.LoadBalancer, aws.rds.Instance, aws.s3.Bucket, aws.sns.Topic, "
+              "aws.ssm.get_parameter_output, aws.vpc.SecurityGroupIngressRule, k8s.Provider, "
+              "k8s.apps.v1.Deployment, k8s.autoscaling.v2.HorizontalPodAutoscaler, k8s.batch.v1.Job, "
+              "k8s.core.v1.Namespace, k8s.networking.v1.NetworkPolicy, k8s.policy.v1.PodDisruptionBudget, "
+              "k8s.rbac.v1.ClusterRole",
 }
 GOAL = 1.5
 

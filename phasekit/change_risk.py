@@ -48,7 +48,9 @@ from pydantic import (
 
 from components.testing import SECRET_MASK, UNKNOWN_MASK, RecordedResource, Recording
 from infra.errors import ConfigError
+from phasekit.compare import command_lines
 from phasekit.guardrails import resource_view
+from phasekit.plan_text import WIDTH, wrap
 from phasekit.stack_file import read_yaml
 from policy import rules as policy_rules
 
@@ -335,6 +337,7 @@ REBOOT_APPLIED_TYPES = ("aws:rds/parameterGroup:ParameterGroup",)
 (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_WorkingWithParamGroups.Modifying.html)."""
 
 REBOOT_COMMAND = "aws rds reboot-db-instance --db-instance-identifier {identifier}"
+REBOOT_INDENT = " " * 6
 
 
 def pending_reboot_parameters(old: RecordedResource | None, new: RecordedResource | None) -> tuple[str, ...]:
@@ -702,7 +705,8 @@ def risk_text(report: RiskReport, allowed: bool = False) -> str:
         lines += ["", "unchanged, ignoring changes (ignoreChanges) to: "
                   + "; ".join(f"{change.name} ({', '.join(change.ignored)})" for change in quiet)]
     lines += ["", allowed_line(report) if allowed and destroying else allow_line(report)]
-    return "\n".join(lines) + "\n"
+    # Every line at most WIDTH columns, continuations under the line's own indent (as `plan --stack` does).
+    return "".join(f"{wrapped}\n" for line in lines for wrapped in wrap(line, WIDTH))
 
 
 def _order_note(change: ResourceChange) -> str:
@@ -723,10 +727,12 @@ def _detail_lines(change: ResourceChange) -> list[str]:
     if change.ignored and change.kind != "unchanged":
         lines.append(f"    ignoring changes (ignoreChanges) to: {', '.join(change.ignored)}")
     if change.reboot_needed:
+        # The commands on lines of their own, so wrapping the prose never cuts one.
+        lines.append(f"    applies at the next reboot ({', '.join(change.reboot_needed)}); the instance is unavailable "
+                     "while it restarts:")
         commands = [REBOOT_COMMAND.format(identifier=identifier) for identifier in change.reboot_instances] or [
-            REBOOT_COMMAND.format(identifier="<identifier>") + " for each instance using this group"]
-        lines.append(f"    applies at the next reboot ({', '.join(change.reboot_needed)}): " + "; ".join(commands)
-                     + " (the instance is unavailable while it restarts)")
+            REBOOT_COMMAND.format(identifier="<identifier>") + "   # for each instance using this group"]
+        lines += [line for command in commands for line in command_lines(command, indent=REBOOT_INDENT)]
     if not change.has_rule and change.kind == "update":
         lines.append("    no replacement rule for this type in phasekit/replacement_rules.yaml: shown as in place; "
                      "a real `pulumi preview` decides")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -26,6 +27,7 @@ from infra.domain import droplet_resources
 from infra.errors import ConfigError
 from phasekit.cost import CostEstimate, PriceCatalog, cents, estimate, load_catalog, money
 from phasekit.plan import Plan
+from phasekit.plan_text import WIDTH, wrap
 
 DROPLET = "digitalocean:index/droplet:Droplet"
 VOLUME = "digitalocean:index/volume:Volume"
@@ -434,7 +436,12 @@ def compare_text(plans: list[Plan]) -> str:
             lines.append(f"    monthly cost: {_signed(Decimal(step['costDeltaUsd']))} "
                          f"({money(before.estimate.total_usd)} -> {money(after.estimate.total_usd)})"
                          + (f", unconfirmed leads {_signed(lead_delta)}" if lead_delta else ""))
-    return "\n".join(lines) + "\n"
+    return _text(lines)
+
+
+def _text(lines: Iterable[str]) -> str:
+    """Lines as plain text, each prose line wrapped to ``WIDTH`` under its own indent (``plan_text.wrap``)."""
+    return "".join(f"{wrapped}\n" for line in lines for wrapped in wrap(line, WIDTH))
 
 
 # --- Migration -------------------------------------------------------------------------------------------
@@ -936,8 +943,140 @@ def migration_text(source: Plan, target: Plan) -> str:
               f"  keeping {s} {migration.overlap_days} days after the cutover:  "
               + with_lead(migration.overlap_usd, migration.overlap_lead_usd),
               "", "Runbook"]
+    prose = _text(lines)
     for index, (title, notes, commands) in enumerate(migration.steps, start=1):
-        lines.append(f"  {index}. {title}")
-        lines += [f"     {note}" for note in notes]
-        lines += [f"       {command}" for command in commands]
-    return "\n".join(lines) + "\n"
+        prose += _text([f"  {index}. {title}", *(f"     {note}" for note in notes)])
+        prose += "".join(f"{line}\n" for command in commands for line in command_lines(command))
+    return prose
+
+
+# --- Commands printed within the width -----------------------------------------------------------------
+
+COMMAND_INDENT = " " * 9
+"""Runbook commands sit deeper than the notes (5 columns) and the notes' own continuations (7)."""
+
+CONTINUATION_INDENT = COMMAND_INDENT + " " * 4
+
+
+def command_lines(command: str, width: int = WIDTH, indent: str = COMMAND_INDENT) -> list[str]:
+    """``command`` printed in lines of at most ``width`` columns that bash reads as the same command.
+
+    A long command is cut at a blank between two words with a ``\\`` line continuation (bash removes
+    backslash-newline before it splits words: bash manual, "Escape Character"), or at a blank inside a
+    ``$(...)``, which bash parses as a command of its own; never inside quotes, where the next line's indent
+    would become part of the string. A single-quoted word too long for a line of its own is closed and
+    reopened (``'ab'\\`` then ``'cd'`` in column 0), and so is a double-quoted one that holds no ``$``,
+    backquote or backslash: adjacent quoted parts form one word, so the argument is unchanged.
+    A trailing comment goes last, on a line of its own if need be; a comment-only line wraps as several
+    comment lines. Continuations sit 4 columns deeper than ``indent``. Undo: ``joined_command``.
+    """
+    continuation = indent + " " * 4
+    if len(indent) + len(command) <= width:
+        return [indent + command]
+    if command.startswith("#"):
+        return textwrap.wrap(command.removeprefix("#").strip(), width=width, initial_indent=indent + "# ",
+                             subsequent_indent=continuation + "# ", break_long_words=False,
+                             break_on_hyphens=False)
+    room = width - len(continuation) - 1  # one column for the backslash
+    words: list[tuple[str, str]] = []
+    for separator, word in _shell_words(command):
+        quote = word[0]
+        if len(word) > room and _plainly_quoted(word):
+            pieces = _quoted_pieces(word[1:-1], room - 2)
+            words += [(separator, quote + pieces[0] + quote), *(("", quote + piece + quote) for piece in pieces[1:])]
+        else:
+            words.append((separator, word))
+    lines = [indent + words[0][1]]
+    for index, (separator, word) in enumerate(words[1:], start=1):
+        last = index == len(words) - 1
+        glued = not separator  # the parts of a split quoted word always break: joined they would read 'a''b'
+        if not glued and len(lines[-1]) + len(separator) + len(word) + (0 if last else 2) <= width:
+            lines[-1] += separator + word
+        else:
+            lines[-1] += separator + "\\"
+            # The second part of a cut quoted word starts in column 0: bash would read an indent as a blank
+            # between two words.
+            lines.append(word if glued else continuation + word)
+    return lines
+
+
+def joined_command(lines: list[str], indent: str = COMMAND_INDENT) -> str:
+    """The command ``command_lines`` printed, as one line again."""
+    command = lines[0].removeprefix(indent)
+    for line in lines[1:]:
+        rest = line.removeprefix(indent + " " * 4)
+        if command[-2:] in ("'\\", '"\\') and rest.startswith(command[-2]):
+            command = command[:-2] + rest[1:]
+        elif command.endswith("\\"):
+            command = command[:-1] + rest
+        else:  # a comment-only line's continuation
+            command += " " + rest.removeprefix("# ")
+    return command
+
+
+def _shell_words(command: str) -> list[tuple[str, str]]:
+    """(blanks before, word) for each place bash would let a line continuation in: blanks outside quotes,
+    at the top level or directly inside a ``$(...)``. A trailing comment is one word."""
+    words: list[tuple[str, str]] = []
+    separator, word, stack, index = "", "", [], 0
+    while index < len(command):
+        char, top = command[index], stack[-1] if stack else ""
+        if char.isspace() and top in ("", "$("):
+            if word:
+                words.append((separator, word))
+                separator, word = "", ""
+            separator += char
+            index += 1
+            continue
+        if char == "#" and not stack and not word:
+            words.append((separator, command[index:]))
+            return words
+        if top == "'":
+            if char == "'":
+                stack.pop()
+        elif char == "\\":
+            word += char
+            index += 1
+            char = command[index]
+        elif command.startswith("$(", index):
+            stack.append("$(")
+            word += "$"
+            index += 1
+            char = "("
+        elif char == '"':
+            if top == '"':
+                stack.pop()
+            else:
+                stack.append('"')
+        elif char == "'" and top != '"':
+            stack.append("'")
+        elif char == "(" and top != '"':
+            stack.append("(")
+        elif char == ")" and top in ("$(", "("):
+            stack.pop()
+        word += char
+        index += 1
+    words.append((separator, word))
+    return words
+
+
+def _plainly_quoted(word: str) -> bool:
+    """A word that is one quoted string, and in double quotes holds nothing bash expands or escapes: cut
+    into adjacent quoted parts, it is the same argument."""
+    quote = word[0]
+    if quote not in "'\"" or not word.endswith(quote) or word.count(quote) != 2 or len(word) < 2:
+        return False
+    return quote == "'" or not any(char in word for char in "$`\\")
+
+
+def _quoted_pieces(text: str, room: int) -> list[str]:
+    """``text`` cut into pieces of at most ``room`` characters, each after a blank or a URN or JSON
+    separator where one is near, so a reader still sees whole names."""
+    pieces = []
+    while len(text) > room:
+        cut = max((text.rfind(mark, room // 2, room) + len(mark) for mark in (" ", "::", "/", ",", ":")),
+                  default=0)
+        cut = cut if cut > room // 2 else room
+        pieces.append(text[:cut])
+        text = text[cut:]
+    return [*pieces, text]

@@ -36,6 +36,7 @@ from phasekit.change_risk import (
 )
 from phasekit.cli import main
 from phasekit.plan import SECRET_PLACEHOLDER, run_plan
+from phasekit.plan_text import WIDTH
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "risk"
@@ -85,9 +86,9 @@ def test_image_env_and_size_changes_are_in_place_and_destroy_nothing():
     assert change(risk, "vps-rollout").kind == "unchanged"
     assert risk_text(risk) == (
         "phasekit risk: 0 to create, 2 to update in place, 0 to replace, 0 to delete, 20 unchanged\n"
-        "offline: computed values (ids, addresses, generated secrets) are unknown in both versions, and resources "
-        "taking them from a replaced or new resource may change; only `pulumi preview` against the stack's state "
-        "is final.\n"
+        "offline: computed values (ids, addresses, generated secrets) are unknown in both versions, and\n"
+        "  resources taking them from a replaced or new resource may change; only `pulumi preview` against\n"
+        "  the stack's state is final.\n"
         "\n"
         "update   vps-data  digitalocean:index/volume:Volume\n"
         "    size: 20 → 30\n"
@@ -115,20 +116,23 @@ def test_phase1_region_replaces_the_protected_volume():
     assignment = change(risk, "vps-ip-assignment")
     assert [reason.rule for reason in assignment.replaced_because] == ["dropletId", "ipAddress"]
     text = risk_text(risk).splitlines()
-    assert text[3:8] == [
-        "DATA-DESTROYING: vps-data (digitalocean:index/volume:Volume) is replaced; it holds PostgreSQL's data and "
-        "Redis' persistence (phases 1 and 2)",
+    assert text[5:15] == [
+        "DATA-DESTROYING: vps-data (digitalocean:index/volume:Volume) is replaced; it holds PostgreSQL's data",
+        "  and Redis' persistence (phases 1 and 2)",
         "    region: nyc3 → sfo3",
-        f"    replaced because region changed (rule: region; source: {VOLUME_SOURCE})",
-        "    protected: `pulumi up` refuses to replace it until it is unprotected (phasekit:protect false, applied "
-        "first); retainOnDelete would keep the old one in the cloud, detached from the stack",
+        # A URL longer than a line is cut at the width (the JSON form keeps it whole).
+        "    replaced because region changed (rule: region; source: https://github.com/digitalocean/terraform",
+        "      -provider-digitalocean/blob/401992a1e493a0e3cfc833197820867991fc011f/digitalocean/volume/resou",
+        "      rce_volume.go#L29-L123)",
+        "    protected: `pulumi up` refuses to replace it until it is unprotected (phasekit:protect false,",
+        "      applied first); retainOnDelete would keep the old one in the cloud, detached from the stack",
         "",
+        "replace  vps-droplet  digitalocean:index/droplet:Droplet  (deleted before its replacement is",
     ]
-    assert "replace  vps-droplet  digitalocean:index/droplet:Droplet  (deleted before its replacement is created)" \
-        in text
+    assert VOLUME_SOURCE.endswith("volume/resource_volume.go#L29-L123")
     assert "    dropletIds[0]: (known after apply), may change: from vps-droplet" in text
-    assert text[-1] == ("1 data-destroying change. If that is intended, allow it with --allow-data-loss "
-                        "(or the pull-request label allow-data-loss).")
+    assert text[-2:] == ["1 data-destroying change. If that is intended, allow it with --allow-data-loss (or the pull-request",
+                         "  label allow-data-loss)."]
 
 
 def test_database_droplet_and_volume_are_stateful_even_when_the_stack_turns_protection_off():
@@ -145,9 +149,10 @@ def test_database_droplet_and_volume_are_stateful_even_when_the_stack_turns_prot
     app = change(risk, "split-app-0")
     assert (app.kind, app.holds, app.data_destroying) == ("replace", None, False)
     lines = risk_text(risk).splitlines()
-    assert lines[3] == ("DATA-DESTROYING: split-db (digitalocean:index/droplet:Droplet) is replaced (deleted before "
-                        "its replacement is created); it holds the database host's nightly pg_dump files and its "
-                        "droplet backups")
+    assert lines[5:8] == [
+        "DATA-DESTROYING: split-db (digitalocean:index/droplet:Droplet) is replaced (deleted before its",
+        "  replacement is created); it holds the database host's nightly pg_dump files and its droplet",
+        "  backups"]
     assert "    not protected: `pulumi up` will replace it and the data is gone" in lines
 
 
@@ -177,11 +182,11 @@ def test_dropping_a_read_replica_deletes_it_and_a_class_change_is_in_place():
         ("password", "[secret]", "(none)", None)]
     assert primary.data_destroying is False
     lines = risk_text(risk).splitlines()
-    assert lines[3:5] == [
-        "DATA-DESTROYING: database-replica-1 (aws:rds/instance:Instance) is deleted; it holds the PostgreSQL "
-        "database (phase 3)",
-        "    protected: `pulumi up` refuses to delete it until it is unprotected (phasekit:protect false, applied "
-        "first); retainOnDelete would keep the old one in the cloud, detached from the stack",
+    assert lines[5:9] == [
+        "DATA-DESTROYING: database-replica-1 (aws:rds/instance:Instance) is deleted; it holds the PostgreSQL",
+        "  database (phase 3)",
+        "    protected: `pulumi up` refuses to delete it until it is unprotected (phasekit:protect false,",
+        "      applied first); retainOnDelete would keep the old one in the cloud, detached from the stack",
     ]
 
 
@@ -589,13 +594,15 @@ def test_a_static_parameter_change_says_it_applies_at_the_next_reboot_of_each_in
     group = change(risk, "database-params")
     assert (group.kind, group.reboot_needed, group.reboot_instances) == (
         "update", ("max_connections: 40 → 57",), ("shop-db", "shop-db-replica-1"))
-    assert risk_text(risk).splitlines()[3:6] == [
+    # Each command on a line of its own, so wrapping the prose never cuts one.
+    assert risk_text(risk).splitlines()[5:10] == [
         "update   database-params  aws:rds/parameterGroup:ParameterGroup",
         "    parameters[1].value: 40 → 57",
-        "    applies at the next reboot (max_connections: 40 → 57): aws rds reboot-db-instance "
-        "--db-instance-identifier shop-db; aws rds reboot-db-instance --db-instance-identifier shop-db-replica-1 "
-        "(the instance is unavailable while it restarts)",
+        "    applies at the next reboot (max_connections: 40 → 57); the instance is unavailable while it",
+        "      restarts:",
+        "      aws rds reboot-db-instance --db-instance-identifier shop-db",
     ]
+    assert risk_text(risk).splitlines()[10] == "      aws rds reboot-db-instance --db-instance-identifier shop-db-replica-1"
     json_change = next(item for item in risk_json(risk)["changes"] if item["name"] == "database-params")
     assert (json_change["rebootNeeded"], json_change["rebootInstances"]) == (
         ["max_connections: 40 → 57"], ["shop-db", "shop-db-replica-1"])
@@ -604,10 +611,12 @@ def test_a_static_parameter_change_says_it_applies_at_the_next_reboot_of_each_in
 def test_without_the_instances_in_the_plan_the_reboot_line_names_the_placeholder():
     risk = compare([resource("database-params", PARAMETER_GROUP, _params("40"))],
                    [resource("database-params", PARAMETER_GROUP, _params("57"))])
-    assert risk_text(risk).splitlines()[5] == (
-        "    applies at the next reboot (max_connections: 40 → 57): aws rds reboot-db-instance "
-        "--db-instance-identifier <identifier> for each instance using this group (the instance is unavailable "
-        "while it restarts)")
+    assert risk_text(risk).splitlines()[8:] == [
+        "      restarts:",
+        "      aws rds reboot-db-instance --db-instance-identifier <identifier>   \\",
+        "          # for each instance using this group",
+        "",
+        "No data-destroying changes."]
 
 
 def test_the_committed_phase3_plan_names_its_primary_for_the_reboot():
@@ -626,3 +635,15 @@ def test_a_dynamic_parameter_change_needs_no_reboot():
                    [resource("database-params", PARAMETER_GROUP, _params("40", "500"))])
     assert change(risk, "database-params").reboot_needed == ()
     assert "reboot" not in risk_text(risk)
+
+
+@pytest.mark.parametrize(("stack", "base", "head"), [
+    ("phase1", "phase1.yaml", "phase1-sfo3.yaml"),
+    ("phase2", "phase2-unprotected.yaml", "phase2-unprotected-sfo3.yaml"),
+    ("phase3", "phase3.yaml", "phase3-us-west-2.yaml"),
+    ("phase3", "phase3.yaml", "phase3-replica-large.yaml"),
+])
+def test_no_line_of_the_risk_report_is_wider_than_the_width(stack, base, head):
+    lines = risk_text(report(stack, base, head)).splitlines()
+    assert [line for line in lines if len(line) > WIDTH] == []
+    assert len(lines) > 5

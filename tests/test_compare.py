@@ -24,8 +24,19 @@ import pytest
 import yaml
 
 from infra.errors import ConfigError
-from phasekit.compare import compare_json, compare_text, migration_json, migration_text, temporary_hostname
+from phasekit.compare import (
+    COMMAND_INDENT,
+    CONTINUATION_INDENT,
+    command_lines,
+    compare_json,
+    compare_text,
+    joined_command,
+    migration_json,
+    migration_text,
+    temporary_hostname,
+)
 from phasekit.plan import Plan, run_plan
+from phasekit.plan_text import WIDTH
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -142,7 +153,8 @@ What each stack adds over the previous one
     database vCPU / RAM: 1 vCPU / 2 GiB (shared with the app) -> 2 vCPU / 4 GiB
     max app replicas: 1 -> 2
     app tier: a single droplet (no failover) -> 2 droplets behind a load balancer
-    database: on the app droplet (no standby; data on a protected volume) -> one droplet of its own (no standby; data on a protected volume)
+    database: on the app droplet (no standby; data on a protected volume) -> one droplet of its own
+      (no standby; data on a protected volume)
     cache: Redis on the app droplet (no failover) -> Redis on the database droplet (no failover)
     monthly cost: +59.60 (16.40 -> 76.00), unconfirmed leads +12.00
   phase2 -> phase3
@@ -150,13 +162,17 @@ What each stack adds over the previous one
     app vCPU / RAM: 4 vCPU / 4 GiB -> 4 vCPU / 16 GiB (up to 8 vCPU / 32 GiB)
     database host: droplet s-2vcpu-4gb -> RDS PostgreSQL db.t4g.medium Multi-AZ
     max app replicas: 2 -> 6
-    app tier: 2 droplets behind a load balancer -> 2-6 pods (autoscaled) on 2-4 t3.large nodes behind a load balancer
-    database: one droplet of its own (no standby; data on a protected volume) -> RDS Multi-AZ: standby in another zone, automatic failover
-    cache: Redis on the database droplet (no failover) -> ElastiCache Valkey, 2 nodes: automatic failover, Multi-AZ
+    app tier: 2 droplets behind a load balancer -> 2-6 pods (autoscaled) on 2-4 t3.large nodes
+      behind a load balancer
+    database: one droplet of its own (no standby; data on a protected volume) -> RDS Multi-AZ:
+      standby in another zone, automatic failover
+    cache: Redis on the database droplet (no failover) -> ElastiCache Valkey, 2 nodes: automatic
+      failover, Multi-AZ
     zones: 1 (region nyc3) -> 2 (us-east-1a, us-east-1b)
     egress: each droplet's own address -> 1 NAT gateway for 2 zones (egress depends on one zone)
     disruption budget: none -> PodDisruptionBudget maxUnavailable 1
-    backups: droplet backups weekly -> RDS backups kept 7 days, final snapshot; cache snapshots kept 1 day
+    backups: droplet backups weekly -> RDS backups kept 7 days, final snapshot; cache snapshots kept
+      1 day
     monthly cost: +324.58 (76.00 -> 400.58), unconfirmed leads -11.00
 """
 
@@ -220,12 +236,16 @@ Resources by kind (phase1 retired -> phase2 created)
                                  create: split-app-firewall, split-db-firewall
   alarms and alert topics      3 -> 6
                                  retire: vps-cpu-alert, vps-disk-alert, vps-memory-alert
-                                 create: split-app-cpu-alert, split-app-disk-alert, split-app-memory-alert, split-db-cpu-alert, split-db-disk-alert, split-db-memory-alert
+                                 create: split-app-cpu-alert, split-app-disk-alert,
+                                   split-app-memory-alert, split-db-cpu-alert, split-db-disk-alert,
+                                   split-db-memory-alert
   identity and keys            2 -> 2
                                  retire: vps-db-password, vps-redis-password
                                  create: split-db-password, split-redis-password
   DNS / edge                   8 -> 8
-                                 same names, new stack: edge-always-use-https, edge-min-tls-version, edge-origin-cert, edge-origin-csr, edge-origin-key, edge-record, edge-ssl, edge-tls-1-3
+                                 same names, new stack: edge-always-use-https, edge-min-tls-version,
+                                   edge-origin-cert, edge-origin-csr, edge-origin-key, edge-record,
+                                   edge-ssl, edge-tls-1-3
   object storage               1 -> 1
                                  same names, new stack: edge-media
   rollout steps                1 -> 3
@@ -249,65 +269,135 @@ Monthly cost (USD)
 
 Runbook
   1. Create the target stack phase2 beside phase1
-     phase1 keeps serving app.example.com; phase2 comes up on the temporary hostname phase2-app.example.com (one label under the zone, so Cloudflare's Universal SSL covers it), because both stacks declare a DNS record and only one may own app.example.com.
+     phase1 keeps serving app.example.com; phase2 comes up on the temporary hostname
+       phase2-app.example.com (one label under the zone, so Cloudflare's Universal SSL covers it),
+       because both stacks declare a DNS record and only one may own app.example.com.
      These commands edit Pulumi.phase2.yaml; step 5 sets its hostname back to app.example.com.
-     No secret goes on a command line, where ps and the shell history would show it: pulumi prompts for each value (or reads it from a pipe), and the database clients read the URL from a Kubernetes Secret.
-       pulumi stack init phase2
-       pulumi config set --stack phase2 --secret digitalocean:token   # no value argument: pulumi prompts for it without echo
-       pulumi config set --stack phase2 --secret cloudflare:apiToken   # no value argument: pulumi prompts for it without echo
-       pulumi config get --stack phase1 --path 'secrets.SECRET_KEY_BASE' | pulumi config set --stack phase2 --secret --path 'secrets.SECRET_KEY_BASE'   # the source's value through a pipe, so sessions survive the move
-       pulumi config set --stack phase2 --path 'phasekit:edge.hostname' phase2-app.example.com
-       pulumi up --stack phase2
+     No secret goes on a command line, where ps and the shell history would show it: pulumi prompts
+       for each value (or reads it from a pipe), and the database clients read the URL from a
+       Kubernetes Secret.
+         pulumi stack init phase2
+         pulumi config set --stack phase2 --secret digitalocean:token   \
+             # no value argument: pulumi prompts for it without echo
+         pulumi config set --stack phase2 --secret cloudflare:apiToken   \
+             # no value argument: pulumi prompts for it without echo
+         pulumi config get --stack phase1 --path 'secrets.SECRET_KEY_BASE' | pulumi config set \
+             --stack phase2 --secret --path 'secrets.SECRET_KEY_BASE'   \
+             # the source's value through a pipe, so sessions survive the move
+         pulumi config set --stack phase2 --path 'phasekit:edge.hostname' phase2-app.example.com
+         pulumi up --stack phase2
   2. Copy the data (a rehearsal: the app keeps writing to the source)
-     phase2's release command has created the schema; pg_restore --clean replaces it with the source's.
+     phase2's release command has created the schema; pg_restore --clean replaces it with the
+       source's.
      R2 credentials: an R2 API token with read and write on both buckets, as AWS CLI profile r2.
-       SOURCE_DB_HOST="$(doctl compute droplet get "$(pulumi stack output --stack phase1 droplet_id)" --template '{{.PublicIPv4}}')"
-       TARGET_DB_HOST="$(doctl compute droplet get "$(pulumi stack output --stack phase2 db_droplet_id)" --template '{{.PublicIPv4}}')"
-       ssh root@"$SOURCE_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_dump --username app --format custom app' > app.dump
-       ssh root@"$TARGET_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_restore --clean --if-exists --no-owner --no-privileges --username app --dbname app' < app.dump
-       aws s3 sync s3://phasekit-phase1-media s3://phasekit-phase2-media --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com
+         SOURCE_DB_HOST="$(doctl compute droplet get "$(pulumi stack output --stack phase1 \
+             droplet_id)" --template '{{.PublicIPv4}}')"
+         TARGET_DB_HOST="$(doctl compute droplet get "$(pulumi stack output --stack phase2 \
+             db_droplet_id)" --template '{{.PublicIPv4}}')"
+         ssh root@"$SOURCE_DB_HOST" \
+             'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_dump --username app '\
+'--format custom app' > app.dump
+         ssh root@"$TARGET_DB_HOST" \
+             'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_restore --clean '\
+'--if-exists --no-owner --no-privileges --username app --dbname app' < app.dump
+         aws s3 sync s3://phasekit-phase1-media s3://phasekit-phase2-media --profile r2 \
+             --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com
   3. Freeze writes on phase1
-     The database turns read-only: reads keep working, writes fail until the cutover. Announce the window first; to roll back, run `ALTER DATABASE app RESET default_transaction_read_only` on the source.
-       printf '%s\n' "ALTER DATABASE app SET default_transaction_read_only = on;" "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'app' AND pid <> pg_backend_pid();" | ssh root@"$SOURCE_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db psql --username app --dbname app'
+     The database turns read-only: reads keep working, writes fail until the cutover. Announce the
+       window first; to roll back, run `ALTER DATABASE app RESET default_transaction_read_only` on
+       the source.
+         printf '%s\n' "ALTER DATABASE app SET default_transaction_read_only = on;" \
+             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'app' AND "\
+"pid <> pg_backend_pid();" | ssh root@"$SOURCE_DB_HOST" \
+             'docker compose --file /opt/phasekit/compose.yaml exec -T db psql --username app '\
+'--dbname app'
   4. Final sync
      Repeat the copy now that nothing changes any more.
-       ssh root@"$SOURCE_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_dump --username app --format custom app' > app.dump
-       ssh root@"$TARGET_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_restore --clean --if-exists --no-owner --no-privileges --username app --dbname app' < app.dump
-       aws s3 sync s3://phasekit-phase1-media s3://phasekit-phase2-media --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com
+         ssh root@"$SOURCE_DB_HOST" \
+             'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_dump --username app '\
+'--format custom app' > app.dump
+         ssh root@"$TARGET_DB_HOST" \
+             'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_restore --clean '\
+'--if-exists --no-owner --no-privileges --username app --dbname app' < app.dump
+         aws s3 sync s3://phasekit-phase1-media s3://phasekit-phase2-media --profile r2 \
+             --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com
   5. Cut Cloudflare over to phase2
-     app.example.com has no record from the first command until the last one ends (writes are already frozen). The last two point phase2's record at app.example.com and re-issue its origin certificate.
-       pulumi destroy --stack phase1 --target 'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/dnsRecord:DnsRecord::edge-record' --yes
-       pulumi config set --stack phase2 --path 'phasekit:edge.hostname' app.example.com
-       pulumi up --stack phase2 --yes
+     app.example.com has no record from the first command until the last one ends (writes are
+       already frozen). The last two point phase2's record at app.example.com and re-issue its
+       origin certificate.
+         pulumi destroy --stack phase1 --target \
+             'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/'\
+'dnsRecord:DnsRecord::edge-record' --yes
+         pulumi config set --stack phase2 --path 'phasekit:edge.hostname' app.example.com
+         pulumi up --stack phase2 --yes
   6. Verify
      The health path /healthz answers 200 through Cloudflare; the data arrived whole.
-       curl -fsS https://app.example.com/healthz
-       curl -sS -o /dev/null -w '%{http_code}\n' https://app.example.com/
-       dig +short app.example.com   # Cloudflare's addresses: the record is proxied
-       doctl compute load-balancer list --format Name,IP,Status   # status active, droplets healthy
-       # row counts match on both sides (SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname):
-       printf '%s\n' "ANALYZE;" "SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname;" | ssh root@"$SOURCE_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db psql --username app --dbname app'
-       printf '%s\n' "ANALYZE;" "SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname;" | ssh root@"$TARGET_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db psql --username app --dbname app'
-       aws s3 ls s3://phasekit-phase1-media --recursive --summarize --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com | tail -2
-       aws s3 ls s3://phasekit-phase2-media --recursive --summarize --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com | tail -2
+         curl -fsS https://app.example.com/healthz
+         curl -sS -o /dev/null -w '%{http_code}\n' https://app.example.com/
+         dig +short app.example.com   # Cloudflare's addresses: the record is proxied
+         doctl compute load-balancer list --format Name,IP,Status   \
+             # status active, droplets healthy
+         # row counts match on both sides (SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER
+             # BY relname):
+         printf '%s\n' "ANALYZE;" \
+             "SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname;" | ssh \
+             root@"$SOURCE_DB_HOST" \
+             'docker compose --file /opt/phasekit/compose.yaml exec -T db psql --username app '\
+'--dbname app'
+         printf '%s\n' "ANALYZE;" \
+             "SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname;" | ssh \
+             root@"$TARGET_DB_HOST" \
+             'docker compose --file /opt/phasekit/compose.yaml exec -T db psql --username app '\
+'--dbname app'
+         aws s3 ls s3://phasekit-phase1-media --recursive --summarize --profile r2 --endpoint-url \
+             https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com | tail -2
+         aws s3 ls s3://phasekit-phase2-media --recursive --summarize --profile r2 --endpoint-url \
+             https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com | tail -2
   7. Keep phase1 for 7 days
-     phase1 still holds the data as it was at the freeze. The way back: `pulumi destroy --stack phase2 --target 'urn:pulumi:phase2::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/dnsRecord:DnsRecord::edge-record' --yes`, `pulumi up --stack phase1` (recreates its record), then `ALTER DATABASE app RESET default_transaction_read_only` on phase1; writes made on phase2 meanwhile stay behind. Both stacks bill meanwhile: 7 more days of phase1 cost about $4.10.
+     phase1 still holds the data as it was at the freeze. The way back: `pulumi destroy --stack
+       phase2 --target 'urn:pulumi:phase2::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/
+       dnsRecord:DnsRecord::edge-record' --yes`, `pulumi up --stack phase1` (recreates its record),
+       then `ALTER DATABASE app RESET default_transaction_read_only` on phase1; writes made on
+       phase2 meanwhile stay behind. Both stacks bill meanwhile: 7 more days of phase1 cost about
+       $4.10.
   8. Retire phase1
-     Take a final backup first; delete the old media bucket only after step 6 showed the copy whole. The zone settings are zone-wide and also managed by phase2: drop them from phase1's state so destroying phase1 leaves them alone. Protected resources need `pulumi state unprotect`; resources retained on delete survive `pulumi destroy` and keep billing until deleted by hand: hosts and databases before the destroy (the network cannot go around them), volumes and buckets after.
-       SOURCE_DB_HOST="$(doctl compute droplet get "$(pulumi stack output --stack phase1 droplet_id)" --template '{{.PublicIPv4}}')"
-       ssh root@"$SOURCE_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_dump --username app --format custom app' > phase1-final.dump
-       doctl compute volume snapshot "$(pulumi stack output --stack phase1 volume_id)" --snapshot-name phase1-final
-       RETIRED_VOLUME_ID="$(pulumi stack output --stack phase1 volume_id)"
-       pulumi state delete --stack phase1 'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/zoneSetting:ZoneSetting::edge-always-use-https' --yes
-       pulumi state delete --stack phase1 'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/zoneSetting:ZoneSetting::edge-min-tls-version' --yes
-       pulumi state delete --stack phase1 'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/zoneSetting:ZoneSetting::edge-ssl' --yes
-       pulumi state delete --stack phase1 'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/zoneSetting:ZoneSetting::edge-tls-1-3' --yes
-       pulumi state unprotect --stack phase1 'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/r2Bucket:R2Bucket::edge-media' --yes
-       pulumi state unprotect --stack phase1 'urn:pulumi:phase1::phasekit::phasekit:index:SingleVps$digitalocean:index/volume:Volume::vps-data' --yes
-       pulumi destroy --stack phase1
-       doctl compute volume delete "$RETIRED_VOLUME_ID" --force   # vps-data
-       aws s3 rb s3://phasekit-phase1-media --force --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com   # edge-media
-       pulumi stack rm --preserve-config phase1
+     Take a final backup first; delete the old media bucket only after step 6 showed the copy whole.
+       The zone settings are zone-wide and also managed by phase2: drop them from phase1's state so
+       destroying phase1 leaves them alone. Protected resources need `pulumi state unprotect`;
+       resources retained on delete survive `pulumi destroy` and keep billing until deleted by hand:
+       hosts and databases before the destroy (the network cannot go around them), volumes and
+       buckets after.
+         SOURCE_DB_HOST="$(doctl compute droplet get "$(pulumi stack output --stack phase1 \
+             droplet_id)" --template '{{.PublicIPv4}}')"
+         ssh root@"$SOURCE_DB_HOST" \
+             'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_dump --username app '\
+'--format custom app' > phase1-final.dump
+         doctl compute volume snapshot "$(pulumi stack output --stack phase1 volume_id)" \
+             --snapshot-name phase1-final
+         RETIRED_VOLUME_ID="$(pulumi stack output --stack phase1 volume_id)"
+         pulumi state delete --stack phase1 \
+             'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/'\
+'zoneSetting:ZoneSetting::edge-always-use-https' --yes
+         pulumi state delete --stack phase1 \
+             'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/'\
+'zoneSetting:ZoneSetting::edge-min-tls-version' --yes
+         pulumi state delete --stack phase1 \
+             'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/'\
+'zoneSetting:ZoneSetting::edge-ssl' --yes
+         pulumi state delete --stack phase1 \
+             'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/'\
+'zoneSetting:ZoneSetting::edge-tls-1-3' --yes
+         pulumi state unprotect --stack phase1 \
+             'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/'\
+'r2Bucket:R2Bucket::edge-media' --yes
+         pulumi state unprotect --stack phase1 \
+             'urn:pulumi:phase1::phasekit::phasekit:index:SingleVps$digitalocean:index/volume:'\
+'Volume::vps-data' --yes
+         pulumi destroy --stack phase1
+         doctl compute volume delete "$RETIRED_VOLUME_ID" --force   # vps-data
+         aws s3 rb s3://phasekit-phase1-media --force --profile r2 --endpoint-url \
+             https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com   # edge-media
+         pulumi stack rm --preserve-config phase1
 """
 
 
@@ -324,7 +414,10 @@ Resources by kind (phase2 retired -> phase3 created)
                                  retire: split-app-0, split-app-1
                                  create: cluster-node-template, cluster-nodes
   Kubernetes cluster           0 -> 10
-                                 create: cluster-admin-role-platform-admin (x2), cluster-aws-ebs-csi-driver, cluster-cluster, cluster-coredns, cluster-eks-pod-identity-agent, cluster-kube-proxy, cluster-metrics-server, cluster-oidc, cluster-vpc-cni
+                                 create: cluster-admin-role-platform-admin (x2),
+                                   cluster-aws-ebs-csi-driver, cluster-cluster, cluster-coredns,
+                                   cluster-eks-pod-identity-agent, cluster-kube-proxy,
+                                   cluster-metrics-server, cluster-oidc, cluster-vpc-cni
   databases                    1 -> 3
                                  retire: split-db
                                  create: database-db, database-params, network-db
@@ -334,27 +427,62 @@ Resources by kind (phase2 retired -> phase3 created)
                                  retire: split-db-data
   load balancers               1 -> 5
                                  retire: split-lb
-                                 create: ingress-alb, ingress-cert, ingress-https, ingress-nodes, ingress-tg
+                                 create: ingress-alb, ingress-cert, ingress-https, ingress-nodes,
+                                   ingress-tg
   networks                     1 -> 17
                                  retire: split-vpc
-                                 create: network-flow-logs, network-igw, network-nat-us-east-1a (x2), network-private-us-east-1a (x3), network-private-us-east-1b (x3), network-public, network-public-us-east-1a (x2), network-public-us-east-1b (x2), network-s3, network-vpc
+                                 create: network-flow-logs, network-igw, network-nat-us-east-1a
+                                   (x2), network-private-us-east-1a (x3), network-private-us-east-1b
+                                   (x3), network-public, network-public-us-east-1a (x2),
+                                   network-public-us-east-1b (x2), network-s3, network-vpc
   firewalls / security groups  2 -> 8
                                  retire: split-app-firewall, split-db-firewall
-                                 create: cache-sg, cluster-node-sg, cluster-node-sg-egress, cluster-node-sg-self, database-sg, ingress-node-ingress, ingress-sg, network-default-sg
+                                 create: cache-sg, cluster-node-sg, cluster-node-sg-egress,
+                                   cluster-node-sg-self, database-sg, ingress-node-ingress,
+                                   ingress-sg, network-default-sg
   alarms and alert topics      6 -> 13
-                                 retire: split-app-cpu-alert, split-app-disk-alert, split-app-memory-alert, split-db-cpu-alert, split-db-disk-alert, split-db-memory-alert
-                                 create: alerts-ops-example-com, alerts-policy, alerts-topic, cache-001-engine-cpu-alarm, cache-001-memory-alarm, cache-002-engine-cpu-alarm, cache-002-memory-alarm, cluster-node-cpu-alarm, database-connections-alarm, database-cpu-alarm, database-free-storage-alarm, ingress-elb-5xx, ingress-unhealthy-hosts
+                                 retire: split-app-cpu-alert, split-app-disk-alert,
+                                   split-app-memory-alert, split-db-cpu-alert, split-db-disk-alert,
+                                   split-db-memory-alert
+                                 create: alerts-ops-example-com, alerts-policy, alerts-topic,
+                                   cache-001-engine-cpu-alarm, cache-001-memory-alarm,
+                                   cache-002-engine-cpu-alarm, cache-002-memory-alarm,
+                                   cluster-node-cpu-alarm, database-connections-alarm,
+                                   database-cpu-alarm, database-free-storage-alarm, ingress-elb-5xx,
+                                   ingress-unhealthy-hosts
   logs                         0 -> 8
-                                 create: cluster-control-plane-logs, ingress-logs (x6), network-flow-logs
+                                 create: cluster-control-plane-logs, ingress-logs (x6),
+                                   network-flow-logs
   identity and keys            2 -> 23
                                  retire: split-db-password, split-redis-password
-                                 create: autoscaler-irsa-role, autoscaler-irsa-scaling, cache-auth-token, cluster-aws-ebs-csi-driver-amazonebscsidriverpolicy, cluster-aws-ebs-csi-driver-role, cluster-cluster-amazoneksclusterpolicy, cluster-cluster-kms, cluster-cluster-role, cluster-node-amazonec2containerregistryreadonly, cluster-node-amazoneksworkernodepolicy, cluster-node-role, cluster-secrets-key (x2), cluster-vpc-cni-amazoneks-cni-policy, cluster-vpc-cni-role, database-app-password, database-final-snapshot, database-master-secret-reader, database-master-secret-reader-policy, database-monitoring-policy, database-monitoring-role, network-flow-logs (x2)
+                                 create: autoscaler-irsa-role, autoscaler-irsa-scaling,
+                                   cache-auth-token,
+                                   cluster-aws-ebs-csi-driver-amazonebscsidriverpolicy,
+                                   cluster-aws-ebs-csi-driver-role,
+                                   cluster-cluster-amazoneksclusterpolicy, cluster-cluster-kms,
+                                   cluster-cluster-role,
+                                   cluster-node-amazonec2containerregistryreadonly,
+                                   cluster-node-amazoneksworkernodepolicy, cluster-node-role,
+                                   cluster-secrets-key (x2), cluster-vpc-cni-amazoneks-cni-policy,
+                                   cluster-vpc-cni-role, database-app-password,
+                                   database-final-snapshot, database-master-secret-reader,
+                                   database-master-secret-reader-policy, database-monitoring-policy,
+                                   database-monitoring-role, network-flow-logs (x2)
   DNS / edge                   8 -> 8
-                                 same names, new stack: edge-always-use-https, edge-min-tls-version, edge-origin-cert, edge-origin-csr, edge-origin-key, edge-record, edge-ssl, edge-tls-1-3
+                                 same names, new stack: edge-always-use-https, edge-min-tls-version,
+                                   edge-origin-cert, edge-origin-csr, edge-origin-key, edge-record,
+                                   edge-ssl, edge-tls-1-3
   object storage               1 -> 1
                                  same names, new stack: edge-media
   Kubernetes objects           0 -> 21
-                                 create: app-database-role, app-database-role-account, app-database-role-password, app-database-role-sql, app-default-deny, app-deployment, app-egress, app-env, app-hpa, app-namespace, app-pdb, app-release, app-service, app-web-ingress, autoscaler-cluster-role, autoscaler-cluster-role-binding, autoscaler-deployment, autoscaler-pdb, autoscaler-role, autoscaler-role-binding, autoscaler-sa
+                                 create: app-database-role, app-database-role-account,
+                                   app-database-role-password, app-database-role-sql,
+                                   app-default-deny, app-deployment, app-egress, app-env, app-hpa,
+                                   app-namespace, app-pdb, app-release, app-service,
+                                   app-web-ingress, autoscaler-cluster-role,
+                                   autoscaler-cluster-role-binding, autoscaler-deployment,
+                                   autoscaler-pdb, autoscaler-role, autoscaler-role-binding,
+                                   autoscaler-sa
   rollout steps                3 -> 0
                                  retire: split-app-0-rollout, split-app-1-rollout, split-db-rollout
   console organisation         2 -> 0
@@ -374,71 +502,152 @@ Monthly cost (USD)
 
 Runbook
   1. Create the target stack phase3 beside phase2
-     phase2 keeps serving app.example.com; phase3 comes up on the temporary hostname phase3-app.example.com (one label under the zone, so Cloudflare's Universal SSL covers it), because both stacks declare a DNS record and only one may own app.example.com.
+     phase2 keeps serving app.example.com; phase3 comes up on the temporary hostname
+       phase3-app.example.com (one label under the zone, so Cloudflare's Universal SSL covers it),
+       because both stacks declare a DNS record and only one may own app.example.com.
      These commands edit Pulumi.phase3.yaml; step 5 sets its hostname back to app.example.com.
-     No secret goes on a command line, where ps and the shell history would show it: pulumi prompts for each value (or reads it from a pipe), and the database clients read the URL from a Kubernetes Secret.
-       pulumi stack init phase3
-       pulumi config set --stack phase3 --secret cloudflare:apiToken   # no value argument: pulumi prompts for it without echo
-       # AWS credentials come from the environment (AWS_PROFILE, SSO or OIDC); the principal must be listed in cluster.adminPrincipalArns
-       pulumi config get --stack phase2 --path 'secrets.SECRET_KEY_BASE' | pulumi config set --stack phase3 --secret --path 'secrets.SECRET_KEY_BASE'   # the source's value through a pipe, so sessions survive the move
-       pulumi config set --stack phase3 --path 'phasekit:edge.hostname' phase3-app.example.com
-       pulumi up --stack phase3
+     No secret goes on a command line, where ps and the shell history would show it: pulumi prompts
+       for each value (or reads it from a pipe), and the database clients read the URL from a
+       Kubernetes Secret.
+         pulumi stack init phase3
+         pulumi config set --stack phase3 --secret cloudflare:apiToken   \
+             # no value argument: pulumi prompts for it without echo
+         # AWS credentials come from the environment (AWS_PROFILE, SSO or OIDC); the principal must
+             # be listed in cluster.adminPrincipalArns
+         pulumi config get --stack phase2 --path 'secrets.SECRET_KEY_BASE' | pulumi config set \
+             --stack phase3 --secret --path 'secrets.SECRET_KEY_BASE'   \
+             # the source's value through a pipe, so sessions survive the move
+         pulumi config set --stack phase3 --path 'phasekit:edge.hostname' phase3-app.example.com
+         pulumi up --stack phase3
   2. Copy the data (a rehearsal: the app keeps writing to the source)
-     phase3's release command has created the schema; pg_restore --clean replaces it with the source's.
+     phase3's release command has created the schema; pg_restore --clean replaces it with the
+       source's.
      R2 credentials: an R2 API token with read and write on both buckets, as AWS CLI profile r2.
-       SOURCE_DB_HOST="$(doctl compute droplet get "$(pulumi stack output --stack phase2 db_droplet_id)" --template '{{.PublicIPv4}}')"
-       pulumi stack output --stack phase3 --show-secrets kubeconfig > kubeconfig-phase3
-       kubectl --kubeconfig kubeconfig-phase3 delete secret migration-target-database --namespace default --ignore-not-found
-       pulumi stack output --stack phase3 --show-secrets database_url | tr -d '\n' | kubectl --kubeconfig kubeconfig-phase3 create secret generic migration-target-database --namespace default --from-file=DATABASE_URL=/dev/stdin
-       ssh root@"$SOURCE_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_dump --username app --format custom app' > app.dump
-       kubectl --kubeconfig kubeconfig-phase3 run pg-restore --namespace default --rm -i --quiet --restart=Never --image postgres:16.6 --override-type=strategic --overrides '{"spec":{"containers":[{"name":"pg-restore","envFrom":[{"secretRef":{"name":"migration-target-database"}}]}]}}' --command -- sh -c 'exec pg_restore --clean --if-exists --no-owner --no-privileges --dbname "$DATABASE_URL"' < app.dump
-       aws s3 sync s3://phasekit-phase2-media s3://phasekit-phase3-media --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com
+         SOURCE_DB_HOST="$(doctl compute droplet get "$(pulumi stack output --stack phase2 \
+             db_droplet_id)" --template '{{.PublicIPv4}}')"
+         pulumi stack output --stack phase3 --show-secrets kubeconfig > kubeconfig-phase3
+         kubectl --kubeconfig kubeconfig-phase3 delete secret migration-target-database \
+             --namespace default --ignore-not-found
+         pulumi stack output --stack phase3 --show-secrets database_url | tr -d '\n' | kubectl \
+             --kubeconfig kubeconfig-phase3 create secret generic migration-target-database \
+             --namespace default --from-file=DATABASE_URL=/dev/stdin
+         ssh root@"$SOURCE_DB_HOST" \
+             'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_dump --username app '\
+'--format custom app' > app.dump
+         kubectl --kubeconfig kubeconfig-phase3 run pg-restore --namespace default --rm -i --quiet \
+             --restart=Never --image postgres:16.6 --override-type=strategic --overrides \
+             '{"spec":{"containers":[{"name":"pg-restore","envFrom":[{"secretRef":{"name":'\
+'"migration-target-database"}}]}]}}' --command -- sh -c \
+             'exec pg_restore --clean --if-exists --no-owner --no-privileges --dbname '\
+'"$DATABASE_URL"' < app.dump
+         aws s3 sync s3://phasekit-phase2-media s3://phasekit-phase3-media --profile r2 \
+             --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com
   3. Freeze writes on phase2
-     The database turns read-only: reads keep working, writes fail until the cutover. Announce the window first; to roll back, run `ALTER DATABASE app RESET default_transaction_read_only` on the source.
-       printf '%s\n' "ALTER DATABASE app SET default_transaction_read_only = on;" "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'app' AND pid <> pg_backend_pid();" | ssh root@"$SOURCE_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db psql --username app --dbname app'
+     The database turns read-only: reads keep working, writes fail until the cutover. Announce the
+       window first; to roll back, run `ALTER DATABASE app RESET default_transaction_read_only` on
+       the source.
+         printf '%s\n' "ALTER DATABASE app SET default_transaction_read_only = on;" \
+             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'app' AND "\
+"pid <> pg_backend_pid();" | ssh root@"$SOURCE_DB_HOST" \
+             'docker compose --file /opt/phasekit/compose.yaml exec -T db psql --username app '\
+'--dbname app'
   4. Final sync
      Repeat the copy now that nothing changes any more.
-       ssh root@"$SOURCE_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_dump --username app --format custom app' > app.dump
-       kubectl --kubeconfig kubeconfig-phase3 run pg-restore --namespace default --rm -i --quiet --restart=Never --image postgres:16.6 --override-type=strategic --overrides '{"spec":{"containers":[{"name":"pg-restore","envFrom":[{"secretRef":{"name":"migration-target-database"}}]}]}}' --command -- sh -c 'exec pg_restore --clean --if-exists --no-owner --no-privileges --dbname "$DATABASE_URL"' < app.dump
-       aws s3 sync s3://phasekit-phase2-media s3://phasekit-phase3-media --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com
+         ssh root@"$SOURCE_DB_HOST" \
+             'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_dump --username app '\
+'--format custom app' > app.dump
+         kubectl --kubeconfig kubeconfig-phase3 run pg-restore --namespace default --rm -i --quiet \
+             --restart=Never --image postgres:16.6 --override-type=strategic --overrides \
+             '{"spec":{"containers":[{"name":"pg-restore","envFrom":[{"secretRef":{"name":'\
+'"migration-target-database"}}]}]}}' --command -- sh -c \
+             'exec pg_restore --clean --if-exists --no-owner --no-privileges --dbname '\
+'"$DATABASE_URL"' < app.dump
+         aws s3 sync s3://phasekit-phase2-media s3://phasekit-phase3-media --profile r2 \
+             --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com
   5. Cut Cloudflare over to phase3
-     app.example.com has no record from the first command until the last one ends (writes are already frozen). The last two point phase3's record at app.example.com and re-issue its origin certificate.
-       pulumi destroy --stack phase2 --target 'urn:pulumi:phase2::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/dnsRecord:DnsRecord::edge-record' --yes
-       pulumi config set --stack phase3 --path 'phasekit:edge.hostname' app.example.com
-       pulumi up --stack phase3 --yes
+     app.example.com has no record from the first command until the last one ends (writes are
+       already frozen). The last two point phase3's record at app.example.com and re-issue its
+       origin certificate.
+         pulumi destroy --stack phase2 --target \
+             'urn:pulumi:phase2::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/'\
+'dnsRecord:DnsRecord::edge-record' --yes
+         pulumi config set --stack phase3 --path 'phasekit:edge.hostname' app.example.com
+         pulumi up --stack phase3 --yes
   6. Verify
      The health path /healthz answers 200 through Cloudflare; the data arrived whole.
-       curl -fsS https://app.example.com/healthz
-       curl -sS -o /dev/null -w '%{http_code}\n' https://app.example.com/
-       dig +short app.example.com   # Cloudflare's addresses: the record is proxied
-       kubectl --kubeconfig kubeconfig-phase3 --namespace app rollout status deployment/app
-       # row counts match on both sides (SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname):
-       printf '%s\n' "ANALYZE;" "SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname;" | ssh root@"$SOURCE_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db psql --username app --dbname app'
-       printf '%s\n' "ANALYZE;" "SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname;" | kubectl --kubeconfig kubeconfig-phase3 run psql --namespace default --rm -i --quiet --restart=Never --image postgres:16.6 --override-type=strategic --overrides '{"spec":{"containers":[{"name":"psql","envFrom":[{"secretRef":{"name":"migration-target-database"}}]}]}}' --command -- sh -c 'exec psql "$DATABASE_URL"'
-       aws s3 ls s3://phasekit-phase2-media --recursive --summarize --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com | tail -2
-       aws s3 ls s3://phasekit-phase3-media --recursive --summarize --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com | tail -2
-       kubectl --kubeconfig kubeconfig-phase3 delete secret migration-target-database --namespace default   # the one-off pods are done with the URL
+         curl -fsS https://app.example.com/healthz
+         curl -sS -o /dev/null -w '%{http_code}\n' https://app.example.com/
+         dig +short app.example.com   # Cloudflare's addresses: the record is proxied
+         kubectl --kubeconfig kubeconfig-phase3 --namespace app rollout status deployment/app
+         # row counts match on both sides (SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER
+             # BY relname):
+         printf '%s\n' "ANALYZE;" \
+             "SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname;" | ssh \
+             root@"$SOURCE_DB_HOST" \
+             'docker compose --file /opt/phasekit/compose.yaml exec -T db psql --username app '\
+'--dbname app'
+         printf '%s\n' "ANALYZE;" \
+             "SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname;" | kubectl \
+             --kubeconfig kubeconfig-phase3 run psql --namespace default --rm -i --quiet \
+             --restart=Never --image postgres:16.6 --override-type=strategic --overrides \
+             '{"spec":{"containers":[{"name":"psql","envFrom":[{"secretRef":{"name":'\
+'"migration-target-database"}}]}]}}' --command -- sh -c 'exec psql "$DATABASE_URL"'
+         aws s3 ls s3://phasekit-phase2-media --recursive --summarize --profile r2 --endpoint-url \
+             https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com | tail -2
+         aws s3 ls s3://phasekit-phase3-media --recursive --summarize --profile r2 --endpoint-url \
+             https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com | tail -2
+         kubectl --kubeconfig kubeconfig-phase3 delete secret migration-target-database \
+             --namespace default   # the one-off pods are done with the URL
   7. Keep phase2 for 7 days
-     phase2 still holds the data as it was at the freeze. The way back: `pulumi destroy --stack phase3 --target 'urn:pulumi:phase3::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/dnsRecord:DnsRecord::edge-record' --yes`, `pulumi up --stack phase2` (recreates its record), then `ALTER DATABASE app RESET default_transaction_read_only` on phase2; writes made on phase3 meanwhile stay behind. Both stacks bill meanwhile: 7 more days of phase2 cost about $19.00 (+ $3.00 unconfirmed).
+     phase2 still holds the data as it was at the freeze. The way back: `pulumi destroy --stack
+       phase3 --target 'urn:pulumi:phase3::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/
+       dnsRecord:DnsRecord::edge-record' --yes`, `pulumi up --stack phase2` (recreates its record),
+       then `ALTER DATABASE app RESET default_transaction_read_only` on phase2; writes made on
+       phase3 meanwhile stay behind. Both stacks bill meanwhile: 7 more days of phase2 cost about
+       $19.00 (+ $3.00 unconfirmed).
   8. Retire phase2
-     Take a final backup first; delete the old media bucket only after step 6 showed the copy whole. The zone settings are zone-wide and also managed by phase3: drop them from phase2's state so destroying phase2 leaves them alone. Protected resources need `pulumi state unprotect`; resources retained on delete survive `pulumi destroy` and keep billing until deleted by hand: hosts and databases before the destroy (the network cannot go around them), volumes and buckets after.
-       SOURCE_DB_HOST="$(doctl compute droplet get "$(pulumi stack output --stack phase2 db_droplet_id)" --template '{{.PublicIPv4}}')"
-       ssh root@"$SOURCE_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_dump --username app --format custom app' > phase2-final.dump
-       doctl compute volume snapshot "$(pulumi stack output --stack phase2 volume_id)" --snapshot-name phase2-final
-       RETIRED_DROPLET_ID="$(pulumi stack output --stack phase2 db_droplet_id)"
-       RETIRED_VOLUME_ID="$(pulumi stack output --stack phase2 volume_id)"
-       pulumi state delete --stack phase2 'urn:pulumi:phase2::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/zoneSetting:ZoneSetting::edge-always-use-https' --yes
-       pulumi state delete --stack phase2 'urn:pulumi:phase2::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/zoneSetting:ZoneSetting::edge-min-tls-version' --yes
-       pulumi state delete --stack phase2 'urn:pulumi:phase2::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/zoneSetting:ZoneSetting::edge-ssl' --yes
-       pulumi state delete --stack phase2 'urn:pulumi:phase2::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/zoneSetting:ZoneSetting::edge-tls-1-3' --yes
-       pulumi state unprotect --stack phase2 'urn:pulumi:phase2::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/r2Bucket:R2Bucket::edge-media' --yes
-       pulumi state unprotect --stack phase2 'urn:pulumi:phase2::phasekit::phasekit:index:SplitVps$digitalocean:index/droplet:Droplet::split-db' --yes
-       pulumi state unprotect --stack phase2 'urn:pulumi:phase2::phasekit::phasekit:index:SplitVps$digitalocean:index/volume:Volume::split-db-data' --yes
-       doctl compute droplet delete "$RETIRED_DROPLET_ID" --force   # split-db
-       pulumi destroy --stack phase2
-       doctl compute volume delete "$RETIRED_VOLUME_ID" --force   # split-db-data
-       aws s3 rb s3://phasekit-phase2-media --force --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com   # edge-media
-       pulumi stack rm --preserve-config phase2
+     Take a final backup first; delete the old media bucket only after step 6 showed the copy whole.
+       The zone settings are zone-wide and also managed by phase3: drop them from phase2's state so
+       destroying phase2 leaves them alone. Protected resources need `pulumi state unprotect`;
+       resources retained on delete survive `pulumi destroy` and keep billing until deleted by hand:
+       hosts and databases before the destroy (the network cannot go around them), volumes and
+       buckets after.
+         SOURCE_DB_HOST="$(doctl compute droplet get "$(pulumi stack output --stack phase2 \
+             db_droplet_id)" --template '{{.PublicIPv4}}')"
+         ssh root@"$SOURCE_DB_HOST" \
+             'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_dump --username app '\
+'--format custom app' > phase2-final.dump
+         doctl compute volume snapshot "$(pulumi stack output --stack phase2 volume_id)" \
+             --snapshot-name phase2-final
+         RETIRED_DROPLET_ID="$(pulumi stack output --stack phase2 db_droplet_id)"
+         RETIRED_VOLUME_ID="$(pulumi stack output --stack phase2 volume_id)"
+         pulumi state delete --stack phase2 \
+             'urn:pulumi:phase2::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/'\
+'zoneSetting:ZoneSetting::edge-always-use-https' --yes
+         pulumi state delete --stack phase2 \
+             'urn:pulumi:phase2::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/'\
+'zoneSetting:ZoneSetting::edge-min-tls-version' --yes
+         pulumi state delete --stack phase2 \
+             'urn:pulumi:phase2::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/'\
+'zoneSetting:ZoneSetting::edge-ssl' --yes
+         pulumi state delete --stack phase2 \
+             'urn:pulumi:phase2::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/'\
+'zoneSetting:ZoneSetting::edge-tls-1-3' --yes
+         pulumi state unprotect --stack phase2 \
+             'urn:pulumi:phase2::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/'\
+'r2Bucket:R2Bucket::edge-media' --yes
+         pulumi state unprotect --stack phase2 \
+             'urn:pulumi:phase2::phasekit::phasekit:index:SplitVps$digitalocean:index/droplet:'\
+'Droplet::split-db' --yes
+         pulumi state unprotect --stack phase2 \
+             'urn:pulumi:phase2::phasekit::phasekit:index:SplitVps$digitalocean:index/volume:'\
+'Volume::split-db-data' --yes
+         doctl compute droplet delete "$RETIRED_DROPLET_ID" --force   # split-db
+         pulumi destroy --stack phase2
+         doctl compute volume delete "$RETIRED_VOLUME_ID" --force   # split-db-data
+         aws s3 rb s3://phasekit-phase2-media --force --profile r2 --endpoint-url \
+             https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com   # edge-media
+         pulumi stack rm --preserve-config phase2
 """
 
 
@@ -455,7 +664,10 @@ Resources by kind (phase1 retired -> phase3 created)
                                  retire: vps-droplet
                                  create: cluster-node-template, cluster-nodes
   Kubernetes cluster           0 -> 10
-                                 create: cluster-admin-role-platform-admin (x2), cluster-aws-ebs-csi-driver, cluster-cluster, cluster-coredns, cluster-eks-pod-identity-agent, cluster-kube-proxy, cluster-metrics-server, cluster-oidc, cluster-vpc-cni
+                                 create: cluster-admin-role-platform-admin (x2),
+                                   cluster-aws-ebs-csi-driver, cluster-cluster, cluster-coredns,
+                                   cluster-eks-pod-identity-agent, cluster-kube-proxy,
+                                   cluster-metrics-server, cluster-oidc, cluster-vpc-cni
   databases                    0 -> 3
                                  create: database-db, database-params, network-db
   caches                       0 -> 3
@@ -463,27 +675,60 @@ Resources by kind (phase1 retired -> phase3 created)
   block storage                1 -> 0
                                  retire: vps-data
   load balancers               0 -> 5
-                                 create: ingress-alb, ingress-cert, ingress-https, ingress-nodes, ingress-tg
+                                 create: ingress-alb, ingress-cert, ingress-https, ingress-nodes,
+                                   ingress-tg
   networks                     3 -> 17
                                  retire: vps-ip, vps-ip-assignment, vps-vpc
-                                 create: network-flow-logs, network-igw, network-nat-us-east-1a (x2), network-private-us-east-1a (x3), network-private-us-east-1b (x3), network-public, network-public-us-east-1a (x2), network-public-us-east-1b (x2), network-s3, network-vpc
+                                 create: network-flow-logs, network-igw, network-nat-us-east-1a
+                                   (x2), network-private-us-east-1a (x3), network-private-us-east-1b
+                                   (x3), network-public, network-public-us-east-1a (x2),
+                                   network-public-us-east-1b (x2), network-s3, network-vpc
   firewalls / security groups  1 -> 8
                                  retire: vps-firewall
-                                 create: cache-sg, cluster-node-sg, cluster-node-sg-egress, cluster-node-sg-self, database-sg, ingress-node-ingress, ingress-sg, network-default-sg
+                                 create: cache-sg, cluster-node-sg, cluster-node-sg-egress,
+                                   cluster-node-sg-self, database-sg, ingress-node-ingress,
+                                   ingress-sg, network-default-sg
   alarms and alert topics      3 -> 13
                                  retire: vps-cpu-alert, vps-disk-alert, vps-memory-alert
-                                 create: alerts-ops-example-com, alerts-policy, alerts-topic, cache-001-engine-cpu-alarm, cache-001-memory-alarm, cache-002-engine-cpu-alarm, cache-002-memory-alarm, cluster-node-cpu-alarm, database-connections-alarm, database-cpu-alarm, database-free-storage-alarm, ingress-elb-5xx, ingress-unhealthy-hosts
+                                 create: alerts-ops-example-com, alerts-policy, alerts-topic,
+                                   cache-001-engine-cpu-alarm, cache-001-memory-alarm,
+                                   cache-002-engine-cpu-alarm, cache-002-memory-alarm,
+                                   cluster-node-cpu-alarm, database-connections-alarm,
+                                   database-cpu-alarm, database-free-storage-alarm, ingress-elb-5xx,
+                                   ingress-unhealthy-hosts
   logs                         0 -> 8
-                                 create: cluster-control-plane-logs, ingress-logs (x6), network-flow-logs
+                                 create: cluster-control-plane-logs, ingress-logs (x6),
+                                   network-flow-logs
   identity and keys            2 -> 23
                                  retire: vps-db-password, vps-redis-password
-                                 create: autoscaler-irsa-role, autoscaler-irsa-scaling, cache-auth-token, cluster-aws-ebs-csi-driver-amazonebscsidriverpolicy, cluster-aws-ebs-csi-driver-role, cluster-cluster-amazoneksclusterpolicy, cluster-cluster-kms, cluster-cluster-role, cluster-node-amazonec2containerregistryreadonly, cluster-node-amazoneksworkernodepolicy, cluster-node-role, cluster-secrets-key (x2), cluster-vpc-cni-amazoneks-cni-policy, cluster-vpc-cni-role, database-app-password, database-final-snapshot, database-master-secret-reader, database-master-secret-reader-policy, database-monitoring-policy, database-monitoring-role, network-flow-logs (x2)
+                                 create: autoscaler-irsa-role, autoscaler-irsa-scaling,
+                                   cache-auth-token,
+                                   cluster-aws-ebs-csi-driver-amazonebscsidriverpolicy,
+                                   cluster-aws-ebs-csi-driver-role,
+                                   cluster-cluster-amazoneksclusterpolicy, cluster-cluster-kms,
+                                   cluster-cluster-role,
+                                   cluster-node-amazonec2containerregistryreadonly,
+                                   cluster-node-amazoneksworkernodepolicy, cluster-node-role,
+                                   cluster-secrets-key (x2), cluster-vpc-cni-amazoneks-cni-policy,
+                                   cluster-vpc-cni-role, database-app-password,
+                                   database-final-snapshot, database-master-secret-reader,
+                                   database-master-secret-reader-policy, database-monitoring-policy,
+                                   database-monitoring-role, network-flow-logs (x2)
   DNS / edge                   8 -> 8
-                                 same names, new stack: edge-always-use-https, edge-min-tls-version, edge-origin-cert, edge-origin-csr, edge-origin-key, edge-record, edge-ssl, edge-tls-1-3
+                                 same names, new stack: edge-always-use-https, edge-min-tls-version,
+                                   edge-origin-cert, edge-origin-csr, edge-origin-key, edge-record,
+                                   edge-ssl, edge-tls-1-3
   object storage               1 -> 1
                                  same names, new stack: edge-media
   Kubernetes objects           0 -> 21
-                                 create: app-database-role, app-database-role-account, app-database-role-password, app-database-role-sql, app-default-deny, app-deployment, app-egress, app-env, app-hpa, app-namespace, app-pdb, app-release, app-service, app-web-ingress, autoscaler-cluster-role, autoscaler-cluster-role-binding, autoscaler-deployment, autoscaler-pdb, autoscaler-role, autoscaler-role-binding, autoscaler-sa
+                                 create: app-database-role, app-database-role-account,
+                                   app-database-role-password, app-database-role-sql,
+                                   app-default-deny, app-deployment, app-egress, app-env, app-hpa,
+                                   app-namespace, app-pdb, app-release, app-service,
+                                   app-web-ingress, autoscaler-cluster-role,
+                                   autoscaler-cluster-role-binding, autoscaler-deployment,
+                                   autoscaler-pdb, autoscaler-role, autoscaler-role-binding,
+                                   autoscaler-sa
   rollout steps                1 -> 0
                                  retire: vps-rollout
   console organisation         1 -> 0
@@ -503,68 +748,147 @@ Monthly cost (USD)
 
 Runbook
   1. Create the target stack phase3 beside phase1
-     phase1 keeps serving app.example.com; phase3 comes up on the temporary hostname phase3-app.example.com (one label under the zone, so Cloudflare's Universal SSL covers it), because both stacks declare a DNS record and only one may own app.example.com.
+     phase1 keeps serving app.example.com; phase3 comes up on the temporary hostname
+       phase3-app.example.com (one label under the zone, so Cloudflare's Universal SSL covers it),
+       because both stacks declare a DNS record and only one may own app.example.com.
      These commands edit Pulumi.phase3.yaml; step 5 sets its hostname back to app.example.com.
-     No secret goes on a command line, where ps and the shell history would show it: pulumi prompts for each value (or reads it from a pipe), and the database clients read the URL from a Kubernetes Secret.
-       pulumi stack init phase3
-       pulumi config set --stack phase3 --secret cloudflare:apiToken   # no value argument: pulumi prompts for it without echo
-       # AWS credentials come from the environment (AWS_PROFILE, SSO or OIDC); the principal must be listed in cluster.adminPrincipalArns
-       pulumi config get --stack phase1 --path 'secrets.SECRET_KEY_BASE' | pulumi config set --stack phase3 --secret --path 'secrets.SECRET_KEY_BASE'   # the source's value through a pipe, so sessions survive the move
-       pulumi config set --stack phase3 --path 'phasekit:edge.hostname' phase3-app.example.com
-       pulumi up --stack phase3
+     No secret goes on a command line, where ps and the shell history would show it: pulumi prompts
+       for each value (or reads it from a pipe), and the database clients read the URL from a
+       Kubernetes Secret.
+         pulumi stack init phase3
+         pulumi config set --stack phase3 --secret cloudflare:apiToken   \
+             # no value argument: pulumi prompts for it without echo
+         # AWS credentials come from the environment (AWS_PROFILE, SSO or OIDC); the principal must
+             # be listed in cluster.adminPrincipalArns
+         pulumi config get --stack phase1 --path 'secrets.SECRET_KEY_BASE' | pulumi config set \
+             --stack phase3 --secret --path 'secrets.SECRET_KEY_BASE'   \
+             # the source's value through a pipe, so sessions survive the move
+         pulumi config set --stack phase3 --path 'phasekit:edge.hostname' phase3-app.example.com
+         pulumi up --stack phase3
   2. Copy the data (a rehearsal: the app keeps writing to the source)
-     phase3's release command has created the schema; pg_restore --clean replaces it with the source's.
+     phase3's release command has created the schema; pg_restore --clean replaces it with the
+       source's.
      R2 credentials: an R2 API token with read and write on both buckets, as AWS CLI profile r2.
-       SOURCE_DB_HOST="$(doctl compute droplet get "$(pulumi stack output --stack phase1 droplet_id)" --template '{{.PublicIPv4}}')"
-       pulumi stack output --stack phase3 --show-secrets kubeconfig > kubeconfig-phase3
-       kubectl --kubeconfig kubeconfig-phase3 delete secret migration-target-database --namespace default --ignore-not-found
-       pulumi stack output --stack phase3 --show-secrets database_url | tr -d '\n' | kubectl --kubeconfig kubeconfig-phase3 create secret generic migration-target-database --namespace default --from-file=DATABASE_URL=/dev/stdin
-       ssh root@"$SOURCE_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_dump --username app --format custom app' > app.dump
-       kubectl --kubeconfig kubeconfig-phase3 run pg-restore --namespace default --rm -i --quiet --restart=Never --image postgres:16.6 --override-type=strategic --overrides '{"spec":{"containers":[{"name":"pg-restore","envFrom":[{"secretRef":{"name":"migration-target-database"}}]}]}}' --command -- sh -c 'exec pg_restore --clean --if-exists --no-owner --no-privileges --dbname "$DATABASE_URL"' < app.dump
-       aws s3 sync s3://phasekit-phase1-media s3://phasekit-phase3-media --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com
+         SOURCE_DB_HOST="$(doctl compute droplet get "$(pulumi stack output --stack phase1 \
+             droplet_id)" --template '{{.PublicIPv4}}')"
+         pulumi stack output --stack phase3 --show-secrets kubeconfig > kubeconfig-phase3
+         kubectl --kubeconfig kubeconfig-phase3 delete secret migration-target-database \
+             --namespace default --ignore-not-found
+         pulumi stack output --stack phase3 --show-secrets database_url | tr -d '\n' | kubectl \
+             --kubeconfig kubeconfig-phase3 create secret generic migration-target-database \
+             --namespace default --from-file=DATABASE_URL=/dev/stdin
+         ssh root@"$SOURCE_DB_HOST" \
+             'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_dump --username app '\
+'--format custom app' > app.dump
+         kubectl --kubeconfig kubeconfig-phase3 run pg-restore --namespace default --rm -i --quiet \
+             --restart=Never --image postgres:16.6 --override-type=strategic --overrides \
+             '{"spec":{"containers":[{"name":"pg-restore","envFrom":[{"secretRef":{"name":'\
+'"migration-target-database"}}]}]}}' --command -- sh -c \
+             'exec pg_restore --clean --if-exists --no-owner --no-privileges --dbname '\
+'"$DATABASE_URL"' < app.dump
+         aws s3 sync s3://phasekit-phase1-media s3://phasekit-phase3-media --profile r2 \
+             --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com
   3. Freeze writes on phase1
-     The database turns read-only: reads keep working, writes fail until the cutover. Announce the window first; to roll back, run `ALTER DATABASE app RESET default_transaction_read_only` on the source.
-       printf '%s\n' "ALTER DATABASE app SET default_transaction_read_only = on;" "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'app' AND pid <> pg_backend_pid();" | ssh root@"$SOURCE_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db psql --username app --dbname app'
+     The database turns read-only: reads keep working, writes fail until the cutover. Announce the
+       window first; to roll back, run `ALTER DATABASE app RESET default_transaction_read_only` on
+       the source.
+         printf '%s\n' "ALTER DATABASE app SET default_transaction_read_only = on;" \
+             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'app' AND "\
+"pid <> pg_backend_pid();" | ssh root@"$SOURCE_DB_HOST" \
+             'docker compose --file /opt/phasekit/compose.yaml exec -T db psql --username app '\
+'--dbname app'
   4. Final sync
      Repeat the copy now that nothing changes any more.
-       ssh root@"$SOURCE_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_dump --username app --format custom app' > app.dump
-       kubectl --kubeconfig kubeconfig-phase3 run pg-restore --namespace default --rm -i --quiet --restart=Never --image postgres:16.6 --override-type=strategic --overrides '{"spec":{"containers":[{"name":"pg-restore","envFrom":[{"secretRef":{"name":"migration-target-database"}}]}]}}' --command -- sh -c 'exec pg_restore --clean --if-exists --no-owner --no-privileges --dbname "$DATABASE_URL"' < app.dump
-       aws s3 sync s3://phasekit-phase1-media s3://phasekit-phase3-media --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com
+         ssh root@"$SOURCE_DB_HOST" \
+             'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_dump --username app '\
+'--format custom app' > app.dump
+         kubectl --kubeconfig kubeconfig-phase3 run pg-restore --namespace default --rm -i --quiet \
+             --restart=Never --image postgres:16.6 --override-type=strategic --overrides \
+             '{"spec":{"containers":[{"name":"pg-restore","envFrom":[{"secretRef":{"name":'\
+'"migration-target-database"}}]}]}}' --command -- sh -c \
+             'exec pg_restore --clean --if-exists --no-owner --no-privileges --dbname '\
+'"$DATABASE_URL"' < app.dump
+         aws s3 sync s3://phasekit-phase1-media s3://phasekit-phase3-media --profile r2 \
+             --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com
   5. Cut Cloudflare over to phase3
-     app.example.com has no record from the first command until the last one ends (writes are already frozen). The last two point phase3's record at app.example.com and re-issue its origin certificate.
-       pulumi destroy --stack phase1 --target 'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/dnsRecord:DnsRecord::edge-record' --yes
-       pulumi config set --stack phase3 --path 'phasekit:edge.hostname' app.example.com
-       pulumi up --stack phase3 --yes
+     app.example.com has no record from the first command until the last one ends (writes are
+       already frozen). The last two point phase3's record at app.example.com and re-issue its
+       origin certificate.
+         pulumi destroy --stack phase1 --target \
+             'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/'\
+'dnsRecord:DnsRecord::edge-record' --yes
+         pulumi config set --stack phase3 --path 'phasekit:edge.hostname' app.example.com
+         pulumi up --stack phase3 --yes
   6. Verify
      The health path /healthz answers 200 through Cloudflare; the data arrived whole.
-       curl -fsS https://app.example.com/healthz
-       curl -sS -o /dev/null -w '%{http_code}\n' https://app.example.com/
-       dig +short app.example.com   # Cloudflare's addresses: the record is proxied
-       kubectl --kubeconfig kubeconfig-phase3 --namespace app rollout status deployment/app
-       # row counts match on both sides (SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname):
-       printf '%s\n' "ANALYZE;" "SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname;" | ssh root@"$SOURCE_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db psql --username app --dbname app'
-       printf '%s\n' "ANALYZE;" "SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname;" | kubectl --kubeconfig kubeconfig-phase3 run psql --namespace default --rm -i --quiet --restart=Never --image postgres:16.6 --override-type=strategic --overrides '{"spec":{"containers":[{"name":"psql","envFrom":[{"secretRef":{"name":"migration-target-database"}}]}]}}' --command -- sh -c 'exec psql "$DATABASE_URL"'
-       aws s3 ls s3://phasekit-phase1-media --recursive --summarize --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com | tail -2
-       aws s3 ls s3://phasekit-phase3-media --recursive --summarize --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com | tail -2
-       kubectl --kubeconfig kubeconfig-phase3 delete secret migration-target-database --namespace default   # the one-off pods are done with the URL
+         curl -fsS https://app.example.com/healthz
+         curl -sS -o /dev/null -w '%{http_code}\n' https://app.example.com/
+         dig +short app.example.com   # Cloudflare's addresses: the record is proxied
+         kubectl --kubeconfig kubeconfig-phase3 --namespace app rollout status deployment/app
+         # row counts match on both sides (SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER
+             # BY relname):
+         printf '%s\n' "ANALYZE;" \
+             "SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname;" | ssh \
+             root@"$SOURCE_DB_HOST" \
+             'docker compose --file /opt/phasekit/compose.yaml exec -T db psql --username app '\
+'--dbname app'
+         printf '%s\n' "ANALYZE;" \
+             "SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname;" | kubectl \
+             --kubeconfig kubeconfig-phase3 run psql --namespace default --rm -i --quiet \
+             --restart=Never --image postgres:16.6 --override-type=strategic --overrides \
+             '{"spec":{"containers":[{"name":"psql","envFrom":[{"secretRef":{"name":'\
+'"migration-target-database"}}]}]}}' --command -- sh -c 'exec psql "$DATABASE_URL"'
+         aws s3 ls s3://phasekit-phase1-media --recursive --summarize --profile r2 --endpoint-url \
+             https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com | tail -2
+         aws s3 ls s3://phasekit-phase3-media --recursive --summarize --profile r2 --endpoint-url \
+             https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com | tail -2
+         kubectl --kubeconfig kubeconfig-phase3 delete secret migration-target-database \
+             --namespace default   # the one-off pods are done with the URL
   7. Keep phase1 for 7 days
-     phase1 still holds the data as it was at the freeze. The way back: `pulumi destroy --stack phase3 --target 'urn:pulumi:phase3::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/dnsRecord:DnsRecord::edge-record' --yes`, `pulumi up --stack phase1` (recreates its record), then `ALTER DATABASE app RESET default_transaction_read_only` on phase1; writes made on phase3 meanwhile stay behind. Both stacks bill meanwhile: 7 more days of phase1 cost about $4.10.
+     phase1 still holds the data as it was at the freeze. The way back: `pulumi destroy --stack
+       phase3 --target 'urn:pulumi:phase3::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/
+       dnsRecord:DnsRecord::edge-record' --yes`, `pulumi up --stack phase1` (recreates its record),
+       then `ALTER DATABASE app RESET default_transaction_read_only` on phase1; writes made on
+       phase3 meanwhile stay behind. Both stacks bill meanwhile: 7 more days of phase1 cost about
+       $4.10.
   8. Retire phase1
-     Take a final backup first; delete the old media bucket only after step 6 showed the copy whole. The zone settings are zone-wide and also managed by phase3: drop them from phase1's state so destroying phase1 leaves them alone. Protected resources need `pulumi state unprotect`; resources retained on delete survive `pulumi destroy` and keep billing until deleted by hand: hosts and databases before the destroy (the network cannot go around them), volumes and buckets after.
-       SOURCE_DB_HOST="$(doctl compute droplet get "$(pulumi stack output --stack phase1 droplet_id)" --template '{{.PublicIPv4}}')"
-       ssh root@"$SOURCE_DB_HOST" 'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_dump --username app --format custom app' > phase1-final.dump
-       doctl compute volume snapshot "$(pulumi stack output --stack phase1 volume_id)" --snapshot-name phase1-final
-       RETIRED_VOLUME_ID="$(pulumi stack output --stack phase1 volume_id)"
-       pulumi state delete --stack phase1 'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/zoneSetting:ZoneSetting::edge-always-use-https' --yes
-       pulumi state delete --stack phase1 'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/zoneSetting:ZoneSetting::edge-min-tls-version' --yes
-       pulumi state delete --stack phase1 'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/zoneSetting:ZoneSetting::edge-ssl' --yes
-       pulumi state delete --stack phase1 'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/zoneSetting:ZoneSetting::edge-tls-1-3' --yes
-       pulumi state unprotect --stack phase1 'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/r2Bucket:R2Bucket::edge-media' --yes
-       pulumi state unprotect --stack phase1 'urn:pulumi:phase1::phasekit::phasekit:index:SingleVps$digitalocean:index/volume:Volume::vps-data' --yes
-       pulumi destroy --stack phase1
-       doctl compute volume delete "$RETIRED_VOLUME_ID" --force   # vps-data
-       aws s3 rb s3://phasekit-phase1-media --force --profile r2 --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com   # edge-media
-       pulumi stack rm --preserve-config phase1
+     Take a final backup first; delete the old media bucket only after step 6 showed the copy whole.
+       The zone settings are zone-wide and also managed by phase3: drop them from phase1's state so
+       destroying phase1 leaves them alone. Protected resources need `pulumi state unprotect`;
+       resources retained on delete survive `pulumi destroy` and keep billing until deleted by hand:
+       hosts and databases before the destroy (the network cannot go around them), volumes and
+       buckets after.
+         SOURCE_DB_HOST="$(doctl compute droplet get "$(pulumi stack output --stack phase1 \
+             droplet_id)" --template '{{.PublicIPv4}}')"
+         ssh root@"$SOURCE_DB_HOST" \
+             'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_dump --username app '\
+'--format custom app' > phase1-final.dump
+         doctl compute volume snapshot "$(pulumi stack output --stack phase1 volume_id)" \
+             --snapshot-name phase1-final
+         RETIRED_VOLUME_ID="$(pulumi stack output --stack phase1 volume_id)"
+         pulumi state delete --stack phase1 \
+             'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/'\
+'zoneSetting:ZoneSetting::edge-always-use-https' --yes
+         pulumi state delete --stack phase1 \
+             'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/'\
+'zoneSetting:ZoneSetting::edge-min-tls-version' --yes
+         pulumi state delete --stack phase1 \
+             'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/'\
+'zoneSetting:ZoneSetting::edge-ssl' --yes
+         pulumi state delete --stack phase1 \
+             'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/'\
+'zoneSetting:ZoneSetting::edge-tls-1-3' --yes
+         pulumi state unprotect --stack phase1 \
+             'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/'\
+'r2Bucket:R2Bucket::edge-media' --yes
+         pulumi state unprotect --stack phase1 \
+             'urn:pulumi:phase1::phasekit::phasekit:index:SingleVps$digitalocean:index/volume:'\
+'Volume::vps-data' --yes
+         pulumi destroy --stack phase1
+         doctl compute volume delete "$RETIRED_VOLUME_ID" --force   # vps-data
+         aws s3 rb s3://phasekit-phase1-media --force --profile r2 --endpoint-url \
+             https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com   # edge-media
+         pulumi stack rm --preserve-config phase1
 """
 
 
@@ -662,12 +986,24 @@ PLACEHOLDER = re.compile(r"<[^<>\s|]+>")
 CONFIG_SET_FLAGS_WITH_VALUE = {"--stack", "-s", "--config-file", "--type"}
 
 
-def runbook_commands(plans, source: str, target: str) -> list[str]:
-    """Every command line of the printed runbook (indented 7 spaces; notes are indented 5), checked
-    against the JSON form's commands so both outputs are covered."""
-    text = migration_text(plans[source], plans[target])
+def printed_commands(text: str) -> list[list[str]]:
+    """The runbook's commands as printed: each a list of lines, the first indented 9 columns, its
+    continuations 13 or, for the second part of a cut quoted word, 0 (notes sit at 5 and wrap to 7)."""
     runbook = text[text.index("\nRunbook\n"):].splitlines()
-    commands = [line.removeprefix(" " * 7) for line in runbook if line.startswith(" " * 7)]
+    commands: list[list[str]] = []
+    for line in runbook:
+        indent = len(line) - len(line.lstrip(" "))
+        if indent == len(COMMAND_INDENT):
+            commands.append([line])
+        elif indent == len(CONTINUATION_INDENT) or (line[:1] in ("'", '"') and commands[-1][-1].endswith("\\")):
+            commands[-1].append(line)  # in column 0: the second part of a quoted word cut in two
+    return commands
+
+
+def runbook_commands(plans, source: str, target: str) -> list[str]:
+    """Every command of the printed runbook, its continuations joined, checked against the JSON form's
+    commands (each one line) so both outputs are covered."""
+    commands = [joined_command(lines) for lines in printed_commands(migration_text(plans[source], plans[target]))]
     assert commands == [command for step in migration_json(plans[source], plans[target])["runbook"]
                         for command in step["commands"]]
     return commands
@@ -782,16 +1118,73 @@ def test_the_secret_scan_catches_each_way_a_secret_reaches_the_arguments(command
     assert secrets_on_the_command_line(command) == problems
 
 
-def runbook_script(plans, source: str, target: str) -> str:
+def runbook_script(plans, source: str, target: str, *, printed: bool = False) -> str:
+    """The runbook's commands one a line, or (``printed``) exactly as printed, continuations and all:
+    what an operator pastes."""
+    if printed:
+        text = migration_text(plans[source], plans[target])
+        return "".join(f"{line}\n" for lines in printed_commands(text) for line in lines)
     return "".join(f"{command}\n" for command in runbook_commands(plans, source, target))
 
 
+@pytest.mark.parametrize("printed", [False, True], ids=["one-line", "printed"])
 @pytest.mark.parametrize(("source", "target"), RUNBOOK_PAIRS)
-def test_runbook_commands_are_valid_bash(plans, source, target, tmp_path):
+def test_runbook_commands_are_valid_bash(plans, source, target, printed, tmp_path):
     script = tmp_path / "runbook.sh"
-    script.write_text(runbook_script(plans, source, target))
+    script.write_text(runbook_script(plans, source, target, printed=printed))
     result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True, check=False)
     assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_the_runbook_wraps_long_commands_at_argument_boundaries(plans):
+    text = migration_text(plans["phase2"], plans["phase3"])
+    assert [lines for lines in printed_commands(text) if "edge-record" in lines[-1]][0] == [
+        "         pulumi destroy --stack phase2 --target \\",
+        "             'urn:pulumi:phase2::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/'\\",
+        "'dnsRecord:DnsRecord::edge-record' --yes",
+    ]
+    printed = [lines for lines in printed_commands(text) if len(lines) > 1]
+    assert len(printed) > 10
+    # Joining the continuations gives back the one-line command, and bash splits both into the same words.
+    for lines in printed:
+        command = joined_command(lines)
+        assert command_lines(command) == lines
+        assert len(command) + len(COMMAND_INDENT) > WIDTH
+        assert shlex.split("\n".join(lines).replace("\\\n", ""), comments=True) == shlex.split(command, comments=True)
+
+
+@pytest.mark.parametrize(("command", "expected"), [
+    # a blank inside $(...) is a place to break; one inside double quotes is not
+    ('X="$(doctl compute droplet get "$(pulumi stack output --stack phase2 db_droplet_id)" --template '
+     "'{{.PublicIPv4}}')\"",
+     ['         X="$(doctl compute droplet get "$(pulumi stack output --stack phase2 db_droplet_id)" \\',
+      "             --template '{{.PublicIPv4}}')\""]),
+    # a trailing comment may take a line of its own; a comment-only line wraps as comments
+    ("pulumi config set --stack phase3 --secret --path 'secrets.SECRET_KEY_BASE'   # " + "word " * 9 + "end",
+     ["         pulumi config set --stack phase3 --secret --path 'secrets.SECRET_KEY_BASE'   \\",
+      "             # word word word word word word word word word end"]),
+    ("# " + "word " * 20 + "end",
+     ["         # word word word word word word word word word word word word word word word word word word",
+      "             # word word end"]),
+    # a double-quoted word bash would expand is never cut; a plain one is
+    ('printf "%s" "' + "a" * 90 + '"', ['         printf "%s" \\', '             "' + "a" * 84 + '"\\',
+                                        '"aaaaaa"']),
+    ('echo "$' + "A" * 90 + '"', ['         echo \\', '             "$' + "A" * 90 + '"']),
+])
+def test_command_lines_break_only_where_bash_reads_the_same_command(command, expected):
+    assert command_lines(command) == expected
+    assert joined_command(expected) == command
+
+
+@pytest.mark.parametrize("pair", [*RUNBOOK_PAIRS, "compare"])
+def test_no_line_of_the_plain_outputs_is_wider_than_the_width(plans, pair):
+    """The risk report's width is tested in test_change_risk.py."""
+    if pair == "compare":
+        text = compare_text([plans["phase1"], plans["phase2"], plans["phase3"]])
+    else:
+        text = migration_text(plans[pair[0]], plans[pair[1]])
+    assert [line for line in text.splitlines() if len(line) > WIDTH] == []
+    assert len(text.splitlines()) > 5
 
 
 SHELLCHECK_EXCLUDED = {
@@ -799,15 +1192,22 @@ SHELLCHECK_EXCLUDED = {
     # operator's (that keeps the URL out of kubectl's arguments).
     "SC2016": "Expressions don't expand in single quotes",
 }
+SHELLCHECK_EXCLUDED_WHEN_PRINTED = {
+    # The printed runbook cuts a double-quoted word too long for a line into adjacent quoted parts ("ab"\
+    # then "cd"); bash reads them as one word, which the stub run below proves by comparing arguments.
+    "SC2140": 'Word is of the form "A"B"C"',
+}
 
 
+@pytest.mark.parametrize("printed", [False, True], ids=["one-line", "printed"])
 @pytest.mark.parametrize(("source", "target"), RUNBOOK_PAIRS)
-def test_runbook_commands_pass_shellcheck(plans, source, target):
+def test_runbook_commands_pass_shellcheck(plans, source, target, printed):
     shellcheck = shutil.which("shellcheck")
     assert shellcheck, "shellcheck is not installed (Debian package shellcheck)"
-    result = subprocess.run([shellcheck, "--shell=bash", "--format=gcc", f"--exclude={','.join(SHELLCHECK_EXCLUDED)}",
-                             "-"], input=runbook_script(plans, source, target), capture_output=True, text=True,
-                            check=False)
+    excluded = {**SHELLCHECK_EXCLUDED, **(SHELLCHECK_EXCLUDED_WHEN_PRINTED if printed else {})}
+    result = subprocess.run([shellcheck, "--shell=bash", "--format=gcc", f"--exclude={','.join(excluded)}", "-"],
+                            input=runbook_script(plans, source, target, printed=printed), capture_output=True,
+                            text=True, check=False)
     assert (result.returncode, result.stdout) == (0, "")
 
 
@@ -837,15 +1237,21 @@ def test_runbook_runs_with_stub_clis_and_secrets_travel_only_through_pipes(plans
     for name in ("pulumi", "kubectl", "doctl", "ssh", "aws", "curl", "dig"):
         (stubs / name).write_text(f"#!{sys.executable} -S\n{STUB}")  # -S: no site import, a faster start
         (stubs / name).chmod(0o755)
-    log = tmp_path / "calls.jsonl"
-    script = tmp_path / "runbook.sh"
-    script.write_text("set -e -o pipefail\n" + runbook_script(plans, source, target))
-    environment = {"PATH": f"{stubs}:{os.environ['PATH']}", "RUNBOOK_LOG": str(log),
-                   "FAKE_DATABASE_URL": FAKE_DATABASE_URL, "FAKE_SECRET_KEY_BASE": FAKE_SECRET_KEY_BASE}
-    result = subprocess.run(["bash", str(script)], cwd=tmp_path, env=environment, stdin=subprocess.DEVNULL,
-                            capture_output=True, text=True, timeout=120, check=False)
-    assert (result.returncode, result.stderr) == (0, "")
-    calls = [json.loads(line) for line in log.read_text().splitlines()]
+
+    def run(printed: bool) -> list[dict]:
+        log = tmp_path / f"calls-{printed}.jsonl"
+        script = tmp_path / f"runbook-{printed}.sh"
+        script.write_text("set -e -o pipefail\n" + runbook_script(plans, source, target, printed=printed))
+        environment = {"PATH": f"{stubs}:{os.environ['PATH']}", "RUNBOOK_LOG": str(log),
+                       "FAKE_DATABASE_URL": FAKE_DATABASE_URL, "FAKE_SECRET_KEY_BASE": FAKE_SECRET_KEY_BASE}
+        result = subprocess.run(["bash", str(script)], cwd=tmp_path, env=environment, stdin=subprocess.DEVNULL,
+                                capture_output=True, text=True, timeout=120, check=False)
+        assert (result.returncode, result.stderr) == (0, "")
+        return [json.loads(line) for line in log.read_text().splitlines()]
+
+    calls = run(printed=False)
+    # Pasted as printed (continuations, cut quoted words), every CLI gets the same arguments and stdin.
+    assert run(printed=True) == calls
     leaked = [call["argv"] for call in calls
               if any(secret in " ".join(call["argv"]) for secret in (FAKE_DATABASE_URL, "Fake0Password0For0Tests",
                                                                    FAKE_SECRET_KEY_BASE))]
