@@ -47,6 +47,7 @@ from pydantic import (
 )
 
 from components.testing import SECRET_MASK, UNKNOWN_MASK, RecordedResource, Recording
+from infra.config_keys import pulumi_path
 from infra.errors import ConfigError
 from phasekit.compare import command_lines
 from phasekit.guardrails import resource_view
@@ -367,7 +368,7 @@ def _direct_change(old: RecordedResource | None, new: RecordedResource | None, r
     rule = rules.rule_for(new.type)
     secret_keys = old.secret_inputs | new.secret_inputs
     for path, before, after in _leaf_changes(old.inputs, new.inputs):
-        text = _path_text(path)
+        text = pulumi_path(path)
         if any(_ignored(path, pattern) for pattern in new.ignore_changes):
             draft.ignored.append(text)
             continue
@@ -448,7 +449,7 @@ def _provider_reason(old: RecordedResource, new: RecordedResource, drafts: Mappi
         if _forcing(rule, path) is not None:
             secret = path[0] in old_provider.secret_inputs | new_provider.secret_inputs
             return ReplaceReason(f"its provider changes from {_name(old_ref)} to {_name(new_ref)} with "
-                                 f"{_path_text(path)}: {_shown(before, secret)} → {_shown(after, secret)}",
+                                 f"{pulumi_path(path)}: {_shown(before, secret)} → {_shown(after, secret)}",
                                  "provider", rule.source)
     return None
 
@@ -463,7 +464,7 @@ def _mark_computed_inputs(draft: _Draft, affecting: frozenset[str], rules: Repla
     old_sources, new_sources = _input_sources(old), _input_sources(new)
     draft.computed = []
     for path in _unknown_paths(new.inputs):
-        text = _path_text(path)
+        text = pulumi_path(path)
         if text in listed or any(_ignored(path, pattern) for pattern in new.ignore_changes):
             continue
         key = str(path[0])
@@ -598,23 +599,6 @@ def _ignored(path: Iterable[str | int], pattern: str) -> bool:
         return False
     return all(want is None and isinstance(part, int) or want == part
                for want, part in zip(wanted, parts[:len(wanted)], strict=True))
-
-
-_PLAIN_KEY = re.compile(r'^[^.\[\]"]+$')
-
-
-def _path_text(path: PathParts) -> str:
-    """A Pulumi property path; keys such as ``.dockerconfigjson`` or ``app.kubernetes.io/name`` are quoted
-    (``stringData[".dockerconfigjson"]``), so the text parses back to the same path."""
-    text = ""
-    for part in path:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif not _PLAIN_KEY.match(part):
-            text += f'["{part}"]'
-        else:
-            text += f".{part}" if text else part
-    return text
 
 
 def _shown(value: Any, secret: bool = False) -> str:
