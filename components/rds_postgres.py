@@ -89,6 +89,7 @@ from components.database_role import check_role_name, master_secret_reader_polic
 from components.eks_cluster import irsa_trust_policy
 from components.stateful import stateful_options
 from components.tags import aws_tags
+from components.tuning import OPERATOR_CONNECTIONS, POSTGRES_RESERVED_SLOTS
 
 PORT = 5432
 BACKUP_WINDOW = "03:00-04:00"
@@ -442,17 +443,21 @@ def _master_secret_reader_role(name: str, args: RdsPostgresArgs, reader: MasterS
 
 
 def master_secret_arn(secrets: list) -> str:
-    """``master_user_secrets[0].secret_arn`` (RDS reports exactly one secret for the master user)."""
+    """``master_user_secrets[0].secret_arn`` (RDS reports exactly one secret for the master user).
+
+    Empty while there is none: a preview of an existing instance being switched to a managed password can
+    still carry the old state's empty list, and indexing it would fail the whole preview. ``up`` modifies the
+    instance before its dependents, which then read the real ARN."""
+    if not secrets:
+        return ""
     return secrets[0].secret_arn if hasattr(secrets[0], "secret_arn") else secrets[0]["secret_arn"]
 
 
-MASTER_CONNECTIONS = 3
-"""Connections the app role leaves to the master user (the database-role Job, an operator's psql)."""
-
-
 def app_connection_limit(max_connections: int) -> int:
-    """The app role's ``CONNECTION LIMIT``: ``max_connections`` minus the master user's slots, at least 1."""
-    return max(1, max_connections - MASTER_CONNECTIONS)
+    """The app role's ``CONNECTION LIMIT``: ``max_connections`` less PostgreSQL's reserved superuser slots
+    (``POSTGRES_RESERVED_SLOTS``, which no ordinary role can use anyway) and the operator connections the
+    sizing added (``OPERATOR_CONNECTIONS``), which stay free for the master user; at least 1."""
+    return max(1, max_connections - POSTGRES_RESERVED_SLOTS - OPERATOR_CONNECTIONS)
 
 
 def _alarms(name: str, args: RdsPostgresArgs, topic_arn: pulumi.Input[str], opts: pulumi.ResourceOptions) -> None:

@@ -23,10 +23,12 @@ from components.rds_postgres import (
     MasterSecretReader,
     RdsPostgres,
     RdsPostgresArgs,
+    app_connection_limit,
     connections_alarm_threshold,
     db_parameters,
     final_snapshot_name,
     free_storage_threshold_bytes,
+    master_secret_arn,
     monitoring_trust_policy,
     parameter_group_family,
 )
@@ -506,7 +508,9 @@ def test_managed_topology_has_the_app_password_and_the_master_secret_reader():
         PARAMETER_GROUP: 1, INSTANCE: 1, ALARM: 3,
     }
     assert recording.outputs["app_role_name"] == "app_user"
-    assert recording.outputs["app_connection_limit"] == 197
+    # max_connections 200 less PostgreSQL's 5 reserved superuser slots and the 5 operator connections, which
+    # ordinary slots must leave to the master user (the role Job, an operator's psql).
+    assert recording.outputs["app_connection_limit"] == 190
     secret_arn = recording.outputs["master_secret_arn"]
     assert secret_arn.startswith("arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-")
 
@@ -545,3 +549,16 @@ def test_without_a_reader_there_is_no_reader_role():
     assert recording.of_type(SECRET_POLICY) == []
     assert [role.name for role in recording.of_type(ROLE)] == ["db-monitoring-role"]
     assert recording.outputs["master_secret_reader_role_arn"] is None
+
+
+@pytest.mark.parametrize(("max_connections", "limit"), [(70, 60), (200, 190), (11, 1), (5, 1)])
+def test_the_app_roles_limit_leaves_the_reserved_and_operator_slots(max_connections, limit):
+    assert app_connection_limit(max_connections) == limit
+
+
+def test_the_master_secret_arn_of_a_stack_switching_to_a_managed_password_is_empty_not_a_crash():
+    """On an existing instance switched to a managed master password, a preview can still carry the old
+    state's empty ``master_user_secrets``; the ARN is then empty until ``up`` applies the change."""
+    assert master_secret_arn([]) == ""
+    assert master_secret_arn([{"secret_arn": "arn:aws:secretsmanager:us-east-1:1:secret:rds!db-1"}]) == (
+        "arn:aws:secretsmanager:us-east-1:1:secret:rds!db-1")
