@@ -584,6 +584,31 @@ def test_the_deploy_refuses_a_jump_of_more_than_one_minor_from_the_running_clust
     assert (result.returncode, result.stdout) == (status, output), result.stderr
 
 
+@pytest.mark.parametrize(("aws_says", "status", "output"), [
+    ("echo 1.34", 0, ""),
+    ("echo 1.33", 1, "::error::cluster.version '1.35' is 2 minor versions above the running '1.33'"),
+    ("echo 'An error occurred (ResourceNotFoundException) when calling the DescribeCluster operation' >&2; exit 254",
+     0, "no cluster phasekit-phase3-eks in us-east-1 yet: nothing to upgrade from"),
+    ("echo 'An error occurred (AccessDeniedException) when calling the DescribeCluster operation' >&2; exit 254",
+     1, "::error::cannot read the running version of phasekit-phase3-eks in us-east-1: An error occurred "
+        "(AccessDeniedException)"),
+])
+def test_the_version_check_asks_the_stacks_region_and_fails_closed(tmp_path, aws_says, status, output):
+    """The whole step with a stand-in ``aws``: it must ask phasekit:aws.region, and only a missing cluster may
+    skip the check (an access or region error used to read as "no cluster yet")."""
+    run = step_named(load("deploy.yml"), "deploy-phase3", "Refuse a Kubernetes version jump of more than one minor")["run"]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "aws").write_text(f'#!/bin/sh\necho "$@" >> "{tmp_path}/aws-args"\n{aws_says}\n')
+    (bin_dir / "aws").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    result = subprocess.run(["bash", "-e", "-c", run], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == status, result.stderr
+    assert result.stdout.startswith(output)
+    assert (tmp_path / "aws-args").read_text() == (
+        "eks describe-cluster --region us-east-1 --name phasekit-phase3-eks --query cluster.version --output text\n")
+
+
 def test_deploy_takes_allow_data_loss_only_from_the_merged_pull_requests_labels():
     """Labels need triage access, which a fork's author does not have; plan.yml's own verdict (which a fork can
     rewrite) never reaches the deploy."""
