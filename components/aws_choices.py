@@ -157,6 +157,18 @@ CLUSTER_ADDON_MEMORY_MIB = 940
 """Requests of the add-ons that run once per cluster: coredns 2 x (100m, 70Mi), metrics-server (100m, 200Mi)
 and the Cluster Autoscaler (100m, 600Mi; components/cluster_autoscaler.py)."""
 
+CONTAINER_LOGS_NODE_CPU_MILLICORES = 300
+CONTAINER_LOGS_NODE_MEMORY_MIB = 153
+CONTAINER_LOGS_NODE_PODS = 2
+"""With ``cluster.containerLogs`` the amazon-cloudwatch-observability add-on runs two more DaemonSets: Fluent Bit
+(50m, 25Mi) and the CloudWatch agent (250m, 128Mi), the default requests in the add-on's Helm chart
+(aws-observability/helm-charts, charts/amazon-cloudwatch-observability/values.yaml, ``containerLogs.fluentBit``
+and ``agent``)."""
+
+CONTAINER_LOGS_CLUSTER_CPU_MILLICORES = 100
+CONTAINER_LOGS_CLUSTER_MEMORY_MIB = 64
+"""The same add-on's operator (controller-manager, one replica): 100m, 64Mi (``manager.resources`` there)."""
+
 EVICTION_MEMORY_MIB = 100
 """The kubelet's hard eviction threshold (memory.available < 100Mi), also kept from pods."""
 
@@ -168,9 +180,10 @@ def kube_reserved_cpu_millicores(vcpus: int) -> int:
     return int(sum(shares[:vcpus]))
 
 
-def allocatable(instance_type: str) -> tuple[int, int, int] | None:
+def allocatable(instance_type: str, container_logs: bool = False) -> tuple[int, int, int] | None:
     """(CPU millicores, memory MiB, pod slots) one node of ``instance_type`` offers the app's pods after the
-    kubelet's reservations and the per-node add-ons; None for a type missing from ``NODE_SPECS``."""
+    kubelet's reservations and the per-node add-ons (with ``container_logs``, also Fluent Bit and the CloudWatch
+    agent); None for a type missing from ``NODE_SPECS``."""
     spec = NODE_SPECS.get(instance_type)
     if spec is None:
         return None
@@ -178,19 +191,26 @@ def allocatable(instance_type: str) -> tuple[int, int, int] | None:
     cpu = vcpus * 1000 - kube_reserved_cpu_millicores(vcpus) - DAEMONSET_CPU_MILLICORES
     # EKS reserves 255Mi + 11Mi per pod the node may run for the kubelet (amazon-eks-ami bootstrap).
     memory_free = memory - (255 + 11 * max_pods) - EVICTION_MEMORY_MIB
+    if container_logs:
+        return (cpu - CONTAINER_LOGS_NODE_CPU_MILLICORES, memory_free - CONTAINER_LOGS_NODE_MEMORY_MIB,
+                max_pods - DAEMONSET_PODS - CONTAINER_LOGS_NODE_PODS)
     return cpu, memory_free, max_pods - DAEMONSET_PODS
 
 
-def pods_that_fit(instance_type: str, nodes: int, cpu_millicores: int, memory_mib: int) -> int | None:
+def pods_that_fit(instance_type: str, nodes: int, cpu_millicores: int, memory_mib: int,
+                  container_logs: bool = False) -> int | None:
     """How many pods of the given requests ``nodes`` nodes of ``instance_type`` hold at most, after the
-    once-per-cluster add-ons take their share of the first node; None when the type's capacity is unknown."""
-    per_node = allocatable(instance_type)
+    once-per-cluster add-ons take their share of the first node; None when the type's capacity is unknown.
+    ``container_logs`` adds the amazon-cloudwatch-observability add-on's DaemonSets and operator."""
+    per_node = allocatable(instance_type, container_logs)
     if per_node is None:
         return None
     cpu, memory, slots = per_node
+    cluster_cpu = CLUSTER_ADDON_CPU_MILLICORES + (CONTAINER_LOGS_CLUSTER_CPU_MILLICORES if container_logs else 0)
+    cluster_memory = CLUSTER_ADDON_MEMORY_MIB + (CONTAINER_LOGS_CLUSTER_MEMORY_MIB if container_logs else 0)
     total = 0
     for index in range(nodes):
-        node_cpu = cpu - (CLUSTER_ADDON_CPU_MILLICORES if index == 0 else 0)
-        node_memory = memory - (CLUSTER_ADDON_MEMORY_MIB if index == 0 else 0)
+        node_cpu = cpu - (cluster_cpu if index == 0 else 0)
+        node_memory = memory - (cluster_memory if index == 0 else 0)
         total += max(0, min(node_cpu // cpu_millicores, node_memory // memory_mib, slots))
     return total

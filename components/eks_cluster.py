@@ -34,6 +34,10 @@ Creates
   ``AmazonEBSCSIDriverPolicy``); ``vpc-cni``, ``kube-proxy`` and ``coredns`` take over the self-managed
   copies EKS installs at creation (conflicts resolved with ``OVERWRITE``), and ``coredns``/``metrics-server``
   wait for the node group because their pods need nodes;
+- with ``container_logs``: the ``amazon-cloudwatch-observability`` add-on (Fluent Bit ships container logs, the
+  CloudWatch agent Container Insights metrics) with its own IRSA role holding ``CloudWatchAgentServerPolicy``
+  for ``amazon-cloudwatch:cloudwatch-agent``, after the node group and after the four Container Insights log
+  groups it writes to, which phasekit creates with ``log_retention_days``;
 - one access entry with ``AmazonEKSClusterAdminPolicy`` (cluster scope) per admin principal;
 - a kubeconfig (secret output) that authenticates with ``aws eks get-token`` (no static credentials), and a
   Kubernetes provider built from it, exposed as ``provider`` for everything deployed into the cluster;
@@ -56,7 +60,9 @@ Kubernetes version enters extended support, which only happens with ``support_ty
 ``STANDARD`` lets AWS upgrade the cluster instead); keep ``version`` current. Nodes bill their EC2 on-demand
 price plus gp3 storage ($0.08/GB-month each). The KMS key and the control-plane logs' CloudWatch ingestion and
 storage (the audit log is the chatty one) also bill, at prices the catalog has not confirmed yet (``phasekit
-plan`` lists them as unconfirmed and usage-based). The alarm is $0.10/month. Figures:
+plan`` lists them as unconfirmed and usage-based). With ``container_logs`` the Container Insights log groups
+bill CloudWatch Logs ingestion per GB (as much as the app logs) and storage, and Container Insights bills the
+agent's metrics; the plan lists the groups as usage-based. The alarm is $0.10/month. Figures:
 ``phasekit/prices.yaml``.
 
 Stateful: the cluster's etcd holds every Kubernetes object, but phasekit recreates those from code; the data
@@ -110,6 +116,28 @@ ADDON_ROLES = {
 driver provisions gp3 volumes for PersistentVolumeClaims (without it a PVC stays Pending);
 https://docs.aws.amazon.com/eks/latest/userguide/cni-iam-role.html,
 https://docs.aws.amazon.com/eks/latest/userguide/ebs-csi.html"""
+
+CONTAINER_LOGS_ADDON = "amazon-cloudwatch-observability"
+CONTAINER_LOGS_NAMESPACE = "amazon-cloudwatch"
+CONTAINER_LOGS_SERVICE_ACCOUNT = "cloudwatch-agent"
+CONTAINER_LOGS_POLICY = "CloudWatchAgentServerPolicy"
+"""With ``container_logs``: the add-on, and its IRSA role, which only ``amazon-cloudwatch:cloudwatch-agent`` may
+assume (both the CloudWatch agent and Fluent Bit run as that ServiceAccount; the Helm chart's
+templates/linux/fluent-bit-daemonset.yaml) and which holds ``CloudWatchAgentServerPolicy`` (logs:CreateLogGroup,
+CreateLogStream, PutLogEvents, Describe*; cloudwatch:PutMetricData).
+https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/install-CloudWatch-Observability-EKS-addon.html"""
+
+CONTAINER_LOGS_CONFIGURATION = json.dumps({"containerLogs": {"enabled": True}})
+"""The add-on's ``configuration_values``: Fluent Bit ships every container's stdout/stderr. It is the add-on's
+default, written out so a reader (and a later default change upstream) cannot turn log shipping off silently.
+The CloudWatch agent (Container Insights metrics) stays on: the Helm chart has an ``agent.enabled`` value, but
+whether the EKS add-on's configuration schema (``aws eks describe-addon-configuration``) accepts it is
+unverified, and a key the schema refuses fails the add-on's create."""
+
+CONTAINER_LOG_GROUPS = ("application", "dataplane", "host", "performance")
+"""The groups ``/aws/containerinsights/<cluster>/<kind>`` Fluent Bit (application, dataplane, host) and the
+CloudWatch agent (performance) write to. They would create them with no retention (kept forever); phasekit
+creates them first with ``log_retention_days``, and the add-on waits for them, so its writers find them."""
 
 NODE_GROUP_IGNORED_CHANGES = ("scalingConfig.desiredSize",)
 """The Cluster Autoscaler changes the ASG's desired size; without this every ``pulumi up`` would reset it to
@@ -190,6 +218,13 @@ class EksClusterArgs:
     log_retention_days: int = 90
     """Days CloudWatch keeps control-plane logs; one of the values CloudWatch accepts. Default 90."""
 
+    container_logs: bool = False
+    """Ship every container's stdout/stderr to CloudWatch Logs with the ``amazon-cloudwatch-observability``
+    add-on (Fluent Bit plus the CloudWatch agent's Container Insights metrics) under its own IRSA role, into
+    log groups kept ``log_retention_days``. Default False: CloudWatch Logs bills ingestion per GB, which follows
+    how much the app logs, and Container Insights bills its metrics. Both DaemonSets run with host networking,
+    so the launch template's IMDS hop limit of 1 does not stop them; EKS passes them the region."""
+
     alarm_topic_arn: pulumi.Input[str] | None = None
     """SNS topic notified (alarm and OK) when node CPU is high. None (default): no alarm."""
 
@@ -245,6 +280,11 @@ def addon_version_lookup(addon: str, kubernetes_version: str, parent: pulumi.Res
     update."""
     return aws.eks.get_addon_version_output(addon_name=addon, kubernetes_version=kubernetes_version,
                                             opts=pulumi.InvokeOutputOptions(parent=parent)).version
+
+
+def container_log_group_name(cluster_name: str, kind: str) -> str:
+    """The Container Insights log group of ``kind`` (``CONTAINER_LOG_GROUPS``) for ``cluster_name``."""
+    return f"/aws/containerinsights/{cluster_name}/{kind}"
 
 
 def control_plane_log_group_name(cluster_name: str) -> str:
@@ -421,6 +461,9 @@ class EksCluster(pulumi.ComponentResource):
 
         addon_roles = {addon: _addon_role(name, addon, args, oidc_provider, issuer, pulumi.ResourceOptions(parent=self))
                        for addon in ADDON_ROLES}
+        if args.container_logs:
+            addon_roles[CONTAINER_LOGS_ADDON] = _addon_role(name, CONTAINER_LOGS_ADDON, args, oidc_provider, issuer,
+                                                            pulumi.ResourceOptions(parent=self))
         early_addons = [_addon(name, addon, args, cluster, addon_roles.get(addon), [], self)
                         for addon in ADDONS if addon in ADDONS_BEFORE_NODES]
         node_group = _node_group(name, args, ami_type, cluster, node_role, launch_template,
@@ -429,6 +472,10 @@ class EksCluster(pulumi.ComponentResource):
             if addon not in ADDONS_BEFORE_NODES:
                 _addon(name, addon, args, cluster, addon_roles.get(addon),
                        [node_group] if addon in ADDONS_NEEDING_NODES else [], self)
+        if args.container_logs:
+            log_groups = _container_log_groups(name, args, self)
+            _addon(name, CONTAINER_LOGS_ADDON, args, cluster, addon_roles[CONTAINER_LOGS_ADDON],
+                   [node_group, *log_groups], self)
 
         admin_policies = _admin_access(name, args, cluster, self)
         kubeconfig, provider = _kubernetes_provider(name, args, cluster, [*admin_policies, node_group], self)
@@ -747,18 +794,35 @@ def _addon_role(name: str, addon: str, args: EksClusterArgs, oidc_provider: aws.
                 issuer: pulumi.Output[str], child: pulumi.ResourceOptions,
                 ) -> tuple[aws.iam.Role, aws.iam.RolePolicyAttachment]:
     """The IRSA role of one add-on: only its ServiceAccount may assume it, and it holds one managed policy."""
-    service_account, policy = ADDON_ROLES[addon]
+    namespace, service_account, policy = _addon_identity(addon)
     role = aws.iam.Role(
         f"{name}-{addon}-role",
         description=f"EKS add-on {addon} of {args.cluster_name} (phasekit)",
         assume_role_policy=pulumi.Output.all(oidc_provider.arn, issuer).apply(
-            lambda values: irsa_trust_policy(values[0], values[1], "kube-system", service_account)),
+            lambda values: irsa_trust_policy(values[0], values[1], namespace, service_account)),
         tags=aws_tags(args.tags, Name=f"{args.cluster_name}-{addon}"),
         opts=child,
     )
     attachment = aws.iam.RolePolicyAttachment(f"{name}-{addon}-{_policy_slug(policy.rsplit('/', 1)[-1])}",
                                               role=role.name, policy_arn=MANAGED_POLICY + policy, opts=child)
     return role, attachment
+
+
+def _addon_identity(addon: str) -> tuple[str, str, str]:
+    """(namespace, ServiceAccount, managed policy) of an add-on that has its own role."""
+    if addon == CONTAINER_LOGS_ADDON:
+        return CONTAINER_LOGS_NAMESPACE, CONTAINER_LOGS_SERVICE_ACCOUNT, CONTAINER_LOGS_POLICY
+    return "kube-system", *ADDON_ROLES[addon]
+
+
+def _container_log_groups(name: str, args: EksClusterArgs, parent: pulumi.Resource) -> list[aws.cloudwatch.LogGroup]:
+    """Deleted with the stack: the add-on (their only writer) depends on them, so it is deleted first."""
+    return [aws.cloudwatch.LogGroup(f"{name}-container-logs-{kind}",
+                                    name=container_log_group_name(args.cluster_name, kind),
+                                    retention_in_days=args.log_retention_days,
+                                    tags=aws_tags(args.tags, Name=f"{args.cluster_name}-containers-{kind}"),
+                                    opts=pulumi.ResourceOptions(parent=parent))
+            for kind in CONTAINER_LOG_GROUPS]
 
 
 def _addon(name: str, addon: str, args: EksClusterArgs, cluster: aws.eks.Cluster,
@@ -772,7 +836,8 @@ def _addon(name: str, addon: str, args: EksClusterArgs, cluster: aws.eks.Cluster
         cluster_name=cluster.name,
         addon_name=addon,
         addon_version=pinned if pinned is not None else addon_version_lookup(addon, args.version, parent),
-        configuration_values=ADDON_CONFIGURATION.get(addon),
+        configuration_values=(CONTAINER_LOGS_CONFIGURATION if addon == CONTAINER_LOGS_ADDON
+                              else ADDON_CONFIGURATION.get(addon)),
         service_account_role_arn=role[0].arn if role is not None else None,
         resolve_conflicts_on_create="OVERWRITE",
         resolve_conflicts_on_update="OVERWRITE",
@@ -823,6 +888,9 @@ def _check_args(args: EksClusterArgs) -> str:
     if args.log_retention_days not in CLOUDWATCH_RETENTION_DAYS:
         raise ValueError(f"EksClusterArgs.log_retention_days: {args.log_retention_days} is not a CloudWatch "
                          f"retention period; allowed: {CLOUDWATCH_RETENTION_TEXT}")
+    if not isinstance(args.container_logs, bool):
+        raise ValueError(f"EksClusterArgs.container_logs: {args.container_logs!r}; allowed: True or False (a string "
+                         "such as 'false' would turn log shipping on)")
     if not 0 < args.node_cpu_alarm_percent <= 100:
         raise ValueError(f"EksClusterArgs.node_cpu_alarm_percent: {args.node_cpu_alarm_percent:g}; allowed: "
                          "above 0, at most 100")

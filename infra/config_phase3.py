@@ -159,6 +159,14 @@ class Cluster(ConfigModel):
     node_group: NodeGroup = Field(default_factory=NodeGroup)
     """The EKS managed node group the app's pods run on."""
 
+    container_logs: bool = False
+    """Ship every container's stdout and stderr to CloudWatch Logs (``/aws/containerinsights/<cluster>/...``,
+    kept 90 days) with the ``amazon-cloudwatch-observability`` EKS add-on: Fluent Bit and the CloudWatch agent
+    on every node, under their own IAM role. Off by default because it costs money that grows with how much the
+    app logs: CloudWatch Logs bills ingestion per GB (and storage), and Container Insights bills the agent's
+    metrics; without it, ``kubectl logs`` shows only what the nodes still hold. On, the agents' requests
+    (300m CPU and 153Mi per node, 100m and 64Mi once) count in the node-fit check."""
+
     @model_validator(mode="after")
     def _each_admin_once(self) -> Cluster:
         from components.eks_cluster import admin_slug  # imports pulumi-aws: only phase 3 pays for it
@@ -386,7 +394,8 @@ class Phase3Stack(PhaseStack):
         10 minutes: the HPA maximum plus a rollout's surge must fit ``maxSize`` nodes of the smallest type."""
         nodes, workload = self.cluster.node_group, self.workload
         memory = memory_mib(workload.memory_request)
-        fits = {instance_type: pods_that_fit(instance_type, nodes.max_size, workload.cpu_millicores, memory)
+        fits = {instance_type: pods_that_fit(instance_type, nodes.max_size, workload.cpu_millicores, memory,
+                                             container_logs=self.cluster.container_logs)
                 for instance_type in nodes.instance_types}
         known = {instance_type: count for instance_type, count in fits.items() if count is not None}
         if not known:

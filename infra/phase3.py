@@ -70,6 +70,7 @@ def build(config: Phase3Stack, secrets: StackSecretInputs, project: str, stack: 
         node_max_size=nodes.max_size,
         node_disk_size_gib=nodes.disk_size_gib,
         track_latest_ami=nodes.track_latest_ami,
+        container_logs=cluster_config.container_logs,
         alarm_topic_arn=alerts.topic_arn,
         tags=tags,
     ), opts=on_aws)

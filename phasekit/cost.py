@@ -754,12 +754,20 @@ def _aws_sns_topic(pricer: _Pricer, resource: RecordedResource) -> None:
                  f"${entry.usd} per 100,000", max(Decimal(0), sent - free) / 100_000 * entry.usd, [entry], AWS)
 
 
+CONTAINER_LOG_GROUP_PREFIX = "/aws/containerinsights/"
+"""The groups of ``cluster.containerLogs`` (Fluent Bit and the CloudWatch agent write there)."""
+
+
 def _aws_log_group(pricer: _Pricer, resource: RecordedResource) -> None:
     entry = pricer.entry("aws-cloudwatch-logs")
     retention = _number(resource.inputs.get("retentionInDays"))
     kept = f", kept {_plain(retention)} days" if retention is not None else ""
+    group_name = resource.inputs.get("name")
+    source = ("container stdout/stderr and Container Insights data, billed per GB ingested: volume follows how "
+              "much the app logs" if isinstance(group_name, str) and group_name.startswith(CONTAINER_LOG_GROUP_PREFIX)
+              else "volume follows traffic and API activity")
     pricer.usage(resource, "CloudWatch Logs ingestion and storage",
-                 f"volume follows traffic and API activity{kept}; price not sourced yet (unconfirmed)", None,
+                 f"{source}{kept}; price not sourced yet (unconfirmed)", None,
                  [entry] if entry is not None else [], AWS)
 
 

@@ -105,6 +105,20 @@ def test_the_hpa_maximum_that_just_fits_the_nodes_is_accepted():
         "most 26,")
 
 
+def test_container_logs_are_off_unless_chosen_and_then_take_their_share_of_the_nodes():
+    # Off by default (CloudWatch Logs bills ingestion per GB). On, Fluent Bit and the CloudWatch agent take
+    # 300m on every node and the add-on's operator 100m once: 4 x t3.large hold 22 pods instead of 26, so 17 + 5
+    # surge fit and 18 + 5 do not.
+    assert load_config(PHASE3).cluster.container_logs is False
+    chosen = load_config(edited({"phasekit:cluster.containerLogs": True, "phasekit:workload.maxReplicas": 17}))
+    assert (chosen.cluster.container_logs, chosen.workload.max_replicas) == (True, 17)
+    assert load_config(edited({"phasekit:workload.maxReplicas": 18})).workload.max_replicas == 18
+    assert error_message(edited({"phasekit:cluster.containerLogs": True, "phasekit:workload.maxReplicas": 18})) == (
+        "phasekit:workload.maxReplicas: 18 pods + 5 rollout surge of 250m CPU and 512Mi need 23 pods; allowed: at "
+        "most 22, what 4 x t3.large (cluster.nodeGroup.maxSize) hold after the kubelet's reservations and the "
+        "add-ons (raise maxSize, choose a larger type or request less)")
+
+
 def test_an_instance_type_of_unknown_capacity_is_not_checked():
     config = load_config(edited({"phasekit:cluster.nodeGroup.instanceTypes": ["m5a.large"],
                                  "phasekit:workload.maxReplicas": 60}))
@@ -204,6 +218,16 @@ BAD_PHASE3_CONFIGS = [
     pytest.param({"phasekit:loadBalancer": {"accessLogRetentionDays": "90 days"}},
                  "phasekit:loadBalancer.accessLogRetentionDays: '90 days' is not an integer; allowed: 1..3650",
                  id="access-log-days-text"),
+    pytest.param({"phasekit:cluster.containerLogs": "maybe"},
+                 "phasekit:cluster.containerLogs: 'maybe' is not true or false; allowed: true or false",
+                 id="container-logs-not-a-switch"),
+    pytest.param({"phasekit:cluster.containerLogs": None},
+                 "phasekit:cluster.containerLogs: null is not true or false; allowed: true or false",
+                 id="container-logs-null"),
+    pytest.param({"phasekit:cluster.containerLog": True},
+                 "phasekit:cluster.containerLog: unknown key; allowed: adminPrincipalArns, containerLogs, "
+                 "endpointPublicAccessCidrs, nodeGroup, supportType, version (did you mean 'containerLogs'?)",
+                 id="container-logs-misspelt"),
     pytest.param({"phasekit:loadBalancer": {"accessLogs": "sometimes"}},
                  "phasekit:loadBalancer.accessLogs: 'sometimes' is not true or false; allowed: true or false",
                  id="access-logs-not-a-bool"),

@@ -483,6 +483,25 @@ def test_usage_based_lines_state_their_assumption_and_stay_out_of_the_total(cata
                                "egress free")
 
 
+def test_container_log_groups_are_usage_based_ingestion_out_of_the_total():
+    # cluster.containerLogs (off in the committed stacks, so their totals do not move) ships every container's
+    # output: CloudWatch Logs bills it per GB ingested, which no plan can know.
+    log_group = "aws:cloudwatch/logGroup:LogGroup"
+    result = estimate(recording(
+        resource(log_group, "cluster-container-logs-application",
+                 {"name": "/aws/containerinsights/phasekit-phase3/application", "retentionInDays": 90}),
+        resource(log_group, "cluster-control-plane-logs",
+                 {"name": "/aws/eks/phasekit-phase3/cluster", "retentionInDays": 90})))
+    assert result.total_usd == D("0.00")
+    assert [(line.name, line.kind, line.description, line.assumption, line.price_ids) for line in result.lines] == [
+        ("cluster-container-logs-application", LineKind.USAGE, "CloudWatch Logs ingestion and storage",
+         "container stdout/stderr and Container Insights data, billed per GB ingested: volume follows how much the "
+         "app logs, kept 90 days; price not sourced yet (unconfirmed)", ("aws-cloudwatch-logs",)),
+        ("cluster-control-plane-logs", LineKind.USAGE, "CloudWatch Logs ingestion and storage",
+         "volume follows traffic and API activity, kept 90 days; price not sourced yet (unconfirmed)",
+         ("aws-cloudwatch-logs",))]
+
+
 def test_resources_that_are_not_billable_cloud_objects_have_no_lines():
     result = estimate(recording(
         resource("aws:iam/role:Role", "role", {}), resource("aws:ec2/subnet:Subnet", "subnet", {}),

@@ -402,6 +402,52 @@ def test_addons_take_over_the_defaults_and_pod_running_ones_wait_for_nodes():
     assert attachments["eks-aws-ebs-csi-driver-amazonebscsidriverpolicy"] in addons["aws-ebs-csi-driver"].dependencies
 
 
+def test_without_container_logs_there_is_no_log_shipping_add_on_role_or_group():
+    recording = record()
+    assert "amazon-cloudwatch-observability" not in {addon.inputs["addonName"] for addon in recording.of_type(ADDON)}
+    assert [group.inputs["name"] for group in recording.of_type(LOG_GROUP)] == ["/aws/eks/phasekit-test/cluster"]
+
+
+def test_container_logs_add_the_cloudwatch_add_on_with_its_own_role_after_nodes_and_retained_groups():
+    recording = record(container_logs=True)
+    assert recording.type_counts() == {**expected_counts(), ROLE: 5, ATTACHMENT: 6, ADDON: 7, LOG_GROUP: 5}
+    addon = next(addon for addon in recording.of_type(ADDON)
+                 if addon.inputs["addonName"] == "amazon-cloudwatch-observability")
+    assert addon.name == "eks-amazon-cloudwatch-observability"
+    assert addon.inputs == {
+        "clusterName": "phasekit-test", "addonName": "amazon-cloudwatch-observability",
+        "addonVersion": "offline-addon-version",
+        "configurationValues": '{"containerLogs": {"enabled": true}}',
+        "serviceAccountRoleArn": "arn:aws:iam::123456789012:role/eks-amazon-cloudwatch-observability-role-3c5eb3c",
+        "resolveConflictsOnCreate": "OVERWRITE", "resolveConflictsOnUpdate": "OVERWRITE", "tags": TAGS}
+    role = by_name(recording, ROLE)["eks-amazon-cloudwatch-observability-role"]
+    # Only the agent's ServiceAccount (Fluent Bit runs as it too), through the cluster's OIDC provider, for STS.
+    assert json.loads(role.inputs["assumeRolePolicy"]) == {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Federated": OIDC_ARN}, "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {
+            "oidc.eks.us-east-1.amazonaws.com/id/9076B5AA2C3A198CE4F9098E5BF63223:sub":
+                "system:serviceaccount:amazon-cloudwatch:cloudwatch-agent",
+            "oidc.eks.us-east-1.amazonaws.com/id/9076B5AA2C3A198CE4F9098E5BF63223:aud": "sts.amazonaws.com"}}}]}
+    assert role.inputs["description"] == "EKS add-on amazon-cloudwatch-observability of phasekit-test (phasekit)"
+    attachment = by_name(recording, ATTACHMENT)["eks-amazon-cloudwatch-observability-cloudwatchagentserverpolicy"]
+    assert attachment.inputs == {"role": "eks-amazon-cloudwatch-observability-role-3c5eb3c",
+                                 "policyArn": "arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy"}
+    groups = {group.name: group for group in recording.of_type(LOG_GROUP) if group.name != "eks-control-plane-logs"}
+    assert {name: group.inputs for name, group in groups.items()} == {
+        f"eks-container-logs-{kind}": {"name": f"/aws/containerinsights/phasekit-test/{kind}",
+                                       "retentionInDays": 90,
+                                       "tags": {**TAGS, "Name": f"phasekit-test-containers-{kind}"}}
+        for kind in ("application", "dataplane", "host", "performance")}
+    # Its DaemonSets need nodes; its writers must find the groups (with retention) before creating their own.
+    assert {recording.one(NODE_GROUP).urn, attachment.urn, *(group.urn for group in groups.values())} <= set(
+        addon.dependencies)
+
+
+def test_container_log_groups_follow_the_retention_setting():
+    recording = record(container_logs=True, log_retention_days=30)
+    assert {group.inputs["retentionInDays"] for group in recording.of_type(LOG_GROUP)} == {30}
+
+
 @pytest.mark.parametrize(("version", "kube_proxy"), [
     ("1.33", "v1.33.10-eksbuild.13"), ("1.34", "v1.34.6-eksbuild.13"), ("1.35", "v1.35.3-eksbuild.13"),
     ("1.36", "v1.36.0-eksbuild.14"),
@@ -622,6 +668,9 @@ def test_preview_with_unknown_cluster_outputs_registers_every_child_including_th
      "60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653"),
     ({"node_cpu_alarm_percent": 0},
      "EksClusterArgs.node_cpu_alarm_percent: 0; allowed: above 0, at most 100"),
+    ({"container_logs": "false"},
+     "EksClusterArgs.container_logs: 'false'; allowed: True or False (a string such as 'false' would turn log "
+     "shipping on)"),
 ])
 def test_invalid_args_are_refused_with_exact_messages(overrides, message):
     with pytest.raises(ValueError) as raised:
@@ -662,6 +711,13 @@ def test_a_t3_large_node_offers_what_is_left_after_the_kubelet_and_the_daemonset
     # 2000m - 70m reserved - 125m daemonsets; 8192Mi - (255 + 11 x 35)Mi - 100Mi eviction; 35 - 3 pod slots.
     assert allocatable("t3.large") == (1805, 7452, 32)
     assert allocatable("m5a.large") is None
+
+
+def test_container_log_agents_take_their_requests_from_every_node_and_their_operator_once():
+    # Fluent Bit 50m/25Mi + CloudWatch agent 250m/128Mi per node, 2 pod slots; the operator 100m/64Mi once.
+    assert allocatable("t3.large", container_logs=True) == (1805 - 300, 7452 - 153, 32 - 2)
+    # First node (1505 - 400 - 100) // 250 = 4, the others 1505 // 250 = 6.
+    assert pods_that_fit("t3.large", 4, 250, 512, container_logs=True) == 4 + 6 + 6 + 6
 
 
 def test_pods_that_fit_count_whole_pods_per_node_and_the_cluster_addons_once():

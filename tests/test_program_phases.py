@@ -167,6 +167,21 @@ def test_phase3_nodes_follow_the_newest_ami_release_by_default(phase3):
     assert phase3.one("aws:eks/nodeGroup:NodeGroup").inputs["releaseVersion"] == "offline-ami-release"
 
 
+def test_phase3_ships_container_logs_only_when_configured(phase3):
+    def log_shipping(recording):
+        return sorted(resource.name for resource in recording.resources
+                      if "amazon-cloudwatch-observability" in resource.name or "container-logs" in resource.name)
+    assert log_shipping(phase3) == []
+    raw = {**PHASE3, "phasekit:cluster": {**PHASE3["phasekit:cluster"], "containerLogs": True}}
+    recording = run(raw, "phase3")
+    assert log_shipping(recording) == [
+        "cluster-amazon-cloudwatch-observability", "cluster-amazon-cloudwatch-observability-cloudwatchagentserverpolicy",
+        "cluster-amazon-cloudwatch-observability-role", "cluster-container-logs-application",
+        "cluster-container-logs-dataplane", "cluster-container-logs-host", "cluster-container-logs-performance"]
+    groups = {group.inputs.get("name") for group in recording.of_type("aws:cloudwatch/logGroup:LogGroup")}
+    assert "/aws/containerinsights/phasekit-phase3-eks/application" in groups
+
+
 def test_phase3_network_policies_admit_the_vpc_and_reach_the_data_stores_in_it(phase3):
     # The load balancer and the nodes (kubelet probes, NodePort SNAT) are in the VPC; so are RDS and ElastiCache.
     policies = {policy.name: policy.inputs["spec"] for policy in phase3.of_type(
