@@ -30,7 +30,8 @@ Creates
 - managed add-ons ``vpc-cni`` (with its network policy agent on, so NetworkPolicies are enforced, and its own
   IRSA role holding ``AmazonEKS_CNI_Policy``, created before the node group), ``kube-proxy``, ``coredns``,
   ``eks-pod-identity-agent``, the community ``metrics-server`` (the HorizontalPodAutoscaler needs it) and
-  ``aws-ebs-csi-driver`` (PersistentVolumeClaims get gp3 volumes; its own IRSA role holds
+  ``aws-ebs-csi-driver`` (PersistentVolumeClaims get encrypted gp3 volumes from the default StorageClass
+  ``gp3``, reclaim policy Retain; its own IRSA role holds
   ``AmazonEBSCSIDriverPolicy``); ``vpc-cni``, ``kube-proxy`` and ``coredns`` take over the self-managed
   copies EKS installs at creation (conflicts resolved with ``OVERWRITE``), and ``coredns``/``metrics-server``
   wait for the node group because their pods need nodes;
@@ -468,10 +469,9 @@ class EksCluster(pulumi.ComponentResource):
                         for addon in ADDONS if addon in ADDONS_BEFORE_NODES]
         node_group = _node_group(name, args, ami_type, cluster, node_role, launch_template,
                                  [*node_attachments, *early_addons], self)
-        for addon in ADDONS:
-            if addon not in ADDONS_BEFORE_NODES:
-                _addon(name, addon, args, cluster, addon_roles.get(addon),
-                       [node_group] if addon in ADDONS_NEEDING_NODES else [], self)
+        later_addons = {addon: _addon(name, addon, args, cluster, addon_roles.get(addon),
+                                      [node_group] if addon in ADDONS_NEEDING_NODES else [], self)
+                        for addon in ADDONS if addon not in ADDONS_BEFORE_NODES}
         if args.container_logs:
             log_groups = _container_log_groups(name, args, self)
             _addon(name, CONTAINER_LOGS_ADDON, args, cluster, addon_roles[CONTAINER_LOGS_ADDON],
@@ -479,6 +479,7 @@ class EksCluster(pulumi.ComponentResource):
 
         admin_policies = _admin_access(name, args, cluster, self)
         kubeconfig, provider = _kubernetes_provider(name, args, cluster, [*admin_policies, node_group], self)
+        _default_storage_class(name, provider, [later_addons[EBS_CSI_ADDON]], self)
         node_asg_name = node_group.resources.apply(autoscaling_group_name)
         if args.alarm_topic_arn is not None:
             _node_cpu_alarm(name, args, node_asg_name, self)
@@ -767,6 +768,44 @@ def _kubernetes_provider(name: str, args: EksClusterArgs, cluster: aws.eks.Clust
         opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on),
     )
     return kubeconfig, provider
+
+
+EBS_CSI_ADDON = "aws-ebs-csi-driver"
+DEFAULT_STORAGE_CLASS = "gp3"
+
+
+def default_storage_class_spec() -> dict[str, object]:
+    """The cluster's default StorageClass, as the Kubernetes API takes it.
+
+    EKS clusters created on Kubernetes 1.30 or later no longer mark the in-tree ``gp2`` class as the default
+    (EKS release notes for 1.30), so without one a PersistentVolumeClaim that names no class stays Pending.
+    ``Retain``: deleting a claim (or the namespace) keeps its volume, so no ordinary change destroys data;
+    ``WaitForFirstConsumer``: the volume is created in the zone of the node its pod lands on; gp3 encrypted
+    at rest, growable in place (the EBS CSI driver's parameters ``type`` and ``encrypted``)."""
+    return {
+        "metadata": {"name": DEFAULT_STORAGE_CLASS,
+                     "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+        "provisioner": "ebs.csi.aws.com",
+        "parameters": {"type": "gp3", "encrypted": "true"},
+        "reclaimPolicy": "Retain",
+        "volumeBindingMode": "WaitForFirstConsumer",
+        "allowVolumeExpansion": True,
+    }
+
+
+def _default_storage_class(name: str, provider: kubernetes.Provider, depends_on: list[pulumi.Resource],
+                           parent: pulumi.Resource) -> kubernetes.storage.v1.StorageClass:
+    spec = default_storage_class_spec()
+    return kubernetes.storage.v1.StorageClass(
+        f"{name}-{DEFAULT_STORAGE_CLASS}",
+        metadata=kubernetes.meta.v1.ObjectMetaArgs(**spec["metadata"]),
+        provisioner=spec["provisioner"],
+        parameters=spec["parameters"],
+        reclaim_policy=spec["reclaimPolicy"],
+        volume_binding_mode=spec["volumeBindingMode"],
+        allow_volume_expansion=spec["allowVolumeExpansion"],
+        opts=pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=depends_on),
+    )
 
 
 def _node_cpu_alarm(name: str, args: EksClusterArgs, node_asg_name: pulumi.Output[str],

@@ -235,7 +235,7 @@ def test_a_new_aws_region_replaces_everything_its_provider_manages():
         "network-public-us-west-2b"]
     assert change(risk, "edge-media").kind == "unchanged"
     assert risk_text(risk).splitlines()[0] == (
-        "phasekit risk: 12 to create, 1 to update in place, 100 to replace, 12 to delete, 11 unchanged")
+        "phasekit risk: 12 to create, 1 to update in place, 101 to replace, 12 to delete, 11 unchanged")
 
 
 def test_json_names_the_data_destroying_changes_and_how_to_allow_them():
@@ -355,6 +355,8 @@ def test_rules_cover_every_type_the_committed_stacks_create_except_the_aws_plumb
         "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole",
         "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding",
         "kubernetes:rbac.authorization.k8s.io/v1:Role", "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding",
+        # The cluster's default StorageClass: replacing it leaves every volume (reclaim policy Retain).
+        "kubernetes:storage.k8s.io/v1:StorageClass",
     ]
     assert sorted(rule.type for rule in rules.rules if rule.type not in types) == [
         "kubernetes:core/v1:PersistentVolumeClaim"]

@@ -81,10 +81,10 @@ read from each stack's offline plan; prices from phasekit/prices.yaml as of 2026
   identity and keys                     2           2          23
   DNS / edge                            8           8           8
   object storage                        1           1           1
-  Kubernetes objects                    0           0          21
+  Kubernetes objects                    0           0          22
   rollout steps                         1           3           0
   console organisation                  1           2           0
-  all cloud resources                  22          30         122
+  all cloud resources                  22          30         123
 
   Monthly cost (USD)               phase1      phase2      phase3
   priced total                      16.40       76.00      400.58
@@ -188,7 +188,7 @@ def test_compare_json_of_the_committed_stacks(plans):
              stack["cost"]["unconfirmedLeadUsd"], stack["capacity"]["maxAppReplicas"])
             for stack in document["stacks"]] == [
         ("phase1", 1, 22, "16.40", "0.00", 1), ("phase2", 2, 30, "76.00", "12.00", 2),
-        ("phase3", 3, 122, "400.58", "1.00", 6)]
+        ("phase3", 3, 123, "400.58", "1.00", 6)]
     assert document["stacks"][2]["capacity"]["app"] == {"vcpus": 4, "memoryGib": "16"}
     assert document["stacks"][2]["capacity"]["appMax"] == {"vcpus": 8, "memoryGib": "32"}
     assert document["stacks"][0]["capacity"]["databaseSharesAppHost"] is True
@@ -474,7 +474,7 @@ Resources by kind (phase2 retired -> phase3 created)
                                    edge-ssl, edge-tls-1-3
   object storage               1 -> 1
                                  same names, new stack: edge-media
-  Kubernetes objects           0 -> 21
+  Kubernetes objects           0 -> 22
                                  create: app-database-role, app-database-role-account,
                                    app-database-role-password, app-database-role-sql,
                                    app-default-deny, app-deployment, app-egress, app-env, app-hpa,
@@ -482,7 +482,7 @@ Resources by kind (phase2 retired -> phase3 created)
                                    app-web-ingress, autoscaler-cluster-role,
                                    autoscaler-cluster-role-binding, autoscaler-deployment,
                                    autoscaler-pdb, autoscaler-role, autoscaler-role-binding,
-                                   autoscaler-sa
+                                   autoscaler-sa, cluster-gp3
   rollout steps                3 -> 0
                                  retire: split-app-0-rollout, split-app-1-rollout, split-db-rollout
   console organisation         2 -> 0
@@ -720,7 +720,7 @@ Resources by kind (phase1 retired -> phase3 created)
                                    edge-ssl, edge-tls-1-3
   object storage               1 -> 1
                                  same names, new stack: edge-media
-  Kubernetes objects           0 -> 21
+  Kubernetes objects           0 -> 22
                                  create: app-database-role, app-database-role-account,
                                    app-database-role-password, app-database-role-sql,
                                    app-default-deny, app-deployment, app-egress, app-env, app-hpa,
@@ -728,7 +728,7 @@ Resources by kind (phase1 retired -> phase3 created)
                                    app-web-ingress, autoscaler-cluster-role,
                                    autoscaler-cluster-role-binding, autoscaler-deployment,
                                    autoscaler-pdb, autoscaler-role, autoscaler-role-binding,
-                                   autoscaler-sa
+                                   autoscaler-sa, cluster-gp3
   rollout steps                1 -> 0
                                  retire: vps-rollout
   console organisation         1 -> 0

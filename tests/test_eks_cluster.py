@@ -58,6 +58,7 @@ ACCESS_ENTRY = "aws:eks/accessEntry:AccessEntry"
 ACCESS_POLICY = "aws:eks/accessPolicyAssociation:AccessPolicyAssociation"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 K8S_PROVIDER = "pulumi:providers:kubernetes"
+STORAGE_CLASS = "kubernetes:storage.k8s.io/v1:StorageClass"
 PREFIX = "urn:pulumi:test::phasekit::phasekit:index:EksCluster$"
 OUTPUTS = ("cluster_name", "cluster_endpoint", "cluster_certificate_authority", "cluster_security_group_id",
            "node_security_group_id", "node_role_arn", "node_autoscaling_group_name", "oidc_provider_arn",
@@ -104,7 +105,7 @@ def expected_counts(admins: int = 1, alarm: int = 0) -> dict[str, int]:
     counts = {
         COMPONENT: 1, ROLE: 4, ATTACHMENT: 5, ROLE_POLICY: 1, KEY: 1, ALIAS: 1, LOG_GROUP: 1, CLUSTER: 1,
         OIDC: 1, SG: 1, INGRESS: 1, EGRESS: 1, LAUNCH_TEMPLATE: 1, NODE_GROUP: 1, ADDON: 6,
-        ACCESS_ENTRY: admins, ACCESS_POLICY: admins, K8S_PROVIDER: 1,
+        ACCESS_ENTRY: admins, ACCESS_POLICY: admins, K8S_PROVIDER: 1, STORAGE_CLASS: 1,
     }
     if alarm:
         counts[ALARM] = alarm
@@ -727,3 +728,30 @@ def test_pods_that_fit_count_whole_pods_per_node_and_the_cluster_addons_once():
     assert pods_that_fit("t3.medium", 1, 250, 512) == 5
     assert pods_that_fit("t3.medium", 1, 250, 1024) == 2  # memory binds
     assert pods_that_fit("t3.large", 2, 2000, 512) == 0
+
+
+def test_the_default_storage_class_is_encrypted_gp3_that_retains_its_volumes():
+    """Clusters created on 1.30 or later have no default class (gp2 lost its annotation), so a claim naming
+    none would stay Pending; Retain keeps the volume when a claim or namespace is deleted."""
+    recording = record()
+    storage_class = recording.one(STORAGE_CLASS)
+    assert storage_class.name == "eks-gp3"
+    assert storage_class.inputs == {
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": {"name": "gp3", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+        "provisioner": "ebs.csi.aws.com", "parameters": {"type": "gp3", "encrypted": "true"},
+        "reclaimPolicy": "Retain", "volumeBindingMode": "WaitForFirstConsumer", "allowVolumeExpansion": True,
+    }
+    assert storage_class.provider.startswith(recording.one(K8S_PROVIDER).urn)
+    ebs_addon = next(addon for addon in recording.of_type(ADDON) if addon.inputs["addonName"] == "aws-ebs-csi-driver")
+    assert ebs_addon.urn in storage_class.dependencies
+
+
+@pytest.mark.parametrize("version", ["1.33", "1.34", "1.35", "1.36"])
+def test_the_default_storage_class_validates_against_each_versions_schema(version):
+    from components.eks_cluster import default_storage_class_spec
+    from tests.k8s_schema import validate
+
+    manifest = {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", **default_storage_class_spec()}
+    assert validate(manifest, version) == []
+    assert validate({**manifest, "reclaimPolicy": 7}, version) != []  # the check can fail

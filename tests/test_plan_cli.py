@@ -157,7 +157,7 @@ def test_bad_config_in_a_real_process_prints_no_traceback(tmp_path):
         "├─ digitalocean:index/loadBalancer:LoadBalancer  split-lb",
         "  database_url: [secret]\n",
     ]),
-    ("phase3", 133, [
+    ("phase3", 134, [
         "├─ aws:rds/instance:Instance  database-db  [protected; retained on delete]",
         # The Cluster Autoscaler owns the desired size; a destroyed stack leaves the log group for the next.
         "├─ aws:eks/nodeGroup:NodeGroup  cluster-nodes  [ignores changes to scalingConfig.desiredSize]",

@@ -130,8 +130,9 @@ def test_a_fresh_phase3_stack_previews_with_the_cluster_unknown():
 def test_phase3_kubernetes_objects_go_through_the_cluster_provider(phase3):
     provider = phase3.one("pulumi:providers:kubernetes")
     objects = [resource for resource in phase3.resources if resource.type.startswith("kubernetes:")]
-    # with the three NetworkPolicies, the Cluster Autoscaler's seven objects and the database-role Job's four
-    assert len(objects) == 21
+    # with the three NetworkPolicies, the Cluster Autoscaler's seven objects, the database-role Job's four and
+    # the default StorageClass
+    assert len(objects) == 22
     assert all(resource.provider is not None and resource.provider.startswith(provider.urn + "::")
                for resource in objects)
 
@@ -143,7 +144,7 @@ def test_phase3_kubernetes_objects_match_the_configured_kubernetes_schema(phase3
         "ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "Deployment", "HorizontalPodAutoscaler",
         "Job", "Job", "Namespace", "NetworkPolicy", "NetworkPolicy", "NetworkPolicy", "PodDisruptionBudget",
         "PodDisruptionBudget", "Role", "RoleBinding", "Secret", "Secret", "Service", "ServiceAccount",
-        "ServiceAccount"]
+        "ServiceAccount", "StorageClass"]
     assert version == "1.35"
     assert [error for manifest in rendered for error in validate(manifest, version)] == []
 
