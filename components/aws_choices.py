@@ -146,16 +146,25 @@ NODE_SPECS: dict[str, tuple[int, int, int]] = {
 eni-max-pods.txt (ENIs x (IPv4 addresses per ENI - 1) + 2, https://github.com/awslabs/amazon-eks-ami). A type
 missing here is not checked (its capacity is unknown), never guessed."""
 
-DAEMONSET_CPU_MILLICORES = 125
-"""Requests of the add-ons that run on every node: aws-node (vpc-cni) 25m, kube-proxy 100m."""
+EBS_CSI_CONTAINER_CPU_MILLICORES = 10
+EBS_CSI_CONTAINER_MEMORY_MIB = 40
+"""The EBS CSI driver's default request per container (kubernetes-sigs/aws-ebs-csi-driver,
+charts/aws-ebs-csi-driver/values.yaml): its node DaemonSet runs 3 containers (plugin, registrar, liveness
+probe), its controller 2 replicas of 6 (plugin, provisioner, attacher, snapshotter, resizer, liveness probe)."""
 
-DAEMONSET_PODS = 3
-"""aws-node, kube-proxy and eks-pod-identity-agent on every node."""
+DAEMONSET_CPU_MILLICORES = 125 + 3 * EBS_CSI_CONTAINER_CPU_MILLICORES
+DAEMONSET_MEMORY_MIB = 3 * EBS_CSI_CONTAINER_MEMORY_MIB
+"""Requests of the add-ons that run on every node: aws-node (vpc-cni) 25m, kube-proxy 100m, ebs-csi-node."""
 
-CLUSTER_ADDON_CPU_MILLICORES = 400
-CLUSTER_ADDON_MEMORY_MIB = 940
-"""Requests of the add-ons that run once per cluster: coredns 2 x (100m, 70Mi), metrics-server (100m, 200Mi)
-and the Cluster Autoscaler (100m, 600Mi; components/cluster_autoscaler.py)."""
+DAEMONSET_PODS = 4
+"""aws-node, kube-proxy, eks-pod-identity-agent and ebs-csi-node on every node."""
+
+CLUSTER_ADDON_CPU_MILLICORES = 400 + 2 * 6 * EBS_CSI_CONTAINER_CPU_MILLICORES
+CLUSTER_ADDON_MEMORY_MIB = 940 + 2 * 6 * EBS_CSI_CONTAINER_MEMORY_MIB
+CLUSTER_ADDON_PODS = 6
+"""Requests and pods of the add-ons that run once per cluster: coredns 2 x (100m, 70Mi), metrics-server (100m,
+200Mi), the Cluster Autoscaler (100m, 600Mi; components/cluster_autoscaler.py) and the EBS CSI controller's
+two replicas. Counted on the first node, pod slots included, so the estimate never runs high."""
 
 CONTAINER_LOGS_NODE_CPU_MILLICORES = 300
 CONTAINER_LOGS_NODE_MEMORY_MIB = 153
@@ -190,7 +199,7 @@ def allocatable(instance_type: str, container_logs: bool = False) -> tuple[int, 
     vcpus, memory, max_pods = spec
     cpu = vcpus * 1000 - kube_reserved_cpu_millicores(vcpus) - DAEMONSET_CPU_MILLICORES
     # EKS reserves 255Mi + 11Mi per pod the node may run for the kubelet (amazon-eks-ami bootstrap).
-    memory_free = memory - (255 + 11 * max_pods) - EVICTION_MEMORY_MIB
+    memory_free = memory - (255 + 11 * max_pods) - EVICTION_MEMORY_MIB - DAEMONSET_MEMORY_MIB
     if container_logs:
         return (cpu - CONTAINER_LOGS_NODE_CPU_MILLICORES, memory_free - CONTAINER_LOGS_NODE_MEMORY_MIB,
                 max_pods - DAEMONSET_PODS - CONTAINER_LOGS_NODE_PODS)
@@ -212,5 +221,6 @@ def pods_that_fit(instance_type: str, nodes: int, cpu_millicores: int, memory_mi
     for index in range(nodes):
         node_cpu = cpu - (cluster_cpu if index == 0 else 0)
         node_memory = memory - (cluster_memory if index == 0 else 0)
-        total += max(0, min(node_cpu // cpu_millicores, node_memory // memory_mib, slots))
+        node_slots = slots - (CLUSTER_ADDON_PODS + (1 if container_logs else 0) if index == 0 else 0)
+        total += max(0, min(node_cpu // cpu_millicores, node_memory // memory_mib, node_slots))
     return total

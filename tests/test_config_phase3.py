@@ -107,15 +107,15 @@ def test_the_hpa_maximum_that_just_fits_the_nodes_is_accepted():
 
 def test_container_logs_are_off_unless_chosen_and_then_take_their_share_of_the_nodes():
     # Off by default (CloudWatch Logs bills ingestion per GB). On, Fluent Bit and the CloudWatch agent take
-    # 300m on every node and the add-on's operator 100m once: 4 x t3.large hold 22 pods instead of 26, so 17 + 5
-    # surge fit and 18 + 5 do not.
+    # 300m on every node and the add-on's operator 100m once: 4 x t3.large hold 18 pods instead of 26, so 14 + 4
+    # surge fit and 15 + 4 do not.
     assert load_config(PHASE3).cluster.container_logs is False
-    chosen = load_config(edited({"phasekit:cluster.containerLogs": True, "phasekit:workload.maxReplicas": 17}))
-    assert (chosen.cluster.container_logs, chosen.workload.max_replicas) == (True, 17)
+    chosen = load_config(edited({"phasekit:cluster.containerLogs": True, "phasekit:workload.maxReplicas": 14}))
+    assert (chosen.cluster.container_logs, chosen.workload.max_replicas) == (True, 14)
     assert load_config(edited({"phasekit:workload.maxReplicas": 18})).workload.max_replicas == 18
-    assert error_message(edited({"phasekit:cluster.containerLogs": True, "phasekit:workload.maxReplicas": 18})) == (
-        "phasekit:workload.maxReplicas: 18 pods + 5 rollout surge of 250m CPU and 512Mi need 23 pods; allowed: at "
-        "most 22, what 4 x t3.large (cluster.nodeGroup.maxSize) hold after the kubelet's reservations and the "
+    assert error_message(edited({"phasekit:cluster.containerLogs": True, "phasekit:workload.maxReplicas": 15})) == (
+        "phasekit:workload.maxReplicas: 15 pods + 4 rollout surge of 250m CPU and 512Mi need 19 pods; allowed: at "
+        "most 18, what 4 x t3.large (cluster.nodeGroup.maxSize) hold after the kubelet's reservations and the "
         "add-ons (raise maxSize, choose a larger type or request less)")
 
 
@@ -328,13 +328,13 @@ MORE_BAD_PHASE3_CONFIGS = [
     pytest.param({"phasekit:workload.maxReplicas": 12, "phasekit:workload.memoryRequest": "2Gi",
                   "phasekit:workload.memoryLimit": "2Gi", "phasekit:cluster.nodeGroup.maxSize": 2},
                  "phasekit:workload.maxReplicas: 12 pods + 3 rollout surge of 250m CPU and 2Gi need 15 pods; "
-                 "allowed: at most 6, what 2 x t3.large (cluster.nodeGroup.maxSize) hold after the kubelet's "
+                 "allowed: at most 5, what 2 x t3.large (cluster.nodeGroup.maxSize) hold after the kubelet's "
                  "reservations and the add-ons (raise maxSize, choose a larger type or request less)",
                  id="memory-beyond-the-nodes"),
     pytest.param({"phasekit:workload.maxReplicas": 20,
                   "phasekit:cluster.nodeGroup.instanceTypes": ["t3.medium", "t3.large"]},
                  "phasekit:workload.maxReplicas: 20 pods + 5 rollout surge of 250m CPU and 512Mi need 25 pods; "
-                 "allowed: at most 23, what 4 x t3.medium (cluster.nodeGroup.maxSize) hold after the kubelet's "
+                 "allowed: at most 21, what 4 x t3.medium (cluster.nodeGroup.maxSize) hold after the kubelet's "
                  "reservations and the add-ons (raise maxSize, choose a larger type or request less)",
                  id="smallest-type-decides"),
     pytest.param({"phasekit:cluster.adminPrincipalArns": ["arn:aws:iam::123456789012:role/admins/"]},

@@ -709,24 +709,27 @@ def test_kube_reserved_cpu_follows_the_eks_ami_formula(vcpus, reserved):
 
 
 def test_a_t3_large_node_offers_what_is_left_after_the_kubelet_and_the_daemonsets():
-    # 2000m - 70m reserved - 125m daemonsets; 8192Mi - (255 + 11 x 35)Mi - 100Mi eviction; 35 - 3 pod slots.
-    assert allocatable("t3.large") == (1805, 7452, 32)
+    # 2000m - 70m reserved - 155m daemonsets (aws-node 25m, kube-proxy 100m, ebs-csi-node 3 x 10m);
+    # 8192Mi - (255 + 11 x 35)Mi - 100Mi eviction - 120Mi ebs-csi-node; 35 - 4 pod slots.
+    assert allocatable("t3.large") == (1775, 7332, 31)
     assert allocatable("m5a.large") is None
 
 
 def test_container_log_agents_take_their_requests_from_every_node_and_their_operator_once():
     # Fluent Bit 50m/25Mi + CloudWatch agent 250m/128Mi per node, 2 pod slots; the operator 100m/64Mi once.
-    assert allocatable("t3.large", container_logs=True) == (1805 - 300, 7452 - 153, 32 - 2)
-    # First node (1505 - 400 - 100) // 250 = 4, the others 1505 // 250 = 6.
-    assert pods_that_fit("t3.large", 4, 250, 512, container_logs=True) == 4 + 6 + 6 + 6
+    assert allocatable("t3.large", container_logs=True) == (1775 - 300, 7332 - 153, 31 - 2)
+    # First node (1475 - 520 - 100) // 250 = 3, the others 1475 // 250 = 5.
+    assert pods_that_fit("t3.large", 4, 250, 512, container_logs=True) == 3 + 5 + 5 + 5
 
 
 def test_pods_that_fit_count_whole_pods_per_node_and_the_cluster_addons_once():
+    # The first node also runs the once-per-cluster add-ons: 520m, 1420Mi and 6 pods (coredns x 2,
+    # metrics-server, the Cluster Autoscaler, the EBS CSI controller x 2).
     assert pods_that_fit("t3.large", 4, 250, 512) == 5 + 7 + 7 + 7
-    # One t3.medium: CPU (1805 - 400) // 250 = 5, memory (4096 - 442 - 100 - 940) // 512 = 5, slots 17 - 3;
-    # 400m and 940Mi: coredns, metrics-server and the Cluster Autoscaler.
-    assert pods_that_fit("t3.medium", 1, 250, 512) == 5
-    assert pods_that_fit("t3.medium", 1, 250, 1024) == 2  # memory binds
+    # One t3.medium: CPU (1775 - 520) // 250 = 5, memory (4096 - 442 - 100 - 120 - 1420) // 512 = 3, slots 17 - 4 - 6.
+    assert pods_that_fit("t3.medium", 1, 250, 512) == 3
+    assert pods_that_fit("t3.medium", 1, 250, 1024) == 1  # memory binds
+    assert pods_that_fit("t3.medium", 1, 10, 16) == 7  # pod slots bind
     assert pods_that_fit("t3.large", 2, 2000, 512) == 0
 
 
