@@ -393,20 +393,26 @@ def _access_log_bucket(name: str, args: PublicLoadBalancerArgs, parent: pulumi.R
     # S3 bucket names are lower case; the provider appends a unique suffix to the prefix.
     bucket = aws.s3.Bucket(f"{name}-logs", bucket_prefix=f"{name.lower()}-logs-", force_destroy=True,
                            tags=aws_tags(args.tags, Name=f"{name}-logs"), opts=child)
+    # S3 refuses concurrent configuration changes to one bucket (OperationAborted), so each configuration
+    # waits for the one before it.
+    def after(previous: pulumi.Resource) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=parent, depends_on=[previous])
+
     public_access = aws.s3.BucketPublicAccessBlock(
         f"{name}-logs", bucket=bucket.id, block_public_acls=True, block_public_policy=True,
         ignore_public_acls=True, restrict_public_buckets=True, opts=child)
     ownership = aws.s3.BucketOwnershipControls(
         f"{name}-logs", bucket=bucket.id,
-        rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"), opts=child)
+        rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+        opts=after(public_access))
     encryption = aws.s3.BucketServerSideEncryptionConfiguration(
         f"{name}-logs", bucket=bucket.id,
         rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
             apply_server_side_encryption_by_default=(
                 aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
                     sse_algorithm="AES256")))],
-        opts=child)
-    aws.s3.BucketLifecycleConfiguration(
+        opts=after(ownership))
+    lifecycle = aws.s3.BucketLifecycleConfiguration(
         f"{name}-logs", bucket=bucket.id,
         rules=[aws.s3.BucketLifecycleConfigurationRuleArgs(
             id="expire-access-logs", status="Enabled",
@@ -415,13 +421,12 @@ def _access_log_bucket(name: str, args: PublicLoadBalancerArgs, parent: pulumi.R
             abort_incomplete_multipart_upload=(
                 aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(days_after_initiation=1)),
         )],
-        opts=child)
+        opts=after(encryption))
     region = args.region or ""
     policy = aws.s3.BucketPolicy(
         f"{name}-logs", bucket=bucket.id,
         policy=bucket.arn.apply(lambda arn: access_log_bucket_policy(arn, region)),
-        # S3 refuses concurrent configuration changes to one bucket (OperationAborted).
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=[public_access, ownership]))
+        opts=after(lifecycle))
     return bucket, [policy, encryption]
 
 
