@@ -385,7 +385,7 @@ class RdsPostgres(pulumi.ComponentResource):
         self.master_secret_arn = primary.master_user_secrets.apply(master_secret_arn) if managed else None
         reader = args.master_secret_reader
         self.master_secret_reader_role_arn = (
-            _master_secret_reader_role(name, args, reader, self.master_secret_arn, child).arn
+            _master_secret_reader_role(name, args, reader, self.master_secret_arn, child)
             if managed and reader is not None else None)
         self.address = primary.address
         self.port = primary.port
@@ -422,9 +422,11 @@ class RdsPostgres(pulumi.ComponentResource):
 
 
 def _master_secret_reader_role(name: str, args: RdsPostgresArgs, reader: MasterSecretReader,
-                               secret_arn: pulumi.Output[str], child: pulumi.ResourceOptions) -> aws.iam.Role:
-    """The database-role Job's IRSA role: only its ServiceAccount may assume it, and it may read only the master
-    secret (``master_secret_reader_policy``)."""
+                               secret_arn: pulumi.Output[str], child: pulumi.ResourceOptions) -> pulumi.Output[str]:
+    """The ARN of the database-role Job's IRSA role: only its ServiceAccount may assume it, and it may read only
+    the master secret (``master_secret_reader_policy``). The ARN carries the policy as a dependency too, so
+    the Job that uses it starts only once the role may read the secret (a role without its policy answers
+    AccessDenied)."""
     role = aws.iam.Role(
         f"{name}-master-secret-reader",
         description=f"Reads the master secret of {args.identifier} to create the app role (phasekit)",
@@ -433,13 +435,13 @@ def _master_secret_reader_role(name: str, args: RdsPostgresArgs, reader: MasterS
         tags=aws_tags(args.tags, Name=f"{args.identifier}-master-secret-reader"),
         opts=child,
     )
-    aws.iam.RolePolicy(
+    policy = aws.iam.RolePolicy(
         f"{name}-master-secret-reader-policy",
         role=role.id,
         policy=secret_arn.apply(lambda arn: master_secret_reader_policy(arn, args.master_secret_kms_key_id)),
         opts=child,
     )
-    return role
+    return pulumi.Output.all(role.arn, policy.id).apply(lambda values: values[0])
 
 
 def master_secret_arn(secrets: list) -> str:

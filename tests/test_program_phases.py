@@ -347,3 +347,7 @@ def test_phase3_the_app_role_exists_before_the_release_job_and_the_master_passwo
     assert account.inputs["metadata"]["name"] == "app-database-role"
     assert account.inputs["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].startswith(
         "arn:aws:iam::123456789012:role/database-master-secret-reader-")
+    # The account (and so the Job that runs under it) waits for the role's policy, not only the role: a role
+    # without it answers AccessDenied while IAM propagates.
+    assert phase3.named("database-master-secret-reader-policy").urn in account.dependencies
+    assert account.urn in role_job.dependencies
