@@ -448,7 +448,8 @@ class EksCluster(pulumi.ComponentResource):
         ami_type = _check_args(args)
         super().__init__("phasekit:index:EksCluster", name, None, opts)
 
-        cluster_role, cluster_attachments = _cluster_role(name, args, self)
+        cluster_role, cluster_attachments = _service_role(name, args, "cluster", "eks.amazonaws.com", "control plane",
+                                                          CLUSTER_POLICIES, self)
         secrets_key, key_access = _secrets_key(name, args, cluster_role, self)
         log_group = _control_plane_log_group(name, args, self)
         cluster = _cluster(name, args, cluster_role, secrets_key, [log_group, key_access, *cluster_attachments], self)
@@ -456,7 +457,8 @@ class EksCluster(pulumi.ComponentResource):
         oidc_provider = _oidc_provider(name, args, issuer, self)
 
         node_sg = _node_security_group(name, args, self)
-        node_role, node_attachments = _node_role(name, args, self)
+        node_role, node_attachments = _service_role(name, args, "node", "ec2.amazonaws.com", "nodes", NODE_POLICIES,
+                                                    self)
         cluster_sg_id = cluster.vpc_config.apply(lambda config: config.cluster_security_group_id)
         launch_template = _launch_template(name, args, [node_sg.id, cluster_sg_id], self)
 
@@ -513,22 +515,25 @@ class EksCluster(pulumi.ComponentResource):
 # --- Builders (each creates its children under ``parent``; names derive from the component name) ----------
 
 
-def _cluster_role(name: str, args: EksClusterArgs, parent: pulumi.Resource,
-                  ) -> tuple[aws.iam.Role, list[aws.iam.RolePolicyAttachment]]:
+def _service_role(name: str, args: EksClusterArgs, part: str, service: str, what: str, policies: tuple[str, ...],
+                  parent: pulumi.Resource) -> tuple[aws.iam.Role, list[aws.iam.RolePolicyAttachment]]:
+    """The IAM role an AWS service assumes for one ``part`` of the cluster (``cluster``: the control plane,
+    ``node``: the nodes), with AWS's managed ``policies`` attached; names ``<name>-<part>-role`` and
+    ``<name>-<part>-<policy>``."""
     child = pulumi.ResourceOptions(parent=parent)
-    cluster_role = aws.iam.Role(
-        f"{name}-cluster-role",
-        description=f"EKS control plane of {args.cluster_name} (phasekit)",
-        assume_role_policy=assume_role_policy("eks.amazonaws.com"),
-        tags=aws_tags(args.tags, Name=f"{args.cluster_name}-cluster"),
+    role = aws.iam.Role(
+        f"{name}-{part}-role",
+        description=f"EKS {what} of {args.cluster_name} (phasekit)",
+        assume_role_policy=assume_role_policy(service),
+        tags=aws_tags(args.tags, Name=f"{args.cluster_name}-{part}"),
         opts=child,
     )
-    cluster_attachments = [
-        aws.iam.RolePolicyAttachment(f"{name}-cluster-{_policy_slug(policy)}", role=cluster_role.name,
+    attachments = [
+        aws.iam.RolePolicyAttachment(f"{name}-{part}-{_policy_slug(policy)}", role=role.name,
                                      policy_arn=MANAGED_POLICY + policy, opts=child)
-        for policy in CLUSTER_POLICIES
+        for policy in policies
     ]
-    return cluster_role, cluster_attachments
+    return role, attachments
 
 
 def _secrets_key(name: str, args: EksClusterArgs, cluster_role: aws.iam.Role, parent: pulumi.Resource,
@@ -639,24 +644,6 @@ def _node_security_group(name: str, args: EksClusterArgs, parent: pulumi.Resourc
         opts=child,
     )
     return node_sg
-
-
-def _node_role(name: str, args: EksClusterArgs, parent: pulumi.Resource,
-               ) -> tuple[aws.iam.Role, list[aws.iam.RolePolicyAttachment]]:
-    child = pulumi.ResourceOptions(parent=parent)
-    node_role = aws.iam.Role(
-        f"{name}-node-role",
-        description=f"EKS nodes of {args.cluster_name} (phasekit)",
-        assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
-        tags=aws_tags(args.tags, Name=f"{args.cluster_name}-node"),
-        opts=child,
-    )
-    node_attachments = [
-        aws.iam.RolePolicyAttachment(f"{name}-node-{_policy_slug(policy)}", role=node_role.name,
-                                     policy_arn=MANAGED_POLICY + policy, opts=child)
-        for policy in NODE_POLICIES
-    ]
-    return node_role, node_attachments
 
 
 def _launch_template(name: str, args: EksClusterArgs, security_group_ids: list[pulumi.Input[str]],
