@@ -764,8 +764,9 @@ DEFAULT_STORAGE_CLASS = "gp3"
 def default_storage_class_spec() -> dict[str, object]:
     """The cluster's default StorageClass, as the Kubernetes API takes it.
 
-    EKS clusters created on Kubernetes 1.30 or later no longer mark the in-tree ``gp2`` class as the default
-    (EKS release notes for 1.30), so without one a PersistentVolumeClaim that names no class stays Pending.
+    phasekit does not rely on whatever class EKS may or may not mark as the default on a new cluster (the
+    in-tree ``gp2`` class; reported not to be the default on clusters created on 1.30 or later, which this
+    machine could not check against the EKS release notes): a claim that names no class gets this one.
     ``Retain``: deleting a claim (or the namespace) keeps its volume, so no ordinary change destroys data;
     ``WaitForFirstConsumer``: the volume is created in the zone of the node its pod lands on; gp3 encrypted
     at rest, growable in place (the EBS CSI driver's parameters ``type`` and ``encrypted``)."""

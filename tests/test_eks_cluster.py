@@ -734,8 +734,8 @@ def test_pods_that_fit_count_whole_pods_per_node_and_the_cluster_addons_once():
 
 
 def test_the_default_storage_class_is_encrypted_gp3_that_retains_its_volumes():
-    """Clusters created on 1.30 or later have no default class (gp2 lost its annotation), so a claim naming
-    none would stay Pending; Retain keeps the volume when a claim or namespace is deleted."""
+    """A claim naming no class binds to this one, whatever EKS marks as default; Retain keeps the volume when a
+    claim or namespace is deleted."""
     recording = record()
     storage_class = recording.one(STORAGE_CLASS)
     assert storage_class.name == "eks-gp3"
