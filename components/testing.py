@@ -66,6 +66,10 @@ INVOKE_RESULTS: dict[str, dict] = {
     "aws:cloudwatch/getLogGroups:getLogGroups": {"logGroupNames": [], "arns": [], "id": "offline"},
     # EksCluster's lookup of the default version of an add-on for its Kubernetes version.
     "aws:eks/getAddonVersion:getAddonVersion": {"version": "offline-addon-version", "id": "offline"},
+    # BackupStore's lookup of the R2 bucket-item permission group by name (its id as Cloudflare lists it).
+    "cloudflare:index/getApiTokenPermissionGroupsList:getApiTokenPermissionGroupsList": {"results": [{
+        "id": "2efd5506f9c8494dacb1fa10a3e7d5b6", "name": "Workers R2 Storage Bucket Item Write",
+        "category": "developer_platform", "isSelectable": True, "scopes": ["com.cloudflare.edge.r2.bucket"]}]},
 }
 
 
@@ -89,6 +93,7 @@ def _fake_outputs(type_token: str, name: str, resource_id: str) -> dict[str, Any
             "privateKeyPem": f"-----BEGIN PRIVATE KEY-----\n{digest}\n-----END PRIVATE KEY-----\n"},
         "tls:index/certRequest:CertRequest": {
             "certRequestPem": f"-----BEGIN CERTIFICATE REQUEST-----\n{digest}\n-----END CERTIFICATE REQUEST-----\n"},
+        "cloudflare:index/apiToken:ApiToken": {"value": f"offline-token-{digest[:32]}"},
         "cloudflare:index/originCaCertificate:OriginCaCertificate": {
             "certificate": f"-----BEGIN CERTIFICATE-----\n{digest}\n-----END CERTIFICATE-----\n",
             "expiresOn": "2041-01-01T00:00:00Z"},
