@@ -11,11 +11,21 @@ Layout on the host (``STACK_DIR``)::
     deploy.sh               pulls, runs the release command before touching the app, rolls, waits for health
     caddy/caddy.json        reverse proxy, TLS from the Cloudflare origin certificate (or ACME)
     postgres/postgresql.conf
+    postgres/Dockerfile, postgres/pgbackrest.conf   with off-site backups (``HostStack.backups``)
+    backup.sh, systemd/phasekit-backup-*            with off-site backups: installed and enabled by deploy.sh
+    status/backup.txt       written by ``backup.sh status`` while backups are in order; Caddy serves it
     redis/redis.conf
     secrets/                0700; delivered only over SSH by the rollout command, never in user_data
       app.env               the app contract: DATABASE_URL, REDIS_URL, PORT, ... plus env and secret_env
       db_password, redis_password, redis_auth.conf
+      pgbackrest.conf, backup_passphrase, r2-curl.conf   with off-site backups
     tls/origin.pem, tls/origin.key
+
+Off-site backups (``components.backups``): the db service is built from ``postgres/Dockerfile`` (the pinned image
+plus pgBackRest), archives WAL continuously to the stack's backups bucket, and deploy.sh creates the pgBackRest
+stanza and runs ``pgbackrest check`` after PostgreSQL is up, so a rollout whose archiving does not reach the bucket
+fails loudly. Caddy serves ``status/`` read-only at ``BACKUP_STATUS_PATH`` and drops the connection while backups
+are not in order (no status file), which a DigitalOcean uptime check watches.
 
 PostgreSQL and Redis keep their data on the attached volume (``DATA_MOUNT``); nothing but the proxy
 publishes a port beyond loopback.
@@ -31,13 +41,16 @@ import shlex
 import tarfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import yaml
 
 from components import connection_urls
 from components.connection_urls import postgres_url
 from components.tuning import Machine, db_max_connections, postgres_settings, redis_maxmemory_mib
+
+if TYPE_CHECKING:
+    from components.backups import BackupSpec
 
 STACK_DIR = "/opt/phasekit"
 DATA_MOUNT = "/mnt/phasekit-data"
@@ -46,6 +59,8 @@ DATA_LABEL = "phasekit-data"
 
 CADDY_IMAGE = "caddy:2.8.4"
 POSTGRES_IMAGE = "postgres:16.6"
+BACKUP_POSTGRES_IMAGE = "phasekit/postgres-pgbackrest:16.6"
+"""The name deploy.sh builds ``postgres/Dockerfile`` under (``POSTGRES_IMAGE`` plus pgBackRest); never pulled."""
 REDIS_IMAGE = "redis:7.4.1"
 IMAGE_USER_ID = 999
 """uid/gid of the ``postgres`` and ``redis`` users inside the official images (Debian variants)."""
@@ -105,9 +120,27 @@ class HostStack:
     """Serve ``app.health_path`` over plain HTTP on port 80 (everything else still redirects), for a load
     balancer whose health check cannot send the hostname over TLS."""
 
+    backups: BackupSpec | None = None
+    """Off-site backups of the data stores this host runs (``all-in-one`` only); None: none."""
+
+    backup_status_upstream: bool = False
+    """A ``web`` host: proxy ``BACKUP_STATUS_PATH`` to the data host's status server, whose address arrives with
+    the rollout (``StackSecrets.backup_status_upstream``), so the uptime check sees the data host's status."""
+
+    def __post_init__(self) -> None:
+        if self.backups is not None and self.role != "all-in-one":
+            raise ValueError("HostStack.backups: only a host that runs the data stores backs them up")
+        if self.backup_status_upstream and self.role != "web":
+            raise ValueError("HostStack.backup_status_upstream: only a web host proxies another host's status")
+
     @property
     def runs_data_stores(self) -> bool:
         return self.role == "all-in-one"
+
+    @property
+    def serves_backup_status(self) -> bool:
+        """Whether Caddy answers ``BACKUP_STATUS_PATH`` (from ``status/`` here, or from the data host)."""
+        return self.backups is not None or self.backup_status_upstream
 
     @property
     def db_max_connections(self) -> int:
@@ -130,6 +163,16 @@ class StackSecrets:
     origin_certificate_pem: str | None = None
     origin_private_key_pem: str | None = None
     registry_password: str | None = None
+    backup_access_key_id: str | None = None
+    """S3 access key id of the backups bucket (with ``HostStack.backups``)."""
+
+    backup_secret_access_key: str | None = None
+    backup_passphrase: str | None = None
+    """The key backups are encrypted with (``secrets.BACKUP_PASSPHRASE``)."""
+
+    backup_status_upstream: str | None = None
+    """``host:port`` of the data host's status server (with ``HostStack.backup_status_upstream``); not secret,
+    but known only once the data host exists."""
 
 
 @dataclass(frozen=True)
@@ -203,11 +246,14 @@ def caddy_config(stack: HostStack, cert_file: str = "/etc/caddy/tls/origin.pem",
         }],
         "terminal": True,
     }
+    status_routes = [backup_status_route(stack)] if stack.serves_backup_status else []
     https_server: dict = {
         "listen": [":443"],
-        "routes": [proxy_route],
+        "routes": [*status_routes, proxy_route],
         "tls_connection_policies": [{"match": {"sni": [stack.hostname]}, "protocol_min": "tls1.2"}],
     }
+    if stack.serves_backup_status:
+        https_server["errors"] = {"routes": [backup_status_error_route(stack.hostname)]}
     config: dict = {
         "admin": {"disabled": True},
         "logging": {"logs": {"default": {"level": "INFO"}}},
@@ -232,6 +278,51 @@ def caddy_config(stack: HostStack, cert_file: str = "/etc/caddy/tls/origin.pem",
             {"certificate": cert_file, "key": key_file, "tags": ["cloudflare-origin"]},
         ]}}
     return config
+
+
+BACKUP_STATUS_ROOT = "/srv/phasekit-status"
+"""Where the proxy container sees ``STACK_DIR/status`` (read-only)."""
+
+BACKUP_STATUS_UPSTREAM_ENV = "PHASEKIT_BACKUP_STATUS_UPSTREAM"
+"""The proxy's environment variable holding the data host's status server (phase 2's web hosts)."""
+
+
+def backup_status_route(stack: HostStack) -> dict:
+    """``BACKUP_STATUS_PATH`` on the app's hostname: the status file, or (through ``backup_status_error_route``) a
+    dropped connection while it is missing (backups are not in order). Never cached: Cloudflare and browsers must
+    see the current answer."""
+    from components.backups import BACKUP_STATUS_FILE, BACKUP_STATUS_PATH  # imports this module's constants
+
+    if stack.backups is not None:
+        serve: list[dict] = [{"handler": "rewrite", "uri": f"/{BACKUP_STATUS_FILE}"},
+                             {"handler": "file_server", "root": BACKUP_STATUS_ROOT}]
+    else:
+        # Caddy replaces placeholders in `dial` per request, so the address can come from the environment.
+        serve = [{"handler": "rewrite", "uri": f"/{BACKUP_STATUS_FILE}"},
+                 {"handler": "reverse_proxy", "upstreams": [{"dial": f"{{env.{BACKUP_STATUS_UPSTREAM_ENV}}}"}]}]
+    return {
+        "match": [{"host": [stack.hostname], "path": [BACKUP_STATUS_PATH]}],
+        "handle": [{"handler": "headers", "response": {"set": {"Cache-Control": ["no-store"]}}}, *serve],
+        "terminal": True,
+    }
+
+
+ABORT = {"handler": "static_response", "abort": True}
+"""Caddy closes the connection without an answer: what every uptime checker counts as down."""
+
+
+def backup_status_error_route(hostname: str | None = None) -> dict:
+    """The status path's errors (no status file: file_server's 404; no status server: reverse_proxy's 502) close
+    the connection instead of answering an error page. Why: DigitalOcean's uptime documentation read for this does
+    not say which status codes its checks count as down, and some checkers count any answer as up. A dropped
+    connection is down for every checker; behind Cloudflare's proxy the checker gets Cloudflare's 5xx for it
+    (520/52x), a server error rather than a 404. Only a real alert proves the end-to-end path."""
+    from components.backups import BACKUP_STATUS_PATH  # components.backups imports this module
+
+    match: dict = {"path": [BACKUP_STATUS_PATH]}
+    if hostname is not None:
+        match["host"] = [hostname]
+    return {"match": [match], "handle": [dict(ABORT)], "terminal": True}
 
 
 def render_caddy_json(stack: HostStack, **paths: str) -> str:
@@ -273,8 +364,14 @@ def compose_config(stack: HostStack, config_digests: Mapping[str, str] | None = 
             **always,
         },
     }
+    if stack.backups is not None:
+        services["proxy"]["volumes"].append(_bind("./status", BACKUP_STATUS_ROOT))
+    if stack.backup_status_upstream:
+        services["proxy"]["env_file"] = [f"./{PROXY_ENV_FILE}"]
     if stack.runs_data_stores:
         services.update(_data_store_services(data_mount, always))
+        if stack.backups is not None:
+            services["db"].update(backup_db_service(services["db"], data_mount))
     if app.release_command and stack.runs_release:
         # Outside `up` (a profile): deploy.sh runs it with `compose run` against the new image while the
         # current version keeps serving. As a `depends_on` of the app it would run only after Compose had
@@ -340,6 +437,28 @@ def _data_store_services(data_mount: str, always: Mapping[str, object]) -> dict:
             },
             **always,
         },
+    }
+
+
+PROXY_ENV_FILE = "proxy.env"
+"""The proxy's environment on a web host that proxies the data host's backup status (not secret)."""
+
+
+def backup_db_service(db: Mapping[str, object], data_mount: str) -> dict:
+    """What off-site backups change in a db service: built from ``postgres/Dockerfile`` (deploy.sh builds it,
+    ``pull`` skips it), pgBackRest's public config and secrets mounted read-only, its spool on the data volume."""
+    from components.backups import PGBACKREST_CONF_PATH, PGBACKREST_SECRETS_PATH  # imports this module
+
+    volumes = list(db["volumes"])  # type: ignore[call-overload]
+    return {
+        "image": BACKUP_POSTGRES_IMAGE,
+        "build": {"context": "./postgres"},
+        "volumes": [
+            *volumes,
+            _bind("./postgres/pgbackrest.conf", PGBACKREST_CONF_PATH),
+            _bind("./secrets/pgbackrest.conf", PGBACKREST_SECRETS_PATH),
+            _bind(f"{data_mount}/pgbackrest", "/var/spool/pgbackrest", read_only=False),
+        ],
     }
 
 
@@ -419,8 +538,9 @@ def render_deploy_script(stack: HostStack) -> str:
     release = (["docker compose run --rm -T migrate"]
                if stack.app.release_command and stack.runs_release else [])
     registry_login = [f"export DOCKER_CONFIG={STACK_DIR}/{DOCKER_CONFIG_DIR}"] if stack.app.registry_server else []
+    spool = [f"{DATA_MOUNT}/pgbackrest"] if stack.backups is not None else []
     data_stores = [
-        *data_volume_steps(IMAGE_USER_ID, f"{DATA_MOUNT}/postgres", f"{DATA_MOUNT}/redis"),
+        *data_volume_steps(IMAGE_USER_ID, f"{DATA_MOUNT}/postgres", f"{DATA_MOUNT}/redis", *spool),
     ] if stack.runs_data_stores else []
     return "\n".join([
         "#!/bin/sh",
@@ -431,15 +551,66 @@ def render_deploy_script(stack: HostStack) -> str:
         f"cd {STACK_DIR}",
         *data_stores,
         *registry_login,
-        "docker compose pull --quiet",
+        *(backup_build_steps() if stack.backups is not None else ["docker compose pull --quiet"]),
         *(["docker compose up --detach --wait --wait-timeout 300 db redis"] if stack.runs_data_stores else []),
+        *(backup_check_steps() if stack.backups is not None else []),
         *release,
         "docker compose up --detach --remove-orphans --wait --wait-timeout 300",
         f"curl --fail --silent --show-error --output /dev/null --retry 30 --retry-delay 2 "
         f"--retry-all-errors {shlex.quote(health_url)}",
+        *(backup_timer_steps(stack.backups) if stack.backups is not None else []),
         "docker image prune --force --filter until=168h >/dev/null",
         "",
     ])
+
+
+OLD_DUMP_TIMER = "phasekit-pg-dump.timer"
+"""The nightly ``pg_dump`` to the root disk that off-site backups replace; deploy.sh switches it off (the dumps
+already in /var/backups/phasekit stay where they are)."""
+
+
+def backup_build_steps() -> list[str]:
+    """deploy.sh lines before the data stores start: pull what is pulled, build the database image (pgBackRest on
+    the pinned postgres image; ``--pull`` refreshes that base), and make sure Compose can build."""
+    return [
+        "# Compose builds through buildx; Ubuntu's docker.io does not bring it. cloud-init installs it on new",
+        "# droplets; this covers droplets made before. The lock timeout waits out unattended-upgrades.",
+        "dpkg -s docker-buildx >/dev/null 2>&1 || { apt-get -o DPkg::Lock::Timeout=300 update --quiet "
+        "&& DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install --yes --quiet docker-buildx; }",
+        "docker compose pull --quiet --ignore-buildable",
+        "docker compose build --pull db",
+        f"install -d -m 0755 {BACKUP_STATUS_DIR_NAME}",
+    ]
+
+
+def backup_check_steps() -> list[str]:
+    """deploy.sh lines once PostgreSQL is up: create the pgBackRest stanza (idempotent) and check that a WAL
+    segment reaches the bucket. A failure stops the rollout before the app changes: archiving that does not work
+    would otherwise go unnoticed until a restore."""
+    return [
+        f"{STACK_DIR}/backup.sh init || {{ echo 'phasekit: WAL archiving to the backups bucket does not work "
+        "(see pgbackrest check above)' >&2; exit 1; }",
+    ]
+
+
+def backup_timer_steps(spec: BackupSpec) -> list[str]:
+    """deploy.sh lines that install the backup units (they change with config, so they travel with every rollout),
+    start their timers, retire the old nightly dump, and start a first full backup when the repository has none."""
+    from components.backups import REDIS_STAMP_FILE, UNIT_PREFIX, backup_units  # backups imports this module
+
+    timers = sorted(unit for unit in backup_units(spec) if unit.endswith(".timer"))
+    return [
+        f"! systemctl is-enabled --quiet {OLD_DUMP_TIMER} 2>/dev/null || systemctl disable --now {OLD_DUMP_TIMER}",
+        f"rm -f /etc/systemd/system/{OLD_DUMP_TIMER} /etc/systemd/system/phasekit-pg-dump.service",
+        f"install -m 0644 systemd/{UNIT_PREFIX}-* /etc/systemd/system/",
+        "systemctl daemon-reload",
+        f"systemctl enable --now {' '.join(timers)}",
+        # A new stack gets its first backups now, in the background: a full backup can take long on a big
+        # database, and the status check alerts until both a backup and a Redis snapshot exist.
+        f"{STACK_DIR}/backup.sh has-backup || systemctl start --no-block {UNIT_PREFIX}-full.service",
+        *([f"[ -s {STACK_DIR}/{BACKUP_STATUS_DIR_NAME}/{REDIS_STAMP_FILE} ] "
+           f"|| systemctl start --no-block {UNIT_PREFIX}-redis.service"] if spec.redis_schedule else []),
+    ]
 
 
 def data_volume_steps(owner_id: int, *directories: str) -> list[str]:
@@ -466,11 +637,53 @@ def render_public_files(stack: HostStack, origin_certificate_pem: str | None = N
     digests = {"proxy": config_digest(files["caddy/caddy.json"].content, origin_certificate_pem or "")}
     if stack.runs_data_stores:
         settings = postgres_settings(stack.machine, stack.db_max_connections)
+        if stack.backups is not None:
+            settings.update(archive_settings(stack.backups))
+            files.update(backup_public_files(stack.backups))
         files["postgres/postgresql.conf"] = BundleFile(render_postgresql_conf(settings))
         files["redis/redis.conf"] = BundleFile(render_redis_conf(redis_settings(stack.machine)))
-        digests["db"] = config_digest(files["postgres/postgresql.conf"].content)
+        digests["db"] = config_digest(*(files[path].content for path in sorted(files) if path.startswith("postgres/")))
         digests["redis"] = config_digest(files["redis/redis.conf"].content)
     return {"compose.yaml": BundleFile(render_compose(stack, digests)), **files}
+
+
+BACKUP_STATUS_DIR_NAME = "status"
+"""``components.backups.BACKUP_STATUS_DIR``, spelled here too because that module imports this one."""
+
+
+def archive_settings(spec: BackupSpec) -> dict[str, str]:
+    """postgresql.conf's continuous-archiving settings (``components.backups.postgres_archive_settings``)."""
+    from components.backups import postgres_archive_settings  # components.backups imports this module
+
+    return postgres_archive_settings(spec)
+
+
+def backup_public_files(spec: BackupSpec) -> dict[str, BundleFile]:
+    """The backup files without secrets, for any host that runs PostgreSQL: the database image's Dockerfile,
+    pgBackRest's public config, backup.sh and its systemd units (installed by deploy.sh)."""
+    from components import backups  # components.backups imports this module
+
+    return {
+        "postgres/Dockerfile": BundleFile(backups.render_postgres_dockerfile(POSTGRES_IMAGE)),
+        "postgres/pgbackrest.conf": BundleFile(backups.render_pgbackrest_conf(spec)),
+        "backup.sh": BundleFile(backups.render_backup_script(spec), mode=0o755),
+        **{f"systemd/{unit}": BundleFile(content) for unit, content in backups.backup_units(spec).items()},
+    }
+
+
+def backup_secret_files(*, access_key_id: str, secret_access_key: str, passphrase: str) -> dict[str, BundleFile]:
+    """The backup credentials: pgBackRest's (read in the container as the image's postgres user) and the host's
+    (root only, for backup.sh's Redis upload). Only ever in the SSH-delivered bundle, never in user_data."""
+    from components import backups  # components.backups imports this module
+
+    return {
+        "secrets/pgbackrest.conf": BundleFile(backups.render_pgbackrest_secrets(
+            access_key_id=access_key_id, secret_access_key=secret_access_key, cipher_pass=passphrase),
+            mode=0o400, owner_id=IMAGE_USER_ID),
+        "secrets/backup_passphrase": BundleFile(passphrase, mode=0o400),
+        "secrets/r2-curl.conf": BundleFile(backups.render_r2_curl_config(access_key_id, secret_access_key),
+                                           mode=0o400),
+    }
 
 
 def config_digest(*contents: str) -> str:
@@ -485,6 +698,14 @@ def render_bundle(stack: HostStack, secrets: StackSecrets) -> dict[str, BundleFi
     if stack.runs_data_stores:
         files.update(data_store_secret_files(_required(secrets.db_password, "db_password"),
                                              _required(secrets.redis_password, "redis_password")))
+    if stack.backups is not None:
+        files.update(backup_secret_files(
+            access_key_id=_required(secrets.backup_access_key_id, "backup_access_key_id"),
+            secret_access_key=_required(secrets.backup_secret_access_key, "backup_secret_access_key"),
+            passphrase=_required(secrets.backup_passphrase, "backup_passphrase")))
+    if stack.backup_status_upstream:
+        upstream = _required(secrets.backup_status_upstream, "backup_status_upstream")
+        files[PROXY_ENV_FILE] = BundleFile(render_env_file({BACKUP_STATUS_UPSTREAM_ENV: upstream}))
     if stack.app.registry_server:
         if secrets.registry_password is None:
             raise ValueError("app.registry_server needs the registry password")

@@ -17,6 +17,14 @@ What is different from the single host:
 - deploy.sh warns (in ``pulumi up``'s output) when the data volume is fuller than ``VOLUME_WARN_PERCENT``,
   because DigitalOcean's disk alert watches only the root disk; a systemd timer logs the same warning
   to the journal every 5 minutes.
+- Off-site backups (``DataHostStack.backups``) work as on the single host (``components.backups``): pgBackRest in
+  the db image, continuous WAL archiving, backup.sh and its timers. The status file needs a public URL for the
+  uptime check, and this host has no public proxy, so the simplest route that really works is used: a second
+  Caddy here (``status`` service, the pinned Caddy image, host network) serves ``status/`` read-only on the VPC
+  address at ``BACKUP_STATUS_PORT`` (the firewall admits only the app tier there), and every web host's Caddy
+  proxies ``BACKUP_STATUS_PATH`` to it (``compose_stack.backup_status_route``). No status file, or no data host,
+  is a failed check either way. Pushing the file to the web hosts instead would need credentials on the data
+  host to log in to them; a DigitalOcean metric cannot see a file.
 
 Layout on the host (``STACK_DIR``)::
 
@@ -24,12 +32,16 @@ Layout on the host (``STACK_DIR``)::
     postgres/postgresql.conf, postgres/pg_hba.conf
     redis/redis.conf                          (when Redis runs here)
     pgbouncer/pgbouncer.ini                   (when PgBouncer is on; installed to /etc/pgbouncer)
+    postgres/Dockerfile, postgres/pgbackrest.conf, backup.sh, systemd/phasekit-backup-*, caddy/status.json
+                                              (with off-site backups)
     secrets/db_password, redis_password, redis_auth.conf, pgbouncer_userlist.txt
+    secrets/pgbackrest.conf, backup_passphrase, r2-curl.conf   (with off-site backups)
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,7 +49,10 @@ from typing import Literal
 
 import yaml
 
+from components.backups import BackupSpec
 from components.compose_stack import (
+    BACKUP_STATUS_ROOT,
+    CADDY_IMAGE,
     CONFIG_DIGEST_LABEL,
     DATA_MOUNT,
     DB_NAME,
@@ -48,6 +63,13 @@ from components.compose_stack import (
     REDIS_IMAGE,
     STACK_DIR,
     BundleFile,
+    archive_settings,
+    backup_build_steps,
+    backup_check_steps,
+    backup_db_service,
+    backup_public_files,
+    backup_secret_files,
+    backup_timer_steps,
     config_digest,
     data_store_secret_files,
     data_volume_steps,
@@ -60,6 +82,8 @@ from components.tuning import RESERVED_DB_CONNECTIONS, Machine, postgres_setting
 POSTGRES_PORT = 5432
 PGBOUNCER_PORT = 6432
 REDIS_PORT = 6379
+BACKUP_STATUS_PORT = 8079
+"""Where the data host's status server listens on its VPC address, for the web hosts' Caddy only."""
 VOLUME_WARN_PERCENT = 80
 """Data-volume fill level at which deploy.sh and the volume check warn."""
 
@@ -88,6 +112,9 @@ class DataHostStack:
     """Run Redis here too (phase 2's default Redis placement)."""
 
     pgbouncer: PgBouncerSpec | None = None
+
+    backups: BackupSpec | None = None
+    """Off-site backups of PostgreSQL and Redis, with the status server the web hosts proxy; None: none."""
 
     @property
     def max_connections(self) -> int:
@@ -124,6 +151,11 @@ class DataHostNetwork:
 class DataHostSecrets:
     db_password: str
     redis_password: str
+    backup_access_key_id: str | None = None
+    """The backups bucket's S3 key pair and the encryption passphrase: required with ``DataHostStack.backups``."""
+
+    backup_secret_access_key: str | None = None
+    backup_passphrase: str | None = None
 
 
 def data_postgres_settings(stack: DataHostStack, network: DataHostNetwork) -> dict[str, str]:
@@ -132,6 +164,8 @@ def data_postgres_settings(stack: DataHostStack, network: DataHostNetwork) -> di
     settings = postgres_settings(stack.machine, stack.max_connections)
     settings["listen_addresses"] = f"{network.listen_address},127.0.0.1"
     settings["port"] = str(POSTGRES_PORT)
+    if stack.backups is not None:
+        settings.update(archive_settings(stack.backups))
     return settings
 
 
@@ -239,9 +273,36 @@ def data_compose_config(stack: DataHostStack, config_digests: Mapping[str, str] 
             **always,
         }
         secret_names += ["redis_password", "redis_auth.conf"]
+    if stack.backups is not None:
+        services["db"].update(backup_db_service(services["db"], DATA_MOUNT))
+        services["status"] = {
+            "image": CADDY_IMAGE,
+            "command": ["caddy", "run", "--config", "/etc/caddy/status.json"],
+            "volumes": [
+                {"type": "bind", "source": "./caddy/status.json", "target": "/etc/caddy/status.json",
+                 "read_only": True},
+                {"type": "bind", "source": "./status", "target": BACKUP_STATUS_ROOT, "read_only": True},
+            ],
+            **always,
+        }
     for service, digest in (config_digests or {}).items():
         services[service]["labels"] = {CONFIG_DIGEST_LABEL: digest}
     return {"services": services, "secrets": {name: {"file": f"./secrets/{name}"} for name in secret_names}}
+
+
+def status_server_config(network: DataHostNetwork) -> dict:
+    """The data host's status server (Caddy's JSON config): ``status/`` read-only on the VPC address at
+    ``BACKUP_STATUS_PORT``, plain HTTP (the VPC is private; the web hosts' Caddy adds TLS towards users)."""
+    return {
+        "admin": {"disabled": True},
+        "apps": {"http": {"servers": {"status": {
+            "listen": [f"{network.listen_address}:{BACKUP_STATUS_PORT}"],
+            "routes": [{"handle": [{"handler": "file_server", "root": BACKUP_STATUS_ROOT}]}],
+            # No status file: drop the connection, which the web hosts' proxy passes on as a dropped connection.
+            "errors": {"routes": [{"handle": [{"handler": "static_response", "abort": True}]}]},
+            "automatic_https": {"disable": True},
+        }}}},
+    }
 
 
 def render_volume_check() -> str:
@@ -263,6 +324,7 @@ def render_volume_check() -> str:
 
 def render_data_deploy_script(stack: DataHostStack) -> str:
     services = "db redis" if stack.redis else "db"
+    spool = [f"{DATA_MOUNT}/pgbackrest"] if stack.backups is not None else []
     pgbouncer = [
         "command -v pgbouncer >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install --yes --quiet pgbouncer",
         "install -m 0640 -o root -g postgres pgbouncer/pgbouncer.ini /etc/pgbouncer/pgbouncer.ini",
@@ -279,15 +341,18 @@ def render_data_deploy_script(stack: DataHostStack) -> str:
         "# only when their config changed; PgBouncer is (re)configured after PostgreSQL is healthy.",
         "set -eu",
         f"cd {STACK_DIR}",
-        *data_volume_steps(IMAGE_USER_ID, f"{DATA_MOUNT}/postgres", f"{DATA_MOUNT}/redis"),
-        "docker compose pull --quiet",
-        f"docker compose up --detach --remove-orphans --wait --wait-timeout 300 {services}",
+        *data_volume_steps(IMAGE_USER_ID, f"{DATA_MOUNT}/postgres", f"{DATA_MOUNT}/redis", *spool),
+        *(backup_build_steps() if stack.backups is not None else ["docker compose pull --quiet"]),
+        f"docker compose up --detach --remove-orphans --wait --wait-timeout 300 {services}"
+        + (" status" if stack.backups is not None else ""),
+        *(backup_check_steps() if stack.backups is not None else []),
         *pgbouncer,
         "install -m 0644 systemd/phasekit-volume-check.service systemd/phasekit-volume-check.timer "
         "/etc/systemd/system/",
         "systemctl daemon-reload",
         "systemctl enable --now phasekit-volume-check.timer",
         f"{STACK_DIR}/volume-check.sh",
+        *(backup_timer_steps(stack.backups) if stack.backups is not None else []),
         "docker image prune --force --filter until=168h >/dev/null",
         "",
     ])
@@ -305,6 +370,14 @@ def render_data_bundle(stack: DataHostStack, network: DataHostNetwork,
         "postgres/pg_hba.conf": BundleFile(pg_hba),
     }
     digests = {"db": config_digest(postgres_conf, pg_hba)}
+    if stack.backups is not None:
+        backup_files = backup_public_files(stack.backups)
+        files.update(backup_files)
+        files["caddy/status.json"] = BundleFile(json.dumps(status_server_config(network), indent=2,
+                                                           sort_keys=True) + "\n")
+        digests["db"] = config_digest(postgres_conf, pg_hba, *(backup_files[path].content for path in
+                                                              sorted(backup_files) if path.startswith("postgres/")))
+        digests["status"] = config_digest(files["caddy/status.json"].content)
     if stack.redis:
         redis_conf = render_redis_conf(data_redis_settings(stack, network))
         files["redis/redis.conf"] = BundleFile(redis_conf)
@@ -316,6 +389,13 @@ def render_data_bundle(stack: DataHostStack, network: DataHostNetwork,
     files.update({f"systemd/{unit}": content for unit, content in volume_check_units().items()})
     files["compose.yaml"] = BundleFile(yaml.safe_dump(data_compose_config(stack, digests), sort_keys=False))
     files.update(data_store_secret_files(secrets.db_password, secrets.redis_password))
+    if stack.backups is not None:
+        if None in (secrets.backup_access_key_id, secrets.backup_secret_access_key, secrets.backup_passphrase):
+            raise ValueError("DataHostSecrets: off-site backups need backup_access_key_id, "
+                             "backup_secret_access_key and backup_passphrase")
+        files.update(backup_secret_files(access_key_id=secrets.backup_access_key_id or "",
+                                         secret_access_key=secrets.backup_secret_access_key or "",
+                                         passphrase=secrets.backup_passphrase or ""))
     return files
 
 

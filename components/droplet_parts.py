@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_command as command
 import pulumi_digitalocean as digitalocean
 import pulumi_random as random
 
+from components.backups import BACKUP_STATUS_PATH, BackupSpec
 from components.compose_stack import DATA_LABEL, HostStack, StackSecrets, pack_bundle, render_bundle
 from components.stateful import stateful_options
 
@@ -129,6 +131,69 @@ def monitor_alerts(name: str, *, parent: pulumi.Resource, droplet_ids: Sequence[
         )
         for alert, (metric, percent) in ALERT_THRESHOLDS.items()
     ]
+
+
+@dataclass
+class OffsiteBackupArgs:
+    """Off-site backups of a droplet's PostgreSQL (pgBackRest, continuous WAL archiving) and Redis to a bucket."""
+
+    spec: BackupSpec
+    """The bucket, endpoint, schedules, retention and recovery point (``infra.backups.backup_spec``)."""
+
+    access_key_id: pulumi.Input[str]
+    """S3 access key id of the bucket (``BackupStore.access_key_id``)."""
+
+    secret_access_key: pulumi.Input[str]
+    """S3 secret access key (``BackupStore.secret_access_key``); a secret."""
+
+    passphrase: pulumi.Input[str]
+    """The key backups are encrypted with (``secrets.BACKUP_PASSPHRASE``); a secret. Delivered only with the
+    SSH rollout, never in ``user_data``."""
+
+
+BACKUP_ALERT_PERIOD = "10m"
+"""How long the status URL must fail before the alert mails: two runs of the five-minute status timer."""
+
+UPTIME_REGIONS = ["us_east", "eu_west"]
+"""Where DigitalOcean checks the backup status URL from (two regions, so one region's trouble is not an alert)."""
+
+
+def backup_status_alert(name: str, *, parent: pulumi.Resource, hostname: str, emails: Sequence[str],
+                        label: str) -> tuple[digitalocean.UptimeCheck, digitalocean.UptimeAlert]:
+    """A DigitalOcean uptime check on ``https://<hostname>BACKUP_STATUS_PATH`` and a ``down`` alert to ``emails``.
+
+    The status file exists only while the newest backup is fresh and WAL archiving keeps the recovery point
+    (``backup.sh status``, every 5 minutes); otherwise Caddy drops the connection on that path
+    (``compose_stack.backup_status_error_route``), which reaches the check as Cloudflare's 5xx when proxied, or as
+    a failed connection. A dead droplet also fails the check, which the CPU/memory alerts would not report.
+    Unverified here: how DigitalOcean classifies each failure; a real ``down`` alert is the only proof."""
+    check = digitalocean.UptimeCheck(
+        f"{name}-backup-check",
+        name=f"{label} backups",
+        target=f"https://{hostname}{BACKUP_STATUS_PATH}",
+        type="https",
+        regions=list(UPTIME_REGIONS),
+        enabled=True,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    alert = digitalocean.UptimeAlert(
+        f"{name}-backup-alert",
+        check_id=check.id,
+        name=f"{label}: backups late or WAL archiving failing",
+        type="down",
+        period=BACKUP_ALERT_PERIOD,
+        notifications=[digitalocean.UptimeAlertNotificationArgs(emails=list(emails))],
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    return check, alert
+
+
+def backup_bundle_inputs(backups: OffsiteBackupArgs | None) -> dict[str, pulumi.Input[str]]:
+    """``host_bundle``'s data-store keywords for the backup credentials (none without off-site backups)."""
+    if backups is None:
+        return {}
+    return {"backup_access_key_id": backups.access_key_id, "backup_secret_access_key": backups.secret_access_key,
+            "backup_passphrase": backups.passphrase}
 
 
 def generated_password(name: str, parent: pulumi.Resource) -> random.RandomPassword:

@@ -8,6 +8,10 @@ Creates
   from the admin CIDRs, nothing else inbound (5432 and 6379 are never exposed); egress limited to DNS,
   NTP, HTTP and HTTPS;
 - monitoring alerts to the alert e-mails: CPU > 70 %, memory > 80 %, disk > 80 %, each for 5 minutes;
+- with ``offsite_backups``: continuous WAL archiving plus scheduled full/differential pgBackRest backups and a
+  Redis snapshot to the stack's backups bucket (see ``components.backups``), and a DigitalOcean uptime check on
+  ``https://<hostname>/.well-known/phasekit/backup`` whose ``down`` alert mails the alert e-mails when a backup is
+  late or WAL archiving fails;
 - generated database and Redis passwords (pulumi-random; secrets end to end);
 - a rollout command (pulumi-command over SSH) that delivers the stack and its secrets and rolls it;
 - a DigitalOcean project grouping the droplet, volume and reserved IP.
@@ -25,15 +29,15 @@ How changes land (docs/changes.md is the user-facing version):
 - region: replaces droplet and volume; the protected volume makes ``pulumi up`` stop before any delete.
 - a droplet replacement (e.g. a new base image) deletes the old droplet first, then boots the new one
   with the same volume attached: every row survives, with a few minutes of downtime. DigitalOcean
-  deletes a destroyed droplet's backups with it, and the nightly dumps on its root disk go too: take a
-  snapshot or copy a dump off the droplet before any change the plan shows as a droplet replacement.
+  deletes a destroyed droplet's backups with it; with ``offsite_backups`` the database's copies live in the
+  backups bucket, outside DigitalOcean, and survive any droplet or volume replacement.
 
 Cost: the droplet size's monthly price, +20 % (weekly) or +30 % (daily) for backups, $0.10/GiB-month for
 the volume; VPC, firewall, reserved IP (while assigned) and monitoring are free.
 
 Stateful: the volume. It is protected and retained on delete when ``protect_data`` is true (default).
-Droplet backups do not include attached volumes, so the nightly ``pg_dump`` goes to the root disk, which
-they do include.
+Droplet backups do not include attached volumes; the off-site backups (``offsite_backups``) are what a restore
+starts from (``phasekit db restore``). Without them this component keeps no copy of the database at all.
 
 The machine running ``pulumi up`` must reach the droplet on port 22: its address has to be inside
 ``ssh_admin_cidrs``, and it authenticates with ``ssh_private_key`` or, when that is None, its SSH agent.
@@ -58,6 +62,9 @@ from components.compose_stack import (
     render_public_files,
 )
 from components.droplet_parts import (
+    OffsiteBackupArgs,
+    backup_bundle_inputs,
+    backup_status_alert,
     check_access,
     data_volume,
     droplet,
@@ -126,13 +133,17 @@ class SingleVpsArgs:
     """Data volume size. Growing it is in place; shrinking is refused by DigitalOcean."""
 
     backups: bool = True
-    """Droplet backups (root disk, where the nightly dumps land). Default on."""
+    """DigitalOcean droplet backups of the root disk (not the data volume). Default on."""
 
     backup_plan: Literal["daily", "weekly"] = "weekly"
     """Backup frequency when ``backups`` is on: weekly costs 20 % of the droplet, daily 30 %."""
 
     protect_data: bool = True
     """Protect and retain the data volume. Default true."""
+
+    offsite_backups: OffsiteBackupArgs | None = None
+    """Off-site backups of PostgreSQL and Redis, and the uptime alert that reports late ones; None: no copy of
+    the database leaves the droplet (not what ``infra`` ever builds)."""
 
     project_name: str = "phasekit"
     """Name of the DigitalOcean project grouping the resources."""
@@ -169,7 +180,9 @@ class SingleVps(pulumi.ComponentResource):
         volume = data_volume(f"{name}-data", parent=self, region=args.region, size_gib=args.volume_size_gib,
                              tags=tags, protect=args.protect_data)
 
-        stack = HostStack(app=args.app, machine=args.machine, hostname=args.hostname, tls_mode=args.tls_mode)
+        offsite = args.offsite_backups
+        stack = HostStack(app=args.app, machine=args.machine, hostname=args.hostname, tls_mode=args.tls_mode,
+                          backups=offsite.spec if offsite is not None else None)
         server = droplet(
             f"{name}-droplet",
             parent=self,
@@ -210,6 +223,9 @@ class SingleVps(pulumi.ComponentResource):
 
         monitor_alerts(name, parent=self, droplet_ids=[server.id], emails=args.alert_emails,
                        label=args.project_name)
+        if offsite is not None:
+            backup_status_alert(name, parent=self, hostname=args.hostname, emails=args.alert_emails,
+                                label=args.project_name)
 
         digitalocean.Project(
             f"{name}-project",
@@ -228,7 +244,8 @@ class SingleVps(pulumi.ComponentResource):
                                    origin_certificate_pem=args.origin_certificate_pem,
                                    origin_private_key_pem=args.origin_private_key_pem,
                                    registry_password=args.registry_password,
-                                   db_password=db_password.result, redis_password=redis_password.result),
+                                   db_password=db_password.result, redis_password=redis_password.result,
+                                   **backup_bundle_inputs(offsite)),
                 ssh_private_key=args.ssh_private_key, depends_on=[firewall, ip_assignment])
 
         self.droplet_id = server.id

@@ -18,6 +18,11 @@ Creates
   HTTP on port 80, and itself admitting only Cloudflare's IPv4 ranges; with count = 1, a reserved IP;
 - CPU, memory and disk alerts for the app tier and for the database droplet (DigitalOcean's disk metric
   is the root disk's; the data volume is checked on the host, see ``data_host``);
+- with ``offsite_backups``: continuous WAL archiving plus scheduled pgBackRest backups and a Redis snapshot from
+  the database droplet to the stack's backups bucket (``components.backups``), and a DigitalOcean uptime check on
+  ``https://<hostname>/.well-known/phasekit/backup`` whose ``down`` alert mails the alert e-mails. The database
+  droplet has no public proxy, so its status server listens on the VPC only and every app droplet's Caddy
+  proxies that path to it (``components.data_host`` says why this route);
 - one rollout per droplet: the database host first, then the app droplets one at a time, each waiting for
   its health check before the next starts, so the site is never fully down during a deploy. The first app
   droplet runs the release command before it rolls.
@@ -35,8 +40,8 @@ How changes land (docs/changes.md is the user-facing version):
 Cost: each droplet's monthly price (+20 %/30 % with weekly/daily backups), $0.10/GiB-month for the volume,
 $12/month per load balancer node when count > 1; VPC, firewalls, reserved IP and monitoring are free.
 
-Stateful: the data volume and the database droplet (which holds the nightly dumps) are protected and
-retained on delete when ``protect_data`` is true (default).
+Stateful: the data volume and the database droplet are protected and retained on delete when ``protect_data`` is
+true (default). The off-site backups (``offsite_backups``) live in the backups bucket, outside DigitalOcean.
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ from components.compose_stack import (
 )
 from components.connection_urls import postgres_url, redis_url
 from components.data_host import (
+    BACKUP_STATUS_PORT,
     PGBOUNCER_PORT,
     POSTGRES_PORT,
     REDIS_PORT,
@@ -71,6 +77,9 @@ from components.data_host import (
     render_data_bundle,
 )
 from components.droplet_parts import (
+    OffsiteBackupArgs,
+    backup_bundle_inputs,
+    backup_status_alert,
     check_access,
     data_volume,
     droplet,
@@ -168,6 +177,10 @@ class SplitVpsArgs:
     protect_data: bool = True
     """Protect and retain the data volume and the database droplet. Default true."""
 
+    offsite_backups: OffsiteBackupArgs | None = None
+    """Off-site backups of the database droplet's PostgreSQL and Redis, and the uptime alert that reports late
+    ones; None: no copy of the database leaves the droplet (not what ``infra`` ever builds)."""
+
     project_name: str = "phasekit"
     """Name of the DigitalOcean project grouping the resources."""
 
@@ -201,6 +214,9 @@ class SplitVps(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         tags = digitalocean_tags(args.tags)
         database_port = PGBOUNCER_PORT if args.pgbouncer is not None else POSTGRES_PORT
+        offsite = args.offsite_backups
+        # The app tier reaches these database-droplet ports: the database, Redis, and the backup status server.
+        app_tier_ports = [database_port, REDIS_PORT, *([BACKUP_STATUS_PORT] if offsite is not None else [])]
         behind_load_balancer = args.app_count > 1
 
         vpc = digitalocean.Vpc(f"{name}-vpc", region=args.region,
@@ -232,7 +248,7 @@ class SplitVps(pulumi.ComponentResource):
                 ssh_rule(args.ssh_admin_cidrs),
                 *[digitalocean.FirewallInboundRuleArgs(protocol="tcp", port_range=str(port),
                                                        source_tags=[app_tier_tag.name])
-                  for port in (database_port, REDIS_PORT)],
+                  for port in app_tier_ports],
             ],
             outbound_rules=egress_rules(),
             opts=child,
@@ -244,11 +260,12 @@ class SplitVps(pulumi.ComponentResource):
             app_connections=args.app_count * args.app.workers * args.app.db_pool_size,
             redis=args.redis_placement == "database",
             pgbouncer=args.pgbouncer,
+            backups=offsite.spec if offsite is not None else None,
         )
         db_rollout = rollout(
             f"{name}-db-rollout", parent=self, host=database.ipv4_address,
             bundle=_data_bundle(data_stack, database.ipv4_address_private, vpc.ip_range,
-                                db_password.result, redis_password.result),
+                                db_password.result, redis_password.result, offsite),
             ssh_private_key=args.ssh_private_key, depends_on=[db_firewall])
 
         self.database_url = pulumi.Output.secret(pulumi.Output.all(db_password.result, database.ipv4_address_private)
@@ -259,7 +276,7 @@ class SplitVps(pulumi.ComponentResource):
                                               .apply(lambda values: redis_url(password=values[0], host=values[1])))
 
         # --- app tier ---------------------------------------------------------------------------
-        web_stacks = [_web_stack(args, index) for index in range(args.app_count)]
+        web_stacks = [_web_stack(args, index, status_upstream=offsite is not None) for index in range(args.app_count)]
         app_droplets = []
         for index, stack in enumerate(web_stacks):
             app_droplets.append(droplet(
@@ -324,7 +341,7 @@ class SplitVps(pulumi.ComponentResource):
             outbound_rules=egress_rules(*[
                 digitalocean.FirewallOutboundRuleArgs(protocol="tcp", port_range=str(port),
                                                       destination_droplet_ids=[database.id.apply(int)])
-                for port in (database_port, REDIS_PORT)
+                for port in app_tier_ports
             ]),
             opts=child,
         )
@@ -333,6 +350,12 @@ class SplitVps(pulumi.ComponentResource):
                        emails=args.alert_emails, label=f"{args.project_name} app tier")
         monitor_alerts(f"{name}-db", parent=self, droplet_ids=[database.id], emails=args.alert_emails,
                        label=f"{args.project_name} database")
+        status_upstream: dict[str, pulumi.Input[str]] = {}
+        if offsite is not None:
+            backup_status_alert(name, parent=self, hostname=args.hostname, emails=args.alert_emails,
+                                label=args.project_name)
+            status_upstream["backup_status_upstream"] = database.ipv4_address_private.apply(
+                lambda address: f"{address}:{BACKUP_STATUS_PORT}")
 
         # One app droplet at a time, each healthy before the next: the others keep serving meanwhile.
         previous: list[pulumi.Resource] = [db_rollout]
@@ -343,7 +366,7 @@ class SplitVps(pulumi.ComponentResource):
                                    secret_env=args.secret_env, origin_certificate_pem=args.origin_certificate_pem,
                                    origin_private_key_pem=args.origin_private_key_pem,
                                    registry_password=args.registry_password,
-                                   database_url=self.database_url, redis_url=self.redis_url),
+                                   database_url=self.database_url, redis_url=self.redis_url, **status_upstream),
                 ssh_private_key=args.ssh_private_key, depends_on=[app_firewall, *entry_point, *previous])
             previous = [step]
 
@@ -383,21 +406,27 @@ def load_balancer_allows(cidrs: Sequence[str]) -> list[str]:
     return [f"cidr:{cidr}" for cidr in cidrs if ":" not in cidr]
 
 
-def _web_stack(args: SplitVpsArgs, index: int) -> HostStack:
+def _web_stack(args: SplitVpsArgs, index: int, *, status_upstream: bool) -> HostStack:
     return HostStack(app=args.app, machine=args.app_machine, hostname=args.hostname, tls_mode=args.tls_mode,
-                     role="web", runs_release=index == 0, http_health_route=args.app_count > 1)
+                     role="web", runs_release=index == 0, http_health_route=args.app_count > 1,
+                     backup_status_upstream=status_upstream)
 
 
 def _data_bundle(stack: DataHostStack, listen_address: pulumi.Output[str], vpc_range: pulumi.Output[str],
-                 db_password: pulumi.Output[str], redis_password: pulumi.Output[str]) -> pulumi.Output[str]:
+                 db_password: pulumi.Output[str], redis_password: pulumi.Output[str],
+                 offsite: OffsiteBackupArgs | None) -> pulumi.Output[str]:
+    backup_inputs = backup_bundle_inputs(offsite)
+    backup_fields = list(backup_inputs)
+
     def encode(values: list) -> str:
-        address, cidr, db, redis = values
+        address, cidr, db, redis, *backup_values = values
         files = render_data_bundle(stack, DataHostNetwork(listen_address=address, client_cidr=cidr),
-                                   DataHostSecrets(db_password=db, redis_password=redis))
+                                   DataHostSecrets(db_password=db, redis_password=redis,
+                                                   **dict(zip(backup_fields, backup_values, strict=True))))
         return base64.b64encode(pack_bundle(files)).decode()
 
-    return pulumi.Output.secret(pulumi.Output.all(listen_address, vpc_range, db_password, redis_password)
-                                .apply(encode))
+    return pulumi.Output.secret(pulumi.Output.all(listen_address, vpc_range, db_password, redis_password,
+                                                  *backup_inputs.values()).apply(encode))
 
 
 def _check_args(args: SplitVpsArgs) -> None:

@@ -31,9 +31,12 @@ from typing import Annotated, Any, Union
 from pydantic import Field, TypeAdapter, ValidationError
 
 from infra.config_base import (  # noqa: F401  (the model tree is imported from here)
+    BACKUP_PASSPHRASE_MIN_LENGTH,
+    BACKUP_PASSPHRASE_SECRET,
     MAX_POSTGRES_CONNECTIONS,
     REGISTRY_PASSWORD_SECRET,
     App,
+    Backups,
     ConfigModel,
     Edge,
     PhaseStack,
@@ -118,9 +121,11 @@ def check_secrets_encrypted(raw: Mapping[str, Any]) -> None:
 
 
 def required_secret_names(config: StackConfig) -> list[str]:
-    """Entries ``phasekit:secrets`` must hold: every ``app.secretEnv`` name, then the registry password."""
+    """Entries ``phasekit:secrets`` must hold: every ``app.secretEnv`` name, then the registry password, then
+    the backup passphrase (every phase)."""
     registry = [REGISTRY_PASSWORD_SECRET] if config.app.registry is not None else []
-    return [*config.app.secret_env, *(name for name in registry if name not in config.app.secret_env)]
+    ours = [*registry, BACKUP_PASSPHRASE_SECRET]
+    return [*config.app.secret_env, *(name for name in ours if name not in config.app.secret_env)]
 
 
 def secret_env_names_missing(raw: Mapping[str, Any], config: StackConfig) -> list[str]:

@@ -14,15 +14,18 @@ from infra.domain import (
     Allowed,
     AppEnvName,
     CloudflareId,
+    CronSchedule,
     DbPoolSize,
     EnvValue,
     Hostname,
     HttpPath,
     ImageRef,
     NonEmptyStr,
+    OnCalendar,
     Port,
     TagKey,
     TagValue,
+    WholeNumber,
     WorkerCount,
     problem,
 )
@@ -44,6 +47,13 @@ class ConfigModel(BaseModel):
 
 REGISTRY_PASSWORD_SECRET = "REGISTRY_PASSWORD"
 """The ``phasekit:secrets`` entry holding the password (or token) for ``app.registry``."""
+
+BACKUP_PASSPHRASE_SECRET = "BACKUP_PASSPHRASE"
+"""The ``phasekit:secrets`` entry every phase requires: the key the off-site backups are encrypted with.
+It is the user's, not generated into Pulumi state, because a key kept only in the state dies with the state."""
+
+BACKUP_PASSPHRASE_MIN_LENGTH = 16
+"""Shortest ``BACKUP_PASSPHRASE`` accepted; ``openssl rand -base64 32`` gives 44 characters."""
 
 
 class Registry(ConfigModel):
@@ -172,6 +182,49 @@ class Edge(ConfigModel):
     zone-wide: set ``false`` when other sites share the zone and you manage its settings elsewhere."""
 
 
+class Backups(ConfigModel):
+    """Off-site backups to the stack's private R2 backups bucket, encrypted with
+    ``phasekit:secrets.BACKUP_PASSPHRASE``. Phases 1 and 2: pgBackRest full and differential backups plus
+    continuous WAL archiving, and a Redis snapshot; phase 3: a scheduled logical copy beside RDS's own backups."""
+
+    retention_full: Annotated[WholeNumber, Field(ge=1, le=52), Allowed("1..52")] = 4
+    """Full backups kept (phases 1 and 2, pgBackRest's ``repo1-retention-full``): with the weekly
+    ``fullSchedule``, 4 keeps four weeks. WAL is kept as far back as the oldest full backup needs."""
+
+    retention_diff: Annotated[WholeNumber, Field(ge=1, le=365), Allowed("1..365")] = 7
+    """Differential backups kept (phases 1 and 2, pgBackRest's ``repo1-retention-diff``): with the daily
+    ``diffSchedule``, 7 keeps a week of them."""
+
+    recovery_point_minutes: Annotated[WholeNumber, Field(ge=1, le=60), Allowed("1..60")] = 5
+    """Most minutes of committed writes a restore may lose (phases 1 and 2). PostgreSQL's ``archive_timeout``
+    is half of it, so a quiet database still ships a WAL segment that often; the backup alert fires when the
+    newest archived segment is older than this."""
+
+    full_schedule: OnCalendar = "Sun *-*-* 03:30:00"
+    """When a full backup runs (phases 1 and 2): a systemd ``OnCalendar`` expression in the droplet's time
+    zone (UTC)."""
+
+    diff_schedule: OnCalendar = "Mon..Sat *-*-* 03:30:00"
+    """When a differential backup runs (phases 1 and 2): a systemd ``OnCalendar`` expression (UTC). The backup
+    alert expects a full or differential backup at least every 30 hours, so together the two schedules must run
+    one at least daily."""
+
+    redis_schedule: OnCalendar = "*-*-* 04:00:00"
+    """When Redis's snapshot is encrypted and copied to the bucket (phases 1 and 2): a systemd ``OnCalendar``
+    expression (UTC)."""
+
+    redis_keep_days: Annotated[WholeNumber, Field(ge=1, le=3650), Allowed("1..3650")] = 30
+    """Days a Redis snapshot is kept in the bucket (phases 1 and 2); R2's object lifecycle deletes older ones.
+    PostgreSQL's backups are never expired by the lifecycle, only by pgBackRest's retention."""
+
+    logical_schedule: CronSchedule = "30 3 * * *"
+    """When phase 3's logical copy (``pg_dump``, encrypted) of the RDS database runs: a five-field cron schedule
+    (UTC). RDS's own point-in-time backups run as well."""
+
+    logical_keep: Annotated[WholeNumber, Field(ge=1, le=1000), Allowed("1..1000")] = 35
+    """Logical copies phase 3 keeps in the bucket; older ones are deleted after each new copy."""
+
+
 class PhaseStack(ConfigModel):
     """What every phase's top-level model has in common."""
 
@@ -186,6 +239,10 @@ class PhaseStack(ConfigModel):
     (project, stack, phase, managed-by) take precedence. On DigitalOcean they are ``key:value`` tags on the
     droplets and volumes, not on firewalls or alerts, where a tag would select other droplets. A whole-number
     value (``cost-center: 1234``) is read as its digits."""
+
+    backups: Backups = Field(default_factory=Backups)
+    """Off-site backups to the stack's private R2 backups bucket: schedules, retention and the recovery point.
+    Every phase requires ``phasekit:secrets.BACKUP_PASSPHRASE``, the key they are encrypted with."""
 
     @classmethod
     def accepted_keys(cls) -> frozenset[str]:

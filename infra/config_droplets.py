@@ -35,7 +35,8 @@ class DropletAccess(ConfigModel):
     """DigitalOcean region of the droplets and volumes (``pulumi_digitalocean.Region``)."""
 
     backups: bool = True
-    """DigitalOcean droplet backups of the root disk, which is where the nightly database dumps land."""
+    """DigitalOcean droplet backups of the root disk (not the data volume). The database's own backups go off
+    site, to the stack's R2 backups bucket (``phasekit:backups``)."""
 
     backup_plan: Annotated[BackupPlan, Allowed("daily or weekly", noun="a backup plan")] = BackupPlan.WEEKLY
     """How often droplets are backed up; setting it while ``backups: false`` is refused."""

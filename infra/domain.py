@@ -463,6 +463,46 @@ RedisPlacementValue = Annotated[
 ]
 
 
+# --- backups -------------------------------------------------------------------------------------------
+
+_ON_CALENDAR = re.compile(r"[A-Za-z0-9*:.,/~+ -]+")
+_ON_CALENDAR_ALLOWED = ("a systemd OnCalendar expression of letters, digits, spaces and * : . , / ~ + -, "
+                        "e.g. 'Sun *-*-* 03:30:00'")
+
+
+def _on_calendar(value: str) -> str:
+    # Checked conservatively, not parsed: the value is written into a systemd timer unit, where a newline would
+    # start a new setting and '%' is a specifier; `systemd-analyze calendar` is the real parser (systemd.time(7)).
+    if not value.strip():
+        raise problem(f"{value!r} is empty; allowed: {_ON_CALENDAR_ALLOWED}")
+    if not _ON_CALENDAR.fullmatch(value):
+        raise problem(f"{show_text(value)} is not a systemd calendar expression; allowed: {_ON_CALENDAR_ALLOWED}")
+    return value.strip()
+
+
+OnCalendar = Annotated[str, AfterValidator(_on_calendar), Allowed(_ON_CALENDAR_ALLOWED)]
+
+_CRON_FIELD = re.compile(r"[0-9A-Za-z*/,-]+")
+_CRON_ALLOWED = "a five-field cron schedule (minute hour day-of-month month day-of-week), e.g. '30 3 * * *'"
+
+
+def _cron_schedule(value: str) -> str:
+    # A Kubernetes CronJob's schedule (robfig/cron's standard parser): exactly five fields; macros such as
+    # @daily are refused so the schedule reads the same everywhere phasekit shows it.
+    fields = value.split()
+    if len(fields) != 5 or not all(_CRON_FIELD.fullmatch(field) for field in fields):
+        raise problem(f"{show_text(value)} is not a five-field cron schedule; allowed: {_CRON_ALLOWED}")
+    return " ".join(fields)
+
+
+CronSchedule = Annotated[str, AfterValidator(_cron_schedule), Allowed(_CRON_ALLOWED)]
+
+
+def show_text(value: str) -> str:
+    """A string as a message quotes it: ``repr``, cut at 60 characters so a pasted blob stays one line."""
+    return repr(value) if len(value) <= 60 else repr(value[:57]) + "..."
+
+
 # --- AWS (phase 3) ------------------------------------------------------------------------------------
 
 

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import pulumi
 
+from components.backup_store import BackupStore
 from components.cloudflare_edge import cloudflare_ip_ranges
 from components.droplet_parts import EVERYWHERE
 from components.single_vps import SingleVps, SingleVpsArgs
 from components.tags import default_tags
 from components.tuning import Machine
 from infra.app_spec import app_spec
+from infra.backups import offsite_backup_args
 from infra.config import Phase1Stack
 from infra.edge import build_edge, deferred_origin
 from infra.naming import physical_name
 from infra.stack_secrets import StackSecretInputs
 
 
-def build(config: Phase1Stack, secrets: StackSecretInputs, project: str, stack: str) -> None:
+def build(config: Phase1Stack, secrets: StackSecretInputs, project: str, stack: str, *,
+          backup_store: BackupStore) -> None:
     # phasekit's own tags win: they are how its resources are found and costed.
     tags = {**config.tags, **default_tags(project, stack, config.phase)}
     edge_config, vps_config = config.edge, config.vps
@@ -48,6 +51,7 @@ def build(config: Phase1Stack, secrets: StackSecretInputs, project: str, stack: 
             backups=vps_config.backups,
             backup_plan=vps_config.backup_plan.value,
             protect_data=config.protect,
+            offsite_backups=offsite_backup_args(config, secrets, backup_store, project, stack),
             project_name=physical_name(project, stack, "app"),
             tags=tags,
         ))

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import pulumi
 
+from components.backup_store import BackupStore
 from components.cloudflare_edge import cloudflare_ip_ranges
 from components.data_host import PgBouncerSpec
 from components.split_vps import SplitVps, SplitVpsArgs
 from components.tags import default_tags
 from components.tuning import Machine
 from infra.app_spec import app_spec
+from infra.backups import offsite_backup_args
 from infra.config import Phase2Stack
 from infra.edge import build_edge, deferred_origin
 from infra.naming import physical_name
 from infra.stack_secrets import StackSecretInputs
 
 
-def build(config: Phase2Stack, secrets: StackSecretInputs, project: str, stack: str) -> None:
+def build(config: Phase2Stack, secrets: StackSecretInputs, project: str, stack: str, *,
+          backup_store: BackupStore) -> None:
     tags = {**config.tags, **default_tags(project, stack, config.phase)}
     edge_config, access, app_tier, database = config.edge, config.droplets, config.app_tier, config.database
 
@@ -51,6 +54,7 @@ def build(config: Phase2Stack, secrets: StackSecretInputs, project: str, stack: 
             backups=access.backups,
             backup_plan=access.backup_plan.value,
             protect_data=config.protect,
+            offsite_backups=offsite_backup_args(config, secrets, backup_store, project, stack),
             project_name=physical_name(project, stack, "app"),
             tags=tags,
         ))

@@ -1,4 +1,12 @@
-"""Phase 3: the app on EKS, PostgreSQL on RDS Multi-AZ, Redis on ElastiCache, behind Cloudflare and an ALB."""
+"""Phase 3: the app on EKS, PostgreSQL on RDS Multi-AZ, Redis on ElastiCache, behind Cloudflare and an ALB.
+
+Backups: RDS keeps its automated backups with point-in-time restore for ``database.backupRetentionDays`` (the
+config model refuses fewer than 7, infra/config_phase3.py), and a CronJob (components/logical_backup.py) writes an
+encrypted ``pg_dump`` to ``logical/`` in the stack's R2 backups bucket on ``backups.logicalSchedule``, keeping
+``backups.logicalKeep`` copies: a copy outside AWS, in the layout every phase shares. With
+``cluster.containerLogs`` the copy's failures (and, for a daily schedule, a day without a copy) reach the alert
+topic through CloudWatch alarms on its log lines; without it, only the CronJob's failed Jobs show them.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +15,19 @@ import pulumi_aws as aws
 
 from components.alert_topic import AlertTopic, AlertTopicArgs
 from components.aws_network import AwsNetwork, AwsNetworkArgs
+from components.backup_store import BackupStore
 from components.cloudflare_edge import cloudflare_ip_ranges
 from components.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
 from components.database_role import DatabaseRoleJobArgs, role_job_service_account
-from components.eks_cluster import EksCluster, EksClusterArgs
+from components.eks_cluster import EksCluster, EksClusterArgs, container_log_group_name
 from components.elasticache_redis import ElastiCacheRedis, ElastiCacheRedisArgs
 from components.kubernetes_app import KubernetesApp, KubernetesAppArgs
+from components.logical_backup import (
+    LogicalBackup,
+    LogicalBackupAlarms,
+    LogicalBackupAlarmsArgs,
+    LogicalBackupArgs,
+)
 from components.public_load_balancer import PublicLoadBalancer, PublicLoadBalancerArgs
 from components.rds_postgres import MasterSecretReader, RdsPostgres, RdsPostgresArgs
 from components.tags import default_tags, kubernetes_labels
@@ -33,11 +48,18 @@ APP_DATABASE = "app"
 """The database RDS creates and the app role may connect to (RdsPostgresArgs' default, written once here)."""
 
 
-def build(config: Phase3Stack, secrets: StackSecretInputs, project: str, stack: str) -> None:
+LOGICAL_BACKUP_NAME = "logical-backup"
+
+
+def build(config: Phase3Stack, secrets: StackSecretInputs, project: str, stack: str, *,
+          backup_store: BackupStore) -> None:
+    """``backup_store``: the stack's R2 backups bucket and its scoped credentials (infra/program.py creates it
+    for every phase); the logical copy goes there."""
     tags = {**config.tags, **default_tags(project, stack, config.phase)}
     region, cluster_config, workload = config.aws, config.cluster, config.workload
     nodes, database_config, cache_config = cluster_config.node_group, config.database, config.cache
     cluster_name = physical_name(project, stack, "eks", max_length=100)
+    database_identifier = physical_name(project, stack, "db", max_length=53)
     app = app_spec(config.app, config.worker_count)
 
     # An explicit provider for phasekit:aws.region: the ambient aws:region (or AWS_REGION) can never send the
@@ -86,7 +108,7 @@ def build(config: Phase3Stack, secrets: StackSecretInputs, project: str, stack: 
     ), opts=pulumi.ResourceOptions(providers=[aws_provider, cluster.provider]))
 
     database = RdsPostgres("database", RdsPostgresArgs(
-        identifier=physical_name(project, stack, "db", max_length=53),
+        identifier=database_identifier,
         vpc_id=network.vpc_id,
         subnet_group_name=network.db_subnet_group_name,
         client_security_group_id=cluster.node_security_group_id,
@@ -181,6 +203,10 @@ def build(config: Phase3Stack, secrets: StackSecretInputs, project: str, stack: 
         labels=kubernetes_labels(tags),
     ), opts=pulumi.ResourceOptions(provider=cluster.provider))
 
+    _logical_backup(config, secrets, backup_store, database=database, app=workload_app, cluster=cluster,
+                    cluster_name=cluster_name, alert_topic_arn=alerts.topic_arn, aws_provider=aws_provider,
+                    tags=tags, database_identifier=database_identifier)
+
     pulumi.export("phase", config.phase)
     pulumi.export("app_url", f"https://{config.edge.hostname}")
     pulumi.export("origin_hostname", ingress.dns_name)
@@ -193,3 +219,36 @@ def build(config: Phase3Stack, secrets: StackSecretInputs, project: str, stack: 
     pulumi.export("media_bucket_name", edge.media_bucket_name)
     pulumi.export("database_url", database.database_url)
     pulumi.export("redis_url", cache.redis_url)
+
+
+def _logical_backup(config: Phase3Stack, secrets: StackSecretInputs, backup_store: BackupStore, *,
+                    database: RdsPostgres, app: KubernetesApp, cluster: EksCluster, cluster_name: str,
+                    alert_topic_arn: pulumi.Output[str], aws_provider: aws.Provider, tags: dict[str, str],
+                    database_identifier: str) -> None:
+    """The encrypted pg_dump CronJob into the backups bucket, and its alarms when container logs reach CloudWatch."""
+    LogicalBackup(LOGICAL_BACKUP_NAME, LogicalBackupArgs(
+        # The app's namespace output: the CronJob and its Secret wait until the namespace exists.
+        namespace=app.namespace,
+        database_url=database.database_url,
+        backup_passphrase=secrets.backup_passphrase,
+        bucket=backup_store.bucket_name,
+        endpoint=backup_store.endpoint,
+        access_key_id=backup_store.access_key_id,
+        secret_access_key=backup_store.secret_access_key,
+        schedule=config.backups.logical_schedule,
+        keep=config.backups.logical_keep,
+        vpc_cidr=config.aws.vpc_cidr,
+        run_as_user=config.workload.run_as_user,
+        labels=kubernetes_labels(tags),
+    ), opts=pulumi.ResourceOptions(provider=cluster.provider))
+    if config.cluster.container_logs:
+        # Only shipped logs can reach the alert topic (Job status is no CloudWatch metric); see
+        # components/logical_backup.py. The log group is EksCluster's, hence the dependency.
+        LogicalBackupAlarms(f"{LOGICAL_BACKUP_NAME}-alarms", LogicalBackupAlarmsArgs(
+            log_group_name=container_log_group_name(cluster_name, "application"),
+            topic_arn=alert_topic_arn,
+            # Beside the database's own alarms (RdsPostgres names them "<identifier>-<what>").
+            name_prefix=database_identifier,
+            schedule=config.backups.logical_schedule,
+            tags=tags,
+        ), opts=pulumi.ResourceOptions(providers=[aws_provider], depends_on=[cluster]))

@@ -11,11 +11,13 @@ from typing import Any
 
 import pulumi
 
+from infra.backups import build_backup_store
 from infra.config import ConfigError, load_config
 from infra.runtime_config import runtime_raw_config
-from infra.stack_secrets import StackSecretInputs, read_secret_inputs
+from infra.stack_secrets import read_secret_inputs
 
-PhaseBuilder = Callable[[Any, StackSecretInputs, str, str], None]
+PhaseBuilder = Callable[..., None]
+"""``build(config, secrets, project, stack, *, backup_store)`` of a phase module."""
 
 PHASE_MODULES: Mapping[int, str] = {1: "infra.phase1", 2: "infra.phase2", 3: "infra.phase3"}
 """The module whose ``build`` creates each phase's topology. Imported only for the phase a stack picks:
@@ -30,7 +32,10 @@ def build_stack(raw: Mapping[str, Any], project: str, stack: str) -> None:
     """Validate ``raw`` config and build the phase it names. Raises ConfigError on bad config."""
     config = load_config(raw)
     secrets = read_secret_inputs(config)
-    phase_builder(config.phase)(config, secrets, project, stack)
+    # One backups bucket per stack, whatever the phase. Moving to another phase is a new stack with a bucket of its
+    # own; the old stack's bucket is retained on delete, so its copies outlive the old stack.
+    backup_store = build_backup_store(config, project, stack)
+    phase_builder(config.phase)(config, secrets, project, stack, backup_store=backup_store)
 
 
 def main() -> None:

@@ -10,6 +10,8 @@ import pulumi
 from pulumi.runtime.config import get_config, is_config_secret
 
 from infra.config import (
+    BACKUP_PASSPHRASE_MIN_LENGTH,
+    BACKUP_PASSPHRASE_SECRET,
     NAMESPACE,
     REGISTRY_PASSWORD_SECRET,
     SECRET_KEYS,
@@ -29,6 +31,9 @@ class StackSecretInputs:
 
     registry_password: pulumi.Output[str] | None
     """``phasekit:secrets.REGISTRY_PASSWORD`` when ``app.registry`` is set."""
+
+    backup_passphrase: pulumi.Output[str]
+    """``phasekit:secrets.BACKUP_PASSPHRASE``: the key the off-site backups are encrypted with (every phase)."""
 
 
 def set_secret_command(name: str) -> str:
@@ -58,8 +63,12 @@ def read_secret_inputs(config: StackConfig) -> StackSecretInputs:
         raise ConfigError(*[f"{NAMESPACE}:secrets.{name}: empty; allowed: a secret value set with: "
                             f"{set_secret_command(name)}" for name in empty])
 
+    short = _too_short_passphrase(stored)
+    if short is not None:
+        raise ConfigError(short)
+
     pulumi_config = pulumi.Config(NAMESPACE)
-    values = pulumi_config.require_secret_object("secrets") if required else None
+    values = pulumi_config.require_secret_object("secrets")
 
     def entry(name: str) -> pulumi.Output[str]:
         return values.apply(lambda all_values: str(all_values[name]))
@@ -68,6 +77,7 @@ def read_secret_inputs(config: StackConfig) -> StackSecretInputs:
         secret_env={name: entry(name) for name in config.app.secret_env},
         ssh_private_key=pulumi_config.get_secret("sshPrivateKey"),
         registry_password=entry(REGISTRY_PASSWORD_SECRET) if config.app.registry is not None else None,
+        backup_passphrase=entry(BACKUP_PASSPHRASE_SECRET),
     )
 
 
@@ -87,4 +97,19 @@ def decode_stored_secrets(text: str | None) -> Mapping[str, object]:
 
 
 def _why_required(name: str, config: StackConfig) -> str:
-    return "app.secretEnv lists it" if name in config.app.secret_env else "app.registry needs it"
+    if name in config.app.secret_env:
+        return "app.secretEnv lists it"
+    if name == BACKUP_PASSPHRASE_SECRET:
+        return "the off-site backups are encrypted with it (keep a copy outside Pulumi: restores need it)"
+    return "app.registry needs it"
+
+
+def _too_short_passphrase(stored: Mapping[str, object]) -> str | None:
+    """The message for a ``BACKUP_PASSPHRASE`` shorter than ``BACKUP_PASSPHRASE_MIN_LENGTH``, naming its length
+    only, never the value; None when it is long enough."""
+    length = len(str(stored[BACKUP_PASSPHRASE_SECRET]))
+    if length >= BACKUP_PASSPHRASE_MIN_LENGTH:
+        return None
+    return (f"{NAMESPACE}:secrets.{BACKUP_PASSPHRASE_SECRET}: {length} characters is too short to encrypt backups "
+            f"with; allowed: at least {BACKUP_PASSPHRASE_MIN_LENGTH} characters, e.g. openssl rand -base64 32 | "
+            f"{set_secret_command(BACKUP_PASSPHRASE_SECRET)}")

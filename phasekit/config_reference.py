@@ -73,6 +73,7 @@ TOP = "top"
 SECTIONS: tuple[Section, ...] = (
     Section("app", 1, ("app",), "phasekitapp", relative=True),
     Section("edge", 1, ("edge",), "phasekitedge", relative=True),
+    Section("backups", 1, ("backups",), "phasekitbackups", relative=True),
     Section("vps", 1, ("vps",), "phasekitvps", relative=True),
     Section("phase2", 2, None, "phase-2-keys"),
     Section("phase3", 3, None, "phase-3-keys"),

@@ -179,6 +179,11 @@ class UsageAssumptions(_Frozen):
     r2_stored_gb: Money
     r2_class_a_million: Money
     r2_class_b_million: Money
+    r2_backup_stored_gb: Money
+    """The backups bucket: full, differential and WAL copies kept by ``backups.retention*``."""
+
+    r2_backup_class_a_million: Money
+    """The backups bucket's writes: a WAL segment at least every ``archive_timeout``, plus the backups' files."""
     do_transfer_over_allowance_gib: Money
     nat_processed_gb: Money
     alb_average_lcu: Money
@@ -801,6 +806,10 @@ def _cf_free_plan(description: str) -> Callable[[_Pricer, RecordedResource], Non
     return price
 
 
+BACKUPS_BUCKET_SUFFIX = "-backups"
+"""How the stack's backups bucket is named (``<project>-<stack>-backups``, ``infra.backups``)."""
+
+
 def _cf_r2_bucket(pricer: _Pricer, resource: RecordedResource) -> None:
     storage, class_a, class_b = (pricer.entry(price_id) for price_id in ("cf-r2-storage", "cf-r2-class-a",
                                                                           "cf-r2-class-b"))
@@ -808,6 +817,18 @@ def _cf_r2_bucket(pricer: _Pricer, resource: RecordedResource) -> None:
         pricer.unpriced(resource, "R2 bucket: no price in catalog", CF)
         return
     assume = pricer.assume
+    name = str(resource.inputs.get("name", resource.name))
+    if name.endswith(BACKUPS_BUCKET_SUFFIX) and storage is not None and class_a is not None:
+        # R2's free tier and its rounding apply once per account, to its total; they are counted on the media
+        # bucket's line, so this one is the backups' whole share. Reads happen only on restores.
+        backup_amount = (assume.r2_backup_stored_gb * (storage.usd or Decimal(0))
+                         + assume.r2_backup_class_a_million * (class_a.usd or Decimal(0)))
+        pricer.usage(resource, f"R2 backups bucket {name}",
+                     f"assumed {_plain(assume.r2_backup_stored_gb)} GB of backups and WAL stored and "
+                     f"{_plain(assume.r2_backup_class_a_million)} M Class A operations a month, beyond the "
+                     "account's free tier (counted on the media bucket), restores' reads and egress free",
+                     backup_amount, [storage, class_a], CF)
+        return
     used = [(storage, assume.r2_stored_gb), (class_a, assume.r2_class_a_million),
             (class_b, assume.r2_class_b_million)]
     # R2 rounds usage up to the next billing unit before the free tier is taken off.
@@ -886,6 +907,10 @@ NOT_BILLABLE: dict[str, str] = {
         "configuration of the priced bucket (SSE-S3 is free)",
     "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": "configuration of the priced bucket",
     "aws:s3/bucketPolicy:BucketPolicy": "configuration of the priced bucket",
+    "cloudflare:index/apiToken:ApiToken": "an API token (Cloudflare does not charge for tokens)",
+    "cloudflare:index/r2BucketLifecycle:R2BucketLifecycle": "a bucket's lifecycle rules (R2 bills the objects and "
+                                                            "operations, not the rules)",
+    "digitalocean:index/uptimeAlert:UptimeAlert": "an alert on its uptime check, which carries any price",
 }
 """Cloud objects phasekit creates that cost nothing by themselves, with the reason (A10: PRICES.md's source
 for AWS's free resources)."""
@@ -894,6 +919,7 @@ _NOT_CLOUD_OBJECTS = ("pulumi:providers:", "random:", "tls:", "command:", "kuber
 
 _UNPRICED_NAMES = {
     "digitalocean:index/monitorAlert:MonitorAlert": "DigitalOcean monitoring alert policy",
+    "digitalocean:index/uptimeCheck:UptimeCheck": "DigitalOcean uptime check",
     "aws:acm/certificate:Certificate": "ACM certificate (imported)",
 }
 

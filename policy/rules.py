@@ -407,13 +407,17 @@ DATA_HELD: Mapping[str, str] = {
     K8S_PVC: "a persistent volume's data",
     R2_BUCKET: "user-uploaded media",
 }
-DATABASE_DROPLET_HOLDS = "the database host's nightly pg_dump files and its droplet backups"
+DATABASE_DROPLET_HOLDS = "the database host's droplet backups"
+BACKUPS_BUCKET_HOLDS = "the database's off-site backups and WAL archive (the copies a restore starts from)"
 
 
 def data_held(resource: ResourceView) -> str | None:
     """What data a replace or delete of ``resource`` would destroy, or None for a stateless resource."""
     if resource.type == DO_DROPLET:
         return DATABASE_DROPLET_HOLDS if _is_database_droplet(resource) else None
+    # The stack's backups bucket is named <project>-<stack>-backups (infra.backups), the media bucket -media.
+    if resource.type == R2_BUCKET and str(resource.props.get("name", "")).endswith("-backups"):
+        return BACKUPS_BUCKET_HOLDS
     return DATA_HELD.get(resource.type)
 
 

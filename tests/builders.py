@@ -11,8 +11,10 @@ from typing import Any
 
 import pulumi
 
+from components.backups import BackupSpec
 from components.cloudflare_edge import CloudflareEdgeArgs, cloudflare_ip_ranges
 from components.compose_stack import AppSpec, HostStack, StackSecrets
+from components.droplet_parts import OffsiteBackupArgs
 from components.single_vps import SingleVpsArgs
 from components.split_vps import SplitVpsArgs
 from components.testing import CLOUDFLARE_IP_RANGES
@@ -36,6 +38,20 @@ HOST_STACK = HostStack(app=APP, machine=Machine(vcpus=2, memory_mib=4096), hostn
 STACK_SECRETS = StackSecrets(db_password="dbpw", redis_password="redispw", secret_env={"SECRET_KEY_BASE": "skb"},
                              media_bucket="phasekit-test-media", origin_certificate_pem="CERT",
                              origin_private_key_pem="KEY")
+
+
+BACKUP_SPEC = BackupSpec(bucket="phasekit-test-backups", endpoint="01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com")
+BACKUP_PASSPHRASE = "correct-horse-battery-staple"
+BACKUP_SECRETS = {"backup_access_key_id": "token-id", "backup_secret_access_key": "a" * 64,
+                  "backup_passphrase": BACKUP_PASSPHRASE}
+"""``StackSecrets``/``DataHostSecrets`` fields for a host with off-site backups."""
+
+
+def offsite_args(**overrides: Any) -> OffsiteBackupArgs:
+    args = OffsiteBackupArgs(spec=BACKUP_SPEC, access_key_id="token-id",
+                             secret_access_key=pulumi.Output.secret("a" * 64),
+                             passphrase=pulumi.Output.secret(BACKUP_PASSPHRASE))
+    return replace(args, **overrides)
 
 
 def vps_args(**overrides: Any) -> SingleVpsArgs:

@@ -85,7 +85,7 @@ def test_image_env_and_size_changes_are_in_place_and_destroy_nothing():
     assert change(risk, "vps-droplet").ignored == ("userData",)
     assert change(risk, "vps-rollout").kind == "unchanged"
     assert risk_text(risk) == (
-        "phasekit risk: 0 to create, 2 to update in place, 0 to replace, 0 to delete, 20 unchanged\n"
+        "phasekit risk: 0 to create, 2 to update in place, 0 to replace, 0 to delete, 25 unchanged\n"
         "offline: computed values (ids, addresses, generated secrets) are unknown in both versions, and\n"
         "  resources taking them from a replaced or new resource may change; only `pulumi preview` against\n"
         "  the stack's state is final.\n"
@@ -138,8 +138,7 @@ def test_phase1_region_replaces_the_protected_volume():
 def test_database_droplet_and_volume_are_stateful_even_when_the_stack_turns_protection_off():
     risk = report("phase2", "phase2-unprotected.yaml", "phase2-unprotected-sfo3.yaml")
     assert [(item.name, item.type, item.protected, item.holds) for item in risk.data_destroying] == [
-        ("split-db", "digitalocean:index/droplet:Droplet", False,
-         "the database host's nightly pg_dump files and its droplet backups"),
+        ("split-db", "digitalocean:index/droplet:Droplet", False, "the database host's droplet backups"),
         ("split-db-data", "digitalocean:index/volume:Volume", False,
          "PostgreSQL's data and Redis' persistence (phases 1 and 2)"),
     ]
@@ -149,10 +148,9 @@ def test_database_droplet_and_volume_are_stateful_even_when_the_stack_turns_prot
     app = change(risk, "split-app-0")
     assert (app.kind, app.holds, app.data_destroying) == ("replace", None, False)
     lines = risk_text(risk).splitlines()
-    assert lines[5:8] == [
+    assert lines[5:7] == [
         "DATA-DESTROYING: split-db (digitalocean:index/droplet:Droplet) is replaced (deleted before its",
-        "  replacement is created); it holds the database host's nightly pg_dump files and its droplet",
-        "  backups"]
+        "  replacement is created); it holds the database host's droplet backups"]
     assert "    not protected: `pulumi up` will replace it and the data is gone" in lines
 
 
@@ -163,6 +161,8 @@ def test_dropping_a_read_replica_deletes_it_and_a_class_change_is_in_place():
     assert classified(risk) == [
         ("replace", "app-env", "kubernetes:core/v1:Secret"),
         ("replace", "app-release", "kubernetes:batch/v1:Job"),
+        # The logical backup's credentials carry the DATABASE_URL too.
+        ("replace", "logical-backup-credentials", "kubernetes:core/v1:Secret"),
         ("delete", "database-password", "random:index/randomPassword:RandomPassword"),
         ("delete", "database-replica-1", "aws:rds/instance:Instance"),
         ("create", "app-database-role", "kubernetes:batch/v1:Job"),
@@ -234,13 +234,14 @@ def test_a_new_aws_region_replaces_everything_its_provider_manages():
         "network-private-us-west-2a", "network-private-us-west-2b", "network-public-us-west-2a",
         "network-public-us-west-2b"]
     assert change(risk, "edge-media").kind == "unchanged"
+    assert change(risk, "backups-bucket").kind == "unchanged"  # Cloudflare's: no AWS region to follow
     assert risk_text(risk).splitlines()[0] == (
-        "phasekit risk: 12 to create, 1 to update in place, 101 to replace, 12 to delete, 11 unchanged")
+        "phasekit risk: 12 to create, 1 to update in place, 105 to replace, 12 to delete, 14 unchanged")
 
 
 def test_json_names_the_data_destroying_changes_and_how_to_allow_them():
     document = risk_json(report("phase1", "phase1.yaml", "phase1-sfo3.yaml"))
-    assert document["summary"] == {"create": 0, "update": 7, "replace": 5, "delete": 0, "unchanged": 10}
+    assert document["summary"] == {"create": 0, "update": 7, "replace": 5, "delete": 0, "unchanged": 15}
     assert document["dataDestroying"] == [{
         "name": "vps-data", "type": "digitalocean:index/volume:Volume",
         "urn": "urn:pulumi:phase1::phasekit::phasekit:index:SingleVps$digitalocean:index/volume:Volume::vps-data",
@@ -372,10 +373,10 @@ def test_every_protected_resource_is_listed_as_stateful_in_the_rules_file():
                                        ("phase3", "phase3-replica-large.yaml"))
                 for resource in recording(stack, fixture).resources if data_held(resource)}
     assert {(stack, name) for stack, name, _ in stateful} == {
-        ("phase1", "vps-data"), ("phase1", "edge-media"),
-        ("phase2", "split-db"), ("phase2", "split-db-data"), ("phase2", "edge-media"),
+        ("phase1", "vps-data"), ("phase1", "edge-media"), ("phase1", "backups-bucket"),
+        ("phase2", "split-db"), ("phase2", "split-db-data"), ("phase2", "edge-media"), ("phase2", "backups-bucket"),
         ("phase3", "database-db"), ("phase3", "database-replica-1"), ("phase3", "cache-cache"),
-        ("phase3", "edge-media"),
+        ("phase3", "edge-media"), ("phase3", "backups-bucket"),
     }
     # Matched by the rules, not only by the program's protect + retainOnDelete fallback.
     assert PROGRAM_PROTECTED_HOLDS not in {holds for _, _, holds in stateful}
@@ -486,7 +487,7 @@ def test_only_the_split_database_droplet_is_a_stateful_droplet():
     app = resource("split-app-0", DROPLET, {}, parent_type="phasekit:index:SplitVps")
     single = resource("vps-droplet", DROPLET, volume, parent_type="phasekit:index:SingleVps")
     assert [data_held(item) for item in (database, app, single)] == [
-        "the database host's nightly pg_dump files and its droplet backups", None, None]
+        "the database host's droplet backups", None, None]
     assert data_held(resource("x", DROPLET, {}, protect=True)) == PROGRAM_PROTECTED_HOLDS
 
 
@@ -564,7 +565,7 @@ def test_cli_exits_4_on_data_loss_and_0_when_allowed(capsys):
     status, out, err = risk_cli(capsys, *args)
     assert (status, err) == (4, "")
     assert out.splitlines()[0] == "phasekit risk: 0 to create, 7 to update in place, 5 to replace, 0 to delete, " \
-                                  "10 unchanged"
+                                  "15 unchanged"
     status, out, _ = risk_cli(capsys, *args, "--allow-data-loss", "--json")
     assert status == 0
     assert [item["name"] for item in json.loads(out)["dataDestroying"]] == ["vps-data"]
@@ -649,3 +650,12 @@ def test_no_line_of_the_risk_report_is_wider_than_the_width(stack, base, head):
     lines = risk_text(report(stack, base, head)).splitlines()
     assert [line for line in lines if len(line) > WIDTH] == []
     assert len(lines) > 5
+
+
+def test_renaming_the_stack_replaces_the_backups_bucket_and_says_what_it_holds():
+    bucket = resource("backups-bucket", "cloudflare:index/r2Bucket:R2Bucket", {"name": "phasekit-phase1-backups"},
+                      parent_type="phasekit:index:BackupStore", protect=True)
+    media = resource("edge-media", "cloudflare:index/r2Bucket:R2Bucket", {"name": "phasekit-phase1-media"},
+                     parent_type="phasekit:index:CloudflareEdge", protect=True)
+    assert [data_held(item) for item in (bucket, media)] == [
+        "the database's off-site backups and WAL archive (the copies a restore starts from)", "user-uploaded media"]

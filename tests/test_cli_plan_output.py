@@ -27,12 +27,13 @@ phasekit plan: stack phase1 (phase 1) of project phasekit
 offline preview under Pulumi's mock monitor: no credentials used, computed values unknown
 
 Summary:
-  resources     24 to create: digitalocean 10, cloudflare 7, random 2, tls 2, command 1; 2
+  resources     30 to create: digitalocean 12, cloudflare 10, random 2, tls 2, command 1; 3
                 components
-  monthly cost  $16.40 a month at list prices; 3 without a price; 2 usage-based not counted
+  monthly cost  $16.40 a month at list prices; 4 without a price; 3 usage-based not counted
   guardrails    {POLICIES} policies: {POLICIES} pass, 0 fail
-  secrets       1 still to set before `pulumi up` (placeholders were used offline):
+  secrets       2 still to set before `pulumi up` (placeholders were used offline):
                   pulumi config set --secret --path 'secrets.SECRET_KEY_BASE'
+                  pulumi config set --secret --path 'secrets.BACKUP_PASSPHRASE'
   warnings      none
   default tags  managed-by=phasekit, phase=1, project=phasekit, stack=phase1 (on every taggable
                 resource; the tree shows <default tags> and any difference)
@@ -60,7 +61,7 @@ def phase3_text() -> str:
 def test_the_summary_comes_first_then_the_tree(capsys):
     status, out, err = plan(capsys, "--stack", "phase1")
     assert (status, err) == (0, "")
-    assert out.startswith(PHASE1_SUMMARY + "\nResources: 24 to create\npulumi:pulumi:Stack  phasekit-phase1\n")
+    assert out.startswith(PHASE1_SUMMARY + "\nResources: 30 to create\npulumi:pulumi:Stack  phasekit-phase1\n")
 
 
 def test_summary_prints_the_summary_alone(capsys):
@@ -155,7 +156,7 @@ def test_a_terminal_gets_rich_colour_and_no_color_gets_the_plain_text(capsys, mo
     assert main(["plan", "--stack", "phase1", "--summary", "--project-dir", str(ROOT)]) == 0
     coloured = terminal.getvalue()
     assert ESCAPE.search(coloured)
-    assert "24 to create: digitalocean 10" in ESCAPE.sub("", coloured)
+    assert "30 to create: digitalocean 12" in ESCAPE.sub("", coloured)
     for extra, environ in ((["--no-color"], None), ([], "1")):
         terminal = Terminal()
         monkeypatch.setattr("sys.stdout", terminal)
@@ -207,11 +208,11 @@ def test_json_records_each_inputs_sources_and_the_dependency_list(capsys):
     assert assignment["dependsOn"] == sorted([urn["vps-droplet"], urn["vps-ip"]])
     assert resources["vps-vpc"]["expressions"] == {}
     assert document["summary"] == {
-        "resourcesToCreate": 24, "byProvider": {"digitalocean": 10, "cloudflare": 7, "random": 2, "tls": 2,
+        "resourcesToCreate": 30, "byProvider": {"digitalocean": 12, "cloudflare": 10, "random": 2, "tls": 2,
                                                 "command": 1},
-        "components": 2, "defaultTags": {"managed-by": "phasekit", "phase": "1", "project": "phasekit",
+        "components": 3, "defaultTags": {"managed-by": "phasekit", "phase": "1", "project": "phasekit",
                                          "stack": "phase1"},
-        "secretsToSet": 1, "warnings": 0, "exitStatus": 0}
+        "secretsToSet": 2, "warnings": 0, "exitStatus": 0}
 
 
 def test_json_names_the_explicit_provider_each_resource_uses(capsys):

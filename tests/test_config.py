@@ -8,6 +8,8 @@ or that an image tag has been pushed.
 from __future__ import annotations
 
 import copy
+import shutil
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -82,7 +84,7 @@ def error_message(raw: Mapping[str, Any]) -> str:
 REGIONS = "ams2, ams3, blr1, fra1, lon1, nyc1, nyc2, nyc3, sfo1, sfo2, sfo3, sgp1, syd1, tor1"
 SIZES = "a slug from pulumi_digitalocean.DropletSlug such as s-1vcpu-2gb, s-2vcpu-4gb, s-4vcpu-8gb"
 TOP_KEYS = (
-    "phasekit:app, phasekit:edge, phasekit:phase, phasekit:protect, phasekit:secrets, phasekit:sshPrivateKey, "
+    "phasekit:app, phasekit:backups, phasekit:edge, phasekit:phase, phasekit:protect, phasekit:secrets, phasekit:sshPrivateKey, "
     "phasekit:tags, phasekit:vps"
 )
 VPS_KEYS = "alertEmails, backupPlan, backups, region, size, sshAdminCidrs, sshKeyFingerprints, volumeSizeGib"
@@ -535,6 +537,17 @@ def test_base_config_loads_with_every_default() -> None:
         "phase": 1,
         "protect": True,
         "tags": {},
+        "backups": {
+            "retention_full": 4,
+            "retention_diff": 7,
+            "recovery_point_minutes": 5,
+            "full_schedule": "Sun *-*-* 03:30:00",
+            "diff_schedule": "Mon..Sat *-*-* 03:30:00",
+            "redis_schedule": "*-*-* 04:00:00",
+            "redis_keep_days": 30,
+            "logical_schedule": "30 3 * * *",
+            "logical_keep": 35,
+        },
         "app": {
             "image": "ghcr.io/acme/shop:1.4.2",
             "port": 8000,
@@ -696,6 +709,7 @@ def test_accepted_keys_and_phases() -> None:
         "phase",
         "protect",
         "tags",
+        "backups",
         "app",
         "edge",
         "vps",
@@ -736,8 +750,9 @@ def test_secret_looking_keys_are_checked_anywhere_in_the_tree() -> None:
 
 def test_secret_env_names_missing() -> None:
     raw = edited({"phasekit:app.secretEnv": ["SECRET_KEY_BASE", "STRIPE_KEY", "SENTRY_DSN"]})
-    assert secret_env_names_missing(raw, load_config(raw)) == ["STRIPE_KEY", "SENTRY_DSN"]
-    assert secret_env_names_missing(edited({"phasekit:secrets": DELETE}), load_config(BASE)) == ["SECRET_KEY_BASE"]
+    assert secret_env_names_missing(raw, load_config(raw)) == ["STRIPE_KEY", "SENTRY_DSN", "BACKUP_PASSPHRASE"]
+    assert secret_env_names_missing(edited({"phasekit:secrets": DELETE}), load_config(BASE)) == [
+        "SECRET_KEY_BASE", "BACKUP_PASSPHRASE"]
     whole_mapping_encrypted = edited({"phasekit:secrets": {"secure": "AAABAAll"}})
     assert secret_env_names_missing(whole_mapping_encrypted, load_config(whole_mapping_encrypted)) == []
 
@@ -747,8 +762,8 @@ def test_registry_password_is_a_required_secret() -> None:
                   "phasekit:app.image": "ghcr.io/acme/shop:1.4.2"})
     config = load_config(raw)
     assert (config.app.registry.server, config.app.registry.username) == ("ghcr.io", "acme")
-    assert required_secret_names(config) == ["SECRET_KEY_BASE", "REGISTRY_PASSWORD"]
-    assert secret_env_names_missing(raw, config) == ["REGISTRY_PASSWORD"]
+    assert required_secret_names(config) == ["SECRET_KEY_BASE", "REGISTRY_PASSWORD", "BACKUP_PASSPHRASE"]
+    assert secret_env_names_missing(raw, config) == ["REGISTRY_PASSWORD", "BACKUP_PASSPHRASE"]
 
 
 def test_read_stack_file(tmp_path: Path) -> None:
@@ -1051,3 +1066,57 @@ def test_a_number_of_cores_is_the_same_cpu_quantity(value: object, expected: str
 @pytest.mark.parametrize(("value", "expected"), [(16, "16"), ("16", "16"), (14, "14")])
 def test_a_postgres_major_version_may_be_a_number(value: object, expected: str) -> None:
     assert TypeAdapter(PostgresMajorVersion).validate_python(value) == expected
+
+
+ON_CALENDAR = ("a systemd OnCalendar expression of letters, digits, spaces and * : . , / ~ + -, "
+               "e.g. 'Sun *-*-* 03:30:00'")
+CRON = "a five-field cron schedule (minute hour day-of-month month day-of-week), e.g. '30 3 * * *'"
+BACKUPS_KEYS = ("diffSchedule, fullSchedule, logicalKeep, logicalSchedule, recoveryPointMinutes, redisKeepDays, "
+                "redisSchedule, retentionDiff, retentionFull")
+
+
+@pytest.mark.parametrize(("backups", "expected"), [
+    ({"recoveryPointMinutes": 0}, "phasekit:backups.recoveryPointMinutes: 0 is out of range; allowed: 1..60"),
+    ({"recoveryPointMinutes": 61}, "phasekit:backups.recoveryPointMinutes: 61 is out of range; allowed: 1..60"),
+    ({"retentionFull": 0}, "phasekit:backups.retentionFull: 0 is out of range; allowed: 1..52"),
+    ({"retentionFull": True}, "phasekit:backups.retentionFull: true is not an integer; allowed: 1..52"),
+    ({"retentionDiff": 366}, "phasekit:backups.retentionDiff: 366 is out of range; allowed: 1..365"),
+    ({"logicalKeep": 0}, "phasekit:backups.logicalKeep: 0 is out of range; allowed: 1..1000"),
+    ({"redisKeepDays": 0}, "phasekit:backups.redisKeepDays: 0 is out of range; allowed: 1..3650"),
+    ({"fullSchedule": "  "}, f"phasekit:backups.fullSchedule: '  ' is empty; allowed: {ON_CALENDAR}"),
+    ({"diffSchedule": "Mon 03:30\nExecStart=/bin/sh"},
+     "phasekit:backups.diffSchedule: 'Mon 03:30\\nExecStart=/bin/sh' is not a systemd calendar expression; "
+     f"allowed: {ON_CALENDAR}"),
+    ({"redisSchedule": 'daily"'},
+     f"phasekit:backups.redisSchedule: 'daily\"' is not a systemd calendar expression; allowed: {ON_CALENDAR}"),
+    ({"redisSchedule": "%H:00"},
+     f"phasekit:backups.redisSchedule: '%H:00' is not a systemd calendar expression; allowed: {ON_CALENDAR}"),
+    ({"logicalSchedule": "@daily"},
+     f"phasekit:backups.logicalSchedule: '@daily' is not a five-field cron schedule; allowed: {CRON}"),
+    ({"logicalSchedule": "30 3 * *"},
+     f"phasekit:backups.logicalSchedule: '30 3 * *' is not a five-field cron schedule; allowed: {CRON}"),
+    ({"logicalSchedule": "Sun *-*-* 03:30:00"},
+     f"phasekit:backups.logicalSchedule: 'Sun *-*-* 03:30:00' is not a five-field cron schedule; allowed: {CRON}"),
+    ({"retention": 3}, f"phasekit:backups.retention: unknown key; allowed: {BACKUPS_KEYS} (did you mean 'retentionFull'?)"),
+])
+def test_bad_backups_settings_are_refused_with_one_exact_line(backups: dict[str, object], expected: str) -> None:
+    assert error_message(edited({"phasekit:backups": backups})) == expected
+
+
+def test_backups_settings_are_read_as_written() -> None:
+    config = load_config(edited({"phasekit:backups": {
+        "retentionFull": "2", "retentionDiff": 14, "recoveryPointMinutes": 1, "fullSchedule": " Sat 02:00 ",
+        "diffSchedule": "Sun..Fri 02:00", "redisSchedule": "hourly", "logicalSchedule": "0  */6 * * *",
+        "logicalKeep": 10, "redisKeepDays": 7}}))
+    assert config.backups.model_dump() == {
+        "retention_full": 2, "retention_diff": 14, "recovery_point_minutes": 1, "full_schedule": "Sat 02:00",
+        "diff_schedule": "Sun..Fri 02:00", "redis_schedule": "hourly", "redis_keep_days": 7,
+        "logical_schedule": "0 */6 * * *", "logical_keep": 10}
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_the_default_schedules_are_calendar_expressions_systemd_accepts() -> None:
+    defaults = load_config(BASE).backups
+    for expression in (defaults.full_schedule, defaults.diff_schedule, defaults.redis_schedule):
+        checked = subprocess.run(["systemd-analyze", "calendar", expression], capture_output=True, text=True)
+        assert checked.returncode == 0, checked.stderr

@@ -60,9 +60,9 @@ def test_one_app_droplet_may_skip_the_proxy():
     assert (config.app_tier.count, config.edge.proxied) == (1, False)
 
 
-PHASE2_KEYS = ("phasekit:app, phasekit:appTier, phasekit:database, phasekit:droplets, phasekit:edge, "
-               "phasekit:phase, phasekit:protect, phasekit:redis, phasekit:secrets, phasekit:sshPrivateKey, "
-               "phasekit:tags")
+PHASE2_KEYS = ("phasekit:app, phasekit:appTier, phasekit:backups, phasekit:database, phasekit:droplets, "
+               "phasekit:edge, phasekit:phase, phasekit:protect, phasekit:redis, phasekit:secrets, "
+               "phasekit:sshPrivateKey, phasekit:tags")
 
 BAD_PHASE2_CONFIGS = [
     pytest.param({"phasekit:appTier.count": 0}, "phasekit:appTier.count: 0 is out of range; allowed: 1..10",

@@ -261,7 +261,7 @@ def test_phase3_lines_name_their_prices_and_status(estimates):
     assert [(line.name, line.description) for line in estimates["phase3"].unpriced] == [
         ("ingress-cert", "ACM certificate (imported): no price in catalog")]
     assert sorted(line.name for line in estimates["phase3"].usage_based) == [
-        "account (data transfer)", "alerts-topic", "cache-cache", "cluster-control-plane-logs", "cluster-nodes",
+        "account (data transfer)", "alerts-topic", "backups-bucket", "cache-cache", "cluster-control-plane-logs", "cluster-nodes",
         "database-db", "database-db", "edge-media", "ingress-alb", "ingress-logs", "network-flow-logs",
         "network-nat-us-east-1a"]
     [exported] = [line for line in estimates["phase3"].usage_based
@@ -289,7 +289,8 @@ def test_phase1_cost_section_line_by_line(estimates):
         "  edge-tls-1-3           zone setting (Free plan)                 0.00  official",
         "  total                                                          16.40",
         "",
-        "No price in catalog (not in the total): 3",
+        "No price in catalog (not in the total): 4",
+        "  vps-backup-check       DigitalOcean uptime check: no price in catalog",
         "  vps-cpu-alert          DigitalOcean monitoring alert policy: no price in catalog",
         "  vps-disk-alert         DigitalOcean monitoring alert policy: no price in catalog",
         "  vps-memory-alert       DigitalOcean monitoring alert policy: no price in catalog",
@@ -297,6 +298,9 @@ def test_phase1_cost_section_line_by_line(estimates):
         "Usage-based (not in the total; edit usage_assumptions in phasekit/prices.yaml):",
         "  droplets (pooled)      outbound transfer beyond the droplets' pooled allowance: assumed 0 GiB a month "
         "beyond the allowance x $0.01/GiB -> $0.00",
+        "  backups-bucket         R2 backups bucket phasekit-phase1-backups: assumed 20 GB of backups and WAL stored "
+        "and 0.1 M Class A operations a month, beyond the account's free tier (counted on the media bucket), "
+        "restores' reads and egress free -> $0.75",
         "  edge-media             R2 bucket phasekit-phase1-media: assumed 10 GB stored, 1 M Class A and 10 M Class "
         "B operations a month, egress free (inside the free tier) -> $0.00",
         "",
@@ -322,7 +326,7 @@ def test_phase2_cost_json(estimates):
                                           "totalWithLeadsUsd", "secondaryOrDerivedLines", "counts")} == {
         "currency": "USD", "catalog": "phasekit/prices.yaml", "catalogDate": "2026-11-23", "totalUsd": "76.00",
         "unconfirmedLeadUsd": "12.00", "totalWithLeadsUsd": "88.00", "secondaryOrDerivedLines": 8,
-        "counts": {"priced": 16, "unconfirmed": 1, "unpriced": 6, "usage-based": 2},
+        "counts": {"priced": 16, "unconfirmed": 1, "unpriced": 7, "usage-based": 3},
     }
     balancer = next(line for line in document["lines"] if line["name"] == "split-lb")
     assert balancer == {
@@ -516,3 +520,16 @@ def test_the_committed_phase3_default_version_is_priced_in_standard_support(esti
     [line] = [line for line in estimates["phase3"].lines if line.type == EKS]
     assert (line.description, line.monthly_usd) == (
         "EKS control plane, standard support (Kubernetes 1.35, until 2027-03-27)", D("73.00"))
+
+
+def test_the_backups_bucket_is_a_usage_line_of_its_own_without_a_second_free_tier(catalog):
+    backups = resource("cloudflare:index/r2Bucket:R2Bucket", "backups-bucket",
+                       {"name": "shop-prod-backups", "accountId": "a" * 32})
+    token = resource("cloudflare:index/apiToken:ApiToken", "backups-token", {"name": "shop-prod-backups backups"})
+    result = estimate(recording(backups, token), catalog)
+    assert result.total_usd == D("0.00") and result.unpriced == []
+    [line] = result.usage_based
+    # 20 GB x 0.015 + 0.1 M Class A x 4.50, nothing taken off: the free tier is the account's, counted once.
+    assert (line.description, line.assumed_usd, line.price_ids) == (
+        "R2 backups bucket shop-prod-backups", c(20 * D("0.015") + D("0.1") * D("4.50")),
+        ("cf-r2-storage", "cf-r2-class-a"))

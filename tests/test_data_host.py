@@ -19,10 +19,15 @@ What these tests cannot prove:
 from __future__ import annotations
 
 import errno
+import http.client
+import json
 import re
 import shutil
 import socket
 import subprocess
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -37,6 +42,7 @@ from components.data_host import (
     render_ini,
 )
 from components.tuning import Machine
+from tests.builders import BACKUP_SECRETS, BACKUP_SPEC
 from tests.realtools import (
     compose_config,
     running_pgbouncer,
@@ -305,3 +311,80 @@ def test_volume_check_parses_the_real_df(tmp_path):
                             capture_output=True, text=True, check=False, timeout=30)
     assert (result.returncode, result.stdout) == (0, "")
     assert result.stderr == (f"phasekit: WARNING: data volume {tmp_path} is {percent}% full\n" if percent > 80 else "")
+
+
+# --- off-site backups -----------------------------------------------------------------------------------------
+
+BACKED_UP_BUNDLE = render_data_bundle(
+    DataHostStack(machine=STACK.machine, app_connections=STACK.app_connections, redis=True, backups=BACKUP_SPEC),
+    NETWORK, DataHostSecrets(db_password=DB_PASSWORD, redis_password=REDIS_PASSWORD, **BACKUP_SECRETS))
+
+
+def test_docker_compose_accepts_the_data_host_stack_with_backups():
+    others = {path: file.content for path, file in BACKED_UP_BUNDLE.items() if path != "compose.yaml"}
+    services = compose_config(BACKED_UP_BUNDLE["compose.yaml"].content, others)["services"]
+    assert set(services) == {"db", "redis", "status"}
+    assert services["db"]["image"] == "phasekit/postgres-pgbackrest:16.6"
+    assert all("ports" not in service and service["network_mode"] == "host" for service in services.values())
+
+
+def test_the_status_server_serves_only_the_status_folder_on_the_vpc_address(tmp_path):
+    """Real Caddy (Debian's) runs the rendered status server with the folder swapped for a temp one: it answers
+    the status file on the VPC address, drops the connection once the file is gone (no error page an uptime check
+    could count as up), and nothing listens on another local address."""
+    status = tmp_path / "status"
+    status.mkdir()
+    (status / "backup.txt").write_text("ok newest-backup=2026-12-03T03:30:00Z\n")
+    config = json.loads(BACKED_UP_BUNDLE["caddy/status.json"].content)
+    server = config["apps"]["http"]["servers"]["status"]
+    assert server["listen"] == ["127.0.0.2:8079"]
+    port = _free_port()
+    server["listen"] = [f"{VPC_ADDRESS}:{port}"]
+    server["routes"][0]["handle"][0]["root"] = str(status)
+    (tmp_path / "status.json").write_text(json.dumps(config))
+    caddy = subprocess.Popen(["caddy", "run", "--config", str(tmp_path / "status.json")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://{VPC_ADDRESS}:{port}/backup.txt"
+        assert _http_get(url) == (200, "ok newest-backup=2026-12-03T03:30:00Z\n")
+        assert connect_errno(NOT_LISTENING, port) == errno.ECONNREFUSED
+        (status / "backup.txt").unlink()
+        with pytest.raises(http.client.RemoteDisconnected):
+            urllib.request.urlopen(url, timeout=2)  # noqa: S310 - a loopback test URL
+    finally:
+        caddy.terminate()
+        caddy.wait(timeout=10)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _http_get(url: str) -> tuple[int, str]:
+    for _ in range(100):
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - a loopback test URL
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, ""
+        except urllib.error.URLError:  # refused: Caddy is still starting
+            time.sleep(0.1)
+    raise AssertionError(f"nothing answered at {url}")
+
+
+@pytest.mark.parametrize("script", ["deploy.sh"])
+def test_the_data_host_deploy_with_backups_passes_shellcheck(tmp_path, script):
+    path = tmp_path / script
+    path.write_text(BACKED_UP_BUNDLE[script].content)
+    result = subprocess.run(["shellcheck", "--shell=sh", "--severity=style", str(path)],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_postgres_on_the_data_host_starts_with_the_archiving_settings():
+    conf = BACKED_UP_BUNDLE["postgres/postgresql.conf"].content
+    with running_postgres(conf, BACKED_UP_BUNDLE["postgres/pg_hba.conf"].content,
+                          keep_listen_addresses=True) as server:
+        assert (server.show("archive_mode"), server.show("archive_timeout")) == ("on", "150s")

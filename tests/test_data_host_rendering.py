@@ -3,17 +3,23 @@ files in test_data_host.py)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+import yaml
 
 from components.data_host import (
     DataHostNetwork,
+    DataHostSecrets,
     DataHostStack,
     PgBouncerSpec,
     data_redis_settings,
     pgbouncer_settings,
+    render_data_bundle,
     render_pg_hba,
 )
 from components.tuning import Machine
+from tests.builders import BACKUP_SECRETS, BACKUP_SPEC
 
 NETWORK = DataHostNetwork(listen_address="10.10.0.5", client_cidr="10.10.0.0/20")
 MACHINE = Machine(vcpus=2, memory_mib=4096)
@@ -73,3 +79,63 @@ def test_pgbouncer_accepts_the_whole_tier_and_pools_into_loopback():
             "ignore_startup_parameters": "extra_float_digits",
         },
     }
+
+
+BACKED_UP = DataHostStack(machine=MACHINE, app_connections=20, backups=BACKUP_SPEC)
+PASSWORDS = {"db_password": "dbpw", "redis_password": "redispw"}
+
+
+def test_the_status_server_listens_on_the_vpc_address_only():
+    files = render_data_bundle(BACKED_UP, NETWORK, DataHostSecrets(**PASSWORDS, **BACKUP_SECRETS))
+    assert json.loads(files["caddy/status.json"].content) == {
+        "admin": {"disabled": True},
+        "apps": {"http": {"servers": {"status": {
+            "listen": ["10.10.0.5:8079"],
+            "routes": [{"handle": [{"handler": "file_server", "root": "/srv/phasekit-status"}]}],
+            "errors": {"routes": [{"handle": [{"handler": "static_response", "abort": True}]}]},
+            "automatic_https": {"disable": True},
+        }}}},
+    }
+    status = yaml.safe_load(files["compose.yaml"].content)["services"]["status"]
+    assert status["image"] == "caddy:2.8.4"
+    assert status["volumes"] == [
+        {"type": "bind", "source": "./caddy/status.json", "target": "/etc/caddy/status.json", "read_only": True},
+        {"type": "bind", "source": "./status", "target": "/srv/phasekit-status", "read_only": True}]
+    assert status["network_mode"] == "host" and "ports" not in status
+
+
+def test_the_data_host_archives_checks_archiving_and_installs_the_backup_timers():
+    files = render_data_bundle(BACKED_UP, NETWORK, DataHostSecrets(**PASSWORDS, **BACKUP_SECRETS))
+    lines = files["deploy.sh"].content.splitlines()
+    start = lines.index("docker compose pull --quiet --ignore-buildable")
+    assert lines[start:start + 5] == [
+        "docker compose pull --quiet --ignore-buildable",
+        "docker compose build --pull db",
+        "install -d -m 0755 status",
+        "docker compose up --detach --remove-orphans --wait --wait-timeout 300 db redis status",
+        "/opt/phasekit/backup.sh init || { echo 'phasekit: WAL archiving to the backups bucket does not work "
+        "(see pgbackrest check above)' >&2; exit 1; }",
+    ]
+    assert "systemctl enable --now phasekit-backup-diff.timer phasekit-backup-full.timer " \
+           "phasekit-backup-redis.timer phasekit-backup-status.timer" in lines
+    conf = files["postgres/postgresql.conf"].content.splitlines()
+    assert "archive_command = 'pgbackrest --stanza=app archive-push %p'" in conf
+    assert {path: (files[path].mode, files[path].owner_id) for path in
+            ("secrets/pgbackrest.conf", "secrets/backup_passphrase", "secrets/r2-curl.conf")} == {
+        "secrets/pgbackrest.conf": (0o400, 999), "secrets/backup_passphrase": (0o400, 0),
+        "secrets/r2-curl.conf": (0o400, 0)}
+
+
+def test_without_backups_the_data_host_is_unchanged():
+    files = render_data_bundle(DataHostStack(machine=MACHINE, app_connections=20), NETWORK,
+                               DataHostSecrets(**PASSWORDS))
+    assert not any(path.startswith(("backup", "caddy/", "secrets/pgbackrest", "systemd/phasekit-backup"))
+                   for path in files)
+    assert "docker compose pull --quiet" in files["deploy.sh"].content.splitlines()
+
+
+def test_backups_without_their_secrets_are_refused():
+    with pytest.raises(ValueError) as caught:
+        render_data_bundle(BACKED_UP, NETWORK, DataHostSecrets(**PASSWORDS))
+    assert str(caught.value) == ("DataHostSecrets: off-site backups need backup_access_key_id, "
+                                 "backup_secret_access_key and backup_passphrase")

@@ -83,6 +83,7 @@ flowchart TB
   end
   subgraph cloudflare["Cloudflare"]
     edge_record["<b>app.example.com</b><br/>DNS A, proxied (CDN, WAF)<br/>SSL/TLS Full (strict)<br/>visitors: TLS 1.2+"]
+    backups_bucket[("<b>R2 backups bucket</b><br/>phasekit-phase1-backups")]
     edge_media[("<b>R2 bucket</b><br/>phasekit-phase1-media")]
   end
   subgraph do_nyc3["DigitalOcean nyc3"]
@@ -97,6 +98,7 @@ flowchart TB
   end
   users -->|"HTTPS 443"| edge_record
   edge_record -->|"HTTPS 443 (Cloudflare IPs only)"| vps_ip
+  vps -->|"HTTPS 443 (S3 API: backups, WAL)"| backups_bucket
   vps -->|"HTTPS 443 (S3 API: media)"| edge_media
   vps -.->|"mounted (ext4)"| vps_data
   vps_ip -.->|"assigned to"| vps
@@ -109,7 +111,7 @@ flowchart TB
   classDef control stroke-dasharray:5 3
   class do_nyc3_alerts control
   classDef stateful stroke-width:3px
-  class edge_media,vps_data stateful
+  class backups_bucket,edge_media,vps_data stateful
 """
 
 
@@ -142,6 +144,7 @@ def test_phase2_boundaries_separate_public_facing_hosts_from_the_private_databas
     assert nodes_of(model) == {
         "users": ("Users", "internet"),
         "edge_record": ("app.example.com", "cloudflare"),
+        "backups_bucket": ("R2 backups bucket", "cloudflare"),
         "edge_media": ("R2 bucket", "cloudflare"),
         "split_app": ("2 app droplets", "split_vpc_public"),
         "split_db": ("database droplet", "split_vpc_private"),
@@ -154,14 +157,15 @@ def test_phase2_boundaries_separate_public_facing_hosts_from_the_private_databas
         ("users", "edge_record", "HTTPS 443", "traffic"),
         ("edge_record", "split_lb", "HTTPS 443 (Cloudflare IPs only)", "traffic"),
         ("split_app", "edge_media", "HTTPS 443 (S3 API: media)", "traffic"),
-        ("split_app", "split_db", "Redis 6379, PgBouncer 6432 (app droplets only)", "traffic"),
+        ("split_app", "split_db", "Redis 6379, PgBouncer 6432, backup status 8079 (app droplets only)", "traffic"),
+        ("split_db", "backups_bucket", "HTTPS 443 (S3 API: backups, WAL)", "traffic"),
         ("split_db", "split_db_data", "mounted (ext4)", "attachment"),
         ("split_lb", "split_app", "HTTPS 443, TLS passthrough (load balancer only)", "traffic"),
         ("admins", "split_app", "SSH 22 (admins only)", "traffic"),
         ("admins", "split_db", "SSH 22 (admins only)", "traffic"),
     ]
     stateful = {node.id for node in model.nodes if node.stateful}
-    assert stateful == {"edge_media", "split_db", "split_db_data"}
+    assert stateful == {"backups_bucket", "edge_media", "split_db", "split_db_data"}
 
 
 def test_phase3_boundaries_nest_subnets_cluster_and_namespace(plans):
@@ -186,7 +190,7 @@ def test_phase3_boundaries_nest_subnets_cluster_and_namespace(plans):
     assert nodes["app_deployment"] == ("Deployment app", "ns_app")
     assert nodes["app_service"] == ("Service app", "ns_app")
     assert nodes["app_hpa"] == ("HorizontalPodAutoscaler", "ns_app")
-    assert len(nodes) == 14
+    assert len(nodes) == 15  # with the R2 backups bucket
     details = {node.id: node.details for node in model.nodes}
     assert details["cluster_nodes"] == ("2–4 × t3.large (desired 2)", "IMDSv2 only", "encrypted root volumes")
     assert details["database_db"][0] == "db.t4g.medium, Multi-AZ (standby in another zone)"
@@ -224,7 +228,8 @@ def test_one_app_droplet_draws_a_reserved_ip_instead_of_a_load_balancer(plans, o
         ("edge_record", "split_ip", "HTTPS 443 (Cloudflare IPs only)", "traffic"),
     ]
     assert ("split_ip", "split_app", "assigned to", "attachment") in edges_of(single)
-    assert ("split_app", "split_db", "Redis 6379, PgBouncer 6432 (app droplets only)", "traffic") in edges_of(single)
+    assert ("split_app", "split_db", "Redis 6379, PgBouncer 6432, backup status 8079 (app droplets only)",
+            "traffic") in edges_of(single)
     assert mermaid_from(single) != mermaid_from(committed)
 
 
@@ -400,7 +405,8 @@ def test_data_stores_are_drawn_heavy_even_when_the_stack_turns_protection_off():
     unprotected = run_plan("phase2", ROOT, stack_file=ROOT / "tests/fixtures/risk/phase2-unprotected.yaml")
     assert not any(resource.protect for resource in unprotected.recording.resources)
     model = topology(unprotected)
-    assert {node.id for node in model.nodes if node.stateful} == {"edge_media", "split_db", "split_db_data"}
+    assert {node.id for node in model.nodes if node.stateful} == {"backups_bucket", "edge_media", "split_db",
+                                                                  "split_db_data"}
 
 
 # --- The package's shape ----------------------------------------------------------------------------

@@ -38,11 +38,11 @@ def test_the_engine_runs_the_program_directory(monkeypatch):
     from phasekit.stack_file import read_stack_file
 
     config, _ = runtime_form(read_stack_file(ROOT / "Pulumi.phase1.yaml"), [])
-    config["phasekit:secrets"] = json.dumps({"SECRET_KEY_BASE": "value"})
+    config["phasekit:secrets"] = json.dumps({"SECRET_KEY_BASE": "value", "BACKUP_PASSPHRASE": "a" * 16})
     monkeypatch.syspath_prepend(str(ROOT / "infra"))
     recording = run_recorded(lambda: runpy.run_path(str(ROOT / "infra"), run_name="__main__"),
                              stack="phase1", config=config, secret_keys=["phasekit:secrets"])
-    assert len(recording.resources) == 24
+    assert len(recording.resources) == 30
     assert recording.outputs["app_url"] == "https://app.example.com"
 
 

@@ -23,7 +23,7 @@ from components.compose_stack import (
 from components.data_host import PgBouncerSpec
 from components.split_vps import SplitVps
 from components.testing import run_recorded
-from tests.builders import HOST_STACK, STACK_SECRETS, split_args
+from tests.builders import HOST_STACK, STACK_SECRETS, offsite_args, split_args
 from tests.realtools import caddy_validate, cloud_init_schema, compose_config, self_signed_cert
 
 WEB = replace(HOST_STACK, role="web", http_health_route=True)
@@ -81,3 +81,67 @@ def test_web_deploy_script_passes_shellcheck_and_skips_the_data_stores(tmp_path,
     result = subprocess.run(["shellcheck", "--shell=sh", "--severity=style", str(path)],
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_docker_compose_accepts_a_web_stack_that_proxies_the_backup_status():
+    stack = replace(WEB, backup_status_upstream=True)
+    files = {"secrets/app.env": render_env_file(app_environment(stack, WEB_SECRETS)),
+             "proxy.env": render_env_file({"PHASEKIT_BACKUP_STATUS_UPSTREAM": "10.10.0.5:8079"})}
+    services = compose_config(render_public_files(stack)["compose.yaml"].content, files)["services"]
+    assert services["proxy"]["environment"] == {"PHASEKIT_BACKUP_STATUS_UPSTREAM": "10.10.0.5:8079"}
+    assert "PHASEKIT_BACKUP_STATUS_UPSTREAM" not in services["app"]["environment"]
+
+
+def test_cloud_init_schema_accepts_every_droplet_with_backups():
+    user_data = droplets_user_data(offsite_backups=offsite_args())
+    for name, document in user_data.items():
+        assert "Valid cloud-config" in cloud_init_schema(document), name
+
+
+def test_a_web_host_passes_on_the_data_hosts_status_and_its_absence(tmp_path):
+    """Two real Caddys: the data host's status server as rendered (address and folder moved to the test machine),
+    and a web host's proxy config with the data host's address in its environment, as proxy.env gives it."""
+    import os
+    import socket
+    import time
+
+    from components.data_host import DataHostNetwork, DataHostSecrets, DataHostStack, render_data_bundle
+    from components.tuning import Machine
+    from tests.builders import BACKUP_SECRETS, BACKUP_SPEC
+    from tests.test_real_consumers import _free_port, _get_over_tls
+
+    status = tmp_path / "status"
+    status.mkdir()
+    (status / "backup.txt").write_text("ok\n")
+    data_port, https_port, http_port = _free_port(), _free_port(), _free_port()
+    bundle = render_data_bundle(DataHostStack(machine=Machine(1, 2048), app_connections=20, backups=BACKUP_SPEC),
+                                DataHostNetwork(listen_address="127.0.0.2", client_cidr="127.0.0.0/29"),
+                                DataHostSecrets(db_password="dbpw", redis_password="redispw", **BACKUP_SECRETS))
+    data = json.loads(bundle["caddy/status.json"].content)
+    data["apps"]["http"]["servers"]["status"]["listen"] = [f"127.0.0.2:{data_port}"]
+    data["apps"]["http"]["servers"]["status"]["routes"][0]["handle"][0]["root"] = str(status)
+    cert, key = self_signed_cert(tmp_path, "app.example.com")
+    web = json.loads(render_caddy_json(replace(WEB, backup_status_upstream=True), cert_file=str(cert),
+                                       key_file=str(key)))
+    servers = web["apps"]["http"]["servers"]
+    servers["https"]["listen"], servers["http"]["listen"] = [f"127.0.0.1:{https_port}"], [f"127.0.0.1:{http_port}"]
+    (tmp_path / "data.json").write_text(json.dumps(data))
+    (tmp_path / "web.json").write_text(json.dumps(web))
+    env = {**os.environ, "PHASEKIT_BACKUP_STATUS_UPSTREAM": f"127.0.0.2:{data_port}"}
+    caddys = [subprocess.Popen(["caddy", "run", "--config", str(tmp_path / name)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+              for name in ("data.json", "web.json")]
+    try:
+        for _ in range(100):  # the data host's server may start after the web host's
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.2", data_port)) == 0:
+                    break
+            time.sleep(0.1)
+        answer = _get_over_tls(https_port, "/.well-known/phasekit/backup")
+        assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"\r\n\r\nok\n")
+        (status / "backup.txt").unlink()
+        assert _get_over_tls(https_port, "/.well-known/phasekit/backup") == b""
+    finally:
+        for caddy in caddys:
+            caddy.terminate()
+            caddy.wait(timeout=10)

@@ -31,7 +31,7 @@ def project_with(tmp_path: Path, stack_config: dict) -> Path:
 def test_tree_shows_every_resource_protection_and_masked_outputs(capsys):
     status, out, err = plan(capsys, "--stack", "phase1")
     assert status == 0 and err == ""
-    assert "Resources: 24 to create" in out
+    assert "Resources: 30 to create" in out
     assert "├─ digitalocean:index/volume:Volume  vps-data  [protected; retained on delete]" in out
     assert "├─ cloudflare:index/r2Bucket:R2Bucket  edge-media  [protected; retained on delete]" in out
     assert "├─ digitalocean:index/droplet:Droplet  vps-droplet  [ignores changes to userData, sshKeys]" in out
@@ -50,7 +50,7 @@ def test_json_lists_resources_with_masked_secrets(capsys):
     assert set(document) == {"stack", "project", "phase", "summary", "resources", "outputs", "secretsToSet",
                              "warnings", "cost", "guardrails"}
     resources = {resource["name"]: resource for resource in document["resources"]}
-    assert len(resources) == 24
+    assert len(resources) == 30
     assert set(resources["vps-data"]) == {"urn", "type", "name", "parent", "inputs", "protect",
                                           "retainOnDelete", "ignoreChanges", "dependsOn", "expressions", "provider"}
     assert resources["vps-data"]["protect"] is True
@@ -65,7 +65,8 @@ def test_json_lists_resources_with_masked_secrets(capsys):
 
 def test_secure_values_in_the_stack_file_are_placeholders_and_stay_masked(capsys, tmp_path):
     config = yaml.safe_load((ROOT / "Pulumi.phase1.yaml").read_text())["config"]
-    config["phasekit:secrets"] = {"SECRET_KEY_BASE": {"secure": "v1:c2VjcmV0"}}
+    config["phasekit:secrets"] = {"SECRET_KEY_BASE": {"secure": "v1:c2VjcmV0"},
+                                  "BACKUP_PASSPHRASE": {"secure": "v1:cGFzc3BocmFzZQ=="}}
     project = project_with(tmp_path, config)
     status = main(["plan", "--stack", "dev", "--json", "--project-dir", str(project)])
     out = capsys.readouterr().out
@@ -152,12 +153,12 @@ def test_bad_config_in_a_real_process_prints_no_traceback(tmp_path):
 
 
 @pytest.mark.parametrize(("stack", "count", "lines"), [
-    ("phase2", 32, [
+    ("phase2", 38, [
         "├─ digitalocean:index/volume:Volume  split-db-data  [protected; retained on delete]",
         "├─ digitalocean:index/loadBalancer:LoadBalancer  split-lb",
         "  database_url: [secret]\n",
     ]),
-    ("phase3", 134, [
+    ("phase3", 143, [
         "├─ aws:rds/instance:Instance  database-db  [protected; retained on delete]",
         # The Cluster Autoscaler owns the desired size; a destroyed stack leaves the log group for the next.
         "├─ aws:eks/nodeGroup:NodeGroup  cluster-nodes  [ignores changes to scalingConfig.desiredSize]",

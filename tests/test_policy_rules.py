@@ -529,9 +529,10 @@ def test_every_rule_reads_resources_of_the_committed_stacks(recordings):
                      rules.SECURITY_GROUP_INGRESS_RULE}),
         K8S_API: [rules.EKS_CLUSTER],
         IMDS: [rules.LAUNCH_TEMPLATE],
-        PODS: sorted({rules.K8S_DEPLOYMENT, rules.K8S_JOB}),
+        # The CronJob is phase 3's logical backup (components/logical_backup.py).
+        PODS: sorted({rules.K8S_DEPLOYMENT, rules.K8S_JOB, "kubernetes:batch/v1:CronJob"}),
         PROBES: [rules.K8S_DEPLOYMENT],
-        DIGEST: sorted({rules.K8S_DEPLOYMENT, rules.K8S_JOB}),
+        DIGEST: sorted({rules.K8S_DEPLOYMENT, rules.K8S_JOB, "kubernetes:batch/v1:CronJob"}),
         HPA: ["kubernetes:autoscaling/v2:HorizontalPodAutoscaler"],
         PDB: sorted({rules.K8S_DEPLOYMENT, rules.K8S_PDB}),
     }
@@ -809,12 +810,12 @@ def test_a_stack_with_protect_false_fails_until_its_policy_config_lowers_the_rul
 
     violations = evaluate(recording)
     assert [(violation.policy, violation.resource, violation.mandatory) for violation in violations] == [
-        (PROTECTED, "edge-media", True), (PROTECTED, "vps-data", True)]
+        (PROTECTED, "backups-bucket", True), (PROTECTED, "edge-media", True), (PROTECTED, "vps-data", True)]
     lowered = tmp_path / "policy-config.json"
     lowered.write_text(json.dumps({PROTECTED: "advisory"}))
     assert [(violation.resource, violation.mandatory)
             for violation in evaluate(recording, load_policy_pack_config(lowered))] == [
-        ("edge-media", False), ("vps-data", False)]
+        ("backups-bucket", False), ("edge-media", False), ("vps-data", False)]
     assert evaluate(recording, {PROTECTED: "disabled"}) == []
 
 

@@ -24,7 +24,8 @@ from tests.builders import CLOUDFLARE_CIDRS
 
 ROOT = Path(__file__).resolve().parents[1]
 PHASE1 = read_stack_file(ROOT / "Pulumi.phase1.yaml")
-SECRETS = {"phasekit:secrets": json.dumps({"SECRET_KEY_BASE": "from-pulumi-secret"})}
+PASSPHRASE = "correct-horse-battery-staple"
+SECRETS = {"phasekit:secrets": json.dumps({"SECRET_KEY_BASE": "from-pulumi-secret", "BACKUP_PASSPHRASE": PASSPHRASE})}
 
 
 def run_phase1(raw=PHASE1, extra_config=SECRETS, secret_keys=("phasekit:secrets",), preview=False):
@@ -49,7 +50,10 @@ def test_phase1_builds_the_whole_topology():
         "tls:index/privateKey:PrivateKey": 1,
         "tls:index/certRequest:CertRequest": 1,
         "cloudflare:index/originCaCertificate:OriginCaCertificate": 1,
-        "cloudflare:index/r2Bucket:R2Bucket": 1,
+        "cloudflare:index/r2Bucket:R2Bucket": 2,
+        "phasekit:index:BackupStore": 1,
+        "cloudflare:index/apiToken:ApiToken": 1,
+        "cloudflare:index/r2BucketLifecycle:R2BucketLifecycle": 1,
         "phasekit:index:SingleVps": 1,
         "digitalocean:index/vpc:Vpc": 1,
         "digitalocean:index/volume:Volume": 1,
@@ -58,6 +62,8 @@ def test_phase1_builds_the_whole_topology():
         "digitalocean:index/reservedIpAssignment:ReservedIpAssignment": 1,
         "digitalocean:index/firewall:Firewall": 1,
         "digitalocean:index/monitorAlert:MonitorAlert": 3,
+        "digitalocean:index/uptimeCheck:UptimeCheck": 1,
+        "digitalocean:index/uptimeAlert:UptimeAlert": 1,
         "digitalocean:index/project:Project": 1,
         "random:index/randomPassword:RandomPassword": 2,
         "command:remote:Command": 1,
@@ -71,6 +77,7 @@ def test_stateful_urns_are_pinned():
     assert stateful == {
         "urn:pulumi:phase1::phasekit::phasekit:index:SingleVps$digitalocean:index/volume:Volume::vps-data",
         "urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/r2Bucket:R2Bucket::edge-media",
+        "urn:pulumi:phase1::phasekit::phasekit:index:BackupStore$cloudflare:index/r2Bucket:R2Bucket::backups-bucket",
     }
     assert all(resource.retain_on_delete for resource in recording.resources if resource.protect)
 
@@ -113,7 +120,7 @@ def test_the_app_receives_the_contract_and_its_secret_env():
 
 def test_outputs_mask_connection_strings():
     recording = run_phase1()
-    assert recording.secret_outputs == {"database_url", "redis_url"}
+    assert recording.secret_outputs == {"database_url", "redis_url", "backupCredentials"}
     assert recording.outputs["app_url"] == "https://app.example.com"
     assert recording.outputs["media_bucket_name"] == "phasekit-phase1-media"
 
@@ -121,15 +128,71 @@ def test_outputs_mask_connection_strings():
 def test_a_fresh_stack_previews_with_unknowns():
     recording = run_phase1(preview=True)
     assert recording.outputs["origin_ip"] == "(known after apply)"
-    assert len(recording.resources) == 24
+    assert len(recording.resources) == 30
 
 
 def test_missing_secret_value_stops_with_the_command_to_set_it():
     with pytest.raises(ConfigError) as raised:
         run_phase1(extra_config={}, secret_keys=())
     assert str(raised.value) == (
-        "phasekit:secrets.SECRET_KEY_BASE: missing; app.secretEnv lists it, so set it with: "
-        "pulumi config set --secret --path 'secrets.SECRET_KEY_BASE'")
+        "invalid stack config (2 problems):\n"
+        "  phasekit:secrets.SECRET_KEY_BASE: missing; app.secretEnv lists it, so set it with: "
+        "pulumi config set --secret --path 'secrets.SECRET_KEY_BASE'\n"
+        "  phasekit:secrets.BACKUP_PASSPHRASE: missing; the off-site backups are encrypted with it (keep a copy "
+        "outside Pulumi: restores need it), so set it with: pulumi config set --secret --path "
+        "'secrets.BACKUP_PASSPHRASE'")
+
+
+def test_a_short_backup_passphrase_is_refused_without_showing_it():
+    short = {"phasekit:secrets": json.dumps({"SECRET_KEY_BASE": "skb", "BACKUP_PASSPHRASE": "hunter2-hunter2"})}
+    with pytest.raises(ConfigError) as raised:
+        run_phase1(extra_config=short)
+    assert str(raised.value) == (
+        "phasekit:secrets.BACKUP_PASSPHRASE: 15 characters is too short to encrypt backups with; allowed: at least "
+        "16 characters, e.g. openssl rand -base64 32 | pulumi config set --secret --path 'secrets.BACKUP_PASSPHRASE'")
+
+
+def test_backups_reach_the_droplet_only_through_the_ssh_bundle():
+    recording = run_phase1()
+    files = bundle(recording)
+    credentials = recording.outputs["backupCredentials"]
+    token = recording.one("cloudflare:index/apiToken:ApiToken")
+    assert credentials == {
+        "endpoint": "01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com",
+        "bucket": "phasekit-phase1-backups",
+        "accessKeyId": token.id,
+        "secretAccessKey": credentials["secretAccessKey"],
+    }
+    assert len(credentials["secretAccessKey"]) == 64
+    assert files["secrets/pgbackrest.conf"] == (
+        f"[global]\nrepo1-s3-key={token.id}\nrepo1-s3-key-secret={credentials['secretAccessKey']}\n"
+        f"repo1-cipher-pass={PASSPHRASE}\n")
+    assert files["secrets/backup_passphrase"] == PASSPHRASE
+    assert "repo1-s3-bucket=phasekit-phase1-backups" in files["postgres/pgbackrest.conf"].splitlines()
+    user_data = recording.one("digitalocean:index/droplet:Droplet").inputs["userData"]
+    for secret in (PASSPHRASE, credentials["secretAccessKey"]):
+        assert secret not in user_data
+    assert "backup.sh" in user_data  # the public part is there from the first boot
+
+
+def test_the_backup_alert_watches_the_status_url_and_mails_the_alert_recipients():
+    recording = run_phase1()
+    check = recording.one("digitalocean:index/uptimeCheck:UptimeCheck")
+    assert check.inputs == {"name": "phasekit-phase1-app backups", "target":
+                            "https://app.example.com/.well-known/phasekit/backup", "type": "https",
+                            "regions": ["us_east", "eu_west"], "enabled": True}
+    alert = recording.one("digitalocean:index/uptimeAlert:UptimeAlert")
+    assert alert.inputs == {"checkId": check.id, "name": "phasekit-phase1-app: backups late or WAL archiving failing",
+                            "type": "down", "period": "10m", "notifications": [{"emails": ["ops@example.com"]}]}
+
+
+def test_backup_schedules_and_retention_come_from_config():
+    raw = {**PHASE1, "phasekit:backups": {"retentionFull": 2, "recoveryPointMinutes": 2,
+                                          "fullSchedule": "Sat *-*-* 01:00:00"}}
+    files = bundle(run_phase1(raw))
+    assert "repo1-retention-full=2" in files["postgres/pgbackrest.conf"].splitlines()
+    assert "archive_timeout = '60s'" in files["postgres/postgresql.conf"].splitlines()
+    assert "OnCalendar=Sat *-*-* 01:00:00" in files["systemd/phasekit-backup-full.timer"].splitlines()
 
 
 def test_plain_text_secret_config_is_refused():
@@ -164,8 +227,25 @@ def test_a_private_image_needs_the_registry_password():
 
 
 def test_a_private_image_is_pulled_with_credentials_that_stay_out_of_the_app():
-    secrets = {"phasekit:secrets": json.dumps({"SECRET_KEY_BASE": "skb", "REGISTRY_PASSWORD": "ghp_tok"})}
+    secrets = {"phasekit:secrets": json.dumps({"SECRET_KEY_BASE": "skb", "REGISTRY_PASSWORD": "ghp_tok",
+                                                "BACKUP_PASSPHRASE": PASSPHRASE})}
     files = bundle(run_phase1(PRIVATE_IMAGE, extra_config=secrets))
     assert json.loads(files["secrets/docker/config.json"]) == {
         "auths": {"ghcr.io": {"auth": base64.b64encode(b"acme:ghp_tok").decode()}}}
     assert "ghp_tok" not in files["secrets/app.env"]
+
+
+def test_backup_spec_is_the_stacks_bucket_endpoint_and_backups_config():
+    from components.backups import BackupSpec
+    from infra.backups import backup_spec
+    from infra.config import load_config
+
+    raw = {**PHASE1, "phasekit:backups": {"retentionFull": 3, "retentionDiff": 14, "recoveryPointMinutes": 10,
+                                          "fullSchedule": "Sat 01:00", "diffSchedule": "Sun..Fri 01:00",
+                                          "redisSchedule": "hourly"}}
+    assert backup_spec(load_config(raw), "Shop", "prod") == BackupSpec(
+        bucket="shop-prod-backups", endpoint="01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com",
+        retention_full=3, retention_diff=14, recovery_point_seconds=600, full_schedule="Sat 01:00",
+        diff_schedule="Sun..Fri 01:00", redis_schedule="hourly")
+    phase3 = load_config(read_stack_file(ROOT / "Pulumi.phase3.yaml"))
+    assert backup_spec(phase3, "phasekit", "phase3").redis_schedule is None  # ElastiCache keeps its own

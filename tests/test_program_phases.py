@@ -29,7 +29,8 @@ from tests.k8s_schema import manifests, validate
 ROOT = Path(__file__).resolve().parents[1]
 PHASE2 = read_stack_file(ROOT / "Pulumi.phase2.yaml")
 PHASE3 = read_stack_file(ROOT / "Pulumi.phase3.yaml")
-SECRETS = {"phasekit:secrets": json.dumps({"SECRET_KEY_BASE": "from-pulumi-secret"})}
+PASSPHRASE = "correct-horse-battery-staple"
+SECRETS = {"phasekit:secrets": json.dumps({"SECRET_KEY_BASE": "from-pulumi-secret", "BACKUP_PASSPHRASE": PASSPHRASE})}
 CLOUDFLARE_V4 = [cidr for cidr in CLOUDFLARE_CIDRS if ":" not in cidr]
 
 
@@ -95,6 +96,35 @@ def test_phase2_previews_a_fresh_stack(phase2):
     assert {"database_url", "redis_url"} <= preview.secret_outputs
 
 
+def rollout_files(recording, name: str) -> dict[str, str]:
+    archive = tarfile.open(fileobj=io.BytesIO(base64.b64decode(recording.named(name).inputs["stdin"])))
+    return {member.name: archive.extractfile(member).read().decode()
+            for member in archive.getmembers() if member.isfile()}
+
+
+def test_phase2_backs_up_the_database_droplet_and_web_hosts_serve_its_status(phase2):
+    database = rollout_files(phase2, "split-db-rollout")
+    db_address = phase2.outputs["db_private_ip"]
+    assert database["secrets/backup_passphrase"] == PASSPHRASE
+    assert "repo1-s3-bucket=phasekit-phase2-backups" in database["postgres/pgbackrest.conf"].splitlines()
+    assert "archive_mode = 'on'" in database["postgres/postgresql.conf"].splitlines()
+    assert json.loads(database["caddy/status.json"])["apps"]["http"]["servers"]["status"]["listen"] == [
+        f"{db_address}:8079"]
+    for index in (0, 1):
+        web = rollout_files(phase2, f"split-app-{index}-rollout")
+        assert web["proxy.env"] == f"PHASEKIT_BACKUP_STATUS_UPSTREAM='{db_address}:8079'\n"
+        assert not any(path.startswith(("secrets/pgbackrest", "secrets/backup")) for path in web)
+    db_firewall = phase2.named("split-db-firewall").inputs["inboundRules"]
+    assert [(rule["portRange"], rule.get("sourceTags")) for rule in db_firewall[1:]] == [
+        ("6432", ["phasekit-phase2-app-tier"]), ("6379", ["phasekit-phase2-app-tier"]),
+        ("8079", ["phasekit-phase2-app-tier"])]
+    check = phase2.one("digitalocean:index/uptimeCheck:UptimeCheck")
+    assert check.inputs["target"] == "https://app.example.com/.well-known/phasekit/backup"
+    assert phase2.named("backups-bucket").urn == (
+        "urn:pulumi:phase2::phasekit::phasekit:index:BackupStore$cloudflare:index/r2Bucket:R2Bucket::backups-bucket")
+    assert phase2.named("backups-bucket").protect
+
+
 # --- phase 3 --------------------------------------------------------------------------------------------------
 
 
@@ -110,6 +140,8 @@ def test_phase3_builds_every_component(phase3):
         "phasekit:index:PublicLoadBalancer": 1,
         "phasekit:index:KubernetesApp": 1,
         "phasekit:index:ClusterAutoscaler": 1,
+        "phasekit:index:BackupStore": 1,
+        "phasekit:index:LogicalBackup": 1,
     }
     assert not any(token.startswith("digitalocean:") for token in counts)
     assert counts["kubernetes:apps/v1:Deployment"] == 2  # the app and the Cluster Autoscaler
@@ -130,9 +162,9 @@ def test_a_fresh_phase3_stack_previews_with_the_cluster_unknown():
 def test_phase3_kubernetes_objects_go_through_the_cluster_provider(phase3):
     provider = phase3.one("pulumi:providers:kubernetes")
     objects = [resource for resource in phase3.resources if resource.type.startswith("kubernetes:")]
-    # with the three NetworkPolicies, the Cluster Autoscaler's seven objects, the database-role Job's four and
-    # the default StorageClass
-    assert len(objects) == 22
+    # with the three NetworkPolicies, the Cluster Autoscaler's seven objects, the database-role Job's four, the
+    # default StorageClass and the logical backup's four (CronJob, ServiceAccount, Secret, NetworkPolicy)
+    assert len(objects) == 26
     assert all(resource.provider is not None and resource.provider.startswith(provider.urn + "::")
                for resource in objects)
 
@@ -141,10 +173,10 @@ def test_phase3_kubernetes_objects_match_the_configured_kubernetes_schema(phase3
     version = load_config(PHASE3).cluster.version
     rendered = manifests(phase3)
     assert sorted(manifest["kind"] for manifest in rendered) == [
-        "ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "Deployment", "HorizontalPodAutoscaler",
-        "Job", "Job", "Namespace", "NetworkPolicy", "NetworkPolicy", "NetworkPolicy", "PodDisruptionBudget",
-        "PodDisruptionBudget", "Role", "RoleBinding", "Secret", "Secret", "Service", "ServiceAccount",
-        "ServiceAccount", "StorageClass"]
+        "ClusterRole", "ClusterRoleBinding", "ConfigMap", "CronJob", "Deployment", "Deployment",
+        "HorizontalPodAutoscaler", "Job", "Job", "Namespace", "NetworkPolicy", "NetworkPolicy", "NetworkPolicy",
+        "NetworkPolicy", "PodDisruptionBudget", "PodDisruptionBudget", "Role", "RoleBinding", "Secret", "Secret",
+        "Secret", "Service", "ServiceAccount", "ServiceAccount", "ServiceAccount", "StorageClass"]
     assert version == "1.35"
     assert [error for manifest in rendered for error in validate(manifest, version)] == []
 
@@ -187,7 +219,7 @@ def test_phase3_network_policies_admit_the_vpc_and_reach_the_data_stores_in_it(p
     # The load balancer and the nodes (kubelet probes, NodePort SNAT) are in the VPC; so are RDS and ElastiCache.
     policies = {policy.name: policy.inputs["spec"] for policy in phase3.of_type(
         "kubernetes:networking.k8s.io/v1:NetworkPolicy")}
-    assert sorted(policies) == ["app-default-deny", "app-egress", "app-web-ingress"]
+    assert sorted(policies) == ["app-default-deny", "app-egress", "app-web-ingress", "logical-backup-egress"]
     assert policies["app-web-ingress"]["ingress"] == [{"from": [{"ipBlock": {"cidr": "10.20.0.0/16"}}],
                                                        "ports": [{"protocol": "TCP", "port": 8000}]}]
     assert policies["app-egress"]["egress"][1]["to"] == [{"ipBlock": {"cidr": "10.20.0.0/16"}}]

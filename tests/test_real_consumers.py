@@ -9,11 +9,15 @@ consumer: phasekit renders nothing that only a newer version would accept.
 from __future__ import annotations
 
 import json
+import socket
+import ssl
 import subprocess
+import time
 from dataclasses import replace
 
 import pytest
 
+from components.backups import postgres_archive_settings
 from components.cloud_init import render_cloud_init
 from components.compose_stack import (
     app_environment,
@@ -30,7 +34,7 @@ from components.droplet_parts import ROLLOUT_SCRIPT
 from components.single_vps import SingleVps
 from components.testing import run_recorded
 from components.tuning import Machine, postgres_settings
-from tests.builders import APP, HOST_STACK, STACK_SECRETS, vps_args
+from tests.builders import APP, BACKUP_SPEC, HOST_STACK, STACK_SECRETS, offsite_args, vps_args
 from tests.realtools import (
     caddy_validate,
     cloud_init_schema,
@@ -137,3 +141,114 @@ def test_public_caddy_json_is_what_the_droplet_reads():
     """The droplet's file uses the in-container paths; only the test above swaps them for temp files."""
     caddy = json.loads(render_public_files(STACK)["caddy/caddy.json"].content)
     assert caddy["apps"]["tls"]["certificates"]["load_files"][0]["certificate"] == "/etc/caddy/tls/origin.pem"
+
+
+# --- off-site backups -----------------------------------------------------------------------------------------
+
+BACKED_UP = replace(STACK, backups=BACKUP_SPEC)
+
+
+def test_docker_compose_accepts_the_stack_with_backups():
+    public = render_public_files(BACKED_UP)
+    files = {
+        "secrets/app.env": render_env_file(app_environment(BACKED_UP, SECRETS)),
+        "secrets/db_password": "dbpw",
+        "secrets/redis_password": "redispw",
+        "secrets/redis_auth.conf": render_redis_auth("redispw"),
+        # docker-compose checks that the build context exists.
+        "postgres/Dockerfile": public["postgres/Dockerfile"].content,
+    }
+    services = compose_config(public["compose.yaml"].content, files)["services"]
+    assert services["db"]["image"] == "phasekit/postgres-pgbackrest:16.6"
+    assert services["db"]["build"]["context"].endswith("/postgres")
+    assert [name for name, service in services.items() if "ports" in service] == ["app", "proxy"]
+
+
+@pytest.mark.parametrize("stack", [BACKED_UP, replace(STACK, role="web", backup_status_upstream=True)],
+                         ids=["serves-its-own-status", "proxies-the-data-host"])
+def test_caddy_validates_the_status_route(tmp_path, stack):
+    cert, key = self_signed_cert(tmp_path, "app.example.com")
+    config = render_caddy_json(stack, cert_file=str(cert), key_file=str(key))
+    assert "Valid configuration" in caddy_validate(config)
+
+
+def test_cloud_init_schema_accepts_the_user_data_with_backups():
+    user_data = run_recorded(lambda: SingleVps("web", vps_args(offsite_backups=offsite_args()))).one(
+        "digitalocean:index/droplet:Droplet").inputs["userData"]
+    assert "Valid cloud-config" in cloud_init_schema(user_data)
+
+
+def test_deploy_sh_with_backups_passes_shellcheck(tmp_path):
+    path = tmp_path / "deploy.sh"
+    path.write_text(render_deploy_script(BACKED_UP))
+    result = subprocess.run(["shellcheck", "--shell=sh", "--severity=style", str(path)],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_postgres_starts_with_the_archiving_settings():
+    """No repository exists here, so each archive attempt fails and is retried; the server must still start
+    and run with exactly these settings."""
+    settings = {**postgres_settings(STACK.machine, 20), **postgres_archive_settings(BACKUP_SPEC)}
+    with running_postgres(render_postgresql_conf(settings)) as server:
+        assert {name: server.show(name) for name in ("wal_level", "archive_mode", "archive_command",
+                                                       "archive_timeout")} == {
+            "wal_level": "replica", "archive_mode": "on",
+            "archive_command": "pgbackrest --stanza=app archive-push %p", "archive_timeout": "150s"}
+
+
+def _get_over_tls(port: int, path: str, hostname: str = "app.example.com") -> bytes:
+    """One HTTP/1.1 GET with SNI and Host ``hostname`` to 127.0.0.1:port (certificate not checked); the raw
+    answer, or b"" when the server closes the connection without one."""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    for _ in range(100):
+        try:
+            raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+            break
+        except ConnectionRefusedError:  # Caddy is still starting
+            time.sleep(0.1)
+    else:
+        raise AssertionError(f"nothing listens on 127.0.0.1:{port}")
+    with context.wrap_socket(raw, server_hostname=hostname) as tls:
+        tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {hostname}\r\nConnection: close\r\n\r\n".encode())
+        answer = b""
+        try:
+            while chunk := tls.recv(65536):
+                answer += chunk
+        except (ConnectionResetError, ssl.SSLError):
+            pass
+    return answer
+
+
+def test_caddy_serves_the_status_file_and_drops_the_connection_without_it(tmp_path):
+    """Real Caddy runs the rendered proxy config, with the ports, certificate and status folder moved to the test
+    machine: the status file comes back uncached, and without it the connection closes with no answer."""
+    cert, key = self_signed_cert(tmp_path, "app.example.com")
+    config = json.loads(render_caddy_json(BACKED_UP, cert_file=str(cert), key_file=str(key)))
+    status = tmp_path / "status"
+    status.mkdir()
+    (status / "backup.txt").write_text("ok newest-backup=2026-12-03T03:30:00Z\n")
+    servers = config["apps"]["http"]["servers"]
+    https_port, http_port = (_free_port() for _ in range(2))
+    servers["https"]["listen"], servers["http"]["listen"] = [f"127.0.0.1:{https_port}"], [f"127.0.0.1:{http_port}"]
+    servers["https"]["routes"][0]["handle"][2]["root"] = str(status)
+    (tmp_path / "caddy.json").write_text(json.dumps(config))
+    caddy = subprocess.Popen(["caddy", "run", "--config", str(tmp_path / "caddy.json")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        answer = _get_over_tls(https_port, "/.well-known/phasekit/backup")
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        assert b"\r\nCache-Control: no-store\r\n" in answer
+        assert answer.endswith(b"\r\n\r\nok newest-backup=2026-12-03T03:30:00Z\n")
+        (status / "backup.txt").unlink()
+        assert _get_over_tls(https_port, "/.well-known/phasekit/backup") == b""
+    finally:
+        caddy.terminate()
+        caddy.wait(timeout=10)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -5,6 +5,7 @@ The same files are handed to their real consumers in test_real_consumers.py; her
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import tarfile
@@ -26,7 +27,7 @@ from components.compose_stack import (
     render_public_files,
 )
 from components.tuning import Machine, db_max_connections, postgres_settings, redis_maxmemory_mib
-from tests.builders import APP, HOST_STACK, STACK_SECRETS
+from tests.builders import APP, BACKUP_SECRETS, BACKUP_SPEC, HOST_STACK, STACK_SECRETS
 
 STACK, SECRETS = HOST_STACK, STACK_SECRETS
 
@@ -195,7 +196,9 @@ def test_public_files_hold_no_secret():
 def test_cloud_init_installs_docker_and_waits_for_the_volume():
     document = cloud_config(render_public_files(STACK))
     assert document["ssh_pwauth"] is False
-    assert document["packages"] == ["docker.io", "docker-compose-v2", "unattended-upgrades"]
+    assert document["packages"] == ["docker.io", "docker-compose-v2", "docker-buildx", "unattended-upgrades"]
+    assert cloud_config(render_public_files(STACK), data_volume=False)["packages"] == [
+        "docker.io", "docker-compose-v2", "unattended-upgrades"]
     drop_in = next(entry for entry in document["write_files"]
                    if entry["path"] == "/etc/systemd/system/docker.service.d/10-phasekit-data.conf")
     assert drop_in["content"] == "[Unit]\nRequiresMountsFor=/mnt/phasekit-data\n"
@@ -228,3 +231,162 @@ def test_connection_urls_encode_credentials_and_name_tls():
     )
     assert redis_url(password="a b", host="cache.internal", tls=True) == "rediss://:a%20b@cache.internal:6379/0"
     assert redis_url(password="x", host="redis") == "redis://:x@redis:6379/0"
+
+
+# --- off-site backups on the host that runs PostgreSQL -------------------------------------------------------
+
+BACKED_UP = dataclasses.replace(STACK, backups=BACKUP_SPEC)
+BACKED_UP_SECRETS = dataclasses.replace(SECRETS, **BACKUP_SECRETS)
+
+
+def test_the_db_service_is_built_with_pgbackrest_and_mounts_its_config_secrets_and_spool():
+    services = compose_config(BACKED_UP)["services"]
+    db = services["db"]
+    assert (db["image"], db["build"]) == ("phasekit/postgres-pgbackrest:16.6", {"context": "./postgres"})
+    assert db["volumes"] == [
+        {"type": "bind", "source": "/mnt/phasekit-data/postgres", "target": "/var/lib/postgresql/data",
+         "read_only": False},
+        {"type": "bind", "source": "./postgres/postgresql.conf", "target": "/etc/postgresql/postgresql.conf",
+         "read_only": True},
+        {"type": "bind", "source": "./postgres/pgbackrest.conf", "target": "/etc/pgbackrest/pgbackrest.conf",
+         "read_only": True},
+        {"type": "bind", "source": "./secrets/pgbackrest.conf", "target": "/etc/pgbackrest/conf.d/secrets.conf",
+         "read_only": True},
+        {"type": "bind", "source": "/mnt/phasekit-data/pgbackrest", "target": "/var/spool/pgbackrest",
+         "read_only": False},
+    ]
+    assert services["proxy"]["volumes"][-1] == {"type": "bind", "source": "./status",
+                                                 "target": "/srv/phasekit-status", "read_only": True}
+    assert {name: service.get("ports", []) for name, service in services.items()}["db"] == []
+    assert "build" not in compose_config(STACK)["services"]["db"]
+
+
+def test_caddy_serves_the_status_file_uncached_before_the_app_route():
+    routes = caddy_config(BACKED_UP)["apps"]["http"]["servers"]["https"]["routes"]
+    assert routes[0] == {
+        "match": [{"host": ["app.example.com"], "path": ["/.well-known/phasekit/backup"]}],
+        "handle": [{"handler": "headers", "response": {"set": {"Cache-Control": ["no-store"]}}},
+                   {"handler": "rewrite", "uri": "/backup.txt"},
+                   {"handler": "file_server", "root": "/srv/phasekit-status"}],
+        "terminal": True,
+    }
+    assert routes[1]["handle"][0]["handler"] == "reverse_proxy"
+    assert len(caddy_config(STACK)["apps"]["http"]["servers"]["https"]["routes"]) == 1
+    # Without the status file (or, on a web host, the data host's status server) the connection is dropped.
+    assert caddy_config(BACKED_UP)["apps"]["http"]["servers"]["https"]["errors"] == {"routes": [{
+        "match": [{"path": ["/.well-known/phasekit/backup"], "host": ["app.example.com"]}],
+        "handle": [{"handler": "static_response", "abort": True}], "terminal": True}]}
+    assert "errors" not in caddy_config(STACK)["apps"]["http"]["servers"]["https"]
+
+
+def test_a_web_host_proxies_the_status_path_to_the_data_host_named_in_its_environment():
+    web = dataclasses.replace(STACK, role="web", backup_status_upstream=True)
+    route = caddy_config(web)["apps"]["http"]["servers"]["https"]["routes"][0]
+    assert route["handle"][1:] == [{"handler": "rewrite", "uri": "/backup.txt"},
+                                   {"handler": "reverse_proxy",
+                                    "upstreams": [{"dial": "{env.PHASEKIT_BACKUP_STATUS_UPSTREAM}"}]}]
+    assert compose_config(web)["services"]["proxy"]["env_file"] == ["./proxy.env"]
+    secrets = dataclasses.replace(SECRETS, db_password=None, redis_password=None, database_url="postgresql://x",
+                                  redis_url="redis://x", backup_status_upstream="10.10.0.5:8079")
+    assert render_bundle(web, secrets)["proxy.env"].content == "PHASEKIT_BACKUP_STATUS_UPSTREAM='10.10.0.5:8079'\n"
+    with pytest.raises(ValueError, match="StackSecrets.backup_status_upstream is required on this host"):
+        render_bundle(web, dataclasses.replace(secrets, backup_status_upstream=None))
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"role": "web", "backups": BACKUP_SPEC}, "HostStack.backups: only a host that runs the data stores backs them up"),
+    ({"backup_status_upstream": True},
+     "HostStack.backup_status_upstream: only a web host proxies another host's status"),
+])
+def test_backups_belong_to_the_host_that_runs_the_data_stores(changes, message):
+    with pytest.raises(ValueError) as caught:
+        dataclasses.replace(STACK, **changes)
+    assert str(caught.value) == message
+
+
+def test_deploy_builds_the_database_image_checks_archiving_and_enables_the_backup_timers_in_order():
+    lines = render_deploy_script(BACKED_UP).splitlines()
+    start = lines.index("docker compose pull --quiet --ignore-buildable")
+    assert lines[start - 4] == (
+        "install -d -m 0700 -o 999 -g 999 /mnt/phasekit-data/postgres /mnt/phasekit-data/redis "
+        "/mnt/phasekit-data/pgbackrest")
+    # unattended-upgrades holds the dpkg lock on a young droplet: apt waits for it instead of failing the rollout
+    assert lines[start - 1] == (
+        "dpkg -s docker-buildx >/dev/null 2>&1 || { apt-get -o DPkg::Lock::Timeout=300 update --quiet "
+        "&& DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install --yes --quiet docker-buildx; }")
+    assert lines[start:start + 5] == [
+        "docker compose pull --quiet --ignore-buildable",
+        "docker compose build --pull db",
+        "install -d -m 0755 status",
+        "docker compose up --detach --wait --wait-timeout 300 db redis",
+        "/opt/phasekit/backup.sh init || { echo 'phasekit: WAL archiving to the backups bucket does not work "
+        "(see pgbackrest check above)' >&2; exit 1; }",
+    ]
+    assert lines.index("docker compose run --rm -T migrate") == start + 5  # the app changes only after the check
+    health = next(index for index, line in enumerate(lines) if line.startswith("curl --fail"))
+    assert lines[health + 1:health + 9] == [
+        "! systemctl is-enabled --quiet phasekit-pg-dump.timer 2>/dev/null || systemctl disable --now "
+        "phasekit-pg-dump.timer",
+        "rm -f /etc/systemd/system/phasekit-pg-dump.timer /etc/systemd/system/phasekit-pg-dump.service",
+        "install -m 0644 systemd/phasekit-backup-* /etc/systemd/system/",
+        "systemctl daemon-reload",
+        "systemctl enable --now phasekit-backup-diff.timer phasekit-backup-full.timer phasekit-backup-redis.timer "
+        "phasekit-backup-status.timer",
+        # the first backups of a new stack start in the background, never inside the rollout
+        "/opt/phasekit/backup.sh has-backup || systemctl start --no-block phasekit-backup-full.service",
+        "[ -s /opt/phasekit/status/redis-last-success ] || systemctl start --no-block phasekit-backup-redis.service",
+        "docker image prune --force --filter until=168h >/dev/null",
+    ]
+    assert "docker compose pull --quiet" in render_deploy_script(STACK).splitlines()
+
+
+def test_postgresql_archives_continuously_within_half_the_recovery_point():
+    conf = render_public_files(BACKED_UP)["postgres/postgresql.conf"].content.splitlines()
+    assert conf[-4:] == ["wal_level = 'replica'", "archive_mode = 'on'",
+                         "archive_command = 'pgbackrest --stanza=app archive-push %p'", "archive_timeout = '150s'"]
+    assert not any(line.startswith("archive") for line in
+                   render_public_files(STACK)["postgres/postgresql.conf"].content.splitlines())
+
+
+def test_backup_files_are_public_or_secret_as_they_should_be():
+    public = render_public_files(BACKED_UP)
+    assert set(public) == {
+        "compose.yaml", "deploy.sh", "caddy/caddy.json", "postgres/postgresql.conf", "redis/redis.conf",
+        "postgres/Dockerfile", "postgres/pgbackrest.conf", "backup.sh",
+        *(f"systemd/phasekit-backup-{kind}.{unit}" for kind in ("full", "diff", "redis", "status")
+          for unit in ("service", "timer"))}
+    assert public["postgres/Dockerfile"].content.splitlines()[1] == "FROM postgres:16.6"
+    for entry in public.values():
+        assert BACKUP_SECRETS["backup_passphrase"] not in entry.content
+        assert BACKUP_SECRETS["backup_secret_access_key"] not in entry.content
+    bundle = render_bundle(BACKED_UP, BACKED_UP_SECRETS)
+    without_backups = render_bundle(STACK, SECRETS)
+    assert {path: (entry.mode, entry.owner_id) for path, entry in bundle.items()
+            if path not in public and path not in without_backups} == {
+        "secrets/pgbackrest.conf": (0o400, 999), "secrets/backup_passphrase": (0o400, 0),
+        "secrets/r2-curl.conf": (0o400, 0)}
+    assert bundle["secrets/backup_passphrase"].content == BACKUP_SECRETS["backup_passphrase"]
+    with pytest.raises(ValueError, match="StackSecrets.backup_passphrase is required on this host"):
+        render_bundle(BACKED_UP, dataclasses.replace(BACKED_UP_SECRETS, backup_passphrase=None))
+
+
+def test_a_changed_backup_config_restarts_the_database():
+    label = "phasekit.config-digest"
+    before = yaml.safe_load(render_public_files(BACKED_UP)["compose.yaml"].content)["services"]["db"]["labels"]
+    changed = dataclasses.replace(BACKED_UP, backups=dataclasses.replace(BACKUP_SPEC, retention_full=2))
+    after = yaml.safe_load(render_public_files(changed)["compose.yaml"].content)["services"]["db"]["labels"]
+    assert before[label] != after[label]
+
+
+def test_cloud_init_schedules_no_dump_to_the_root_disk():
+    document = cloud_config(render_public_files(BACKED_UP))
+    assert not any("pg-dump" in entry["path"] or entry["path"].startswith("/var/backups")
+                   for entry in document["write_files"])
+    assert document["runcmd"][0] == ["install", "-d", "-m", "0700", "/opt/phasekit/secrets", "/opt/phasekit/tls"]
+
+
+def test_the_status_folder_is_spelled_the_same_in_both_modules():
+    from components.backups import BACKUP_STATUS_DIR
+    from components.compose_stack import BACKUP_STATUS_DIR_NAME
+
+    assert BACKUP_STATUS_DIR_NAME == BACKUP_STATUS_DIR

@@ -18,7 +18,7 @@ import yaml
 from components.droplet_parts import ROLLOUT_SCRIPT
 from components.single_vps import SingleVps
 from components.testing import run_recorded
-from tests.builders import CLOUDFLARE_CIDRS, vps_args
+from tests.builders import BACKUP_PASSPHRASE, CLOUDFLARE_CIDRS, offsite_args, vps_args
 
 DROPLET = "digitalocean:index/droplet:Droplet"
 VOLUME = "digitalocean:index/volume:Volume"
@@ -234,3 +234,57 @@ def test_invalid_args_are_refused_with_exact_messages(overrides, message):
     with pytest.raises(ValueError) as raised:
         record(**overrides)
     assert str(raised.value) == message
+
+
+# --- off-site backups -------------------------------------------------------------------------------------
+
+UPTIME_CHECK = "digitalocean:index/uptimeCheck:UptimeCheck"
+UPTIME_ALERT = "digitalocean:index/uptimeAlert:UptimeAlert"
+
+
+def test_offsite_backups_add_exactly_an_uptime_check_and_its_alert():
+    with_backups = record(offsite_backups=offsite_args()).type_counts()
+    without = record().type_counts()
+    assert {token: count - without.get(token, 0) for token, count in with_backups.items()
+            if count != without.get(token, 0)} == {UPTIME_CHECK: 1, UPTIME_ALERT: 1}
+
+
+def test_the_backup_alert_mails_the_alert_recipients_when_the_status_url_is_down():
+    recording = record(offsite_backups=offsite_args())
+    check = recording.one(UPTIME_CHECK)
+    assert check.inputs == {"name": "phasekit-test-app backups",
+                            "target": "https://app.example.com/.well-known/phasekit/backup",
+                            "type": "https", "regions": ["us_east", "eu_west"], "enabled": True}
+    assert recording.one(UPTIME_ALERT).inputs == {
+        "checkId": check.id, "name": "phasekit-test-app: backups late or WAL archiving failing", "type": "down",
+        "period": "10m", "notifications": [{"emails": ["ops@example.com"]}]}
+    component = recording.one("phasekit:index:SingleVps")
+    assert recording.one(UPTIME_ALERT).parent == component.urn
+
+
+def test_backup_credentials_travel_only_in_the_bundle_with_private_modes():
+    recording = record(offsite_backups=offsite_args())
+    files = bundle_files(recording)
+    modes = {path: (member.mode, member.uid) for path, (member, _) in files.items()
+             if path in ("secrets/pgbackrest.conf", "secrets/backup_passphrase", "secrets/r2-curl.conf",
+                         "backup.sh", "postgres/pgbackrest.conf")}
+    assert modes == {"secrets/pgbackrest.conf": (0o400, 999), "secrets/backup_passphrase": (0o400, 0),
+                     "secrets/r2-curl.conf": (0o400, 0), "backup.sh": (0o755, 0),
+                     "postgres/pgbackrest.conf": (0o644, 0)}
+    assert files["secrets/pgbackrest.conf"][1].decode() == (
+        f"[global]\nrepo1-s3-key=token-id\nrepo1-s3-key-secret={'a' * 64}\nrepo1-cipher-pass={BACKUP_PASSPHRASE}\n")
+    assert files["secrets/r2-curl.conf"][1].decode() == f'user = "token-id:{"a" * 64}"\n'
+    user_data = recording.one(DROPLET).inputs["userData"]
+    assert BACKUP_PASSPHRASE not in user_data and "a" * 64 not in user_data
+    assert recording.one(DROPLET).secret_inputs == frozenset()
+    assert "rollout" in recording.one(ROLLOUT).name and "stdin" in recording.one(ROLLOUT).secret_inputs
+
+
+def test_the_nightly_dump_to_the_root_disk_is_gone_and_deploy_retires_it_on_old_droplets():
+    user_data = record(offsite_backups=offsite_args()).one(DROPLET).inputs["userData"]
+    document = yaml.safe_load(user_data.removeprefix("#cloud-config\n"))
+    assert [entry["path"] for entry in document["write_files"] if "pg-dump" in entry["path"]] == []
+    assert not any("pg-dump" in " ".join(command) for command in document["runcmd"])
+    deploy = next(entry["content"] for entry in document["write_files"] if entry["path"].endswith("/deploy.sh"))
+    assert ("! systemctl is-enabled --quiet phasekit-pg-dump.timer 2>/dev/null || systemctl disable --now "
+            "phasekit-pg-dump.timer") in deploy.splitlines()

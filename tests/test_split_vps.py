@@ -8,7 +8,9 @@ and ``pulumi up`` do. The rendered database-host files are run by their real con
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
+import json
 import tarfile
 
 import pytest
@@ -19,7 +21,7 @@ from components.data_host import PgBouncerSpec
 from components.droplet_parts import EGRESS, EVERYWHERE, ROLLOUT_SCRIPT
 from components.split_vps import SplitVps, load_balancer_allows
 from components.testing import run_recorded
-from tests.builders import CLOUDFLARE_CIDRS, split_args
+from tests.builders import BACKUP_PASSPHRASE, CLOUDFLARE_CIDRS, offsite_args, split_args
 
 DROPLET = "digitalocean:index/droplet:Droplet"
 VOLUME = "digitalocean:index/volume:Volume"
@@ -282,3 +284,51 @@ def _export(split: SplitVps) -> None:
 
     pulumi.export("database_url", split.database_url)
     pulumi.export("redis_url", split.redis_url)
+
+
+# --- off-site backups -------------------------------------------------------------------------------------
+
+
+def test_with_backups_the_app_tier_and_only_it_reaches_the_status_server():
+    recording = record(offsite_backups=offsite_args())
+    db_id = int(recording.named("split-db").id)
+    assert recording.named("split-db-firewall").inputs["inboundRules"][1:] == [
+        {"protocol": "tcp", "portRange": "5432", "sourceTags": ["phasekit-test-app-tier"]},
+        {"protocol": "tcp", "portRange": "6379", "sourceTags": ["phasekit-test-app-tier"]},
+        {"protocol": "tcp", "portRange": "8079", "sourceTags": ["phasekit-test-app-tier"]},
+    ]
+    assert recording.named("split-app-firewall").inputs["outboundRules"] == expected_egress(
+        {"protocol": "tcp", "portRange": "5432", "destinationDropletIds": [db_id]},
+        {"protocol": "tcp", "portRange": "6379", "destinationDropletIds": [db_id]},
+        {"protocol": "tcp", "portRange": "8079", "destinationDropletIds": [db_id]},
+    )
+
+
+def test_with_backups_the_database_host_gets_the_credentials_and_every_web_host_proxies_its_status():
+    recording = record(offsite_backups=offsite_args())
+    database = bundle(recording, "split-db-rollout")
+    assert database["secrets/backup_passphrase"][1] == BACKUP_PASSPHRASE
+    assert (database["secrets/pgbackrest.conf"][0].mode, database["secrets/pgbackrest.conf"][0].uid) == (0o400, 999)
+    # The recording mocks' private address for the droplet named split-db (components.testing._fake_outputs).
+    private_ip = f"10.10.0.{int(hashlib.sha256(b'split-db').hexdigest()[:2], 16) % 250 + 2}"
+    assert json.loads(database["caddy/status.json"][1])["apps"]["http"]["servers"]["status"]["listen"] == [
+        f"{private_ip}:8079"]
+    for index in (0, 1):
+        web = bundle(recording, f"split-app-{index}-rollout")
+        assert web["proxy.env"][1] == f"PHASEKIT_BACKUP_STATUS_UPSTREAM='{private_ip}:8079'\n"
+        assert not any("pgbackrest" in path or "backup_passphrase" in path for path in web)
+        caddy = json.loads(web["caddy/caddy.json"][1])
+        assert caddy["apps"]["http"]["servers"]["https"]["routes"][0]["match"] == [
+            {"host": ["app.example.com"], "path": ["/.well-known/phasekit/backup"]}]
+    for droplet in recording.of_type(DROPLET):
+        assert BACKUP_PASSPHRASE not in droplet.inputs["userData"]
+    check = recording.one("digitalocean:index/uptimeCheck:UptimeCheck")
+    assert check.inputs["target"] == "https://app.example.com/.well-known/phasekit/backup"
+    assert recording.one("digitalocean:index/uptimeAlert:UptimeAlert").inputs["notifications"] == [
+        {"emails": ["ops@example.com"]}]
+
+
+def test_without_backups_nothing_about_them_is_created():
+    recording = record()
+    assert "digitalocean:index/uptimeCheck:UptimeCheck" not in recording.type_counts()
+    assert "proxy.env" not in bundle(recording, "split-app-0-rollout")

@@ -25,6 +25,7 @@ from policy.rules import (  # noqa: F401 (re-exported: the policy pack spells th
 DNS_RECORD = "cloudflare:index/dnsRecord:DnsRecord"
 ZONE_SETTING = "cloudflare:index/zoneSetting:ZoneSetting"
 ORIGIN_CA_CERTIFICATE = "cloudflare:index/originCaCertificate:OriginCaCertificate"
+API_TOKEN = "cloudflare:index/apiToken:ApiToken"
 
 # DigitalOcean (and the rollout commands that run on its droplets)
 DO_VPC = "digitalocean:index/vpc:Vpc"

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from components.testing import RecordedResource
 from phasekit.diagram.graph import Graph, holds_data
-from phasekit.diagram.labels import port_label
+from phasekit.diagram.labels import is_backups_bucket, port_label
 from phasekit.diagram.model import diagram_id
 from phasekit.diagram.resource_types import (
     ALB,
@@ -52,8 +52,9 @@ def read_nodes(graph: Graph) -> None:
             details.append(f"visitors: TLS {settings['min_tls_version']}+")
         graph.node(diagram_id(record.name), inputs["name"], details, "edge", "cloudflare", [record])
     for bucket in buckets:
-        graph.node(diagram_id(bucket.name), "R2 bucket", [graph.inputs(bucket)["name"]], "store", "cloudflare",
-                   [bucket], stateful=holds_data(bucket))
+        name = graph.inputs(bucket)["name"]
+        graph.node(diagram_id(bucket.name), "R2 backups bucket" if is_backups_bucket(name) else "R2 bucket", [name],
+                   "store", "cloudflare", [bucket], stateful=holds_data(bucket))
 
 
 def read_edges(graph: Graph, admission: Admission) -> None:

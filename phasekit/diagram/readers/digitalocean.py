@@ -16,9 +16,10 @@ from typing import Any
 
 from components.testing import RecordedResource
 from phasekit.diagram.graph import Graph, as_int, holds_data
-from phasekit.diagram.labels import MEDIA_ACCESS, describe_sources, port_label
+from phasekit.diagram.labels import BACKUPS_ACCESS, MEDIA_ACCESS, describe_sources, is_backups_bucket, port_label
 from phasekit.diagram.model import diagram_id
 from phasekit.diagram.resource_types import (
+    API_TOKEN,
     DO_ALERT,
     DO_DROPLET,
     DO_FIREWALL,
@@ -241,8 +242,15 @@ def _groups_tagged(graph: Graph, hosts: DropletGroups, tag: str) -> list[Droplet
 
 
 def _media_users(graph: Graph, hosts: DropletGroups) -> None:
-    """Droplets serving the app whose rollout carries the media bucket's name use the bucket."""
+    """Droplets serving the app whose rollout carries the media bucket's name use the bucket; the droplet whose
+    rollout carries the backups bucket's scoped token (its S3 key) writes the backups."""
     for bucket in graph.of_type(R2_BUCKET):
+        if is_backups_bucket(str(graph.inputs(bucket).get("name", ""))):
+            for token in graph.dependents(bucket, API_TOKEN):
+                for command in graph.dependents(token, REMOTE_COMMAND):
+                    for droplet in graph.deps(command, DO_DROPLET):
+                        graph.edge(hosts.group_of[droplet.urn].id, graph.node_of[bucket.urn], BACKUPS_ACCESS)
+            continue
         for command in graph.dependents(bucket, REMOTE_COMMAND):
             for droplet in graph.deps(command, DO_DROPLET):
                 group = hosts.group_of[droplet.urn]
