@@ -7,6 +7,7 @@
     phasekit plan --from phase1 --to phase2         resources created and retired, and the migration runbook
     phasekit plan --diagram [--out DIR]             each stack's topology as Mermaid and SVG
     phasekit risk --stack phase2 --base REV|FILE    classify every resource change from a revision or file
+    phasekit db migrate --source URL --target URL  copy a live database to the next phase, verified (phasekit/db)
 
 Every argument is checked before any plan runs: the project folder, every stack name (with the closest
 existing one), the policy pack config, the ``--base`` revision. A usage error shows the usage of the mode it
@@ -90,7 +91,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
                     "risk, with no cloud credential and no Pulumi CLI.",
         epilog=f"examples:\n{PLAN_EXAMPLES}\n{RISK_EXAMPLES}\n\n{EXIT_STATUS}")
     parser.add_argument("--version", action=_Version, help="print phasekit's version and exit")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{plan,risk}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{plan,risk,db}")
 
     plan = commands.add_parser(
         "plan", help="validate stack config and show what it would create and cost", formatter_class=raw,
@@ -133,6 +134,9 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
                       help="exit 0 even when a change replaces or deletes a stateful resource")
     risk.add_argument("--json", action="store_true", help="print JSON instead of text")
     _project_dir_argument(risk)
+    # Listed for --help only: `run` hands `phasekit db ...` to phasekit.db.cli before this parser sees it.
+    commands.add_parser("db", help="migrate a database between phases and verify it; restore backups "
+                                   "(see phasekit db --help)", add_help=False)
     return parser, {"plan": plan, "risk": risk}
 
 
@@ -159,6 +163,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["db"]:  # database tools: their own parser, no project folder or plan involved
+        from phasekit.db.cli import run as run_db
+
+        return run_db(argv[1:], sys.stdout)
     parser, commands = _parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # argparse would report them with the top-level usage; the command's own usage helps more
