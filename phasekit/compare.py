@@ -63,12 +63,13 @@ _KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
                   "aws:ec2/vpcEndpoint:")),
     ("firewalls / security groups", ("digitalocean:index/firewall:", "aws:ec2/securityGroup:",
                                      "aws:ec2/defaultSecurityGroup:", "aws:vpc/securityGroup")),
-    ("alarms and alert topics", ("digitalocean:index/monitorAlert:", "aws:cloudwatch/metricAlarm:", "aws:sns/")),
+    ("alarms and alert topics", ("digitalocean:index/monitorAlert:", "digitalocean:index/uptimeCheck:",
+                                 "digitalocean:index/uptimeAlert:", "aws:cloudwatch/metricAlarm:", "aws:sns/")),
     ("logs", ("aws:cloudwatch/logGroup:", "aws:s3/")),  # phasekit's only S3 bucket holds the ALB's access logs
-    ("identity and keys", ("aws:iam/", "aws:kms/", "random:")),
+    ("identity and keys", ("aws:iam/", "aws:kms/", "random:", "cloudflare:index/apiToken:")),
     ("DNS / edge", ("cloudflare:index/dnsRecord:", "cloudflare:index/zoneSetting:",
                     "cloudflare:index/originCaCertificate:", "tls:")),
-    ("object storage", (R2_BUCKET,)),
+    ("object storage", (R2_BUCKET, "cloudflare:index/r2BucketLifecycle:")),
     ("Kubernetes objects", ("kubernetes:",)),
     ("rollout steps", ("command:",)),
     ("console organisation", ("digitalocean:index/project:", "digitalocean:index/tag:")),
@@ -555,22 +556,93 @@ def _dump_commands(site: _DatabaseSite, stack: str, image: str, dump_file: str) 
             + f" > {dump_file}"]
 
 
-def _restore_commands(site: _DatabaseSite, stack: str, image: str, dump_file: str) -> list[str]:
-    options = "--clean --if-exists --no-owner --no-privileges"
-    if site.kind == "rds":
-        return [_pod(stack, "pg-restore", image, _client_secret("target"),
-                     f'pg_restore {options} --dbname "$DATABASE_URL"')
-                + f" < {dump_file}"]
-    return [_compose_exec("TARGET_DB_HOST", f"pg_restore {options} --username {DB_USER} --dbname {DB_NAME}")
-            + f" < {dump_file}"]
+MIGRATION_PASSFILE = "migration.pgpass"
+"""The password file ``phasekit db pgpass`` writes and ``phasekit db migrate`` reads (PGPASSFILE), in the folder
+the runbook runs in, removed once the tunnels close."""
+
+TUNNEL_PORTS = {"source": 15432, "target": 25432}
+"""Local ends of the tunnels to the source's and the target's PostgreSQL."""
+
+APP_ROLE = "app_user"
+"""Phase 3's app role (``RdsPostgresArgs.app_role_name``'s default): with a managed master password the app
+connects as this role, into a schema of its name, so ``phasekit db migrate`` restores as the master user and
+hands the copy to it (``--target-role``, phasekit/db/adopt.py)."""
+
+MASTER_URL_PYTHON = ('import json, sys; from urllib.parse import quote; s = json.load(sys.stdin); '
+                     'print("postgresql://" + quote(s["username"], safe="") + ":" + quote(s["password"], safe="") '
+                     '+ "@rds/" + sys.argv[1])')
+"""Turns RDS's master secret (``{"username", "password"}`` JSON on stdin) into the URL ``phasekit db pgpass``
+reads on stdin: the password travels through pipes only."""
+
+RELAY_IMAGE = "alpine/socat:1.8.0.3"
+"""A TCP relay inside the cluster: RDS answers only inside its VPC, and kubectl port-forward reaches pods only."""
 
 
-def _sql_commands(site: _DatabaseSite, stack: str, image: str, role: str, statements: list[str]) -> list[str]:
-    """psql reading the statements on stdin, so no SQL passes through a second layer of shell quoting."""
-    feed = "printf '%s\\n' " + " ".join(f'"{statement};"' for statement in statements) + " | "
+@dataclass(frozen=True)
+class _Tunnel:
+    """How the operator's machine reaches a site's PostgreSQL on 127.0.0.1:<port> for ``phasekit db``."""
+
+    open: list[str]
+    close: list[str]
+    url: str
+    """``"$(cat source.url)"``: the password-free URL that ``phasekit db pgpass`` wrote."""
+
+
+def managed_master(site: _DatabaseSite | None) -> bool:
+    """RDS keeps the master password in Secrets Manager, so the app connects as its own role (``APP_ROLE``)."""
+    return site is not None and site.kind == "rds" and bool(site.resource.inputs.get("manageMasterUserPassword"))
+
+
+def _master_pgpass(site: _DatabaseSite, plan: Plan, port: int, role: str) -> list[str]:
+    """The master user's URL from RDS's secret (found by the instance's address: no identifier to type) into
+    ``phasekit db pgpass``; docs/phase3-operations.md fetches it the same way. The ARN is no secret."""
+    variable = role.upper()
+    database = site.resource.inputs.get("dbName") or DB_NAME
+    return [
+        f'{variable}_DB_ADDRESS="$(pulumi stack output --stack {plan.stack} database_address)"',
+        # Unquoted: an assignment is not word-split, and a printed line may then break inside the $(...).
+        f'{variable}_MASTER_ARN=$(aws rds describe-db-instances --query '
+        f'"DBInstances[?Endpoint.Address==\'${variable}_DB_ADDRESS\'].MasterUserSecret.SecretArn|[0]" '
+        '--output text)',
+        f'aws secretsmanager get-secret-value --secret-id "${variable}_MASTER_ARN" --query SecretString '
+        f"--output text | python3 -c {shlex.quote(MASTER_URL_PYTHON)} {shlex.quote(str(database))} | "
+        f"phasekit db pgpass --host 127.0.0.1 --port {port} > {role}.url",
+    ]
+
+
+def _tunnel(site: _DatabaseSite, plan: Plan, role: str) -> _Tunnel:
+    """An SSH tunnel to a droplet's PostgreSQL (phase 2's database droplet runs it on the host network, the
+    single host inside Compose's network, reached at the container's address), or a relay pod plus ``kubectl
+    port-forward`` for RDS. The password travels from ``pulumi stack output`` through a pipe into
+    ``phasekit db pgpass``, which writes the private password file and the password-free URL."""
+    stack, port, variable = plan.stack, TUNNEL_PORTS[role], role.upper()
+    pgpass = (f"pulumi stack output --stack {stack} --show-secrets database_url | phasekit db pgpass --host 127.0.0.1 "
+              f"--port {port} > {role}.url")
     if site.kind == "rds":
-        return [feed + _pod(stack, "psql", image, _client_secret(role), 'psql "$DATABASE_URL"')]
-    return [feed + _compose_exec(f"{role.upper()}_DB_HOST", f"psql --username {DB_USER} --dbname {DB_NAME}")]
+        kubectl, pod = f"kubectl --kubeconfig kubeconfig-{stack}", f"pg-relay-{role}"
+        return _Tunnel(open=[
+            f"pulumi stack output --stack {stack} --show-secrets kubeconfig > kubeconfig-{stack}",
+            f"{kubectl} run {pod} --namespace default --restart=Never --image {RELAY_IMAGE} -- "
+            f"tcp-listen:5432,fork,reuseaddr \"tcp-connect:$(pulumi stack output --stack {stack} database_address)"
+            ':5432"',
+            f"{kubectl} wait pod/{pod} --namespace default --for=condition=Ready --timeout=120s",
+            f"{kubectl} port-forward pod/{pod} --namespace default {port}:5432 > /dev/null &",
+            f"{variable}_PORT_FORWARD=$!",
+            *(_master_pgpass(site, plan, port, role) if managed_master(site) and role == "target" else [pgpass]),
+        ], close=[f'kill "${variable}_PORT_FORWARD"', f"{kubectl} delete pod {pod} --namespace default"],
+            url=f'"$(cat {role}.url)"')
+    if "db_droplet_id" in plan.recording.outputs:
+        address = "127.0.0.1"
+        find = []
+    else:  # the container's address on Compose's network, from its /etc/hosts
+        address = f"${variable}_DB_ADDRESS"
+        find = [f'{variable}_DB_ADDRESS="$({_compose_exec(f"{variable}_DB_HOST", "hostname -i")})"']
+    return _Tunnel(open=[
+        *site.address_setup, *find,
+        f'ssh -f -N -M -S {role}-tunnel.sock -o ExitOnForwardFailure=yes -L "127.0.0.1:{port}:{address}:5432" '
+        f'root@"${variable}_DB_HOST"',
+        pgpass,
+    ], close=[f'ssh -S {role}-tunnel.sock -O exit root@"${variable}_DB_HOST"'], url=f'"$(cat {role}.url)"')
 
 
 def _hostname(recording: Recording) -> str | None:
@@ -601,8 +673,13 @@ def _health_path(*recordings: Recording) -> str:
     return "<app.healthPath>"
 
 
+BACKUP_STORE = "phasekit:index:BackupStore$"
+"""In a URN: a resource of the stack's backups (its own R2 bucket), which is not the media bucket."""
+
+
 def _bucket(recording: Recording) -> RecordedResource | None:
-    buckets = recording.of_type(R2_BUCKET)
+    """The media bucket: the stack's R2 bucket that is not its backups bucket."""
+    buckets = [bucket for bucket in recording.of_type(R2_BUCKET) if BACKUP_STORE not in bucket.urn]
     return buckets[0] if buckets else None
 
 
@@ -695,6 +772,10 @@ def _retire_commands(source: Plan) -> _Retirement:
         elif resource.type == VOLUME:
             volume = capture("RETIRED_VOLUME_ID", "volume_id", "<volume id>")
             deletes.append((1, f"doctl compute volume delete \"{volume}\" --force   # {resource.name}"))
+        elif resource.type == R2_BUCKET and BACKUP_STORE in resource.urn:
+            # The retired stack's off-site backups are the way back to any moment before the freeze: kept.
+            deletes.append((2, f"# keep s3://{resource.inputs.get('name')} ({stack}'s backups and WAL) until no "
+                               f"restore of {stack} can be needed; then delete it like the media bucket"))
         elif resource.type == R2_BUCKET:
             name, account = resource.inputs.get("name"), resource.inputs.get("accountId")
             deletes.append((2, f"aws s3 rb s3://{name} --force --profile r2 "
@@ -768,7 +849,7 @@ def _migration(source_plan: Plan, target_plan: Plan) -> _Migration:
     data: list[tuple[str, str]] = []
     if source_site and target_site:
         data.append(("PostgreSQL", f"{source_site.describe()} ({s}) -> {target_site.describe()} ({t}): "
-                                   "pg_dump / pg_restore"))
+                                   "phasekit db migrate (write freeze, pg_dump / pg_restore, both sides verified)"))
     if source_bucket and target_bucket:
         data.append(("media", f"R2 bucket {source_bucket.inputs.get('name')} -> {target_bucket.inputs.get('name')}: "
                               "object copy"))
@@ -781,19 +862,18 @@ def _migration(source_plan: Plan, target_plan: Plan) -> _Migration:
         copy_media = [f"aws s3 sync s3://{source_bucket.inputs.get('name')} s3://{target_bucket.inputs.get('name')} "
                       f"--profile r2 --endpoint-url https://{account}.r2.cloudflarestorage.com"]
 
-    setup = [*(source_site.address_setup if source_site else ()), *(target_site.address_setup if target_site else ())]
-    copy_database = []
-    if source_site and target_site:
-        copy_database = [*_dump_commands(source_site, s, image, "app.dump"),
-                         *_restore_commands(target_site, t, image, "app.dump")]
-
-    freeze: list[str] = []
-    if source_site:
-        freeze = _sql_commands(source_site, s, image, "source", [
-            f"ALTER DATABASE {DB_NAME} SET default_transaction_read_only = on",
-            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{DB_NAME}' "
-            "AND pid <> pg_backend_pid()",
-        ])
+    tunnels = ([_tunnel(source_site, source_plan, "source"), _tunnel(target_site, target_plan, "target")]
+               if source_site and target_site else [])
+    rehearsal: list[str] = []
+    migrate: list[str] = []
+    close_tunnels: list[str] = []
+    if tunnels:
+        command = f"phasekit db migrate --source {tunnels[0].url} --target {tunnels[1].url} --allow-non-empty"
+        command += f" --target-role {APP_ROLE}" if managed_master(target_site) else ""
+        rehearsal = [f'export PGPASSFILE="$PWD/{MIGRATION_PASSFILE}"', *tunnels[0].open, *tunnels[1].open,
+                     f"{command} --no-freeze"]
+        migrate = [command]
+        close_tunnels = [*tunnels[0].close, *tunnels[1].close, f"rm -f {MIGRATION_PASSFILE} source.url target.url"]
 
     verify = [f"curl -fsS https://{hostname}{health}",
               f"curl -sS -o /dev/null -w '%{{http_code}}\\n' https://{hostname}/",
@@ -807,17 +887,11 @@ def _migration(source_plan: Plan, target_plan: Plan) -> _Migration:
                       f"deployment/{metadata.get('name')}")
     elif target_plan.recording.of_type(DO_LOAD_BALANCER):
         verify.append("doctl compute load-balancer list --format Name,IP,Status   # status active, droplets healthy")
-    if source_site and target_site:
-        count = "SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname"
-        verify += [f"# row counts match on both sides ({count}):",
-                   *_sql_commands(source_site, s, image, "source", ["ANALYZE", count]),
-                   *_sql_commands(target_site, t, image, "target", ["ANALYZE", count])]
     if source_bucket and target_bucket:
         endpoint = f"--profile r2 --endpoint-url https://{target_bucket.inputs.get('accountId')}.r2.cloudflarestorage.com"
         verify.append(f"aws s3 ls s3://{source_bucket.inputs.get('name')} --recursive --summarize {endpoint} | tail -2")
         verify.append(f"aws s3 ls s3://{target_bucket.inputs.get('name')} --recursive --summarize {endpoint} | tail -2")
-    if target_site:
-        verify += target_site.address_teardown
+    verify += close_tunnels
 
     overlap = _overlap_cost(source.estimate, catalog, KEEP_SOURCE_DAYS)
     overlap_lead = _overlap_cost(source.estimate, catalog, KEEP_SOURCE_DAYS, leads=True)
@@ -832,9 +906,10 @@ def _migration(source_plan: Plan, target_plan: Plan) -> _Migration:
             f"{s} keeps serving {hostname}; {t} comes up on the temporary hostname {temporary} (one label under "
             "the zone, so Cloudflare's Universal SSL covers it), because both stacks declare a DNS record and only "
             f"one may own {hostname}.",
-            f"These commands edit Pulumi.{t}.yaml; step 5 sets its hostname back to {hostname}.",
+            f"These commands edit Pulumi.{t}.yaml; step 4 sets its hostname back to {hostname}.",
             "No secret goes on a command line, where ps and the shell history would show it: pulumi prompts for "
-            "each value (or reads it from a pipe), and the database clients read the URL from a Kubernetes Secret.",
+            "each value (or reads it from a pipe), and phasekit db reads the database passwords from a private "
+            "password file.",
         ], [
             f"pulumi stack init {t}",
             *_provider_setup(target_plan, source_plan),
@@ -842,14 +917,29 @@ def _migration(source_plan: Plan, target_plan: Plan) -> _Migration:
             f"pulumi up --stack {t}",
         ]),
         ("Copy the data (a rehearsal: the app keeps writing to the source)", [
-            f"{t}'s release command has created the schema; pg_restore --clean replaces it with the source's.",
+            "Tunnels bring both databases to 127.0.0.1; each password goes from pulumi through a pipe into "
+            f"`phasekit db pgpass`, which keeps it in {MIGRATION_PASSFILE} (mode 0600), never on a command line.",
+            *([f"{t}'s release command has created the schema; --allow-non-empty lets pg_restore --clean "
+               "replace it with the source's."] if not managed_master(target_site) else [
+                f"{t}'s app connects as its role {APP_ROLE}, into schema {APP_ROLE}: the target URL is RDS's "
+                "master user (its password from Secrets Manager, through pipes), which restores into public; "
+                f"in the frozen run (step 3), once verified, --target-role {APP_ROLE} renames public to "
+                f"{APP_ROLE} and gives it to the role, keeping the release command's empty schema as "
+                f"{APP_ROLE}_replaced_<UTC time>. The rehearsal leaves its copy in public."]),
+            "Without the freeze, writes the app makes meanwhile show up as differences (exit 1): expected in a "
+            "rehearsal, which proves the tunnels and the copy and times it (the freeze lasts about as long).",
             "R2 credentials: an R2 API token with read and write on both buckets, as AWS CLI profile r2.",
-        ], [*setup, *copy_database, *copy_media]),
-        (f"Freeze writes on {s}", [
-            "The database turns read-only: reads keep working, writes fail until the cutover. Announce the "
-            f"window first; to roll back, run `{reopen}` on the source.",
-        ], freeze),
-        ("Final sync", ["Repeat the copy now that nothing changes any more."], [*copy_database, *copy_media]),
+        ], [*rehearsal, *copy_media]),
+        (f"Freeze writes on {s}, copy and verify", [
+            f"phasekit db migrate makes {s}'s database read-only (reads keep working, writes fail with an error "
+            "until the cutover), ends its open sessions, copies, compares every table, sequence, large object and "
+            "view on both sides, and prints the write-freeze window. Announce the window first.",
+            f"Exit 0: the copy is whole and {s} stays read-only for the cutover. A failed copy lifts the freeze by "
+            "itself; differences (exit 1) leave it frozen until you settle them. To roll back: "
+            f"`phasekit db unfreeze --source {tunnels[0].url if tunnels else '<source url>'}`.",
+            *([f"Before the cutover, `phasekit db drill --stack {t}` proves {t}'s backups restore "
+               "(docs/migration.md)."] if target_site and target_site.kind == "droplet" else []),
+        ], [*migrate, *copy_media]),
         (f"Cut Cloudflare over to {t}", [
             f"{hostname} has no record from the first command until the last one ends (writes are already "
             f"frozen). The last two point {t}'s record at {hostname} and re-issue its origin certificate.",
@@ -858,16 +948,18 @@ def _migration(source_plan: Plan, target_plan: Plan) -> _Migration:
             f"pulumi config set --stack {t} --path 'phasekit:edge.hostname' {hostname}",
             f"pulumi up --stack {t} --yes",
         ]),
-        ("Verify", [f"The health path {health} answers 200 through Cloudflare; the data arrived whole."], verify),
+        ("Verify", [f"The health path {health} answers 200 through Cloudflare; then the tunnels close and the "
+                    "password file goes."], verify),
         (f"Keep {s} for {KEEP_SOURCE_DAYS} days", [
             f"{s} still holds the data as it was at the freeze. The way back: `pulumi destroy --stack {t} "
             f"--target {target_record_urn} --yes`, `pulumi up --stack {s}` (recreates its record), then "
-            f"`{reopen}` on {s}; writes made on {t} meanwhile stay behind. "
+            f"`{reopen}` on {s} (or `phasekit db unfreeze` through step 2's tunnel); writes made on {t} meanwhile "
+            "stay behind. "
             f"Both stacks bill meanwhile: {KEEP_SOURCE_DAYS} more days of {s} cost about ${money(overlap)}"
             + (f" (+ ${money(overlap_lead)} unconfirmed)" if overlap_lead else "") + ".",
         ], []),
         (f"Retire {s}", [
-            "Take a final backup first; delete the old media bucket only after step 6 showed the copy whole. "
+            "Take a final backup first; delete the old media bucket only after step 5 showed the copy whole. "
             "The zone settings are zone-wide and also managed by "
             f"{t}: drop them from {s}'s state so destroying {s} leaves them alone. Protected resources need "
             "`pulumi state unprotect`; resources retained on delete survive `pulumi destroy` and keep billing "

@@ -27,6 +27,7 @@ from infra.errors import ConfigError
 from phasekit.compare import (
     COMMAND_INDENT,
     CONTINUATION_INDENT,
+    MASTER_URL_PYTHON,
     command_lines,
     compare_json,
     compare_text,
@@ -76,22 +77,22 @@ read from each stack's offline plan; prices from phasekit/prices.yaml as of 2026
   load balancers                        0           1           5
   networks                              3           1          17
   firewalls / security groups           1           2           8
-  alarms and alert topics               3           6          13
+  alarms and alert topics               5           8          13
   logs                                  0           0           8
-  identity and keys                     2           2          23
+  identity and keys                     3           3          24
   DNS / edge                            8           8           8
-  object storage                        1           1           1
-  Kubernetes objects                    0           0          22
+  object storage                        3           3           3
+  Kubernetes objects                    0           0          26
   rollout steps                         1           3           0
   console organisation                  1           2           0
-  all cloud resources                  22          30         123
+  all cloud resources                  27          35         130
 
   Monthly cost (USD)               phase1      phase2      phase3
   priced total                      16.40       76.00      400.58
   unconfirmed leads                  0.00       12.00        1.00
   total + unconfirmed leads         16.40       88.00      401.58
-  items with no price                   3           6           1
-  usage-based items                     2           2          12
+  items with no price                   4           7           1
+  usage-based items                     3           3          13
 
 Capacity
   app hosts
@@ -187,8 +188,8 @@ def test_compare_json_of_the_committed_stacks(plans):
     assert [(stack["stack"], stack["phase"], stack["resourceCount"], stack["cost"]["totalUsd"],
              stack["cost"]["unconfirmedLeadUsd"], stack["capacity"]["maxAppReplicas"])
             for stack in document["stacks"]] == [
-        ("phase1", 1, 22, "16.40", "0.00", 1), ("phase2", 2, 30, "76.00", "12.00", 2),
-        ("phase3", 3, 123, "400.58", "1.00", 6)]
+        ("phase1", 1, 27, "16.40", "0.00", 1), ("phase2", 2, 35, "76.00", "12.00", 2),
+        ("phase3", 3, 130, "400.58", "1.00", 6)]
     assert document["stacks"][2]["capacity"]["app"] == {"vcpus": 4, "memoryGib": "16"}
     assert document["stacks"][2]["capacity"]["appMax"] == {"vcpus": 8, "memoryGib": "32"}
     assert document["stacks"][0]["capacity"]["databaseSharesAppHost"] is True
@@ -234,20 +235,22 @@ Resources by kind (phase1 retired -> phase2 created)
   firewalls / security groups  1 -> 2
                                  retire: vps-firewall
                                  create: split-app-firewall, split-db-firewall
-  alarms and alert topics      3 -> 6
-                                 retire: vps-cpu-alert, vps-disk-alert, vps-memory-alert
+  alarms and alert topics      5 -> 8
+                                 retire: vps-backup-alert, vps-backup-check, vps-cpu-alert,
+                                   vps-disk-alert, vps-memory-alert
                                  create: split-app-cpu-alert, split-app-disk-alert,
-                                   split-app-memory-alert, split-db-cpu-alert, split-db-disk-alert,
-                                   split-db-memory-alert
-  identity and keys            2 -> 2
-                                 retire: vps-db-password, vps-redis-password
-                                 create: split-db-password, split-redis-password
+                                   split-app-memory-alert, split-backup-alert, split-backup-check,
+                                   split-db-cpu-alert, split-db-disk-alert, split-db-memory-alert
+  identity and keys            3 -> 3
+                                 retire: backups-token, vps-db-password, vps-redis-password
+                                 create: backups-token, split-db-password, split-redis-password
   DNS / edge                   8 -> 8
                                  same names, new stack: edge-always-use-https, edge-min-tls-version,
                                    edge-origin-cert, edge-origin-csr, edge-origin-key, edge-record,
                                    edge-ssl, edge-tls-1-3
-  object storage               1 -> 1
-                                 same names, new stack: edge-media
+  object storage               3 -> 3
+                                 same names, new stack: backups-bucket, backups-lifecycle,
+                                   edge-media
   rollout steps                1 -> 3
                                  retire: vps-rollout
                                  create: split-app-0-rollout, split-app-1-rollout, split-db-rollout
@@ -256,7 +259,8 @@ Resources by kind (phase1 retired -> phase2 created)
                                  create: split-app-tier, split-project
 
 Data to move
-  PostgreSQL: droplet vps-droplet (phase1) -> droplet split-db (phase2): pg_dump / pg_restore
+  PostgreSQL: droplet vps-droplet (phase1) -> droplet split-db (phase2): phasekit db migrate (write
+    freeze, pg_dump / pg_restore, both sides verified)
   media: R2 bucket phasekit-phase1-media -> phasekit-phase2-media: object copy
   hostname: app.example.com: the DNS record moves from phase1 to phase2 at the cutover
   Redis: not copied (cache and queues): drain queues before the freeze; the cache starts cold
@@ -272,10 +276,10 @@ Runbook
      phase1 keeps serving app.example.com; phase2 comes up on the temporary hostname
        phase2-app.example.com (one label under the zone, so Cloudflare's Universal SSL covers it),
        because both stacks declare a DNS record and only one may own app.example.com.
-     These commands edit Pulumi.phase2.yaml; step 5 sets its hostname back to app.example.com.
+     These commands edit Pulumi.phase2.yaml; step 4 sets its hostname back to app.example.com.
      No secret goes on a command line, where ps and the shell history would show it: pulumi prompts
-       for each value (or reads it from a pipe), and the database clients read the URL from a
-       Kubernetes Secret.
+       for each value (or reads it from a pipe), and phasekit db reads the database passwords from a
+       private password file.
          pulumi stack init phase2
          pulumi config set --stack phase2 --secret digitalocean:token   \
              # no value argument: pulumi prompts for it without echo
@@ -284,44 +288,55 @@ Runbook
          pulumi config get --stack phase1 --path 'secrets.SECRET_KEY_BASE' | pulumi config set \
              --stack phase2 --secret --path 'secrets.SECRET_KEY_BASE'   \
              # the source's value through a pipe, so sessions survive the move
+         pulumi config get --stack phase1 --path 'secrets.BACKUP_PASSPHRASE' | pulumi config set \
+             --stack phase2 --secret --path 'secrets.BACKUP_PASSPHRASE'   \
+             # the source's value through a pipe, so sessions survive the move
          pulumi config set --stack phase2 --path 'phasekit:edge.hostname' phase2-app.example.com
          pulumi up --stack phase2
   2. Copy the data (a rehearsal: the app keeps writing to the source)
-     phase2's release command has created the schema; pg_restore --clean replaces it with the
-       source's.
+     Tunnels bring both databases to 127.0.0.1; each password goes from pulumi through a pipe into
+       `phasekit db pgpass`, which keeps it in migration.pgpass (mode 0600), never on a command
+       line.
+     phase2's release command has created the schema; --allow-non-empty lets pg_restore --clean
+       replace it with the source's.
+     Without the freeze, writes the app makes meanwhile show up as differences (exit 1): expected in
+       a rehearsal, which proves the tunnels and the copy and times it (the freeze lasts about as
+       long).
      R2 credentials: an R2 API token with read and write on both buckets, as AWS CLI profile r2.
+         export PGPASSFILE="$PWD/migration.pgpass"
          SOURCE_DB_HOST="$(doctl compute droplet get "$(pulumi stack output --stack phase1 \
              droplet_id)" --template '{{.PublicIPv4}}')"
+         SOURCE_DB_ADDRESS="$(ssh root@"$SOURCE_DB_HOST" \
+             'docker compose --file /opt/phasekit/compose.yaml exec -T db hostname -i')"
+         ssh -f -N -M -S source-tunnel.sock -o ExitOnForwardFailure=yes -L \
+             "127.0.0.1:15432:$SOURCE_DB_ADDRESS:5432" root@"$SOURCE_DB_HOST"
+         pulumi stack output --stack phase1 --show-secrets database_url | phasekit db pgpass \
+             --host 127.0.0.1 --port 15432 > source.url
          TARGET_DB_HOST="$(doctl compute droplet get "$(pulumi stack output --stack phase2 \
              db_droplet_id)" --template '{{.PublicIPv4}}')"
-         ssh root@"$SOURCE_DB_HOST" \
-             'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_dump --username app '\
-'--format custom app' > app.dump
-         ssh root@"$TARGET_DB_HOST" \
-             'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_restore --clean '\
-'--if-exists --no-owner --no-privileges --username app --dbname app' < app.dump
+         ssh -f -N -M -S target-tunnel.sock -o ExitOnForwardFailure=yes -L \
+             "127.0.0.1:25432:127.0.0.1:5432" root@"$TARGET_DB_HOST"
+         pulumi stack output --stack phase2 --show-secrets database_url | phasekit db pgpass \
+             --host 127.0.0.1 --port 25432 > target.url
+         phasekit db migrate --source "$(cat source.url)" --target "$(cat target.url)" \
+             --allow-non-empty --no-freeze
          aws s3 sync s3://phasekit-phase1-media s3://phasekit-phase2-media --profile r2 \
              --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com
-  3. Freeze writes on phase1
-     The database turns read-only: reads keep working, writes fail until the cutover. Announce the
-       window first; to roll back, run `ALTER DATABASE app RESET default_transaction_read_only` on
-       the source.
-         printf '%s\n' "ALTER DATABASE app SET default_transaction_read_only = on;" \
-             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'app' AND "\
-"pid <> pg_backend_pid();" | ssh root@"$SOURCE_DB_HOST" \
-             'docker compose --file /opt/phasekit/compose.yaml exec -T db psql --username app '\
-'--dbname app'
-  4. Final sync
-     Repeat the copy now that nothing changes any more.
-         ssh root@"$SOURCE_DB_HOST" \
-             'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_dump --username app '\
-'--format custom app' > app.dump
-         ssh root@"$TARGET_DB_HOST" \
-             'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_restore --clean '\
-'--if-exists --no-owner --no-privileges --username app --dbname app' < app.dump
+  3. Freeze writes on phase1, copy and verify
+     phasekit db migrate makes phase1's database read-only (reads keep working, writes fail with an
+       error until the cutover), ends its open sessions, copies, compares every table, sequence,
+       large object and view on both sides, and prints the write-freeze window. Announce the window
+       first.
+     Exit 0: the copy is whole and phase1 stays read-only for the cutover. A failed copy lifts the
+       freeze by itself; differences (exit 1) leave it frozen until you settle them. To roll back:
+       `phasekit db unfreeze --source "$(cat source.url)"`.
+     Before the cutover, `phasekit db drill --stack phase2` proves phase2's backups restore
+       (docs/migration.md).
+         phasekit db migrate --source "$(cat source.url)" --target "$(cat target.url)" \
+             --allow-non-empty
          aws s3 sync s3://phasekit-phase1-media s3://phasekit-phase2-media --profile r2 \
              --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com
-  5. Cut Cloudflare over to phase2
+  4. Cut Cloudflare over to phase2
      app.example.com has no record from the first command until the last one ends (writes are
        already frozen). The last two point phase2's record at app.example.com and re-issue its
        origin certificate.
@@ -330,38 +345,30 @@ Runbook
 'dnsRecord:DnsRecord::edge-record' --yes
          pulumi config set --stack phase2 --path 'phasekit:edge.hostname' app.example.com
          pulumi up --stack phase2 --yes
-  6. Verify
-     The health path /healthz answers 200 through Cloudflare; the data arrived whole.
+  5. Verify
+     The health path /healthz answers 200 through Cloudflare; then the tunnels close and the
+       password file goes.
          curl -fsS https://app.example.com/healthz
          curl -sS -o /dev/null -w '%{http_code}\n' https://app.example.com/
          dig +short app.example.com   # Cloudflare's addresses: the record is proxied
          doctl compute load-balancer list --format Name,IP,Status   \
              # status active, droplets healthy
-         # row counts match on both sides (SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER
-             # BY relname):
-         printf '%s\n' "ANALYZE;" \
-             "SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname;" | ssh \
-             root@"$SOURCE_DB_HOST" \
-             'docker compose --file /opt/phasekit/compose.yaml exec -T db psql --username app '\
-'--dbname app'
-         printf '%s\n' "ANALYZE;" \
-             "SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname;" | ssh \
-             root@"$TARGET_DB_HOST" \
-             'docker compose --file /opt/phasekit/compose.yaml exec -T db psql --username app '\
-'--dbname app'
          aws s3 ls s3://phasekit-phase1-media --recursive --summarize --profile r2 --endpoint-url \
              https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com | tail -2
          aws s3 ls s3://phasekit-phase2-media --recursive --summarize --profile r2 --endpoint-url \
              https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com | tail -2
-  7. Keep phase1 for 7 days
+         ssh -S source-tunnel.sock -O exit root@"$SOURCE_DB_HOST"
+         ssh -S target-tunnel.sock -O exit root@"$TARGET_DB_HOST"
+         rm -f migration.pgpass source.url target.url
+  6. Keep phase1 for 7 days
      phase1 still holds the data as it was at the freeze. The way back: `pulumi destroy --stack
        phase2 --target 'urn:pulumi:phase2::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/
        dnsRecord:DnsRecord::edge-record' --yes`, `pulumi up --stack phase1` (recreates its record),
-       then `ALTER DATABASE app RESET default_transaction_read_only` on phase1; writes made on
-       phase2 meanwhile stay behind. Both stacks bill meanwhile: 7 more days of phase1 cost about
-       $4.10.
-  8. Retire phase1
-     Take a final backup first; delete the old media bucket only after step 6 showed the copy whole.
+       then `ALTER DATABASE app RESET default_transaction_read_only` on phase1 (or `phasekit db
+       unfreeze` through step 2's tunnel); writes made on phase2 meanwhile stay behind. Both stacks
+       bill meanwhile: 7 more days of phase1 cost about $4.10.
+  7. Retire phase1
+     Take a final backup first; delete the old media bucket only after step 5 showed the copy whole.
        The zone settings are zone-wide and also managed by phase2: drop them from phase1's state so
        destroying phase1 leaves them alone. Protected resources need `pulumi state unprotect`;
        resources retained on delete survive `pulumi destroy` and keep billing until deleted by hand:
@@ -388,6 +395,9 @@ Runbook
              'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/'\
 'zoneSetting:ZoneSetting::edge-tls-1-3' --yes
          pulumi state unprotect --stack phase1 \
+             'urn:pulumi:phase1::phasekit::phasekit:index:BackupStore$cloudflare:index/r2Bucket:'\
+'R2Bucket::backups-bucket' --yes
+         pulumi state unprotect --stack phase1 \
              'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/'\
 'r2Bucket:R2Bucket::edge-media' --yes
          pulumi state unprotect --stack phase1 \
@@ -395,6 +405,8 @@ Runbook
 'Volume::vps-data' --yes
          pulumi destroy --stack phase1
          doctl compute volume delete "$RETIRED_VOLUME_ID" --force   # vps-data
+         # keep s3://phasekit-phase1-backups (phase1's backups and WAL) until no restore of phase1
+             # can be needed; then delete it like the media bucket
          aws s3 rb s3://phasekit-phase1-media --force --profile r2 --endpoint-url \
              https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com   # edge-media
          pulumi stack rm --preserve-config phase1
@@ -440,10 +452,10 @@ Resources by kind (phase2 retired -> phase3 created)
                                  create: cache-sg, cluster-node-sg, cluster-node-sg-egress,
                                    cluster-node-sg-self, database-sg, ingress-node-ingress,
                                    ingress-sg, network-default-sg
-  alarms and alert topics      6 -> 13
+  alarms and alert topics      8 -> 13
                                  retire: split-app-cpu-alert, split-app-disk-alert,
-                                   split-app-memory-alert, split-db-cpu-alert, split-db-disk-alert,
-                                   split-db-memory-alert
+                                   split-app-memory-alert, split-backup-alert, split-backup-check,
+                                   split-db-cpu-alert, split-db-disk-alert, split-db-memory-alert
                                  create: alerts-ops-example-com, alerts-policy, alerts-topic,
                                    cache-001-engine-cpu-alarm, cache-001-memory-alarm,
                                    cache-002-engine-cpu-alarm, cache-002-memory-alarm,
@@ -453,10 +465,10 @@ Resources by kind (phase2 retired -> phase3 created)
   logs                         0 -> 8
                                  create: cluster-control-plane-logs, ingress-logs (x6),
                                    network-flow-logs
-  identity and keys            2 -> 23
-                                 retire: split-db-password, split-redis-password
+  identity and keys            3 -> 24
+                                 retire: backups-token, split-db-password, split-redis-password
                                  create: autoscaler-irsa-role, autoscaler-irsa-scaling,
-                                   cache-auth-token,
+                                   backups-token, cache-auth-token,
                                    cluster-aws-ebs-csi-driver-amazonebscsidriverpolicy,
                                    cluster-aws-ebs-csi-driver-role,
                                    cluster-cluster-amazoneksclusterpolicy, cluster-cluster-kms,
@@ -472,9 +484,10 @@ Resources by kind (phase2 retired -> phase3 created)
                                  same names, new stack: edge-always-use-https, edge-min-tls-version,
                                    edge-origin-cert, edge-origin-csr, edge-origin-key, edge-record,
                                    edge-ssl, edge-tls-1-3
-  object storage               1 -> 1
-                                 same names, new stack: edge-media
-  Kubernetes objects           0 -> 22
+  object storage               3 -> 3
+                                 same names, new stack: backups-bucket, backups-lifecycle,
+                                   edge-media
+  Kubernetes objects           0 -> 26
                                  create: app-database-role, app-database-role-account,
                                    app-database-role-password, app-database-role-sql,
                                    app-default-deny, app-deployment, app-egress, app-env, app-hpa,
@@ -482,14 +495,17 @@ Resources by kind (phase2 retired -> phase3 created)
                                    app-web-ingress, autoscaler-cluster-role,
                                    autoscaler-cluster-role-binding, autoscaler-deployment,
                                    autoscaler-pdb, autoscaler-role, autoscaler-role-binding,
-                                   autoscaler-sa, cluster-gp3
+                                   autoscaler-sa, cluster-gp3, logical-backup,
+                                   logical-backup-account, logical-backup-credentials,
+                                   logical-backup-egress
   rollout steps                3 -> 0
                                  retire: split-app-0-rollout, split-app-1-rollout, split-db-rollout
   console organisation         2 -> 0
                                  retire: split-app-tier, split-project
 
 Data to move
-  PostgreSQL: droplet split-db (phase2) -> RDS phasekit-phase3-db (phase3): pg_dump / pg_restore
+  PostgreSQL: droplet split-db (phase2) -> RDS phasekit-phase3-db (phase3): phasekit db migrate
+    (write freeze, pg_dump / pg_restore, both sides verified)
   media: R2 bucket phasekit-phase2-media -> phasekit-phase3-media: object copy
   hostname: app.example.com: the DNS record moves from phase2 to phase3 at the cutover
   Redis: not copied (cache and queues): drain queues before the freeze; the cache starts cold
@@ -505,10 +521,10 @@ Runbook
      phase2 keeps serving app.example.com; phase3 comes up on the temporary hostname
        phase3-app.example.com (one label under the zone, so Cloudflare's Universal SSL covers it),
        because both stacks declare a DNS record and only one may own app.example.com.
-     These commands edit Pulumi.phase3.yaml; step 5 sets its hostname back to app.example.com.
+     These commands edit Pulumi.phase3.yaml; step 4 sets its hostname back to app.example.com.
      No secret goes on a command line, where ps and the shell history would show it: pulumi prompts
-       for each value (or reads it from a pipe), and the database clients read the URL from a
-       Kubernetes Secret.
+       for each value (or reads it from a pipe), and phasekit db reads the database passwords from a
+       private password file.
          pulumi stack init phase3
          pulumi config set --stack phase3 --secret cloudflare:apiToken   \
              # no value argument: pulumi prompts for it without echo
@@ -517,54 +533,67 @@ Runbook
          pulumi config get --stack phase2 --path 'secrets.SECRET_KEY_BASE' | pulumi config set \
              --stack phase3 --secret --path 'secrets.SECRET_KEY_BASE'   \
              # the source's value through a pipe, so sessions survive the move
+         pulumi config get --stack phase2 --path 'secrets.BACKUP_PASSPHRASE' | pulumi config set \
+             --stack phase3 --secret --path 'secrets.BACKUP_PASSPHRASE'   \
+             # the source's value through a pipe, so sessions survive the move
          pulumi config set --stack phase3 --path 'phasekit:edge.hostname' phase3-app.example.com
          pulumi up --stack phase3
   2. Copy the data (a rehearsal: the app keeps writing to the source)
-     phase3's release command has created the schema; pg_restore --clean replaces it with the
-       source's.
+     Tunnels bring both databases to 127.0.0.1; each password goes from pulumi through a pipe into
+       `phasekit db pgpass`, which keeps it in migration.pgpass (mode 0600), never on a command
+       line.
+     phase3's app connects as its role app_user, into schema app_user: the target URL is RDS's
+       master user (its password from Secrets Manager, through pipes), which restores into public;
+       in the frozen run (step 3), once verified, --target-role app_user renames public to app_user
+       and gives it to the role, keeping the release command's empty schema as
+       app_user_replaced_<UTC time>. The rehearsal leaves its copy in public.
+     Without the freeze, writes the app makes meanwhile show up as differences (exit 1): expected in
+       a rehearsal, which proves the tunnels and the copy and times it (the freeze lasts about as
+       long).
      R2 credentials: an R2 API token with read and write on both buckets, as AWS CLI profile r2.
+         export PGPASSFILE="$PWD/migration.pgpass"
          SOURCE_DB_HOST="$(doctl compute droplet get "$(pulumi stack output --stack phase2 \
              db_droplet_id)" --template '{{.PublicIPv4}}')"
+         ssh -f -N -M -S source-tunnel.sock -o ExitOnForwardFailure=yes -L \
+             "127.0.0.1:15432:127.0.0.1:5432" root@"$SOURCE_DB_HOST"
+         pulumi stack output --stack phase2 --show-secrets database_url | phasekit db pgpass \
+             --host 127.0.0.1 --port 15432 > source.url
          pulumi stack output --stack phase3 --show-secrets kubeconfig > kubeconfig-phase3
-         kubectl --kubeconfig kubeconfig-phase3 delete secret migration-target-database \
-             --namespace default --ignore-not-found
-         pulumi stack output --stack phase3 --show-secrets database_url | tr -d '\n' | kubectl \
-             --kubeconfig kubeconfig-phase3 create secret generic migration-target-database \
-             --namespace default --from-file=DATABASE_URL=/dev/stdin
-         ssh root@"$SOURCE_DB_HOST" \
-             'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_dump --username app '\
-'--format custom app' > app.dump
-         kubectl --kubeconfig kubeconfig-phase3 run pg-restore --namespace default --rm -i --quiet \
-             --restart=Never --image postgres:16.6 --override-type=strategic --overrides \
-             '{"spec":{"containers":[{"name":"pg-restore","envFrom":[{"secretRef":{"name":'\
-'"migration-target-database"}}]}]}}' --command -- sh -c \
-             'exec pg_restore --clean --if-exists --no-owner --no-privileges --dbname '\
-'"$DATABASE_URL"' < app.dump
+         kubectl --kubeconfig kubeconfig-phase3 run pg-relay-target --namespace default \
+             --restart=Never --image alpine/socat:1.8.0.3 -- tcp-listen:5432,fork,reuseaddr \
+             "tcp-connect:$(pulumi stack output --stack phase3 database_address):5432"
+         kubectl --kubeconfig kubeconfig-phase3 wait pod/pg-relay-target --namespace default \
+             --for=condition=Ready --timeout=120s
+         kubectl --kubeconfig kubeconfig-phase3 port-forward pod/pg-relay-target --namespace \
+             default 25432:5432 > /dev/null &
+         TARGET_PORT_FORWARD=$!
+         TARGET_DB_ADDRESS="$(pulumi stack output --stack phase3 database_address)"
+         TARGET_MASTER_ARN=$(aws rds describe-db-instances --query \
+             "DBInstances[?Endpoint.Address=='$TARGET_DB_ADDRESS'].MasterUserSecret.SecretArn|[0]" \
+             --output text)
+         aws secretsmanager get-secret-value --secret-id "$TARGET_MASTER_ARN" --query SecretString \
+             --output text | python3 -c \
+             'import json, sys; from urllib.parse import quote; s = json.load(sys.stdin); '\
+'print("postgresql://" + quote(s["username"], safe="") + ":" + quote(s["password"], '\
+'safe="") + "@rds/" + sys.argv[1])' app | phasekit db pgpass --host 127.0.0.1 --port 25432 > \
+             target.url
+         phasekit db migrate --source "$(cat source.url)" --target "$(cat target.url)" \
+             --allow-non-empty --target-role app_user --no-freeze
          aws s3 sync s3://phasekit-phase2-media s3://phasekit-phase3-media --profile r2 \
              --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com
-  3. Freeze writes on phase2
-     The database turns read-only: reads keep working, writes fail until the cutover. Announce the
-       window first; to roll back, run `ALTER DATABASE app RESET default_transaction_read_only` on
-       the source.
-         printf '%s\n' "ALTER DATABASE app SET default_transaction_read_only = on;" \
-             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'app' AND "\
-"pid <> pg_backend_pid();" | ssh root@"$SOURCE_DB_HOST" \
-             'docker compose --file /opt/phasekit/compose.yaml exec -T db psql --username app '\
-'--dbname app'
-  4. Final sync
-     Repeat the copy now that nothing changes any more.
-         ssh root@"$SOURCE_DB_HOST" \
-             'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_dump --username app '\
-'--format custom app' > app.dump
-         kubectl --kubeconfig kubeconfig-phase3 run pg-restore --namespace default --rm -i --quiet \
-             --restart=Never --image postgres:16.6 --override-type=strategic --overrides \
-             '{"spec":{"containers":[{"name":"pg-restore","envFrom":[{"secretRef":{"name":'\
-'"migration-target-database"}}]}]}}' --command -- sh -c \
-             'exec pg_restore --clean --if-exists --no-owner --no-privileges --dbname '\
-'"$DATABASE_URL"' < app.dump
+  3. Freeze writes on phase2, copy and verify
+     phasekit db migrate makes phase2's database read-only (reads keep working, writes fail with an
+       error until the cutover), ends its open sessions, copies, compares every table, sequence,
+       large object and view on both sides, and prints the write-freeze window. Announce the window
+       first.
+     Exit 0: the copy is whole and phase2 stays read-only for the cutover. A failed copy lifts the
+       freeze by itself; differences (exit 1) leave it frozen until you settle them. To roll back:
+       `phasekit db unfreeze --source "$(cat source.url)"`.
+         phasekit db migrate --source "$(cat source.url)" --target "$(cat target.url)" \
+             --allow-non-empty --target-role app_user
          aws s3 sync s3://phasekit-phase2-media s3://phasekit-phase3-media --profile r2 \
              --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com
-  5. Cut Cloudflare over to phase3
+  4. Cut Cloudflare over to phase3
      app.example.com has no record from the first command until the last one ends (writes are
        already frozen). The last two point phase3's record at app.example.com and re-issue its
        origin certificate.
@@ -573,40 +602,30 @@ Runbook
 'dnsRecord:DnsRecord::edge-record' --yes
          pulumi config set --stack phase3 --path 'phasekit:edge.hostname' app.example.com
          pulumi up --stack phase3 --yes
-  6. Verify
-     The health path /healthz answers 200 through Cloudflare; the data arrived whole.
+  5. Verify
+     The health path /healthz answers 200 through Cloudflare; then the tunnels close and the
+       password file goes.
          curl -fsS https://app.example.com/healthz
          curl -sS -o /dev/null -w '%{http_code}\n' https://app.example.com/
          dig +short app.example.com   # Cloudflare's addresses: the record is proxied
          kubectl --kubeconfig kubeconfig-phase3 --namespace app rollout status deployment/app
-         # row counts match on both sides (SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER
-             # BY relname):
-         printf '%s\n' "ANALYZE;" \
-             "SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname;" | ssh \
-             root@"$SOURCE_DB_HOST" \
-             'docker compose --file /opt/phasekit/compose.yaml exec -T db psql --username app '\
-'--dbname app'
-         printf '%s\n' "ANALYZE;" \
-             "SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname;" | kubectl \
-             --kubeconfig kubeconfig-phase3 run psql --namespace default --rm -i --quiet \
-             --restart=Never --image postgres:16.6 --override-type=strategic --overrides \
-             '{"spec":{"containers":[{"name":"psql","envFrom":[{"secretRef":{"name":'\
-'"migration-target-database"}}]}]}}' --command -- sh -c 'exec psql "$DATABASE_URL"'
          aws s3 ls s3://phasekit-phase2-media --recursive --summarize --profile r2 --endpoint-url \
              https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com | tail -2
          aws s3 ls s3://phasekit-phase3-media --recursive --summarize --profile r2 --endpoint-url \
              https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com | tail -2
-         kubectl --kubeconfig kubeconfig-phase3 delete secret migration-target-database \
-             --namespace default   # the one-off pods are done with the URL
-  7. Keep phase2 for 7 days
+         ssh -S source-tunnel.sock -O exit root@"$SOURCE_DB_HOST"
+         kill "$TARGET_PORT_FORWARD"
+         kubectl --kubeconfig kubeconfig-phase3 delete pod pg-relay-target --namespace default
+         rm -f migration.pgpass source.url target.url
+  6. Keep phase2 for 7 days
      phase2 still holds the data as it was at the freeze. The way back: `pulumi destroy --stack
        phase3 --target 'urn:pulumi:phase3::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/
        dnsRecord:DnsRecord::edge-record' --yes`, `pulumi up --stack phase2` (recreates its record),
-       then `ALTER DATABASE app RESET default_transaction_read_only` on phase2; writes made on
-       phase3 meanwhile stay behind. Both stacks bill meanwhile: 7 more days of phase2 cost about
-       $19.00 (+ $3.00 unconfirmed).
-  8. Retire phase2
-     Take a final backup first; delete the old media bucket only after step 6 showed the copy whole.
+       then `ALTER DATABASE app RESET default_transaction_read_only` on phase2 (or `phasekit db
+       unfreeze` through step 2's tunnel); writes made on phase3 meanwhile stay behind. Both stacks
+       bill meanwhile: 7 more days of phase2 cost about $19.00 (+ $3.00 unconfirmed).
+  7. Retire phase2
+     Take a final backup first; delete the old media bucket only after step 5 showed the copy whole.
        The zone settings are zone-wide and also managed by phase3: drop them from phase2's state so
        destroying phase2 leaves them alone. Protected resources need `pulumi state unprotect`;
        resources retained on delete survive `pulumi destroy` and keep billing until deleted by hand:
@@ -634,6 +653,9 @@ Runbook
              'urn:pulumi:phase2::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/'\
 'zoneSetting:ZoneSetting::edge-tls-1-3' --yes
          pulumi state unprotect --stack phase2 \
+             'urn:pulumi:phase2::phasekit::phasekit:index:BackupStore$cloudflare:index/r2Bucket:'\
+'R2Bucket::backups-bucket' --yes
+         pulumi state unprotect --stack phase2 \
              'urn:pulumi:phase2::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/'\
 'r2Bucket:R2Bucket::edge-media' --yes
          pulumi state unprotect --stack phase2 \
@@ -645,6 +667,8 @@ Runbook
          doctl compute droplet delete "$RETIRED_DROPLET_ID" --force   # split-db
          pulumi destroy --stack phase2
          doctl compute volume delete "$RETIRED_VOLUME_ID" --force   # split-db-data
+         # keep s3://phasekit-phase2-backups (phase2's backups and WAL) until no restore of phase2
+             # can be needed; then delete it like the media bucket
          aws s3 rb s3://phasekit-phase2-media --force --profile r2 --endpoint-url \
              https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com   # edge-media
          pulumi stack rm --preserve-config phase2
@@ -688,8 +712,9 @@ Resources by kind (phase1 retired -> phase3 created)
                                  create: cache-sg, cluster-node-sg, cluster-node-sg-egress,
                                    cluster-node-sg-self, database-sg, ingress-node-ingress,
                                    ingress-sg, network-default-sg
-  alarms and alert topics      3 -> 13
-                                 retire: vps-cpu-alert, vps-disk-alert, vps-memory-alert
+  alarms and alert topics      5 -> 13
+                                 retire: vps-backup-alert, vps-backup-check, vps-cpu-alert,
+                                   vps-disk-alert, vps-memory-alert
                                  create: alerts-ops-example-com, alerts-policy, alerts-topic,
                                    cache-001-engine-cpu-alarm, cache-001-memory-alarm,
                                    cache-002-engine-cpu-alarm, cache-002-memory-alarm,
@@ -699,10 +724,10 @@ Resources by kind (phase1 retired -> phase3 created)
   logs                         0 -> 8
                                  create: cluster-control-plane-logs, ingress-logs (x6),
                                    network-flow-logs
-  identity and keys            2 -> 23
-                                 retire: vps-db-password, vps-redis-password
+  identity and keys            3 -> 24
+                                 retire: backups-token, vps-db-password, vps-redis-password
                                  create: autoscaler-irsa-role, autoscaler-irsa-scaling,
-                                   cache-auth-token,
+                                   backups-token, cache-auth-token,
                                    cluster-aws-ebs-csi-driver-amazonebscsidriverpolicy,
                                    cluster-aws-ebs-csi-driver-role,
                                    cluster-cluster-amazoneksclusterpolicy, cluster-cluster-kms,
@@ -718,9 +743,10 @@ Resources by kind (phase1 retired -> phase3 created)
                                  same names, new stack: edge-always-use-https, edge-min-tls-version,
                                    edge-origin-cert, edge-origin-csr, edge-origin-key, edge-record,
                                    edge-ssl, edge-tls-1-3
-  object storage               1 -> 1
-                                 same names, new stack: edge-media
-  Kubernetes objects           0 -> 22
+  object storage               3 -> 3
+                                 same names, new stack: backups-bucket, backups-lifecycle,
+                                   edge-media
+  Kubernetes objects           0 -> 26
                                  create: app-database-role, app-database-role-account,
                                    app-database-role-password, app-database-role-sql,
                                    app-default-deny, app-deployment, app-egress, app-env, app-hpa,
@@ -728,14 +754,17 @@ Resources by kind (phase1 retired -> phase3 created)
                                    app-web-ingress, autoscaler-cluster-role,
                                    autoscaler-cluster-role-binding, autoscaler-deployment,
                                    autoscaler-pdb, autoscaler-role, autoscaler-role-binding,
-                                   autoscaler-sa, cluster-gp3
+                                   autoscaler-sa, cluster-gp3, logical-backup,
+                                   logical-backup-account, logical-backup-credentials,
+                                   logical-backup-egress
   rollout steps                1 -> 0
                                  retire: vps-rollout
   console organisation         1 -> 0
                                  retire: vps-project
 
 Data to move
-  PostgreSQL: droplet vps-droplet (phase1) -> RDS phasekit-phase3-db (phase3): pg_dump / pg_restore
+  PostgreSQL: droplet vps-droplet (phase1) -> RDS phasekit-phase3-db (phase3): phasekit db migrate
+    (write freeze, pg_dump / pg_restore, both sides verified)
   media: R2 bucket phasekit-phase1-media -> phasekit-phase3-media: object copy
   hostname: app.example.com: the DNS record moves from phase1 to phase3 at the cutover
   Redis: not copied (cache and queues): drain queues before the freeze; the cache starts cold
@@ -751,10 +780,10 @@ Runbook
      phase1 keeps serving app.example.com; phase3 comes up on the temporary hostname
        phase3-app.example.com (one label under the zone, so Cloudflare's Universal SSL covers it),
        because both stacks declare a DNS record and only one may own app.example.com.
-     These commands edit Pulumi.phase3.yaml; step 5 sets its hostname back to app.example.com.
+     These commands edit Pulumi.phase3.yaml; step 4 sets its hostname back to app.example.com.
      No secret goes on a command line, where ps and the shell history would show it: pulumi prompts
-       for each value (or reads it from a pipe), and the database clients read the URL from a
-       Kubernetes Secret.
+       for each value (or reads it from a pipe), and phasekit db reads the database passwords from a
+       private password file.
          pulumi stack init phase3
          pulumi config set --stack phase3 --secret cloudflare:apiToken   \
              # no value argument: pulumi prompts for it without echo
@@ -763,54 +792,69 @@ Runbook
          pulumi config get --stack phase1 --path 'secrets.SECRET_KEY_BASE' | pulumi config set \
              --stack phase3 --secret --path 'secrets.SECRET_KEY_BASE'   \
              # the source's value through a pipe, so sessions survive the move
+         pulumi config get --stack phase1 --path 'secrets.BACKUP_PASSPHRASE' | pulumi config set \
+             --stack phase3 --secret --path 'secrets.BACKUP_PASSPHRASE'   \
+             # the source's value through a pipe, so sessions survive the move
          pulumi config set --stack phase3 --path 'phasekit:edge.hostname' phase3-app.example.com
          pulumi up --stack phase3
   2. Copy the data (a rehearsal: the app keeps writing to the source)
-     phase3's release command has created the schema; pg_restore --clean replaces it with the
-       source's.
+     Tunnels bring both databases to 127.0.0.1; each password goes from pulumi through a pipe into
+       `phasekit db pgpass`, which keeps it in migration.pgpass (mode 0600), never on a command
+       line.
+     phase3's app connects as its role app_user, into schema app_user: the target URL is RDS's
+       master user (its password from Secrets Manager, through pipes), which restores into public;
+       in the frozen run (step 3), once verified, --target-role app_user renames public to app_user
+       and gives it to the role, keeping the release command's empty schema as
+       app_user_replaced_<UTC time>. The rehearsal leaves its copy in public.
+     Without the freeze, writes the app makes meanwhile show up as differences (exit 1): expected in
+       a rehearsal, which proves the tunnels and the copy and times it (the freeze lasts about as
+       long).
      R2 credentials: an R2 API token with read and write on both buckets, as AWS CLI profile r2.
+         export PGPASSFILE="$PWD/migration.pgpass"
          SOURCE_DB_HOST="$(doctl compute droplet get "$(pulumi stack output --stack phase1 \
              droplet_id)" --template '{{.PublicIPv4}}')"
+         SOURCE_DB_ADDRESS="$(ssh root@"$SOURCE_DB_HOST" \
+             'docker compose --file /opt/phasekit/compose.yaml exec -T db hostname -i')"
+         ssh -f -N -M -S source-tunnel.sock -o ExitOnForwardFailure=yes -L \
+             "127.0.0.1:15432:$SOURCE_DB_ADDRESS:5432" root@"$SOURCE_DB_HOST"
+         pulumi stack output --stack phase1 --show-secrets database_url | phasekit db pgpass \
+             --host 127.0.0.1 --port 15432 > source.url
          pulumi stack output --stack phase3 --show-secrets kubeconfig > kubeconfig-phase3
-         kubectl --kubeconfig kubeconfig-phase3 delete secret migration-target-database \
-             --namespace default --ignore-not-found
-         pulumi stack output --stack phase3 --show-secrets database_url | tr -d '\n' | kubectl \
-             --kubeconfig kubeconfig-phase3 create secret generic migration-target-database \
-             --namespace default --from-file=DATABASE_URL=/dev/stdin
-         ssh root@"$SOURCE_DB_HOST" \
-             'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_dump --username app '\
-'--format custom app' > app.dump
-         kubectl --kubeconfig kubeconfig-phase3 run pg-restore --namespace default --rm -i --quiet \
-             --restart=Never --image postgres:16.6 --override-type=strategic --overrides \
-             '{"spec":{"containers":[{"name":"pg-restore","envFrom":[{"secretRef":{"name":'\
-'"migration-target-database"}}]}]}}' --command -- sh -c \
-             'exec pg_restore --clean --if-exists --no-owner --no-privileges --dbname '\
-'"$DATABASE_URL"' < app.dump
+         kubectl --kubeconfig kubeconfig-phase3 run pg-relay-target --namespace default \
+             --restart=Never --image alpine/socat:1.8.0.3 -- tcp-listen:5432,fork,reuseaddr \
+             "tcp-connect:$(pulumi stack output --stack phase3 database_address):5432"
+         kubectl --kubeconfig kubeconfig-phase3 wait pod/pg-relay-target --namespace default \
+             --for=condition=Ready --timeout=120s
+         kubectl --kubeconfig kubeconfig-phase3 port-forward pod/pg-relay-target --namespace \
+             default 25432:5432 > /dev/null &
+         TARGET_PORT_FORWARD=$!
+         TARGET_DB_ADDRESS="$(pulumi stack output --stack phase3 database_address)"
+         TARGET_MASTER_ARN=$(aws rds describe-db-instances --query \
+             "DBInstances[?Endpoint.Address=='$TARGET_DB_ADDRESS'].MasterUserSecret.SecretArn|[0]" \
+             --output text)
+         aws secretsmanager get-secret-value --secret-id "$TARGET_MASTER_ARN" --query SecretString \
+             --output text | python3 -c \
+             'import json, sys; from urllib.parse import quote; s = json.load(sys.stdin); '\
+'print("postgresql://" + quote(s["username"], safe="") + ":" + quote(s["password"], '\
+'safe="") + "@rds/" + sys.argv[1])' app | phasekit db pgpass --host 127.0.0.1 --port 25432 > \
+             target.url
+         phasekit db migrate --source "$(cat source.url)" --target "$(cat target.url)" \
+             --allow-non-empty --target-role app_user --no-freeze
          aws s3 sync s3://phasekit-phase1-media s3://phasekit-phase3-media --profile r2 \
              --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com
-  3. Freeze writes on phase1
-     The database turns read-only: reads keep working, writes fail until the cutover. Announce the
-       window first; to roll back, run `ALTER DATABASE app RESET default_transaction_read_only` on
-       the source.
-         printf '%s\n' "ALTER DATABASE app SET default_transaction_read_only = on;" \
-             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'app' AND "\
-"pid <> pg_backend_pid();" | ssh root@"$SOURCE_DB_HOST" \
-             'docker compose --file /opt/phasekit/compose.yaml exec -T db psql --username app '\
-'--dbname app'
-  4. Final sync
-     Repeat the copy now that nothing changes any more.
-         ssh root@"$SOURCE_DB_HOST" \
-             'docker compose --file /opt/phasekit/compose.yaml exec -T db pg_dump --username app '\
-'--format custom app' > app.dump
-         kubectl --kubeconfig kubeconfig-phase3 run pg-restore --namespace default --rm -i --quiet \
-             --restart=Never --image postgres:16.6 --override-type=strategic --overrides \
-             '{"spec":{"containers":[{"name":"pg-restore","envFrom":[{"secretRef":{"name":'\
-'"migration-target-database"}}]}]}}' --command -- sh -c \
-             'exec pg_restore --clean --if-exists --no-owner --no-privileges --dbname '\
-'"$DATABASE_URL"' < app.dump
+  3. Freeze writes on phase1, copy and verify
+     phasekit db migrate makes phase1's database read-only (reads keep working, writes fail with an
+       error until the cutover), ends its open sessions, copies, compares every table, sequence,
+       large object and view on both sides, and prints the write-freeze window. Announce the window
+       first.
+     Exit 0: the copy is whole and phase1 stays read-only for the cutover. A failed copy lifts the
+       freeze by itself; differences (exit 1) leave it frozen until you settle them. To roll back:
+       `phasekit db unfreeze --source "$(cat source.url)"`.
+         phasekit db migrate --source "$(cat source.url)" --target "$(cat target.url)" \
+             --allow-non-empty --target-role app_user
          aws s3 sync s3://phasekit-phase1-media s3://phasekit-phase3-media --profile r2 \
              --endpoint-url https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com
-  5. Cut Cloudflare over to phase3
+  4. Cut Cloudflare over to phase3
      app.example.com has no record from the first command until the last one ends (writes are
        already frozen). The last two point phase3's record at app.example.com and re-issue its
        origin certificate.
@@ -819,40 +863,30 @@ Runbook
 'dnsRecord:DnsRecord::edge-record' --yes
          pulumi config set --stack phase3 --path 'phasekit:edge.hostname' app.example.com
          pulumi up --stack phase3 --yes
-  6. Verify
-     The health path /healthz answers 200 through Cloudflare; the data arrived whole.
+  5. Verify
+     The health path /healthz answers 200 through Cloudflare; then the tunnels close and the
+       password file goes.
          curl -fsS https://app.example.com/healthz
          curl -sS -o /dev/null -w '%{http_code}\n' https://app.example.com/
          dig +short app.example.com   # Cloudflare's addresses: the record is proxied
          kubectl --kubeconfig kubeconfig-phase3 --namespace app rollout status deployment/app
-         # row counts match on both sides (SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER
-             # BY relname):
-         printf '%s\n' "ANALYZE;" \
-             "SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname;" | ssh \
-             root@"$SOURCE_DB_HOST" \
-             'docker compose --file /opt/phasekit/compose.yaml exec -T db psql --username app '\
-'--dbname app'
-         printf '%s\n' "ANALYZE;" \
-             "SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname;" | kubectl \
-             --kubeconfig kubeconfig-phase3 run psql --namespace default --rm -i --quiet \
-             --restart=Never --image postgres:16.6 --override-type=strategic --overrides \
-             '{"spec":{"containers":[{"name":"psql","envFrom":[{"secretRef":{"name":'\
-'"migration-target-database"}}]}]}}' --command -- sh -c 'exec psql "$DATABASE_URL"'
          aws s3 ls s3://phasekit-phase1-media --recursive --summarize --profile r2 --endpoint-url \
              https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com | tail -2
          aws s3 ls s3://phasekit-phase3-media --recursive --summarize --profile r2 --endpoint-url \
              https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com | tail -2
-         kubectl --kubeconfig kubeconfig-phase3 delete secret migration-target-database \
-             --namespace default   # the one-off pods are done with the URL
-  7. Keep phase1 for 7 days
+         ssh -S source-tunnel.sock -O exit root@"$SOURCE_DB_HOST"
+         kill "$TARGET_PORT_FORWARD"
+         kubectl --kubeconfig kubeconfig-phase3 delete pod pg-relay-target --namespace default
+         rm -f migration.pgpass source.url target.url
+  6. Keep phase1 for 7 days
      phase1 still holds the data as it was at the freeze. The way back: `pulumi destroy --stack
        phase3 --target 'urn:pulumi:phase3::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/
        dnsRecord:DnsRecord::edge-record' --yes`, `pulumi up --stack phase1` (recreates its record),
-       then `ALTER DATABASE app RESET default_transaction_read_only` on phase1; writes made on
-       phase3 meanwhile stay behind. Both stacks bill meanwhile: 7 more days of phase1 cost about
-       $4.10.
-  8. Retire phase1
-     Take a final backup first; delete the old media bucket only after step 6 showed the copy whole.
+       then `ALTER DATABASE app RESET default_transaction_read_only` on phase1 (or `phasekit db
+       unfreeze` through step 2's tunnel); writes made on phase3 meanwhile stay behind. Both stacks
+       bill meanwhile: 7 more days of phase1 cost about $4.10.
+  7. Retire phase1
+     Take a final backup first; delete the old media bucket only after step 5 showed the copy whole.
        The zone settings are zone-wide and also managed by phase3: drop them from phase1's state so
        destroying phase1 leaves them alone. Protected resources need `pulumi state unprotect`;
        resources retained on delete survive `pulumi destroy` and keep billing until deleted by hand:
@@ -879,6 +913,9 @@ Runbook
              'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/'\
 'zoneSetting:ZoneSetting::edge-tls-1-3' --yes
          pulumi state unprotect --stack phase1 \
+             'urn:pulumi:phase1::phasekit::phasekit:index:BackupStore$cloudflare:index/r2Bucket:'\
+'R2Bucket::backups-bucket' --yes
+         pulumi state unprotect --stack phase1 \
              'urn:pulumi:phase1::phasekit::phasekit:index:CloudflareEdge$cloudflare:index/'\
 'r2Bucket:R2Bucket::edge-media' --yes
          pulumi state unprotect --stack phase1 \
@@ -886,6 +923,8 @@ Runbook
 'Volume::vps-data' --yes
          pulumi destroy --stack phase1
          doctl compute volume delete "$RETIRED_VOLUME_ID" --force   # vps-data
+         # keep s3://phasekit-phase1-backups (phase1's backups and WAL) until no restore of phase1
+             # can be needed; then delete it like the media bucket
          aws s3 rb s3://phasekit-phase1-media --force --profile r2 --endpoint-url \
              https://01a7362d577a6c3019a474fd6f485823.r2.cloudflarestorage.com   # edge-media
          pulumi stack rm --preserve-config phase1
@@ -905,7 +944,7 @@ def test_migration_json_phase1_to_phase2(plans):
         "keepSourceUnconfirmedLeadUsd": "0.00"}
     assert [step["title"] for step in document["runbook"]] == [
         "Create the target stack phase2 beside phase1", "Copy the data (a rehearsal: the app keeps writing to the source)",
-        "Freeze writes on phase1", "Final sync", "Cut Cloudflare over to phase2", "Verify", "Keep phase1 for 7 days",
+        "Freeze writes on phase1, copy and verify", "Cut Cloudflare over to phase2", "Verify", "Keep phase1 for 7 days",
         "Retire phase1"]
     assert document["retired"]["block storage"] == ["vps-data"]
     assert document["created"]["databases"] == ["split-db"]
@@ -933,16 +972,61 @@ def with_rds_version(plan: Plan, version: str) -> Plan:
     return replace(plan, recording=replace(plan.recording, resources=resources))
 
 
-def test_the_client_pod_runs_the_newest_server_major_version(plans):
-    # The droplets run postgres:16.6; an RDS target on 17 needs pg_restore 17.
-    document = migration_json(plans["phase2"], with_rds_version(plans["phase3"], "17"))
-    commands = [command for step in document["runbook"] for command in step["commands"]]
-    restores = [command for command in commands if "run pg-restore" in command]
-    assert len(restores) == 2  # the rehearsal and the final sync
-    assert all(" --image postgres:17 --override-type=strategic " in command for command in restores)
-    assert migration_json(plans["phase2"], plans["phase3"])["runbook"][1]["commands"][5].startswith(
-        "kubectl --kubeconfig kubeconfig-phase3 run pg-restore --namespace default --rm -i --quiet --restart=Never "
-        "--image postgres:16.6 --override-type=strategic ")
+@pytest.mark.parametrize(("source", "target"), [("phase1", "phase2"), ("phase2", "phase3"), ("phase1", "phase3"),
+                                                ("phase3", "phase1")])
+def test_the_runbook_moves_the_database_with_phasekit_db_migrate(plans, source, target):
+    """A rehearsal without the freeze, then one frozen, verified copy; no hand-typed dump, restore or freeze."""
+    steps = migration_json(plans[source], plans[target])["runbook"]
+    migrate = ('phasekit db migrate --source "$(cat source.url)" --target "$(cat target.url)" --allow-non-empty'
+               + (" --target-role app_user" if target == "phase3" else ""))
+    assert [command for command in steps[1]["commands"] if command.startswith("phasekit db migrate")] == [
+        f"{migrate} --no-freeze"]
+    assert steps[2]["title"] == f"Freeze writes on {source}, copy and verify"
+    assert steps[2]["commands"][0] == migrate
+    commands = [command for step in steps[:5] for command in step["commands"]]
+    assert not [command for command in commands if re.search(r"pg_dump|pg_restore|ALTER DATABASE|psql", command)]
+    passwords = [command for command in commands if "phasekit db pgpass" in command]
+    # Into phase 3 the target is RDS's master user, its password from Secrets Manager (the app's role gets the
+    # copy through --target-role).
+    target_password = (
+        "aws secretsmanager get-secret-value --secret-id \"$TARGET_MASTER_ARN\" --query SecretString --output text"
+        f" | python3 -c {shlex.quote(MASTER_URL_PYTHON)} app | phasekit db pgpass --host 127.0.0.1 --port 25432 "
+        "> target.url") if target == "phase3" else (
+        f"pulumi stack output --stack {target} --show-secrets database_url | phasekit db pgpass --host 127.0.0.1 "
+        "--port 25432 > target.url")
+    assert passwords == [
+        f"pulumi stack output --stack {source} --show-secrets database_url | phasekit db pgpass --host 127.0.0.1 "
+        "--port 15432 > source.url", target_password]
+    assert steps[4]["commands"][-1] == "rm -f migration.pgpass source.url target.url"
+
+
+def test_a_droplet_target_is_drilled_before_the_cutover(plans):
+    notes = migration_json(plans["phase1"], plans["phase2"])["runbook"][2]["notes"]
+    assert notes[-1] == ("Before the cutover, `phasekit db drill --stack phase2` proves phase2's backups restore "
+                         "(docs/migration.md).")
+    assert not any("phasekit db drill" in note
+                   for note in migration_json(plans["phase2"], plans["phase3"])["runbook"][2]["notes"])
+
+
+def test_an_rds_site_is_reached_through_a_relay_pod_and_port_forward(plans):
+    commands = migration_json(plans["phase2"], plans["phase3"])["runbook"][1]["commands"]
+    assert commands[commands.index("pulumi stack output --stack phase3 --show-secrets kubeconfig > kubeconfig-phase3")
+                    + 1:][:4] == [
+        "kubectl --kubeconfig kubeconfig-phase3 run pg-relay-target --namespace default --restart=Never --image "
+        "alpine/socat:1.8.0.3 -- tcp-listen:5432,fork,reuseaddr "
+        '"tcp-connect:$(pulumi stack output --stack phase3 database_address):5432"',
+        "kubectl --kubeconfig kubeconfig-phase3 wait pod/pg-relay-target --namespace default "
+        "--for=condition=Ready --timeout=120s",
+        "kubectl --kubeconfig kubeconfig-phase3 port-forward pod/pg-relay-target --namespace default 25432:5432 "
+        "> /dev/null &",
+        "TARGET_PORT_FORWARD=$!"]
+
+
+def test_the_retired_stacks_backups_bucket_is_kept(plans):
+    retire = migration_json(plans["phase1"], plans["phase2"])["runbook"][-1]["commands"]
+    assert "# keep s3://phasekit-phase1-backups (phase1's backups and WAL) until no restore of phase1 can be " \
+           "needed; then delete it like the media bucket" in retire
+    assert not [command for command in retire if command.startswith("aws s3 rb s3://phasekit-phase1-backups")]
 
 
 def test_a_target_on_an_older_postgresql_major_version_is_refused(plans):
@@ -1218,23 +1302,32 @@ import json, os, sys
 name, args = os.path.basename(sys.argv[0]), sys.argv[1:]
 with open(os.environ["RUNBOOK_LOG"], "a") as log:
     log.write(json.dumps({"argv": [name, *args], "stdin": sys.stdin.read()}) + "\\n")
+if name == "kubectl" and "port-forward" in args:
+    import time
+    time.sleep(120)  # runs in the background until the runbook kills it, as the real one would
 if name == "pulumi" and args[:2] == ["stack", "output"]:
     print("DATABASE_URL" if "database_url" in args else "kubeconfig" if "kubeconfig" in args else "id-1")
 elif name == "pulumi" and args[:2] == ["config", "get"]:
     print(os.environ["FAKE_SECRET_KEY_BASE"])
 elif name == "doctl" and "--template" in args:
     print("203.0.113.10")
+elif name == "aws" and args[:2] == ["rds", "describe-db-instances"]:
+    print("arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-1")
+elif name == "aws" and args[:2] == ["secretsmanager", "get-secret-value"]:
+    print(json.dumps({"username": "master", "password": os.environ["FAKE_MASTER_PASSWORD"]}))
 """.replace('"DATABASE_URL"', "os.environ['FAKE_DATABASE_URL']")
+FAKE_MASTER_PASSWORD = "Fake:Master/Password@1"
+"""RDS's master password as Secrets Manager returns it (characters a URL must escape)."""
 
 
 @pytest.mark.parametrize(("source", "target"), RUNBOOK_PAIRS)
 def test_runbook_runs_with_stub_clis_and_secrets_travel_only_through_pipes(plans, source, target, tmp_path):
-    """The whole runbook under ``bash -e -o pipefail`` with pulumi, kubectl, doctl, ssh, aws, curl and dig
+    """The whole runbook under ``bash -e -o pipefail`` with pulumi, kubectl, doctl, ssh, aws, curl, dig and phasekit
     replaced by stubs that record their arguments and stdin: no fake secret reaches any process's
     arguments, and each arrives whole on the stdin of the command that stores it."""
     stubs = tmp_path / "bin"
     stubs.mkdir()
-    for name in ("pulumi", "kubectl", "doctl", "ssh", "aws", "curl", "dig"):
+    for name in ("pulumi", "kubectl", "doctl", "ssh", "aws", "curl", "dig", "phasekit"):
         (stubs / name).write_text(f"#!{sys.executable} -S\n{STUB}")  # -S: no site import, a faster start
         (stubs / name).chmod(0o755)
 
@@ -1243,21 +1336,32 @@ def test_runbook_runs_with_stub_clis_and_secrets_travel_only_through_pipes(plans
         script = tmp_path / f"runbook-{printed}.sh"
         script.write_text("set -e -o pipefail\n" + runbook_script(plans, source, target, printed=printed))
         environment = {"PATH": f"{stubs}:{os.environ['PATH']}", "RUNBOOK_LOG": str(log),
-                       "FAKE_DATABASE_URL": FAKE_DATABASE_URL, "FAKE_SECRET_KEY_BASE": FAKE_SECRET_KEY_BASE}
+                       "FAKE_DATABASE_URL": FAKE_DATABASE_URL, "FAKE_SECRET_KEY_BASE": FAKE_SECRET_KEY_BASE,
+                       "FAKE_MASTER_PASSWORD": FAKE_MASTER_PASSWORD}
         result = subprocess.run(["bash", str(script)], cwd=tmp_path, env=environment, stdin=subprocess.DEVNULL,
                                 capture_output=True, text=True, timeout=120, check=False)
         assert (result.returncode, result.stderr) == (0, "")
         return [json.loads(line) for line in log.read_text().splitlines()]
 
+    def in_order(calls: list[dict]) -> tuple[list[dict], list[dict]]:
+        """(the calls in the order they ran, the background port-forwards: they log when they happen to start)."""
+        background = [call for call in calls if "port-forward" in call["argv"]]
+        return [call for call in calls if call not in background], sorted(background, key=json.dumps)
+
     calls = run(printed=False)
     # Pasted as printed (continuations, cut quoted words), every CLI gets the same arguments and stdin.
-    assert run(printed=True) == calls
+    assert in_order(run(printed=True)) == in_order(calls)
     leaked = [call["argv"] for call in calls
               if any(secret in " ".join(call["argv"]) for secret in (FAKE_DATABASE_URL, "Fake0Password0For0Tests",
-                                                                   FAKE_SECRET_KEY_BASE))]
+                                                                   FAKE_SECRET_KEY_BASE, FAKE_MASTER_PASSWORD))]
     assert leaked == []
     copied = [call["stdin"] for call in calls if call["argv"][:3] == ["pulumi", "config", "set"]
               and "secrets.SECRET_KEY_BASE" in call["argv"]]
     assert copied == [FAKE_SECRET_KEY_BASE + "\n"]  # pulumi drops the trailing newline (configSetCmd.Run)
     stored = [call["stdin"] for call in calls if call["argv"][0] == "kubectl" and "create" in call["argv"]]
-    assert stored == ([FAKE_DATABASE_URL] * (2 if source == "phase3" else 1) if "phase3" in (source, target) else [])
+    assert stored == ([FAKE_DATABASE_URL] if source == "phase3" else [])  # the RDS source's final backup
+    piped = [call["stdin"] for call in calls if call["argv"][:3] == ["phasekit", "db", "pgpass"]]
+    # Both passwords reach the password file through a pipe; an RDS target's is the master user's, from its
+    # secret, URL-escaped.
+    master_url = "postgresql://master:Fake%3AMaster%2FPassword%401@rds/app\n"
+    assert piped == [FAKE_DATABASE_URL + "\n", master_url if target == "phase3" else FAKE_DATABASE_URL + "\n"]
