@@ -2,6 +2,8 @@
 
     phasekit db restore --stack S (--time 'YYYY-MM-DD HH:MM:SS+00' | --latest) (--to-dir DIR | --to-url URL)
                         [--pg-bin DIR] [--repo-endpoint HOST[:PORT]] [--repo-ca-file F] [--project-dir DIR]
+    phasekit db restore --stack S --logical [--object logical/<stamp>.dump.enc] --to-url URL [--allow-non-empty]
+                        (phase 3's logical copy: phasekit/db/logical.py)
     phasekit db drill --stack S [--pg-bin DIR] [--repo-endpoint HOST[:PORT]] [--repo-ca-file F] [--scratch-dir DIR]
 
 The repository's settings come from the stack file (``infra.backups.backup_spec``, rendered by
@@ -99,6 +101,9 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
                                                                         "offset): every transaction committed "
                                                                         "before it, none after")
     when.add_argument("--latest", action="store_true", help="restore to the newest archived WAL")
+    when.add_argument("--logical", action="store_true", help="restore phase 3's logical copy (logical/<stamp>"
+                                                             ".dump.enc, the newest unless --object) into --to-url "
+                                                             "with pg_restore (phasekit/db/logical.py)")
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--to-dir", metavar="DIR", help="an empty folder that becomes the restored data directory")
     where.add_argument("--to-url", metavar="URL", help="an empty database (postgresql://USER@HOST:PORT/DBNAME, "
@@ -107,6 +112,11 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database", default=DB_NAME, help=f"the database copied with --to-url (default {DB_NAME})")
     parser.add_argument("--scratch-dir", metavar="DIR", help="where --to-url restores before copying (default: "
                                                              "the system's temporary folder)")
+    parser.add_argument("--object", metavar="logical/<stamp>.dump.enc", help="with --logical: this copy instead "
+                                                                             "of the newest")
+    parser.add_argument("--allow-non-empty", action="store_true", help="with --logical: restore over a database "
+                                                                       "that already holds objects (pg_restore "
+                                                                       "--clean --if-exists)")
 
 
 def add_drill_arguments(parser: argparse.ArgumentParser) -> None:
@@ -120,6 +130,10 @@ def add_drill_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_restore(ns: argparse.Namespace, out: TextIO) -> int:
     """``phasekit db restore``: 0 when the database is restored; DatabaseError (exit 1) otherwise."""
+    if not ns.logical and (ns.object is not None or ns.allow_non_empty):
+        raise DatabaseError("--object and --allow-non-empty go with --logical only")
+    if ns.logical:
+        return _run_logical_restore(ns, out)
     spec = stack_backup_spec(ns)
     target = None if ns.latest else restore_time(ns.time)
     if ns.to_dir is not None:
@@ -127,6 +141,16 @@ def run_restore(ns: argparse.Namespace, out: TextIO) -> int:
     else:
         restore_to_url(spec, ns.to_url, target, out=out, pg_bin=_path(ns.pg_bin), database=ns.database,
                        scratch_parent=_path(ns.scratch_dir))
+    return 0
+
+
+def _run_logical_restore(ns: argparse.Namespace, out: TextIO) -> int:
+    from phasekit.db.logical import restore_logical
+
+    if ns.to_url is None:
+        raise DatabaseError("--logical restores into a database: use --to-url URL, not --to-dir")
+    restore_logical(stack_backup_spec(ns), ns.to_url, out=out, wanted=ns.object,
+                    allow_non_empty=ns.allow_non_empty, scratch_parent=_path(ns.scratch_dir))
     return 0
 
 
