@@ -36,6 +36,7 @@ import re
 import shlex
 from dataclasses import dataclass
 
+from components.cloud_init import systemd_unit
 from components.compose_stack import DATA_MOUNT, DB_NAME, DB_USER, STACK_DIR
 
 BACKUP_STATUS_DIR = "status"
@@ -237,7 +238,7 @@ def backup_units(spec: BackupSpec) -> dict[str, str]:
         if schedule is None:
             continue
         name = f"{UNIT_PREFIX}-{kind}"
-        units[f"{name}.service"] = _unit({
+        units[f"{name}.service"] = systemd_unit({
             "Unit": {"Description": f"phasekit: {descriptions[kind]}", "Requires": "docker.service",
                      "After": "docker.service"},
             "Service": {"Type": "oneshot", "UMask": "0077", "ExecStart": f"{STACK_DIR}/backup.sh {kind}"},
@@ -247,17 +248,12 @@ def backup_units(spec: BackupSpec) -> dict[str, str]:
         timer = {"OnCalendar": schedule}
         if kind != "status":
             timer |= {"Persistent": "true", "RandomizedDelaySec": "10m"}
-        units[f"{name}.timer"] = _unit({
+        units[f"{name}.timer"] = systemd_unit({
             "Unit": {"Description": f"phasekit: {descriptions[kind]}"},
             "Timer": timer,
             "Install": {"WantedBy": "timers.target"},
         })
     return units
-
-
-def _unit(sections: dict[str, dict[str, str]]) -> str:
-    return "\n".join(f"[{section}]\n" + "".join(f"{key}={value}\n" for key, value in entries.items())
-                     for section, entries in sections.items())
 
 
 _BACKUP_SCRIPT = r"""#!/usr/bin/env bash

@@ -32,7 +32,8 @@ def docker_daemon_config() -> dict:
     }
 
 
-def _unit(sections: Mapping[str, Mapping[str, str]]) -> str:
+def systemd_unit(sections: Mapping[str, Mapping[str, str]]) -> str:
+    """A systemd unit file from ``{section: {key: value}}``, sections in order."""
     blocks = []
     for section, entries in sections.items():
         blocks.append(f"[{section}]\n" + "".join(f"{key}={value}\n" for key, value in entries.items()))
@@ -48,7 +49,7 @@ def cloud_config(stack_files: Mapping[str, BundleFile], *, data_volume: bool = T
                      "content": json.dumps(docker_daemon_config(), indent=2) + "\n"}
     data_files = [
         {"path": "/etc/systemd/system/docker.service.d/10-phasekit-data.conf", "permissions": "0644",
-         "content": _unit({"Unit": {"RequiresMountsFor": DATA_MOUNT}})},
+         "content": systemd_unit({"Unit": {"RequiresMountsFor": DATA_MOUNT}})},
         # Redis forks for persistence; without overcommit a busy fork can fail (Redis' own advice).
         {"path": "/etc/sysctl.d/60-phasekit.conf", "permissions": "0644",
          "content": "vm.overcommit_memory = 1\n"},

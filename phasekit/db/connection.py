@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 PASSWORD_VARIABLES = {"source": "PHASEKIT_SOURCE_PASSWORD", "target": "PHASEKIT_TARGET_PASSWORD"}
 APPLICATION_NAME = "phasekit-db"
@@ -63,16 +63,20 @@ class Endpoint:
         return f"{self.role} {self.host}:{self.port}/{self.dbname}"
 
 
+def refuse_embedded_password(flag: str, parts: SplitResult, where: str) -> None:
+    """Every URL flag refuses a password in the URL the same way: it would show in ps and the shell history."""
+    if parts.password is not None:
+        raise DatabaseError(f"{flag}: the URL holds a password, which would show in the process list and the shell "
+                            f"history; remove it and put the password in {where}")
+
+
 def endpoint(role: str, url: str) -> Endpoint:
     """Parse ``postgresql://user@host:port/dbname[?params]``; a URL with a password is refused."""
     parts = urlsplit(url)
     if parts.scheme not in ("postgresql", "postgres"):
         raise DatabaseError(f"--{role} {_redacted(url)}: not a PostgreSQL URL; expected "
                             "postgresql://USER@HOST:PORT/DBNAME")
-    if parts.password is not None:
-        raise DatabaseError(f"--{role}: the URL holds a password, which would show in the process list and the "
-                            f"shell history; remove it and put the password in {PASSWORD_VARIABLES[role]} or in "
-                            "your PGPASSFILE (~/.pgpass)")
+    refuse_embedded_password(f"--{role}", parts, f"{PASSWORD_VARIABLES[role]} or in your PGPASSFILE (~/.pgpass)")
     dbname = unquote(parts.path.lstrip("/"))
     if not parts.hostname or not dbname or not parts.username:
         raise DatabaseError(f"--{role} {url}: name the user, host and database: postgresql://USER@HOST:PORT/DBNAME")

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import redis
 
-from phasekit.db.connection import DatabaseError
+from phasekit.db.connection import DatabaseError, refuse_embedded_password
 
 PASSWORD_VARIABLES = {"source": "PHASEKIT_REDIS_SOURCE_PASSWORD", "target": "PHASEKIT_REDIS_TARGET_PASSWORD"}
 BATCH = 500
@@ -53,9 +53,7 @@ def redis_endpoint(role: str, url: str) -> RedisEndpoint:
     if parts.scheme not in ("redis", "rediss"):
         raise DatabaseError(f"--redis-{role} {url}: not a Redis URL; expected redis://HOST:PORT/DB "
                             "(or rediss:// for TLS)")
-    if parts.password is not None:
-        raise DatabaseError(f"--redis-{role}: the URL holds a password, which would show in the process list and "
-                            f"the shell history; remove it and put the password in {PASSWORD_VARIABLES[role]}")
+    refuse_embedded_password(f"--redis-{role}", parts, PASSWORD_VARIABLES[role])
     return RedisEndpoint(role=role, url=url)
 
 

@@ -40,7 +40,7 @@ from typing import TextIO
 
 from components.backups import BackupSpec, render_pgbackrest_conf
 from components.compose_stack import DB_NAME, DB_USER
-from phasekit.db.connection import DatabaseError
+from phasekit.db.connection import DatabaseError, quote_ident, quote_literal
 
 CREDENTIAL_SOURCES = {
     "PGBACKREST_REPO1_S3_KEY": "accessKeyId of `pulumi stack output --show-secrets backupCredentials`",
@@ -499,7 +499,7 @@ def recovered_server(data_dir: Path, bin_dir: Path, folder: Path, *, tcp_passwor
         server = RestoredServer(bin_dir=bin_dir, socket_dir=folder, port=port, user=_superuser(bin_dir, folder, port),
                                 recovery=recovery)
         if tcp_password:
-            server.psql(f"ALTER ROLE {_ident(server.user)} PASSWORD {_literal(tcp_password)}")
+            server.psql(f"ALTER ROLE {quote_ident(server.user)} PASSWORD {quote_literal(tcp_password)}")
         yield server
     finally:
         _stop(proc, data_dir)
@@ -551,14 +551,6 @@ def _stop(proc: subprocess.Popen[bytes], data_dir: Path) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def check_complete(recovery: Recovery, newest_in_repository: str | None) -> None:
