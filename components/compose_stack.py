@@ -571,7 +571,11 @@ already in /var/backups/phasekit stay where they are)."""
 
 def backup_build_steps() -> list[str]:
     """deploy.sh lines before the data stores start: pull what is pulled, build the database image (pgBackRest on
-    the pinned postgres image; ``--pull`` refreshes that base), and make sure Compose can build."""
+    the pinned postgres image; ``--pull`` refreshes that base), and make sure Compose can build.
+
+    ``pull --ignore-buildable`` skips the built ``db`` image (docs.docker.com/reference/cli/docker/compose/pull/;
+    added in Compose 2.15.0, Ubuntu 24.04's docker-compose-v2 is newer); without it the pull would ask a registry
+    for an image that exists only on the host and fail."""
     return [
         "# Compose builds through buildx; Ubuntu's docker.io does not bring it. cloud-init installs it on new",
         "# droplets; this covers droplets made before. The lock timeout waits out unattended-upgrades.",
