@@ -43,7 +43,7 @@ BACKUP_STATUS_DIR = "status"
 """Folder under STACK_DIR where ``backup.sh status`` keeps ``backup.txt`` while everything is in order."""
 BACKUP_STATUS_PATH = "/.well-known/phasekit/backup"
 """URL path where Caddy serves the status file. While it is missing Caddy answers nothing: it drops the connection
-(``compose_stack.backup_status_error_route``, ``data_host.status_server_config``), and Cloudflare's proxy answers the
+(``proxy_config.backup_status_error_route``, ``data_host.status_server_config``), and Cloudflare's proxy answers the
 uptime check with a 5xx instead. Whether DigitalOcean's check counts that as down is verified only on a real deploy
 (docs/backups.md, "Check that the alert reaches you")."""
 BACKUP_STATUS_FILE = "backup.txt"

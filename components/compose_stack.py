@@ -37,7 +37,6 @@ import base64
 import hashlib
 import io
 import json
-import shlex
 import tarfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,8 +44,9 @@ from typing import TYPE_CHECKING, Literal
 
 import yaml
 
-from components import connection_urls
+from components import connection_urls, health
 from components.connection_urls import postgres_url
+from components.proxy_config import BACKUP_STATUS_ROOT, BACKUP_STATUS_UPSTREAM_ENV, render_caddy_json
 from components.tuning import Machine, db_max_connections, postgres_settings, redis_maxmemory_mib
 
 if TYPE_CHECKING:
@@ -57,11 +57,18 @@ DATA_MOUNT = "/mnt/phasekit-data"
 DATA_LABEL = "phasekit-data"
 """ext4 label DigitalOcean writes when it formats the volume; the mount finds the volume by it."""
 
-CADDY_IMAGE = "caddy:2.8.4"
-POSTGRES_IMAGE = "postgres:16.6"
-BACKUP_POSTGRES_IMAGE = "phasekit/postgres-pgbackrest:16.6"
-"""The name deploy.sh builds ``postgres/Dockerfile`` under (``POSTGRES_IMAGE`` plus pgBackRest); never pulled."""
-REDIS_IMAGE = "redis:7.4.1"
+CADDY_IMAGE = "caddy:2.11.4"
+POSTGRES_IMAGE = "postgres:16.15-bookworm"
+REDIS_IMAGE = "redis:7.4.11-bookworm"
+"""The default service images: the newest patch releases of the official images as of docker-library's
+``library/{caddy,postgres,redis}`` (2026-08). PostgreSQL and Redis stay on the Debian release (bookworm) the earlier
+defaults ran: the official ``postgres:16.x`` tag moved to trixie, whose newer glibc changes text collation, and
+indexes built under the old one can silently return wrong answers until reindexed
+(wiki.postgresql.org/wiki/Locale_data_changes). Users move them with ``phasekit:services``; docs/changes.md says
+when and how."""
+
+BACKUP_IMAGE_REPOSITORY = "phasekit/postgres-pgbackrest"
+"""The name deploy.sh builds ``postgres/Dockerfile`` under (the postgres image plus pgBackRest); never pulled."""
 IMAGE_USER_ID = 999
 """uid/gid of the ``postgres`` and ``redis`` users inside the official images (Debian variants)."""
 
@@ -76,6 +83,27 @@ TlsMode = Literal["origin-certificate", "acme"]
 
 DOCKER_CONFIG_DIR = "secrets/docker"
 """Where the registry credentials live on the host (``DOCKER_CONFIG`` for deploy.sh), relative to STACK_DIR."""
+
+VOLUME_STATUS_PATH = "/.well-known/phasekit/volume"
+"""Answered only while the data volume is below ``VOLUME_ALERT_PERCENT`` full; an uptime check watches it."""
+
+VOLUME_STATUS_FILE = "volume.txt"
+VOLUME_ALERT_PERCENT = 80
+
+
+@dataclass(frozen=True)
+class ServiceImages:
+    """The images of the services phasekit runs beside the app on a droplet: tag-pinned official images."""
+
+    caddy: str = CADDY_IMAGE
+    postgres: str = POSTGRES_IMAGE
+    redis: str = REDIS_IMAGE
+
+    @property
+    def backup_postgres(self) -> str:
+        """The image deploy.sh builds from ``postgres`` plus pgBackRest, tagged after it."""
+        return f"{BACKUP_IMAGE_REPOSITORY}:{self.postgres.rpartition(':')[2]}"
+
 
 CONTRACT_NAMES = ("DATABASE_URL", "REDIS_URL", "PORT", "WEB_CONCURRENCY", "MEDIA_BUCKET")
 """Variables phasekit always sets for the app, with these names in every phase."""
@@ -127,6 +155,21 @@ class HostStack:
     """A ``web`` host: proxy ``BACKUP_STATUS_PATH`` to the data host's status server, whose address arrives with
     the rollout (``StackSecrets.backup_status_upstream``), so the uptime check sees the data host's status."""
 
+    images: ServiceImages = field(default_factory=ServiceImages)
+    """Caddy, PostgreSQL and Redis images (``phasekit:services``)."""
+
+    proxy_protocol: bool = False
+    """Behind a DigitalOcean load balancer that prepends a PROXY protocol v1 header to every connection (health
+    checks included), so Caddy reads the client's address from it; without it the app would see the balancer."""
+
+    trusted_proxies: tuple[str, ...] = ()
+    """Networks whose ``CF-Connecting-IP`` names the visitor (Cloudflare's ranges when the record is proxied), so the
+    app sees the visitor's address in ``X-Forwarded-For``; empty: the peer's address."""
+
+    data_volume_gib: int | None = None
+    """Size of the attached data volume (``all-in-one``); rendered into deploy.sh so that growing the volume
+    changes the bundle and the rollout, which grows the filesystem, re-runs in the same ``pulumi up``."""
+
     def __post_init__(self) -> None:
         if self.backups is not None and self.role != "all-in-one":
             raise ValueError("HostStack.backups: only a host that runs the data stores backs them up")
@@ -136,11 +179,6 @@ class HostStack:
     @property
     def runs_data_stores(self) -> bool:
         return self.role == "all-in-one"
-
-    @property
-    def serves_backup_status(self) -> bool:
-        """Whether Caddy answers ``BACKUP_STATUS_PATH`` (from ``status/`` here, or from the data host)."""
-        return self.backups is not None or self.backup_status_upstream
 
     @property
     def db_max_connections(self) -> int:
@@ -225,110 +263,6 @@ def render_redis_auth(password: str) -> str:
     return f"requirepass {password}\n"
 
 
-# --- Caddy ----------------------------------------------------------------------------------------
-
-
-def caddy_config(stack: HostStack, cert_file: str = "/etc/caddy/tls/origin.pem",
-                 key_file: str = "/etc/caddy/tls/origin.key") -> dict:
-    """Caddy's native JSON config: HTTPS for ``hostname`` proxied to the app, HTTP redirected.
-
-    With ``origin-certificate`` Caddy presents the Cloudflare Origin CA certificate (what SSL mode
-    Full (strict) accepts) and never talks to an ACME CA; with ``acme`` (record not proxied) it obtains a
-    publicly trusted certificate itself.
-    """
-    app = stack.app
-    proxy_route = {
-        "match": [{"host": [stack.hostname]}],
-        "handle": [{
-            "handler": "reverse_proxy",
-            "upstreams": [{"dial": f"app:{app.port}"}],
-            "health_checks": {"active": {"uri": app.health_path, "interval": "10s", "timeout": "5s"}},
-        }],
-        "terminal": True,
-    }
-    status_routes = [backup_status_route(stack)] if stack.serves_backup_status else []
-    https_server: dict = {
-        "listen": [":443"],
-        "routes": [*status_routes, proxy_route],
-        "tls_connection_policies": [{"match": {"sni": [stack.hostname]}, "protocol_min": "tls1.2"}],
-    }
-    if stack.serves_backup_status:
-        https_server["errors"] = {"routes": [backup_status_error_route(stack.hostname)]}
-    config: dict = {
-        "admin": {"disabled": True},
-        "logging": {"logs": {"default": {"level": "INFO"}}},
-        "apps": {"http": {"servers": {"https": https_server}}},
-    }
-    if stack.tls_mode == "origin-certificate":
-        https_server["automatic_https"] = {"disable": True}
-        health_routes = [{
-            "match": [{"path": [app.health_path]}],
-            "handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": f"app:{app.port}"}]}],
-            "terminal": True,
-        }] if stack.http_health_route else []
-        config["apps"]["http"]["servers"]["http"] = {
-            "listen": [":80"],
-            "routes": [*health_routes, {"handle": [{
-                "handler": "static_response",
-                "status_code": 308,
-                "headers": {"Location": ["https://{http.request.host}{http.request.uri}"]},
-            }]}],
-        }
-        config["apps"]["tls"] = {"certificates": {"load_files": [
-            {"certificate": cert_file, "key": key_file, "tags": ["cloudflare-origin"]},
-        ]}}
-    return config
-
-
-BACKUP_STATUS_ROOT = "/srv/phasekit-status"
-"""Where the proxy container sees ``STACK_DIR/status`` (read-only)."""
-
-BACKUP_STATUS_UPSTREAM_ENV = "PHASEKIT_BACKUP_STATUS_UPSTREAM"
-"""The proxy's environment variable holding the data host's status server (phase 2's web hosts)."""
-
-
-def backup_status_route(stack: HostStack) -> dict:
-    """``BACKUP_STATUS_PATH`` on the app's hostname: the status file, or (through ``backup_status_error_route``) a
-    dropped connection while it is missing (backups are not in order). Never cached: Cloudflare and browsers must
-    see the current answer."""
-    from components.backups import BACKUP_STATUS_FILE, BACKUP_STATUS_PATH  # imports this module's constants
-
-    if stack.backups is not None:
-        serve: list[dict] = [{"handler": "rewrite", "uri": f"/{BACKUP_STATUS_FILE}"},
-                             {"handler": "file_server", "root": BACKUP_STATUS_ROOT}]
-    else:
-        # Caddy replaces placeholders in `dial` per request, so the address can come from the environment.
-        serve = [{"handler": "rewrite", "uri": f"/{BACKUP_STATUS_FILE}"},
-                 {"handler": "reverse_proxy", "upstreams": [{"dial": f"{{env.{BACKUP_STATUS_UPSTREAM_ENV}}}"}]}]
-    return {
-        "match": [{"host": [stack.hostname], "path": [BACKUP_STATUS_PATH]}],
-        "handle": [{"handler": "headers", "response": {"set": {"Cache-Control": ["no-store"]}}}, *serve],
-        "terminal": True,
-    }
-
-
-ABORT = {"handler": "static_response", "abort": True}
-"""Caddy closes the connection without an answer: what every uptime checker counts as down."""
-
-
-def backup_status_error_route(hostname: str | None = None) -> dict:
-    """The status path's errors (no status file: file_server's 404; no status server: reverse_proxy's 502) close
-    the connection instead of answering an error page. Why: DigitalOcean's uptime documentation read for this does
-    not say which status codes its checks count as down, and some checkers count any answer as up. A dropped
-    connection is down for every checker; behind Cloudflare's proxy the checker gets Cloudflare's 5xx for it
-    (520/52x), a server error rather than a 404. Only a real alert proves the end-to-end path."""
-    from components.backups import BACKUP_STATUS_PATH  # components.backups imports this module
-
-    match: dict = {"path": [BACKUP_STATUS_PATH]}
-    if hostname is not None:
-        match["host"] = [hostname]
-    return {"match": [match], "handle": [dict(ABORT)], "terminal": True}
-
-
-def render_caddy_json(stack: HostStack, **paths: str) -> str:
-    return json.dumps(caddy_config(stack, **paths), indent=2, sort_keys=True) + "\n"
-
-
 # --- Compose --------------------------------------------------------------------------------------
 
 
@@ -344,7 +278,7 @@ def compose_config(stack: HostStack, config_digests: Mapping[str, str] | None = 
 
     services: dict = {
         "proxy": {
-            "image": CADDY_IMAGE,
+            "image": stack.images.caddy,
             "command": ["caddy", "run", "--config", "/etc/caddy/caddy.json"],
             "ports": ["80:80", "443:443"],
             "volumes": [
@@ -352,7 +286,10 @@ def compose_config(stack: HostStack, config_digests: Mapping[str, str] | None = 
                 _bind("./tls", "/etc/caddy/tls"),
                 {"type": "volume", "source": "caddy-data", "target": "/data"},
             ],
-            "depends_on": {"app": {"condition": "service_started"}},
+            # No depends_on the app: Compose stops a service's dependents while it recreates it (with `restart:
+            # true`, compose-go's default for the short form; pkg/compose/reconcile.go planStopDependents), which
+            # would drop every connection the proxy holds at each app rollout. Caddy needs no started app: it
+            # holds requests for the app for up to try_duration and health-checks it.
             **always,
         },
         "app": {
@@ -364,14 +301,17 @@ def compose_config(stack: HostStack, config_digests: Mapping[str, str] | None = 
             **always,
         },
     }
-    if stack.backups is not None:
+    if stack.runs_data_stores:
         services["proxy"]["volumes"].append(_bind("./status", BACKUP_STATUS_ROOT))
+    if stack.http_health_route:
+        services["proxy"]["volumes"] += [_bind("./drain", health.DRAIN_ROOT),
+                                         _bind("./log", health.PROBE_LOG_DIR, read_only=False)]
     if stack.backup_status_upstream:
         services["proxy"]["env_file"] = [f"./{PROXY_ENV_FILE}"]
     if stack.runs_data_stores:
-        services.update(_data_store_services(data_mount, always))
+        services.update(_data_store_services(stack.images, data_mount, always))
         if stack.backups is not None:
-            services["db"].update(backup_db_service(services["db"], data_mount))
+            services["db"].update(backup_db_service(services["db"], data_mount, stack.images))
     if app.release_command and stack.runs_release:
         # Outside `up` (a profile): deploy.sh runs it with `compose run` against the new image while the
         # current version keeps serving. As a `depends_on` of the app it would run only after Compose had
@@ -399,10 +339,10 @@ def compose_config(stack: HostStack, config_digests: Mapping[str, str] | None = 
     return project
 
 
-def _data_store_services(data_mount: str, always: Mapping[str, object]) -> dict:
+def _data_store_services(images: ServiceImages, data_mount: str, always: Mapping[str, object]) -> dict:
     return {
         "db": {
-            "image": POSTGRES_IMAGE,
+            "image": images.postgres,
             "command": ["postgres", "-c", "config_file=/etc/postgresql/postgresql.conf"],
             "environment": {
                 "POSTGRES_USER": DB_USER,
@@ -423,7 +363,7 @@ def _data_store_services(data_mount: str, always: Mapping[str, object]) -> dict:
             **always,
         },
         "redis": {
-            "image": REDIS_IMAGE,
+            "image": images.redis,
             "command": ["redis-server", "/usr/local/etc/redis/redis.conf"],
             "secrets": ["redis_auth.conf", "redis_password"],
             "volumes": [
@@ -444,14 +384,14 @@ PROXY_ENV_FILE = "proxy.env"
 """The proxy's environment on a web host that proxies the data host's backup status (not secret)."""
 
 
-def backup_db_service(db: Mapping[str, object], data_mount: str) -> dict:
+def backup_db_service(db: Mapping[str, object], data_mount: str, images: ServiceImages) -> dict:
     """What off-site backups change in a db service: built from ``postgres/Dockerfile`` (deploy.sh builds it,
     ``pull`` skips it), pgBackRest's public config and secrets mounted read-only, its spool on the data volume."""
     from components.backups import PGBACKREST_CONF_PATH, PGBACKREST_SECRETS_PATH  # imports this module
 
     volumes = list(db["volumes"])  # type: ignore[call-overload]
     return {
-        "image": BACKUP_POSTGRES_IMAGE,
+        "image": images.backup_postgres,
         "build": {"context": "./postgres"},
         "volumes": [
             *volumes,
@@ -533,35 +473,104 @@ def _env_quote(value: str) -> str:
 # --- Deploy script and bundle ---------------------------------------------------------------------
 
 
+LOAD_BALANCER_PROBES = 2 * health.FAILS
+"""Consecutive probe answers deploy.sh waits to see: twice the balancer's threshold (``split_vps`` sets it to
+``health.FAILS``), because a DigitalOcean load balancer may run more than one node, each probing on its own."""
+
+LOAD_BALANCER_WAIT_SECONDS = 180
+
+CANDIDATE = "phasekit-candidate"
+"""The container deploy.sh starts the new version in, beside the running one, to check it before it goes live."""
+
+DRAIN_GRACE_SECONDS = 10
+"""After the load balancer stops sending new connections: time for the requests already sent to finish."""
+
+
 def render_deploy_script(stack: HostStack) -> str:
-    health_url = f"http://127.0.0.1:{stack.app.port}{stack.app.health_path}"
     release = (["docker compose run --rm -T migrate"]
                if stack.app.release_command and stack.runs_release else [])
     registry_login = [f"export DOCKER_CONFIG={STACK_DIR}/{DOCKER_CONFIG_DIR}"] if stack.app.registry_server else []
     spool = [f"{DATA_MOUNT}/pgbackrest"] if stack.backups is not None else []
     data_stores = [
-        *data_volume_steps(IMAGE_USER_ID, f"{DATA_MOUNT}/postgres", f"{DATA_MOUNT}/redis", *spool),
+        *data_volume_steps(IMAGE_USER_ID, f"{DATA_MOUNT}/postgres", f"{DATA_MOUNT}/redis", *spool,
+                           size_gib=stack.data_volume_gib),
+        # The proxy mounts status/ (the volume's status file); with backups backup_build_steps makes it.
+        *([f"install -d -m 0755 {BACKUP_STATUS_DIR_NAME}"] if stack.backups is None else []),
     ] if stack.runs_data_stores else []
+    drain, rejoin = balancer_steps() if stack.http_health_route else ([], [])
     return "\n".join([
         "#!/bin/sh",
         "# Rolls the stack in place: pull, start the data stores, run the release command while the current",
-        "# version keeps serving (a failure stops here and changes nothing else), then replace what changed",
-        "# and wait until the app answers its health check.",
+        "# version keeps serving (a failure stops here and changes nothing else), check the new version beside the",
+        "# running one (it goes live only if it passes the health-check contract), then replace what changed and",
+        "# check again.",
         "set -eu",
-        f"cd {STACK_DIR}",
+        'cd "$(dirname "$0")"',
         *data_stores,
         *registry_login,
         *(backup_build_steps() if stack.backups is not None else ["docker compose pull --quiet"]),
         *(["docker compose up --detach --wait --wait-timeout 300 db redis"] if stack.runs_data_stores else []),
         *(backup_check_steps() if stack.backups is not None else []),
         *release,
+        *candidate_steps(stack.app.port),
+        *drain,
         "docker compose up --detach --remove-orphans --wait --wait-timeout 300",
-        f"curl --fail --silent --show-error --output /dev/null --retry 30 --retry-delay 2 "
-        f"--retry-all-errors {shlex.quote(health_url)}",
+        f"./health.sh http://127.0.0.1:{stack.app.port}",
+        *rejoin,
+        *(volume_check_steps() if stack.runs_data_stores else []),
         *(backup_timer_steps(stack.backups) if stack.backups is not None else []),
         "docker image prune --force --filter until=168h >/dev/null",
         "",
     ])
+
+
+def candidate_steps(port: int) -> list[str]:
+    """deploy.sh lines that start the new version as a one-off container beside the running one (same image, env
+    and network; no service alias, so the proxy never routes to it: ``docker compose run`` adds the service's
+    aliases only with ``--use-aliases``, docs.docker.com/reference/cli/docker/compose/run/), publish its port on a
+    free loopback port and check it with ``health.sh``. A version that fails never replaces the running one."""
+    return [
+        f"docker rm --force {CANDIDATE} >/dev/null 2>&1 || true",
+        f"docker compose run --detach --no-deps --name {CANDIDATE} --publish 127.0.0.1::{port} app >/dev/null",
+        f"candidate=$(docker port {CANDIDATE} {port}/tcp | head -n 1)",
+        'if ! ./health.sh "http://$candidate"; then',
+        f"  docker logs --tail 50 {CANDIDATE} >&2 || true",
+        f"  docker rm --force {CANDIDATE} >/dev/null",
+        "  echo 'phasekit: the new version failed its health check; the running version keeps serving' >&2",
+        "  exit 1",
+        "fi",
+        f"docker rm --force {CANDIDATE} >/dev/null",
+    ]
+
+
+def balancer_steps() -> tuple[list[str], list[str]]:
+    """deploy.sh lines of a droplet behind the load balancer: before the swap, drain it (the health route answers
+    503) and wait until the balancer has seen that, then let requests in flight finish; after it, rejoin and wait
+    until the balancer sends traffic again, so the next droplet drains only once this one serves.
+
+    The drain needs the running proxy to have the drain route and the probe log: a new droplet (no proxy yet) is
+    not in rotation, and a proxy started from an older config (before draining existed, or a droplet that served
+    alone on a reserved IP) cannot drain; both skip it, the second with a warning. The traps rejoin on any exit,
+    signals included (dash runs an EXIT trap on ``exit`` but not when a signal kills it); the balancer's own checks
+    still keep a broken version out."""
+    drain_file = f"drain/{health.DRAIN_FILE}"
+    return [
+        "install -d -m 0755 drain log",
+        f"trap 'rm -f {drain_file}' EXIT",
+        "trap 'exit 129' HUP INT TERM PIPE",
+        'proxy=$(docker compose ps --quiet --status running proxy 2>/dev/null || true)',
+        'if [ -n "$proxy" ] && [ -s log/' + health.PROBE_LOG + ' ] && docker inspect --format '
+        "'{{range .Mounts}}{{println .Destination}}{{end}}' \"$proxy\" | grep -qx " + health.DRAIN_ROOT + "; then",
+        f"  touch {drain_file}",
+        "  ./lb-wait.sh drained",
+        f"  sleep {DRAIN_GRACE_SECONDS}",
+        'elif [ -n "$proxy" ]; then',
+        "  echo 'phasekit: WARNING: the running proxy predates draining; this droplet is replaced without it' >&2",
+        "fi",
+    ], [
+        f"rm -f {drain_file}",
+        "./lb-wait.sh serving",
+    ]
 
 
 OLD_DUMP_TIMER = "phasekit-pg-dump.timer"
@@ -617,15 +626,94 @@ def backup_timer_steps(spec: BackupSpec) -> list[str]:
     ]
 
 
-def data_volume_steps(owner_id: int, *directories: str) -> list[str]:
+def data_volume_steps(owner_id: int, *directories: str, size_gib: int | None = None) -> list[str]:
     """deploy.sh lines that refuse to run without the data volume, grow its filesystem and make the data
-    directories (owned by ``owner_id``, the image's service user)."""
+    directories (owned by ``owner_id``, the image's service user).
+
+    ``size_gib`` is written into the script so a grown volume changes the bundle and this rollout re-runs in the
+    same ``pulumi up`` (pulumi-command re-runs only on changed inputs). DigitalOcean's guide to increasing a volume
+    has the filesystem grown online with ``resize2fs`` once the volume is resized; the kernel may still see the old
+    size for a moment, so the script waits (bounded) for the device to reach the size before growing it."""
+    grow = [
+        f"# The data volume is {size_gib} GiB; wait until the kernel sees that size (a resize shows up online).",
+        f'device=$(findmnt --noheadings --output SOURCE {DATA_MOUNT})',
+        "waited=0",
+        f'while [ "$(blockdev --getsize64 "$device")" -lt {size_gib * 1024 ** 3} ] && [ "$waited" -lt 60 ]; do',
+        '  rescan=/sys/class/block/"$(basename "$(readlink -f "$device")")"/device/rescan',
+        '  if [ -w "$rescan" ]; then echo 1 > "$rescan"; fi',
+        "  sleep 2",
+        "  waited=$((waited + 2))",
+        "done",
+        f'[ "$(blockdev --getsize64 "$device")" -ge {size_gib * 1024 ** 3} ] || {{ echo "phasekit: the data volume is '
+        f'still smaller than {size_gib} GiB after 60 s; run pulumi up again once DigitalOcean shows the new size" '
+        ">&2; exit 1; }",
+    ] if size_gib is not None else []
     return [
         f"mountpoint -q {DATA_MOUNT} || {{ echo 'phasekit: data volume not mounted at {DATA_MOUNT}' >&2; exit 1; }}",
+        *grow,
         "# A grown volume needs its filesystem grown too; ext4 grows online and this is a no-op otherwise.",
         f"resize2fs \"$(findmnt --noheadings --output SOURCE {DATA_MOUNT})\" >/dev/null 2>&1 "
         f"|| {{ echo 'phasekit: could not grow the filesystem on {DATA_MOUNT}' >&2; exit 1; }}",
         f"install -d -m 0700 -o {owner_id} -g {owner_id} {' '.join(directories)}",
+    ]
+
+
+VOLUME_CHECK_UNIT = "phasekit-volume-check"
+
+
+def render_volume_check() -> str:
+    """``volume-check.sh``: ``status/VOLUME_STATUS_FILE`` exists only while the data volume is mounted and at most
+    ``VOLUME_ALERT_PERCENT`` full (the same "greater than" as DigitalOcean's disk alert); the proxy serves it at
+    ``VOLUME_STATUS_PATH`` for an uptime check, because DigitalOcean's disk metric watches only the root disk. A
+    warning also goes to the journal (or the rollout's output)."""
+    status = f"{BACKUP_STATUS_DIR_NAME}/{VOLUME_STATUS_FILE}"
+    return "\n".join([
+        "#!/bin/sh",
+        f"# Publishes {status} while the data volume is at most {VOLUME_ALERT_PERCENT}% full; removes it otherwise.",
+        "# Grow the volume (volumeSizeGib) before PostgreSQL runs out of space.",
+        "set -eu",
+        'cd "$(dirname "$0")"',
+        "# Unmounted, df would report the root disk's fill level instead: fail loudly.",
+        f"if ! mountpoint -q {DATA_MOUNT}; then",
+        f"  rm -f {status}",
+        f"  echo 'phasekit: WARNING: data volume not mounted at {DATA_MOUNT}' >&2",
+        "  exit 1",
+        "fi",
+        f"used=$(df --output=pcent {DATA_MOUNT} | tail -n 1 | tr -dc '0-9')",
+        f'if [ "$used" -gt {VOLUME_ALERT_PERCENT} ]; then',
+        f"  rm -f {status}",
+        f'  echo "phasekit: WARNING: data volume {DATA_MOUNT} is ${{used}}% full" >&2',
+        "  exit 0",
+        "fi",
+        f"install -d -m 0755 {BACKUP_STATUS_DIR_NAME}",
+        f'echo "ok: data volume ${{used}}% full" > {status}.new',
+        f"mv {status}.new {status}",
+        "",
+    ])
+
+
+def volume_check_files() -> dict[str, BundleFile]:
+    """volume-check.sh and the systemd units that run it every 5 minutes."""
+    from components.cloud_init import systemd_unit  # components.cloud_init imports this module
+
+    description = {"Description": "phasekit data volume fill check"}
+    return {
+        "volume-check.sh": BundleFile(render_volume_check(), mode=0o755),
+        f"systemd/{VOLUME_CHECK_UNIT}.service": BundleFile(systemd_unit({
+            "Unit": description, "Service": {"Type": "oneshot", "ExecStart": f"{STACK_DIR}/volume-check.sh"}})),
+        f"systemd/{VOLUME_CHECK_UNIT}.timer": BundleFile(systemd_unit({
+            "Unit": description, "Timer": {"OnBootSec": "5min", "OnUnitActiveSec": "5min"},
+            "Install": {"WantedBy": "timers.target"}})),
+    }
+
+
+def volume_check_steps() -> list[str]:
+    """deploy.sh lines that install and start the volume check's timer and run it once now."""
+    return [
+        f"install -m 0644 systemd/{VOLUME_CHECK_UNIT}.service systemd/{VOLUME_CHECK_UNIT}.timer /etc/systemd/system/",
+        "systemctl daemon-reload",
+        f"systemctl enable --now {VOLUME_CHECK_UNIT}.timer",
+        f"{STACK_DIR}/volume-check.sh",
     ]
 
 
@@ -636,16 +724,21 @@ def render_public_files(stack: HostStack, origin_certificate_pem: str | None = N
     """
     files = {
         "deploy.sh": BundleFile(render_deploy_script(stack), mode=0o755),
+        "health.sh": BundleFile(health.render_health_script(stack.app.health_path, stack.hostname), mode=0o755),
         "caddy/caddy.json": BundleFile(render_caddy_json(stack)),
     }
+    if stack.http_health_route:
+        files["lb-wait.sh"] = BundleFile(health.render_lb_wait_script(
+            stack.app.health_path, probes=LOAD_BALANCER_PROBES, limit_seconds=LOAD_BALANCER_WAIT_SECONDS), mode=0o755)
     digests = {"proxy": config_digest(files["caddy/caddy.json"].content, origin_certificate_pem or "")}
     if stack.runs_data_stores:
         settings = postgres_settings(stack.machine, stack.db_max_connections)
         if stack.backups is not None:
             settings.update(archive_settings(stack.backups))
-            files.update(backup_public_files(stack.backups))
+            files.update(backup_public_files(stack.backups, stack.images))
         files["postgres/postgresql.conf"] = BundleFile(render_postgresql_conf(settings))
         files["redis/redis.conf"] = BundleFile(render_redis_conf(redis_settings(stack.machine)))
+        files.update(volume_check_files())
         digests["db"] = config_digest(*(files[path].content for path in sorted(files) if path.startswith("postgres/")))
         digests["redis"] = config_digest(files["redis/redis.conf"].content)
     return {"compose.yaml": BundleFile(render_compose(stack, digests)), **files}
@@ -662,13 +755,13 @@ def archive_settings(spec: BackupSpec) -> dict[str, str]:
     return postgres_archive_settings(spec)
 
 
-def backup_public_files(spec: BackupSpec) -> dict[str, BundleFile]:
+def backup_public_files(spec: BackupSpec, images: ServiceImages) -> dict[str, BundleFile]:
     """The backup files without secrets, for any host that runs PostgreSQL: the database image's Dockerfile,
     pgBackRest's public config, backup.sh and its systemd units (installed by deploy.sh)."""
     from components import backups  # components.backups imports this module
 
     return {
-        "postgres/Dockerfile": BundleFile(backups.render_postgres_dockerfile(POSTGRES_IMAGE)),
+        "postgres/Dockerfile": BundleFile(backups.render_postgres_dockerfile(images.postgres)),
         "postgres/pgbackrest.conf": BundleFile(backups.render_pgbackrest_conf(spec)),
         "backup.sh": BundleFile(backups.render_backup_script(spec), mode=0o755),
         **{f"systemd/{unit}": BundleFile(content) for unit, content in backups.backup_units(spec).items()},

@@ -14,15 +14,16 @@ What is different from the single host:
   address and loopback at ``PGBOUNCER_PORT`` and pools into PostgreSQL over loopback.
 - The listen address and the VPC range are known only once the droplet exists, so this host's files
   travel only with the rollout; its cloud-init just prepares the machine.
-- deploy.sh warns (in ``pulumi up``'s output) when the data volume is fuller than ``VOLUME_WARN_PERCENT``,
-  because DigitalOcean's disk alert watches only the root disk; a systemd timer logs the same warning
-  to the journal every 5 minutes.
+- The data volume's fill level is checked as on the single host (``compose_stack.render_volume_check``): every
+  5 minutes and at each rollout, ``status/volume.txt`` exists only while the volume is under
+  ``VOLUME_ALERT_PERCENT``; the status server below serves it, so the web hosts' uptime check on
+  ``VOLUME_STATUS_PATH`` reaches the alert recipients.
 - Off-site backups (``DataHostStack.backups``) work as on the single host (``components.backups``): pgBackRest in
   the db image, continuous WAL archiving, backup.sh and its timers. The status file needs a public URL for the
   uptime check, and this host has no public proxy, so the simplest route that really works is used: a second
   Caddy here (``status`` service, the pinned Caddy image, host network) serves ``status/`` read-only on the VPC
   address at ``BACKUP_STATUS_PORT`` (the firewall admits only the app tier there), and every web host's Caddy
-  proxies ``BACKUP_STATUS_PATH`` to it (``compose_stack.backup_status_route``). No status file, or no data host,
+  proxies ``BACKUP_STATUS_PATH`` to it (``proxy_config.status_route``). No status file, or no data host,
   is a failed check either way. Pushing the file to the web hosts instead would need credentials on the data
   host to log in to them; a DigitalOcean metric cannot see a file.
 
@@ -42,9 +43,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import yaml
@@ -52,17 +52,15 @@ import yaml
 from components.backups import BackupSpec
 from components.compose_stack import (
     BACKUP_STATUS_ROOT,
-    CADDY_IMAGE,
     CONFIG_DIGEST_LABEL,
     DATA_MOUNT,
     DB_NAME,
     DB_USER,
     IMAGE_USER_ID,
     LOG_OPTIONS,
-    POSTGRES_IMAGE,
-    REDIS_IMAGE,
     STACK_DIR,
     BundleFile,
+    ServiceImages,
     archive_settings,
     backup_build_steps,
     backup_check_steps,
@@ -76,6 +74,8 @@ from components.compose_stack import (
     redis_settings,
     render_postgresql_conf,
     render_redis_conf,
+    volume_check_files,
+    volume_check_steps,
 )
 from components.tuning import RESERVED_DB_CONNECTIONS, Machine, postgres_settings
 
@@ -84,8 +84,6 @@ PGBOUNCER_PORT = 6432
 REDIS_PORT = 6379
 BACKUP_STATUS_PORT = 8079
 """Where the data host's status server listens on its VPC address, for the web hosts' Caddy only."""
-VOLUME_WARN_PERCENT = 80
-"""Data-volume fill level at which deploy.sh and the volume check warn."""
 
 PoolMode = Literal["transaction", "session"]
 
@@ -115,6 +113,13 @@ class DataHostStack:
 
     backups: BackupSpec | None = None
     """Off-site backups of PostgreSQL and Redis, with the status server the web hosts proxy; None: none."""
+
+    images: ServiceImages = field(default_factory=ServiceImages)
+    """PostgreSQL, Redis and (status server) Caddy images (``phasekit:services``)."""
+
+    data_volume_gib: int | None = None
+    """Size of the data volume, rendered into deploy.sh so a grown volume re-runs the rollout that grows its
+    filesystem (``compose_stack.HostStack.data_volume_gib``)."""
 
     @property
     def max_connections(self) -> int:
@@ -230,7 +235,7 @@ def data_compose_config(stack: DataHostStack, config_digests: Mapping[str, str] 
     always = {"restart": "unless-stopped", "logging": LOG_OPTIONS, "network_mode": "host"}
     services: dict = {
         "db": {
-            "image": POSTGRES_IMAGE,
+            "image": stack.images.postgres,
             "command": ["postgres", "-c", "config_file=/etc/postgresql/postgresql.conf",
                         "-c", "hba_file=/etc/postgresql/pg_hba.conf"],
             "environment": {
@@ -256,7 +261,7 @@ def data_compose_config(stack: DataHostStack, config_digests: Mapping[str, str] 
     secret_names = ["db_password"]
     if stack.redis:
         services["redis"] = {
-            "image": REDIS_IMAGE,
+            "image": stack.images.redis,
             "command": ["redis-server", "/usr/local/etc/redis/redis.conf"],
             "secrets": ["redis_auth.conf", "redis_password"],
             "volumes": [
@@ -274,9 +279,9 @@ def data_compose_config(stack: DataHostStack, config_digests: Mapping[str, str] 
         }
         secret_names += ["redis_password", "redis_auth.conf"]
     if stack.backups is not None:
-        services["db"].update(backup_db_service(services["db"], DATA_MOUNT))
+        services["db"].update(backup_db_service(services["db"], DATA_MOUNT, stack.images))
         services["status"] = {
-            "image": CADDY_IMAGE,
+            "image": stack.images.caddy,
             "command": ["caddy", "run", "--config", "/etc/caddy/status.json"],
             "volumes": [
                 {"type": "bind", "source": "./caddy/status.json", "target": "/etc/caddy/status.json",
@@ -305,23 +310,6 @@ def status_server_config(network: DataHostNetwork) -> dict:
     }
 
 
-def render_volume_check() -> str:
-    return "\n".join([
-        "#!/bin/sh",
-        f"# Warns when the data volume is more than {VOLUME_WARN_PERCENT}% full: DigitalOcean's disk alert",
-        "# watches only the root disk. Grow database.volumeSizeGib before PostgreSQL runs out.",
-        "set -eu",
-        "# Unmounted, df would report the root disk's fill level instead: fail loudly.",
-        f"mountpoint -q {DATA_MOUNT} || {{ echo 'phasekit: WARNING: data volume not mounted at {DATA_MOUNT}' >&2; "
-        "exit 1; }",
-        f"used=$(df --output=pcent {DATA_MOUNT} | tail -n 1 | tr -dc '0-9')",
-        f'if [ "$used" -gt {VOLUME_WARN_PERCENT} ]; then',
-        f'  echo "phasekit: WARNING: data volume {DATA_MOUNT} is ${{used}}% full" >&2',
-        "fi",
-        "",
-    ])
-
-
 def render_data_deploy_script(stack: DataHostStack) -> str:
     services = "db redis" if stack.redis else "db"
     spool = [f"{DATA_MOUNT}/pgbackrest"] if stack.backups is not None else []
@@ -341,17 +329,14 @@ def render_data_deploy_script(stack: DataHostStack) -> str:
         "# only when their config changed; PgBouncer is (re)configured after PostgreSQL is healthy.",
         "set -eu",
         f"cd {STACK_DIR}",
-        *data_volume_steps(IMAGE_USER_ID, f"{DATA_MOUNT}/postgres", f"{DATA_MOUNT}/redis", *spool),
+        *data_volume_steps(IMAGE_USER_ID, f"{DATA_MOUNT}/postgres", f"{DATA_MOUNT}/redis", *spool,
+                           size_gib=stack.data_volume_gib),
         *(backup_build_steps() if stack.backups is not None else ["docker compose pull --quiet"]),
         f"docker compose up --detach --remove-orphans --wait --wait-timeout 300 {services}"
         + (" status" if stack.backups is not None else ""),
         *(backup_check_steps() if stack.backups is not None else []),
         *pgbouncer,
-        "install -m 0644 systemd/phasekit-volume-check.service systemd/phasekit-volume-check.timer "
-        "/etc/systemd/system/",
-        "systemctl daemon-reload",
-        "systemctl enable --now phasekit-volume-check.timer",
-        f"{STACK_DIR}/volume-check.sh",
+        *volume_check_steps(),
         *(backup_timer_steps(stack.backups) if stack.backups is not None else []),
         "docker image prune --force --filter until=168h >/dev/null",
         "",
@@ -365,13 +350,13 @@ def render_data_bundle(stack: DataHostStack, network: DataHostNetwork,
     pg_hba = render_pg_hba(network)
     files = {
         "deploy.sh": BundleFile(render_data_deploy_script(stack), mode=0o755),
-        "volume-check.sh": BundleFile(render_volume_check(), mode=0o755),
+        **volume_check_files(),
         "postgres/postgresql.conf": BundleFile(postgres_conf),
         "postgres/pg_hba.conf": BundleFile(pg_hba),
     }
     digests = {"db": config_digest(postgres_conf, pg_hba)}
     if stack.backups is not None:
-        backup_files = backup_public_files(stack.backups)
+        backup_files = backup_public_files(stack.backups, stack.images)
         files.update(backup_files)
         files["caddy/status.json"] = BundleFile(json.dumps(status_server_config(network), indent=2,
                                                            sort_keys=True) + "\n")
@@ -386,7 +371,6 @@ def render_data_bundle(stack: DataHostStack, network: DataHostNetwork,
         files["pgbouncer/pgbouncer.ini"] = BundleFile(render_ini(pgbouncer_settings(stack, network)))
         files["secrets/pgbouncer_userlist.txt"] = BundleFile(render_pgbouncer_userlist(secrets.db_password),
                                                              mode=0o600)
-    files.update({f"systemd/{unit}": content for unit, content in volume_check_units().items()})
     files["compose.yaml"] = BundleFile(yaml.safe_dump(data_compose_config(stack, digests), sort_keys=False))
     files.update(data_store_secret_files(secrets.db_password, secrets.redis_password))
     if stack.backups is not None:
@@ -397,17 +381,3 @@ def render_data_bundle(stack: DataHostStack, network: DataHostNetwork,
                                          secret_access_key=secrets.backup_secret_access_key or "",
                                          passphrase=secrets.backup_passphrase or ""))
     return files
-
-
-def volume_check_units() -> dict[str, BundleFile]:
-    """systemd units running ``volume-check.sh`` every 5 minutes; its warnings land in the journal."""
-    service = "\n".join([
-        "[Unit]", "Description=phasekit data volume fill check", "",
-        "[Service]", "Type=oneshot", f"ExecStart={shlex.quote(STACK_DIR + '/volume-check.sh')}", "",
-    ])
-    timer = "\n".join([
-        "[Unit]", "Description=phasekit data volume fill check", "",
-        "[Timer]", "OnBootSec=5min", "OnUnitActiveSec=5min", "",
-        "[Install]", "WantedBy=timers.target", "",
-    ])
-    return {"phasekit-volume-check.service": BundleFile(service), "phasekit-volume-check.timer": BundleFile(timer)}

@@ -31,7 +31,8 @@ Pods: non-root (``run_as_user``), no privilege escalation, every capability drop
 seccomp, read-only root filesystem with an emptyDir at each of ``writable_paths`` (default ``/tmp``), no
 ServiceAccount token, no service-link variables. So the app must listen on a port >= 1024 and write only to
 those paths, and its health path must
-answer plain HTTP on the pod IP with any Host header (the probes send no hostname).
+answer the health-check contract (``components.health``: the public hostname as Host, ``X-Forwarded-Proto:
+https``; with ``hostname`` unset, plain HTTP on the pod IP with any Host header).
 
 Probes: a startup probe gives a slow boot up to 5 minutes; after it, readiness drops a pod from the
 Service after 15 s of failures, liveness restarts it only after 60 s (longer, so a brief dependency outage
@@ -72,6 +73,7 @@ from urllib.parse import parse_qs, urlsplit
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components import health
 from components.aws_choices import NODE_PORT_RANGE
 from components.compose_stack import AppSpec, contract_environment, render_docker_config
 from components.database_role import DatabaseRoleJobArgs, database_role_job
@@ -173,6 +175,11 @@ class KubernetesAppArgs:
 
     labels: Mapping[str, str] = field(default_factory=dict)
     """Labels for every object (``components.tags.kubernetes_labels``); never part of a selector."""
+
+    hostname: str | None = None
+    """The public hostname. The probes send it as ``Host`` with ``X-Forwarded-Proto: https`` (phasekit's
+    health-check contract, ``components.health``), so an app that checks its host and redirects plain HTTP passes
+    them; None: the kubelet's default Host (the pod IP), for an app whose health path answers any host."""
 
     zone_spread: bool = True
     """Spread pods across availability zones (best effort) as well as across nodes."""
@@ -412,9 +419,10 @@ def _deployment(name: str, args: KubernetesAppArgs, meta: Metadata, pods: _PodPa
                         pods,
                         ports=[k8s.core.v1.ContainerPortArgs(
                             name=PORT_NAME, container_port=app.port, protocol="TCP")],
-                        startup_probe=http_probe(app.health_path, period=5, timeout=2, failures=60),
-                        readiness_probe=http_probe(app.health_path, period=5, timeout=2, failures=3),
-                        liveness_probe=http_probe(app.health_path, period=10, timeout=5, failures=6),
+                        startup_probe=http_probe(app.health_path, args.hostname, period=5, timeout=2, failures=60),
+                        readiness_probe=http_probe(app.health_path, args.hostname, period=5, timeout=2,
+                                                   failures=health.FAILS),
+                        liveness_probe=http_probe(app.health_path, args.hostname, period=10, timeout=5, failures=6),
                         lifecycle=k8s.core.v1.LifecycleArgs(pre_stop=k8s.core.v1.LifecycleHandlerArgs(
                             sleep=k8s.core.v1.SleepActionArgs(seconds=PRE_STOP_SLEEP_SECONDS))),
                     ),
@@ -609,9 +617,15 @@ def container_security_context() -> k8s.core.v1.SecurityContextArgs:
     )
 
 
-def http_probe(path: str, *, period: int, timeout: int, failures: int) -> k8s.core.v1.ProbeArgs:
+def http_probe(path: str, hostname: str | None, *, period: int, timeout: int,
+               failures: int) -> k8s.core.v1.ProbeArgs:
+    """An HTTP probe of ``path``; with ``hostname``, under the health-check contract. The kubelet uses an
+    ``httpHeaders`` entry named Host as the request's Host (kubernetes.io/docs/tasks/configure-pod-container/
+    configure-liveness-readiness-startup-probes/, "HTTP probes")."""
+    headers = ([k8s.core.v1.HTTPHeaderArgs(name=name, value=value)
+                for name, value in health.request_headers(hostname).items()] if hostname is not None else None)
     return k8s.core.v1.ProbeArgs(
-        http_get=k8s.core.v1.HTTPGetActionArgs(path=path, port=PORT_NAME),
+        http_get=k8s.core.v1.HTTPGetActionArgs(path=path, port=PORT_NAME, http_headers=headers),
         period_seconds=period,
         timeout_seconds=timeout,
         failure_threshold=failures,

@@ -9,7 +9,7 @@ Creates
 - the ALB: internet-facing, IPv4 by default, ``drop_invalid_header_fields`` on, HTTP/2 on, deletion
   protection off (see Stateful), the idle timeout from the args;
 - a target group (HTTP to the Service's fixed NodePort, instance targets, health check on
-  ``health_path`` expecting 200-399, 30 s deregistration delay) and an attachment registering the managed
+  ``health_path`` expecting 200-499, 30 s deregistration delay) and an attachment registering the managed
   node group's Auto Scaling group in it, so nodes join and leave the target group with the group;
 - one HTTPS listener on 443 (TLS 1.3 + 1.2 policy ``ELBSecurityPolicy-TLS13-1-2-2021-06``) forwarding to
   the target group;
@@ -82,7 +82,12 @@ SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 """TLS 1.3 and 1.2 only, forward-secret ciphers; Cloudflare's edge speaks both to origins."""
 
 
-HEALTH_MATCHER = "200-399"
+HEALTH_MATCHER = "200-499"
+"""The target group checks that a node forwards to a pod that answers. It cannot follow the health-check contract:
+an ELBv2 target-group health check has no header settings (docs.aws.amazon.com/elasticloadbalancing/latest/
+application/target-group-health-checks.html), so it sends the target's address as Host, which an app that checks
+its host answers 400 and one that redirects plain HTTP answers 301. Any answer below 500 proves the path works; the
+pods' readiness probes (with the contract's headers) decide which pods serve."""
 HEALTHY_THRESHOLD = 2
 UNHEALTHY_THRESHOLD = 3
 """With the default 15 s interval a node leaves rotation after 45 s of failures and returns after 30 s."""
@@ -149,8 +154,8 @@ class PublicLoadBalancerArgs:
     instances are the targets."""
 
     health_path: str
-    """Path the target group's health check requests, e.g. ``/healthz``; must start with ``/``. 200-399 is
-    healthy."""
+    """Path the target group's health check requests, e.g. ``/healthz``; must start with ``/``. Any answer
+    below 500 is healthy (``HEALTH_MATCHER`` says why)."""
 
     certificate_chain_pem: pulumi.Input[str] | None = None
     """Intermediate/root chain (PEM) imported with the certificate; None imports the leaf alone (Cloudflare

@@ -201,6 +201,7 @@ def build(config: Phase3Stack, secrets: StackSecretInputs, project: str, stack: 
         vpc_cidr=region.vpc_cidr,
         database_role=database_role,
         labels=kubernetes_labels(tags),
+        hostname=config.edge.hostname,
     ), opts=pulumi.ResourceOptions(provider=cluster.provider))
 
     _logical_backup(config, secrets, backup_store, database=database, app=workload_app, cluster=cluster,

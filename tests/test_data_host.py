@@ -9,7 +9,7 @@ What these tests cannot prove:
 - DigitalOcean's VPC routing: that app droplets' packets arrive from inside the VPC range, and that the
   droplet's VPC address is the one rendered; the cloud firewall in front of it;
 - the consumers' versions on the droplet: Debian 12's PostgreSQL 15, Redis 7.0 and PgBouncer 1.18 run
-  here, against the postgres:16.6 and redis:7.4.1 images and Ubuntu 24.04's (newer) pgbouncer package;
+  here, against the postgres:16.15-bookworm and redis:7.4.11-bookworm images and Ubuntu 24.04's (newer) pgbouncer package;
 - how the app role comes to exist: the image's entrypoint creates it (as the superuser) from
   ``POSTGRES_PASSWORD_FILE``; here the test creates it over the admin connection;
 - ``deploy.sh`` and the systemd units: deploy.sh only passes shellcheck here; volume-check.sh runs with a
@@ -45,6 +45,7 @@ from components.tuning import Machine
 from tests.builders import BACKUP_SECRETS, BACKUP_SPEC
 from tests.realtools import (
     compose_config,
+    pinned_caddy,
     running_pgbouncer,
     running_postgres,
     running_redis,
@@ -277,24 +278,34 @@ def run_volume_check(tmp_path: Path, df_percent: str,
     return result, df_args.read_text() if df_args.exists() else ""
 
 
+STATUS_FILE = "status/volume.txt"
+
+
 @pytest.mark.parametrize("percent", [81, 85, 100])
-def test_volume_check_warns_above_80_percent(tmp_path, percent):
+def test_volume_check_warns_and_withdraws_the_status_file_above_80_percent(tmp_path, percent):
+    (tmp_path / "status").mkdir()
+    (tmp_path / STATUS_FILE).write_text("ok: data volume 12% full\n")
     result, df_args = run_volume_check(tmp_path, f"{percent}%")
     assert df_args == "--output=pcent /mnt/phasekit-data\n"
     assert (result.returncode, result.stdout) == (0, "")
     assert result.stderr == f"phasekit: WARNING: data volume /mnt/phasekit-data is {percent}% full\n"
+    assert not (tmp_path / STATUS_FILE).exists()  # the uptime check on /.well-known/phasekit/volume fails
 
 
 @pytest.mark.parametrize("percent", [0, 42, 80])
-def test_volume_check_is_silent_up_to_80_percent(tmp_path, percent):
+def test_volume_check_publishes_the_status_file_up_to_80_percent(tmp_path, percent):
     result, _ = run_volume_check(tmp_path, f"{percent}%")
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    assert (tmp_path / STATUS_FILE).read_text() == f"ok: data volume {percent}% full\n"
 
 
 def test_volume_check_fails_loudly_when_the_volume_is_not_mounted(tmp_path):
+    (tmp_path / "status").mkdir()
+    (tmp_path / STATUS_FILE).write_text("ok: data volume 12% full\n")
     result, df_args = run_volume_check(tmp_path, "10%", mounted=False)
     assert (result.returncode, df_args) == (1, "")
     assert result.stderr == "phasekit: WARNING: data volume not mounted at /mnt/phasekit-data\n"
+    assert not (tmp_path / STATUS_FILE).exists()
 
 
 def test_volume_check_parses_the_real_df(tmp_path):
@@ -324,7 +335,7 @@ def test_docker_compose_accepts_the_data_host_stack_with_backups():
     others = {path: file.content for path, file in BACKED_UP_BUNDLE.items() if path != "compose.yaml"}
     services = compose_config(BACKED_UP_BUNDLE["compose.yaml"].content, others)["services"]
     assert set(services) == {"db", "redis", "status"}
-    assert services["db"]["image"] == "phasekit/postgres-pgbackrest:16.6"
+    assert services["db"]["image"] == "phasekit/postgres-pgbackrest:16.15-bookworm"
     assert all("ports" not in service and service["network_mode"] == "host" for service in services.values())
 
 
@@ -342,7 +353,7 @@ def test_the_status_server_serves_only_the_status_folder_on_the_vpc_address(tmp_
     server["listen"] = [f"{VPC_ADDRESS}:{port}"]
     server["routes"][0]["handle"][0]["root"] = str(status)
     (tmp_path / "status.json").write_text(json.dumps(config))
-    caddy = subprocess.Popen(["caddy", "run", "--config", str(tmp_path / "status.json")],
+    caddy = subprocess.Popen([pinned_caddy(), "run", "--config", str(tmp_path / "status.json")],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         url = f"http://{VPC_ADDRESS}:{port}/backup.txt"

@@ -97,7 +97,7 @@ def test_the_status_server_listens_on_the_vpc_address_only():
         }}}},
     }
     status = yaml.safe_load(files["compose.yaml"].content)["services"]["status"]
-    assert status["image"] == "caddy:2.8.4"
+    assert status["image"] == "caddy:2.11.4"
     assert status["volumes"] == [
         {"type": "bind", "source": "./caddy/status.json", "target": "/etc/caddy/status.json", "read_only": True},
         {"type": "bind", "source": "./status", "target": "/srv/phasekit-status", "read_only": True}]

@@ -314,6 +314,17 @@ def test_deployment_probes_and_graceful_stop():
     assert pod_spec(record())["terminationGracePeriodSeconds"] == 30
 
 
+def test_probes_follow_the_health_check_contract_with_the_public_hostname():
+    container = app_container(record(hostname="shop.example.com"))
+    contract = {"httpGet": {"path": "/healthz", "port": "http", "httpHeaders": [
+        {"name": "Host", "value": "shop.example.com"}, {"name": "X-Forwarded-Proto", "value": "https"}]}}
+    assert container["startupProbe"] == {**contract, "periodSeconds": 5, "timeoutSeconds": 2, "failureThreshold": 60}
+    assert container["readinessProbe"] == {**contract, "periodSeconds": 5, "timeoutSeconds": 2,
+                                           "failureThreshold": 3}
+    assert container["livenessProbe"] == {**contract, "periodSeconds": 10, "timeoutSeconds": 5,
+                                          "failureThreshold": 6}
+
+
 def test_deployment_rolls_without_losing_capacity_and_leaves_replicas_to_the_hpa():
     deployment = record().one(DEPLOYMENT)
     spec = deployment.inputs["spec"]

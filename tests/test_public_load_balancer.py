@@ -215,7 +215,7 @@ def test_target_group_forwards_http_to_the_node_port_and_checks_health_exactly()
         "port": 30080,
         "deregistrationDelay": 30,
         "healthCheck": {
-            "enabled": True, "protocol": "HTTP", "port": "traffic-port", "path": "/healthz", "matcher": "200-399",
+            "enabled": True, "protocol": "HTTP", "port": "traffic-port", "path": "/healthz", "matcher": "200-499",
             "interval": 15, "timeout": 5, "healthyThreshold": 2, "unhealthyThreshold": 3,
         },
         "tags": tags("web-tg"),

@@ -16,7 +16,6 @@ import yaml
 from components.cloud_init import cloud_config
 from components.compose_stack import (
     app_environment,
-    caddy_config,
     compose_config,
     pack_bundle,
     redis_settings,
@@ -26,6 +25,7 @@ from components.compose_stack import (
     render_postgresql_conf,
     render_public_files,
 )
+from components.proxy_config import caddy_config
 from components.tuning import Machine, db_max_connections, postgres_settings, redis_maxmemory_mib
 from tests.builders import APP, BACKUP_SECRETS, BACKUP_SPEC, HOST_STACK, STACK_SECRETS
 
@@ -93,8 +93,61 @@ def test_release_command_is_run_by_deploy_before_the_app_is_touched():
         "docker compose pull --quiet",
         "docker compose up --detach --wait --wait-timeout 300 db redis",
         "docker compose run --rm -T migrate",
+        "docker compose run --detach --no-deps --name phasekit-candidate --publish 127.0.0.1::8000 app >/dev/null",
         "docker compose up --detach --remove-orphans --wait --wait-timeout 300",
     ]
+
+
+def test_the_new_version_is_checked_beside_the_running_one_before_it_replaces_it():
+    lines = render_deploy_script(STACK).splitlines()
+    start = lines.index("docker rm --force phasekit-candidate >/dev/null 2>&1 || true")
+    assert lines[start:start + 11] == [
+        "docker rm --force phasekit-candidate >/dev/null 2>&1 || true",
+        "docker compose run --detach --no-deps --name phasekit-candidate --publish 127.0.0.1::8000 app >/dev/null",
+        "candidate=$(docker port phasekit-candidate 8000/tcp | head -n 1)",
+        'if ! ./health.sh "http://$candidate"; then',
+        "  docker logs --tail 50 phasekit-candidate >&2 || true",
+        "  docker rm --force phasekit-candidate >/dev/null",
+        "  echo 'phasekit: the new version failed its health check; the running version keeps serving' >&2",
+        "  exit 1",
+        "fi",
+        "docker rm --force phasekit-candidate >/dev/null",
+        "docker compose up --detach --remove-orphans --wait --wait-timeout 300",
+    ]
+    assert lines[start + 11] == "./health.sh http://127.0.0.1:8000"
+    assert lines.index("docker compose run --rm -T migrate") < start
+
+
+def test_caddy_checks_the_app_under_the_health_contract_with_tolerances():
+    proxy = caddy_config(STACK)["apps"]["http"]["servers"]["https"]["routes"][-1]["handle"][0]
+    assert proxy["health_checks"] == {"active": {
+        "uri": "/healthz", "headers": {"Host": ["app.example.com"], "X-Forwarded-Proto": ["https"]},
+        "interval": "10s", "timeout": "5s", "passes": 1, "fails": 3}}
+    assert proxy["headers"] == {"request": {"set": {"X-Forwarded-For": ["{http.vars.client_ip}"]}}}
+    assert proxy["load_balancing"] == {"try_duration": "30s", "try_interval": "250ms"}
+
+
+def test_caddy_trusts_only_the_given_proxies_for_the_visitor_address():
+    from dataclasses import replace
+    assert "trusted_proxies" not in caddy_config(STACK)["apps"]["http"]["servers"]["https"]
+    https = caddy_config(replace(STACK, trusted_proxies=("173.245.48.0/20", "2400:cb00::/32")))[
+        "apps"]["http"]["servers"]["https"]
+    assert https["trusted_proxies"] == {"source": "static", "ranges": ["173.245.48.0/20", "2400:cb00::/32"]}
+    assert https["client_ip_headers"] == ["CF-Connecting-IP"]
+
+
+def test_the_deploy_script_names_the_volume_size_so_a_grown_volume_reruns_it():
+    from dataclasses import replace
+    sized = render_deploy_script(replace(STACK, data_volume_gib=20)).splitlines()
+    assert "# The data volume is 20 GiB; wait until the kernel sees that size (a resize shows up online)." in sized
+    assert ('while [ "$(blockdev --getsize64 "$device")" -lt 21474836480 ] && [ "$waited" -lt 60 ]; do'
+            in sized)
+    assert render_deploy_script(replace(STACK, data_volume_gib=30)) != render_deploy_script(
+        replace(STACK, data_volume_gib=20))
+    assert sized.index("mountpoint -q /mnt/phasekit-data || { echo 'phasekit: data volume not mounted at "
+                       "/mnt/phasekit-data' >&2; exit 1; }") < sized.index(
+        "# The data volume is 20 GiB; wait until the kernel sees that size (a resize shows up online).") < next(
+        index for index, line in enumerate(sized) if line.startswith("resize2fs "))
 
 
 def test_a_changed_config_file_changes_its_service_so_compose_recreates_it():
@@ -116,7 +169,21 @@ def test_without_release_command_there_is_no_migrate_service():
     stack = replace(STACK, app=replace(APP, release_command=None))
     services = compose_config(stack)["services"]
     assert "migrate" not in services
-    assert "docker compose run" not in render_deploy_script(stack)
+    assert "docker compose run --rm -T migrate" not in render_deploy_script(stack)
+
+
+def test_a_droplet_behind_the_balancer_closes_client_connections_while_it_drains():
+    web = dataclasses.replace(STACK, role="web", http_health_route=True)
+    routes = caddy_config(web)["apps"]["http"]["servers"]["https"]["routes"]
+    assert routes[-2] == {"match": [{"file": {"root": "/srv/phasekit-drain", "try_files": ["/draining"]}}],
+                          "handle": [{"handler": "headers", "response": {"set": {"Connection": ["close"]}}}]}
+    assert routes[-1]["handle"][0]["handler"] == "reverse_proxy"
+    assert all(route["match"][0].get("file") is None for route in caddy_config(STACK)["apps"]["http"]["servers"][
+        "https"]["routes"])
+
+
+def test_the_proxy_does_not_depend_on_the_app_so_an_app_rollout_never_restarts_it():
+    assert "depends_on" not in compose_config(STACK)["services"]["proxy"]
 
 
 def test_every_long_running_service_restarts_rotates_logs_and_data_lives_on_the_volume():
@@ -138,7 +205,7 @@ def test_caddy_presents_the_origin_certificate_with_tls12_minimum():
     assert config["apps"]["tls"]["certificates"]["load_files"] == [
         {"certificate": "/etc/caddy/tls/origin.pem", "key": "/etc/caddy/tls/origin.key",
          "tags": ["cloudflare-origin"]}]
-    upstream = https["routes"][0]["handle"][0]
+    upstream = https["routes"][-1]["handle"][0]
     assert upstream["upstreams"] == [{"dial": "app:8000"}]
     assert upstream["health_checks"]["active"]["uri"] == "/healthz"
     assert config["admin"] == {"disabled": True}
@@ -187,8 +254,9 @@ def test_bundle_is_deterministic_and_keeps_modes_and_owners():
 
 def test_public_files_hold_no_secret():
     public = render_public_files(STACK)
-    assert set(public) == {"compose.yaml", "deploy.sh", "caddy/caddy.json", "postgres/postgresql.conf",
-                           "redis/redis.conf"}
+    assert set(public) == {"compose.yaml", "deploy.sh", "health.sh", "caddy/caddy.json", "postgres/postgresql.conf",
+                           "redis/redis.conf", "volume-check.sh", "systemd/phasekit-volume-check.service",
+                           "systemd/phasekit-volume-check.timer"}
     for entry in public.values():
         assert "dbpw" not in entry.content and "redispw" not in entry.content
 
@@ -242,7 +310,7 @@ BACKED_UP_SECRETS = dataclasses.replace(SECRETS, **BACKUP_SECRETS)
 def test_the_db_service_is_built_with_pgbackrest_and_mounts_its_config_secrets_and_spool():
     services = compose_config(BACKED_UP)["services"]
     db = services["db"]
-    assert (db["image"], db["build"]) == ("phasekit/postgres-pgbackrest:16.6", {"context": "./postgres"})
+    assert (db["image"], db["build"]) == ("phasekit/postgres-pgbackrest:16.15-bookworm", {"context": "./postgres"})
     assert db["volumes"] == [
         {"type": "bind", "source": "/mnt/phasekit-data/postgres", "target": "/var/lib/postgresql/data",
          "read_only": False},
@@ -261,22 +329,29 @@ def test_the_db_service_is_built_with_pgbackrest_and_mounts_its_config_secrets_a
     assert "build" not in compose_config(STACK)["services"]["db"]
 
 
-def test_caddy_serves_the_status_file_uncached_before_the_app_route():
+def test_caddy_serves_the_status_files_uncached_before_the_app_route():
     routes = caddy_config(BACKED_UP)["apps"]["http"]["servers"]["https"]["routes"]
-    assert routes[0] == {
-        "match": [{"host": ["app.example.com"], "path": ["/.well-known/phasekit/backup"]}],
+    assert routes[:2] == [{
+        "match": [{"host": ["app.example.com"], "path": [path]}],
         "handle": [{"handler": "headers", "response": {"set": {"Cache-Control": ["no-store"]}}},
-                   {"handler": "rewrite", "uri": "/backup.txt"},
+                   {"handler": "rewrite", "uri": f"/{file}"},
                    {"handler": "file_server", "root": "/srv/phasekit-status"}],
         "terminal": True,
-    }
-    assert routes[1]["handle"][0]["handler"] == "reverse_proxy"
-    assert len(caddy_config(STACK)["apps"]["http"]["servers"]["https"]["routes"]) == 1
+    } for path, file in (("/.well-known/phasekit/backup", "backup.txt"),
+                         ("/.well-known/phasekit/volume", "volume.txt"))]
+    assert routes[2]["handle"][0]["handler"] == "reverse_proxy"
+    # Without off-site backups the host still answers its data volume's status.
+    assert [route["match"][0].get("path") for route in caddy_config(STACK)["apps"]["http"]["servers"]["https"][
+        "routes"]] == [["/.well-known/phasekit/volume"], None]
     # Without the status file (or, on a web host, the data host's status server) the connection is dropped.
     assert caddy_config(BACKED_UP)["apps"]["http"]["servers"]["https"]["errors"] == {"routes": [{
-        "match": [{"path": ["/.well-known/phasekit/backup"], "host": ["app.example.com"]}],
+        "match": [{"path": ["/.well-known/phasekit/backup", "/.well-known/phasekit/volume"],
+                   "host": ["app.example.com"]}],
         "handle": [{"handler": "static_response", "abort": True}], "terminal": True}]}
-    assert "errors" not in caddy_config(STACK)["apps"]["http"]["servers"]["https"]
+    assert caddy_config(STACK)["apps"]["http"]["servers"]["https"]["errors"]["routes"][0]["match"][0]["path"] == [
+        "/.well-known/phasekit/volume"]
+    web = dataclasses.replace(STACK, role="web")
+    assert "errors" not in caddy_config(web)["apps"]["http"]["servers"]["https"]  # nothing to report here
 
 
 def test_a_web_host_proxies_the_status_path_to_the_data_host_named_in_its_environment():
@@ -323,8 +398,15 @@ def test_deploy_builds_the_database_image_checks_archiving_and_enables_the_backu
         "(see pgbackrest check above)' >&2; exit 1; }",
     ]
     assert lines.index("docker compose run --rm -T migrate") == start + 5  # the app changes only after the check
-    health = next(index for index, line in enumerate(lines) if line.startswith("curl --fail"))
-    assert lines[health + 1:health + 9] == [
+    health = lines.index("./health.sh http://127.0.0.1:8000")
+    assert lines[health + 1:health + 5] == [
+        "install -m 0644 systemd/phasekit-volume-check.service systemd/phasekit-volume-check.timer "
+        "/etc/systemd/system/",
+        "systemctl daemon-reload",
+        "systemctl enable --now phasekit-volume-check.timer",
+        "/opt/phasekit/volume-check.sh",
+    ]
+    assert lines[health + 5:health + 13] == [
         "! systemctl is-enabled --quiet phasekit-pg-dump.timer 2>/dev/null || systemctl disable --now "
         "phasekit-pg-dump.timer",
         "rm -f /etc/systemd/system/phasekit-pg-dump.timer /etc/systemd/system/phasekit-pg-dump.service",
@@ -351,11 +433,12 @@ def test_postgresql_archives_continuously_within_half_the_recovery_point():
 def test_backup_files_are_public_or_secret_as_they_should_be():
     public = render_public_files(BACKED_UP)
     assert set(public) == {
-        "compose.yaml", "deploy.sh", "caddy/caddy.json", "postgres/postgresql.conf", "redis/redis.conf",
-        "postgres/Dockerfile", "postgres/pgbackrest.conf", "backup.sh",
+        "compose.yaml", "deploy.sh", "health.sh", "caddy/caddy.json", "postgres/postgresql.conf", "redis/redis.conf",
+        "postgres/Dockerfile", "postgres/pgbackrest.conf", "backup.sh", "volume-check.sh",
+        "systemd/phasekit-volume-check.service", "systemd/phasekit-volume-check.timer",
         *(f"systemd/phasekit-backup-{kind}.{unit}" for kind in ("full", "diff", "redis", "status")
           for unit in ("service", "timer"))}
-    assert public["postgres/Dockerfile"].content.splitlines()[1] == "FROM postgres:16.6"
+    assert public["postgres/Dockerfile"].content.splitlines()[1] == "FROM postgres:16.15-bookworm"
     for entry in public.values():
         assert BACKUP_SECRETS["backup_passphrase"] not in entry.content
         assert BACKUP_SECRETS["backup_secret_access_key"] not in entry.content
