@@ -17,10 +17,15 @@ Creates
   origin certificate, so SSL mode Full (strict) keeps working), health-checking ``app.health_path`` over
   HTTP on port 80, and itself admitting only Cloudflare's IPv4 ranges; with count = 1, a reserved IP;
 - CPU, memory and disk alerts for the app tier and for the database droplet (DigitalOcean's disk metric
-  is the root disk's; the data volume is checked on the host, see ``data_host``);
+  is the root disk's; the data volume is checked on the host, see ``data_host``), and an uptime check with a
+  ``down`` alert on the public URL, all to the alert recipients (e-mails and Slack channels);
+- with count = 1, the reserved IP in the project through a ``ProjectResources`` of its own, which its assignment
+  depends on, so that going to a load balancer unassigns it before it leaves the project (``_reserved_ip_entry``);
+- an ED25519 SSH host key per droplet, given to it at first boot and pinned by every rollout;
 - with ``offsite_backups``: continuous WAL archiving plus scheduled pgBackRest backups and a Redis snapshot from
   the database droplet to the stack's backups bucket (``components.backups``), and a DigitalOcean uptime check on
-  ``https://<hostname>/.well-known/phasekit/backup`` whose ``down`` alert mails the alert e-mails. The database
+  ``https://<hostname>/.well-known/phasekit/backup`` whose ``down`` alert mails the alert e-mails, and one on
+  ``/.well-known/phasekit/volume``, answered while the data volume is under 80 % full. The database
   droplet has no public proxy, so its status server listens on the VPC only and every app droplet's Caddy
   proxies that path to it (``components.data_host`` says why this route);
 - one rollout per droplet: the database host first, then the app droplets one at a time, each waiting for
@@ -33,7 +38,8 @@ How changes land (docs/changes.md is the user-facing version):
 - new image, env, secrets, tuning, PgBouncer on/off: rollouts re-run over SSH; no droplet is replaced.
 - ``app_count`` up or down: droplets are added or removed from the end; going from 1 to 2 swaps the
   reserved IP for a load balancer (the Cloudflare record follows); the database is untouched.
-- app or database size: resized in place (a reboot); the database droplet reboots only for its own size.
+- app or database size: resized in place with a hard power-off of that droplet (``single_vps`` says what that
+  means for PostgreSQL and Redis); the database droplet powers off only for its own size.
 - ``user_data`` and ``ssh_keys`` changes are ignored on existing droplets.
 - region: would replace everything; the protected volume and database droplet stop ``pulumi up`` first.
 
@@ -47,19 +53,20 @@ true (default). The off-site backups (``offsite_backups``) live in the backups b
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 import pulumi
 import pulumi_digitalocean as digitalocean
 
-from components.cloud_init import render_cloud_init
+from components.cloud_init import SshHostKey, render_cloud_init
 from components.compose_stack import (
     DB_NAME,
     DB_USER,
     AppSpec,
     HostStack,
+    ServiceImages,
     TlsMode,
     pack_bundle,
     render_public_files,
@@ -77,18 +84,25 @@ from components.data_host import (
     render_data_bundle,
 )
 from components.droplet_parts import (
+    AlertRecipients,
     OffsiteBackupArgs,
+    SlackChannel,
     backup_bundle_inputs,
-    backup_status_alert,
+    backup_watch,
     check_access,
     data_volume,
     droplet,
     egress_rules,
     generated_password,
     host_bundle,
+    host_key,
     monitor_alerts,
-    rollout,
+    pinned_rollout,
+    site_watch,
     ssh_rule,
+    uptime_alerts,
+    user_data_with_host_key,
+    volume_watch,
 )
 from components.stateful import stateful_options
 from components.tags import digitalocean_tags
@@ -128,7 +142,8 @@ class SplitVpsArgs:
     """DigitalOcean SSH key fingerprints installed for root. At least one."""
 
     alert_emails: Sequence[str]
-    """Recipients of the CPU, memory and disk alerts. At least one."""
+    """Recipients of every alert (CPU, memory, disk, site down, data volume full, backups late). At least one.
+    DigitalOcean mails only the account's verified address and its team members' (``AlertRecipients``)."""
 
     web_source_cidrs: pulumi.Input[Sequence[str]]
     """Sources allowed to reach the site: Cloudflare's ranges when proxied, everything otherwise (count = 1
@@ -162,7 +177,14 @@ class SplitVpsArgs:
     """Password or token for ``app.registry_server``; required exactly when that is set. A secret."""
 
     volume_size_gib: int = 20
-    """Database data volume size. Growing it is in place."""
+    """Database data volume size. Growing it is in place (the database rollout, which depends on the volume,
+    then grows the filesystem in the same ``pulumi up``)."""
+
+    alert_slack: Sequence[SlackChannel] = ()
+    """Slack channels that receive every alert too (each webhook URL a secret)."""
+
+    images: ServiceImages = field(default_factory=ServiceImages)
+    """The Caddy, PostgreSQL and Redis images (tag-pinned official images) of every droplet."""
 
     pgbouncer: PgBouncerSpec | None = None
     """Pool the app's connections through PgBouncer on the database droplet; ``DATABASE_URL`` then points
@@ -226,6 +248,7 @@ class SplitVps(pulumi.ComponentResource):
         # --- database droplet -------------------------------------------------------------------
         volume = data_volume(f"{name}-db-data", parent=self, region=args.region, size_gib=args.volume_size_gib,
                              tags=tags, protect=args.protect_data)
+        db_key = host_key(f"{name}-db", self)
         database = droplet(
             f"{name}-db",
             parent=self,
@@ -236,7 +259,8 @@ class SplitVps(pulumi.ComponentResource):
             backups=args.backups,
             backup_plan=args.backup_plan,
             # The listen address exists only once the droplet does: every config file comes with the rollout.
-            user_data=render_cloud_init({}, extra_packages=["pgbouncer"] if args.pgbouncer else []),
+            user_data=user_data_with_host_key(db_key, lambda pair: render_cloud_init(
+                {}, extra_packages=["pgbouncer"] if args.pgbouncer else [], host_key=pair)),
             tags=tags,
             volume_ids=[volume.id],
             opts=stateful_options(self, args.protect_data),
@@ -261,12 +285,15 @@ class SplitVps(pulumi.ComponentResource):
             redis=args.redis_placement == "database",
             pgbouncer=args.pgbouncer,
             backups=offsite.spec if offsite is not None else None,
+            images=args.images,
+            data_volume_gib=args.volume_size_gib,
         )
-        db_rollout = rollout(
-            f"{name}-db-rollout", parent=self, host=database.ipv4_address,
+        db_rollout = pinned_rollout(
+            f"{name}-db", f"{name}-db-rollout", parent=self, host=database.ipv4_address, key=db_key,
             bundle=_data_bundle(data_stack, database.ipv4_address_private, vpc.ip_range,
                                 db_password.result, redis_password.result, offsite),
-            ssh_private_key=args.ssh_private_key, depends_on=[db_firewall])
+            # The volume: a grown volume is resized before the rollout grows its filesystem.
+            ssh_private_key=args.ssh_private_key, data_volume=True, firewall=db_firewall, depends_on=[volume])
 
         self.database_url = pulumi.Output.secret(pulumi.Output.all(db_password.result, database.ipv4_address_private)
                                                  .apply(lambda values: postgres_url(
@@ -278,6 +305,7 @@ class SplitVps(pulumi.ComponentResource):
         # --- app tier ---------------------------------------------------------------------------
         web_stacks = [_web_stack(args, index, status_upstream=offsite is not None) for index in range(args.app_count)]
         app_droplets = []
+        app_keys = [host_key(f"{name}-app-{index}", self) for index in range(args.app_count)]
         for index, stack in enumerate(web_stacks):
             app_droplets.append(droplet(
                 f"{name}-app-{index}",
@@ -288,7 +316,7 @@ class SplitVps(pulumi.ComponentResource):
                 ssh_key_fingerprints=args.ssh_key_fingerprints,
                 backups=args.backups,
                 backup_plan=args.backup_plan,
-                user_data=render_cloud_init(render_public_files(stack), data_volume=False),
+                user_data=user_data_with_host_key(app_keys[index], _web_user_data(stack)),
                 tags=[*tags, app_tier_tag.name],
                 # Nothing on an app droplet needs the old one gone first; a replacement comes up beside it.
                 delete_before_replace=False,
@@ -297,7 +325,6 @@ class SplitVps(pulumi.ComponentResource):
 
         load_balancer: digitalocean.LoadBalancer | None = None
         entry_point: list[pulumi.Resource]
-        entry_point_urn: pulumi.Output[str]
         if behind_load_balancer:
             load_balancer = digitalocean.LoadBalancer(
                 f"{name}-lb",
@@ -316,19 +343,42 @@ class SplitVps(pulumi.ComponentResource):
                     allows=pulumi.Output.from_input(args.web_source_cidrs).apply(load_balancer_allows)),
                 redirect_http_to_https=False,
                 disable_lets_encrypt_dns_records=True,
-                opts=child,
+                # PROXY protocol v1 before every connection, health checks included, so each droplet's Caddy
+                # knows the client (Cloudflare's edge) behind the TLS passthrough (proxy_protocol_wrapper).
+                enable_proxy_protocol=True,
+                # Only on a new balancer: Pulumi updates an existing one before the rollouts that teach the
+                # droplets' Caddy the header, so turning it on there would fail every health check meanwhile.
+                # docs/changes.md says how to turn it on for a balancer made before.
+                opts=pulumi.ResourceOptions(parent=self, ignore_changes=["enable_proxy_protocol"]),
             )
             web_sources = {"source_load_balancer_uids": [load_balancer.id]}
             public_ip: pulumi.Output[str] = load_balancer.ip
-            entry_point, entry_point_urn = [load_balancer], load_balancer.load_balancer_urn
         else:
             reserved_ip = digitalocean.ReservedIp(f"{name}-ip", region=args.region, opts=child)
-            assignment = digitalocean.ReservedIpAssignment(
-                f"{name}-ip-assignment", ip_address=reserved_ip.ip_address, droplet_id=app_droplet_ids[0],
-                opts=child)
             web_sources = {"source_addresses": args.web_source_cidrs}
             public_ip = reserved_ip.ip_address
-            entry_point, entry_point_urn = [reserved_ip, assignment], reserved_ip.reserved_ip_urn
+
+        # The Project lists no resources itself: ProjectResources put them in. The provider reads a Project's
+        # `resources` back as every URN in the project (resource_project.go, resourceDigitalOceanProjectRead), so a
+        # Project listing some members while a ProjectResources adds another would diff that one out after any
+        # refresh and move it to the default project; unset, the list is computed and never diffs.
+        project = digitalocean.Project(
+            f"{name}-project",
+            name=args.project_name,
+            description="phasekit: app droplets and a database droplet on a private network",
+            purpose="Web Application",
+            environment="Production",
+            opts=child,
+        )
+        digitalocean.ProjectResources(
+            f"{name}-project-members", project=project.id,
+            resources=[database.droplet_urn, volume.volume_urn, *[server.droplet_urn for server in app_droplets],
+                       *([load_balancer.load_balancer_urn] if load_balancer is not None else [])],
+            opts=child)
+        if load_balancer is not None:
+            entry_point = [load_balancer]
+        else:
+            entry_point = _reserved_ip_entry(name, self, reserved_ip, project, app_droplet_ids[0])
 
         app_firewall = digitalocean.Firewall(
             f"{name}-app-firewall",
@@ -346,40 +396,36 @@ class SplitVps(pulumi.ComponentResource):
             opts=child,
         )
 
+        recipients = AlertRecipients(emails=args.alert_emails, slack=args.alert_slack)
         monitor_alerts(f"{name}-app", parent=self, droplet_ids=[server.id for server in app_droplets],
-                       emails=args.alert_emails, label=f"{args.project_name} app tier")
-        monitor_alerts(f"{name}-db", parent=self, droplet_ids=[database.id], emails=args.alert_emails,
+                       recipients=recipients, label=f"{args.project_name} app tier")
+        monitor_alerts(f"{name}-db", parent=self, droplet_ids=[database.id], recipients=recipients,
                        label=f"{args.project_name} database")
+        # The database droplet's status server (backups, volume fill) exists only with off-site backups; the web
+        # hosts proxy both paths to it.
+        uptime_alerts(name, parent=self, hostname=args.hostname, recipients=recipients, label=args.project_name,
+                      watches=[site_watch(args.app.health_path),
+                               *([volume_watch(), backup_watch()] if offsite is not None else [])])
         status_upstream: dict[str, pulumi.Input[str]] = {}
         if offsite is not None:
-            backup_status_alert(name, parent=self, hostname=args.hostname, emails=args.alert_emails,
-                                label=args.project_name)
             status_upstream["backup_status_upstream"] = database.ipv4_address_private.apply(
                 lambda address: f"{address}:{BACKUP_STATUS_PORT}")
 
         # One app droplet at a time, each healthy before the next: the others keep serving meanwhile.
         previous: list[pulumi.Resource] = [db_rollout]
-        for index, (server, stack) in enumerate(zip(app_droplets, web_stacks, strict=True)):
-            step = rollout(
-                f"{name}-app-{index}-rollout", parent=self, host=server.ipv4_address,
+        for index, (server, stack, key) in enumerate(zip(app_droplets, web_stacks, app_keys, strict=True)):
+            step = pinned_rollout(
+                f"{name}-app-{index}", f"{name}-app-{index}-rollout", parent=self, host=server.ipv4_address, key=key,
                 bundle=host_bundle(stack, media_bucket_name=args.media_bucket_name,
                                    secret_env=args.secret_env, origin_certificate_pem=args.origin_certificate_pem,
                                    origin_private_key_pem=args.origin_private_key_pem,
                                    registry_password=args.registry_password,
+                                   trusted_proxies=args.web_source_cidrs if args.tls_mode == "origin-certificate"
+                                   else None,
                                    database_url=self.database_url, redis_url=self.redis_url, **status_upstream),
-                ssh_private_key=args.ssh_private_key, depends_on=[app_firewall, *entry_point, *previous])
+                ssh_private_key=args.ssh_private_key, data_volume=False, firewall=app_firewall,
+                depends_on=[*entry_point, *previous])
             previous = [step]
-
-        digitalocean.Project(
-            f"{name}-project",
-            name=args.project_name,
-            description="phasekit: app droplets and a database droplet on a private network",
-            purpose="Web Application",
-            environment="Production",
-            resources=[database.droplet_urn, volume.volume_urn, *[server.droplet_urn for server in app_droplets],
-                       entry_point_urn],
-            opts=child,
-        )
 
         self.public_ip = public_ip
         self.app_droplet_ids = pulumi.Output.all(*[server.id for server in app_droplets])
@@ -401,15 +447,44 @@ class SplitVps(pulumi.ComponentResource):
         })
 
 
+def _reserved_ip_entry(name: str, parent: pulumi.Resource, reserved_ip: digitalocean.ReservedIp,
+                       project: digitalocean.Project, droplet_id: pulumi.Input[int]) -> list[pulumi.Resource]:
+    """The reserved IP's place in the Project and its assignment, ordered so that no change moves the IP while it
+    is assigned.
+
+    DigitalOcean refuses to move an assigned reserved IP between projects ("412 Cannot move a Reserved IP with
+    an associated Droplet", terraform-provider-digitalocean #445). A URN dropped from a ``Project``'s list is
+    moved to the default project during the Project's update (``project/resource_project.go``,
+    ``resourceDigitalOceanProjectUpdate``: ``assignResourcesToDefaultProject(client, remove)``), and Pulumi runs
+    updates before it deletes removed resources: with the IP in the list, ``appTier.count`` 1 -> 2 would move the
+    IP while its assignment still existed. So the IP is never in the Project's list: a ``ProjectResources`` of its
+    own puts it there, and the assignment depends on that ``ProjectResources``. Pulumi deletes dependents first,
+    so on 1 -> 2 (or a destroy) the assignment goes, then the ``ProjectResources``, whose delete moves the now
+    unassigned IP to the default project (``resource_project_resources.go``), then the IP. On create the IP
+    joins the project before it is assigned."""
+    child = pulumi.ResourceOptions(parent=parent)
+    membership = digitalocean.ProjectResources(f"{name}-ip-project", project=project.id,
+                                               resources=[reserved_ip.reserved_ip_urn], opts=child)
+    assignment = digitalocean.ReservedIpAssignment(
+        f"{name}-ip-assignment", ip_address=reserved_ip.ip_address, droplet_id=droplet_id,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[membership]))
+    return [reserved_ip, assignment]
+
+
 def load_balancer_allows(cidrs: Sequence[str]) -> list[str]:
     """The load balancer firewall's allow list: the IPv4 sources (its public address is IPv4 only)."""
     return [f"cidr:{cidr}" for cidr in cidrs if ":" not in cidr]
 
 
+def _web_user_data(stack: HostStack) -> Callable[[SshHostKey], str]:
+    public_files = render_public_files(stack)
+    return lambda pair: render_cloud_init(public_files, data_volume=False, host_key=pair)
+
+
 def _web_stack(args: SplitVpsArgs, index: int, *, status_upstream: bool) -> HostStack:
     return HostStack(app=args.app, machine=args.app_machine, hostname=args.hostname, tls_mode=args.tls_mode,
                      role="web", runs_release=index == 0, http_health_route=args.app_count > 1,
-                     backup_status_upstream=status_upstream)
+                     proxy_protocol=args.app_count > 1, backup_status_upstream=status_upstream, images=args.images)
 
 
 def _data_bundle(stack: DataHostStack, listen_address: pulumi.Output[str], vpc_range: pulumi.Output[str],
@@ -431,7 +506,8 @@ def _data_bundle(stack: DataHostStack, listen_address: pulumi.Output[str], vpc_r
 
 def _check_args(args: SplitVpsArgs) -> None:
     check_access("SplitVpsArgs", ssh_admin_cidrs=args.ssh_admin_cidrs,
-                 ssh_key_fingerprints=args.ssh_key_fingerprints, alert_emails=args.alert_emails)
+                 ssh_key_fingerprints=args.ssh_key_fingerprints, alert_emails=args.alert_emails,
+                 alert_slack=args.alert_slack)
     if not 1 <= args.app_count <= MAX_APP_DROPLETS:
         raise ValueError(f"SplitVpsArgs.app_count: {args.app_count} is outside 1..{MAX_APP_DROPLETS}")
     if args.app_count > 1 and args.tls_mode != "origin-certificate":

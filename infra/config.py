@@ -42,7 +42,17 @@ from infra.config_base import (  # noqa: F401  (the model tree is imported from 
     PhaseStack,
     Registry,
 )
-from infra.config_droplets import AppTier, Database, DropletAccess, Phase1Stack, Phase2Stack, Redis, Vps  # noqa: F401
+from infra.config_droplets import (  # noqa: F401
+    AppTier,
+    Database,
+    DropletAccess,
+    Phase1Stack,
+    Phase2Stack,
+    Redis,
+    Services,
+    SlackAlerts,
+    Vps,
+)
 from infra.config_keys import NAMESPACE, SECRET_KEYS, is_secure_value, pulumi_path, qualify_key, show_value
 from infra.config_messages import describe_problem, without_consequences
 from infra.config_phase3 import Aws, Cache, Cluster, NodeGroup, Phase3Stack, RdsDatabase, Workload  # noqa: F401
@@ -122,10 +132,27 @@ def check_secrets_encrypted(raw: Mapping[str, Any]) -> None:
 
 def required_secret_names(config: StackConfig) -> list[str]:
     """Entries ``phasekit:secrets`` must hold: every ``app.secretEnv`` name, then the registry password, then
-    the backup passphrase (every phase)."""
+    the backup passphrase (every phase), then the Slack webhooks of the droplets' alerts (phases 1 and 2), each
+    name once."""
     registry = [REGISTRY_PASSWORD_SECRET] if config.app.registry is not None else []
-    ours = [*registry, BACKUP_PASSPHRASE_SECRET]
-    return [*config.app.secret_env, *(name for name in ours if name not in config.app.secret_env)]
+    slack = [channel.webhook for channel in alert_slack(config)]
+    names = [*config.app.secret_env, *registry, BACKUP_PASSPHRASE_SECRET, *slack]
+    return list(dict.fromkeys(names))
+
+
+def alert_access(config: StackConfig) -> DropletAccess | None:
+    """The droplets' access and alert settings (``vps`` in phase 1, ``droplets`` in phase 2); None in phase 3."""
+    if isinstance(config, Phase1Stack):
+        return config.vps
+    if isinstance(config, Phase2Stack):
+        return config.droplets
+    return None
+
+
+def alert_slack(config: StackConfig) -> tuple[SlackAlerts, ...]:
+    """The Slack channels the droplets' alerts go to (none in phase 3)."""
+    access = alert_access(config)
+    return access.alert_slack if access is not None else ()
 
 
 def secret_env_names_missing(raw: Mapping[str, Any], config: StackConfig) -> list[str]:

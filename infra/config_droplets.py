@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from components.compose_stack import CADDY_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, ServiceImages
 from infra.config_base import App, ConfigModel, Edge, PhaseStack
 from infra.domain import (
     Allowed,
@@ -15,15 +17,28 @@ from infra.domain import (
     DropletResources,
     DropletSize,
     EmailAddress,
+    ImageRef,
+    NonEmptyStr,
     PoolMode,
     RedisPlacement,
     RedisPlacementValue,
+    SecretName,
     SshAdminCidr,
     SshKeyFingerprint,
     VolumeSizeGib,
     droplet_resources,
     problem,
 )
+
+
+class SlackAlerts(ConfigModel):
+    """A Slack channel DigitalOcean posts alerts to."""
+
+    channel: NonEmptyStr
+    """The channel's name as Slack shows it, e.g. ``#ops``."""
+
+    webhook: SecretName
+    """Name of the ``phasekit:secrets`` entry holding the channel's incoming-webhook URL (``https://...``)."""
 
 
 class DropletAccess(ConfigModel):
@@ -60,7 +75,19 @@ class DropletAccess(ConfigModel):
     alert_emails: Annotated[
         tuple[EmailAddress, ...], Field(min_length=1), Allowed("one or more e-mail addresses, e.g. [ops@example.com]")
     ]
-    """Who receives the droplets' monitoring alerts."""
+    """Who receives every alert: CPU, memory and disk above their thresholds, the site down, the data volume 80 %
+    full, backups late. DigitalOcean mails only addresses it has verified: the account's own and, on a team, the
+    team members' (docs.digitalocean.com/products/monitoring/how-to/set-up-alerts/); a shared mailbox such as
+    ``ops@`` that is not a member's address may be refused when the alerts are created. Reach a shared place
+    through ``alertSlack``."""
+
+    alert_slack: Annotated[
+        tuple[SlackAlerts, ...],
+        Allowed("a list of {channel: '#ops', webhook: SLACK_WEBHOOK_URL} entries"),
+    ] = ()
+    """Slack channels that receive every alert as well, each through an incoming webhook whose URL is a secret:
+    ``webhook`` names the ``phasekit:secrets`` entry holding it (``pulumi config set --secret --path
+    'secrets.SLACK_WEBHOOK_URL'``). The URL must be ``https://``."""
 
     @model_validator(mode="after")
     def _backup_plan_needs_backups(self) -> DropletAccess:
@@ -142,6 +169,95 @@ class Redis(ConfigModel):
     refused: each app droplet would get its own Redis, but sessions, caches and queues must be shared."""
 
 
+_DEFAULT_POSTGRES_REPOSITORY, _, _DEFAULT_POSTGRES_TAG = POSTGRES_IMAGE.partition(":")
+POSTGRES_MAJOR = _DEFAULT_POSTGRES_TAG.split(".")[0]
+"""The PostgreSQL major version phasekit's default image runs; ``services.postgres`` must keep it."""
+
+POSTGRES_DEBIAN = _DEFAULT_POSTGRES_TAG.rpartition("-")[2]
+"""The Debian release under the default image's data: the C library whose collation orders text indexes."""
+
+CADDY_MINIMUM = (2, 8)
+"""The oldest Caddy with everything the rendered config uses: ``client_ip_headers`` and the standard
+``proxy_protocol`` listener wrapper came in 2.7.0, the active health checks' ``passes``/``fails`` in 2.8.0
+(caddyserver/caddy at those tags: modules/caddyhttp/server.go, proxyprotocol/, reverseproxy/healthchecks.go)."""
+
+REDIS_MAJOR = REDIS_IMAGE.partition(":")[2].split(".")[0]
+
+_OFFICIAL_POSTGRES = frozenset({"postgres", "library/postgres", "docker.io/library/postgres"})
+
+
+def _postgres_major(tag: str) -> str:
+    """``16`` for ``16``, ``16.15``, ``16-bookworm`` or ``16.15-bookworm``."""
+    return tag.split("-")[0].split(".")[0]
+
+
+class Services(ConfigModel):
+    """The images of the services phasekit runs beside the app on a droplet (phases 1 and 2). Defaults are the
+    newest patch releases of the official images when this version of phasekit was made; docs/changes.md says how
+    often to check for newer ones and how a change rolls out."""
+
+    caddy: ImageRef = CADDY_IMAGE
+    """The reverse proxy's image, e.g. ``caddy:2.11.4``."""
+
+    postgres: ImageRef = POSTGRES_IMAGE
+    """PostgreSQL's image: Docker Hub's official ``postgres`` image with a tag of the same major version as the
+    default (a major upgrade is a migration to a new stack: ``phasekit db migrate``, docs/migration.md). With
+    off-site backups phasekit builds pgBackRest onto it, which assumes the official image's Debian base."""
+
+    redis: ImageRef = REDIS_IMAGE
+    """Redis's image, e.g. ``redis:7.4.11-bookworm``."""
+
+    @field_validator("postgres")
+    @classmethod
+    def _same_major_official_postgres(cls, image: str) -> str:
+        name = image.partition("@")[0]
+        repository, _, tag = name.rpartition(":") if ":" in name.rsplit("/", 1)[-1] else (name, "", "")
+        allowed = (f"the official image with a PostgreSQL {POSTGRES_MAJOR} tag, e.g. {POSTGRES_IMAGE}")
+        if repository not in _OFFICIAL_POSTGRES:
+            raise problem(f"{image!r} is not Docker Hub's official postgres image, which phasekit's backups build "
+                          f"on; allowed: {allowed}")
+        if not tag:
+            raise problem(f"{image!r} does not name its PostgreSQL version in a tag; allowed: {allowed}")
+        if "alpine" in tag:
+            raise problem(f"{image!r} is the Alpine variant; the backups' Dockerfile installs pgBackRest with apt and "
+                          f"the data files belong to the Debian variant's postgres user (uid 999); allowed: {allowed}")
+        major = _postgres_major(tag)
+        if major != POSTGRES_MAJOR:
+            raise problem(f"{image!r} is PostgreSQL {major}, not {POSTGRES_MAJOR}: a major upgrade is a migration "
+                          f"to a new stack (phasekit db migrate, docs/migration.md); allowed: {allowed}")
+        if not re.fullmatch(rf"{POSTGRES_MAJOR}\.\d+-{POSTGRES_DEBIAN}", tag):
+            raise problem(f"{image!r} does not pin both the minor version and the Debian release ({POSTGRES_DEBIAN}): "
+                          "a moving tag or another release changes the C library under the data, and with it how "
+                          "text sorts, which silently corrupts text indexes until they are rebuilt; "
+                          f"allowed: {allowed}")
+        return image
+
+    @field_validator("caddy")
+    @classmethod
+    def _caddy_with_the_settings_phasekit_renders(cls, image: str) -> str:
+        tag = image.partition("@")[0].rpartition(":")[2]
+        version = re.match(r"(\d+)\.(\d+)", tag)
+        if version is None or (int(version[1]), int(version[2])) < CADDY_MINIMUM:
+            raise problem(f"{image!r} is not Caddy {CADDY_MINIMUM[0]}.{CADDY_MINIMUM[1]} or newer by its tag: the "
+                          "rendered config uses active health-check tolerances, trusted proxies and the PROXY protocol "
+                          f"wrapper; allowed: a tag starting with the version, e.g. {CADDY_IMAGE}")
+        return image
+
+    @field_validator("redis")
+    @classmethod
+    def _same_major_redis(cls, image: str) -> str:
+        tag = image.partition("@")[0].rpartition(":")[2]
+        if tag.split(".")[0] != REDIS_MAJOR:
+            raise problem(f"{image!r} is not Redis {REDIS_MAJOR}: a new major version rewrites the data files, which "
+                          f"the old one then cannot read, so it cannot be rolled back; allowed: a Redis {REDIS_MAJOR} "
+                          f"tag, e.g. {REDIS_IMAGE}")
+        return image
+
+    def images(self) -> ServiceImages:
+        """The components' form of these images."""
+        return ServiceImages(caddy=self.caddy, postgres=self.postgres, redis=self.redis)
+
+
 class Phase1Stack(PhaseStack):
     """Phase 1: the whole app (web, PostgreSQL, Redis) on one droplet behind Cloudflare, media in R2."""
 
@@ -156,6 +272,9 @@ class Phase1Stack(PhaseStack):
 
     vps: Vps
     """Phase 1's one droplet: region, size, data volume, backups, SSH access and alerts."""
+
+    services: Services = Field(default_factory=Services)
+    """The Caddy, PostgreSQL and Redis images on the droplets."""
 
     @property
     def worker_count(self) -> int:
@@ -187,6 +306,9 @@ class Phase2Stack(PhaseStack):
 
     redis: Redis = Field(default_factory=Redis)
     """Where the shared Redis runs."""
+
+    services: Services = Field(default_factory=Services)
+    """The Caddy, PostgreSQL and Redis images on the droplets."""
 
     @model_validator(mode="after")
     def _load_balancer_needs_proxied_edge(self) -> Phase2Stack:

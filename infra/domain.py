@@ -425,6 +425,24 @@ def _email_address(value: str) -> str:
 
 EmailAddress = Annotated[str, AfterValidator(_email_address), Allowed(_EMAIL_ALLOWED)]
 
+_SECRET_NAME_ALLOWED = ("the NAME of a phasekit:secrets entry that holds it, set with: "
+                        "pulumi config set --secret --path 'secrets.<NAME>', e.g. SLACK_WEBHOOK_URL")
+
+
+def _secret_name(value: str) -> str:
+    # A URL here is the secret itself in plain text: say so without repeating it.
+    if "://" in value:
+        raise problem(f"is a URL, which would put the secret in the stack file in plain text; allowed: "
+                      f"{_SECRET_NAME_ALLOWED}")
+    if not _ENV_NAME.fullmatch(value):
+        raise problem(f"{value!r} is not a secret name; allowed: upper-case letters, digits and '_', not starting "
+                      f"with a digit: {_SECRET_NAME_ALLOWED}")
+    return value
+
+
+SecretName = Annotated[str, AfterValidator(_secret_name), Allowed(_SECRET_NAME_ALLOWED)]
+"""The name of a ``phasekit:secrets`` entry (the value is read as a secret by ``infra.stack_secrets``)."""
+
 
 class BackupPlan(StrEnum):
     """How often DigitalOcean backs up a droplet."""

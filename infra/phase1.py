@@ -39,6 +39,8 @@ def build(config: Phase1Stack, secrets: StackSecretInputs, project: str, stack: 
             ssh_admin_cidrs=list(vps_config.ssh_admin_cidrs),
             ssh_key_fingerprints=list(vps_config.ssh_key_fingerprints),
             alert_emails=list(vps_config.alert_emails),
+            alert_slack=list(secrets.alert_slack),
+            images=config.services.images(),
             web_source_cidrs=cloudflare_ip_ranges() if edge_config.proxied else EVERYWHERE,
             tls_mode="origin-certificate" if edge_config.proxied else "acme",
             origin_certificate_pem=edge.origin_certificate_pem,

@@ -39,6 +39,8 @@ def build(config: Phase2Stack, secrets: StackSecretInputs, project: str, stack: 
             ssh_admin_cidrs=list(access.ssh_admin_cidrs),
             ssh_key_fingerprints=list(access.ssh_key_fingerprints),
             alert_emails=list(access.alert_emails),
+            alert_slack=list(secrets.alert_slack),
+            images=config.services.images(),
             web_source_cidrs=cloudflare_ip_ranges() if edge_config.proxied else ["0.0.0.0/0", "::/0"],
             media_bucket_name=edge.media_bucket_name,
             app_tier_tag=physical_name(project, stack, "app-tier"),

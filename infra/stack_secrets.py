@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi.runtime.config import get_config, is_config_secret
 
+from components.droplet_parts import SlackChannel, webhook_url_problem
 from infra.config import (
     BACKUP_PASSPHRASE_MIN_LENGTH,
     BACKUP_PASSPHRASE_SECRET,
@@ -16,7 +17,9 @@ from infra.config import (
     REGISTRY_PASSWORD_SECRET,
     SECRET_KEYS,
     ConfigError,
+    Phase1Stack,
     StackConfig,
+    alert_slack,
     required_secret_names,
 )
 
@@ -34,6 +37,9 @@ class StackSecretInputs:
 
     backup_passphrase: pulumi.Output[str]
     """``phasekit:secrets.BACKUP_PASSPHRASE``: the key the off-site backups are encrypted with (every phase)."""
+
+    alert_slack: tuple[SlackChannel, ...] = ()
+    """The droplets' alert Slack channels, each webhook URL from ``phasekit:secrets.<webhook>`` (phases 1, 2)."""
 
 
 def set_secret_command(name: str) -> str:
@@ -66,6 +72,9 @@ def read_secret_inputs(config: StackConfig) -> StackSecretInputs:
     short = _too_short_passphrase(stored)
     if short is not None:
         raise ConfigError(short)
+    bad_webhooks = _bad_webhooks(config, stored)
+    if bad_webhooks:
+        raise ConfigError(*bad_webhooks)
 
     pulumi_config = pulumi.Config(NAMESPACE)
     values = pulumi_config.require_secret_object("secrets")
@@ -78,6 +87,8 @@ def read_secret_inputs(config: StackConfig) -> StackSecretInputs:
         ssh_private_key=pulumi_config.get_secret("sshPrivateKey"),
         registry_password=entry(REGISTRY_PASSWORD_SECRET) if config.app.registry is not None else None,
         backup_passphrase=entry(BACKUP_PASSPHRASE_SECRET),
+        alert_slack=tuple(SlackChannel(channel=slack.channel, url=entry(slack.webhook))
+                          for slack in alert_slack(config)),
     )
 
 
@@ -96,9 +107,39 @@ def decode_stored_secrets(text: str | None) -> Mapping[str, object]:
     return stored
 
 
+def _bad_webhooks(config: StackConfig, stored: Mapping[str, object]) -> list[str]:
+    """One line per Slack webhook that is not an ``https://`` URL, naming the entry, never the value."""
+    problems = []
+    for slack in alert_slack(config):
+        other_use = _other_use(slack.webhook, config)
+        if other_use is not None:
+            problems.append(f"{NAMESPACE}:secrets.{slack.webhook}: {other_use} too, and a webhook URL is sent to "
+                            "DigitalOcean and shown in its control panel; allowed: a secrets entry of its own for "
+                            "the webhook URL")
+            continue
+        problem = webhook_url_problem(str(stored[slack.webhook]))
+        if problem is not None:
+            problems.append(f"{NAMESPACE}:secrets.{slack.webhook}: {problem}")
+    return list(dict.fromkeys(problems))
+
+
+def _other_use(name: str, config: StackConfig) -> str | None:
+    """What else reads the secret ``name`` besides a Slack channel, or None."""
+    if name in config.app.secret_env:
+        return "app.secretEnv lists it"
+    if name == BACKUP_PASSPHRASE_SECRET:
+        return "the off-site backups are encrypted with it"
+    if name == REGISTRY_PASSWORD_SECRET:
+        return "app.registry logs in with it"
+    return None
+
+
 def _why_required(name: str, config: StackConfig) -> str:
     if name in config.app.secret_env:
         return "app.secretEnv lists it"
+    if any(slack.webhook == name for slack in alert_slack(config)):
+        key = "vps" if isinstance(config, Phase1Stack) else "droplets"
+        return f"{key}.alertSlack names it as the webhook URL of a Slack channel"
     if name == BACKUP_PASSPHRASE_SECRET:
         return "the off-site backups are encrypted with it (keep a copy outside Pulumi: restores need it)"
     return "app.registry needs it"

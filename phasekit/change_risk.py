@@ -114,6 +114,18 @@ class ConditionalReplace(_RulesModel):
         return f"{self.property} changes from {_shown(old, secret)} to {_shown(new, secret)}"
 
 
+class InPlaceEffect(_RulesModel):
+    """What an in-place update of one property does to the running resource (e.g. a droplet resize powers it
+    off), and how to soften it: printed under every update that changes the property."""
+
+    property: PropertyPath
+    effect: Text
+    commands: tuple[Text, ...] = ()
+    """Commands the effect's text refers to (printed on lines of their own, so wrapping never cuts one)."""
+
+    source: HttpsUrl
+
+
 class ReplacementRule(_RulesModel):
     type: TypeToken
     properties: tuple[PropertyPath, ...]
@@ -125,6 +137,8 @@ class ReplacementRule(_RulesModel):
 
     quote: Text
     notes: Text | None = None
+    in_place: tuple[InPlaceEffect, ...] = ()
+    """Effects of properties updated in place that a reader must know before applying them."""
 
 
 class ReplacementRules(_RulesModel):
@@ -235,6 +249,9 @@ class ResourceChange:
     reboot_instances: tuple[str, ...] = ()
     """Identifiers of the RDS instances using the group (those to reboot), when the plan names them."""
 
+    in_place_effects: tuple[InPlaceEffect, ...] = ()
+    """The rule's ``in_place`` effects of the properties this update changes."""
+
     @property
     def data_destroying(self) -> bool:
         return self.holds is not None and self.kind in ("replace", "delete")
@@ -321,7 +338,15 @@ class _Draft:
             has_rule=rule is not None,
             reboot_needed=reboot,
             reboot_instances=_instances_using(self.urn, drafts) if reboot else (),
+            in_place_effects=tuple(effect for effect in (rule.in_place if rule is not None else ())
+                                   if self.kind == "update" and any(_top(prop.path) == effect.property
+                                                                    for prop in self.properties)),
         )
+
+
+def _top(path: str) -> str:
+    """``size`` for ``size`` and for ``size[0]``/``size.x``."""
+    return path.split(".")[0].split("[")[0]
 
 
 def _instances_using(group_urn: str, drafts: Mapping[str, _Draft]) -> tuple[str, ...]:
@@ -717,6 +742,10 @@ def _detail_lines(change: ResourceChange) -> list[str]:
         commands = [REBOOT_COMMAND.format(identifier=identifier) for identifier in change.reboot_instances] or [
             REBOOT_COMMAND.format(identifier="<identifier>") + "   # for each instance using this group"]
         lines += [line for command in commands for line in command_lines(command, indent=REBOOT_INDENT)]
+    for effect in change.in_place_effects:
+        lines.append(f"    {effect.effect}")
+        lines += [line for command in effect.commands for line in command_lines(command, indent=REBOOT_INDENT)]
+        lines.append(f"    (source: {effect.source})")
     if not change.has_rule and change.kind == "update":
         lines.append("    no replacement rule for this type in phasekit/replacement_rules.yaml: shown as in place; "
                      "a real `pulumi preview` decides")
@@ -772,4 +801,6 @@ def _change_json(change: ResourceChange) -> dict[str, Any]:
         "ignored": list(change.ignored),
         "rebootNeeded": list(change.reboot_needed),
         "rebootInstances": list(change.reboot_instances),
+        "inPlaceEffects": [{"property": effect.property, "effect": effect.effect, "commands": list(effect.commands),
+                            "source": effect.source} for effect in change.in_place_effects],
     }

@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from components.compose_stack import DB_NAME, DB_USER, POSTGRES_IMAGE, STACK_DIR
+from components.droplet_parts import HOST_KEY_SUFFIX
 from components.testing import RecordedResource, Recording
 from infra.domain import droplet_resources
 from infra.errors import ConfigError
@@ -72,9 +73,11 @@ _KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("object storage", (R2_BUCKET, "cloudflare:index/r2BucketLifecycle:")),
     ("Kubernetes objects", ("kubernetes:",)),
     ("rollout steps", ("command:",)),
-    ("console organisation", ("digitalocean:index/project:", "digitalocean:index/tag:")),
+    ("console organisation", ("digitalocean:index/project:", "digitalocean:index/projectResources:",
+                              "digitalocean:index/tag:")),
 )
 KIND_ORDER = (*(kind for kind, _ in _KINDS), "other")
+TLS_PRIVATE_KEY = "tls:index/privateKey:PrivateKey"
 
 
 def kind_of(resource: RecordedResource, recording: Recording) -> str | None:
@@ -83,6 +86,8 @@ def kind_of(resource: RecordedResource, recording: Recording) -> str | None:
         return None
     if resource.type == DROPLET and resource in _database_droplets(recording) and _app_droplets(recording):
         return "databases"  # a droplet of its own for PostgreSQL is the database tier
+    if resource.type == TLS_PRIVATE_KEY and resource.name.endswith(HOST_KEY_SUFFIX):
+        return "identity and keys"  # a droplet's SSH host key, not the edge's origin-certificate key
     for kind, prefixes in _KINDS:
         if resource.type.startswith(prefixes):
             return kind

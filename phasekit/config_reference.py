@@ -75,6 +75,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("edge", 1, ("edge",), "phasekitedge", relative=True),
     Section("backups", 1, ("backups",), "phasekitbackups", relative=True),
     Section("vps", 1, ("vps",), "phasekitvps", relative=True),
+    Section("services", 1, ("services",), "phasekitservices", relative=True),
     Section("phase2", 2, None, "phase-2-keys"),
     Section("phase3", 3, None, "phase-3-keys"),
 )

@@ -872,6 +872,7 @@ _PRICERS: dict[str, Callable[[_Pricer, RecordedResource], None]] = {
 NOT_BILLABLE: dict[str, str] = {
     "digitalocean:index/reservedIpAssignment:ReservedIpAssignment": "priced on the reserved IP (assigned: $0)",
     "digitalocean:index/project:Project": "groups resources in the DigitalOcean console",
+    "digitalocean:index/projectResources:ProjectResources": "puts resources in a project (the console grouping)",
     "digitalocean:index/tag:Tag": "a label",
     "aws:ec2/vpc:Vpc": "VPC: $0 (A10)",
     "aws:ec2/subnet:Subnet": "subnet: $0 (A10)",

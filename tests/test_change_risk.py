@@ -81,11 +81,12 @@ def test_image_env_and_size_changes_are_in_place_and_destroy_nothing():
     ]
     assert risk.data_destroying == []
     # The new image and LOG_LEVEL reach the droplet only through cloud-init, which it ignores; the rollout
-    # bundle that carries them is built from generated passwords, so offline it is unknown on both sides.
-    assert change(risk, "vps-droplet").ignored == ("userData",)
+    # bundle that carries them is built from generated passwords, so offline it is unknown on both sides. So is
+    # user_data itself, which carries the droplet's generated SSH host key: no change to it is visible offline.
+    assert change(risk, "vps-droplet").ignored == ()
     assert change(risk, "vps-rollout").kind == "unchanged"
     assert risk_text(risk) == (
-        "phasekit risk: 0 to create, 2 to update in place, 0 to replace, 0 to delete, 25 unchanged\n"
+        "phasekit risk: 0 to create, 2 to update in place, 0 to replace, 0 to delete, 31 unchanged\n"
         "offline: computed values (ids, addresses, generated secrets) are unknown in both versions, and\n"
         "  resources taking them from a replaced or new resource may change; only `pulumi preview` against\n"
         "  the stack's state is final.\n"
@@ -94,10 +95,22 @@ def test_image_env_and_size_changes_are_in_place_and_destroy_nothing():
         "    size: 20 → 30\n"
         "update   vps-droplet  digitalocean:index/droplet:Droplet\n"
         "    size: s-1vcpu-2gb → s-2vcpu-4gb\n"
-        "    ignoring changes (ignoreChanges) to: userData\n"
+        # A resize is a hard power-off (resource_droplet.go: PowerOff before Resize), not a reboot.
+        "    a resize powers the droplet off hard (the provider calls PowerOff, not Shutdown, then resizes\n"
+        "      and powers it on): its containers are killed and the site is down for the few minutes until\n"
+        "      the droplet is back. PostgreSQL then recovers from its WAL (committed transactions survive);\n"
+        "      Redis (appendfsync everysec) may lose up to its last second of writes. For a clean stop, run\n"
+        "      the first command before `pulumi up`; the stack comes back with the rollout when the new size\n"
+        "      re-tunes it, otherwise with the second:\n"
+        "      ssh root@<droplet address> 'cd /opt/phasekit && docker compose stop'\n"
+        "      ssh root@<droplet address> 'cd /opt/phasekit && docker compose start'\n"
+        "    (source: https://github.com/digitalocean/terraform-provider-digitalocean/blob/401992a1e493a0e3cf\n"
+        "      c833197820867991fc011f/digitalocean/droplet/resource_droplet.go#L600-L650)\n"
         "\n"
         "No data-destroying changes.\n"
     )
+    assert [effect.property for effect in change(risk, "vps-droplet").in_place_effects] == ["size"]
+    assert change(risk, "vps-data").in_place_effects == ()
 
 
 def test_phase1_region_replaces_the_protected_volume():
@@ -111,7 +124,7 @@ def test_phase1_region_replaces_the_protected_volume():
         "vps-data", "vps-droplet", "vps-ip", "vps-vpc", "vps-ip-assignment"}
     assert {item.name for item in risk.of_kind("update")} == {
         "edge-record", "vps-cpu-alert", "vps-disk-alert", "vps-memory-alert", "vps-firewall", "vps-project",
-        "vps-rollout"}
+        "vps-rollout", "vps-droplet-host-key-install"}
     assert change(risk, "vps-droplet").delete_before_replace is True
     assignment = change(risk, "vps-ip-assignment")
     assert [reason.rule for reason in assignment.replaced_because] == ["dropletId", "ipAddress"]
@@ -241,7 +254,7 @@ def test_a_new_aws_region_replaces_everything_its_provider_manages():
 
 def test_json_names_the_data_destroying_changes_and_how_to_allow_them():
     document = risk_json(report("phase1", "phase1.yaml", "phase1-sfo3.yaml"))
-    assert document["summary"] == {"create": 0, "update": 7, "replace": 5, "delete": 0, "unchanged": 15}
+    assert document["summary"] == {"create": 0, "update": 8, "replace": 5, "delete": 0, "unchanged": 20}
     assert document["dataDestroying"] == [{
         "name": "vps-data", "type": "digitalocean:index/volume:Volume",
         "urn": "urn:pulumi:phase1::phasekit::phasekit:index:SingleVps$digitalocean:index/volume:Volume::vps-data",
@@ -564,8 +577,8 @@ def test_cli_exits_4_on_data_loss_and_0_when_allowed(capsys):
     args = ("--stack", "phase1", "--base", str(FIXTURES / "phase1.yaml"), "--head", str(FIXTURES / "phase1-sfo3.yaml"))
     status, out, err = risk_cli(capsys, *args)
     assert (status, err) == (4, "")
-    assert out.splitlines()[0] == "phasekit risk: 0 to create, 7 to update in place, 5 to replace, 0 to delete, " \
-                                  "15 unchanged"
+    assert out.splitlines()[0] == "phasekit risk: 0 to create, 8 to update in place, 5 to replace, 0 to delete, " \
+                                  "20 unchanged"
     status, out, _ = risk_cli(capsys, *args, "--allow-data-loss", "--json")
     assert status == 0
     assert [item["name"] for item in json.loads(out)["dataDestroying"]] == ["vps-data"]

@@ -77,21 +77,21 @@ read from each stack's offline plan; prices from phasekit/prices.yaml as of 2026
   load balancers                        0           1           5
   networks                              3           1          17
   firewalls / security groups           1           2           8
-  alarms and alert topics               5           8          13
+  alarms and alert topics               9          12          13
   logs                                  0           0           8
-  identity and keys                     3           3          24
+  identity and keys                     4           6          24
   DNS / edge                            8           8           8
   object storage                        3           3           3
   Kubernetes objects                    0           0          26
-  rollout steps                         1           3           0
-  console organisation                  1           2           0
-  all cloud resources                  27          35         130
+  rollout steps                         2           6           0
+  console organisation                  1           3           0
+  all cloud resources                  33          46         130
 
   Monthly cost (USD)               phase1      phase2      phase3
   priced total                      16.40       76.00      400.58
   unconfirmed leads                  0.00       12.00        1.00
   total + unconfirmed leads         16.40       88.00      401.58
-  items with no price                   4           7           1
+  items with no price                   6           9           1
   usage-based items                     3           3          13
 
 Capacity
@@ -188,7 +188,7 @@ def test_compare_json_of_the_committed_stacks(plans):
     assert [(stack["stack"], stack["phase"], stack["resourceCount"], stack["cost"]["totalUsd"],
              stack["cost"]["unconfirmedLeadUsd"], stack["capacity"]["maxAppReplicas"])
             for stack in document["stacks"]] == [
-        ("phase1", 1, 27, "16.40", "0.00", 1), ("phase2", 2, 35, "76.00", "12.00", 2),
+        ("phase1", 1, 33, "16.40", "0.00", 1), ("phase2", 2, 46, "76.00", "12.00", 2),
         ("phase3", 3, 130, "400.58", "1.00", 6)]
     assert document["stacks"][2]["capacity"]["app"] == {"vcpus": 4, "memoryGib": "16"}
     assert document["stacks"][2]["capacity"]["appMax"] == {"vcpus": 8, "memoryGib": "32"}
@@ -235,15 +235,20 @@ Resources by kind (phase1 retired -> phase2 created)
   firewalls / security groups  1 -> 2
                                  retire: vps-firewall
                                  create: split-app-firewall, split-db-firewall
-  alarms and alert topics      5 -> 8
+  alarms and alert topics      9 -> 12
                                  retire: vps-backup-alert, vps-backup-check, vps-cpu-alert,
-                                   vps-disk-alert, vps-memory-alert
+                                   vps-disk-alert, vps-memory-alert, vps-site-alert, vps-site-check,
+                                   vps-volume-alert, vps-volume-check
                                  create: split-app-cpu-alert, split-app-disk-alert,
                                    split-app-memory-alert, split-backup-alert, split-backup-check,
-                                   split-db-cpu-alert, split-db-disk-alert, split-db-memory-alert
-  identity and keys            3 -> 3
-                                 retire: backups-token, vps-db-password, vps-redis-password
-                                 create: backups-token, split-db-password, split-redis-password
+                                   split-db-cpu-alert, split-db-disk-alert, split-db-memory-alert,
+                                   split-site-alert, split-site-check, split-volume-alert,
+                                   split-volume-check
+  identity and keys            4 -> 6
+                                 retire: backups-token, vps-db-password, vps-droplet-host-key,
+                                   vps-redis-password
+                                 create: backups-token, split-app-0-host-key, split-app-1-host-key,
+                                   split-db-host-key, split-db-password, split-redis-password
   DNS / edge                   8 -> 8
                                  same names, new stack: edge-always-use-https, edge-min-tls-version,
                                    edge-origin-cert, edge-origin-csr, edge-origin-key, edge-record,
@@ -251,12 +256,14 @@ Resources by kind (phase1 retired -> phase2 created)
   object storage               3 -> 3
                                  same names, new stack: backups-bucket, backups-lifecycle,
                                    edge-media
-  rollout steps                1 -> 3
-                                 retire: vps-rollout
-                                 create: split-app-0-rollout, split-app-1-rollout, split-db-rollout
-  console organisation         1 -> 2
+  rollout steps                2 -> 6
+                                 retire: vps-droplet-host-key-install, vps-rollout
+                                 create: split-app-0-host-key-install, split-app-0-rollout,
+                                   split-app-1-host-key-install, split-app-1-rollout,
+                                   split-db-host-key-install, split-db-rollout
+  console organisation         1 -> 3
                                  retire: vps-project
-                                 create: split-app-tier, split-project
+                                 create: split-app-tier, split-project, split-project-members
 
 Data to move
   PostgreSQL: droplet vps-droplet (phase1) -> droplet split-db (phase2): phasekit db migrate (write
@@ -452,10 +459,12 @@ Resources by kind (phase2 retired -> phase3 created)
                                  create: cache-sg, cluster-node-sg, cluster-node-sg-egress,
                                    cluster-node-sg-self, database-sg, ingress-node-ingress,
                                    ingress-sg, network-default-sg
-  alarms and alert topics      8 -> 13
+  alarms and alert topics      12 -> 13
                                  retire: split-app-cpu-alert, split-app-disk-alert,
                                    split-app-memory-alert, split-backup-alert, split-backup-check,
-                                   split-db-cpu-alert, split-db-disk-alert, split-db-memory-alert
+                                   split-db-cpu-alert, split-db-disk-alert, split-db-memory-alert,
+                                   split-site-alert, split-site-check, split-volume-alert,
+                                   split-volume-check
                                  create: alerts-ops-example-com, alerts-policy, alerts-topic,
                                    cache-001-engine-cpu-alarm, cache-001-memory-alarm,
                                    cache-002-engine-cpu-alarm, cache-002-memory-alarm,
@@ -465,8 +474,9 @@ Resources by kind (phase2 retired -> phase3 created)
   logs                         0 -> 8
                                  create: cluster-control-plane-logs, ingress-logs (x6),
                                    network-flow-logs
-  identity and keys            3 -> 24
-                                 retire: backups-token, split-db-password, split-redis-password
+  identity and keys            6 -> 24
+                                 retire: backups-token, split-app-0-host-key, split-app-1-host-key,
+                                   split-db-host-key, split-db-password, split-redis-password
                                  create: autoscaler-irsa-role, autoscaler-irsa-scaling,
                                    backups-token, cache-auth-token,
                                    cluster-aws-ebs-csi-driver-amazonebscsidriverpolicy,
@@ -498,10 +508,12 @@ Resources by kind (phase2 retired -> phase3 created)
                                    autoscaler-sa, cluster-gp3, logical-backup,
                                    logical-backup-account, logical-backup-credentials,
                                    logical-backup-egress
-  rollout steps                3 -> 0
-                                 retire: split-app-0-rollout, split-app-1-rollout, split-db-rollout
-  console organisation         2 -> 0
-                                 retire: split-app-tier, split-project
+  rollout steps                6 -> 0
+                                 retire: split-app-0-host-key-install, split-app-0-rollout,
+                                   split-app-1-host-key-install, split-app-1-rollout,
+                                   split-db-host-key-install, split-db-rollout
+  console organisation         3 -> 0
+                                 retire: split-app-tier, split-project, split-project-members
 
 Data to move
   PostgreSQL: droplet split-db (phase2) -> RDS phasekit-phase3-db (phase3): phasekit db migrate
@@ -712,9 +724,10 @@ Resources by kind (phase1 retired -> phase3 created)
                                  create: cache-sg, cluster-node-sg, cluster-node-sg-egress,
                                    cluster-node-sg-self, database-sg, ingress-node-ingress,
                                    ingress-sg, network-default-sg
-  alarms and alert topics      5 -> 13
+  alarms and alert topics      9 -> 13
                                  retire: vps-backup-alert, vps-backup-check, vps-cpu-alert,
-                                   vps-disk-alert, vps-memory-alert
+                                   vps-disk-alert, vps-memory-alert, vps-site-alert, vps-site-check,
+                                   vps-volume-alert, vps-volume-check
                                  create: alerts-ops-example-com, alerts-policy, alerts-topic,
                                    cache-001-engine-cpu-alarm, cache-001-memory-alarm,
                                    cache-002-engine-cpu-alarm, cache-002-memory-alarm,
@@ -724,8 +737,9 @@ Resources by kind (phase1 retired -> phase3 created)
   logs                         0 -> 8
                                  create: cluster-control-plane-logs, ingress-logs (x6),
                                    network-flow-logs
-  identity and keys            3 -> 24
-                                 retire: backups-token, vps-db-password, vps-redis-password
+  identity and keys            4 -> 24
+                                 retire: backups-token, vps-db-password, vps-droplet-host-key,
+                                   vps-redis-password
                                  create: autoscaler-irsa-role, autoscaler-irsa-scaling,
                                    backups-token, cache-auth-token,
                                    cluster-aws-ebs-csi-driver-amazonebscsidriverpolicy,
@@ -757,8 +771,8 @@ Resources by kind (phase1 retired -> phase3 created)
                                    autoscaler-sa, cluster-gp3, logical-backup,
                                    logical-backup-account, logical-backup-credentials,
                                    logical-backup-egress
-  rollout steps                1 -> 0
-                                 retire: vps-rollout
+  rollout steps                2 -> 0
+                                 retire: vps-droplet-host-key-install, vps-rollout
   console organisation         1 -> 0
                                  retire: vps-project
 

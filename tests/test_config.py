@@ -84,10 +84,10 @@ def error_message(raw: Mapping[str, Any]) -> str:
 REGIONS = "ams2, ams3, blr1, fra1, lon1, nyc1, nyc2, nyc3, sfo1, sfo2, sfo3, sgp1, syd1, tor1"
 SIZES = "a slug from pulumi_digitalocean.DropletSlug such as s-1vcpu-2gb, s-2vcpu-4gb, s-4vcpu-8gb"
 TOP_KEYS = (
-    "phasekit:app, phasekit:backups, phasekit:edge, phasekit:phase, phasekit:protect, phasekit:secrets, phasekit:sshPrivateKey, "
-    "phasekit:tags, phasekit:vps"
+    "phasekit:app, phasekit:backups, phasekit:edge, phasekit:phase, phasekit:protect, phasekit:secrets, "
+    "phasekit:services, phasekit:sshPrivateKey, phasekit:tags, phasekit:vps"
 )
-VPS_KEYS = "alertEmails, backupPlan, backups, region, size, sshAdminCidrs, sshKeyFingerprints, volumeSizeGib"
+VPS_KEYS = "alertEmails, alertSlack, backupPlan, backups, region, size, sshAdminCidrs, sshKeyFingerprints, volumeSizeGib"
 APP_KEYS = "dbPoolSize, env, healthPath, image, port, registry, releaseCommand, secretEnv, workers"
 EDGE_KEYS = "accountId, hostname, manageZoneSettings, proxied, zoneId"
 PINNED_IMAGE = "an explicit tag or digest, e.g. ghcr.io/acme/shop:1.4.2 or ghcr.io/acme/shop@sha256:<64 hex>"
@@ -570,7 +570,10 @@ def test_base_config_loads_with_every_default() -> None:
             "ssh_admin_cidrs": ("203.0.113.0/24",),
             "ssh_key_fingerprints": (FINGERPRINT,),
             "alert_emails": ("ops@example.com",),
+            "alert_slack": (),
         },
+        "services": {"caddy": "caddy:2.11.4", "postgres": "postgres:16.15-bookworm",
+                     "redis": "redis:7.4.11-bookworm"},
     }
     assert (config.vps.vcpus, config.vps.memory_mib, config.worker_count) == (1, 2048, 1)
 
@@ -713,6 +716,7 @@ def test_accepted_keys_and_phases() -> None:
         "app",
         "edge",
         "vps",
+        "services",
         "secrets",
         "sshPrivateKey",
     }
@@ -1120,3 +1124,86 @@ def test_the_default_schedules_are_calendar_expressions_systemd_accepts() -> Non
     for expression in (defaults.full_schedule, defaults.diff_schedule, defaults.redis_schedule):
         checked = subprocess.run(["systemd-analyze", "calendar", expression], capture_output=True, text=True)
         assert checked.returncode == 0, checked.stderr
+
+
+# --- issue 11: Slack alert channels and service images ------------------------------------------------------
+
+PG_ALLOWED = "allowed: the official image with a PostgreSQL 16 tag, e.g. postgres:16.15-bookworm"
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    pytest.param({"phasekit:vps.alertSlack": [{"channel": "", "webhook": "OPS_SLACK"}]},
+                 "phasekit:vps.alertSlack[0].channel: '' is empty; allowed: a non-empty string", id="empty-channel"),
+    pytest.param({"phasekit:vps.alertSlack": [{"channel": "#ops",
+                                                "webhook": "https://hooks.slack.com/services/T0/B0/abc"}]},
+                 "phasekit:vps.alertSlack[0].webhook: is a URL, which would put the secret in the stack file in plain "
+                 "text; allowed: the NAME of a phasekit:secrets entry that holds it, set with: pulumi config set "
+                 "--secret --path 'secrets.<NAME>', e.g. SLACK_WEBHOOK_URL", id="url-in-plain-text"),
+    pytest.param({"phasekit:vps.alertSlack": [{"channel": "#ops", "webhook": "ops-slack"}]},
+                 "phasekit:vps.alertSlack[0].webhook: 'ops-slack' is not a secret name; allowed: upper-case letters, "
+                 "digits and '_', not starting with a digit: the NAME of a phasekit:secrets entry that holds it, set "
+                 "with: pulumi config set --secret --path 'secrets.<NAME>', e.g. SLACK_WEBHOOK_URL",
+                 id="bad-secret-name"),
+    pytest.param({"phasekit:vps.alertSlack": [{"channel": "#ops"}]},
+                 "phasekit:vps.alertSlack[0].webhook: missing; allowed: the NAME of a phasekit:secrets entry that "
+                 "holds it, set with: pulumi config set --secret --path 'secrets.<NAME>', e.g. SLACK_WEBHOOK_URL",
+                 id="no-webhook"),
+    pytest.param({"phasekit:services": {"postgres": "postgres:17.2-bookworm"}},
+                 "phasekit:services.postgres: 'postgres:17.2-bookworm' is PostgreSQL 17, not 16: a major upgrade is a "
+                 f"migration to a new stack (phasekit db migrate, docs/migration.md); {PG_ALLOWED}", id="pg-major"),
+    pytest.param({"phasekit:services": {"postgres": "bitnami/postgresql:16.4.0"}},
+                 "phasekit:services.postgres: 'bitnami/postgresql:16.4.0' is not Docker Hub's official postgres "
+                 f"image, which phasekit's backups build on; {PG_ALLOWED}", id="pg-unofficial"),
+    pytest.param({"phasekit:services": {"postgres": "postgres:16.15-alpine"}},
+                 "phasekit:services.postgres: 'postgres:16.15-alpine' is the Alpine variant; the backups' Dockerfile "
+                 "installs pgBackRest with apt and the data files belong to the Debian variant's postgres user (uid "
+                 f"999); {PG_ALLOWED}", id="pg-alpine"),
+    pytest.param({"phasekit:services": {"postgres": "postgres@sha256:" + "a" * 64}},
+                 # Values are shown cut at 80 characters (infra.config_keys.show_value).
+                 "phasekit:services.postgres: 'postgres@sha256:" + "a" * 60 + "... does not name its PostgreSQL "
+                 f"version in a tag; {PG_ALLOWED}", id="pg-digest"),
+    pytest.param({"phasekit:services": {"postgres": "postgres:latest"}},
+                 "phasekit:services.postgres: 'postgres:latest' uses the moving tag 'latest'; allowed: an explicit "
+                 "tag or digest, e.g. postgres:1.4.2 or postgres@sha256:<64 hex>", id="pg-latest"),
+    pytest.param({"phasekit:services": {"caddy": "caddy:latest"}},
+                 "phasekit:services.caddy: 'caddy:latest' uses the moving tag 'latest'; allowed: an explicit "
+                 "tag or digest, e.g. caddy:1.4.2 or caddy@sha256:<64 hex>", id="caddy-latest"),
+    pytest.param({"phasekit:services": {"redis": "redis"}},
+                 "phasekit:services.redis: 'redis' has no tag; allowed: an explicit tag or digest, e.g. redis:1.4.2 "
+                 "or redis@sha256:<64 hex>", id="redis-untagged"),
+    pytest.param({"phasekit:services": {"postgres": "postgres:16"}},
+                 "phasekit:services.postgres: 'postgres:16' does not pin both the minor version and the Debian release "
+                 "(bookworm): a moving tag or another release changes the C library under the data, and with it how "
+                 "text sorts, which silently corrupts text indexes until they are rebuilt; "
+                 f"{PG_ALLOWED}", id="pg-moving-major-tag"),
+    pytest.param({"phasekit:services": {"postgres": "postgres:16.16"}},
+                 "phasekit:services.postgres: 'postgres:16.16' does not pin both the minor version and the Debian "
+                 "release (bookworm): a moving tag or another release changes the C library under the data, and with "
+                 f"it how text sorts, which silently corrupts text indexes until they are rebuilt; {PG_ALLOWED}",
+                 id="pg-no-debian-release"),
+    pytest.param({"phasekit:services": {"caddy": "caddy:2.7.6"}},
+                 "phasekit:services.caddy: 'caddy:2.7.6' is not Caddy 2.8 or newer by its tag: the rendered config "
+                 "uses active health-check tolerances, trusted proxies and the PROXY protocol wrapper; allowed: a tag "
+                 "starting with the version, e.g. caddy:2.11.4", id="caddy-too-old"),
+    pytest.param({"phasekit:services": {"redis": "redis:8.0.2"}},
+                 "phasekit:services.redis: 'redis:8.0.2' is not Redis 7: a new major version rewrites the data files, "
+                 "which the old one then cannot read, so it cannot be rolled back; allowed: a Redis 7 tag, e.g. "
+                 "redis:7.4.11-bookworm", id="redis-major"),
+    pytest.param({"phasekit:services": {"mysql": "mysql:8.4"}},
+                 "phasekit:services.mysql: unknown key; allowed: caddy, postgres, redis", id="unknown-service"),
+])
+def test_bad_alert_channels_and_service_images_are_refused_with_one_exact_line(changes, expected):
+    assert error_message(edited(changes)) == expected
+
+
+def test_a_slack_channel_and_same_major_images_are_accepted_and_their_webhook_is_a_required_secret():
+    from infra.config import required_secret_names
+
+    config = load_config(edited({
+        "phasekit:vps.alertSlack": [{"channel": "#ops", "webhook": "OPS_SLACK"}],
+        "phasekit:services": {"postgres": "docker.io/library/postgres:16.16-bookworm", "redis": "redis:7.4.12"},
+    }))
+    assert [(slack.channel, slack.webhook) for slack in config.vps.alert_slack] == [("#ops", "OPS_SLACK")]
+    assert config.services.images().postgres == "docker.io/library/postgres:16.16-bookworm"
+    assert config.services.images().caddy == "caddy:2.11.4"
+    assert required_secret_names(config) == ["SECRET_KEY_BASE", "BACKUP_PASSPHRASE", "OPS_SLACK"]

@@ -62,7 +62,7 @@ def test_one_app_droplet_may_skip_the_proxy():
 
 PHASE2_KEYS = ("phasekit:app, phasekit:appTier, phasekit:backups, phasekit:database, phasekit:droplets, "
                "phasekit:edge, phasekit:phase, phasekit:protect, phasekit:redis, phasekit:secrets, "
-               "phasekit:sshPrivateKey, phasekit:tags")
+               "phasekit:services, phasekit:sshPrivateKey, phasekit:tags")
 
 BAD_PHASE2_CONFIGS = [
     pytest.param({"phasekit:appTier.count": 0}, "phasekit:appTier.count: 0 is out of range; allowed: 1..10",
@@ -137,3 +137,23 @@ BAD_PHASE2_CONFIGS = [
 @pytest.mark.parametrize(("changes", "expected"), BAD_PHASE2_CONFIGS)
 def test_bad_phase2_config_is_refused_with_one_exact_line(changes: Mapping[str, object], expected: str) -> None:
     assert error_message(edited(changes)) == expected
+
+
+def test_phase2_alert_slack_and_services_are_accepted_and_the_webhook_is_a_required_secret():
+    from infra.config import required_secret_names
+
+    config = load_config(edited({
+        "phasekit:droplets.alertSlack": [{"channel": "#ops", "webhook": "OPS_SLACK"},
+                                         {"channel": "#db", "webhook": "OPS_SLACK"}],
+        "phasekit:services": {"redis": "redis:7.4.12-bookworm"},
+    }))
+    assert [slack.channel for slack in config.droplets.alert_slack] == ["#ops", "#db"]
+    assert config.services.images().redis == "redis:7.4.12-bookworm"
+    assert required_secret_names(config)[-1:] == ["OPS_SLACK"]  # named twice, required once
+
+
+def test_phase2_refuses_another_postgres_major_with_one_exact_line():
+    assert error_message(edited({"phasekit:services": {"postgres": "postgres:15.10"}})) == (
+        "phasekit:services.postgres: 'postgres:15.10' is PostgreSQL 15, not 16: a major upgrade is a migration to a "
+        "new stack (phasekit db migrate, docs/migration.md); allowed: the official image with a PostgreSQL 16 tag, "
+        "e.g. postgres:16.15-bookworm")

@@ -184,7 +184,7 @@ def test_a_pipe_in_a_docstring_cannot_break_the_table():
 
 
 def test_section_names_are_the_markers_on_the_page():
-    assert SECTION_NAMES == ("top", "app", "edge", "backups", "vps", "phase2", "phase3")
+    assert SECTION_NAMES == ("top", "app", "edge", "backups", "vps", "services", "phase2", "phase3")
     assert list(generated_blocks(PAGE.read_text(encoding="utf-8"))) == list(SECTION_NAMES)
 
 

@@ -289,11 +289,13 @@ def test_phase1_cost_section_line_by_line(estimates):
         "  edge-tls-1-3           zone setting (Free plan)                 0.00  official",
         "  total                                                          16.40",
         "",
-        "No price in catalog (not in the total): 4",
+        "No price in catalog (not in the total): 6",
         "  vps-backup-check       DigitalOcean uptime check: no price in catalog",
         "  vps-cpu-alert          DigitalOcean monitoring alert policy: no price in catalog",
         "  vps-disk-alert         DigitalOcean monitoring alert policy: no price in catalog",
         "  vps-memory-alert       DigitalOcean monitoring alert policy: no price in catalog",
+        "  vps-site-check         DigitalOcean uptime check: no price in catalog",
+        "  vps-volume-check       DigitalOcean uptime check: no price in catalog",
         "",
         "Usage-based (not in the total; edit usage_assumptions in phasekit/prices.yaml):",
         "  droplets (pooled)      outbound transfer beyond the droplets' pooled allowance: assumed 0 GiB a month "
@@ -326,7 +328,7 @@ def test_phase2_cost_json(estimates):
                                           "totalWithLeadsUsd", "secondaryOrDerivedLines", "counts")} == {
         "currency": "USD", "catalog": "phasekit/prices.yaml", "catalogDate": "2026-11-23", "totalUsd": "76.00",
         "unconfirmedLeadUsd": "12.00", "totalWithLeadsUsd": "88.00", "secondaryOrDerivedLines": 8,
-        "counts": {"priced": 16, "unconfirmed": 1, "unpriced": 7, "usage-based": 3},
+        "counts": {"priced": 16, "unconfirmed": 1, "unpriced": 9, "usage-based": 3},
     }
     balancer = next(line for line in document["lines"] if line["name"] == "split-lb")
     assert balancer == {

@@ -15,16 +15,16 @@ import yaml
 
 from components.compose_stack import (
     app_environment,
-    render_caddy_json,
     render_deploy_script,
     render_env_file,
     render_public_files,
 )
 from components.data_host import PgBouncerSpec
+from components.proxy_config import render_caddy_json
 from components.split_vps import SplitVps
 from components.testing import run_recorded
 from tests.builders import HOST_STACK, STACK_SECRETS, offsite_args, split_args
-from tests.realtools import caddy_validate, cloud_init_schema, compose_config, self_signed_cert
+from tests.realtools import caddy_validate, cloud_init_schema, compose_config, pinned_caddy, self_signed_cert
 
 WEB = replace(HOST_STACK, role="web", http_health_route=True)
 WEB_SECRETS = replace(STACK_SECRETS, db_password=None, redis_password=None,
@@ -66,9 +66,18 @@ def test_caddy_validates_the_health_route_for_the_load_balancer(tmp_path):
     config = render_caddy_json(WEB, cert_file=str(cert), key_file=str(key))
     assert "Valid configuration" in caddy_validate(config)
     http_routes = json.loads(config)["apps"]["http"]["servers"]["http"]["routes"]
-    assert http_routes[0] == {"match": [{"path": ["/healthz"]}], "terminal": True,
-                              "handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": "app:8000"}]}]}
-    assert http_routes[1]["handle"][0]["status_code"] == 308
+    # Draining: the balancer's probe gets 503 while drain/draining exists, so it stops sending new connections.
+    assert http_routes[0] == {
+        "match": [{"path": ["/healthz"], "file": {"root": "/srv/phasekit-drain", "try_files": ["/draining"]}}],
+        "handle": [{"handler": "static_response", "status_code": 503, "body": "draining\n"}], "terminal": True}
+    # Otherwise the app answers it under the health-check contract: the hostname and https, which the balancer
+    # does not send.
+    assert http_routes[1] == {"match": [{"path": ["/healthz"]}], "terminal": True, "handle": [{
+        "handler": "reverse_proxy", "upstreams": [{"dial": "app:8000"}],
+        "headers": {"request": {"set": {"X-Forwarded-For": ["{http.vars.client_ip}"], "Host": ["app.example.com"],
+                                        "X-Forwarded-Proto": ["https"]}}},
+        "load_balancing": {"try_duration": "30s", "try_interval": "250ms"}}]}
+    assert http_routes[2]["handle"][0]["status_code"] == 308
 
 
 @pytest.mark.parametrize("runs_release", [True, False])
@@ -128,7 +137,7 @@ def test_a_web_host_passes_on_the_data_hosts_status_and_its_absence(tmp_path):
     (tmp_path / "data.json").write_text(json.dumps(data))
     (tmp_path / "web.json").write_text(json.dumps(web))
     env = {**os.environ, "PHASEKIT_BACKUP_STATUS_UPSTREAM": f"127.0.0.2:{data_port}"}
-    caddys = [subprocess.Popen(["caddy", "run", "--config", str(tmp_path / name)], env=env,
+    caddys = [subprocess.Popen([pinned_caddy(), "run", "--config", str(tmp_path / name)], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
               for name in ("data.json", "web.json")]
     try:

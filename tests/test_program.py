@@ -36,7 +36,7 @@ def run_phase1(raw=PHASE1, extra_config=SECRETS, secret_keys=("phasekit:secrets"
 
 
 def bundle(recording) -> dict[str, str]:
-    stdin = recording.one("command:remote:Command").inputs["stdin"]
+    stdin = recording.named("vps-rollout").inputs["stdin"]
     archive = tarfile.open(fileobj=io.BytesIO(base64.b64decode(stdin)))
     return {member.name: archive.extractfile(member).read().decode()
             for member in archive.getmembers() if member.isfile()}
@@ -47,7 +47,7 @@ def test_phase1_builds_the_whole_topology():
         "phasekit:index:CloudflareEdge": 1,
         "cloudflare:index/dnsRecord:DnsRecord": 1,
         "cloudflare:index/zoneSetting:ZoneSetting": 4,
-        "tls:index/privateKey:PrivateKey": 1,
+        "tls:index/privateKey:PrivateKey": 2,
         "tls:index/certRequest:CertRequest": 1,
         "cloudflare:index/originCaCertificate:OriginCaCertificate": 1,
         "cloudflare:index/r2Bucket:R2Bucket": 2,
@@ -62,11 +62,11 @@ def test_phase1_builds_the_whole_topology():
         "digitalocean:index/reservedIpAssignment:ReservedIpAssignment": 1,
         "digitalocean:index/firewall:Firewall": 1,
         "digitalocean:index/monitorAlert:MonitorAlert": 3,
-        "digitalocean:index/uptimeCheck:UptimeCheck": 1,
-        "digitalocean:index/uptimeAlert:UptimeAlert": 1,
+        "digitalocean:index/uptimeCheck:UptimeCheck": 3,
+        "digitalocean:index/uptimeAlert:UptimeAlert": 3,
         "digitalocean:index/project:Project": 1,
         "random:index/randomPassword:RandomPassword": 2,
-        "command:remote:Command": 1,
+        "command:remote:Command": 2,
     }
 
 
@@ -128,7 +128,7 @@ def test_outputs_mask_connection_strings():
 def test_a_fresh_stack_previews_with_unknowns():
     recording = run_phase1(preview=True)
     assert recording.outputs["origin_ip"] == "(known after apply)"
-    assert len(recording.resources) == 30
+    assert len(recording.resources) == 36
 
 
 def test_missing_secret_value_stops_with_the_command_to_set_it():
@@ -177,11 +177,11 @@ def test_backups_reach_the_droplet_only_through_the_ssh_bundle():
 
 def test_the_backup_alert_watches_the_status_url_and_mails_the_alert_recipients():
     recording = run_phase1()
-    check = recording.one("digitalocean:index/uptimeCheck:UptimeCheck")
+    check = recording.named("vps-backup-check")
     assert check.inputs == {"name": "phasekit-phase1-app backups", "target":
                             "https://app.example.com/.well-known/phasekit/backup", "type": "https",
                             "regions": ["us_east", "eu_west"], "enabled": True}
-    alert = recording.one("digitalocean:index/uptimeAlert:UptimeAlert")
+    alert = recording.named("vps-backup-alert")
     assert alert.inputs == {"checkId": check.id, "name": "phasekit-phase1-app: backups late or WAL archiving failing",
                             "type": "down", "period": "10m", "notifications": [{"emails": ["ops@example.com"]}]}
 
@@ -249,3 +249,71 @@ def test_backup_spec_is_the_stacks_bucket_endpoint_and_backups_config():
         diff_schedule="Sun..Fri 01:00", redis_schedule="hourly")
     phase3 = load_config(read_stack_file(ROOT / "Pulumi.phase3.yaml"))
     assert backup_spec(phase3, "phasekit", "phase3").redis_schedule is None  # ElastiCache keeps its own
+
+
+# --- issue 11: alert recipients on Slack, service images ------------------------------------------------------
+
+WEBHOOK = "https://hooks.slack.com/services/T000/B000/XXXX"
+SLACK_STACK = {**PHASE1, "phasekit:vps": {**PHASE1["phasekit:vps"],
+                                          "alertSlack": [{"channel": "#ops", "webhook": "OPS_SLACK_WEBHOOK"}]}}
+
+
+def with_secrets(**extra: str) -> dict[str, str]:
+    return {"phasekit:secrets": json.dumps({"SECRET_KEY_BASE": "skb", "BACKUP_PASSPHRASE": PASSPHRASE, **extra})}
+
+
+def test_slack_webhooks_come_from_the_secrets_and_reach_every_alert_as_secrets():
+    recording = run_phase1(SLACK_STACK, extra_config=with_secrets(OPS_SLACK_WEBHOOK=WEBHOOK))
+    expected = [{"channel": "#ops", "url": WEBHOOK}]
+    monitor = recording.of_type("digitalocean:index/monitorAlert:MonitorAlert")
+    uptime = recording.of_type("digitalocean:index/uptimeAlert:UptimeAlert")
+    assert (len(monitor), len(uptime)) == (3, 3)
+    assert all(alert.inputs["alerts"]["slacks"] == expected and "alerts" in alert.secret_inputs for alert in monitor)
+    assert all(alert.inputs["notifications"][0]["slacks"] == expected and "notifications" in alert.secret_inputs
+               for alert in uptime)
+
+
+def test_a_named_slack_webhook_must_be_set():
+    with pytest.raises(ConfigError) as raised:
+        run_phase1(SLACK_STACK, extra_config=with_secrets())
+    assert str(raised.value) == (
+        "phasekit:secrets.OPS_SLACK_WEBHOOK: missing; vps.alertSlack names it as the webhook URL of a Slack channel, "
+        "so set it with: pulumi config set --secret --path 'secrets.OPS_SLACK_WEBHOOK'")
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("http://hooks.slack.com/services/T000/B000/XXXX",
+     "phasekit:secrets.OPS_SLACK_WEBHOOK: the webhook URL uses http://; allowed: an https:// Slack incoming-webhook "
+     "URL (e.g. https://hooks.slack.com/services/...)"),
+    ("ftp://hooks.slack.com/x",
+     "phasekit:secrets.OPS_SLACK_WEBHOOK: the webhook URL uses ftp://; allowed: an https:// Slack incoming-webhook "
+     "URL (e.g. https://hooks.slack.com/services/...)"),
+])
+def test_a_slack_webhook_that_is_not_https_is_refused_without_showing_it(url, message):
+    with pytest.raises(ConfigError) as raised:
+        run_phase1(SLACK_STACK, extra_config=with_secrets(OPS_SLACK_WEBHOOK=url))
+    assert str(raised.value) == message
+    assert "XXXX" not in str(raised.value) and "hooks.slack.com/x" not in str(raised.value)
+
+
+def test_a_slack_webhook_may_not_be_a_secret_that_something_else_reads():
+    shared = {**PHASE1, "phasekit:vps": {**PHASE1["phasekit:vps"],
+                                         "alertSlack": [{"channel": "#ops", "webhook": "SECRET_KEY_BASE"}]}}
+    with pytest.raises(ConfigError) as raised:
+        run_phase1(shared, extra_config=with_secrets())
+    assert str(raised.value) == (
+        "phasekit:secrets.SECRET_KEY_BASE: app.secretEnv lists it too, and a webhook URL is sent to DigitalOcean and "
+        "shown in its control panel; allowed: a secrets entry of its own for the webhook URL")
+
+
+def test_service_images_come_from_config_and_reach_the_compose_file():
+    raw = {**PHASE1, "phasekit:services": {"caddy": "caddy:2.11.5", "postgres": "postgres:16.16-bookworm",
+                                           "redis": "redis:7.4.12-bookworm"}}
+    import yaml
+
+    files = bundle(run_phase1(raw))
+    services = yaml.safe_load(files["compose.yaml"])["services"]
+    assert (services["proxy"]["image"], services["redis"]["image"]) == ("caddy:2.11.5", "redis:7.4.12-bookworm")
+    assert services["db"]["image"] == "phasekit/postgres-pgbackrest:16.16-bookworm"
+    assert "FROM postgres:16.16-bookworm" in files["postgres/Dockerfile"].splitlines()
+    assert "FROM postgres:16.15-bookworm" in bundle(run_phase1())["postgres/Dockerfile"].splitlines()

@@ -41,7 +41,7 @@ def run(raw, stack: str, preview: bool = False):
 
 
 @pytest.fixture(scope="module")
-def phase2():
+def phase2(request):
     return run(PHASE2, "phase2")
 
 
@@ -61,7 +61,7 @@ def test_phase2_builds_the_split_topology(phase2):
         "digitalocean:index/firewall:Firewall", "command:remote:Command")} == {
         "phasekit:index:CloudflareEdge": 1, "phasekit:index:SplitVps": 1, "digitalocean:index/droplet:Droplet": 3,
         "digitalocean:index/loadBalancer:LoadBalancer": 1, "digitalocean:index/volume:Volume": 1,
-        "digitalocean:index/firewall:Firewall": 2, "command:remote:Command": 3}
+        "digitalocean:index/firewall:Firewall": 2, "command:remote:Command": 6}
     assert "digitalocean:index/reservedIp:ReservedIp" not in counts
 
 
@@ -118,8 +118,10 @@ def test_phase2_backs_up_the_database_droplet_and_web_hosts_serve_its_status(pha
     assert [(rule["portRange"], rule.get("sourceTags")) for rule in db_firewall[1:]] == [
         ("6432", ["phasekit-phase2-app-tier"]), ("6379", ["phasekit-phase2-app-tier"]),
         ("8079", ["phasekit-phase2-app-tier"])]
-    check = phase2.one("digitalocean:index/uptimeCheck:UptimeCheck")
-    assert check.inputs["target"] == "https://app.example.com/.well-known/phasekit/backup"
+    assert {check.name: check.inputs["target"] for check in phase2.of_type("digitalocean:index/uptimeCheck:UptimeCheck")} == {
+        "split-site-check": "https://app.example.com/healthz",
+        "split-volume-check": "https://app.example.com/.well-known/phasekit/volume",
+        "split-backup-check": "https://app.example.com/.well-known/phasekit/backup"}
     assert phase2.named("backups-bucket").urn == (
         "urn:pulumi:phase2::phasekit::phasekit:index:BackupStore$cloudflare:index/r2Bucket:R2Bucket::backups-bucket")
     assert phase2.named("backups-bucket").protect

@@ -16,13 +16,13 @@ import time
 from dataclasses import replace
 
 import pytest
+import yaml
 
 from components.backups import postgres_archive_settings
 from components.cloud_init import render_cloud_init
 from components.compose_stack import (
     app_environment,
     redis_settings,
-    render_caddy_json,
     render_deploy_script,
     render_env_file,
     render_postgresql_conf,
@@ -30,7 +30,8 @@ from components.compose_stack import (
     render_redis_auth,
     render_redis_conf,
 )
-from components.droplet_parts import ROLLOUT_SCRIPT
+from components.droplet_parts import rollout_script
+from components.proxy_config import render_caddy_json
 from components.single_vps import SingleVps
 from components.testing import run_recorded
 from components.tuning import Machine, postgres_settings
@@ -39,6 +40,7 @@ from tests.realtools import (
     caddy_validate,
     cloud_init_schema,
     compose_config,
+    pinned_caddy,
     running_postgres,
     running_redis,
     self_signed_cert,
@@ -52,6 +54,15 @@ SECRETS = STACK_SECRETS
 def test_cloud_init_schema_accepts_the_user_data(tls_mode):
     user_data = render_cloud_init(render_public_files(replace(STACK, tls_mode=tls_mode)))
     assert "Valid cloud-config" in cloud_init_schema(user_data)
+
+
+def test_docker_pulls_docker_hub_images_through_google_mirror_on_first_boot():
+    """Docker Hub limits anonymous pulls per IPv6 /64, which droplets share; mirror.gcr.io caches Docker Hub."""
+    document = yaml.safe_load(render_cloud_init(render_public_files(STACK)).removeprefix("#cloud-config\n"))
+    daemon = next(entry for entry in document["write_files"] if entry["path"] == "/etc/docker/daemon.json")
+    assert daemon["content"] == (
+        '{\n  "log-driver": "json-file",\n  "log-opts": {\n    "max-size": "10m",\n    "max-file": "5"\n  },\n'
+        '  "live-restore": true,\n  "registry-mirrors": [\n    "https://mirror.gcr.io"\n  ]\n}\n')
 
 
 def test_cloud_init_schema_accepts_what_the_droplet_is_given():
@@ -127,7 +138,8 @@ def test_redis_runs_with_the_rendered_config_and_requires_the_password():
     ("deploy.sh", render_deploy_script(STACK)),
     ("deploy.sh with a registry", render_deploy_script(
         replace(STACK, app=replace(APP, registry_server="ghcr.io", registry_username="acme")))),
-    ("rollout", "#!/bin/sh\n" + ROLLOUT_SCRIPT + "\n"),
+    ("rollout", "#!/bin/sh\n" + rollout_script(data_volume=True) + "\n"),
+    ("rollout of a web host", "#!/bin/sh\n" + rollout_script(data_volume=False) + "\n"),
 ])
 def test_shell_scripts_pass_shellcheck(tmp_path, name, script):
     path = tmp_path / name
@@ -159,7 +171,7 @@ def test_docker_compose_accepts_the_stack_with_backups():
         "postgres/Dockerfile": public["postgres/Dockerfile"].content,
     }
     services = compose_config(public["compose.yaml"].content, files)["services"]
-    assert services["db"]["image"] == "phasekit/postgres-pgbackrest:16.6"
+    assert services["db"]["image"] == "phasekit/postgres-pgbackrest:16.15-bookworm"
     assert services["db"]["build"]["context"].endswith("/postgres")
     assert [name for name, service in services.items() if "ports" in service] == ["app", "proxy"]
 
@@ -234,7 +246,7 @@ def test_caddy_serves_the_status_file_and_drops_the_connection_without_it(tmp_pa
     servers["https"]["listen"], servers["http"]["listen"] = [f"127.0.0.1:{https_port}"], [f"127.0.0.1:{http_port}"]
     servers["https"]["routes"][0]["handle"][2]["root"] = str(status)
     (tmp_path / "caddy.json").write_text(json.dumps(config))
-    caddy = subprocess.Popen(["caddy", "run", "--config", str(tmp_path / "caddy.json")],
+    caddy = subprocess.Popen([pinned_caddy(), "run", "--config", str(tmp_path / "caddy.json")],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         answer = _get_over_tls(https_port, "/.well-known/phasekit/backup")

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import tarfile
 
 import pulumi
 import pytest
 import yaml
 
-from components.droplet_parts import ROLLOUT_SCRIPT
+from components.droplet_parts import SlackChannel, host_key_script, rollout_script
 from components.single_vps import SingleVps
+from components.testing import mock_openssh_pair as openssh_pair
 from components.testing import run_recorded
 from tests.builders import BACKUP_PASSPHRASE, CLOUDFLARE_CIDRS, offsite_args, vps_args
 
@@ -25,6 +27,8 @@ VOLUME = "digitalocean:index/volume:Volume"
 FIREWALL = "digitalocean:index/firewall:Firewall"
 ALERT = "digitalocean:index/monitorAlert:MonitorAlert"
 ROLLOUT = "command:remote:Command"
+UPTIME_CHECK = "digitalocean:index/uptimeCheck:UptimeCheck"
+UPTIME_ALERT = "digitalocean:index/uptimeAlert:UptimeAlert"
 EVERYWHERE = ["0.0.0.0/0", "::/0"]
 
 
@@ -33,10 +37,20 @@ def record(preview: bool = False, **overrides):
 
 
 def bundle_files(recording) -> dict[str, tarfile.TarInfo | bytes]:
-    stdin = recording.one(ROLLOUT).inputs["stdin"]
+    stdin = recording.named("web-rollout").inputs["stdin"]
     archive = tarfile.open(fileobj=io.BytesIO(base64.b64decode(stdin)))
     return {member.name: (member, archive.extractfile(member).read() if member.isfile() else b"")
             for member in archive.getmembers()}
+
+
+def test_caddy_trusts_cloudflare_for_the_visitor_address_only_when_proxied():
+    caddy = json.loads(bundle_files(record())["caddy/caddy.json"][1])["apps"]["http"]["servers"]["https"]
+    assert caddy["trusted_proxies"] == {"source": "static", "ranges": list(CLOUDFLARE_CIDRS)}
+    assert caddy["client_ip_headers"] == ["CF-Connecting-IP"]
+    direct = record(tls_mode="acme", origin_certificate_pem=None, origin_private_key_pem=None,
+                    web_source_cidrs=EVERYWHERE)
+    assert "trusted_proxies" not in json.loads(bundle_files(direct)["caddy/caddy.json"][1])[
+        "apps"]["http"]["servers"]["https"]
 
 
 def test_children_are_exactly_the_phase1_topology():
@@ -50,9 +64,12 @@ def test_children_are_exactly_the_phase1_topology():
         "digitalocean:index/reservedIpAssignment:ReservedIpAssignment": 1,
         FIREWALL: 1,
         ALERT: 3,
+        UPTIME_CHECK: 2,
+        UPTIME_ALERT: 2,
         "digitalocean:index/project:Project": 1,
         "random:index/randomPassword:RandomPassword": 2,
-        ROLLOUT: 1,
+        "tls:index/privateKey:PrivateKey": 1,
+        ROLLOUT: 2,
     }
     component = recording.one("phasekit:index:SingleVps")
     children = [resource for resource in recording.resources if resource is not component]
@@ -113,11 +130,35 @@ def test_backups_can_be_turned_off_and_plan_changed():
     assert inputs["backups"] is False and "backupPolicy" not in inputs
 
 
-def test_user_data_carries_no_secret():
-    droplet = record().one(DROPLET)
-    assert droplet.secret_inputs == frozenset()
+def test_user_data_carries_no_secret_but_the_droplets_own_host_key():
+    """The SSH host private key is the one secret in user_data (docs/security.md says what that exposes)."""
+    recording = record()
+    droplet = recording.one(DROPLET)
+    assert droplet.secret_inputs == frozenset({"userData"})
+    key = recording.one("tls:index/privateKey:PrivateKey")
+    assert (key.name, key.inputs) == ("web-droplet-host-key", {"algorithm": "ED25519"})
+    document = yaml.safe_load(droplet.inputs["userData"])
+    pair = openssh_pair("web-droplet-host-key")
+    assert document.pop("ssh_keys") == {"ed25519_private": pair["privateKeyOpenssh"],
+                                        "ed25519_public": pair["publicKeyOpenssh"]}
+    rest = yaml.safe_dump(document)
     for secret_marker in ("s3cr3t-base", "PRIVATE KEY", "requirepass", "DATABASE_URL"):
-        assert secret_marker not in droplet.inputs["userData"]
+        assert secret_marker not in rest
+
+
+def test_every_rollout_pins_the_host_key_the_droplet_was_given():
+    """pulumi-command >= 1.1 checks ``connection.hostKey`` (an authorized_keys line) with ssh.FixedHostKey."""
+    recording = record()
+    pair = openssh_pair("web-droplet-host-key")
+    rollout = recording.named("web-rollout")
+    assert rollout.inputs["connection"]["hostKey"] == pair["publicKeyOpenssh"]
+    # Droplets created before pinning present their own key: one unpinned step installs the pinned one first.
+    install = recording.named("web-droplet-host-key-install")
+    assert "hostKey" not in install.inputs["connection"]
+    assert install.inputs["create"] == host_key_script(pair["publicKeyOpenssh"]) == install.inputs["update"]
+    assert install.inputs["stdin"] == pair["privateKeyOpenssh"] and "stdin" in install.secret_inputs
+    assert install.urn in rollout.dependencies
+    assert recording.named("web-firewall").urn in install.dependencies
 
 
 def test_volume_is_protected_retained_and_formatted_by_label():
@@ -158,9 +199,9 @@ def test_alerts_cpu_memory_disk_to_the_alert_emails():
 
 def test_rollout_ships_the_bundle_as_a_secret_over_ssh():
     recording = record()
-    rollout = recording.one(ROLLOUT)
+    rollout = recording.named("web-rollout")
     assert "stdin" in rollout.secret_inputs
-    assert rollout.inputs["create"] == ROLLOUT_SCRIPT == rollout.inputs["update"]
+    assert rollout.inputs["create"] == rollout_script(data_volume=True) == rollout.inputs["update"]
     assert rollout.inputs["connection"]["user"] == "root"
     assert rollout.inputs["logging"] == "stdoutAndStderr"
     assert "s3cr3t-base" not in rollout.inputs["create"]
@@ -212,7 +253,7 @@ def test_cloud_init_mounts_by_label_and_writes_the_stack():
 
 
 def test_preview_of_a_fresh_stack_leaves_computed_values_unknown():
-    rollout = record(preview=True).one(ROLLOUT)
+    rollout = record(preview=True).named("web-rollout")
     assert type(rollout.inputs["stdin"]).__name__ == "Unknown"
 
 
@@ -238,10 +279,6 @@ def test_invalid_args_are_refused_with_exact_messages(overrides, message):
 
 # --- off-site backups -------------------------------------------------------------------------------------
 
-UPTIME_CHECK = "digitalocean:index/uptimeCheck:UptimeCheck"
-UPTIME_ALERT = "digitalocean:index/uptimeAlert:UptimeAlert"
-
-
 def test_offsite_backups_add_exactly_an_uptime_check_and_its_alert():
     with_backups = record(offsite_backups=offsite_args()).type_counts()
     without = record().type_counts()
@@ -251,15 +288,15 @@ def test_offsite_backups_add_exactly_an_uptime_check_and_its_alert():
 
 def test_the_backup_alert_mails_the_alert_recipients_when_the_status_url_is_down():
     recording = record(offsite_backups=offsite_args())
-    check = recording.one(UPTIME_CHECK)
+    check = recording.named("web-backup-check")
     assert check.inputs == {"name": "phasekit-test-app backups",
                             "target": "https://app.example.com/.well-known/phasekit/backup",
                             "type": "https", "regions": ["us_east", "eu_west"], "enabled": True}
-    assert recording.one(UPTIME_ALERT).inputs == {
+    assert recording.named("web-backup-alert").inputs == {
         "checkId": check.id, "name": "phasekit-test-app: backups late or WAL archiving failing", "type": "down",
         "period": "10m", "notifications": [{"emails": ["ops@example.com"]}]}
     component = recording.one("phasekit:index:SingleVps")
-    assert recording.one(UPTIME_ALERT).parent == component.urn
+    assert recording.named("web-backup-alert").parent == component.urn
 
 
 def test_backup_credentials_travel_only_in_the_bundle_with_private_modes():
@@ -276,8 +313,8 @@ def test_backup_credentials_travel_only_in_the_bundle_with_private_modes():
     assert files["secrets/r2-curl.conf"][1].decode() == f'user = "token-id:{"a" * 64}"\n'
     user_data = recording.one(DROPLET).inputs["userData"]
     assert BACKUP_PASSPHRASE not in user_data and "a" * 64 not in user_data
-    assert recording.one(DROPLET).secret_inputs == frozenset()
-    assert "rollout" in recording.one(ROLLOUT).name and "stdin" in recording.one(ROLLOUT).secret_inputs
+    assert recording.one(DROPLET).secret_inputs == frozenset({"userData"})  # the host key only
+    assert "rollout" in recording.named("web-rollout").name and "stdin" in recording.named("web-rollout").secret_inputs
 
 
 def test_the_nightly_dump_to_the_root_disk_is_gone_and_deploy_retires_it_on_old_droplets():
@@ -288,3 +325,77 @@ def test_the_nightly_dump_to_the_root_disk_is_gone_and_deploy_retires_it_on_old_
     deploy = next(entry["content"] for entry in document["write_files"] if entry["path"].endswith("/deploy.sh"))
     assert ("! systemctl is-enabled --quiet phasekit-pg-dump.timer 2>/dev/null || systemctl disable --now "
             "phasekit-pg-dump.timer") in deploy.splitlines()
+
+
+# --- issue 11: uptime of the site and the volume, Slack, volume growth, project order ---------------------------
+
+SLACK = SlackChannel(channel="#ops", url=pulumi.Output.secret("https://hooks.slack.com/services/T0/B0/x"))
+
+
+def test_the_site_and_the_data_volume_each_have_an_uptime_check_whose_down_alert_reaches_the_recipients():
+    recording = record()
+    site, volume = recording.named("web-site-check"), recording.named("web-volume-check")
+    assert site.inputs == {"name": "phasekit-test-app site", "target": "https://app.example.com/healthz",
+                           "type": "https", "regions": ["us_east", "eu_west"], "enabled": True}
+    assert volume.inputs == {"name": "phasekit-test-app data volume",
+                             "target": "https://app.example.com/.well-known/phasekit/volume",
+                             "type": "https", "regions": ["us_east", "eu_west"], "enabled": True}
+    assert recording.named("web-site-alert").inputs == {
+        "checkId": site.id, "name": "phasekit-test-app: site down", "type": "down", "period": "5m",
+        "notifications": [{"emails": ["ops@example.com"]}]}
+    assert recording.named("web-volume-alert").inputs == {
+        "checkId": volume.id, "name": "phasekit-test-app: data volume 80% full or more", "type": "down",
+        "period": "10m", "notifications": [{"emails": ["ops@example.com"]}]}
+
+
+def test_slack_channels_receive_every_monitoring_and_uptime_alert_and_their_webhooks_stay_secret():
+    recording = record(alert_slack=[SLACK], offsite_backups=offsite_args())
+    slack = [{"channel": "#ops", "url": "https://hooks.slack.com/services/T0/B0/x"}]
+    alerts = recording.of_type(ALERT)
+    assert len(alerts) == 3
+    for alert in alerts:
+        assert alert.inputs["alerts"] == {"emails": ["ops@example.com"], "slacks": slack}
+        assert "alerts" in alert.secret_inputs
+    uptime = recording.of_type(UPTIME_ALERT)
+    assert len(uptime) == 3
+    for alert in uptime:
+        assert alert.inputs["notifications"] == [{"emails": ["ops@example.com"], "slacks": slack}]
+        assert "notifications" in alert.secret_inputs
+
+
+@pytest.mark.parametrize(("slack", "message"), [
+    (SlackChannel(channel="", url="https://hooks.slack.com/services/T0/B0/x"),
+     "SingleVpsArgs.alert_slack[0]: channel is empty; allowed: the channel's name, e.g. '#ops'"),
+    (SlackChannel(channel="  ", url="https://hooks.slack.com/services/T0/B0/x"),
+     "SingleVpsArgs.alert_slack[0]: channel is empty; allowed: the channel's name, e.g. '#ops'"),
+    (SlackChannel(channel="#ops", url="http://hooks.slack.com/services/T0/B0/x"),
+     "SingleVpsArgs.alert_slack[0]: the webhook URL uses http://; allowed: an https:// Slack incoming-webhook URL "
+     "(e.g. https://hooks.slack.com/services/...)"),
+    (SlackChannel(channel="#ops", url=""),
+     "SingleVpsArgs.alert_slack[0]: the webhook URL is empty; allowed: an https:// Slack incoming-webhook URL"),
+])
+def test_bad_slack_channels_are_refused_without_quoting_the_webhook(slack, message):
+    with pytest.raises(ValueError) as raised:
+        record(alert_slack=[slack])
+    assert str(raised.value) == message
+    assert "/T0/B0/x" not in message
+
+
+def test_growing_the_volume_changes_the_rollout_which_waits_for_the_resize():
+    """pulumi-command re-runs a Command only when its inputs change: the size must reach the bundle."""
+    small, large = record(), record(volume_size_gib=40)
+    assert large.one(VOLUME).inputs["size"] == 40
+    assert small.named("web-rollout").inputs["stdin"] != large.named("web-rollout").inputs["stdin"]
+    assert large.one(VOLUME).urn in large.named("web-rollout").dependencies
+
+
+def test_the_reserved_ip_is_unassigned_before_the_project_lets_go_of_it():
+    """A Project hands its resources to the default project when deleted, and DigitalOcean refuses to move an
+    assigned reserved IP (412): the assignment depends on the Project, so Pulumi deletes it first."""
+    recording = record()
+    project = recording.one("digitalocean:index/project:Project")
+    droplet_urn, volume_urn, ip_urn = project.inputs["resources"]
+    assert (droplet_urn, volume_urn) == (f"do:droplet:{recording.one(DROPLET).id}", f"do:volume:{recording.one(VOLUME).id}")
+    assert ip_urn.startswith("do:reservedip:198.51.100.")
+    assignment = recording.one("digitalocean:index/reservedIpAssignment:ReservedIpAssignment")
+    assert project.urn in assignment.dependencies

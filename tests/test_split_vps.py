@@ -13,13 +13,15 @@ import io
 import json
 import tarfile
 
+import pulumi
 import pytest
 import yaml
 from pulumi.output import Unknown
 
 from components.data_host import PgBouncerSpec
-from components.droplet_parts import EGRESS, EVERYWHERE, ROLLOUT_SCRIPT
+from components.droplet_parts import EGRESS, EVERYWHERE, SlackChannel, rollout_script
 from components.split_vps import SplitVps, load_balancer_allows
+from components.testing import mock_openssh_pair as openssh_pair
 from components.testing import run_recorded
 from tests.builders import BACKUP_PASSPHRASE, CLOUDFLARE_CIDRS, offsite_args, split_args
 
@@ -29,6 +31,9 @@ FIREWALL = "digitalocean:index/firewall:Firewall"
 ALERT = "digitalocean:index/monitorAlert:MonitorAlert"
 LOAD_BALANCER = "digitalocean:index/loadBalancer:LoadBalancer"
 ROLLOUT = "command:remote:Command"
+UPTIME_CHECK = "digitalocean:index/uptimeCheck:UptimeCheck"
+UPTIME_ALERT = "digitalocean:index/uptimeAlert:UptimeAlert"
+PROJECT = "digitalocean:index/project:Project"
 ADMINS = ["203.0.113.0/24"]
 CLOUDFLARE_V4 = [cidr for cidr in CLOUDFLARE_CIDRS if ":" not in cidr]
 
@@ -63,8 +68,12 @@ def test_two_app_droplets_get_a_load_balancer_and_a_database_droplet():
         ALERT: 6,
         FIREWALL: 2,
         LOAD_BALANCER: 1,
-        ROLLOUT: 3,
+        ROLLOUT: 6,
+        "tls:index/privateKey:PrivateKey": 3,
         "digitalocean:index/project:Project": 1,
+        "digitalocean:index/projectResources:ProjectResources": 1,
+        UPTIME_CHECK: 1,
+        UPTIME_ALERT: 1,
     }
     component = recording.one("phasekit:index:SplitVps")
     children = [resource for resource in recording.resources if resource is not component]
@@ -143,6 +152,22 @@ def test_load_balancer_passes_tls_through_health_checks_the_app_and_admits_cloud
     assert lb["redirectHttpToHttps"] is False
 
 
+def test_a_new_load_balancer_sends_the_proxy_protocol_header_and_the_droplets_read_it():
+    recording = record()
+    lb = recording.one(LOAD_BALANCER)
+    assert lb.inputs["enableProxyProtocol"] is True
+    # An existing balancer is left alone: turning it on before the rollouts would fail every health check.
+    assert lb.ignore_changes == ("enableProxyProtocol",)
+    for droplet in ("split-app-0", "split-app-1"):
+        servers = json.loads(bundle(recording, f"{droplet}-rollout")["caddy/caddy.json"][1])["apps"]["http"]["servers"]
+        assert servers["https"]["listener_wrappers"][0]["wrapper"] == "proxy_protocol"
+        assert servers["http"]["listener_wrappers"][0]["wrapper"] == "proxy_protocol"
+        assert servers["https"]["trusted_proxies"] == {"source": "static", "ranges": CLOUDFLARE_CIDRS}
+    alone = json.loads(bundle(record(app_count=1), "split-app-0-rollout")["caddy/caddy.json"][1])
+    assert "listener_wrappers" not in alone["apps"]["http"]["servers"]["https"]
+    assert alone["apps"]["http"]["servers"]["https"]["trusted_proxies"]["ranges"] == CLOUDFLARE_CIDRS
+
+
 def test_load_balancer_allows_are_the_ipv4_ranges_only():
     assert load_balancer_allows(["198.51.100.0/24", "2400:cb00::/32"]) == ["cidr:198.51.100.0/24"]
 
@@ -203,8 +228,10 @@ def test_rollouts_go_database_first_then_one_app_droplet_at_a_time():
     assert first.urn in second.dependencies
     assert db_rollout.urn not in second.dependencies  # ordered through the first, not around it
     assert recording.named("split-app-firewall").urn in second.dependencies
+    assert db_rollout.inputs["create"] == rollout_script(data_volume=True) == db_rollout.inputs["update"]
+    for rollout in (first, second):
+        assert rollout.inputs["create"] == rollout_script(data_volume=False) == rollout.inputs["update"]
     for rollout in (db_rollout, first, second):
-        assert rollout.inputs["create"] == ROLLOUT_SCRIPT
         assert "stdin" in rollout.secret_inputs
 
 
@@ -322,13 +349,107 @@ def test_with_backups_the_database_host_gets_the_credentials_and_every_web_host_
             {"host": ["app.example.com"], "path": ["/.well-known/phasekit/backup"]}]
     for droplet in recording.of_type(DROPLET):
         assert BACKUP_PASSPHRASE not in droplet.inputs["userData"]
-    check = recording.one("digitalocean:index/uptimeCheck:UptimeCheck")
+    check = recording.named("split-backup-check")
     assert check.inputs["target"] == "https://app.example.com/.well-known/phasekit/backup"
-    assert recording.one("digitalocean:index/uptimeAlert:UptimeAlert").inputs["notifications"] == [
-        {"emails": ["ops@example.com"]}]
+    assert recording.named("split-backup-alert").inputs["notifications"] == [{"emails": ["ops@example.com"]}]
 
 
 def test_without_backups_nothing_about_them_is_created():
     recording = record()
-    assert "digitalocean:index/uptimeCheck:UptimeCheck" not in recording.type_counts()
+    assert [check.name for check in recording.of_type(UPTIME_CHECK)] == ["split-site-check"]
     assert "proxy.env" not in bundle(recording, "split-app-0-rollout")
+
+
+# --- issue 11 -----------------------------------------------------------------------------------------------
+
+
+def test_the_public_url_and_with_backups_the_volume_have_uptime_alerts_to_the_recipients():
+    recording = record(offsite_backups=offsite_args())
+    targets = {check.name: check.inputs["target"] for check in recording.of_type(UPTIME_CHECK)}
+    assert targets == {"split-site-check": "https://app.example.com/healthz",
+                       "split-volume-check": "https://app.example.com/.well-known/phasekit/volume",
+                       "split-backup-check": "https://app.example.com/.well-known/phasekit/backup"}
+    alerts = {alert.name: alert.inputs for alert in recording.of_type(UPTIME_ALERT)}
+    assert {name: (inputs["type"], inputs["period"], inputs["notifications"]) for name, inputs in alerts.items()} == {
+        "split-site-alert": ("down", "5m", [{"emails": ["ops@example.com"]}]),
+        "split-volume-alert": ("down", "10m", [{"emails": ["ops@example.com"]}]),
+        "split-backup-alert": ("down", "10m", [{"emails": ["ops@example.com"]}]),
+    }
+
+
+def test_slack_channels_receive_the_alerts_of_both_tiers():
+    slack = SlackChannel(channel="#ops", url=pulumi.Output.secret("https://hooks.slack.com/services/T0/B0/x"))
+    recording = record(alert_slack=[slack])
+    expected = [{"channel": "#ops", "url": "https://hooks.slack.com/services/T0/B0/x"}]
+    assert len(recording.of_type(ALERT)) == 6
+    assert all(alert.inputs["alerts"]["slacks"] == expected for alert in recording.of_type(ALERT))
+    assert recording.named("split-site-alert").inputs["notifications"][0]["slacks"] == expected
+
+
+def test_growing_the_database_volume_changes_its_rollout_which_waits_for_the_resize():
+    small, large = record(), record(volume_size_gib=60)
+    assert small.named("split-db-rollout").inputs["stdin"] != large.named("split-db-rollout").inputs["stdin"]
+    assert large.one(VOLUME).urn in large.named("split-db-rollout").dependencies
+    assert small.named("split-app-0-rollout").inputs["stdin"] == large.named("split-app-0-rollout").inputs["stdin"]
+
+
+def test_the_reserved_ip_is_never_in_the_project_list_and_is_unassigned_before_it_leaves_the_project():
+    """appTier.count 1 -> 2 drops the reserved IP. DigitalOcean refuses to move an assigned IP between projects (412,
+    terraform-provider-digitalocean #445). Its own ProjectResources, which the assignment depends on, is deleted only
+    after the assignment. The Project itself lists nothing: the provider reads its `resources` back as every URN in
+    the project, so a listed subset beside a ProjectResources would diff the IP out after a refresh."""
+    one = record(app_count=1)
+    project = one.one(PROJECT)
+    assert "resources" not in project.inputs
+    members, ip_membership = (one.named("split-project-members"), one.named("split-ip-project"))
+    assert members.inputs["project"] == ip_membership.inputs["project"] == project.id
+    assert not any(urn.startswith("do:reservedip:") for urn in members.inputs["resources"])
+    [ip_urn] = ip_membership.inputs["resources"]
+    assert ip_urn.startswith("do:reservedip:198.51.100.")
+    assignment = one.one("digitalocean:index/reservedIpAssignment:ReservedIpAssignment")
+    assert ip_membership.urn in assignment.dependencies
+    assert assignment.urn in one.named("split-app-0-rollout").dependencies
+    # With two droplets the members are the same droplets plus the load balancer: only additions.
+    two = record(app_count=2)
+    before, after = set(members.inputs["resources"]), set(two.named("split-project-members").inputs["resources"])
+    assert before <= after
+    assert {urn.split(":")[1] for urn in after - before} == {"droplet", "loadbalancer"}
+    assert "resources" not in two.one(PROJECT).inputs
+    assert [resource.name for resource in two.of_type("digitalocean:index/projectResources:ProjectResources")] == [
+        "split-project-members"]
+
+
+def test_every_droplet_may_take_ten_minutes_to_shut_down_on_delete():
+    """The provider's delete waits for a graceful shutdown under the delete timeout, 60 s by default
+    (resource_droplet.go). The mocks do not record custom timeouts, so the constructor's options are captured."""
+    import pulumi_digitalocean
+
+    seen: dict[str, pulumi.ResourceOptions] = {}
+    real = pulumi_digitalocean.Droplet
+
+    class Spy(real):  # type: ignore[misc, valid-type]
+        def __init__(self, name, *args, **kwargs):
+            seen[name] = kwargs["opts"]
+            super().__init__(name, *args, **kwargs)
+
+    from unittest import mock
+    with mock.patch("components.droplet_parts.digitalocean.Droplet", Spy):
+        record()
+    assert sorted(seen) == ["split-app-0", "split-app-1", "split-db"]
+    for opts in seen.values():
+        assert opts.custom_timeouts is not None and opts.custom_timeouts.delete == "10m"
+        assert opts.custom_timeouts.create is None and opts.custom_timeouts.update is None
+
+
+def test_each_droplet_has_its_own_host_key_which_its_rollout_pins():
+    recording = record()
+    for droplet in ("split-db", "split-app-0", "split-app-1"):
+        pair = openssh_pair(f"{droplet}-host-key")
+        user_data = yaml.safe_load(recording.named(droplet).inputs["userData"])
+        assert user_data["ssh_keys"] == {"ed25519_private": pair["privateKeyOpenssh"],
+                                         "ed25519_public": pair["publicKeyOpenssh"]}
+        assert "userData" in recording.named(droplet).secret_inputs
+        rollout, install = recording.named(f"{droplet}-rollout"), recording.named(f"{droplet}-host-key-install")
+        assert rollout.inputs["connection"]["hostKey"] == pair["publicKeyOpenssh"]
+        assert "hostKey" not in install.inputs["connection"]
+        assert install.urn in rollout.dependencies

@@ -110,10 +110,10 @@ class Bad:
 SET_SECRET = "pulumi config set --secret"
 ENV_NAMES = ("upper-case letters, digits and '_', not starting with a digit, e.g. LOG_LEVEL, or a lower-case proxy "
              "variable (all_proxy, ftp_proxy, http_proxy, https_proxy, no_proxy)")
-VPS_KEYS = "alertEmails, backupPlan, backups, region, size, sshAdminCidrs, sshKeyFingerprints, volumeSizeGib"
+VPS_KEYS = "alertEmails, alertSlack, backupPlan, backups, region, size, sshAdminCidrs, sshKeyFingerprints, volumeSizeGib"
 APP_KEYS = "dbPoolSize, env, healthPath, image, port, registry, releaseCommand, secretEnv, workers"
 PHASE1_KEYS = ("phasekit:app, phasekit:backups, phasekit:edge, phasekit:phase, phasekit:protect, phasekit:secrets, "
-               "phasekit:sshPrivateKey, phasekit:tags, phasekit:vps")
+               "phasekit:services, phasekit:sshPrivateKey, phasekit:tags, phasekit:vps")
 SECRETS_ALLOWED = "a mapping of NAME to a secret set with: pulumi config set --secret --path 'secrets.<NAME>'"
 TAG_PART = "1 to 63 lowercase letters, digits, '-' or '_'"
 
@@ -212,7 +212,7 @@ BAD: list[Bad] = [
     Bad("phase3-key-in-phase2", 2, append("  phasekit:workload:\n    minReplicas: 2\n"),
         "phasekit:workload: unknown key; allowed: phasekit:app, phasekit:appTier, phasekit:backups, phasekit:database, "
         "phasekit:droplets, phasekit:edge, phasekit:phase, phasekit:protect, phasekit:redis, phasekit:secrets, "
-        "phasekit:sshPrivateKey, phasekit:tags"),
+        "phasekit:services, phasekit:sshPrivateKey, phasekit:tags"),
     Bad("phase1-key-in-phase3", 3, append("  phasekit:vps:\n    region: nyc3\n"),
         "phasekit:vps: unknown key; allowed: phasekit:alertEmails, phasekit:app, phasekit:aws, phasekit:backups, "
         "phasekit:cache, "
