@@ -29,6 +29,7 @@ existing state. Only a real ``pulumi preview`` shows those.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -73,6 +74,18 @@ INVOKE_RESULTS: dict[str, dict] = {
 }
 
 
+def mock_openssh_pair(name: str) -> dict[str, str]:
+    """The OpenSSH outputs the mocks give the ``tls.PrivateKey`` ``name`` (a droplet's host key): deterministic and
+    well-formed-looking, not a usable key."""
+    digest = hashlib.sha256(name.encode()).digest()
+    blob = base64.b64encode(b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20" + digest).decode()
+    return {
+        "privateKeyOpenssh": (f"-----BEGIN OPENSSH PRIVATE KEY-----\n{digest.hex()}\n"
+                              "-----END OPENSSH PRIVATE KEY-----\n"),
+        "publicKeyOpenssh": f"ssh-ed25519 {blob}\n",
+    }
+
+
 def _fake_outputs(type_token: str, name: str, resource_id: str) -> dict[str, Any]:
     """Plausible computed outputs for the resources phasekit reads back (``preview=False`` only)."""
     digest = hashlib.sha256(name.encode()).hexdigest()
@@ -90,7 +103,8 @@ def _fake_outputs(type_token: str, name: str, resource_id: str) -> dict[str, Any
         "random:index/randomPassword:RandomPassword": {"result": digest[:32]},
         "random:index/randomId:RandomId": {"hex": digest[:8]},
         "tls:index/privateKey:PrivateKey": {
-            "privateKeyPem": f"-----BEGIN PRIVATE KEY-----\n{digest}\n-----END PRIVATE KEY-----\n"},
+            "privateKeyPem": f"-----BEGIN PRIVATE KEY-----\n{digest}\n-----END PRIVATE KEY-----\n",
+            **mock_openssh_pair(name)},
         "tls:index/certRequest:CertRequest": {
             "certRequestPem": f"-----BEGIN CERTIFICATE REQUEST-----\n{digest}\n-----END CERTIFICATE REQUEST-----\n"},
         "cloudflare:index/apiToken:ApiToken": {"value": f"offline-token-{digest[:32]}"},
@@ -228,17 +242,28 @@ class Recording:
         return counts
 
 
+OutputOverrides = Callable[[str, str, Mapping[str, Any]], Mapping[str, Any]]
+"""``(type token, logical name, inputs) -> outputs`` laid over ``_fake_outputs``' (``preview=False`` only): how
+``phasekit.render`` puts generated local secrets (passwords, a self-signed origin certificate) where the fixed
+fake values would otherwise be."""
+
+
 class RecordingMocks(pulumi.runtime.Mocks):
-    def __init__(self, preview: bool, invoke_results: Mapping[str, dict] | None = None) -> None:
+    def __init__(self, preview: bool, invoke_results: Mapping[str, dict] | None = None,
+                 output_overrides: OutputOverrides | None = None) -> None:
         self.preview = preview
         self.invoke_results = dict(INVOKE_RESULTS if invoke_results is None else invoke_results)
+        self.output_overrides = output_overrides
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
         resource_id = str(int(hashlib.sha256(f"{args.typ}::{args.name}".encode()).hexdigest()[:8], 16))
         if self.preview:
             # A create in preview has no id and no computed outputs yet.
             return None, dict(args.inputs)
-        return resource_id, {**args.inputs, **_fake_outputs(args.typ, args.name, resource_id)}
+        outputs = {**args.inputs, **_fake_outputs(args.typ, args.name, resource_id)}
+        if self.output_overrides is not None:
+            outputs.update(self.output_overrides(args.typ, args.name, args.inputs))
+        return resource_id, outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
         if args.token not in self.invoke_results:
@@ -321,13 +346,15 @@ def _unwrap_secrets(value: Any) -> tuple[Any, bool]:
 def run_recorded(program: Callable[[], None], *, preview: bool = False, project: str = "phasekit",
                  stack: str = "test", config: Mapping[str, str] | None = None,
                  secret_keys: list[str] | None = None,
-                 invoke_results: Mapping[str, dict] | None = None) -> Recording:
+                 invoke_results: Mapping[str, dict] | None = None,
+                 output_overrides: OutputOverrides | None = None) -> Recording:
     """Run ``program`` under a fresh recording monitor and return everything it registered.
 
     ``config`` is the runtime form of stack config (``{"phasekit:app": "<json>", ...}``) that
-    ``pulumi.Config`` reads; ``secret_keys`` marks which of its keys are secrets.
+    ``pulumi.Config`` reads; ``secret_keys`` marks which of its keys are secrets. ``output_overrides``
+    (``preview=False`` only) replaces chosen computed outputs (see ``OutputOverrides``).
     """
-    mocks = RecordingMocks(preview, invoke_results)
+    mocks = RecordingMocks(preview, invoke_results, output_overrides)
     monitor = RecordingMonitor(mocks)
     # A new root stack per run: set_mocks reuses an existing one, whose exports would leak across runs.
     pulumi.runtime.settings.ROOT.set(None)

@@ -7,6 +7,7 @@
     phasekit plan --from phase1 --to phase2         resources created and retired, and the migration runbook
     phasekit plan --diagram [--out DIR]             each stack's topology as Mermaid and SVG
     phasekit risk --stack phase2 --base REV|FILE    classify every resource change from a revision or file
+    phasekit render --stack phase1 --out DIR       every host's files as they land on it, placeholder secrets
     phasekit db migrate --source URL --target URL  copy a live database to the next phase, verified (phasekit/db)
 
 Every argument is checked before any plan runs: the project folder, every stack name (with the closest
@@ -51,6 +52,9 @@ PLAN_EXAMPLES = """\
   phasekit plan --from phase1 --to phase2          a migration's creates, retirements and runbook
   phasekit plan --diagram --out docs/diagrams      each stack's topology as Mermaid and SVG"""
 
+RENDER_EXAMPLES = """\
+  phasekit render --stack phase1 --out /tmp/phase1       each host's files, to review or rehearse"""
+
 RISK_EXAMPLES = """\
   phasekit risk --stack phase2 --base origin/main  what the change since origin/main destroys
   phasekit risk --stack phase1 --base HEAD~1 --allow-data-loss
@@ -89,9 +93,9 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         prog="phasekit", formatter_class=raw,
         description="phasekit's offline tools: plan a stack, compare phases, draw diagrams and judge a change's\n"
                     "risk, with no cloud credential and no Pulumi CLI.",
-        epilog=f"examples:\n{PLAN_EXAMPLES}\n{RISK_EXAMPLES}\n\n{EXIT_STATUS}")
+        epilog=f"examples:\n{PLAN_EXAMPLES}\n{RISK_EXAMPLES}\n{RENDER_EXAMPLES}\n\n{EXIT_STATUS}")
     parser.add_argument("--version", action=_Version, help="print phasekit's version and exit")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{plan,risk,db}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{plan,risk,render,db}")
 
     plan = commands.add_parser(
         "plan", help="validate stack config and show what it would create and cost", formatter_class=raw,
@@ -134,10 +138,22 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
                       help="exit 0 even when a change replaces or deletes a stateful resource")
     risk.add_argument("--json", action="store_true", help="print JSON instead of text")
     _project_dir_argument(risk)
+
+    render = commands.add_parser(
+        "render", help="write every host's files as they land on it, with placeholder secrets",
+        formatter_class=raw,
+        description="Run the stack's program offline and write each host's files (the rollout bundle, with its\n"
+                    "modes, and cloud-init.yaml) into a folder per host, or phase 3's Kubernetes objects as YAML.\n"
+                    "Secrets are placeholders generated for this run. See README.txt in DIR and docs/rehearse.md.",
+        epilog=f"examples:\n{RENDER_EXAMPLES}\n\n{EXIT_STATUS}")
+    render.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    render.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder to write into")
+    render.add_argument("--json", action="store_true", help="print what was written as JSON")
+    _project_dir_argument(render)
     # Listed for --help only: `run` hands `phasekit db ...` to phasekit.db.cli before this parser sees it.
     commands.add_parser("db", help="migrate a database between phases and verify it; restore backups "
                                    "(see phasekit db --help)", add_help=False)
-    return parser, {"plan": plan, "risk": risk}
+    return parser, {"plan": plan, "risk": risk, "render": render}
 
 
 def _project_dir_argument(parser: argparse.ArgumentParser) -> None:
@@ -174,12 +190,16 @@ def run(argv: list[str] | None = None) -> int:
         commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command == "plan":
         mode = _plan_mode(args, commands["plan"])
+    elif args.command == "render":
+        _check_render_arguments(args, commands["render"])
     else:
         _check_risk_arguments(args, commands["risk"])
     try:
         project_dir = _project_dir(args)
         if args.command == "risk":
             return _risk(args, project_dir)
+        if args.command == "render":
+            return _render(args, project_dir)
         return {"stack": _plan, "compare": _compare, "from": _migration, "diagram": _diagram}[mode](args, project_dir)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -190,6 +210,12 @@ def _check_risk_arguments(args: argparse.Namespace, risk_parser: argparse.Argume
     for option, value in (("--stack", args.stack), ("--base", args.base), ("--head", args.head)):
         if value is not None and not value.strip():
             risk_parser.error(f"{option} needs a value, not an empty string")
+
+
+def _check_render_arguments(args: argparse.Namespace, render_parser: argparse.ArgumentParser) -> None:
+    for option, value in (("--stack", args.stack), ("--out", args.out)):
+        if not value.strip():
+            render_parser.error(f"{option} needs a value, not an empty string")
 
 
 def _mode_error(mode: str, message: str) -> NoReturn:
@@ -351,6 +377,20 @@ def _output_folder(out: Path) -> Path:
     if not os.access(out_dir, os.W_OK):
         raise ConfigError(f"--out {out}: not writable")
     return out_dir
+
+
+def _render(args: argparse.Namespace, project_dir: Path) -> int:
+    [args.stack] = _check_stacks(project_dir, "--stack", [args.stack])
+    out = Path(args.out)
+    if out.is_dir() and any(out.iterdir()):
+        # Never mixed with what is there: every file in it must be this render's, placeholders and modes alike.
+        raise ConfigError(f"--out {args.out}: not empty; render writes into a new or empty folder")
+    out_dir = _output_folder(out)
+    from phasekit.render import render_json, render_stack
+
+    rendered = render_stack(args.stack, project_dir, out_dir)
+    _emit(args, lambda: render_json(rendered), lambda: "".join(f"wrote {path}\n" for path in rendered.written))
+    return 0
 
 
 def _risk(args: argparse.Namespace, project_dir: Path) -> int:
