@@ -391,6 +391,9 @@ HOST_KEY_INSTALL_SUFFIX = f"{HOST_KEY_SUFFIX}-install"
 """The one-time step installing it (``install_host_key``) is the ``command:remote:Command`` named
 ``<droplet>-host-key-install``; the rollouts are the ones named ``...-rollout`` (``ROLLOUT_SUFFIX``)."""
 
+HOST_KEY_READ_SUFFIX = "-read"
+"""The install step's first half, ``<droplet>-host-key-install-read``, reads the key the droplet presents."""
+
 ROLLOUT_SUFFIX = "-rollout"
 """Every host's bundle rollout (``rollout``) is the ``command:remote:Command`` named ``<component>[-<role>]-rollout``:
 how ``phasekit render`` tells rollouts from the other remote commands."""
@@ -454,20 +457,42 @@ def host_key_script(public_openssh: str) -> str:
 def install_host_key(name: str, *, parent: pulumi.Resource, host: pulumi.Input[str], key: tls.PrivateKey,
                      ssh_private_key: pulumi.Input[str] | None,
                      depends_on: Sequence[pulumi.Resource]) -> command.remote.Command:
-    """``host_key_script`` over SSH without pinning (the only connection that trusts the first answer); the
-    private key travels on stdin, a secret, never in argv."""
+    """Two steps, so that no secret goes to a host nobody verified:
+
+    1. ``<name>-read`` (``HOST_KEY_READ_SUFFIX``) connects without pinning, the only connection that trusts the first
+       answer, sends nothing and prints the host key the droplet presents;
+    2. ``<name>`` runs ``host_key_script`` pinned to that key, so it talks to the host step 1 saw. The private key
+       travels on its stdin (a secret, never in argv) only when the droplet presents another key than the generated
+       one: a droplet created with the key (every droplet from this version on) is sent nothing.
+
+    Both re-run when the droplet's address changes (a replacement). Step 2's pin is step 1's reading: after a key
+    is installed, only a new reading (a new address) changes step 2's inputs."""
     private_openssh, public_openssh = openssh_pair(key)
+    connection = {"host": host, "user": "root", "private_key": ssh_private_key, "dial_error_limit": 30}
+    read = command.remote.Command(
+        f"{name}{HOST_KEY_READ_SUFFIX}",
+        connection=command.remote.ConnectionArgs(**connection),
+        create=f"cat {HOST_KEY_PATH}.pub",
+        update=f"cat {HOST_KEY_PATH}.pub",
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
+    )
+    presented = read.stdout.apply(lambda line: (line or "").strip())
     script = public_openssh.apply(host_key_script)
     return command.remote.Command(
         name,
-        connection=command.remote.ConnectionArgs(host=host, user="root", private_key=ssh_private_key,
-                                                 dial_error_limit=30),
+        connection=command.remote.ConnectionArgs(**connection, host_key=presented),
         create=script,
         update=script,
-        stdin=pulumi.Output.secret(private_openssh),
+        stdin=pulumi.Output.secret(pulumi.Output.all(presented, public_openssh, private_openssh).apply(
+            lambda keys: "" if _same_key(keys[0], keys[1]) else keys[2])),
         logging="stderr",
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[read]),
     )
+
+
+def _same_key(presented: str, pinned: str | None) -> bool:
+    """Whether two OpenSSH public key lines name the same key (type and key; comments differ)."""
+    return pinned is not None and presented.split()[:2] == pinned.split()[:2]
 
 
 def rollout(name: str, *, parent: pulumi.Resource, host: pulumi.Input[str], bundle: pulumi.Input[str],

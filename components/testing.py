@@ -87,7 +87,16 @@ def mock_openssh_pair(name: str) -> dict[str, str]:
 
 
 def _fake_outputs(type_token: str, name: str, resource_id: str) -> dict[str, Any]:
-    """Plausible computed outputs for the resources phasekit reads back (``preview=False`` only)."""
+    """Plausible computed outputs for the resources phasekit reads back (``preview=False`` only).
+
+    The droplet host-key read step (``droplet_parts.install_host_key``) prints the key a droplet created with it
+    presents: its generated key's public half (an older droplet's own key is an ``output_overrides`` case)."""
+    from components.droplet_parts import HOST_KEY_INSTALL_SUFFIX, HOST_KEY_READ_SUFFIX, HOST_KEY_SUFFIX
+
+    read_suffix = f"{HOST_KEY_INSTALL_SUFFIX}{HOST_KEY_READ_SUFFIX}"
+    if type_token == "command:remote:Command" and name.endswith(read_suffix):
+        key_name = name.removesuffix(read_suffix) + HOST_KEY_SUFFIX
+        return {"stdout": mock_openssh_pair(key_name)["publicKeyOpenssh"].strip() + " root@droplet\n"}
     digest = hashlib.sha256(name.encode()).hexdigest()
     octet = int(digest[:2], 16) % 250 + 2
     table: dict[str, dict[str, Any]] = {

@@ -86,7 +86,7 @@ def test_image_env_and_size_changes_are_in_place_and_destroy_nothing():
     assert change(risk, "vps-droplet").ignored == ()
     assert change(risk, "vps-rollout").kind == "unchanged"
     assert risk_text(risk) == (
-        "phasekit risk: 0 to create, 2 to update in place, 0 to replace, 0 to delete, 31 unchanged\n"
+        "phasekit risk: 0 to create, 2 to update in place, 0 to replace, 0 to delete, 32 unchanged\n"
         "offline: computed values (ids, addresses, generated secrets) are unknown in both versions, and\n"
         "  resources taking them from a replaced or new resource may change; only `pulumi preview` against\n"
         "  the stack's state is final.\n"
@@ -124,7 +124,7 @@ def test_phase1_region_replaces_the_protected_volume():
         "vps-data", "vps-droplet", "vps-ip", "vps-vpc", "vps-ip-assignment"}
     assert {item.name for item in risk.of_kind("update")} == {
         "edge-record", "vps-cpu-alert", "vps-disk-alert", "vps-memory-alert", "vps-firewall", "vps-project",
-        "vps-rollout", "vps-droplet-host-key-install"}
+        "vps-rollout", "vps-droplet-host-key-install", "vps-droplet-host-key-install-read"}
     assert change(risk, "vps-droplet").delete_before_replace is True
     assignment = change(risk, "vps-ip-assignment")
     assert [reason.rule for reason in assignment.replaced_because] == ["dropletId", "ipAddress"]
@@ -254,7 +254,7 @@ def test_a_new_aws_region_replaces_everything_its_provider_manages():
 
 def test_json_names_the_data_destroying_changes_and_how_to_allow_them():
     document = risk_json(report("phase1", "phase1.yaml", "phase1-sfo3.yaml"))
-    assert document["summary"] == {"create": 0, "update": 8, "replace": 5, "delete": 0, "unchanged": 20}
+    assert document["summary"] == {"create": 0, "update": 9, "replace": 5, "delete": 0, "unchanged": 20}
     assert document["dataDestroying"] == [{
         "name": "vps-data", "type": "digitalocean:index/volume:Volume",
         "urn": "urn:pulumi:phase1::phasekit::phasekit:index:SingleVps$digitalocean:index/volume:Volume::vps-data",
@@ -577,7 +577,7 @@ def test_cli_exits_4_on_data_loss_and_0_when_allowed(capsys):
     args = ("--stack", "phase1", "--base", str(FIXTURES / "phase1.yaml"), "--head", str(FIXTURES / "phase1-sfo3.yaml"))
     status, out, err = risk_cli(capsys, *args)
     assert (status, err) == (4, "")
-    assert out.splitlines()[0] == "phasekit risk: 0 to create, 8 to update in place, 5 to replace, 0 to delete, " \
+    assert out.splitlines()[0] == "phasekit risk: 0 to create, 9 to update in place, 5 to replace, 0 to delete, " \
                                   "20 unchanged"
     status, out, _ = risk_cli(capsys, *args, "--allow-data-loss", "--json")
     assert status == 0

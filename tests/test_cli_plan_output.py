@@ -27,7 +27,7 @@ phasekit plan: stack phase1 (phase 1) of project phasekit
 offline preview under Pulumi's mock monitor: no credentials used, computed values unknown
 
 Summary:
-  resources     36 to create: digitalocean 16, cloudflare 10, tls 3, command 2, random 2; 3
+  resources     37 to create: digitalocean 16, cloudflare 10, command 3, tls 3, random 2; 3
                 components
   monthly cost  $16.40 a month at list prices; 6 without a price; 3 usage-based not counted
   guardrails    {POLICIES} policies: {POLICIES} pass, 0 fail
@@ -61,7 +61,7 @@ def phase3_text() -> str:
 def test_the_summary_comes_first_then_the_tree(capsys):
     status, out, err = plan(capsys, "--stack", "phase1")
     assert (status, err) == (0, "")
-    assert out.startswith(PHASE1_SUMMARY + "\nResources: 36 to create\npulumi:pulumi:Stack  phasekit-phase1\n")
+    assert out.startswith(PHASE1_SUMMARY + "\nResources: 37 to create\npulumi:pulumi:Stack  phasekit-phase1\n")
 
 
 def test_summary_prints_the_summary_alone(capsys):
@@ -156,7 +156,7 @@ def test_a_terminal_gets_rich_colour_and_no_color_gets_the_plain_text(capsys, mo
     assert main(["plan", "--stack", "phase1", "--summary", "--project-dir", str(ROOT)]) == 0
     coloured = terminal.getvalue()
     assert ESCAPE.search(coloured)
-    assert "36 to create: digitalocean 16" in ESCAPE.sub("", coloured)
+    assert "37 to create: digitalocean 16" in ESCAPE.sub("", coloured)
     for extra, environ in ((["--no-color"], None), ([], "1")):
         terminal = Terminal()
         monkeypatch.setattr("sys.stdout", terminal)
@@ -209,7 +209,7 @@ def test_json_records_each_inputs_sources_and_the_dependency_list(capsys):
     assert assignment["dependsOn"] == sorted([urn["vps-droplet"], urn["vps-ip"], urn["vps-project"]])
     assert resources["vps-vpc"]["expressions"] == {}
     assert document["summary"] == {
-        "resourcesToCreate": 36, "byProvider": {"digitalocean": 16, "cloudflare": 10, "tls": 3, "command": 2,
+        "resourcesToCreate": 37, "byProvider": {"digitalocean": 16, "cloudflare": 10, "command": 3, "tls": 3,
                                                 "random": 2},
         "components": 3, "defaultTags": {"managed-by": "phasekit", "phase": "1", "project": "phasekit",
                                          "stack": "phase1"},

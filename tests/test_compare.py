@@ -83,9 +83,9 @@ read from each stack's offline plan; prices from phasekit/prices.yaml as of 2026
   DNS / edge                            8           8           8
   object storage                        3           3           3
   Kubernetes objects                    0           0          26
-  rollout steps                         2           6           0
+  rollout steps                         3           9           0
   console organisation                  1           3           0
-  all cloud resources                  33          46         130
+  all cloud resources                  34          49         130
 
   Monthly cost (USD)               phase1      phase2      phase3
   priced total                      16.40       76.00      400.58
@@ -188,7 +188,7 @@ def test_compare_json_of_the_committed_stacks(plans):
     assert [(stack["stack"], stack["phase"], stack["resourceCount"], stack["cost"]["totalUsd"],
              stack["cost"]["unconfirmedLeadUsd"], stack["capacity"]["maxAppReplicas"])
             for stack in document["stacks"]] == [
-        ("phase1", 1, 33, "16.40", "0.00", 1), ("phase2", 2, 46, "76.00", "12.00", 2),
+        ("phase1", 1, 34, "16.40", "0.00", 1), ("phase2", 2, 49, "76.00", "12.00", 2),
         ("phase3", 3, 130, "400.58", "1.00", 6)]
     assert document["stacks"][2]["capacity"]["app"] == {"vcpus": 4, "memoryGib": "16"}
     assert document["stacks"][2]["capacity"]["appMax"] == {"vcpus": 8, "memoryGib": "32"}
@@ -256,11 +256,14 @@ Resources by kind (phase1 retired -> phase2 created)
   object storage               3 -> 3
                                  same names, new stack: backups-bucket, backups-lifecycle,
                                    edge-media
-  rollout steps                2 -> 6
-                                 retire: vps-droplet-host-key-install, vps-rollout
-                                 create: split-app-0-host-key-install, split-app-0-rollout,
-                                   split-app-1-host-key-install, split-app-1-rollout,
-                                   split-db-host-key-install, split-db-rollout
+  rollout steps                3 -> 9
+                                 retire: vps-droplet-host-key-install,
+                                   vps-droplet-host-key-install-read, vps-rollout
+                                 create: split-app-0-host-key-install,
+                                   split-app-0-host-key-install-read, split-app-0-rollout,
+                                   split-app-1-host-key-install, split-app-1-host-key-install-read,
+                                   split-app-1-rollout, split-db-host-key-install,
+                                   split-db-host-key-install-read, split-db-rollout
   console organisation         1 -> 3
                                  retire: vps-project
                                  create: split-app-tier, split-project, split-project-members
@@ -508,10 +511,12 @@ Resources by kind (phase2 retired -> phase3 created)
                                    autoscaler-sa, cluster-gp3, logical-backup,
                                    logical-backup-account, logical-backup-credentials,
                                    logical-backup-egress
-  rollout steps                6 -> 0
-                                 retire: split-app-0-host-key-install, split-app-0-rollout,
-                                   split-app-1-host-key-install, split-app-1-rollout,
-                                   split-db-host-key-install, split-db-rollout
+  rollout steps                9 -> 0
+                                 retire: split-app-0-host-key-install,
+                                   split-app-0-host-key-install-read, split-app-0-rollout,
+                                   split-app-1-host-key-install, split-app-1-host-key-install-read,
+                                   split-app-1-rollout, split-db-host-key-install,
+                                   split-db-host-key-install-read, split-db-rollout
   console organisation         3 -> 0
                                  retire: split-app-tier, split-project, split-project-members
 
@@ -771,8 +776,9 @@ Resources by kind (phase1 retired -> phase3 created)
                                    autoscaler-sa, cluster-gp3, logical-backup,
                                    logical-backup-account, logical-backup-credentials,
                                    logical-backup-egress
-  rollout steps                2 -> 0
-                                 retire: vps-droplet-host-key-install, vps-rollout
+  rollout steps                3 -> 0
+                                 retire: vps-droplet-host-key-install,
+                                   vps-droplet-host-key-install-read, vps-rollout
   console organisation         1 -> 0
                                  retire: vps-project
 

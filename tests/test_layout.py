@@ -42,7 +42,7 @@ def test_the_engine_runs_the_program_directory(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "infra"))
     recording = run_recorded(lambda: runpy.run_path(str(ROOT / "infra"), run_name="__main__"),
                              stack="phase1", config=config, secret_keys=["phasekit:secrets"])
-    assert len(recording.resources) == 36
+    assert len(recording.resources) == 37
     assert recording.outputs["app_url"] == "https://app.example.com"
 
 

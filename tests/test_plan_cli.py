@@ -31,7 +31,7 @@ def project_with(tmp_path: Path, stack_config: dict) -> Path:
 def test_tree_shows_every_resource_protection_and_masked_outputs(capsys):
     status, out, err = plan(capsys, "--stack", "phase1")
     assert status == 0 and err == ""
-    assert "Resources: 36 to create" in out
+    assert "Resources: 37 to create" in out
     assert "├─ digitalocean:index/volume:Volume  vps-data  [protected; retained on delete]" in out
     assert "├─ cloudflare:index/r2Bucket:R2Bucket  edge-media  [protected; retained on delete]" in out
     assert "├─ digitalocean:index/droplet:Droplet  vps-droplet  [ignores changes to userData, sshKeys]" in out
@@ -50,7 +50,7 @@ def test_json_lists_resources_with_masked_secrets(capsys):
     assert set(document) == {"stack", "project", "phase", "summary", "resources", "outputs", "secretsToSet",
                              "warnings", "cost", "guardrails"}
     resources = {resource["name"]: resource for resource in document["resources"]}
-    assert len(resources) == 36
+    assert len(resources) == 37
     assert set(resources["vps-data"]) == {"urn", "type", "name", "parent", "inputs", "protect",
                                           "retainOnDelete", "ignoreChanges", "dependsOn", "expressions", "provider"}
     assert resources["vps-data"]["protect"] is True
@@ -153,7 +153,7 @@ def test_bad_config_in_a_real_process_prints_no_traceback(tmp_path):
 
 
 @pytest.mark.parametrize(("stack", "count", "lines"), [
-    ("phase2", 49, [
+    ("phase2", 52, [
         "├─ digitalocean:index/volume:Volume  split-db-data  [protected; retained on delete]",
         "├─ digitalocean:index/loadBalancer:LoadBalancer  split-lb",
         "  database_url: [secret]\n",

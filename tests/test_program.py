@@ -66,7 +66,7 @@ def test_phase1_builds_the_whole_topology():
         "digitalocean:index/uptimeAlert:UptimeAlert": 3,
         "digitalocean:index/project:Project": 1,
         "random:index/randomPassword:RandomPassword": 2,
-        "command:remote:Command": 2,
+        "command:remote:Command": 3,
     }
 
 
@@ -128,7 +128,7 @@ def test_outputs_mask_connection_strings():
 def test_a_fresh_stack_previews_with_unknowns():
     recording = run_phase1(preview=True)
     assert recording.outputs["origin_ip"] == "(known after apply)"
-    assert len(recording.resources) == 36
+    assert len(recording.resources) == 37
 
 
 def test_missing_secret_value_stops_with_the_command_to_set_it():

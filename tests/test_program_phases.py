@@ -61,7 +61,7 @@ def test_phase2_builds_the_split_topology(phase2):
         "digitalocean:index/firewall:Firewall", "command:remote:Command")} == {
         "phasekit:index:CloudflareEdge": 1, "phasekit:index:SplitVps": 1, "digitalocean:index/droplet:Droplet": 3,
         "digitalocean:index/loadBalancer:LoadBalancer": 1, "digitalocean:index/volume:Volume": 1,
-        "digitalocean:index/firewall:Firewall": 2, "command:remote:Command": 6}
+        "digitalocean:index/firewall:Firewall": 2, "command:remote:Command": 9}
     assert "digitalocean:index/reservedIp:ReservedIp" not in counts
 
 

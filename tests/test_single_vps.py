@@ -69,7 +69,7 @@ def test_children_are_exactly_the_phase1_topology():
         "digitalocean:index/project:Project": 1,
         "random:index/randomPassword:RandomPassword": 2,
         "tls:index/privateKey:PrivateKey": 1,
-        ROLLOUT: 2,
+        ROLLOUT: 3,
     }
     component = recording.one("phasekit:index:SingleVps")
     children = [resource for resource in recording.resources if resource is not component]
@@ -152,13 +152,30 @@ def test_every_rollout_pins_the_host_key_the_droplet_was_given():
     pair = openssh_pair("web-droplet-host-key")
     rollout = recording.named("web-rollout")
     assert rollout.inputs["connection"]["hostKey"] == pair["publicKeyOpenssh"]
-    # Droplets created before pinning present their own key: one unpinned step installs the pinned one first.
+    # A droplet first shows which key it presents (the one unpinned connection, which sends nothing); the install
+    # step is pinned to that, and a droplet created with the key (the mocks' default) is sent no secret.
+    read = recording.named("web-droplet-host-key-install-read")
+    assert "hostKey" not in read.inputs["connection"] and "stdin" not in read.inputs
+    assert read.inputs["create"] == read.inputs["update"] == "cat /etc/ssh/ssh_host_ed25519_key.pub"
     install = recording.named("web-droplet-host-key-install")
-    assert "hostKey" not in install.inputs["connection"]
+    assert install.inputs["connection"]["hostKey"] == pair["publicKeyOpenssh"].strip() + " root@droplet"
     assert install.inputs["create"] == host_key_script(pair["publicKeyOpenssh"]) == install.inputs["update"]
-    assert install.inputs["stdin"] == pair["privateKeyOpenssh"] and "stdin" in install.secret_inputs
-    assert install.urn in rollout.dependencies
-    assert recording.named("web-firewall").urn in install.dependencies
+    assert install.inputs["stdin"] == "" and "stdin" in install.secret_inputs
+    assert read.urn in install.dependencies and install.urn in rollout.dependencies
+    assert recording.named("web-firewall").urn in read.dependencies
+
+
+def test_a_droplet_from_before_pinning_gets_the_key_only_over_a_connection_pinned_to_what_it_showed():
+    older = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOLDERKEYOLDERKEYOLDERKEYOLDERKEYOLDERKEYOLDE root@old"
+
+    def presents_its_own_key(type_token: str, name: str, inputs: dict) -> dict:
+        return {"stdout": older + "\n"} if name == "web-droplet-host-key-install-read" else {}
+
+    recording = run_recorded(lambda: SingleVps("web", vps_args()), output_overrides=presents_its_own_key)
+    install = recording.named("web-droplet-host-key-install")
+    assert install.inputs["connection"]["hostKey"] == older
+    assert install.inputs["stdin"] == openssh_pair("web-droplet-host-key")["privateKeyOpenssh"]
+    assert "stdin" in install.secret_inputs
 
 
 def test_volume_is_protected_retained_and_formatted_by_label():

@@ -68,7 +68,7 @@ def test_two_app_droplets_get_a_load_balancer_and_a_database_droplet():
         ALERT: 6,
         FIREWALL: 2,
         LOAD_BALANCER: 1,
-        ROLLOUT: 6,
+        ROLLOUT: 9,
         "tls:index/privateKey:PrivateKey": 3,
         "digitalocean:index/project:Project": 1,
         "digitalocean:index/projectResources:ProjectResources": 1,
@@ -451,5 +451,7 @@ def test_each_droplet_has_its_own_host_key_which_its_rollout_pins():
         assert "userData" in recording.named(droplet).secret_inputs
         rollout, install = recording.named(f"{droplet}-rollout"), recording.named(f"{droplet}-host-key-install")
         assert rollout.inputs["connection"]["hostKey"] == pair["publicKeyOpenssh"]
-        assert "hostKey" not in install.inputs["connection"]
+        assert install.inputs["connection"]["hostKey"] == pair["publicKeyOpenssh"].strip() + " root@droplet"
+        assert install.inputs["stdin"] == ""  # a droplet created with its key is sent no secret
+        assert "hostKey" not in recording.named(f"{droplet}-host-key-install-read").inputs["connection"]
         assert install.urn in rollout.dependencies
