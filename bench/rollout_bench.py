@@ -114,6 +114,7 @@ def running_host(tmp: Path, cert: Path, key: Path, *, web: bool) -> Iterator[Hos
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         host.health()
+        _wait_for_port(host.https_port)  # the load starts only once the proxy listens
         yield host
     finally:
         for proc in (caddy, host.app):
@@ -146,6 +147,9 @@ class Load:
                 connection.request("GET", "/", headers={"Host": HOSTNAME})
                 answer = connection.getresponse()
                 answer.read()
+                if answer.will_close:  # e.g. a draining droplet's Connection: close: reconnect through our socket
+                    connection.close()
+                    connection = None
                 if answer.status != 200:
                     self.failures.append(f"HTTP {answer.status}")
             except (OSError, http.client.HTTPException) as error:
@@ -158,15 +162,8 @@ class Load:
 
     @contextlib.contextmanager
     def running(self) -> Iterator[Load]:
-        threads = [threading.Thread(target=self.run, daemon=True) for _ in range(self.clients)]
-        for thread in threads:
-            thread.start()
-        try:
+        with _threads([self.run] * self.clients, self.stop):
             yield self
-        finally:
-            self.stop.set()
-            for thread in threads:
-                thread.join(timeout=60)
 
     def report(self, label: str) -> None:
         ordered = sorted(self.latencies)
@@ -212,15 +209,35 @@ class StandInBalancer:
 
     @contextlib.contextmanager
     def running(self) -> Iterator[StandInBalancer]:
-        threads = [threading.Thread(target=self.probe_forever, daemon=True),
-                   threading.Thread(target=self.accept_forever, daemon=True)]
-        for thread in threads:
-            thread.start()
-        try:
+        with _threads([self.probe_forever, self.accept_forever], self.stop):
             yield self
-        finally:
-            self.stop.set()
-            self.listener.close()
+        self.listener.close()
+
+
+def _wait_for_port(port: int, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def _threads(targets: list, stop: threading.Event) -> Iterator[None]:
+    """Run each target in a daemon thread; on exit set ``stop`` and wait (bounded) for them."""
+    threads = [threading.Thread(target=target, daemon=True) for target in targets]
+    for thread in threads:
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
 
 
 def _probe(port: int) -> bool:

