@@ -46,6 +46,7 @@ import yaml
 
 from components import connection_urls, health
 from components.connection_urls import postgres_url
+from components.processes import ProcessSpec, ScheduleSpec
 from components.proxy_config import BACKUP_STATUS_ROOT, BACKUP_STATUS_UPSTREAM_ENV, render_caddy_json
 from components.tuning import Machine, db_max_connections, postgres_settings, redis_maxmemory_mib
 
@@ -125,6 +126,11 @@ class AppSpec:
     """Private registry to log in to before pulling ``image``; None pulls anonymously."""
 
     registry_username: str | None = None
+    processes: Sequence[ProcessSpec] = ()
+    """Named processes besides the web one (queue workers), in the order the user listed them."""
+
+    schedules: Sequence[ScheduleSpec] = ()
+    """Named scheduled commands."""
 
 
 HostRole = Literal["all-in-one", "web"]

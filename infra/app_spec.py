@@ -20,4 +20,6 @@ def app_spec(app: App, workers: int) -> AppSpec:
         release_command=tuple(app.release_command) if app.release_command else None,
         registry_server=app.registry.server if app.registry else None,
         registry_username=app.registry.username if app.registry else None,
+        processes=app.process_specs(),
+        schedules=app.schedule_specs(),
     )

@@ -9,24 +9,30 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from components.processes import ProcessSpec, ScheduleSpec
 from infra.config_keys import NAMESPACE, SECRET_KEYS
 from infra.domain import (
     Allowed,
     AppEnvName,
     CloudflareId,
+    CpuQuantity,
     CronSchedule,
     DbPoolSize,
     EnvValue,
     Hostname,
     HttpPath,
     ImageRef,
+    MemoryQuantity,
     NonEmptyStr,
     OnCalendar,
     Port,
+    ProcessCron,
+    ProcessName,
     TagKey,
     TagValue,
     WholeNumber,
     WorkerCount,
+    memory_mib,
     problem,
 )
 
@@ -65,6 +71,68 @@ class Registry(ConfigModel):
 
     username: NonEmptyStr
     """User the token belongs to; the password is ``phasekit:secrets.REGISTRY_PASSWORD``."""
+
+
+ExecCommand = Annotated[
+    tuple[NonEmptyStr, ...],
+    Field(min_length=1),
+    Allowed("an exec-form list of non-empty strings, e.g. [celery, -A, shop, worker]"),
+]
+"""A command in exec form; like Compose's ``command`` and a pod's ``args``, it keeps the image's entrypoint."""
+
+
+class Process(ConfigModel):
+    """A long-running process besides the web one (a queue worker): same image, environment and app contract, its
+    own command, no traffic. Each replica is assumed to hold one pool of ``app.dbPoolSize`` connections."""
+
+    command: ExecCommand
+    """What the process runs, in exec form, e.g. ``[celery, -A, shop, worker]``."""
+
+    count: Annotated[WholeNumber, Field(ge=1, le=50), Allowed("1..50")] = 1
+    """How many run: containers on each app droplet in phases 1 and 2, replicas in phase 3 (the autoscaler's floor
+    with ``maxCount``). To stop a process, remove it from ``processes``; zero is refused."""
+
+    max_count: Annotated[WholeNumber, Field(ge=1, le=100), Allowed("1..100")] | None = None
+    """Phase 3 only: let a CPU autoscaler run up to this many replicas (at least ``count``). ``null``: exactly
+    ``count``. Phases 1 and 2 refuse it: a droplet's containers do not autoscale."""
+
+    cpu: CpuQuantity = "250m"
+    """CPU each replica requests in phase 3 (never a limit); the autoscaler's percentages are relative to it."""
+
+    memory: MemoryQuantity = "512Mi"
+    """Memory each replica may use, in every phase: the container's limit (and phase 3's request), so a leaking
+    worker is restarted before it starves PostgreSQL on the same droplet."""
+
+    stop_timeout_seconds: Annotated[WholeNumber, Field(ge=1, le=3600), Allowed("1..3600")] = 30
+    """Seconds between SIGTERM and SIGKILL when the process is stopped (a rollout, a scale-in): time to finish or
+    hand back the job in hand."""
+
+    @model_validator(mode="after")
+    def _bounds_in_order(self) -> Process:
+        if self.max_count is not None and self.max_count < self.count:
+            raise problem(f"{self.max_count} is below count {self.count}; allowed: maxCount >= count",
+                          at=("maxCount",))
+        return self
+
+
+class Schedule(ConfigModel):
+    """A command run on a cron schedule in UTC: once per tick across the whole tier, never beside its own previous
+    run (a tick that finds it still running is skipped), stopped after ``timeoutSeconds``; a failure alerts."""
+
+    cron: ProcessCron
+    """When it runs: five-field cron in UTC, e.g. ``'*/15 * * * *'``."""
+
+    command: ExecCommand
+    """What it runs, in exec form, e.g. ``[python, manage.py, refresh_trending]``."""
+
+    timeout_seconds: Annotated[WholeNumber, Field(ge=60, le=86400), Allowed("60..86400")] = 3600
+    """A run still going after this many seconds is stopped and counts as a failure."""
+
+    cpu: CpuQuantity = "250m"
+    """CPU the run requests in phase 3."""
+
+    memory: MemoryQuantity = "512Mi"
+    """Memory the run may use, in every phase (the container's limit)."""
 
 
 class App(ConfigModel):
@@ -122,6 +190,21 @@ class App(ConfigModel):
     ``/opt/phasekit/secrets/docker/config.json``, 0600, for ``deploy.sh`` alone; in phase 3 it is the
     ``kubernetes.io/dockerconfigjson`` Secret the pods pull with). ``null`` pulls ``image`` anonymously."""
 
+    processes: Annotated[
+        Mapping[ProcessName, Process],
+        Allowed("a mapping of process names to processes, e.g. {worker: {command: [celery, -A, shop, worker]}}"),
+    ] = Field(default_factory=dict)
+    """Named processes besides the web one, e.g. ``{worker: {command: [celery, -A, shop, worker], count: 2}}``.
+    Phases 1 and 2 run each as Compose service(s) on every app droplet, phase 3 as a Deployment."""
+
+    schedules: Annotated[
+        Mapping[ProcessName, Schedule],
+        Allowed("a mapping of schedule names to schedules, e.g. {refresh: {cron: '*/15 * * * *', "
+                "command: [python, manage.py, refresh]}}"),
+    ] = Field(default_factory=dict)
+    """Named scheduled commands, e.g. ``{refresh-trending: {cron: '*/15 * * * *', command: [...]}}``. Phases 1 and 2
+    run them as systemd timers on one droplet (the one that runs the release command), phase 3 as CronJobs."""
+
     @field_validator("secret_env")
     @classmethod
     def _each_secret_once(cls, names: tuple[str, ...]) -> tuple[str, ...]:
@@ -154,6 +237,36 @@ class App(ConfigModel):
                 at=("registry", "server"),
             )
         return self
+
+    @model_validator(mode="after")
+    def _process_and_schedule_names_apart(self) -> App:
+        for name in self.schedules:
+            if name in self.processes:
+                raise problem(f"{name!r} is also a process; allowed: a name used by one process or one schedule",
+                              at=("schedules", name))
+        return self
+
+    def process_specs(self) -> tuple[ProcessSpec, ...]:
+        return tuple(ProcessSpec(name=name, command=process.command, count=process.count,
+                                 max_count=process.max_count, cpu=process.cpu,
+                                 memory_mib=memory_mib(process.memory),
+                                 stop_timeout_seconds=process.stop_timeout_seconds)
+                     for name, process in self.processes.items())
+
+    def schedule_specs(self) -> tuple[ScheduleSpec, ...]:
+        return tuple(ScheduleSpec(name=name, cron=schedule.cron, command=schedule.command,
+                                  timeout_seconds=schedule.timeout_seconds, cpu=schedule.cpu,
+                                  memory_mib=memory_mib(schedule.memory))
+                     for name, schedule in self.schedules.items())
+
+    def refuse_autoscaled_processes(self, phase: int) -> None:
+        """Phases 1 and 2: a droplet's containers do not autoscale."""
+        for name, process in self.processes.items():
+            if process.max_count is not None:
+                raise problem(
+                    f"{process.max_count} autoscales, which phase {phase} cannot: a droplet runs a fixed number of "
+                    "containers; allowed: null (count sets how many run on each app droplet)",
+                    at=("app", "processes", name, "maxCount"))
 
     def worker_count(self, vcpus: int) -> int:
         """``workers`` when set, else one worker per vCPU (at least one)."""

@@ -281,6 +281,11 @@ class Phase1Stack(PhaseStack):
     services: Services = Field(default_factory=Services)
     """The Caddy, PostgreSQL and Redis images on the droplets."""
 
+    @model_validator(mode="after")
+    def _fixed_process_counts(self) -> Phase1Stack:
+        self.app.refuse_autoscaled_processes(self.phase)
+        return self
+
     @property
     def worker_count(self) -> int:
         """Web workers to run: ``app.workers``, or one per vCPU of the droplet."""
@@ -314,6 +319,11 @@ class Phase2Stack(PhaseStack):
 
     services: Services = Field(default_factory=Services)
     """The Caddy, PostgreSQL and Redis images on the droplets."""
+
+    @model_validator(mode="after")
+    def _fixed_process_counts(self) -> Phase2Stack:
+        self.app.refuse_autoscaled_processes(self.phase)
+        return self
 
     @model_validator(mode="after")
     def _load_balancer_needs_proxied_edge(self) -> Phase2Stack:

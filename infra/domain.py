@@ -23,6 +23,7 @@ from pydantic_core import PydanticCustomError, PydanticKnownError
 
 from components.aws_choices import RFC1918, CacheEngine, NatStrategy  # noqa: F401 - re-exported for the config
 from components.compose_stack import CONTRACT_NAMES
+from components.processes import CRON_ALLOWED, PROCESS_NAME, RESERVED_PROCESS_NAMES, CronError, parse_cron
 
 PROBLEM_TYPE = "phasekit"
 """The pydantic error type of every :func:`problem`."""
@@ -514,6 +515,34 @@ def _cron_schedule(value: str) -> str:
 
 
 CronSchedule = Annotated[str, AfterValidator(_cron_schedule), Allowed(_CRON_ALLOWED)]
+
+
+def _process_cron(value: str) -> str:
+    # Stricter than CronSchedule: a process schedule runs as a systemd timer on the droplets as well, so it must
+    # mean the same to both (components.processes.parse_cron says where they differ).
+    try:
+        parse_cron(value)
+    except CronError as error:
+        raise problem(str(error)) from None
+    return " ".join(value.split())
+
+
+ProcessCron = Annotated[str, AfterValidator(_process_cron), Allowed(CRON_ALLOWED)]
+
+_PROCESS_NAME_ALLOWED = ("1 to 20 lowercase letters, digits or '-', starting with a letter, not ending with '-', "
+                         "and not one of " + ", ".join(RESERVED_PROCESS_NAMES))
+
+
+def _process_name(value: str) -> str:
+    if not PROCESS_NAME.fullmatch(value):
+        raise problem(f"{show_text(value)} is not a process name; allowed: {_PROCESS_NAME_ALLOWED}")
+    if value in RESERVED_PROCESS_NAMES:
+        raise problem(f"{value!r} is a name phasekit uses itself; allowed: {_PROCESS_NAME_ALLOWED}")
+    return value
+
+
+ProcessName = Annotated[str, AfterValidator(_process_name), Allowed(_PROCESS_NAME_ALLOWED)]
+"""Names a process or a schedule: a Compose service, a systemd unit, a Kubernetes object."""
 
 
 def show_text(value: str) -> str:

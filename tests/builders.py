@@ -6,6 +6,7 @@ they compute, and how they diff against existing state. A real ``pulumi preview`
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 from typing import Any
 
@@ -15,6 +16,7 @@ from components.backups import BackupSpec
 from components.cloudflare_edge import CloudflareEdgeArgs, cloudflare_ip_ranges
 from components.compose_stack import AppSpec, HostStack, StackSecrets
 from components.droplet_parts import OffsiteBackupArgs
+from components.processes import ProcessSpec, ScheduleSpec
 from components.single_vps import SingleVpsArgs
 from components.split_vps import SplitVpsArgs
 from components.testing import CLOUDFLARE_IP_RANGES
@@ -32,6 +34,35 @@ APP = AppSpec(
     secret_env_names=("SECRET_KEY_BASE",),
     release_command=("python", "manage.py", "migrate"),
 )
+
+WORKER_CONFIG = {"command": ["celery", "-A", "shop", "worker"], "count": 2, "memory": "768Mi",
+                 "stopTimeoutSeconds": 60}
+SCHEDULES_CONFIG = {
+    "refresh-trending": {"cron": "*/15 * * * *", "command": ["python", "manage.py", "refresh_trending"],
+                         "timeoutSeconds": 600},
+    "expire-sessions": {"cron": "30 4 * * *", "command": ["python", "manage.py", "clearsessions"]},
+}
+"""A worker and two schedules, as a stack file's ``phasekit:app`` writes them."""
+
+WORKER = ProcessSpec(name="worker", command=("celery", "-A", "shop", "worker"), count=2, memory_mib=768,
+                     stop_timeout_seconds=60)
+SCHEDULES = (
+    ScheduleSpec(name="refresh-trending", cron="*/15 * * * *", command=("python", "manage.py", "refresh_trending"),
+                 timeout_seconds=600),
+    ScheduleSpec(name="expire-sessions", cron="30 4 * * *", command=("python", "manage.py", "clearsessions")),
+)
+"""``WORKER_CONFIG`` and ``SCHEDULES_CONFIG`` as the components take them."""
+
+
+def with_processes(raw: dict, **worker: Any) -> dict:
+    """A stack file's config (``read_stack_file``) with ``WORKER_CONFIG`` (updated by ``worker``) and
+    ``SCHEDULES_CONFIG`` added to ``phasekit:app``."""
+    raw = copy.deepcopy(raw)
+    app = raw["phasekit:app"]
+    app["processes"] = {"worker": {**WORKER_CONFIG, **worker}}
+    app["schedules"] = copy.deepcopy(SCHEDULES_CONFIG)
+    return raw
+
 
 HOST_STACK = HostStack(app=APP, machine=Machine(vcpus=2, memory_mib=4096), hostname="app.example.com",
                        tls_mode="origin-certificate")

@@ -88,7 +88,7 @@ TOP_KEYS = (
     "phasekit:services, phasekit:sshPrivateKey, phasekit:tags, phasekit:vps"
 )
 VPS_KEYS = "alertEmails, alertSlack, backupPlan, backups, region, size, sshAdminCidrs, sshKeyFingerprints, volumeSizeGib"
-APP_KEYS = "dbPoolSize, env, healthPath, image, port, registry, releaseCommand, secretEnv, workers"
+APP_KEYS = "dbPoolSize, env, healthPath, image, port, processes, registry, releaseCommand, schedules, secretEnv, workers"
 EDGE_KEYS = "accountId, hostname, manageZoneSettings, proxied, zoneId"
 PINNED_IMAGE = "an explicit tag or digest, e.g. ghcr.io/acme/shop:1.4.2 or ghcr.io/acme/shop@sha256:<64 hex>"
 HOSTNAMES = (
@@ -558,6 +558,8 @@ def test_base_config_loads_with_every_default() -> None:
             "workers": None,
             "db_pool_size": 5,
             "registry": None,
+            "processes": {},
+            "schedules": {},
         },
         "edge": {"zone_id": ZONE_ID, "account_id": ACCOUNT_ID, "hostname": "app.example.com", "proxied": True,
                  "manage_zone_settings": True},

@@ -111,7 +111,7 @@ SET_SECRET = "pulumi config set --secret"
 ENV_NAMES = ("upper-case letters, digits and '_', not starting with a digit, e.g. LOG_LEVEL, or a lower-case proxy "
              "variable (all_proxy, ftp_proxy, http_proxy, https_proxy, no_proxy)")
 VPS_KEYS = "alertEmails, alertSlack, backupPlan, backups, region, size, sshAdminCidrs, sshKeyFingerprints, volumeSizeGib"
-APP_KEYS = "dbPoolSize, env, healthPath, image, port, registry, releaseCommand, secretEnv, workers"
+APP_KEYS = "dbPoolSize, env, healthPath, image, port, processes, registry, releaseCommand, schedules, secretEnv, workers"
 PHASE1_KEYS = ("phasekit:app, phasekit:backups, phasekit:edge, phasekit:phase, phasekit:protect, phasekit:secrets, "
                "phasekit:services, phasekit:sshPrivateKey, phasekit:tags, phasekit:vps")
 SECRETS_ALLOWED = "a mapping of NAME to a secret set with: pulumi config set --secret --path 'secrets.<NAME>'"
