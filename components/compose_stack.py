@@ -46,6 +46,13 @@ import yaml
 
 from components import connection_urls, health
 from components.connection_urls import postgres_url
+from components.host_processes import (
+    process_services,
+    render_schedule_script,
+    schedule_services,
+    schedule_steps,
+    schedule_units,
+)
 from components.processes import ProcessSpec, ScheduleSpec
 from components.proxy_config import BACKUP_STATUS_ROOT, BACKUP_STATUS_UPSTREAM_ENV, render_caddy_json
 from components.tuning import Machine, db_max_connections, postgres_settings, redis_maxmemory_mib
@@ -132,6 +139,12 @@ class AppSpec:
     schedules: Sequence[ScheduleSpec] = ()
     """Named scheduled commands."""
 
+    def pools_per_host(self, *, with_schedules: bool) -> int:
+        """Database pools one app host holds at most: one per web worker and per process container, plus one per
+        schedule (they may all run at once) on the host that runs them."""
+        pools = self.workers + sum(process.count for process in self.processes)
+        return pools + (len(self.schedules) if with_schedules else 0)
+
 
 HostRole = Literal["all-in-one", "web"]
 """``all-in-one``: proxy, app, PostgreSQL and Redis on one host (phase 1). ``web``: proxy and app only, the
@@ -149,6 +162,9 @@ class HostStack:
     role: HostRole = "all-in-one"
     runs_release: bool = True
     """Whether this host's deploy.sh runs the release command; in a tier exactly one host does."""
+
+    runs_schedules: bool = True
+    """Whether this host runs ``app.schedules`` (systemd timers); in a tier exactly one host does."""
 
     http_health_route: bool = False
     """Serve ``app.health_path`` over plain HTTP on port 80 (everything else still redirects), for a load
@@ -187,8 +203,13 @@ class HostStack:
         return self.role == "all-in-one"
 
     @property
+    def schedules(self) -> Sequence[ScheduleSpec]:
+        """The schedules this host runs."""
+        return self.app.schedules if self.runs_schedules else ()
+
+    @property
     def db_max_connections(self) -> int:
-        return db_max_connections(self.app.workers, self.app.db_pool_size)
+        return db_max_connections(self.app.pools_per_host(with_schedules=self.runs_schedules), self.app.db_pool_size)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -318,6 +339,10 @@ def compose_config(stack: HostStack, config_digests: Mapping[str, str] | None = 
         services.update(_data_store_services(stack.images, data_mount, always))
         if stack.backups is not None:
             services["db"].update(backup_db_service(services["db"], data_mount, stack.images))
+    app_shared = {"env_file": ["./secrets/app.env"], **({"depends_on": dict(db_healthy)} if db_healthy else {}),
+                  **always}
+    services.update(process_services(app.processes, app.image, app_shared))
+    services.update(schedule_services(stack.schedules, app.image, app_shared))
     if app.release_command and stack.runs_release:
         # Outside `up` (a profile): deploy.sh runs it with `compose run` against the new image while the
         # current version keeps serving. As a `depends_on` of the app it would run only after Compose had
@@ -504,6 +529,7 @@ def render_deploy_script(stack: HostStack) -> str:
         *([f"install -d -m 0755 {BACKUP_STATUS_DIR_NAME}"] if stack.backups is None else []),
     ] if stack.runs_data_stores else []
     drain, rejoin = balancer_steps() if stack.http_health_route else ([], [])
+    pause_schedules, resume_schedules = schedule_steps(stack.schedules)
     return "\n".join([
         "#!/bin/sh",
         "# Rolls the stack in place: pull, start the data stores, run the release command while the current",
@@ -512,6 +538,7 @@ def render_deploy_script(stack: HostStack) -> str:
         "# check again.",
         "set -eu",
         'cd "$(dirname "$0")"',
+        *pause_schedules,
         *data_stores,
         *registry_login,
         *(backup_build_steps() if stack.backups is not None else ["docker compose pull --quiet"]),
@@ -526,6 +553,7 @@ def render_deploy_script(stack: HostStack) -> str:
         *(volume_check_steps() if stack.runs_data_stores else []),
         *(backup_timer_steps(stack.backups) if stack.backups is not None else []),
         "docker image prune --force --filter until=168h >/dev/null",
+        *resume_schedules,
         "",
     ])
 
@@ -736,6 +764,10 @@ def render_public_files(stack: HostStack, origin_certificate_pem: str | None = N
     if stack.http_health_route:
         files["lb-wait.sh"] = BundleFile(health.render_lb_wait_script(
             stack.app.health_path, probes=LOAD_BALANCER_PROBES, limit_seconds=LOAD_BALANCER_WAIT_SECONDS), mode=0o755)
+    if stack.schedules:
+        files["schedule.sh"] = BundleFile(render_schedule_script(), mode=0o755)
+        files.update({f"systemd/{unit}": BundleFile(content)
+                      for unit, content in schedule_units(stack.schedules, STACK_DIR).items()})
     digests = {"proxy": config_digest(files["caddy/caddy.json"].content, origin_certificate_pem or "")}
     if stack.runs_data_stores:
         settings = postgres_settings(stack.machine, stack.db_max_connections)

@@ -29,6 +29,7 @@ from components.compose_stack import (
     pack_bundle,
     render_bundle,
 )
+from components.host_processes import SCHEDULE_STATUS_PATH
 from components.stateful import stateful_options
 
 UBUNTU_IMAGE = "ubuntu-24-04-x64"
@@ -331,6 +332,13 @@ def volume_watch() -> UptimeWatch:
     disk, so this is how a filling volume reaches the recipients rather than only the droplet's journal."""
     return UptimeWatch("volume", VOLUME_STATUS_PATH, "data volume",
                        f"data volume {VOLUME_ALERT_PERCENT}% full or more", STATUS_ALERT_PERIOD)
+
+
+def schedule_watch() -> UptimeWatch:
+    """The schedules' status: Caddy answers ``SCHEDULE_STATUS_PATH`` only while no schedule's last run failed and
+    the timers are not paused by a rollout that did not finish (``components.host_processes``)."""
+    return UptimeWatch("schedules", SCHEDULE_STATUS_PATH, "schedules", "a scheduled job failed or schedules paused",
+                       STATUS_ALERT_PERIOD)
 
 
 def site_watch(health_path: str) -> UptimeWatch:

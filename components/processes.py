@@ -113,7 +113,7 @@ def parse_cron(text: str) -> CronFields:
     """The schedule's fields, or ``CronError`` naming the first fault."""
     parts = text.split()
     if len(parts) != len(CRON_FIELDS):
-        raise CronError(f"{text!r} has {len(parts)} fields; allowed: {CRON_ALLOWED}")
+        raise CronError(f"{text!r} has {len(parts)} field{'' if len(parts) == 1 else 's'}; allowed: {CRON_ALLOWED}")
     values = [_parse_field(part, field, text) for part, field in zip(parts, CRON_FIELDS, strict=True)]
     minutes, hours, days, months, weekdays = values
     weekdays = frozenset(day % 7 for day in weekdays)

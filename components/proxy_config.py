@@ -162,12 +162,16 @@ def status_routes(stack: HostStack) -> list[dict]:
 def status_files(stack: HostStack) -> dict[str, str]:
     """Status URL path -> the file in ``status/`` that exists only while all is well, for the paths this host answers:
     the data volume's on a host that runs the data stores, the backups' with off-site backups; a web host answers
-    both from the data host's status server (which exists with off-site backups)."""
+    both from the data host's status server (which exists with off-site backups). The schedules' status is answered
+    by the host that runs them and the data stores (phase 1); phase 2 has no schedule status URL (docs/processes.md)."""
     # Both import this module (through compose_stack): read at call time.
     from components.backups import BACKUP_STATUS_FILE, BACKUP_STATUS_PATH
     from components.compose_stack import VOLUME_STATUS_FILE, VOLUME_STATUS_PATH
+    from components.host_processes import SCHEDULE_STATUS_FILE, SCHEDULE_STATUS_PATH
 
     files = {}
+    if stack.runs_data_stores and stack.schedules:
+        files[SCHEDULE_STATUS_PATH] = SCHEDULE_STATUS_FILE
     if stack.backups is not None or stack.backup_status_upstream:
         files[BACKUP_STATUS_PATH] = BACKUP_STATUS_FILE
     if stack.runs_data_stores or stack.backup_status_upstream:

@@ -88,6 +88,7 @@ from components.droplet_parts import (
     host_key,
     monitor_alerts,
     pinned_rollout,
+    schedule_watch,
     site_watch,
     ssh_rule,
     uptime_alerts,
@@ -270,7 +271,8 @@ class SingleVps(pulumi.ComponentResource):
         monitor_alerts(name, parent=self, droplet_ids=[server.id], recipients=recipients, label=args.project_name)
         uptime_alerts(name, parent=self, hostname=args.hostname, recipients=recipients, label=args.project_name,
                       watches=[site_watch(args.app.health_path), volume_watch(),
-                               *([backup_watch()] if offsite is not None else [])])
+                               *([backup_watch()] if offsite is not None else []),
+                               *([schedule_watch()] if args.app.schedules else [])])
 
         db_password = generated_password(f"{name}-db-password", self)
         redis_password = generated_password(f"{name}-redis-password", self)

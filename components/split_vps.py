@@ -281,7 +281,9 @@ class SplitVps(pulumi.ComponentResource):
         redis_password = generated_password(f"{name}-redis-password", self)
         data_stack = DataHostStack(
             machine=args.db_machine,
-            app_connections=args.app_count * args.app.workers * args.app.db_pool_size,
+            # Every app droplet's web workers and process containers, and the schedules on the first one.
+            app_connections=(args.app_count * args.app.pools_per_host(with_schedules=False)
+                             + len(args.app.schedules)) * args.app.db_pool_size,
             redis=args.redis_placement == "database",
             pgbouncer=args.pgbouncer,
             backups=offsite.spec if offsite is not None else None,
@@ -483,7 +485,8 @@ def _web_user_data(stack: HostStack) -> Callable[[SshHostKey], str]:
 
 def _web_stack(args: SplitVpsArgs, index: int, *, status_upstream: bool) -> HostStack:
     return HostStack(app=args.app, machine=args.app_machine, hostname=args.hostname, tls_mode=args.tls_mode,
-                     role="web", runs_release=index == 0, http_health_route=args.app_count > 1,
+                     role="web", runs_release=index == 0, runs_schedules=index == 0,
+                     http_health_route=args.app_count > 1,
                      proxy_protocol=args.app_count > 1, backup_status_upstream=status_upstream, images=args.images)
 
 

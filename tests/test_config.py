@@ -123,6 +123,117 @@ BAD_CONFIGS = [
         "phasekit:app.registry.username: missing; allowed: a non-empty string",
         id="registry-without-username",
     ),
+    # processes and schedules
+    pytest.param(
+        {'phasekit:app.processes': {'web': {'command': ['celery', '-A', 'shop', 'worker']}}},
+        "phasekit:app.processes.web: 'web' is a name phasekit uses itself; allowed: 1 to 20 lowercase letters, digits or '-', starting with a letter, not ending with '-', and not one of app, web, release, migrate, proxy, db, redis, pgbouncer, status, backup, candidate, logical-backup, database-role",
+        id='process-named-like-the-web-one',
+    ),
+    pytest.param(
+        {'phasekit:app.processes': {'db': {'command': ['celery', '-A', 'shop', 'worker']}}},
+        "phasekit:app.processes.db: 'db' is a name phasekit uses itself; allowed: 1 to 20 lowercase letters, digits or '-', starting with a letter, not ending with '-', and not one of app, web, release, migrate, proxy, db, redis, pgbouncer, status, backup, candidate, logical-backup, database-role",
+        id='process-named-like-a-service',
+    ),
+    pytest.param(
+        {'phasekit:app.processes': {'Worker_1': {'command': ['celery', '-A', 'shop', 'worker']}}},
+        "phasekit:app.processes.Worker_1: 'Worker_1' is not a process name; allowed: 1 to 20 lowercase letters, digits or '-', starting with a letter, not ending with '-', and not one of app, web, release, migrate, proxy, db, redis, pgbouncer, status, backup, candidate, logical-backup, database-role",
+        id='process-name-not-a-label',
+    ),
+    pytest.param(
+        {'phasekit:app.processes': {'worker': {'count': 2}}},
+        'phasekit:app.processes.worker.command: missing; allowed: an exec-form list of non-empty strings, e.g. [celery, -A, shop, worker]',
+        id='process-without-command',
+    ),
+    pytest.param(
+        {'phasekit:app.processes': {'worker': {'command': 'celery worker'}}},
+        "phasekit:app.processes.worker.command: 'celery worker' is not a list; allowed: an exec-form list of non-empty strings, e.g. [celery, -A, shop, worker]",
+        id='process-shell-string-command',
+    ),
+    pytest.param(
+        {'phasekit:app.processes': {'worker': {'command': ['celery', '-A', 'shop', 'worker'], 'count': 0}}},
+        'phasekit:app.processes.worker.count: 0 is out of range; allowed: 1..50',
+        id='process-zero-replicas',
+    ),
+    pytest.param(
+        {'phasekit:app.processes': {'worker': {'command': ['celery', '-A', 'shop', 'worker'], 'maxCount': 4}}},
+        'phasekit:app.processes.worker.maxCount: 4 autoscales, which phase 1 cannot: a droplet runs a fixed number of containers; allowed: null (count sets how many run on each app droplet)',
+        id='process-autoscales-on-a-droplet',
+    ),
+    pytest.param(
+        {'phasekit:app.processes': {'worker': {'command': ['celery', '-A', 'shop', 'worker'], 'replicas': 2}}},
+        'phasekit:app.processes.worker.replicas: unknown key; allowed: command, count, cpu, maxCount, memory, stopTimeoutSeconds',
+        id='process-unknown-key',
+    ),
+    pytest.param(
+        {'phasekit:app.processes': {'worker': {'command': ['celery', '-A', 'shop', 'worker'], 'memory': '512MB'}}},
+        "phasekit:app.processes.worker.memory: '512MB' is not a Kubernetes quantity phasekit reads; allowed: Mi or Gi, e.g. 512Mi or 2Gi",
+        id='process-bad-memory',
+    ),
+    pytest.param(
+        {'phasekit:app.processes': {'worker': {'command': ['celery', '-A', 'shop', 'worker'], 'stopTimeoutSeconds': 0}}},
+        'phasekit:app.processes.worker.stopTimeoutSeconds: 0 is out of range; allowed: 1..3600',
+        id='process-stop-timeout-zero',
+    ),
+    pytest.param(
+        {'phasekit:app.schedules': {'refresh': {'cron': '*/15 * * * *'}}},
+        'phasekit:app.schedules.refresh.command: missing; allowed: an exec-form list of non-empty strings, e.g. [celery, -A, shop, worker]',
+        id='schedule-without-command',
+    ),
+    pytest.param(
+        {'phasekit:app.schedules': {'refresh': {'command': ['x']}}},
+        "phasekit:app.schedules.refresh.cron: missing; allowed: five fields (minute hour day-of-month month day-of-week, UTC) of numbers, *, ranges a-b, steps /n and lists a,b, e.g. '*/15 * * * *'",
+        id='schedule-without-cron',
+    ),
+    pytest.param(
+        {'phasekit:app.schedules': {'refresh': {'cron': '60 * * * *', 'command': ['x']}}},
+        "phasekit:app.schedules.refresh.cron: '60 * * * *': minute 60 is out of range; allowed: 0-59",
+        id='schedule-cron-out-of-range',
+    ),
+    pytest.param(
+        {'phasekit:app.schedules': {'refresh': {'cron': '*/15 * * *', 'command': ['x']}}},
+        "phasekit:app.schedules.refresh.cron: '*/15 * * *' has 4 fields; allowed: five fields (minute hour day-of-month month day-of-week, UTC) of numbers, *, ranges a-b, steps /n and lists a,b, e.g. '*/15 * * * *'",
+        id='schedule-cron-four-fields',
+    ),
+    pytest.param(
+        {'phasekit:app.schedules': {'refresh': {'cron': '@hourly', 'command': ['x']}}},
+        "phasekit:app.schedules.refresh.cron: '@hourly' has 1 field; allowed: five fields (minute hour day-of-month month day-of-week, UTC) of numbers, *, ranges a-b, steps /n and lists a,b, e.g. '*/15 * * * *'",
+        id='schedule-cron-macro',
+    ),
+    pytest.param(
+        {'phasekit:app.schedules': {'refresh': {'cron': '0 3 * * MON', 'command': ['x']}}},
+        "phasekit:app.schedules.refresh.cron: '0 3 * * MON': day-of-week 'MON' is not a number, *, range or step; allowed: five fields (minute hour day-of-month month day-of-week, UTC) of numbers, *, ranges a-b, steps /n and lists a,b, e.g. '*/15 * * * *'",
+        id='schedule-cron-names',
+    ),
+    pytest.param(
+        {'phasekit:app.schedules': {'refresh': {'cron': '*/0 * * * *', 'command': ['x']}}},
+        "phasekit:app.schedules.refresh.cron: '*/0 * * * *': minute step 0; allowed: a step of 1 or more",
+        id='schedule-cron-zero-step',
+    ),
+    pytest.param(
+        {'phasekit:app.schedules': {'refresh': {'cron': '0 3 1 * 1', 'command': ['x']}}},
+        "phasekit:app.schedules.refresh.cron: '0 3 1 * 1' restricts both day-of-month and day-of-week, which cron runs when either matches and systemd only when both do; allowed: one of the two as *, e.g. two schedules, one per field",
+        id='schedule-cron-day-and-weekday',
+    ),
+    pytest.param(
+        {'phasekit:app.schedules': {'refresh': {'cron': '0 3 30 2 *', 'command': ['x']}}},
+        "phasekit:app.schedules.refresh.cron: '0 3 30 2 *' never runs: no month in its month field has day 30; allowed: a day those months have",
+        id='schedule-cron-never',
+    ),
+    pytest.param(
+        {'phasekit:app.schedules': {'refresh': {'cron': '* * * * *', 'command': ['x'], 'timeoutSeconds': 10}}},
+        'phasekit:app.schedules.refresh.timeoutSeconds: 10 is out of range; allowed: 60..86400',
+        id='schedule-timeout-too-short',
+    ),
+    pytest.param(
+        {'phasekit:app.processes': {'refresh': {'command': ['celery', '-A', 'shop', 'worker']}}, 'phasekit:app.schedules': {'refresh': {'cron': '* * * * *', 'command': ['x']}}},
+        "phasekit:app.schedules.refresh: 'refresh' is also a process; allowed: a name used by one process or one schedule",
+        id='schedule-named-like-a-process',
+    ),
+    pytest.param(
+        {'phasekit:app.schedules': {'migrate': {'cron': '* * * * *', 'command': ['x']}}},
+        "phasekit:app.schedules.migrate: 'migrate' is a name phasekit uses itself; allowed: 1 to 20 lowercase letters, digits or '-', starting with a letter, not ending with '-', and not one of app, web, release, migrate, proxy, db, redis, pgbouncer, status, backup, candidate, logical-backup, database-role",
+        id='schedule-named-migrate',
+    ),
     # keys
     pytest.param(
         {"phasekit:colour": "blue"}, f"phasekit:colour: unknown key; allowed: {TOP_KEYS}", id="unknown-top-key"

@@ -1,0 +1,217 @@
+"""The app's processes and schedules on a droplet (phases 1 and 2): pure renderers, no Pulumi resources.
+
+- Each process (``ProcessSpec``) is a Compose service named after it: ``deploy.replicas`` containers per host, a
+  memory limit, ``stop_grace_period`` for a graceful stop. ``docker compose up`` in deploy.sh starts it with the rest
+  of the stack, after the release command.
+- Each schedule (``ScheduleSpec``) is a Compose service under the profile ``schedules`` (so ``up`` never starts it)
+  and a pair of systemd units ``phasekit-schedule-<name>.{timer,service}`` on the one host that runs schedules. The
+  timer elapses at the cron's minutes (``processes.on_calendar``, UTC, ``AccuracySec=1s``; no catch-up of ticks
+  missed while the host was down, like a CronJob past its starting deadline); its oneshot service runs
+  ``schedule.sh run``, which starts the service as a one-off container (``docker compose run --rm``) under a lock.
+
+Why exactly once and never overlapping: only one host installs the timers, and systemd does not start a unit that
+is still active when its timer elapses (systemd.timer(5): "it is not restarted, but simply left running. There is
+no concept of spawning new service instances"; a oneshot service is still activating while its run goes on, and a
+start request then joins the run in progress). ``schedule.sh`` also holds ``flock --nonblock`` on
+``locks/<name>.lock``, so a manual run cannot overlap a timed one either (``tests/test_host_processes.py`` runs two
+at once). A tick that finds the previous run still going is skipped, with a line in the journal.
+
+Logs: the run's output goes to the journal under ``phasekit-schedule-<name>`` (``journalctl -u
+phasekit-schedule-<name>``), kept as long as journald keeps it.
+
+Failures: ``schedule.sh`` records a failed run (non-zero exit or past ``timeout_seconds``) as
+``status/schedule-failed-<name>`` and removes it at the next success; ``status/schedules.txt`` exists only while
+no schedule's last run failed, and Caddy serves it at ``SCHEDULE_STATUS_PATH``, where a DigitalOcean uptime check
+alerts when it goes missing (like the backups' status).
+
+Rollouts: deploy.sh pauses the timers before it pulls the new version (``schedule_steps``) and resumes them once the
+new version serves, so no schedule of a new version runs before its release command. While paused the status
+file is gone: a rollout that fails midway leaves the schedules paused (never running the new image against a
+database its release did not migrate) and the uptime check alerts after its period.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+
+from components.processes import ProcessSpec, ScheduleSpec, on_calendar
+
+SCHEDULE_PROFILE = "schedules"
+UNIT_PREFIX = "phasekit-schedule"
+SCHEDULE_STATUS_PATH = "/.well-known/phasekit/schedules"
+SCHEDULE_STATUS_FILE = "schedules.txt"
+FAILED_PREFIX = "schedule-failed-"
+"""``status/schedule-failed-<name>``: the last run of ``<name>`` failed (its content says when and how)."""
+
+STOP_GRACE_SECONDS = 30
+"""After a schedule's timeout: how long its container has between SIGTERM and SIGKILL."""
+
+UNIT_SLACK_SECONDS = 60
+
+
+def process_services(processes: Sequence[ProcessSpec], image: str, shared: Mapping[str, object]) -> dict:
+    """The Compose services of the app's processes; ``shared`` holds what every app service has (env file,
+    dependencies, restart policy, logging)."""
+    return {
+        process.name: {
+            "image": image,
+            "command": list(process.command),
+            **shared,
+            "deploy": {"replicas": process.count},
+            "mem_limit": f"{process.memory_mib}m",
+            "stop_grace_period": f"{process.stop_timeout_seconds}s",
+        }
+        for process in processes
+    }
+
+
+def schedule_services(schedules: Sequence[ScheduleSpec], image: str, shared: Mapping[str, object]) -> dict:
+    """The Compose services of the app's schedules, outside ``up`` (a profile); ``schedule.sh`` runs them."""
+    return {
+        schedule.name: {
+            "image": image,
+            "command": list(schedule.command),
+            **shared,
+            "profiles": [SCHEDULE_PROFILE],
+            "restart": "no",
+            "mem_limit": f"{schedule.memory_mib}m",
+            "stop_grace_period": f"{STOP_GRACE_SECONDS}s",
+        }
+        for schedule in schedules
+    }
+
+
+def schedule_units(schedules: Sequence[ScheduleSpec], stack_dir: str) -> dict[str, str]:
+    """systemd units (file name -> content): a timer and a oneshot service per schedule."""
+    from components.cloud_init import systemd_unit  # cloud_init imports compose_stack, which imports this module
+
+    units: dict[str, str] = {}
+    for schedule in schedules:
+        unit = f"{UNIT_PREFIX}-{schedule.name}"
+        description = f"phasekit: schedule {schedule.name} ({schedule.cron} UTC)"
+        run = shlex.join([f"{stack_dir}/schedule.sh", "run", schedule.name, str(schedule.timeout_seconds),
+                          str(STOP_GRACE_SECONDS)])
+        units[f"{unit}.service"] = systemd_unit({
+            "Unit": {"Description": description, "Requires": "docker.service", "After": "docker.service"},
+            "Service": {
+                "Type": "oneshot",
+                "WorkingDirectory": stack_dir,
+                "ExecStart": run,
+                # schedule.sh stops the run itself after its timeout; this only catches a hung docker CLI.
+                "TimeoutStartSec": str(schedule.timeout_seconds + 2 * STOP_GRACE_SECONDS + UNIT_SLACK_SECONDS),
+                "SyslogIdentifier": unit,
+            },
+        })
+        units[f"{unit}.timer"] = systemd_unit({
+            "Unit": {"Description": description},
+            "Timer": {"OnCalendar": on_calendar(schedule.cron), "AccuracySec": "1s", "Persistent": "false"},
+            "Install": {"WantedBy": "timers.target"},
+        })
+    return units
+
+
+def schedule_steps(schedules: Sequence[ScheduleSpec]) -> tuple[list[str], list[str]]:
+    """deploy.sh lines: before the new version is pulled, pause every schedule timer (and take the status file down
+    until they resume); once the new version serves, retire the units of schedules no longer configured, install and
+    start the current ones and publish the status. A host without schedules only retires old ones."""
+    timers = [f"{UNIT_PREFIX}-{schedule.name}.timer" for schedule in schedules]
+    keep = "|".join(timers) or "-"
+    before = [
+        f"rm -f status/{SCHEDULE_STATUS_FILE}",
+        f"systemctl stop '{UNIT_PREFIX}-*.timer' 2>/dev/null || true",
+    ]
+    # Without schedules to install, systemd reloads only when a unit was retired.
+    mark = "" if schedules else "; retired=yes"
+    after = [
+        *([] if schedules else ["retired=no"]),
+        f"for unit in /etc/systemd/system/{UNIT_PREFIX}-*.timer; do",
+        '  [ -e "$unit" ] || continue',
+        '  timer=$(basename "$unit")',
+        f'  case "$timer" in {keep}) ;; *) systemctl disable --now "$timer" 2>/dev/null || true; '
+        f'rm -f "$unit" "${{unit%.timer}}.service"{mark} ;; esac',
+        "done",
+    ]
+    if schedules:
+        after += [
+            f"install -m 0644 systemd/{UNIT_PREFIX}-* /etc/systemd/system/",
+            "systemctl daemon-reload",
+            f"systemctl enable --now {' '.join(timers)}",
+            shlex.join(["./schedule.sh", "status", *(schedule.name for schedule in schedules)]),
+        ]
+    else:
+        after.append('[ "$retired" = no ] || systemctl daemon-reload')
+    return before, after
+
+
+def render_schedule_script() -> str:
+    return _SCHEDULE_SCRIPT
+
+
+_SCHEDULE_SCRIPT = rf"""#!/bin/sh
+# Rendered by phasekit: the app's schedules on this host; systemd timers {UNIT_PREFIX}-<name>.timer run them.
+#   schedule.sh run NAME TIMEOUT GRACE  one run of schedule NAME (the Compose service NAME as a one-off container),
+#                                       stopped after TIMEOUT seconds (GRACE more to exit); a run that finds the
+#                                       previous one still going skips its tick. Records the outcome in status/.
+#   schedule.sh status NAME...          forget outcomes of schedules not listed; publish the status file
+set -u
+cd "$(dirname "$0")" || exit 1
+install -d -m 0755 status
+install -d -m 0700 locks
+
+publish() {{
+  # The status file exists only while no schedule's last run failed; Caddy serves it to the uptime check.
+  if ls status/{FAILED_PREFIX}* >/dev/null 2>&1; then
+    rm -f status/{SCHEDULE_STATUS_FILE}
+  else
+    printf 'schedules ok %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > status/{SCHEDULE_STATUS_FILE}.new
+    mv status/{SCHEDULE_STATUS_FILE}.new status/{SCHEDULE_STATUS_FILE}
+  fi
+}}
+
+run() {{
+  name=$1 limit=$2 grace=$3
+  container="{UNIT_PREFIX}-$name"
+  exec 9>"locks/$name.lock"
+  if ! flock --nonblock 9; then
+    echo "phasekit: schedule $name is still running; this tick is skipped" >&2
+    return 0
+  fi
+  docker rm --force "$container" >/dev/null 2>&1 || true
+  code=0
+  timeout --kill-after="$grace" "$limit" docker compose run --rm -T --no-deps --name "$container" "$name" || code=$?
+  if [ "$code" -eq 124 ] || [ "$code" -eq 137 ]; then
+    echo "phasekit: schedule $name ran past ${{limit}}s and was stopped" >&2
+    docker stop --time "$grace" "$container" >/dev/null 2>&1 || true
+  fi
+  docker rm --force "$container" >/dev/null 2>&1 || true
+  if [ "$code" -eq 0 ]; then
+    rm -f "status/{FAILED_PREFIX}$name"
+  else
+    printf 'exit %s at %s\n' "$code" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > "status/{FAILED_PREFIX}$name"
+    echo "phasekit: schedule $name failed (exit $code)" >&2
+  fi
+  publish
+  return "$code"
+}}
+
+status() {{
+  for marker in status/{FAILED_PREFIX}*; do
+    [ -e "$marker" ] || continue
+    known=no
+    for name in "$@"; do
+      [ "$marker" = "status/{FAILED_PREFIX}$name" ] && known=yes
+    done
+    [ "$known" = yes ] || rm -f "$marker"
+  done
+  publish
+}}
+
+command=${{1:-}}
+[ $# -gt 0 ] && shift
+case "$command" in
+  run) [ $# -eq 3 ] || {{ echo "usage: schedule.sh run NAME TIMEOUT GRACE" >&2; exit 2; }}; run "$@" ;;
+  status) status "$@" ;;
+  *) echo "usage: schedule.sh run NAME TIMEOUT GRACE | status NAME..." >&2; exit 2 ;;
+esac
+"""

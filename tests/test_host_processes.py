@@ -1,0 +1,362 @@
+"""Processes and schedules on the droplets (phases 1 and 2): what is rendered, read by the real tools that consume
+it (docker-compose, systemd-analyze, Caddy, shellcheck), and ``schedule.sh`` run for real.
+
+``schedule.sh`` starts each run with ``docker compose run``; this machine has no Docker engine, so a ``docker``
+script on PATH stands in for it (it records when each run starts and ends). Everything else in the script (the lock,
+the timeout, the status files) is the real thing. What only a droplet proves: systemd firing the timers and
+Compose v2 running the one-off container.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import textwrap
+import threading
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from components.compose_stack import (
+    HostStack,
+    compose_config,
+    render_deploy_script,
+    render_public_files,
+    render_redis_auth,
+)
+from components.host_processes import SCHEDULE_STATUS_PATH, render_schedule_script, schedule_units
+from components.processes import ScheduleSpec, on_calendar, parse_cron
+from components.proxy_config import render_caddy_json, status_files
+from tests import realtools
+from tests.builders import APP, HOST_STACK, SCHEDULES, WORKER
+
+STACK = replace(HOST_STACK, app=replace(APP, processes=(WORKER,), schedules=SCHEDULES))
+WEB_FIRST = replace(STACK, role="web")
+WEB_OTHER = replace(STACK, role="web", runs_release=False, runs_schedules=False)
+
+
+# --- Compose ------------------------------------------------------------------------------------------------
+
+
+def test_a_process_is_a_service_with_its_own_command_count_memory_and_grace():
+    services = compose_config(STACK)["services"]
+    assert services["worker"] == {
+        "image": "ghcr.io/acme/shop:1.4.2",
+        "command": ["celery", "-A", "shop", "worker"],
+        "env_file": ["./secrets/app.env"],
+        "depends_on": {"db": {"condition": "service_healthy"}, "redis": {"condition": "service_healthy"}},
+        "restart": "unless-stopped",
+        "logging": {"driver": "json-file", "options": {"max-size": "10m", "max-file": "5"}},
+        "deploy": {"replicas": 2},
+        "mem_limit": "768m",
+        "stop_grace_period": "60s",
+    }
+    # no port, no proxy route: a process gets no traffic
+    assert "ports" not in services["worker"]
+
+
+def test_a_schedule_is_a_service_outside_up():
+    services = compose_config(STACK)["services"]
+    assert services["refresh-trending"] == {
+        "image": "ghcr.io/acme/shop:1.4.2",
+        "command": ["python", "manage.py", "refresh_trending"],
+        "env_file": ["./secrets/app.env"],
+        "depends_on": {"db": {"condition": "service_healthy"}, "redis": {"condition": "service_healthy"}},
+        "restart": "no",
+        "logging": {"driver": "json-file", "options": {"max-size": "10m", "max-file": "5"}},
+        "profiles": ["schedules"],
+        "mem_limit": "512m",
+        "stop_grace_period": "30s",
+    }
+
+
+def test_only_the_first_web_host_gets_the_schedules_and_every_host_the_processes():
+    first, other = compose_config(WEB_FIRST)["services"], compose_config(WEB_OTHER)["services"]
+    assert {"worker", "refresh-trending", "expire-sessions"} <= set(first)
+    assert "worker" in other and "refresh-trending" not in other and "expire-sessions" not in other
+    assert "depends_on" not in first["worker"]  # the data stores live on the database droplet
+    assert not any(path.startswith(("systemd/phasekit-schedule", "schedule.sh")) for path in render_public_files(WEB_OTHER))
+
+
+def test_docker_compose_reads_the_processes_and_schedules():
+    files = {
+        "secrets/app.env": "LOG_LEVEL='info'\n",
+        "secrets/db_password": "dbpw",
+        "secrets/redis_password": "redispw",
+        "secrets/redis_auth.conf": render_redis_auth("redispw"),
+    }
+    services = realtools.compose_config(render_public_files(STACK)["compose.yaml"].content, files)["services"]
+    assert services["worker"]["command"] == ["celery", "-A", "shop", "worker"]
+    assert services["worker"]["deploy"] == {"replicas": 2}
+    assert services["worker"]["stop_grace_period"] == "60s"
+    assert services["refresh-trending"]["profiles"] == ["schedules"]
+    assert services["expire-sessions"]["command"] == ["python", "manage.py", "clearsessions"]
+
+
+# --- systemd ------------------------------------------------------------------------------------------------
+
+
+def test_a_schedule_is_a_timer_and_a_oneshot_service():
+    units = schedule_units(SCHEDULES[:1], "/opt/phasekit")
+    assert units == {
+        "phasekit-schedule-refresh-trending.service": textwrap.dedent("""\
+            [Unit]
+            Description=phasekit: schedule refresh-trending (*/15 * * * * UTC)
+            Requires=docker.service
+            After=docker.service
+
+            [Service]
+            Type=oneshot
+            WorkingDirectory=/opt/phasekit
+            ExecStart=/opt/phasekit/schedule.sh run refresh-trending 600 30
+            TimeoutStartSec=720
+            SyslogIdentifier=phasekit-schedule-refresh-trending
+            """),
+        "phasekit-schedule-refresh-trending.timer": textwrap.dedent("""\
+            [Unit]
+            Description=phasekit: schedule refresh-trending (*/15 * * * * UTC)
+
+            [Timer]
+            OnCalendar=*-*-* *:00,15,30,45:00 UTC
+            AccuracySec=1s
+            Persistent=false
+
+            [Install]
+            WantedBy=timers.target
+            """),
+    }
+
+
+def test_systemd_analyze_verifies_the_units(tmp_path):
+    analyze = shutil.which("systemd-analyze")
+    assert analyze, "systemd-analyze is not installed (Debian package systemd)"
+    units = schedule_units(SCHEDULES, str(tmp_path))
+    for name, content in units.items():
+        (tmp_path / name).write_text(content)
+    script = tmp_path / "schedule.sh"
+    script.write_text(render_schedule_script())
+    script.chmod(0o755)
+    # The units need docker.service, which this machine lacks: a stub stands in (found first on the unit path).
+    (tmp_path / "docker.service").write_text("[Service]\nExecStart=/bin/true\n")
+    proc = subprocess.run([analyze, "verify", "--man=no", *(str(tmp_path / name) for name in sorted(units))],
+                          capture_output=True, text=True, check=False, timeout=60,
+                          env={**os.environ, "SYSTEMD_UNIT_PATH": f"{tmp_path}:"})
+    problems = [line for line in (proc.stdout + proc.stderr).splitlines() if "phasekit-schedule" in line]
+    assert proc.returncode == 0 and not problems, proc.stdout + proc.stderr
+
+
+CRONS = ["*/15 * * * *", "30 4 * * *", "0 9 * * 1-5", "5 0 1 * *", "5 4 * * 0,7", "0 */2 1-10 1,6 *",
+         "10-20/5 3 * * *", "0 12 * 2 *", "59 23 31 * *", "7 8 * * 6", "*/7 */5 * * *"]
+
+
+def _cron_minutes(cron: str, start: datetime, count: int) -> list[datetime]:
+    """The next ``count`` minutes after ``start`` the cron matches, by checking every minute."""
+    fields, found, moment = parse_cron(cron), [], start.replace(second=0) + timedelta(minutes=1)
+    while len(found) < count:
+        weekday = (moment.weekday() + 1) % 7  # cron: 0 is Sunday
+        if (moment.minute in fields.minutes and moment.hour in fields.hours and moment.month in fields.months
+                and moment.day in fields.days and weekday in fields.weekdays):
+            found.append(moment)
+        moment += timedelta(minutes=1)
+    return found
+
+
+@pytest.mark.parametrize("cron", CRONS)
+def test_the_timer_elapses_exactly_when_cron_would(cron):
+    """systemd's own calendar parser, from a fixed base time, against a minute-by-minute reading of the cron."""
+    base = datetime(2026, 12, 31, 22, 0, tzinfo=UTC)
+    proc = subprocess.run(["systemd-analyze", "calendar", "--iterations=12",
+                           f"--base-time={base:%Y-%m-%d %H:%M:%S} UTC", on_calendar(cron)],
+                          capture_output=True, text=True, check=True, timeout=30, env={**os.environ, "TZ": "UTC"})
+    elapses = [datetime.strptime(match, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+               for match in re.findall(r"(?:Next elapse|Iter\. #\d+): \w+ (\S+ \S+) UTC", proc.stdout)]
+    assert elapses == _cron_minutes(cron, base, 12), proc.stdout
+
+
+# --- schedule.sh --------------------------------------------------------------------------------------------
+
+
+DOCKER_STUB = """#!/bin/sh
+# Stands in for the Docker CLI: `compose run ... NAME` sleeps $RUN_SECONDS and exits $RUN_EXIT, logging start and end.
+if [ "$1" = compose ] && [ "$2" = run ]; then
+  for last; do :; done
+  echo "start $last $(date +%s.%N)" >> "$RUN_LOG"
+  sleep "${RUN_SECONDS:-0}"
+  echo "end $last $(date +%s.%N)" >> "$RUN_LOG"
+  exit "${RUN_EXIT:-0}"
+fi
+echo "docker $*" >> "$RUN_LOG"
+"""
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Path:
+    """A stack directory with ``schedule.sh`` and a ``docker`` stub first on PATH."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(DOCKER_STUB)
+    (bin_dir / "docker").chmod(0o755)
+    stack = tmp_path / "stack"
+    stack.mkdir()
+    (stack / "schedule.sh").write_text(render_schedule_script())
+    (stack / "schedule.sh").chmod(0o755)
+    return stack
+
+
+def _schedule(host: Path, *args: str, seconds: float = 0, exit_code: int = 0) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{host.parent / 'bin'}:{os.environ['PATH']}", "RUN_LOG": str(host / "runs.log"),
+           "RUN_SECONDS": str(seconds), "RUN_EXIT": str(exit_code)}
+    return subprocess.run(["sh", str(host / "schedule.sh"), *args], capture_output=True, text=True, env=env,
+                          timeout=60, check=False)
+
+
+def _runs(host: Path) -> list[str]:
+    return [line.split()[0] + " " + line.split()[1] for line in (host / "runs.log").read_text().splitlines()
+            if line.startswith(("start", "end"))]
+
+
+def test_schedule_script_passes_shellcheck(tmp_path):
+    script = tmp_path / "schedule.sh"
+    script.write_text(render_schedule_script())
+    proc = subprocess.run(["shellcheck", "--severity=style", str(script)], capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_a_run_never_overlaps_its_previous_run(host):
+    """Two runs of one schedule started together: the second finds the first holding the lock and skips its tick."""
+    results: list[subprocess.CompletedProcess[str]] = []
+    first = threading.Thread(target=lambda: results.append(_schedule(host, "run", "refresh", "60", "5", seconds=2)))
+    first.start()
+    deadline = time.monotonic() + 10
+    while not (host / "runs.log").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    second = _schedule(host, "run", "refresh", "60", "5")
+    first.join(timeout=30)
+    assert second.returncode == 0
+    assert second.stderr == "phasekit: schedule refresh is still running; this tick is skipped\n"
+    assert _runs(host) == ["start refresh", "end refresh"]
+    assert results[0].returncode == 0
+    # the next tick, once the run ended, runs again
+    assert _schedule(host, "run", "refresh", "60", "5").returncode == 0
+    assert _runs(host) == ["start refresh", "end refresh", "start refresh", "end refresh"]
+
+
+def test_another_schedule_runs_beside_it(host):
+    results: list[subprocess.CompletedProcess[str]] = []
+    first = threading.Thread(target=lambda: results.append(_schedule(host, "run", "refresh", "60", "5", seconds=1)))
+    first.start()
+    time.sleep(0.3)
+    assert _schedule(host, "run", "expire", "60", "5").returncode == 0
+    first.join(timeout=30)
+    assert sorted(_runs(host)) == ["end expire", "end refresh", "start expire", "start refresh"]
+
+
+def test_a_failed_run_takes_the_status_file_down_until_the_next_success(host):
+    assert _schedule(host, "status", "refresh", "expire").returncode == 0
+    assert (host / "status/schedules.txt").read_text().startswith("schedules ok ")
+
+    failed = _schedule(host, "run", "refresh", "60", "5", exit_code=3)
+    assert failed.returncode == 3
+    assert failed.stderr == "phasekit: schedule refresh failed (exit 3)\n"
+    assert not (host / "status/schedules.txt").exists()
+    assert (host / "status/schedule-failed-refresh").read_text().startswith("exit 3 at ")
+
+    assert _schedule(host, "run", "expire", "60", "5").returncode == 0  # another schedule's success is not enough
+    assert not (host / "status/schedules.txt").exists()
+    assert _schedule(host, "run", "refresh", "60", "5").returncode == 0
+    assert (host / "status/schedules.txt").exists() and not (host / "status/schedule-failed-refresh").exists()
+
+
+def test_a_run_past_its_timeout_is_stopped_and_counts_as_failed(host):
+    started = time.monotonic()
+    result = _schedule(host, "run", "refresh", "1", "1", seconds=30)
+    assert time.monotonic() - started < 10
+    assert result.returncode == 124
+    assert "phasekit: schedule refresh ran past 1s and was stopped\n" in result.stderr
+    assert (host / "status/schedule-failed-refresh").read_text().startswith("exit 124 at ")
+    log = (host / "runs.log").read_text()
+    assert "docker stop --time 1 phasekit-schedule-refresh" in log
+    assert log.rstrip().endswith("docker rm --force phasekit-schedule-refresh")
+
+
+def test_status_forgets_schedules_no_longer_configured(host):
+    _schedule(host, "run", "gone", "60", "5", exit_code=1)
+    assert not (host / "status/schedules.txt").exists()
+    assert _schedule(host, "status", "refresh").returncode == 0
+    assert not (host / "status/schedule-failed-gone").exists()
+    assert (host / "status/schedules.txt").exists()
+
+
+# --- deploy.sh and the status URL ---------------------------------------------------------------------------
+
+
+def test_deploy_pauses_the_schedules_before_the_release_and_resumes_them_once_live():
+    lines = render_deploy_script(STACK).splitlines()
+    assert lines[lines.index('cd "$(dirname "$0")"') + 1:][:2] == [
+        "rm -f status/schedules.txt",
+        "systemctl stop 'phasekit-schedule-*.timer' 2>/dev/null || true",
+    ]
+    assert lines.index("systemctl stop 'phasekit-schedule-*.timer' 2>/dev/null || true") < lines.index(
+        "docker compose run --rm -T migrate")
+    prune = lines.index("docker image prune --force --filter until=168h >/dev/null")
+    assert prune > lines.index("./health.sh http://127.0.0.1:8000")
+    assert lines[prune + 1:] == [
+        "for unit in /etc/systemd/system/phasekit-schedule-*.timer; do",
+        '  [ -e "$unit" ] || continue',
+        '  timer=$(basename "$unit")',
+        '  case "$timer" in phasekit-schedule-refresh-trending.timer|phasekit-schedule-expire-sessions.timer) ;; '
+        '*) systemctl disable --now "$timer" 2>/dev/null || true; rm -f "$unit" "${unit%.timer}.service" ;; esac',
+        "done",
+        "install -m 0644 systemd/phasekit-schedule-* /etc/systemd/system/",
+        "systemctl daemon-reload",
+        "systemctl enable --now phasekit-schedule-refresh-trending.timer phasekit-schedule-expire-sessions.timer",
+        "./schedule.sh status refresh-trending expire-sessions",
+    ]
+
+
+def test_a_host_without_schedules_retires_old_timers_only():
+    lines = render_deploy_script(WEB_OTHER).splitlines()
+    prune = lines.index("docker image prune --force --filter until=168h >/dev/null")
+    assert lines[prune + 5] == ('  case "$timer" in -) ;; *) systemctl disable --now "$timer" 2>/dev/null || true; '
+                                'rm -f "$unit" "${unit%.timer}.service"; retired=yes ;; esac')
+    assert lines[prune + 7:] == ['[ "$retired" = no ] || systemctl daemon-reload']
+
+
+@pytest.mark.parametrize("stack", [STACK, WEB_FIRST, WEB_OTHER], ids=["phase1", "first-web", "other-web"])
+def test_deploy_script_passes_shellcheck(tmp_path, stack):
+    script = tmp_path / "deploy.sh"
+    script.write_text(render_deploy_script(stack))
+    proc = subprocess.run(["shellcheck", "--severity=style", str(script)], capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_phase_one_serves_the_schedule_status_and_caddy_accepts_it(tmp_path):
+    assert status_files(STACK)[SCHEDULE_STATUS_PATH] == "schedules.txt"
+    assert SCHEDULE_STATUS_PATH not in status_files(HOST_STACK)
+    assert SCHEDULE_STATUS_PATH not in status_files(WEB_FIRST)
+    cert, key = realtools.self_signed_cert(tmp_path, "app.example.com")
+    assert "Valid configuration" in realtools.caddy_validate(
+        render_caddy_json(STACK, cert_file=str(cert), key_file=str(key)))
+
+
+# --- connections --------------------------------------------------------------------------------------------
+
+
+def test_postgres_has_a_pool_for_every_worker_process_container_and_schedule():
+    # 2 web workers + 2 worker containers + 2 schedules, pool 5, + the reserve
+    bare = HostStack(app=APP, machine=STACK.machine, hostname="app.example.com", tls_mode="origin-certificate")
+    assert STACK.db_max_connections - bare.db_max_connections == (2 + 2) * 5
+    assert STACK.app.pools_per_host(with_schedules=True) == 6
+    assert STACK.app.pools_per_host(with_schedules=False) == 4
+
+
+def test_a_schedule_longer_than_a_day_of_ticks_is_still_one_run():
+    spec = ScheduleSpec(name="slow", cron="* * * * *", command=("x",), timeout_seconds=86400)
+    assert schedule_units((spec,), "/opt/phasekit")["phasekit-schedule-slow.service"].count("TimeoutStartSec=86520")
