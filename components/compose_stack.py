@@ -47,6 +47,7 @@ import yaml
 from components import connection_urls, health
 from components.connection_urls import postgres_url
 from components.host_processes import (
+    SCHEDULE_STATUS_PORT,
     process_services,
     render_schedule_script,
     schedule_services,
@@ -54,7 +55,13 @@ from components.host_processes import (
     schedule_units,
 )
 from components.processes import ProcessSpec, ScheduleSpec
-from components.proxy_config import BACKUP_STATUS_ROOT, BACKUP_STATUS_UPSTREAM_ENV, render_caddy_json
+from components.proxy_config import (
+    BACKUP_STATUS_ROOT,
+    BACKUP_STATUS_UPSTREAM_ENV,
+    SCHEDULE_STATUS_UPSTREAM_ENV,
+    render_caddy_json,
+    status_server_config,
+)
 from components.tuning import Machine, db_max_connections, postgres_settings, redis_maxmemory_mib
 
 if TYPE_CHECKING:
@@ -177,6 +184,10 @@ class HostStack:
     """A ``web`` host: proxy ``BACKUP_STATUS_PATH`` to the data host's status server, whose address arrives with
     the rollout (``StackSecrets.backup_status_upstream``), so the uptime check sees the data host's status."""
 
+    schedule_status_upstream: bool = False
+    """A ``web`` host in a tier with schedules: proxy ``SCHEDULE_STATUS_PATH`` to the status server of the host that
+    runs them (``StackSecrets.schedule_status_upstream``), which that host (``runs_schedules``) then runs."""
+
     images: ServiceImages = field(default_factory=ServiceImages)
     """Caddy, PostgreSQL and Redis images (``phasekit:services``)."""
 
@@ -197,10 +208,17 @@ class HostStack:
             raise ValueError("HostStack.backups: only a host that runs the data stores backs them up")
         if self.backup_status_upstream and self.role != "web":
             raise ValueError("HostStack.backup_status_upstream: only a web host proxies another host's status")
+        if self.schedule_status_upstream and self.role != "web":
+            raise ValueError("HostStack.schedule_status_upstream: only a web host proxies another host's status")
 
     @property
     def runs_data_stores(self) -> bool:
         return self.role == "all-in-one"
+
+    @property
+    def runs_schedule_status_server(self) -> bool:
+        """A web host that runs the schedules serves their status to the tier (``SCHEDULE_STATUS_PORT``)."""
+        return self.schedule_status_upstream and bool(self.schedules)
 
     @property
     def schedules(self) -> Sequence[ScheduleSpec]:
@@ -234,6 +252,9 @@ class StackSecrets:
     backup_secret_access_key: str | None = None
     backup_passphrase: str | None = None
     """The key backups are encrypted with (``secrets.BACKUP_PASSPHRASE``)."""
+
+    schedule_status_upstream: str | None = None
+    """``host:port`` of the schedules host's status server (with ``HostStack.schedule_status_upstream``)."""
 
     backup_status_upstream: str | None = None
     """``host:port`` of the data host's status server (with ``HostStack.backup_status_upstream``); not secret,
@@ -333,8 +354,18 @@ def compose_config(stack: HostStack, config_digests: Mapping[str, str] | None = 
     if stack.http_health_route:
         services["proxy"]["volumes"] += [_bind("./drain", health.DRAIN_ROOT),
                                          _bind("./log", health.PROBE_LOG_DIR, read_only=False)]
-    if stack.backup_status_upstream:
+    if stack.backup_status_upstream or stack.schedule_status_upstream:
         services["proxy"]["env_file"] = [f"./{PROXY_ENV_FILE}"]
+    if stack.runs_schedule_status_server:
+        services["status"] = {
+            "image": stack.images.caddy,
+            "command": ["caddy", "run", "--config", "/etc/caddy/status.json"],
+            # Every interface; the droplet firewall admits only the app tier to this port.
+            "ports": [f"{SCHEDULE_STATUS_PORT}:{SCHEDULE_STATUS_PORT}"],
+            "volumes": [_bind("./caddy/status.json", "/etc/caddy/status.json"),
+                        _bind("./status", BACKUP_STATUS_ROOT)],
+            **always,
+        }
     if stack.runs_data_stores:
         services.update(_data_store_services(stack.images, data_mount, always))
         if stack.backups is not None:
@@ -769,6 +800,10 @@ def render_public_files(stack: HostStack, origin_certificate_pem: str | None = N
         files.update({f"systemd/{unit}": BundleFile(content)
                       for unit, content in schedule_units(stack.schedules, STACK_DIR).items()})
     digests = {"proxy": config_digest(files["caddy/caddy.json"].content, origin_certificate_pem or "")}
+    if stack.runs_schedule_status_server:
+        files["caddy/status.json"] = BundleFile(json.dumps(status_server_config(f":{SCHEDULE_STATUS_PORT}"),
+                                                           indent=2, sort_keys=True) + "\n")
+        digests["status"] = config_digest(files["caddy/status.json"].content)
     if stack.runs_data_stores:
         settings = postgres_settings(stack.machine, stack.db_max_connections)
         if stack.backups is not None:
@@ -838,9 +873,14 @@ def render_bundle(stack: HostStack, secrets: StackSecrets) -> dict[str, BundleFi
             access_key_id=_required(secrets.backup_access_key_id, "backup_access_key_id"),
             secret_access_key=_required(secrets.backup_secret_access_key, "backup_secret_access_key"),
             passphrase=_required(secrets.backup_passphrase, "backup_passphrase")))
+    upstreams = {}
     if stack.backup_status_upstream:
-        upstream = _required(secrets.backup_status_upstream, "backup_status_upstream")
-        files[PROXY_ENV_FILE] = BundleFile(render_env_file({BACKUP_STATUS_UPSTREAM_ENV: upstream}))
+        upstreams[BACKUP_STATUS_UPSTREAM_ENV] = _required(secrets.backup_status_upstream, "backup_status_upstream")
+    if stack.schedule_status_upstream:
+        upstreams[SCHEDULE_STATUS_UPSTREAM_ENV] = _required(secrets.schedule_status_upstream,
+                                                            "schedule_status_upstream")
+    if upstreams:
+        files[PROXY_ENV_FILE] = BundleFile(render_env_file(upstreams))
     if stack.app.registry_server:
         if secrets.registry_password is None:
             raise ValueError("app.registry_server needs the registry password")

@@ -77,6 +77,7 @@ from components.compose_stack import (
     volume_check_files,
     volume_check_steps,
 )
+from components.proxy_config import status_server_config as proxy_status_server
 from components.tuning import RESERVED_DB_CONNECTIONS, Machine, postgres_settings
 
 POSTGRES_PORT = 5432
@@ -296,18 +297,8 @@ def data_compose_config(stack: DataHostStack, config_digests: Mapping[str, str] 
 
 
 def status_server_config(network: DataHostNetwork) -> dict:
-    """The data host's status server (Caddy's JSON config): ``status/`` read-only on the VPC address at
-    ``BACKUP_STATUS_PORT``, plain HTTP (the VPC is private; the web hosts' Caddy adds TLS towards users)."""
-    return {
-        "admin": {"disabled": True},
-        "apps": {"http": {"servers": {"status": {
-            "listen": [f"{network.listen_address}:{BACKUP_STATUS_PORT}"],
-            "routes": [{"handle": [{"handler": "file_server", "root": BACKUP_STATUS_ROOT}]}],
-            # No status file: drop the connection, which the web hosts' proxy passes on as a dropped connection.
-            "errors": {"routes": [{"handle": [{"handler": "static_response", "abort": True}]}]},
-            "automatic_https": {"disable": True},
-        }}}},
-    }
+    """The data host's status server: ``status/`` on the VPC address at ``BACKUP_STATUS_PORT``."""
+    return proxy_status_server(f"{network.listen_address}:{BACKUP_STATUS_PORT}")
 
 
 def render_data_deploy_script(stack: DataHostStack) -> str:

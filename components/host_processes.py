@@ -41,6 +41,9 @@ SCHEDULE_PROFILE = "schedules"
 UNIT_PREFIX = "phasekit-schedule"
 SCHEDULE_STATUS_PATH = "/.well-known/phasekit/schedules"
 SCHEDULE_STATUS_FILE = "schedules.txt"
+SCHEDULE_STATUS_PORT = 8078
+"""Phase 2: the schedules host's status server, which every web host's proxy asks for ``SCHEDULE_STATUS_PATH``
+(the load balancer may send the uptime check to any of them)."""
 FAILED_PREFIX = "schedule-failed-"
 """``status/schedule-failed-<name>``: the last run of ``<name>`` failed (its content says when and how)."""
 
@@ -118,6 +121,7 @@ def schedule_steps(schedules: Sequence[ScheduleSpec]) -> tuple[list[str], list[s
     timers = [f"{UNIT_PREFIX}-{schedule.name}.timer" for schedule in schedules]
     keep = "|".join(timers) or "-"
     before = [
+        *(["install -d -m 0755 status"] if schedules else []),
         f"rm -f status/{SCHEDULE_STATUS_FILE}",
         f"systemctl stop '{UNIT_PREFIX}-*.timer' 2>/dev/null || true",
     ]

@@ -153,6 +153,10 @@ BACKUP_STATUS_ROOT = "/srv/phasekit-status"
 BACKUP_STATUS_UPSTREAM_ENV = "PHASEKIT_BACKUP_STATUS_UPSTREAM"
 """The proxy's environment variable holding the data host's status server (phase 2's web hosts)."""
 
+SCHEDULE_STATUS_UPSTREAM_ENV = "PHASEKIT_SCHEDULE_STATUS_UPSTREAM"
+"""The proxy's environment variable holding the status server of the app droplet that runs the schedules (phase 2's
+web hosts, that one included)."""
+
 
 def status_routes(stack: HostStack) -> list[dict]:
     """The status URLs uptime checks watch (``status_files``) that this host answers."""
@@ -162,15 +166,15 @@ def status_routes(stack: HostStack) -> list[dict]:
 def status_files(stack: HostStack) -> dict[str, str]:
     """Status URL path -> the file in ``status/`` that exists only while all is well, for the paths this host answers:
     the data volume's on a host that runs the data stores, the backups' with off-site backups; a web host answers
-    both from the data host's status server (which exists with off-site backups). The schedules' status is answered
-    by the host that runs them and the data stores (phase 1); phase 2 has no schedule status URL (docs/processes.md)."""
+    both from the data host's status server (which exists with off-site backups). The schedules' status comes from the
+    host that runs them: its own file in phase 1, the schedules host's status server for phase 2's web hosts."""
     # Both import this module (through compose_stack): read at call time.
     from components.backups import BACKUP_STATUS_FILE, BACKUP_STATUS_PATH
     from components.compose_stack import VOLUME_STATUS_FILE, VOLUME_STATUS_PATH
     from components.host_processes import SCHEDULE_STATUS_FILE, SCHEDULE_STATUS_PATH
 
     files = {}
-    if stack.runs_data_stores and stack.schedules:
+    if (stack.runs_data_stores and stack.schedules) or stack.schedule_status_upstream:
         files[SCHEDULE_STATUS_PATH] = SCHEDULE_STATUS_FILE
     if stack.backups is not None or stack.backup_status_upstream:
         files[BACKUP_STATUS_PATH] = BACKUP_STATUS_FILE
@@ -182,17 +186,42 @@ def status_files(stack: HostStack) -> dict[str, str]:
 def status_route(stack: HostStack, path: str, file: str) -> dict:
     """``path`` on the app's hostname: the status ``file``, or (through ``backup_status_error_route``) a dropped
     connection while it is missing. Never cached: Cloudflare and browsers must see the current answer."""
-    if stack.runs_data_stores:
+    upstream_env = status_upstream_env(stack, path)
+    if upstream_env is None:
         serve: list[dict] = [{"handler": "rewrite", "uri": f"/{file}"},
                              {"handler": "file_server", "root": BACKUP_STATUS_ROOT}]
     else:
         # Caddy replaces placeholders in `dial` per request, so the address can come from the environment.
         serve = [{"handler": "rewrite", "uri": f"/{file}"},
-                 {"handler": "reverse_proxy", "upstreams": [{"dial": f"{{env.{BACKUP_STATUS_UPSTREAM_ENV}}}"}]}]
+                 {"handler": "reverse_proxy", "upstreams": [{"dial": f"{{env.{upstream_env}}}"}]}]
     return {
         "match": [{"host": [stack.hostname], "path": [path]}],
         "handle": [{"handler": "headers", "response": {"set": {"Cache-Control": ["no-store"]}}}, *serve],
         "terminal": True,
+    }
+
+
+def status_upstream_env(stack: HostStack, path: str) -> str | None:
+    """The proxy's environment variable naming the status server that answers ``path``; None: this host's file."""
+    from components.host_processes import SCHEDULE_STATUS_PATH
+
+    if path == SCHEDULE_STATUS_PATH:
+        return SCHEDULE_STATUS_UPSTREAM_ENV if stack.schedule_status_upstream else None
+    return None if stack.runs_data_stores else BACKUP_STATUS_UPSTREAM_ENV
+
+
+def status_server_config(listen: str) -> dict:
+    """A host's status server (Caddy's JSON config): ``status/`` read-only at ``listen``, plain HTTP (on the VPC,
+    firewalled to the app tier; the web hosts' Caddy adds TLS towards users)."""
+    return {
+        "admin": {"disabled": True},
+        "apps": {"http": {"servers": {"status": {
+            "listen": [listen],
+            "routes": [{"handle": [{"handler": "file_server", "root": BACKUP_STATUS_ROOT}]}],
+            # No status file: drop the connection, which the web hosts' proxy passes on as a dropped connection.
+            "errors": {"routes": [{"handle": [{"handler": "static_response", "abort": True}]}]},
+            "automatic_https": {"disable": True},
+        }}}},
     }
 
 

@@ -98,12 +98,14 @@ from components.droplet_parts import (
     host_key,
     monitor_alerts,
     pinned_rollout,
+    schedule_watch,
     site_watch,
     ssh_rule,
     uptime_alerts,
     user_data_with_host_key,
     volume_watch,
 )
+from components.host_processes import SCHEDULE_STATUS_PORT
 from components.stateful import stateful_options
 from components.tags import digitalocean_tags
 from components.tuning import Machine
@@ -382,6 +384,8 @@ class SplitVps(pulumi.ComponentResource):
         else:
             entry_point = _reserved_ip_entry(name, self, reserved_ip, project, app_droplet_ids[0])
 
+        # With schedules, the web hosts ask the first app droplet for their status (SCHEDULE_STATUS_PORT).
+        schedule_status = ([str(SCHEDULE_STATUS_PORT)] if args.app.schedules else [])
         app_firewall = digitalocean.Firewall(
             f"{name}-app-firewall",
             droplet_ids=app_droplet_ids,
@@ -389,12 +393,16 @@ class SplitVps(pulumi.ComponentResource):
                 ssh_rule(args.ssh_admin_cidrs),
                 *[digitalocean.FirewallInboundRuleArgs(protocol="tcp", port_range=port, **web_sources)
                   for port in ("80", "443")],
+                *[digitalocean.FirewallInboundRuleArgs(protocol="tcp", port_range=port, source_tags=[app_tier_tag.name])
+                  for port in schedule_status],
             ],
             outbound_rules=egress_rules(*[
                 digitalocean.FirewallOutboundRuleArgs(protocol="tcp", port_range=str(port),
                                                       destination_droplet_ids=[database.id.apply(int)])
                 for port in app_tier_ports
-            ]),
+            ], *[digitalocean.FirewallOutboundRuleArgs(protocol="tcp", port_range=port,
+                                                       destination_tags=[app_tier_tag.name])
+                 for port in schedule_status]),
             opts=child,
         )
 
@@ -407,11 +415,15 @@ class SplitVps(pulumi.ComponentResource):
         # hosts proxy both paths to it.
         uptime_alerts(name, parent=self, hostname=args.hostname, recipients=recipients, label=args.project_name,
                       watches=[site_watch(args.app.health_path),
-                               *([volume_watch(), backup_watch()] if offsite is not None else [])])
+                               *([volume_watch(), backup_watch()] if offsite is not None else []),
+                               *([schedule_watch()] if args.app.schedules else [])])
         status_upstream: dict[str, pulumi.Input[str]] = {}
         if offsite is not None:
             status_upstream["backup_status_upstream"] = database.ipv4_address_private.apply(
                 lambda address: f"{address}:{BACKUP_STATUS_PORT}")
+        if args.app.schedules:
+            status_upstream["schedule_status_upstream"] = app_droplets[0].ipv4_address_private.apply(
+                lambda address: f"{address}:{SCHEDULE_STATUS_PORT}")
 
         # One app droplet at a time, each healthy before the next: the others keep serving meanwhile.
         previous: list[pulumi.Resource] = [db_rollout]
@@ -486,8 +498,9 @@ def _web_user_data(stack: HostStack) -> Callable[[SshHostKey], str]:
 def _web_stack(args: SplitVpsArgs, index: int, *, status_upstream: bool) -> HostStack:
     return HostStack(app=args.app, machine=args.app_machine, hostname=args.hostname, tls_mode=args.tls_mode,
                      role="web", runs_release=index == 0, runs_schedules=index == 0,
-                     http_health_route=args.app_count > 1,
-                     proxy_protocol=args.app_count > 1, backup_status_upstream=status_upstream, images=args.images)
+                     http_health_route=args.app_count > 1, proxy_protocol=args.app_count > 1,
+                     backup_status_upstream=status_upstream, schedule_status_upstream=bool(args.app.schedules),
+                     images=args.images)
 
 
 def _data_bundle(stack: DataHostStack, listen_address: pulumi.Output[str], vpc_range: pulumi.Output[str],

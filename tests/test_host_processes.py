@@ -9,9 +9,11 @@ Compose v2 running the one-off container.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import textwrap
 import threading
@@ -31,13 +33,13 @@ from components.compose_stack import (
 )
 from components.host_processes import SCHEDULE_STATUS_PATH, render_schedule_script, schedule_units
 from components.processes import ScheduleSpec, on_calendar, parse_cron
-from components.proxy_config import render_caddy_json, status_files
+from components.proxy_config import render_caddy_json, status_files, status_upstream_env
 from tests import realtools
 from tests.builders import APP, HOST_STACK, SCHEDULES, WORKER
 
 STACK = replace(HOST_STACK, app=replace(APP, processes=(WORKER,), schedules=SCHEDULES))
-WEB_FIRST = replace(STACK, role="web")
-WEB_OTHER = replace(STACK, role="web", runs_release=False, runs_schedules=False)
+WEB_FIRST = replace(STACK, role="web", schedule_status_upstream=True)
+WEB_OTHER = replace(STACK, role="web", runs_release=False, runs_schedules=False, schedule_status_upstream=True)
 
 
 # --- Compose ------------------------------------------------------------------------------------------------
@@ -298,7 +300,8 @@ def test_status_forgets_schedules_no_longer_configured(host):
 
 def test_deploy_pauses_the_schedules_before_the_release_and_resumes_them_once_live():
     lines = render_deploy_script(STACK).splitlines()
-    assert lines[lines.index('cd "$(dirname "$0")"') + 1:][:2] == [
+    assert lines[lines.index('cd "$(dirname "$0")"') + 1:][:3] == [
+        "install -d -m 0755 status",
         "rm -f status/schedules.txt",
         "systemctl stop 'phasekit-schedule-*.timer' 2>/dev/null || true",
     ]
@@ -339,8 +342,8 @@ def test_deploy_script_passes_shellcheck(tmp_path, stack):
 
 def test_phase_one_serves_the_schedule_status_and_caddy_accepts_it(tmp_path):
     assert status_files(STACK)[SCHEDULE_STATUS_PATH] == "schedules.txt"
+    assert status_upstream_env(STACK, SCHEDULE_STATUS_PATH) is None
     assert SCHEDULE_STATUS_PATH not in status_files(HOST_STACK)
-    assert SCHEDULE_STATUS_PATH not in status_files(WEB_FIRST)
     cert, key = realtools.self_signed_cert(tmp_path, "app.example.com")
     assert "Valid configuration" in realtools.caddy_validate(
         render_caddy_json(STACK, cert_file=str(cert), key_file=str(key)))
@@ -360,3 +363,72 @@ def test_postgres_has_a_pool_for_every_worker_process_container_and_schedule():
 def test_a_schedule_longer_than_a_day_of_ticks_is_still_one_run():
     spec = ScheduleSpec(name="slow", cron="* * * * *", command=("x",), timeout_seconds=86400)
     assert schedule_units((spec,), "/opt/phasekit")["phasekit-schedule-slow.service"].count("TimeoutStartSec=86520")
+
+
+# --- phase 2: the schedules host's status server ------------------------------------------------------------
+
+
+def test_phase2_the_first_web_host_runs_a_status_server_for_the_tier():
+    services = compose_config(WEB_FIRST)["services"]
+    assert services["status"] == {
+        "image": "caddy:2.11.4",
+        "command": ["caddy", "run", "--config", "/etc/caddy/status.json"],
+        "ports": ["8078:8078"],
+        "volumes": [
+            {"type": "bind", "source": "./caddy/status.json", "target": "/etc/caddy/status.json", "read_only": True},
+            {"type": "bind", "source": "./status", "target": "/srv/phasekit-status", "read_only": True},
+        ],
+        "restart": "unless-stopped",
+        "logging": {"driver": "json-file", "options": {"max-size": "10m", "max-file": "5"}},
+    }
+    assert services["proxy"]["env_file"] == ["./proxy.env"]
+    assert "status" not in compose_config(WEB_OTHER)["services"]
+    for stack in (WEB_FIRST, WEB_OTHER):
+        assert status_files(stack) == {SCHEDULE_STATUS_PATH: "schedules.txt"}
+        assert status_upstream_env(stack, SCHEDULE_STATUS_PATH) == "PHASEKIT_SCHEDULE_STATUS_UPSTREAM"
+
+
+def test_phase2_every_web_host_passes_on_the_schedules_status_and_its_absence(tmp_path, host):
+    """Real Caddys: the first app droplet's status server as rendered (address and folder moved here), another web
+    host's proxy with that address in its environment as proxy.env gives it, and schedule.sh writing the status."""
+    from tests.test_real_consumers import _free_port, _get_over_tls
+
+    files = render_public_files(WEB_FIRST)
+    status_port, https_port, http_port = _free_port(), _free_port(), _free_port()
+    server = json.loads(files["caddy/status.json"].content)
+    assert server["apps"]["http"]["servers"]["status"]["listen"] == [":8078"]
+    server["apps"]["http"]["servers"]["status"]["listen"] = [f"127.0.0.3:{status_port}"]
+    server["apps"]["http"]["servers"]["status"]["routes"][0]["handle"][0]["root"] = str(host / "status")
+    cert, key = realtools.self_signed_cert(tmp_path, "app.example.com")
+    web = json.loads(render_caddy_json(WEB_OTHER, cert_file=str(cert), key_file=str(key)))
+    servers = web["apps"]["http"]["servers"]
+    servers["https"]["listen"], servers["http"]["listen"] = [f"127.0.0.1:{https_port}"], [f"127.0.0.1:{http_port}"]
+    (tmp_path / "status.json").write_text(json.dumps(server))
+    (tmp_path / "web.json").write_text(json.dumps(web))
+    env = {**os.environ, "PHASEKIT_SCHEDULE_STATUS_UPSTREAM": f"127.0.0.3:{status_port}"}
+    assert _schedule(host, "status", "refresh").returncode == 0
+    caddys = [subprocess.Popen([realtools.pinned_caddy(), "run", "--config", str(tmp_path / name)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+              for name in ("status.json", "web.json")]
+    try:
+        for _ in range(100):
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.3", status_port)) == 0:
+                    break
+            time.sleep(0.1)
+        answer = _get_over_tls(https_port, SCHEDULE_STATUS_PATH)
+        assert answer.startswith(b"HTTP/1.1 200 ") and b"\r\n\r\nschedules ok " in answer
+        assert _schedule(host, "run", "refresh", "60", "5", exit_code=1).returncode == 1
+        assert _get_over_tls(https_port, SCHEDULE_STATUS_PATH) == b""
+        assert _schedule(host, "run", "refresh", "60", "5").returncode == 0
+        assert _get_over_tls(https_port, SCHEDULE_STATUS_PATH).startswith(b"HTTP/1.1 200 ")
+    finally:
+        for caddy in caddys:
+            caddy.terminate()
+            caddy.wait(timeout=10)
+
+
+def test_docker_compose_reads_the_first_web_hosts_status_server():
+    files = {"secrets/app.env": "LOG_LEVEL='info'\n", "proxy.env": "PHASEKIT_SCHEDULE_STATUS_UPSTREAM='10.0.0.2:8078'\n"}
+    services = realtools.compose_config(render_public_files(WEB_FIRST)["compose.yaml"].content, files)["services"]
+    assert services["status"]["ports"] == [{"published": 8078, "target": 8078}]

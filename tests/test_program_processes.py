@@ -3,6 +3,8 @@ phase 3's are in tests/test_program_phases.py): which host gets what, and the al
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 
@@ -79,3 +81,29 @@ def test_phase2_runs_the_worker_on_every_app_droplet_and_the_schedules_on_the_fi
         if index:
             assert not SCHEDULE_UNITS & set(files) and "refresh-trending" not in services
             assert "systemctl enable --now" not in files["deploy.sh"]
+
+
+def test_phase2_every_web_host_asks_the_first_for_the_schedules_status(phase2):
+    upstreams = {rollout_files(phase2, f"split-app-{index}-rollout")["proxy.env"].splitlines()[-1]
+                 for index in range(2)}
+    assert len(upstreams) == 1  # both ask the same host: the first app droplet's private address
+    upstream = upstreams.pop()
+    assert re.fullmatch(r"PHASEKIT_SCHEDULE_STATUS_UPSTREAM='10\.\d+\.\d+\.\d+:8078'", upstream)
+    assert f"'{phase2.outputs['db_private_ip']}:" not in upstream  # not the database droplet
+    assert "caddy/status.json" in rollout_files(phase2, "split-app-0-rollout")
+    assert "caddy/status.json" not in rollout_files(phase2, "split-app-1-rollout")
+
+
+def test_phase2_firewall_opens_the_status_port_to_the_app_tier_only(phase2):
+    firewall = phase2.named("split-app-firewall").inputs
+    tier = phase2.named("split-app-tier").inputs["name"]
+    assert firewall["inboundRules"][-1] == {"protocol": "tcp", "portRange": "8078", "sourceTags": [tier]}
+    assert firewall["outboundRules"][-1] == {"protocol": "tcp", "portRange": "8078", "destinationTags": [tier]}
+    plain = run(PHASE2, "phase2").named("split-app-firewall").inputs
+    assert not [rule for rule in plain["inboundRules"] + plain["outboundRules"] if rule.get("portRange") == "8078"]
+
+
+def test_phase2_alerts_when_a_schedule_fails(phase2):
+    check = phase2.named("split-schedules-check")
+    assert check.inputs["target"] == "https://app.example.com/.well-known/phasekit/schedules"
+    assert phase2.named("split-schedules-alert").inputs["checkId"] == check.id
