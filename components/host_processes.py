@@ -55,7 +55,8 @@ UNIT_SLACK_SECONDS = 60
 
 def process_services(processes: Sequence[ProcessSpec], image: str, shared: Mapping[str, object]) -> dict:
     """The Compose services of the app's processes; ``shared`` holds what every app service has (env file,
-    dependencies, restart policy, logging)."""
+    dependencies, restart policy, logging). ``deploy.replicas`` is the Compose Specification's container count, which
+    Compose v2 honours outside Swarm (docs.docker.com/reference/compose-file/deploy/#replicas)."""
     return {
         process.name: {
             "image": image,
@@ -70,7 +71,10 @@ def process_services(processes: Sequence[ProcessSpec], image: str, shared: Mappi
 
 
 def schedule_services(schedules: Sequence[ScheduleSpec], image: str, shared: Mapping[str, object]) -> dict:
-    """The Compose services of the app's schedules, outside ``up`` (a profile); ``schedule.sh`` runs them."""
+    """The Compose services of the app's schedules, outside ``up`` (a profile); ``schedule.sh`` runs them. A profile's
+    service is ignored "unless the service is explicitly targeted by a command. In that case its profile is added to
+    the set of active profiles" (docs.docker.com/reference/compose-file/profiles/), so ``docker compose run <name>``
+    runs it while ``up`` and ``pull`` leave it alone (it shares the app's image, which ``pull`` fetches anyway)."""
     return {
         schedule.name: {
             "image": image,
