@@ -25,7 +25,9 @@ master secret). NetworkPolicies are enforced only by a CNI that enforces them.
 
 Names: the namespace is ``namespace``; the Deployment, Service, HPA and PDB are named after the component
 (``name``, a DNS label of at most 40 characters) inside it; the Secrets are auto-named; the release Job is
-``<name>-release-<hash>``. Selectors are fixed per component, so an explicit name never has to be replaced.
+``<name>-release-<hash>``; a process's Deployment, HPA and PDB and a schedule's CronJob are ``<name>-<process>``
+(a CronJob's name fits 52 characters). Selectors are fixed per component (``web``, ``release``, the process's or
+schedule's name), so an explicit name never has to be replaced.
 
 Pods: non-root (``run_as_user``), no privilege escalation, every capability dropped, RuntimeDefault
 seccomp, read-only root filesystem with an emptyDir at each of ``writable_paths`` (default ``/tmp``), no
@@ -37,7 +39,11 @@ https``; with ``hostname`` unset, plain HTTP on the pod IP with any Host header)
 Probes: a startup probe gives a slow boot up to 5 minutes; after it, readiness drops a pod from the
 Service after 15 s of failures, liveness restarts it only after 60 s (longer, so a brief dependency outage
 does not restart every pod at once). Scale-in and rollouts end with a native ``preStop`` sleep (Kubernetes
->= 1.30; no shell needed) so kube-proxy on every node stops routing to the pod before it gets SIGTERM.
+>= 1.30; no shell needed) so kube-proxy on every node stops routing to the pod before it gets SIGTERM; then
+the app has the load balancer's deregistration delay to finish requests in flight (``TERMINATION_GRACE_SECONDS``).
+
+Processes and schedules (``app.processes``, ``app.schedules``): a Deployment (+ HPA with ``max_count``, + PDB) per
+process and a CronJob per schedule, after the release Job, built by components/kubernetes_processes.py.
 
 Resources: no CPU limit by default (``cpu_limit=None``): a limit throttles the app under CFS quota even when
 the node has idle CPU, which shows up as latency spikes; the request alone reserves capacity and drives
@@ -77,6 +83,7 @@ from components import health
 from components.aws_choices import NODE_PORT_RANGE
 from components.compose_stack import AppSpec, contract_environment, render_docker_config
 from components.database_role import DatabaseRoleJobArgs, database_role_job
+from components.kubernetes_processes import WorkloadPods, check_process_names, process_objects, schedule_cronjob
 from components.tuning import ROLLING_SURGE_PERCENT
 
 POD_SECURITY_LEVEL = "restricted"
@@ -95,9 +102,25 @@ TMP_VOLUME = "tmp"
 TMP_SIZE_LIMIT = "1Gi"
 """/tmp counts against the node's disk; past this the pod is evicted instead of filling the node."""
 
-TERMINATION_GRACE_SECONDS = 30
 PRE_STOP_SLEEP_SECONDS = 5
 """Long enough for the endpoint removal to reach kube-proxy on every node before the app gets SIGTERM."""
+
+IN_FLIGHT_ALLOWANCE_SECONDS = 30
+"""How long a request already in flight may still take when its pod stops: the load balancer's
+``DEREGISTRATION_DELAY_SECONDS`` (components/public_load_balancer.py), the allowance it gives in-flight requests
+when a node leaves, so both ways out of the rotation give a request the same time."""
+
+TERMINATION_GRACE_SECONDS = PRE_STOP_SLEEP_SECONDS + IN_FLIGHT_ALLOWANCE_SECONDS
+"""What takes a web pod out of traffic is not the load balancer: its targets are the nodes (instances on the
+NodePort) and, with ``externalTrafficPolicy: Cluster``, any node forwards to any ready pod, so a stopping pod
+deregisters nothing there. Its EndpointSlice entry turns not-ready when it starts terminating and kube-proxy on
+every node stops sending it *new* connections; the ``preStop`` sleep covers that propagation. Connections already
+open (the ALB keeps keep-alive connections to the nodes, and conntrack pins each to its pod) still carry requests
+until the app, on SIGTERM, finishes them and closes. The grace period (which counts the ``preStop`` sleep)
+therefore gives the app, after the sleep, the same in-flight allowance the load balancer's deregistration delay
+gives when a node leaves (then the node's kube-proxy keeps forwarding to pods elsewhere until the instance is
+gone). It was 30 s (25 s after the sleep), below that delay; tests/test_kubernetes_processes.py holds the
+relation. https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination"""
 
 RELEASE_BACKOFF_LIMIT = 0
 RELEASE_AWAIT_MARGIN_SECONDS = 120
@@ -243,6 +266,7 @@ class KubernetesApp(pulumi.ComponentResource):
         service = _service(name, args, meta, self)
         _autoscaler(name, args, meta, deployment, self)
         _disruption_budget(name, meta, self)
+        _processes_and_schedules(name, labels, meta, pods, ready, self)
 
         self.namespace = namespace.metadata.apply(lambda metadata: metadata.name)
         self.deployment_name = deployment.metadata.apply(lambda metadata: metadata.name)
@@ -355,14 +379,16 @@ def _pod_spec(pods: _PodParts, container: k8s.core.v1.ContainerArgs, **extra) ->
     )
 
 
-def _app_container(pods: _PodParts, **extra) -> k8s.core.v1.ContainerArgs:
+def _app_container(pods: _PodParts, resources: k8s.core.v1.ResourceRequirementsArgs | None = None,
+                   **extra) -> k8s.core.v1.ContainerArgs:
+    """The app's container; ``resources`` defaults to the web pods' (processes and schedules bring their own)."""
     args = pods.args
     return k8s.core.v1.ContainerArgs(
         name=CONTAINER_NAME,
         image=args.app.image,
         env_from=[k8s.core.v1.EnvFromSourceArgs(
             secret_ref=k8s.core.v1.SecretEnvSourceArgs(name=pods.env_secret_name))],
-        resources=k8s.core.v1.ResourceRequirementsArgs(
+        resources=resources or k8s.core.v1.ResourceRequirementsArgs(
             requests={"cpu": args.cpu_request, "memory": args.memory_request},
             limits=resource_limits(args.cpu_limit, args.memory_limit),
         ),
@@ -434,6 +460,22 @@ def _deployment(name: str, args: KubernetesAppArgs, meta: Metadata, pods: _PodPa
         # The HPA owns spec.replicas after the first deploy (see the module docstring).
         opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on), ignore_changes=["spec.replicas"]),
     )
+
+
+def _processes_and_schedules(name: str, labels: Mapping[str, str], meta: Metadata, pods: _PodParts,
+                             depends_on: list[pulumi.Resource], parent: pulumi.Resource) -> None:
+    """A Deployment (+ HPA, + PDB) per process and a CronJob per schedule (components/kubernetes_processes.py).
+    They wait for the same things as the web pods: no process or schedule of a new version runs before its
+    release command has completed."""
+    workload_pods = WorkloadPods(
+        app_name=name, labels=labels, meta=meta, pod_spec=functools.partial(_pod_spec, pods),
+        container=functools.partial(_app_container, pods), selector=selector_labels,
+        spread=lambda selector: topology_spread(selector, pods.args.zone_spread), depends_on=depends_on,
+        parent=parent)
+    for process in pods.args.app.processes:
+        process_objects(workload_pods, process)
+    for schedule in pods.args.app.schedules:
+        schedule_cronjob(workload_pods, schedule)
 
 
 def _service(name: str, args: KubernetesAppArgs, meta: Metadata, parent: pulumi.Resource) -> k8s.core.v1.Service:
@@ -510,9 +552,10 @@ def network_policy_specs(app_port: int, web_selector: Mapping[str, str],
 
     - ``default-deny``: every pod, ingress and egress;
     - ``web-ingress``: the web pods' port from the VPC (the ALB reaches it through the NodePort, so the source
-      is the ALB or a node; kubelet probes come from the node);
-    - ``egress``: every pod (web and release) to CoreDNS (UDP and TCP 53), to PostgreSQL and Redis in the VPC,
-      and HTTPS (443) anywhere (the media bucket on R2, external APIs).
+      is the ALB or a node; kubelet probes come from the node); it selects only the web pods, so process and
+      schedule pods accept no connection at all;
+    - ``egress``: every pod (web, release, processes, schedules) to CoreDNS (UDP and TCP 53), to PostgreSQL and
+      Redis in the VPC, and HTTPS (443) anywhere (the media bucket on R2, external APIs).
     https://kubernetes.io/docs/concepts/services-networking/network-policies/"""
     def peer_cidr(cidr: str) -> k8s.networking.v1.NetworkPolicyPeerArgs:
         return k8s.networking.v1.NetworkPolicyPeerArgs(ip_block=k8s.networking.v1.IPBlockArgs(cidr=cidr))
@@ -691,6 +734,7 @@ def check_args(name: str, args: KubernetesAppArgs) -> None:
     if not app.registry_server and args.registry_password is not None:
         raise ValueError("KubernetesAppArgs.registry_password: given, but app.registry_server is not set")
     _check_writable_paths(args.writable_paths)
+    check_process_names(name, app.processes, app.schedules)
     if args.min_replicas < 2:
         raise ValueError(f"KubernetesAppArgs.min_replicas: {args.min_replicas}; at least 2, so a node drain or "
                          "a failed node never leaves the app without a ready pod")

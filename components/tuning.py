@@ -9,6 +9,7 @@ application's pool rather than a large default.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 RESERVED_DB_CONNECTIONS = 10
@@ -57,11 +58,20 @@ class ConnectionDemand:
     workers_per_pod: int
     pool_size: int
     release_job_pods: int
+    process_pods: int = 0
+    """Pods of the app's other processes at their most (``max_count``, else ``count``), one pool each."""
+
+    process_surge_pods: int = 0
+    """What a rollout of each process Deployment adds on top (rounded up per Deployment)."""
+
+    schedule_pods: int = 0
+    """One pod per schedule (``concurrencyPolicy: Forbid``: never two runs of one schedule), one pool each."""
 
     @property
     def app_connections(self) -> int:
         pods = self.max_replicas + self.surge_pods
-        return pods * self.workers_per_pod * self.pool_size + self.release_job_pods * self.pool_size
+        one_pool_pods = self.release_job_pods + self.process_pods + self.process_surge_pods + self.schedule_pods
+        return pods * self.workers_per_pod * self.pool_size + one_pool_pods * self.pool_size
 
     @property
     def max_connections(self) -> int:
@@ -72,9 +82,16 @@ class ConnectionDemand:
         return -(-(with_headroom + POSTGRES_RESERVED_SLOTS) // 10) * 10
 
     def explain(self) -> str:
+        """The sum, term by term; the process and schedule terms appear only when the app has them."""
+        others = ""
+        if self.process_pods:
+            others += (f"({self.process_pods} process pods at their maximum + {self.process_surge_pods} surge) x "
+                       f"pool {self.pool_size} + ")
+        if self.schedule_pods:
+            others += f"{self.schedule_pods} schedule pods x pool {self.pool_size} + "
         return (f"({self.max_replicas} pods at the HPA maximum + {self.surge_pods} surge) x {self.workers_per_pod} "
                 f"workers x pool {self.pool_size} + {self.release_job_pods} release Job x pool {self.pool_size} + "
-                f"{OPERATOR_CONNECTIONS} operator, +{CONNECTION_HEADROOM_PERCENT}% headroom, + "
+                f"{others}{OPERATOR_CONNECTIONS} operator, +{CONNECTION_HEADROOM_PERCENT}% headroom, + "
                 f"{POSTGRES_RESERVED_SLOTS} reserved superuser slots = {self.max_connections}")
 
 
@@ -84,12 +101,49 @@ def rollout_surge_pods(replicas: int, surge_percent: int = ROLLING_SURGE_PERCENT
 
 
 def kubernetes_connection_demand(max_replicas: int, workers_per_pod: int, pool_size: int,
-                                 release_job: bool) -> ConnectionDemand:
+                                 release_job: bool, process_replicas: Sequence[int] = (),
+                                 schedules: int = 0) -> ConnectionDemand:
     """Phase 3's demand: the HPA may run ``max_replicas`` pods, a rollout at that size surges on top, and the
-    release Job (one pod, one pool) runs before the new pods start while the old ones still serve."""
+    release Job (one pod, one pool) runs before the new pods start while the old ones still serve. Each process
+    Deployment (``process_replicas``: each one's most replicas) may run that many pods plus its own surge, one
+    pool per pod (a worker process holds one pool, not one per web worker); each schedule runs one pod at a time.
+    Every Deployment rolls at once in one ``pulumi up``, so all the surges count together."""
     return ConnectionDemand(max_replicas=max_replicas, surge_pods=rollout_surge_pods(max_replicas),
                             workers_per_pod=workers_per_pod, pool_size=pool_size,
-                            release_job_pods=1 if release_job else 0)
+                            release_job_pods=1 if release_job else 0, process_pods=sum(process_replicas),
+                            process_surge_pods=sum(rollout_surge_pods(replicas) for replicas in process_replicas),
+                            schedule_pods=schedules)
+
+
+NodeRoom = tuple[int, int, int]
+"""(CPU millicores, memory MiB, pod slots) a node has for the app's pods."""
+
+PodShape = tuple[int, int]
+"""(CPU millicores, memory MiB) one pod requests."""
+
+
+def pods_left_over(nodes: Sequence[NodeRoom], pods: Sequence[PodShape]) -> int:
+    """How many of ``pods`` find no room when placed first-fit, largest first (by memory, then CPU), on
+    ``nodes``.
+
+    Pods of one shape (the web pods alone) place exactly as many as ``aws_choices.pods_that_fit`` counts. Pods
+    of mixed shapes are bin packing: first-fit decreasing is a heuristic that may leave a pod over where a
+    cleverer placement would not (so it can refuse a workload that would just fit), and the scheduler, which
+    spreads pods rather than packs them, may strand room that this placement uses. So 0 means "a placement
+    exists", not "the scheduler will find it"; the Cluster Autoscaler adds nodes up to ``maxSize`` when a pod is
+    left Pending."""
+    room = [list(node) for node in nodes]
+    left_over = 0
+    for cpu, memory in sorted(pods, key=lambda shape: (shape[1], shape[0]), reverse=True):
+        for node in room:
+            if node[0] >= cpu and node[1] >= memory and node[2] >= 1:
+                node[0] -= cpu
+                node[1] -= memory
+                node[2] -= 1
+                break
+        else:
+            left_over += 1
+    return left_over
 
 
 def postgres_settings(machine: Machine, max_connections: int) -> dict[str, str]:

@@ -4,12 +4,20 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from components import aws_choices
 from components.aws_choices import RdsLifecycleSupport, SupportType, pods_that_fit
-from components.tuning import ConnectionDemand, kubernetes_connection_demand, rollout_surge_pods
+from components.tuning import (
+    ConnectionDemand,
+    NodeRoom,
+    kubernetes_connection_demand,
+    pods_left_over,
+    rollout_surge_pods,
+)
 from infra.config_base import MAX_POSTGRES_CONNECTIONS, App, ConfigModel, Edge, PhaseStack
 from infra.domain import (
     Allowed,
@@ -382,16 +390,19 @@ class Phase3Stack(PhaseStack):
     def _connections_fit_postgres(self) -> Phase3Stack:
         demand = self.connection_demand
         if demand.max_connections > MAX_POSTGRES_CONNECTIONS:
+            fewer = " or run fewer process replicas" if demand.process_pods else ""
             raise problem(
                 f"{demand.explain()} connections; allowed: at most {MAX_POSTGRES_CONNECTIONS} (PostgreSQL's "
-                "limit; put fewer connections per pod)",
+                f"limit; put fewer connections per pod{fewer})",
                 at=("workload", "maxReplicas"))
         return self
 
     @model_validator(mode="after")
     def _workload_fits_the_nodes(self) -> Phase3Stack:
         """Pods the nodes cannot hold stay Pending, and the Deployment's await then fails ``pulumi up`` after
-        10 minutes: the HPA maximum plus a rollout's surge must fit ``maxSize`` nodes of the smallest type."""
+        10 minutes: the HPA maximum plus a rollout's surge must fit ``maxSize`` nodes of the smallest type, and so
+        must the processes' pods at their maximum plus their surge and one pod per schedule, each with its own
+        CPU and memory (``tuning.pods_left_over``: first-fit, largest first)."""
         nodes, workload = self.cluster.node_group, self.workload
         memory = memory_mib(workload.memory_request)
         fits = {instance_type: pods_that_fit(instance_type, nodes.max_size, workload.cpu_millicores, memory,
@@ -409,13 +420,43 @@ class Phase3Stack(PhaseStack):
                 f"{known[smallest]}, what {nodes.max_size} x {smallest} (cluster.nodeGroup.maxSize) hold after the "
                 "kubelet's reservations and the add-ons (raise maxSize, choose a larger type or request less)",
                 at=("workload", "maxReplicas"))
+        if self.app.processes or self.app.schedules:
+            self._processes_fit_the_nodes(known)
         return self
+
+    def _processes_fit_the_nodes(self, types: Iterable[str]) -> None:
+        nodes, workload = self.cluster.node_group, self.workload
+        web = workload.max_replicas + rollout_surge_pods(workload.max_replicas)
+        pods = [(workload.cpu_millicores, memory_mib(workload.memory_request))] * web
+        parts = [f"{web} web pods of {workload.cpu_request} CPU and {workload.memory_request}"]
+        for process in self.app.process_specs():
+            count = process.most_replicas + rollout_surge_pods(process.most_replicas)
+            pods += [(cpu_millicores(process.cpu), process.memory_mib)] * count
+            parts.append(f"{count} {process.name} pods ({process.most_replicas} + "
+                         f"{rollout_surge_pods(process.most_replicas)} surge) of {process.cpu} CPU and "
+                         f"{process.memory_mib}Mi")
+        for schedule in self.app.schedule_specs():
+            pods.append((cpu_millicores(schedule.cpu), schedule.memory_mib))
+            parts.append(f"1 {schedule.name} pod of {schedule.cpu} CPU and {schedule.memory_mib}Mi")
+        for instance_type in types:
+            left_over = pods_left_over(node_rooms(instance_type, nodes.max_size, self.cluster.container_logs), pods)
+            if left_over:
+                raise problem(
+                    f"{', '.join(parts)} need {len(pods)} pods, and placed largest first they leave {left_over} "
+                    f"without room on {nodes.max_size} x {instance_type} (cluster.nodeGroup.maxSize) after the "
+                    "kubelet's reservations and the add-ons; allowed: what those nodes hold (raise maxSize, choose "
+                    "a larger type, or give processes fewer replicas or smaller requests)",
+                    at=("app", "processes"))
 
     @property
     def connection_demand(self) -> ConnectionDemand:
-        """What RDS's ``max_connections`` is sized to (static: a change waits for a reboot)."""
-        return kubernetes_connection_demand(self.workload.max_replicas, self.worker_count, self.app.db_pool_size,
-                                            release_job=bool(self.app.release_command))
+        """What RDS's ``max_connections`` is sized to (static: a change waits for a reboot): the web pods, the
+        release Job, the processes' pods and one pod per schedule (``kubernetes_connection_demand``)."""
+        return kubernetes_connection_demand(
+            self.workload.max_replicas, self.worker_count, self.app.db_pool_size,
+            release_job=bool(self.app.release_command),
+            process_replicas=[process.most_replicas for process in self.app.process_specs()],
+            schedules=len(self.app.schedules))
 
     @model_validator(mode="after")
     def _unprivileged_port(self) -> Phase3Stack:
@@ -441,3 +482,17 @@ class Phase3Stack(PhaseStack):
         return self.app.worker_count(self.workload.cpu_millicores // 1000)
 
 
+
+
+def node_rooms(instance_type: str, nodes: int, container_logs: bool) -> list[NodeRoom]:
+    """What each of ``nodes`` nodes of a known ``instance_type`` offers the app's pods: ``aws_choices.allocatable``,
+    the first node less the once-per-cluster add-ons, exactly as ``aws_choices.pods_that_fit`` counts them."""
+    allocatable = aws_choices.allocatable(instance_type, container_logs)
+    assert allocatable is not None, instance_type
+    cpu, memory, slots = allocatable
+    first = (cpu - aws_choices.CLUSTER_ADDON_CPU_MILLICORES
+             - (aws_choices.CONTAINER_LOGS_CLUSTER_CPU_MILLICORES if container_logs else 0),
+             memory - aws_choices.CLUSTER_ADDON_MEMORY_MIB
+             - (aws_choices.CONTAINER_LOGS_CLUSTER_MEMORY_MIB if container_logs else 0),
+             slots - aws_choices.CLUSTER_ADDON_PODS - (1 if container_logs else 0))
+    return [first, *[(cpu, memory, slots)] * (nodes - 1)][:nodes]

@@ -17,6 +17,7 @@ import pytest
 from infra.config import Phase1Stack, Phase3Stack, load_config
 from phasekit.stack_file import read_stack_file
 from tests import test_config as config_tests
+from tests.builders import with_processes
 from tests.test_config import DELETE, error_message
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -357,3 +358,61 @@ def test_values_a_component_would_refuse_are_refused_by_the_config(changes, expe
 def test_an_admin_arn_with_a_path_is_accepted():
     config = load_config(edited({"phasekit:cluster.adminPrincipalArns": ["arn:aws:iam::123456789012:role/team/ops"]}))
     assert config.cluster.admin_principal_arns == ("arn:aws:iam::123456789012:role/team/ops",)
+
+
+# --- Processes and schedules (app.processes, app.schedules) -------------------------------------------
+
+
+def test_connection_demand_counts_process_pods_and_one_pool_per_schedule():
+    # The committed stack's 45, + the worker's (4 + 1 surge) pods x pool 5 = 25, + 2 schedules x pool 5 = 10.
+    demand = load_config(with_processes(PHASE3, maxCount=4)).connection_demand
+    assert (demand.app_connections, demand.max_connections) == (80, 120)
+    # Without maxCount the worker's most replicas are its count (2, + 1 surge).
+    assert load_config(with_processes(PHASE3)).connection_demand.app_connections == 45 + 15 + 10
+
+
+def test_processes_that_just_fit_the_nodes_are_accepted():
+    # 4 x t3.large hold 26 pods of 250m (CPU decides): 8 web + (12 + 3) workers + 2 schedule pods = 25.
+    assert load_config(with_processes(PHASE3, maxCount=12)).app.processes["worker"].max_count == 12
+
+
+CONNECTIONS_PAST_POSTGRES = {"phasekit:workload.maxReplicas": 100, "phasekit:app.workers": 33,
+                             "phasekit:app.dbPoolSize": 50, "phasekit:cluster.nodeGroup.instanceTypes": ["m5a.large"]}
+"""The web pods alone fit PostgreSQL (257890 connections; m5a.large's capacity is unknown, so no node check)."""
+
+BAD_PROCESS_CONFIGS = [
+    pytest.param(
+        with_processes(PHASE3, maxCount=13),
+        "phasekit:app.processes: 8 web pods of 250m CPU and 512Mi, 17 worker pods (13 + 4 surge) of 250m CPU and "
+        "768Mi, 1 refresh-trending pod of 250m CPU and 512Mi, 1 expire-sessions pod of 250m CPU and 512Mi need 27 "
+        "pods, and placed largest first they leave 1 without room on 4 x t3.large (cluster.nodeGroup.maxSize) after "
+        "the kubelet's reservations and the add-ons; allowed: what those nodes hold (raise maxSize, choose a larger "
+        "type, or give processes fewer replicas or smaller requests)",
+        id="processes-beyond-the-nodes"),
+    pytest.param(
+        # Per t3.large 1775m; the first node 1255m after the add-ons: 2 workers of 1 CPU fit, the third and 6 of
+        # the 10 small pods do not.
+        with_processes(edited({"phasekit:cluster.nodeGroup.maxSize": 2}), cpu="1", memory="4Gi"),
+        "phasekit:app.processes: 8 web pods of 250m CPU and 512Mi, 3 worker pods (2 + 1 surge) of 1 CPU and "
+        "4096Mi, 1 refresh-trending pod of 250m CPU and 512Mi, 1 expire-sessions pod of 250m CPU and 512Mi need 13 "
+        "pods, and placed largest first they leave 7 without room on 2 x t3.large (cluster.nodeGroup.maxSize) after "
+        "the kubelet's reservations and the add-ons; allowed: what those nodes hold (raise maxSize, choose a larger "
+        "type, or give processes fewer replicas or smaller requests)",
+        id="process-memory-beyond-the-nodes"),
+    pytest.param(
+        with_processes(edited(CONNECTIONS_PAST_POSTGRES), count=50, maxCount=100),
+        "phasekit:workload.maxReplicas: (100 pods at the HPA maximum + 25 surge) x 33 workers x pool 50 + 1 release "
+        "Job x pool 50 + (100 process pods at their maximum + 25 surge) x pool 50 + 2 schedule pods x pool 50 + 5 "
+        "operator, +25% headroom, + 5 reserved superuser slots = 265830 connections; allowed: at most 262143 "
+        "(PostgreSQL's limit; put fewer connections per pod or run fewer process replicas)",
+        id="process-connections-beyond-postgres"),
+]
+
+
+@pytest.mark.parametrize(("raw", "expected"), BAD_PROCESS_CONFIGS)
+def test_processes_the_cluster_or_postgres_cannot_hold_are_refused_with_one_exact_line(raw, expected):
+    assert error_message(raw) == expected
+
+
+def test_the_web_pods_alone_fit_postgres_in_the_connection_row():
+    assert load_config(edited(CONNECTIONS_PAST_POSTGRES)).connection_demand.max_connections == 257890

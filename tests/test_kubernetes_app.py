@@ -311,7 +311,7 @@ def test_deployment_probes_and_graceful_stop():
     assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
     assert container["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
     assert container["image"] == "ghcr.io/acme/shop:1.4.2"
-    assert pod_spec(record())["terminationGracePeriodSeconds"] == 30
+    assert pod_spec(record())["terminationGracePeriodSeconds"] == 35  # 5 s preStop sleep + the ALB's 30 s deregistration delay
 
 
 def test_probes_follow_the_health_check_contract_with_the_public_hostname():

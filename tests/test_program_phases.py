@@ -23,7 +23,7 @@ from infra.program import build_stack
 from infra.runtime_config import runtime_raw_config
 from phasekit.plan import runtime_form
 from phasekit.stack_file import read_stack_file
-from tests.builders import CLOUDFLARE_CIDRS
+from tests.builders import CLOUDFLARE_CIDRS, with_processes
 from tests.k8s_schema import manifests, validate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -385,3 +385,50 @@ def test_phase3_the_app_role_exists_before_the_release_job_and_the_master_passwo
     # without it answers AccessDenied while IAM propagates.
     assert phase3.named("database-master-secret-reader-policy").urn in account.dependencies
     assert account.urn in role_job.dependencies
+
+
+# --- phase 3 with a worker and two schedules --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def phase3_with_processes():
+    return run(with_processes(PHASE3, maxCount=4), "phase3")
+
+
+def test_phase3_runs_each_process_as_a_deployment_and_each_schedule_as_a_cronjob_after_the_release(
+        phase3_with_processes):
+    recording = phase3_with_processes
+    release = recording.named("app-release")
+    assert release.type == "kubernetes:batch/v1:Job"
+    planned = {name: recording.named(name) for name in (
+        "app-worker-deployment", "app-worker-hpa", "app-worker-pdb", "app-refresh-trending-cronjob",
+        "app-expire-sessions-cronjob")}
+    assert {name: resource.type for name, resource in planned.items()} == {
+        "app-worker-deployment": "kubernetes:apps/v1:Deployment",
+        "app-worker-hpa": "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
+        "app-worker-pdb": "kubernetes:policy/v1:PodDisruptionBudget",
+        "app-refresh-trending-cronjob": "kubernetes:batch/v1:CronJob",
+        "app-expire-sessions-cronjob": "kubernetes:batch/v1:CronJob",
+    }
+    for name in ("app-worker-deployment", "app-refresh-trending-cronjob", "app-expire-sessions-cronjob"):
+        assert release.urn in planned[name].dependencies, name
+    # The HPA and PDB only select pods; the pods come from the Deployment, which waits for the release.
+    assert planned["app-worker-hpa"].inputs["spec"]["maxReplicas"] == 4
+    assert planned["app-refresh-trending-cronjob"].inputs["spec"]["schedule"] == "*/15 * * * *"
+    # Five objects on top of the committed stack's 26; nothing else changes.
+    base = run(PHASE3, "phase3").type_counts()
+    counts = recording.type_counts()
+    assert {token: counts[token] - base.get(token, 0) for token in counts if counts[token] != base.get(token)} == {
+        "kubernetes:apps/v1:Deployment": 1, "kubernetes:autoscaling/v2:HorizontalPodAutoscaler": 1,
+        "kubernetes:policy/v1:PodDisruptionBudget": 1, "kubernetes:batch/v1:CronJob": 2}
+
+
+def test_phase3_sizes_postgres_for_the_process_and_schedule_pods(phase3_with_processes):
+    parameters = {parameter["name"]: parameter["value"] for parameter in phase3_with_processes.one(
+        "aws:rds/parameterGroup:ParameterGroup").inputs["parameters"]}
+    assert parameters["max_connections"] == "120"  # 70 without them (test above)
+
+
+def test_phase3_process_objects_match_the_configured_kubernetes_schema(phase3_with_processes):
+    version = load_config(PHASE3).cluster.version
+    assert [error for manifest in manifests(phase3_with_processes) for error in validate(manifest, version)] == []
