@@ -30,7 +30,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -47,6 +47,7 @@ from pydantic import (
 )
 
 from components.testing import SECRET_MASK, UNKNOWN_MASK, RecordedResource, Recording
+from infra.config import StackConfig
 from infra.config_keys import pulumi_path
 from infra.errors import ConfigError
 from phasekit.compare import command_lines
@@ -262,6 +263,10 @@ class RiskReport:
     changes: tuple[ResourceChange, ...]
     """Every custom resource of either version, ordered by kind (replace first) and name."""
 
+    app_changes: tuple[str, ...] = ()
+    """What changes among the app's processes and schedules, read from the two stack files (``app_changes``):
+    in phases 1 and 2 they travel in the rollout bundle, which is unknown offline, so no resource shows them."""
+
     @property
     def data_destroying(self) -> list[ResourceChange]:
         return [change for change in self.changes if change.data_destroying]
@@ -271,6 +276,84 @@ class RiskReport:
 
     def of_kind(self, kind: ChangeKind) -> list[ResourceChange]:
         return [change for change in self.changes if change.kind == kind]
+
+
+# --- Processes and schedules (from the config) ----------------------------------------------------------
+
+
+def app_changes(base: StackConfig, head: StackConfig) -> tuple[str, ...]:
+    """One line per process or schedule added, removed or changed between two versions of a stack's config,
+    saying how the phase applies it. Phases 1 and 2: ``deploy.sh`` (the rollout ``command:remote:Command``,
+    re-run in place when its bundle changes) recreates Compose services and rewrites systemd timers; no droplet
+    is replaced. Phase 3: each process is a Deployment (+ PodDisruptionBudget, + HorizontalPodAutoscaler with
+    ``maxCount``), each schedule a CronJob, all updated in place (replacement_rules.yaml)."""
+    droplets = head.phase in (1, 2)
+    lines: list[str] = []
+    old, new = base.app.processes, head.app.processes
+    for name in [*old, *(name for name in new if name not in old)]:
+        if name not in new:
+            lines.append(f"process {name} removed: " + (
+                "the rollout stops its containers on each app droplet (SIGTERM, SIGKILL after "
+                f"{old[name].stop_timeout_seconds} s); no droplet is replaced" if droplets else
+                "its Deployment, PodDisruptionBudget and any HorizontalPodAutoscaler are deleted; its pods get "
+                f"SIGTERM, then SIGKILL after {old[name].stop_timeout_seconds} s"))
+        elif name not in old:
+            process = new[name]
+            scaled = (f", a HorizontalPodAutoscaler up to {process.max_count}" if process.max_count is not None
+                      else "")
+            lines.append(f"process {name} added: " + (
+                f"the rollout starts {process.count} container{'s' if process.count != 1 else ''} on each app "
+                "droplet after the release command; no droplet is replaced" if droplets else
+                f"a Deployment of {process.count} replica{'s' if process.count != 1 else ''}{scaled} and a "
+                "PodDisruptionBudget are created after the release Job"))
+        elif (changed := _fields_changed(old[name], new[name])):
+            lines.append(f"process {name} changed ({changed}): " + (
+                "the rollout updates its containers in place; no droplet is replaced" if droplets else
+                "its Deployment is updated in place"))
+    lines += _schedule_changes(base, head)
+    return tuple(lines)
+
+
+def _schedule_changes(base: StackConfig, head: StackConfig) -> list[str]:
+    droplets = head.phase in (1, 2)
+    where = "the droplet" if head.phase == 1 else "app-0"
+    lines: list[str] = []
+    old, new = base.app.schedules, head.app.schedules
+    for name in [*old, *(name for name in new if name not in old)]:
+        if name not in new:
+            lines.append(f"schedule {name} removed: " + (
+                f"the rollout removes its systemd timer from {where}, so no further run starts" if droplets else
+                "its CronJob is deleted, so no further run starts"))
+        elif name not in old:
+            lines.append(f"schedule {name} added ({new[name].cron!r}, UTC): " + (
+                f"the rollout installs its systemd timer on {where} after the release command" if droplets else
+                "a CronJob is created after the release Job; its first run is at the next tick"))
+        elif (changed := _fields_changed(old[name], new[name])):
+            lines.append(f"schedule {name} changed ({changed}): " + (
+                f"the rollout rewrites its timer and service on {where} in place" if droplets else
+                "its CronJob is updated in place") + "; runs from the next tick on follow it")
+    return lines
+
+
+def _fields_changed(old: BaseModel, new: BaseModel) -> str:
+    """``count 2 → 3, cron '*/15 * * * *' → '0 * * * *'``: the changed keys, camelCase as the stack file has them."""
+    parts = []
+    for name, field_info in type(old).model_fields.items():
+        before, after = getattr(old, name), getattr(new, name)
+        if before != after:
+            parts.append(f"{field_info.alias or name} {_config_value(before)} → {_config_value(after)}")
+    return ", ".join(parts)
+
+
+def _config_value(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "[" + ", ".join(value) + "]"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def with_app_changes(report: RiskReport, base: StackConfig, head: StackConfig) -> RiskReport:
+    """``report`` with the process and schedule changes between the two configs (``app_changes``)."""
+    return replace(report, app_changes=app_changes(base, head))
 
 
 # --- Assessment ----------------------------------------------------------------------------------------
@@ -709,6 +792,9 @@ def risk_text(report: RiskReport, allowed: bool = False) -> str:
         order = _order_note(change)
         lines.append(f"{change.kind:<8} {change.name}  {change.type}{'  ' + order.strip() if order else ''}")
         lines += _detail_lines(change)
+    if report.app_changes:
+        lines += ["", "app processes and schedules (read from the two stack files):"]
+        lines += [f"  - {line}" for line in report.app_changes]
     quiet = [change for change in report.of_kind("unchanged") if change.ignored]
     if quiet:
         lines += ["", "unchanged, ignoring changes (ignoreChanges) to: "
@@ -776,6 +862,7 @@ def risk_json(report: RiskReport, allowed: bool = False) -> dict[str, Any]:
                     if change.kind != "unchanged" or change.ignored],
         "allowDataLoss": {"flag": ALLOW_FLAG, "label": ALLOW_LABEL},
         "dataLossAllowed": allowed,
+        **({"appChanges": list(report.app_changes)} if report.app_changes else {}),
     }
 
 

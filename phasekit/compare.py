@@ -16,7 +16,7 @@ import json
 import re
 import shlex
 import textwrap
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -24,6 +24,7 @@ from typing import Any
 from components.compose_stack import DB_NAME, DB_USER, POSTGRES_IMAGE, STACK_DIR
 from components.droplet_parts import HOST_KEY_SUFFIX
 from components.testing import RecordedResource, Recording
+from infra.config import StackConfig
 from infra.domain import droplet_resources
 from infra.errors import ConfigError
 from phasekit.cost import CostEstimate, PriceCatalog, cents, estimate, load_catalog, money
@@ -344,6 +345,54 @@ def _backups(recording: Recording) -> str:
     return "; ".join(parts) or "none"
 
 
+# --- Processes and schedules ------------------------------------------------------------------------------
+# Read from each stack's config: in phases 1 and 2 they live in the rollout bundle (Compose services and systemd
+# timers), which is unknown in an offline plan, so the recording cannot show them. Where they run is read from
+# the recording like the rest of this module: node groups mean Kubernetes, otherwise the droplets that serve.
+
+
+def workload_rows(plan: Plan, config: StackConfig) -> dict[str, str]:
+    """One row per process and schedule of ``config``: how many run and where, as ``plan``'s hosts run them."""
+    recording = plan.recording
+    app = config.app
+    kubernetes = bool(recording.of_type(NODE_GROUP))
+    serving = _app_droplets(recording) or _database_droplets(recording)
+    rows: dict[str, str] = {}
+    for name, process in app.processes.items():
+        limit = f"{process.memory} limit each"
+        if kubernetes:
+            scaled = f" (autoscaled up to {process.max_count} on CPU)" if process.max_count is not None else ""
+            rows[f"process {name}"] = (f"Deployment, {_plural(process.count, 'replica')}{scaled}, and a "
+                                       f"PodDisruptionBudget ({process.cpu} CPU request, {limit})")
+        elif len(serving) == 1:
+            rows[f"process {name}"] = f"{_plural(process.count, 'container')} on the droplet ({limit})"
+        else:
+            rows[f"process {name}"] = (f"{_plural(process.count, 'container')} on each of {len(serving)} app "
+                                       f"droplets, {process.count * len(serving)} in all ({limit})")
+    first = min((droplet.name for droplet in serving), default="the droplet")
+    for name, schedule in app.schedules.items():
+        if kubernetes:
+            where = "CronJob (concurrencyPolicy Forbid, timeZone Etc/UTC)"
+        else:
+            host = "the droplet" if len(serving) == 1 else f"{first} only"
+            where = f"systemd timer phasekit-schedule-{name} on {host}"
+        rows[f"schedule {name} ({schedule.cron!r}, UTC)"] = f"{where}, timeout {schedule.timeout_seconds}s"
+    return rows
+
+
+def _workload_lines(plans: list[Plan], configs: Mapping[str, StackConfig]) -> list[str]:
+    rows = {plan.stack: workload_rows(plan, configs[plan.stack]) for plan in plans if plan.stack in configs}
+    aspects = list(dict.fromkeys(aspect for found in rows.values() for aspect in found))
+    if not aspects:
+        return []
+    width = max(len(plan.stack) for plan in plans)
+    lines = ["", "Processes and schedules (from the stack files)"]
+    for aspect in aspects:
+        lines.append(f"  {aspect}")
+        lines += [f"    {plan.stack:<{width}}  {rows.get(plan.stack, {}).get(aspect, 'none')}" for plan in plans]
+    return lines
+
+
 # --- Comparison ----------------------------------------------------------------------------------------
 
 
@@ -374,8 +423,11 @@ def _profiles(plans: list[Plan]) -> list[StackProfile]:
     return [profile(plan, catalog) for plan in plans]
 
 
-def compare_json(plans: list[Plan]) -> dict[str, Any]:
+def compare_json(plans: list[Plan], configs: Mapping[str, StackConfig] | None = None) -> dict[str, Any]:
+    """The comparison as JSON; with ``configs`` (stack name to its config), each stack whose config has processes
+    or schedules gets a ``processesAndSchedules`` object (``workload_rows``)."""
     profiles = _profiles(plans)
+    configs = configs or {}
     return {
         "catalogDate": profiles[0].estimate.catalog_date.isoformat() if profiles else None,
         "stacks": [{
@@ -391,12 +443,16 @@ def compare_json(plans: list[Plan]) -> dict[str, Any]:
                          "databaseSharesAppHost": item.database_shares_app_host,
                          "maxAppReplicas": item.max_app_replicas},
             "failover": item.failover,
+            **({"processesAndSchedules": rows} if item.stack in configs
+               and (rows := workload_rows(item.plan, configs[item.stack])) else {}),
         } for item in profiles],
         "steps": [_step(before, after) for before, after in zip(profiles, profiles[1:], strict=False)],
     }
 
 
-def compare_text(plans: list[Plan]) -> str:
+def compare_text(plans: list[Plan], configs: Mapping[str, StackConfig] | None = None) -> str:
+    """The phases side by side; with ``configs`` (stack name to its config), a "Processes and schedules" section
+    when any of them has some (``workload_rows``)."""
     profiles = _profiles(plans)
     names = [item.stack for item in profiles]
     label_width = max(len(label) for label in (*KIND_ORDER, "total + unconfirmed leads", "unconfirmed leads"))
@@ -431,6 +487,7 @@ def compare_text(plans: list[Plan]) -> str:
             lines.append(f"  {aspect}")
             lines += [f"    {name:<{name_width}}  {values.get(aspect, 'none')}" for name, values in zip(names, rows,
                                                                                                      strict=True)]
+    lines += _workload_lines(plans, configs or {})
     if len(profiles) > 1:
         lines += ["", "What each stack adds over the previous one"]
         for before, after in zip(profiles, profiles[1:], strict=False):

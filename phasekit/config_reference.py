@@ -220,8 +220,22 @@ def _nested_model(field: FieldInfo) -> type[BaseModel] | None:
     return annotation if is_model(annotation) else None
 
 
+def _mapped_model(field: FieldInfo) -> type[BaseModel] | None:
+    """The model of each value of a mapping field (``processes: Mapping[ProcessName, Process]``), else ``None``."""
+    annotation, _ = unwrap_annotation(field.annotation, [])
+    if typing.get_origin(annotation) not in (dict, Mapping):
+        return None
+    value, _ = unwrap_annotation(typing.get_args(annotation)[1], [])
+    return value if is_model(value) else None
+
+
+NAME_PLACEHOLDER = "<name>"
+"""How a row writes the user-chosen key of a mapping of models: ``processes.<name>.command``."""
+
+
 def field_rows(model: type[BaseModel], loc: tuple[str, ...], prefix: str = "") -> list[Row]:
-    """A row for every key below ``loc`` of ``model``, depth first in declaration order."""
+    """A row for every key below ``loc`` of ``model``, depth first in declaration order; a mapping whose values
+    are models (``processes``) gets its row, then a row per key of its value model below ``<name>``."""
     annotation, _ = annotation_at(model, loc)
     rows = []
     for name, field in annotation.model_fields.items():
@@ -229,6 +243,8 @@ def field_rows(model: type[BaseModel], loc: tuple[str, ...], prefix: str = "") -
         rows.append(_row(model, (*loc, key), prefix + key))
         if _nested_model(field) is not None:
             rows += field_rows(model, (*loc, key), f"{prefix}{key}.")
+        elif _mapped_model(field) is not None:
+            rows += field_rows(model, (*loc, key, NAME_PLACEHOLDER), f"{prefix}{key}.{NAME_PLACEHOLDER}.")
     return rows
 
 
@@ -240,7 +256,8 @@ def model_tree() -> list[type[BaseModel]]:
         model = pending.pop(0)
         if model not in found:
             found.append(model)
-            pending += [nested for field in model.model_fields.values() if (nested := _nested_model(field))]
+            pending += [nested for field in model.model_fields.values()
+                        if (nested := _nested_model(field) or _mapped_model(field))]
     return found
 
 

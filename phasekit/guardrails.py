@@ -15,13 +15,18 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 from pulumi.output import Unknown
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from components.processes import parse_cron
 from components.testing import RecordedResource, Recording
+from components.tuning import Machine, redis_maxmemory_mib
+from infra.config import StackConfig
+from infra.config_droplets import Phase1Stack, Phase2Stack
 from infra.errors import ConfigError
 from policy import rules
 
@@ -155,6 +160,107 @@ def guardrails_json(violations: Sequence[Violation]) -> dict[str, Any]:
             for violation in violations
         ],
     }
+
+
+# --- Processes and schedules (from the config) --------------------------------------------------------------
+# These read the validated config, not the recording: the droplets' Compose services and timers are text inside
+# cloud-init, and what matters (memory limits, cron ticks) is in the config already. They are warnings, never a
+# failed plan: both describe a stack that deploys and runs, only worse than its author probably expects.
+
+
+def droplet_memory_to_spare(config: Phase1Stack | Phase2Stack) -> tuple[int, int, str]:
+    """The MiB of the droplet that runs the processes and the schedules (phase 1's droplet, phase 2's app-0),
+    what it can spare for them, and how that was worked out.
+
+    Phase 1's droplet also runs PostgreSQL, whose ``shared_buffers`` is a quarter of the RAM
+    (``components.tuning.postgres_settings``) and Redis, whose ``maxmemory`` is an eighth
+    (``redis_maxmemory_mib``); both are sized at boot and never give that memory back. Phase 2's app droplets run
+    neither (they are on the database droplet)."""
+    if isinstance(config, Phase1Stack):
+        memory = config.vps.memory_mib
+        postgres, redis = memory // 4, redis_maxmemory_mib(Machine(vcpus=config.vps.vcpus, memory_mib=memory))
+        return memory, memory - postgres - redis, (f"{memory} MiB less PostgreSQL's shared_buffers {postgres} MiB "
+                                                   f"and Redis' maxmemory {redis} MiB")
+    memory = config.app_tier.memory_mib
+    return memory, memory, f"all its {memory} MiB: PostgreSQL and Redis are on the database droplet"
+
+
+def _process_memory_warning(config: Phase1Stack | Phase2Stack) -> str | None:
+    """A container past its ``mem_limit`` is killed by the kernel's OOM killer
+    (https://docs.docker.com/engine/containers/resource_constraints/#memory); the web container has no limit, so
+    the processes' limits and the largest schedule's are what the other containers can be sure to get."""
+    app = config.app
+    if not app.processes and not app.schedules:
+        return None
+    specs = app.process_specs()
+    processes = sum(spec.count * spec.memory_mib for spec in specs)
+    largest = max(app.schedule_specs(), key=lambda spec: spec.memory_mib, default=None)
+    demand = processes + (largest.memory_mib if largest else 0)
+    _, spare, beside = droplet_memory_to_spare(config)
+    if demand <= spare:
+        return None
+    parts = [f"{spec.count} x {spec.memory_mib} MiB {spec.name}" for spec in specs]
+    parts += [f"{largest.memory_mib} MiB {largest.name} (the largest schedule)"] if largest else []
+    droplet = "the droplet" if isinstance(config, Phase1Stack) else "app-0 (it runs the schedules)"
+    return (f"phasekit:app.processes/schedules: the memory limits of the processes and the largest schedule "
+            f"({' + '.join(parts)} = {demand} MiB) exceed the {spare} MiB {droplet} can spare ({beside}), "
+            "leaving nothing for the web workers: the kernel's OOM killer would stop a container. "
+            "Lower count or memory, or choose a larger droplet size")
+
+
+MINUTES_PER_DAY = 24 * 60
+CALENDAR_CYCLE_DAYS = (date(2029, 1, 1) - date(2001, 1, 1)).days
+"""28 years: the weekdays of the dates repeat (leap years included) between 1901 and 2099, so the gaps between a
+cron's matching days across two such cycles (including the step from one to the next) are all the gaps it has in
+that century."""
+
+
+def shortest_interval_seconds(cron: str) -> int:
+    """Seconds between the two closest ticks of a five-field cron (``components.processes.parse_cron``; only one
+    of day-of-month and day-of-week is ever restricted, which it enforces)."""
+    fields = parse_cron(cron)
+    times = sorted(hour * 60 + minute for hour in fields.hours for minute in fields.minutes)
+    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+    start = date(2001, 1, 1)
+    days = [offset for offset in range(2 * CALENDAR_CYCLE_DAYS + 1)
+            if _day_matches(fields, start + timedelta(days=offset))]
+    gaps += [(later - earlier) * MINUTES_PER_DAY - times[-1] + times[0]
+             for earlier, later in zip(days, days[1:], strict=False)]
+    return min(gaps) * 60
+
+
+def _day_matches(fields: Any, day: date) -> bool:
+    weekday = day.isoweekday() % 7  # cron's 0 is Sunday
+    return (day.month in fields.months and (not fields.days_restricted or day.day in fields.days)
+            and (not fields.weekdays_restricted or weekday in fields.weekdays))
+
+
+def _schedule_timeout_warnings(config: StackConfig) -> list[str]:
+    """A run never overlaps the previous one: on the droplets ``schedule.sh`` takes a ``flock`` and a tick that
+    finds it held is skipped; in phase 3 a CronJob with ``concurrencyPolicy: Forbid`` "skips the new job run"
+    while the previous one is running (https://kubernetes.io/docs/concepts/workloads/controllers/cron-jobs/
+    #concurrency-policy)."""
+    warnings = []
+    for name, schedule in config.app.schedules.items():
+        interval = shortest_interval_seconds(schedule.cron)
+        if schedule.timeout_seconds > interval:
+            where = "its systemd service holds a lock" if config.phase in (1, 2) else "its CronJob forbids overlap"
+            warnings.append(
+                f"phasekit:app.schedules.{name}.timeoutSeconds: {schedule.timeout_seconds} is longer than the "
+                f"{interval} seconds between the closest ticks of {schedule.cron!r}: a run never overlaps the "
+                f"previous one ({where}), so a run that takes that long skips the ticks in between. Set "
+                f"timeoutSeconds to {interval} or less, or run it less often")
+    return warnings
+
+
+def process_warnings(config: StackConfig) -> list[str]:
+    """Warnings about the stack's processes and schedules: in phases 1 and 2 more memory than the droplet that
+    runs them can spare, in every phase a schedule that may run longer than the time between its ticks."""
+    warnings = []
+    if isinstance(config, Phase1Stack | Phase2Stack):
+        memory = _process_memory_warning(config)
+        warnings += [memory] if memory else []
+    return warnings + _schedule_timeout_warnings(config)
 
 
 # --- Policy pack config ------------------------------------------------------------------------------

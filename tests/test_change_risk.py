@@ -672,3 +672,110 @@ def test_renaming_the_stack_replaces_the_backups_bucket_and_says_what_it_holds()
                      parent_type="phasekit:index:CloudflareEdge", protect=True)
     assert [data_held(item) for item in (bucket, media)] == [
         "the database's off-site backups and WAL archive (the copies a restore starts from)", "user-uploaded media"]
+
+
+# --- Processes and schedules -------------------------------------------------------------------------
+
+
+def _configs(phase: int, **worker):
+    from infra.config import load_config
+    from phasekit.stack_file import read_stack_file
+    from tests.builders import with_processes
+
+    raw = read_stack_file(ROOT / f"Pulumi.phase{phase}.yaml")
+    return raw, with_processes(raw, **worker), load_config
+
+
+@pytest.mark.parametrize(("phase", "where"), [(1, "the droplet"), (2, "app-0")])
+def test_processes_and_schedules_on_droplets_roll_out_in_place(phase, where):
+    from phasekit.change_risk import app_changes
+
+    raw, with_worker, load_config = _configs(phase)
+    base, head = load_config(raw), load_config(with_worker)
+    assert app_changes(base, head) == (
+        "process worker added: the rollout starts 2 containers on each app droplet after the release command; "
+        "no droplet is replaced",
+        f"schedule refresh-trending added ('*/15 * * * *', UTC): the rollout installs its systemd timer on {where} "
+        "after the release command",
+        f"schedule expire-sessions added ('30 4 * * *', UTC): the rollout installs its systemd timer on {where} "
+        "after the release command",
+    )
+    assert app_changes(head, base) == (
+        "process worker removed: the rollout stops its containers on each app droplet (SIGTERM, SIGKILL after "
+        "60 s); no droplet is replaced",
+        f"schedule refresh-trending removed: the rollout removes its systemd timer from {where}, so no further "
+        "run starts",
+        f"schedule expire-sessions removed: the rollout removes its systemd timer from {where}, so no further run "
+        "starts",
+    )
+    changed = copy_with(with_worker, count=3, cron="0 * * * *")
+    assert app_changes(head, load_config(changed)) == (
+        "process worker changed (count 2 → 3): the rollout updates its containers in place; no droplet is replaced",
+        "schedule refresh-trending changed (cron '*/15 * * * *' → '0 * * * *'): the rollout rewrites its timer "
+        f"and service on {where} in place; runs from the next tick on follow it",
+    )
+    assert app_changes(base, base) == ()
+
+
+def copy_with(raw: dict, count: int, cron: str) -> dict:
+    import copy
+
+    raw = copy.deepcopy(raw)
+    raw["phasekit:app"]["processes"]["worker"]["count"] = count
+    raw["phasekit:app"]["schedules"]["refresh-trending"]["cron"] = cron
+    return raw
+
+
+def test_processes_and_schedules_in_phase3_are_deployments_and_cronjobs():
+    from phasekit.change_risk import app_changes
+
+    raw, with_worker, load_config = _configs(3, maxCount=4)
+    base, head = load_config(raw), load_config(with_worker)
+    assert app_changes(head, base) == (
+        "process worker removed: its Deployment, PodDisruptionBudget and any HorizontalPodAutoscaler are deleted; "
+        "its pods get SIGTERM, then SIGKILL after 60 s",
+        "schedule refresh-trending removed: its CronJob is deleted, so no further run starts",
+        "schedule expire-sessions removed: its CronJob is deleted, so no further run starts",
+    )
+    assert app_changes(head, load_config(copy_with(with_worker, count=3, cron="0 * * * *"))) == (
+        "process worker changed (count 2 → 3): its Deployment is updated in place",
+        "schedule refresh-trending changed (cron '*/15 * * * *' → '0 * * * *'): its CronJob is updated in place; "
+        "runs from the next tick on follow it",
+    )
+
+
+def test_adding_a_worker_to_phase3_says_what_is_created(tmp_path):
+    import yaml
+
+    from phasekit.change_risk import with_app_changes
+
+    raw, with_worker, load_config = _configs(3, maxCount=4)
+    head_file = tmp_path / "Pulumi.phase3.yaml"
+    head_file.write_text(yaml.safe_dump({"config": with_worker}), encoding="utf-8")
+    risk = with_app_changes(assess(run_plan("phase3", ROOT).recording,
+                                   run_plan("phase3", ROOT, stack_file=head_file).recording),
+                            load_config(raw), load_config(with_worker))
+    assert [entry for entry in classified(risk) if entry[0] == "create"] == [
+        ("create", "app-expire-sessions-cronjob", "kubernetes:batch/v1:CronJob"),
+        ("create", "app-refresh-trending-cronjob", "kubernetes:batch/v1:CronJob"),
+        ("create", "app-worker-deployment", "kubernetes:apps/v1:Deployment"),
+        ("create", "app-worker-hpa", "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"),
+        ("create", "app-worker-pdb", "kubernetes:policy/v1:PodDisruptionBudget"),
+    ]
+    assert [entry for entry in classified(risk) if entry[0] in ("replace", "delete")] == []
+    assert {change.type for change in risk.changes if change.kind == "create"} <= {
+        rule.type for rule in load_rules().rules}
+    text = risk_text(risk)
+    assert text[text.index("app processes"):] == (
+        "app processes and schedules (read from the two stack files):\n"
+        "  - process worker added: a Deployment of 2 replicas, a HorizontalPodAutoscaler up to 4 and a\n"
+        "    PodDisruptionBudget are created after the release Job\n"
+        "  - schedule refresh-trending added ('*/15 * * * *', UTC): a CronJob is created after the release\n"
+        "    Job; its first run is at the next tick\n"
+        "  - schedule expire-sessions added ('30 4 * * *', UTC): a CronJob is created after the release Job;\n"
+        "    its first run is at the next tick\n"
+        "\n"
+        "No data-destroying changes.\n"
+    )
+    assert risk_json(risk)["appChanges"] == list(risk.app_changes)
+    assert "appChanges" not in risk_json(dataclasses.replace(risk, app_changes=()))

@@ -1385,3 +1385,76 @@ def test_runbook_runs_with_stub_clis_and_secrets_travel_only_through_pipes(plans
     # secret, URL-escaped.
     master_url = "postgresql://master:Fake%3AMaster%2FPassword%401@rds/app\n"
     assert piped == [FAKE_DATABASE_URL + "\n", master_url if target == "phase3" else FAKE_DATABASE_URL + "\n"]
+
+
+# --- Processes and schedules -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def with_worker(tmp_path_factory):
+    """Each committed stack with a worker and two schedules (tests/builders.py), phase 3's worker autoscaled:
+    (plans, configs by stack name)."""
+    from infra.config import load_config
+    from phasekit.stack_file import read_stack_file
+    from tests.builders import with_processes
+
+    folder = tmp_path_factory.mktemp("workers")
+    found, configs = [], {}
+    for stack, extra in (("phase1", {}), ("phase2", {}), ("phase3", {"maxCount": 4})):
+        raw = with_processes(read_stack_file(ROOT / f"Pulumi.{stack}.yaml"), **extra)
+        path = folder / f"Pulumi.{stack}.yaml"
+        path.write_text(yaml.safe_dump({"config": raw}))
+        found.append(run_plan(stack, ROOT, stack_file=path))
+        configs[stack] = load_config(raw)
+    return found, configs
+
+
+WORKLOADS = r"""
+Processes and schedules (from the stack files)
+  process worker
+    phase1  2 containers on the droplet (768Mi limit each)
+    phase2  2 containers on each of 2 app droplets, 4 in all (768Mi limit each)
+    phase3  Deployment, 2 replicas (autoscaled up to 4 on CPU), and a PodDisruptionBudget (250m CPU
+      request, 768Mi limit each)
+  schedule refresh-trending ('*/15 * * * *', UTC)
+    phase1  systemd timer phasekit-schedule-refresh-trending on the droplet, timeout 600s
+    phase2  systemd timer phasekit-schedule-refresh-trending on split-app-0 only, timeout 600s
+    phase3  CronJob (concurrencyPolicy Forbid, timeZone Etc/UTC), timeout 600s
+  schedule expire-sessions ('30 4 * * *', UTC)
+    phase1  systemd timer phasekit-schedule-expire-sessions on the droplet, timeout 3600s
+    phase2  systemd timer phasekit-schedule-expire-sessions on split-app-0 only, timeout 3600s
+    phase3  CronJob (concurrencyPolicy Forbid, timeZone Etc/UTC), timeout 3600s
+
+What each stack adds over the previous one
+"""
+
+
+def test_compare_shows_where_each_phase_runs_processes_and_schedules(with_worker):
+    found, configs = with_worker
+    text = compare_text(found, configs)
+    start = text.index("Processes and schedules")
+    assert_lines(text[start:text.index("What each stack adds") + len("What each stack adds over the previous one\n")],
+                 WORKLOADS)
+    assert max(len(line) for line in text.splitlines()) <= WIDTH
+    document = compare_json(found, configs)
+    assert document["stacks"][1]["processesAndSchedules"] == {
+        "process worker": "2 containers on each of 2 app droplets, 4 in all (768Mi limit each)",
+        "schedule refresh-trending ('*/15 * * * *', UTC)":
+            "systemd timer phasekit-schedule-refresh-trending on split-app-0 only, timeout 600s",
+        "schedule expire-sessions ('30 4 * * *', UTC)":
+            "systemd timer phasekit-schedule-expire-sessions on split-app-0 only, timeout 3600s",
+    }
+
+
+def test_stacks_without_processes_compare_as_before(plans, with_worker):
+    from infra.config import load_config
+    from phasekit.stack_file import read_stack_file
+
+    committed = [plans["phase1"], plans["phase2"], plans["phase3"]]
+    configs = {stack: load_config(read_stack_file(ROOT / f"Pulumi.{stack}.yaml")) for stack in plans}
+    assert compare_text(committed, configs) == compare_text(committed)
+    assert compare_json(committed, configs) == compare_json(committed)
+    # A stack without any beside one with some reads "none".
+    found, worker_configs = with_worker
+    text = compare_text([plans["phase1"], found[1]], {"phase1": configs["phase1"], "phase2": worker_configs["phase2"]})
+    assert "    phase1  none" in text.splitlines()

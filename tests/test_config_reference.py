@@ -9,6 +9,7 @@ What no test here can prove: that a docstring describes what the program does.
 from __future__ import annotations
 
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -103,7 +104,9 @@ def _paths(model, prefix: str = "") -> list[str]:
         paths.append(key)
         annotation = typing.get_args(field.annotation) or (field.annotation,)
         nested = [part for part in annotation if isinstance(part, type) and part in model_tree()]
-        if nested:
+        if typing.get_origin(field.annotation) in (dict, Mapping) and nested:  # a mapping of models
+            paths += _paths(nested[0], key + ".<name>.")
+        elif nested:
             paths += _paths(nested[0], key + ".")
     return paths
 
@@ -142,6 +145,23 @@ def test_each_default_reads_back_from_yaml_as_the_models_own():
             assert yaml.safe_load(yaml_text(default)) == config_reference._plain(default), field
             checked += 1
     assert checked > 40
+
+
+def test_a_mapping_of_models_lists_the_keys_of_each_value_below_name():
+    keys = [row.key for row in section_rows(next(s for s in SECTIONS if s.name == "app"))]
+    assert [key for key in keys if key.startswith(("processes", "schedules"))] == [
+        "processes",
+        "processes.<name>.command", "processes.<name>.count", "processes.<name>.maxCount", "processes.<name>.cpu",
+        "processes.<name>.memory", "processes.<name>.stopTimeoutSeconds",
+        "schedules",
+        "schedules.<name>.cron", "schedules.<name>.command", "schedules.<name>.timeoutSeconds",
+        "schedules.<name>.cpu", "schedules.<name>.memory",
+    ]
+    assert _row("app", "processes.<name>.count") == Row(
+        "processes.<name>.count", "integer: 1..50", "`1`",
+        "How many run: containers on each app droplet in phases 1 and 2, replicas in phase 3 (the autoscaler's floor "
+        "with `maxCount`). To stop a process, remove it from `processes`; zero is refused.")
+    assert _row("app", "schedules.<name>.timeoutSeconds").default == "`3600`"
 
 
 def _row(section: str, key: str) -> Row:

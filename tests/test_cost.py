@@ -535,3 +535,29 @@ def test_the_backups_bucket_is_a_usage_line_of_its_own_without_a_second_free_tie
     assert (line.description, line.assumed_usd, line.price_ids) == (
         "R2 backups bucket shop-prod-backups", c(20 * D("0.015") + D("0.1") * D("4.50")),
         ("cf-r2-storage", "cf-r2-class-a"))
+
+
+# --- Processes and schedules -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("stack", "new_lines"), [
+    # Phases 1 and 2: the worker's containers and the timers run on the droplets already priced; the one new
+    # cloud object is the uptime check on the schedules' status (and its alert, which is not billable).
+    ("phase1", [("vps-schedules-check", "DigitalOcean uptime check: no price in catalog", "unpriced")]),
+    ("phase2", [("split-schedules-check", "DigitalOcean uptime check: no price in catalog", "unpriced")]),
+    # Phase 3 prices the node group at its desiredSize, not from the pods' requests: the worker's pods and the
+    # CronJobs' runs share those nodes (the config's node-fit check refuses a stack whose pods cannot fit).
+    ("phase3", []),
+])
+def test_processes_and_schedules_add_no_priced_resource(estimates, tmp_path, stack, new_lines):
+    from phasekit.stack_file import read_stack_file
+    from tests.builders import with_processes
+
+    path = tmp_path / f"Pulumi.{stack}.yaml"
+    path.write_text(yaml.safe_dump({"config": with_processes(read_stack_file(ROOT / f"Pulumi.{stack}.yaml"))}))
+    with_worker = estimate(run_plan(stack, ROOT, stack_file=path).recording, on=PRICED_ON)
+    assert with_worker.total_usd == estimates[stack].total_usd
+    assert with_worker.unconfirmed_lead_usd == estimates[stack].unconfirmed_lead_usd
+    before = {(line.name, line.description, line.kind.value) for line in estimates[stack].lines}
+    assert [(line.name, line.description, line.kind.value) for line in with_worker.lines
+            if (line.name, line.description, line.kind.value) not in before] == new_lines

@@ -433,3 +433,72 @@ def test_resource_type_tokens_are_spelled_once_in_resource_types():
                for path in sorted(PACKAGE.rglob("*.py")) if path.name != "resource_types.py"}
     assert {module: tokens for module, tokens in spelled.items() if tokens} == {}
     assert TYPE_TOKEN.findall((PACKAGE / "resource_types.py").read_text())  # the pattern still matches there
+
+
+# --- Processes and schedules -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def with_worker(tmp_path_factory: pytest.TempPathFactory):
+    """Each committed stack with a worker and two schedules (tests/builders.py): stack -> (plan, config)."""
+    from infra.config import load_config
+    from phasekit.stack_file import read_stack_file
+    from tests.builders import with_processes
+
+    folder = tmp_path_factory.mktemp("workers")
+    found = {}
+    for stack in ("phase1", "phase2", "phase3"):
+        raw = with_processes(read_stack_file(ROOT / f"Pulumi.{stack}.yaml"))
+        path = folder / f"Pulumi.{stack}.yaml"
+        path.write_text(yaml.safe_dump({"config": raw}))
+        found[stack] = (run_plan(stack, ROOT, stack_file=path), load_config(raw))
+    return found
+
+
+def _node(model, id: str):
+    (node,) = [node for node in model.nodes if node.id == id]
+    return node
+
+
+def test_app_droplets_list_their_processes_and_timers(with_worker):
+    plan, config = with_worker["phase1"]
+    assert _node(topology(plan, config), "vps").details == (
+        "s-1vcpu-2gb", "ubuntu-24-04-x64", "weekly backups", "worker: 2 containers",
+        "timers: refresh-trending, expire-sessions")
+    plan, config = with_worker["phase2"]
+    model = topology(plan, config)
+    assert _node(model, "split_app").details == (
+        "2 × s-2vcpu-2gb", "ubuntu-24-04-x64", "weekly backups", "worker: 2 containers each",
+        "timers on split-app-0: refresh-trending, expire-sessions")
+    assert _node(model, "split_db").details == ("s-2vcpu-4gb", "ubuntu-24-04-x64", "weekly backups")
+    # Without the config the plan cannot tell: the bundle that carries them is unknown offline.
+    assert _node(topology(plan), "split_app").details == ("2 × s-2vcpu-2gb", "ubuntu-24-04-x64", "weekly backups")
+
+
+def test_phase3_draws_the_worker_deployment_and_the_schedules_cronjobs(with_worker):
+    plan, _ = with_worker["phase3"]
+    model = topology(plan)
+    workloads = [(node.id, node.title, node.details[1:] if node.title.startswith("Deployment") else node.details)
+                 for node in model.nodes if node.kind == "workload" and node.title.startswith(("Deployment",
+                                                                                             "CronJob"))]
+    assert workloads == [
+        ("app_deployment", "Deployment app", ("2–6 pods (HPA)",)),
+        ("app_worker_deployment", "Deployment app-worker", ("2 pods",)),
+        ("app_expire_sessions_cronjob", "CronJob app-expire-sessions",
+         ("30 4 * * * (Etc/UTC)", "concurrencyPolicy Forbid")),
+        ("app_refresh_trending_cronjob", "CronJob app-refresh-trending",
+         ("*/15 * * * * (Etc/UTC)", "concurrencyPolicy Forbid")),
+    ]
+    assert sorted(edge.target for edge in model.edges if edge.source == "app_refresh_trending_cronjob") == [
+        "cache_cache", "database_db", "edge_media"]
+    # The logical backup's CronJob runs another image and stays out, as in the committed diagram.
+    assert not [node for node in model.nodes if "logical" in node.id and node.title.startswith("CronJob")]
+
+
+def test_committed_stacks_draw_the_same_with_their_config(plans):
+    from infra.config import load_config
+    from phasekit.stack_file import read_stack_file
+
+    for stack, plan in plans.items():
+        config = load_config(read_stack_file(ROOT / f"Pulumi.{stack}.yaml"))
+        assert topology(plan, config) == topology(plan)

@@ -8,15 +8,18 @@ origin admits and only the origin's provider knows that.
 from __future__ import annotations
 
 from components.testing import RecordedResource
+from infra.config import StackConfig
 from phasekit.diagram.graph import Graph
 from phasekit.diagram.model import Topology
 from phasekit.diagram.readers import aws, cloudflare, digitalocean, kubernetes
 from phasekit.plan import Plan
 
 
-def topology(plan: Plan) -> Topology:
-    """The stack's significant resources, grouped by network boundary, with who-talks-to-whom edges."""
-    graph = Graph(plan)
+def topology(plan: Plan, config: StackConfig | None = None) -> Topology:
+    """The stack's significant resources, grouped by network boundary, with who-talks-to-whom edges. With the
+    stack's ``config``, the app droplets also list the processes and schedules they run (phases 1 and 2 carry
+    them in the rollout bundle, which the plan cannot show); phase 3's are read from the plan either way."""
+    graph = Graph(plan, config)
     graph.boundary("internet", "Internet", "internet", None)
     graph.node("users", "Users", ["browsers, API clients"], "actor", "internet")
     cloudflare.read_nodes(graph)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components.testing import RecordedResource
+from infra.config import StackConfig
 from phasekit.diagram.graph import Graph, as_int, holds_data
 from phasekit.diagram.labels import BACKUPS_ACCESS, MEDIA_ACCESS, describe_sources, is_backups_bucket, port_label
 from phasekit.diagram.model import diagram_id
@@ -174,6 +175,8 @@ def _group_node(graph: Graph, group: DropletGroup) -> None:
     if first.get("backups"):
         plan = (first.get("backupPolicy") or {}).get("plan")
         details.append(f"{plan} backups" if plan else "backups")
+    if group.public_facing and graph.config is not None:
+        details += _process_details(graph.config, group)
     vpcs = graph.deps(group.droplets[0], DO_VPC)
     region = _region_boundary(graph, first["region"])
     if vpcs:
@@ -193,6 +196,18 @@ def _group_node(graph: Graph, group: DropletGroup) -> None:
         filesystem = inputs.get("initialFilesystemType")
         graph.edge(group.id, diagram_id(volume.name), f"mounted ({filesystem})" if filesystem else "mounted",
                    "attachment")
+
+
+def _process_details(config: StackConfig, group: DropletGroup) -> list[str]:
+    """What the app droplets run besides the web process: each process's Compose containers (on every one),
+    and the schedules' systemd timers, on the one droplet that runs the release command (the first)."""
+    each = " each" if len(group.droplets) > 1 else ""
+    details = [f"{name}: {process.count} container{'s' if process.count != 1 else ''}{each}"
+               for name, process in config.app.processes.items()]
+    if config.app.schedules:
+        where = f" on {min(droplet.name for droplet in group.droplets)}" if len(group.droplets) > 1 else ""
+        details.append(f"timers{where}: {', '.join(config.app.schedules)}")
+    return details
 
 
 def _load_balancer(graph: Graph, hosts: DropletGroups, load_balancer: RecordedResource) -> None:

@@ -1,9 +1,11 @@
 """Kubernetes's part of the diagram (phase 3): each namespace (with its Pod Security level) inside the EKS
-cluster its provider was built from, the Services, Deployments and HorizontalPodAutoscalers in it, and the
-edges that carry traffic: node group to Service on its NodePort, Service to the Deployment its selector
-matches, Deployment to the data stores it reads (directly or through a Secret that references them).
+cluster its provider was built from, the Services, Deployments (the web one and each process's),
+HorizontalPodAutoscalers and the app's schedules' CronJobs in it, and the edges that carry traffic: node group
+to Service on its NodePort, Service to the Deployment its selector matches, Deployment or CronJob to the data
+stores it reads (directly or through a Secret that references them).
 
-Left out on purpose: the release Job, the PodDisruptionBudget and the Secrets themselves.
+Left out on purpose: the release Job, the PodDisruptionBudget, the Secrets themselves, and CronJobs that do not
+run the app's image (the logical backup, which the backups bucket's edges already tell).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from phasekit.diagram.model import diagram_id
 from phasekit.diagram.readers.aws import cache_label, rds_label
 from phasekit.diagram.resource_types import (
     ASG_ATTACHMENT,
+    CRON_JOB,
     EKS_CLUSTER,
     ELASTICACHE_GROUP,
     HPA,
@@ -44,6 +47,10 @@ def read(graph: Graph) -> None:
         _deployment(graph, deployment, namespaces, autoscaler_of)
     for autoscaler in autoscalers:
         _autoscaler(graph, autoscaler, namespaces, deployments)
+    app_images = {container["image"] for deployment in deployments
+                  for container in graph.inputs(deployment)["spec"]["template"]["spec"]["containers"]}
+    for cron_job in graph.of_type(CRON_JOB):
+        _cron_job(graph, cron_job, namespaces, app_images)
     _service_edges(graph, services, deployments)
 
 
@@ -101,8 +108,28 @@ def _deployment(graph: Graph, deployment: RecordedResource, namespaces: dict[str
     node = graph.node(diagram_id(deployment.name), f"Deployment {inputs['metadata']['name']}",
                       [*(container["image"] for container in containers), replicas], "workload", boundary,
                       [deployment])
-    referenced = graph.deps(deployment)
-    for secret in graph.deps(deployment, KUBERNETES_SECRET):
+    _store_edges(graph, node, deployment)
+
+
+def _cron_job(graph: Graph, cron_job: RecordedResource, namespaces: dict[str, str], app_images: set[str]) -> None:
+    """An app schedule's CronJob: one that runs an image a Deployment runs (the app's)."""
+    inputs = graph.inputs(cron_job)
+    boundary = namespaces.get(inputs["metadata"].get("namespace"))
+    containers = inputs["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    if boundary is None or not any(container["image"] in app_images for container in containers):
+        return
+    spec = inputs["spec"]
+    zone = f" ({spec['timeZone']})" if spec.get("timeZone") else ""
+    node = graph.node(diagram_id(cron_job.name), f"CronJob {inputs['metadata']['name']}",
+                      [f"{spec['schedule']}{zone}", f"concurrencyPolicy {spec.get('concurrencyPolicy', 'Allow')}"],
+                      "workload", boundary, [cron_job])
+    _store_edges(graph, node, cron_job)
+
+
+def _store_edges(graph: Graph, node: str, workload: RecordedResource) -> None:
+    """Edges from a workload's node to the data stores it references, directly or through a Secret."""
+    referenced = graph.deps(workload)
+    for secret in graph.deps(workload, KUBERNETES_SECRET):
         referenced += graph.deps(secret)
     stores = {resource.urn: resource for resource in referenced if resource.urn in graph.node_of}
     for store in sorted(stores.values(), key=lambda resource: resource.name):
