@@ -80,6 +80,12 @@ ExecCommand = Annotated[
 ]
 """A command in exec form; like Compose's ``command`` and a pod's ``args``, it keeps the image's entrypoint."""
 
+ScheduleCommand = Annotated[
+    tuple[NonEmptyStr, ...],
+    Field(min_length=1),
+    Allowed("an exec-form list of non-empty strings, e.g. [python, manage.py, clearsessions]"),
+]
+
 
 class Process(ConfigModel):
     """A long-running process besides the web one (a queue worker): same image, environment and app contract, its
@@ -122,7 +128,7 @@ class Schedule(ConfigModel):
     cron: ProcessCron
     """When it runs: five-field cron in UTC, e.g. ``'*/15 * * * *'``."""
 
-    command: ExecCommand
+    command: ScheduleCommand
     """What it runs, in exec form, e.g. ``[python, manage.py, refresh_trending]``."""
 
     timeout_seconds: Annotated[WholeNumber, Field(ge=60, le=86400), Allowed("60..86400")] = 3600

@@ -327,7 +327,8 @@ def _compare(args: argparse.Namespace, project_dir: Path) -> int:
     plans = [_planned(f"--compare {stack} (Pulumi.{stack}.yaml)",
                       lambda stack=stack: planner.run_plan(stack, project_dir, option="--compare"))
              for stack in stacks]
-    _emit(args, lambda: compare_json(plans), lambda: compare_text(plans))
+    configs = {plan.stack: plan.config for plan in plans if plan.config is not None}
+    _emit(args, lambda: compare_json(plans, configs), lambda: compare_text(plans, configs))
     return 0
 
 
@@ -409,13 +410,15 @@ def _risk(args: argparse.Namespace, project_dir: Path) -> int:
         if not base_file.is_file():
             base_file = stack_file_at_revision(args.base, project_dir / f"Pulumi.{args.stack}.yaml", Path(scratch))
         from phasekit import plan as planner
-        from phasekit.change_risk import assess, risk_json, risk_text
+        from phasekit.change_risk import assess, risk_json, risk_text, with_app_changes
 
         base = _planned(f"--base {args.base}",
                         lambda: planner.run_plan(args.stack, project_dir, stack_file=base_file))
         head = _planned(f"--head {args.head or stack_file.name}",
                         lambda: planner.run_plan(args.stack, project_dir, stack_file=head_file))
     report = assess(base.recording, head.recording)
+    if base.config is not None and head.config is not None:
+        report = with_app_changes(report, base.config, head.config)
     _emit(args, lambda: risk_json(report, allowed=args.allow_data_loss),
           lambda: risk_text(report, allowed=args.allow_data_loss))
     if report.data_destroying and not args.allow_data_loss:

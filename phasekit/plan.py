@@ -29,6 +29,7 @@ from phasekit.stack_file import read_stack_file
 __all__ = ["Plan", "find_project_dir", "project_name", "run_plan", "stack_names"]
 
 if TYPE_CHECKING:
+    from infra.config import StackConfig
     from phasekit.cost import CostEstimate
     from phasekit.guardrails import Violation
 
@@ -48,6 +49,10 @@ class Plan:
     default_tags: dict[str, str] = field(default_factory=dict)
     """The tags every taggable resource carries: the stack's ``tags`` under phasekit's own (project, stack,
     phase, managed-by), as ``infra`` merges them. The text plan shows them once, in its summary."""
+
+    config: StackConfig | None = None
+    """The stack's validated config: what the tools read where the recording cannot show it (the processes and
+    schedules phases 1 and 2 carry inside the rollout bundle). None only for hand-built plans."""
 
 
 def runtime_form(raw: Mapping[str, Any], missing_secret_names: list[str]) -> tuple[dict[str, str], list[str]]:
@@ -91,6 +96,7 @@ def run_plan(stack: str, project_dir: Path, stack_file: Path | None = None, opti
     """
     from infra.program import build_stack
     from infra.runtime_config import runtime_raw_config
+    from phasekit.guardrails import process_warnings
 
     project = project_name(project_dir)
     if stack_file is None:
@@ -107,8 +113,9 @@ def run_plan(stack: str, project_dir: Path, stack_file: Path | None = None, opti
         preview=True, project=project, stack=stack, config=runtime_config, secret_keys=secret_keys,
     )
     return Plan(stack=stack, project=project, phase=config.phase, recording=recording,
-                secrets_to_set=[set_secret_command(name) for name in missing], warnings=config_warnings(raw, config),
-                default_tags={**config.tags, **default_tags(project, stack, config.phase)})
+                secrets_to_set=[set_secret_command(name) for name in missing],
+                warnings=[*config_warnings(raw, config), *process_warnings(config)],
+                default_tags={**config.tags, **default_tags(project, stack, config.phase)}, config=config)
 
 
 # --- Rendering ------------------------------------------------------------------------------------

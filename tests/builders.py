@@ -7,10 +7,14 @@ they compute, and how they diff against existing state. A real ``pulumi preview`
 from __future__ import annotations
 
 import copy
+import shutil
+from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pulumi
+import yaml
 
 from components.backups import BackupSpec
 from components.cloudflare_edge import CloudflareEdgeArgs, cloudflare_ip_ranges
@@ -52,6 +56,20 @@ SCHEDULES = (
     ScheduleSpec(name="expire-sessions", cron="30 4 * * *", command=("python", "manage.py", "clearsessions")),
 )
 """``WORKER_CONFIG`` and ``SCHEDULES_CONFIG`` as the components take them."""
+
+
+def project_with_processes(folder: Path, root: Path, stacks: Sequence[str], **worker: Any) -> Path:
+    """A project folder under ``folder`` holding ``root``'s Pulumi.yaml and, for each of ``stacks``, the committed stack
+    file with ``WORKER_CONFIG`` (updated by ``worker``) and ``SCHEDULES_CONFIG`` added, as a user would write them."""
+    project = folder / "project"
+    project.mkdir()
+    shutil.copy(root / "Pulumi.yaml", project / "Pulumi.yaml")
+    for stack in stacks:
+        document = yaml.safe_load((root / f"Pulumi.{stack}.yaml").read_text())
+        document["config"]["phasekit:app"]["processes"] = {"worker": {**WORKER_CONFIG, **worker}}
+        document["config"]["phasekit:app"]["schedules"] = copy.deepcopy(SCHEDULES_CONFIG)
+        (project / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+    return project
 
 
 def with_processes(raw: dict, **worker: Any) -> dict:

@@ -176,7 +176,7 @@ BAD_CONFIGS = [
     ),
     pytest.param(
         {'phasekit:app.schedules': {'refresh': {'cron': '*/15 * * * *'}}},
-        'phasekit:app.schedules.refresh.command: missing; allowed: an exec-form list of non-empty strings, e.g. [celery, -A, shop, worker]',
+        'phasekit:app.schedules.refresh.command: missing; allowed: an exec-form list of non-empty strings, e.g. [python, manage.py, clearsessions]',
         id='schedule-without-command',
     ),
     pytest.param(

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.builders import SCHEDULES_CONFIG, WORKER_CONFIG
+from tests.builders import project_with_processes
 from tests.test_render import ROOT, main, tree
 
 UNITS = ["phasekit-schedule-expire-sessions.service", "phasekit-schedule-expire-sessions.timer",
@@ -20,14 +20,8 @@ UNITS = ["phasekit-schedule-expire-sessions.service", "phasekit-schedule-expire-
 
 
 def render_with_processes(tmp_path: Path, stack: str) -> Path:
-    """A project folder whose stack file is the committed one plus the worker and two schedules, rendered."""
-    project = tmp_path / "project"
-    project.mkdir()
-    shutil.copy(ROOT / "Pulumi.yaml", project / "Pulumi.yaml")
-    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
-    document["config"]["phasekit:app"]["processes"] = {"worker": WORKER_CONFIG}
-    document["config"]["phasekit:app"]["schedules"] = SCHEDULES_CONFIG
-    (project / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+    """The committed stack plus the worker and two schedules, rendered."""
+    project = project_with_processes(tmp_path, ROOT, [stack])
     out = tmp_path / "out"
     assert main(["render", "--stack", stack, "--out", str(out), "--project-dir", str(project)]) == 0
     return out

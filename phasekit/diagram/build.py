@@ -18,8 +18,9 @@ from phasekit.plan import Plan
 def topology(plan: Plan, config: StackConfig | None = None) -> Topology:
     """The stack's significant resources, grouped by network boundary, with who-talks-to-whom edges. With the
     stack's ``config``, the app droplets also list the processes and schedules they run (phases 1 and 2 carry
-    them in the rollout bundle, which the plan cannot show); phase 3's are read from the plan either way."""
-    graph = Graph(plan, config)
+    them in the rollout bundle, which the plan cannot show); phase 3's are read from the plan either way. Without
+    ``config``, the plan's own (``Plan.config``)."""
+    graph = Graph(plan, config if config is not None else plan.config)
     graph.boundary("internet", "Internet", "internet", None)
     graph.node("users", "Users", ["browsers, API clients"], "actor", "internet")
     cloudflare.read_nodes(graph)
