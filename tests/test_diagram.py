@@ -8,6 +8,7 @@ diagram out, which needs a browser; only that Mermaid's grammar accepts the text
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import re
 import shutil
@@ -471,8 +472,12 @@ def test_app_droplets_list_their_processes_and_timers(with_worker):
         "2 × s-2vcpu-2gb", "ubuntu-24-04-x64", "weekly backups", "worker: 2 containers each",
         "timers on split-app-0: refresh-trending, expire-sessions")
     assert _node(model, "split_db").details == ("s-2vcpu-4gb", "ubuntu-24-04-x64", "weekly backups")
-    # Without the config the plan cannot tell: the bundle that carries them is unknown offline.
-    assert _node(topology(plan), "split_app").details == ("2 × s-2vcpu-2gb", "ubuntu-24-04-x64", "weekly backups")
+    # Without the config the plan cannot tell: the bundle that carries them is unknown offline. A plan from
+    # run_plan carries its config, so topology reads it by default.
+    assert _node(topology(dataclasses.replace(plan, config=None)), "split_app").details == (
+        "2 × s-2vcpu-2gb", "ubuntu-24-04-x64", "weekly backups")
+    assert _node(topology(dataclasses.replace(plan, config=config)), "split_app").details == _node(
+        model, "split_app").details
 
 
 def test_phase3_draws_the_worker_deployment_and_the_schedules_cronjobs(with_worker):
