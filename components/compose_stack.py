@@ -360,8 +360,10 @@ def compose_config(stack: HostStack, config_digests: Mapping[str, str] | None = 
         services["status"] = {
             "image": stack.images.caddy,
             "command": ["caddy", "run", "--config", "/etc/caddy/status.json"],
-            # Every interface; the droplet firewall admits only the app tier to this port.
-            "ports": [f"{SCHEDULE_STATUS_PORT}:{SCHEDULE_STATUS_PORT}"],
+            # On the VPC address only (Docker's published ports bypass the host's own firewall, so the cloud
+            # firewall would otherwise be the one layer); the address arrives with the rollout, in .env.
+            "ports": [f"${{{SCHEDULE_STATUS_ADDRESS_ENV}:?the droplet's VPC address, from .env}}:"
+                      f"{SCHEDULE_STATUS_PORT}:{SCHEDULE_STATUS_PORT}"],
             "volumes": [_bind("./caddy/status.json", "/etc/caddy/status.json"),
                         _bind("./status", BACKUP_STATUS_ROOT)],
             **always,
@@ -441,6 +443,13 @@ def _data_store_services(images: ServiceImages, data_mount: str, always: Mapping
         },
     }
 
+
+COMPOSE_ENV_FILE = ".env"
+"""Compose reads it for the ``${...}`` in compose.yaml (docs.docker.com/compose/how-tos/environment-variables/
+variable-interpolation/): values known only once the droplets exist."""
+
+SCHEDULE_STATUS_ADDRESS_ENV = "PHASEKIT_SCHEDULE_STATUS_ADDRESS"
+"""The VPC address the schedules' status server publishes its port on (phase 2's first app droplet)."""
 
 PROXY_ENV_FILE = "proxy.env"
 """The proxy's environment on a web host that proxies the data host's backup status (not secret)."""
@@ -881,6 +890,10 @@ def render_bundle(stack: HostStack, secrets: StackSecrets) -> dict[str, BundleFi
                                                             "schedule_status_upstream")
     if upstreams:
         files[PROXY_ENV_FILE] = BundleFile(render_env_file(upstreams))
+    if stack.runs_schedule_status_server:
+        # This host is the one every web host asks: its own VPC address is the upstream's host part.
+        address = upstreams[SCHEDULE_STATUS_UPSTREAM_ENV].rpartition(":")[0]
+        files[COMPOSE_ENV_FILE] = BundleFile(render_env_file({SCHEDULE_STATUS_ADDRESS_ENV: address}))
     if stack.app.registry_server:
         if secrets.registry_password is None:
             raise ValueError("app.registry_server needs the registry password")

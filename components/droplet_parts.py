@@ -29,7 +29,7 @@ from components.compose_stack import (
     pack_bundle,
     render_bundle,
 )
-from components.host_processes import SCHEDULE_STATUS_PATH
+from components.host_processes import PAUSED_MARKER, SCHEDULE_STATUS_PATH
 from components.stateful import stateful_options
 
 UBUNTU_IMAGE = "ubuntu-24-04-x64"
@@ -117,6 +117,8 @@ def rollout_script(*, data_volume: bool) -> str:
         "  fail 'docker or its compose plugin is still missing'",
         "fi",
         f"install -d -m 0755 {STACK_DIR}",
+        # A host that runs schedules pauses them before the new bundle lands (host_processes.PAUSED_MARKER).
+        f"[ ! -e {STACK_DIR}/schedule.sh ] || touch {STACK_DIR}/{PAUSED_MARKER}",
         f"base64 --decode | tar --extract --touch --directory {STACK_DIR}",
         f"{STACK_DIR}/deploy.sh",
     ]

@@ -24,10 +24,12 @@ Failures: ``schedule.sh`` records a failed run (non-zero exit or past ``timeout_
 no schedule's last run failed, and Caddy serves it at ``SCHEDULE_STATUS_PATH``, where a DigitalOcean uptime check
 alerts when it goes missing (like the backups' status).
 
-Rollouts: deploy.sh pauses the timers before it pulls the new version (``schedule_steps``) and resumes them once the
-new version serves, so no schedule of a new version runs before its release command. While paused the status
-file is gone: a rollout that fails midway leaves the schedules paused (never running the new image against a
-database its release did not migrate) and the uptime check alerts after its period.
+Rollouts: the rollout writes ``PAUSED_MARKER`` before it unpacks the new bundle, and deploy.sh stops the timers
+before it pulls the new version and removes the marker only once the new version serves (``schedule_steps``), so no
+schedule of a new version runs before its release command: not a tick during the rollout, not a timer that restarts
+at boot after a rollout failed, not a manual start. While paused the status file is down: a rollout that fails midway
+leaves the schedules paused (never running the new image against a database its release did not migrate) and the
+uptime check alerts after its period.
 """
 
 from __future__ import annotations
@@ -47,10 +49,18 @@ SCHEDULE_STATUS_PORT = 8078
 FAILED_PREFIX = "schedule-failed-"
 """``status/schedule-failed-<name>``: the last run of ``<name>`` failed (its content says when and how)."""
 
+PAUSED_MARKER = "schedules-paused"
+"""In STACK_DIR: while it exists, ``schedule.sh run`` skips every tick and the status file stays down. The rollout
+writes it before it unpacks a new bundle and ``deploy.sh`` removes it only once the new version serves, so neither a
+timer that fires meanwhile, nor one that restarts at boot after a failed rollout, nor a manual start ever runs the new
+image before its release command; and a run already in progress cannot republish the status file."""
+
 STOP_GRACE_SECONDS = 30
 """After a schedule's timeout: how long its container has between SIGTERM and SIGKILL."""
 
 UNIT_SLACK_SECONDS = 60
+"""Added to a schedule service's ``TimeoutStartSec`` beyond the run's timeout and two stop graces: time for the
+docker CLI to start and clean up, so systemd's own timeout only ever catches a hung CLI."""
 
 
 def process_services(processes: Sequence[ProcessSpec], image: str, shared: Mapping[str, object]) -> dict:
@@ -126,6 +136,7 @@ def schedule_steps(schedules: Sequence[ScheduleSpec]) -> tuple[list[str], list[s
     keep = "|".join(timers) or "-"
     before = [
         *(["install -d -m 0755 status"] if schedules else []),
+        f"touch {PAUSED_MARKER}",
         f"rm -f status/{SCHEDULE_STATUS_FILE}",
         f"systemctl stop '{UNIT_PREFIX}-*.timer' 2>/dev/null || true",
     ]
@@ -145,10 +156,11 @@ def schedule_steps(schedules: Sequence[ScheduleSpec]) -> tuple[list[str], list[s
             f"install -m 0644 systemd/{UNIT_PREFIX}-* /etc/systemd/system/",
             "systemctl daemon-reload",
             f"systemctl enable --now {' '.join(timers)}",
+            f"rm -f {PAUSED_MARKER}",
             shlex.join(["./schedule.sh", "status", *(schedule.name for schedule in schedules)]),
         ]
     else:
-        after.append('[ "$retired" = no ] || systemctl daemon-reload')
+        after += ['[ "$retired" = no ] || systemctl daemon-reload', f"rm -f {PAUSED_MARKER}"]
     return before, after
 
 
@@ -160,7 +172,8 @@ _SCHEDULE_SCRIPT = rf"""#!/bin/sh
 # Rendered by phasekit: the app's schedules on this host; systemd timers {UNIT_PREFIX}-<name>.timer run them.
 #   schedule.sh run NAME TIMEOUT GRACE  one run of schedule NAME (the Compose service NAME as a one-off container),
 #                                       stopped after TIMEOUT seconds (GRACE more to exit); a run that finds the
-#                                       previous one still going skips its tick. Records the outcome in status/.
+#                                       previous one still going, or the schedules paused by a rollout
+#                                       ({PAUSED_MARKER}), skips its tick. Records the outcome in status/.
 #   schedule.sh status NAME...          forget outcomes of schedules not listed; publish the status file
 set -u
 cd "$(dirname "$0")" || exit 1
@@ -168,29 +181,43 @@ install -d -m 0755 status
 install -d -m 0700 locks
 
 publish() {{
-  # The status file exists only while no schedule's last run failed; Caddy serves it to the uptime check.
-  if ls status/{FAILED_PREFIX}* >/dev/null 2>&1; then
-    rm -f status/{SCHEDULE_STATUS_FILE}
-  else
-    printf 'schedules ok %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > status/{SCHEDULE_STATUS_FILE}.new
-    mv status/{SCHEDULE_STATUS_FILE}.new status/{SCHEDULE_STATUS_FILE}
-  fi
+  # The status file exists only while no schedule's last run failed and no rollout has them paused; Caddy serves
+  # it to the uptime check. One publisher at a time: two runs ending together must not interleave.
+  (
+    flock 8
+    if [ -e {PAUSED_MARKER} ] || ls status/{FAILED_PREFIX}* >/dev/null 2>&1; then
+      rm -f status/{SCHEDULE_STATUS_FILE}
+    else
+      printf 'schedules ok %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > status/{SCHEDULE_STATUS_FILE}.new
+      mv status/{SCHEDULE_STATUS_FILE}.new status/{SCHEDULE_STATUS_FILE}
+    fi
+  ) 8>locks/publish.lock
 }}
 
 run() {{
   name=$1 limit=$2 grace=$3
   container="{UNIT_PREFIX}-$name"
+  if [ -e {PAUSED_MARKER} ]; then
+    echo "phasekit: schedules are paused by a rollout that has not finished; $name skips this tick" >&2
+    return 0
+  fi
   exec 9>"locks/$name.lock"
   if ! flock --nonblock 9; then
     echo "phasekit: schedule $name is still running; this tick is skipped" >&2
     return 0
   fi
   docker rm --force "$container" >/dev/null 2>&1 || true
+  started=$(date +%s)
   code=0
   timeout --kill-after="$grace" "$limit" docker compose run --rm -T --no-deps --name "$container" "$name" || code=$?
-  if [ "$code" -eq 124 ] || [ "$code" -eq 137 ]; then
+  elapsed=$(( $(date +%s) - started ))
+  # timeout(1) exits 124 when it stopped the command, 137 when it had to kill it; a container the kernel killed
+  # for memory also exits 137, but before the limit.
+  if [ "$code" -eq 124 ] || {{ [ "$code" -eq 137 ] && [ "$elapsed" -ge "$limit" ]; }}; then
     echo "phasekit: schedule $name ran past ${{limit}}s and was stopped" >&2
     docker stop --time "$grace" "$container" >/dev/null 2>&1 || true
+  elif [ "$code" -eq 137 ]; then
+    echo "phasekit: schedule $name was killed (exit 137: out of memory?)" >&2
   fi
   docker rm --force "$container" >/dev/null 2>&1 || true
   if [ "$code" -eq 0 ]; then

@@ -71,6 +71,15 @@ SCHEDULE_BACKOFF_LIMIT = 0
 """A failed run is not retried: the next tick runs it again, and a command that is not idempotent is not run twice
 in one tick."""
 
+DISRUPTION_IGNORED = k8s.batch.v1.PodFailurePolicyArgs(rules=[k8s.batch.v1.PodFailurePolicyRuleArgs(
+    action="Ignore",
+    on_pod_conditions=[k8s.batch.v1.PodFailurePolicyOnPodConditionsPatternArgs(type="DisruptionTarget",
+                                                                               status="True")])])
+"""A run whose pod was evicted (a node drain, an autoscaler's scale-in, a node group upgrade: the pod gets the
+``DisruptionTarget`` condition) is started again instead of failing the tick: ``Ignore`` does not count it towards
+``backoffLimit`` and the Job creates a replacement pod (kubernetes.io/docs/concepts/workloads/controllers/job/
+#pod-failure-policy; GA since 1.31, needs ``restartPolicy: Never``). The run's own failures still fail it at once."""
+
 
 CRONJOB_NAME_LENGTH = 52
 """A CronJob's name: the controller appends 11 characters to name its Jobs, which must fit a 63-character label
@@ -230,6 +239,7 @@ def schedule_cronjob(pods: WorkloadPods, schedule: ScheduleSpec) -> k8s.batch.v1
                 metadata=k8s.meta.v1.ObjectMetaArgs(labels=dict(pods.labels)),
                 spec=k8s.batch.v1.JobSpecArgs(
                     backoff_limit=SCHEDULE_BACKOFF_LIMIT,
+                    pod_failure_policy=DISRUPTION_IGNORED,
                     # Past it the Job's pods are killed and the Job fails with DeadlineExceeded.
                     active_deadline_seconds=schedule.timeout_seconds,
                     template=k8s.core.v1.PodTemplateSpecArgs(

@@ -7,11 +7,12 @@ traffic. A *schedule* (``ScheduleSpec``) runs the image with its own command on 
 across the whole tier, never overlapping its own previous run.
 
 Cron: five fields (minute hour day-of-month month day-of-week), numbers only, with ``*``, ranges ``a-b``, steps
-``/n`` and lists ``,`` (``parse_cron``). Kubernetes runs the text as is (a CronJob's ``schedule``, robfig/cron's
-standard parser); the droplets run it as a systemd timer (``on_calendar``), so the text is read here and refused
-where the two would not agree: a schedule restricting both day-of-month and day-of-week runs when *either* matches
-in cron (robfig/cron ``dayMatches``; Vixie cron alike) but when *both* match in systemd (systemd.time(7): the
-weekday "must match too"), so it is refused, with a hint to split it in two.
+``/n`` and lists ``,`` (``parse_cron``), in robfig/cron v3's bounds (``parser.go``: day-of-week 0-6, so 7 is refused
+as the Kubernetes API server refuses it; ``a/n`` means ``a-max/n``). Kubernetes runs the text as is (a CronJob's
+``schedule``, robfig/cron's standard parser); the droplets run it as a systemd timer (``on_calendar``), so the text
+is read here and refused where the two would not agree: a schedule restricting both day-of-month and day-of-week
+runs when *either* matches in cron (robfig/cron ``dayMatches``; Vixie cron alike) but when *both* match in systemd
+(systemd.time(7): the weekday "must match too"), so it is refused, with a hint to split it in two.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ class _Field:
 
 
 CRON_FIELDS = (_Field("minute", 0, 59), _Field("hour", 0, 23), _Field("day-of-month", 1, 31),
-               _Field("month", 1, 12), _Field("day-of-week", 0, 7))
+               _Field("month", 1, 12), _Field("day-of-week", 0, 6))
 CRON_ALLOWED = ("five fields (minute hour day-of-month month day-of-week, UTC) of numbers, *, ranges a-b, "
                 "steps /n and lists a,b, e.g. '*/15 * * * *'")
 _ELEMENT = re.compile(r"(?P<start>\*|[0-9]+)(?:-(?P<end>[0-9]+))?(?:/(?P<step>[0-9]+))?")
@@ -98,7 +99,7 @@ class CronError(ValueError):
 
 @dataclass(frozen=True)
 class CronFields:
-    """The values each field of a schedule matches (day-of-week 7 folded into 0, Sunday)."""
+    """The values each field of a schedule matches (day-of-week 0 is Sunday)."""
 
     minutes: frozenset[int]
     hours: frozenset[int]
@@ -116,7 +117,6 @@ def parse_cron(text: str) -> CronFields:
         raise CronError(f"{text!r} has {len(parts)} field{'' if len(parts) == 1 else 's'}; allowed: {CRON_ALLOWED}")
     values = [_parse_field(part, field, text) for part, field in zip(parts, CRON_FIELDS, strict=True)]
     minutes, hours, days, months, weekdays = values
-    weekdays = frozenset(day % 7 for day in weekdays)
     days_restricted, weekdays_restricted = parts[2] != "*", parts[4] != "*"
     if days_restricted and weekdays_restricted:
         raise CronError(

@@ -482,13 +482,12 @@ class Phase3Stack(PhaseStack):
         return self.app.worker_count(self.workload.cpu_millicores // 1000)
 
 
-
-
 def node_rooms(instance_type: str, nodes: int, container_logs: bool) -> list[NodeRoom]:
     """What each of ``nodes`` nodes of a known ``instance_type`` offers the app's pods: ``aws_choices.allocatable``,
     the first node less the once-per-cluster add-ons, exactly as ``aws_choices.pods_that_fit`` counts them."""
     allocatable = aws_choices.allocatable(instance_type, container_logs)
-    assert allocatable is not None, instance_type
+    if allocatable is None:
+        raise ValueError(f"node_rooms: {instance_type!r} is not an instance type phasekit knows the capacity of")
     cpu, memory, slots = allocatable
     first = (cpu - aws_choices.CLUSTER_ADDON_CPU_MILLICORES
              - (aws_choices.CONTAINER_LOGS_CLUSTER_CPU_MILLICORES if container_logs else 0),

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from pulumi.output import Unknown
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from components.processes import parse_cron
+from components.processes import CronFields, parse_cron
 from components.testing import RecordedResource, Recording
 from components.tuning import Machine, redis_maxmemory_mib
 from infra.config import StackConfig
@@ -168,6 +168,11 @@ def guardrails_json(violations: Sequence[Violation]) -> dict[str, Any]:
 # failed plan: both describe a stack that deploys and runs, only worse than its author probably expects.
 
 
+HOST_RESERVE_MIB = 512
+"""Kept back on every droplet for the OS, dockerd, Caddy and the web workers, at the least: the web container has no
+memory limit, so nothing else guarantees it room."""
+
+
 def droplet_memory_to_spare(config: Phase1Stack | Phase2Stack) -> tuple[int, int, str]:
     """The MiB of the droplet that runs the processes and the schedules (phase 1's droplet, phase 2's app-0),
     what it can spare for them, and how that was worked out.
@@ -176,13 +181,15 @@ def droplet_memory_to_spare(config: Phase1Stack | Phase2Stack) -> tuple[int, int
     (``components.tuning.postgres_settings``) and Redis, whose ``maxmemory`` is an eighth
     (``redis_maxmemory_mib``); both are sized at boot and never give that memory back. Phase 2's app droplets run
     neither (they are on the database droplet)."""
+    reserve = f"{HOST_RESERVE_MIB} MiB kept for the OS, Docker, Caddy and the web workers"
     if isinstance(config, Phase1Stack):
         memory = config.vps.memory_mib
         postgres, redis = memory // 4, redis_maxmemory_mib(Machine(vcpus=config.vps.vcpus, memory_mib=memory))
-        return memory, memory - postgres - redis, (f"{memory} MiB less PostgreSQL's shared_buffers {postgres} MiB "
-                                                   f"and Redis' maxmemory {redis} MiB")
+        return memory, memory - postgres - redis - HOST_RESERVE_MIB, (
+            f"{memory} MiB less PostgreSQL's shared_buffers {postgres} MiB, Redis' maxmemory {redis} MiB and {reserve}")
     memory = config.app_tier.memory_mib
-    return memory, memory, f"all its {memory} MiB: PostgreSQL and Redis are on the database droplet"
+    return memory, memory - HOST_RESERVE_MIB, (f"{memory} MiB less {reserve}; PostgreSQL and Redis are on the "
+                                               "database droplet")
 
 
 def _process_memory_warning(config: Phase1Stack | Phase2Stack) -> str | None:
@@ -203,8 +210,8 @@ def _process_memory_warning(config: Phase1Stack | Phase2Stack) -> str | None:
     parts += [f"{largest.memory_mib} MiB {largest.name} (the largest schedule)"] if largest else []
     droplet = "the droplet" if isinstance(config, Phase1Stack) else "app-0 (it runs the schedules)"
     return (f"phasekit:app.processes/schedules: the memory limits of the processes and the largest schedule "
-            f"({' + '.join(parts)} = {demand} MiB) exceed the {spare} MiB {droplet} can spare ({beside}), "
-            "leaving nothing for the web workers: the kernel's OOM killer would stop a container. "
+            f"({' + '.join(parts)} = {demand} MiB) exceed the {spare} MiB {droplet} can spare ({beside}): the "
+            "kernel's OOM killer would stop a container. "
             "Lower count or memory, or choose a larger droplet size")
 
 
@@ -229,7 +236,7 @@ def shortest_interval_seconds(cron: str) -> int:
     return min(gaps) * 60
 
 
-def _day_matches(fields: Any, day: date) -> bool:
+def _day_matches(fields: CronFields, day: date) -> bool:
     weekday = day.isoweekday() % 7  # cron's 0 is Sunday
     return (day.month in fields.months and (not fields.days_restricted or day.day in fields.days)
             and (not fields.weekdays_restricted or weekday in fields.weekdays))

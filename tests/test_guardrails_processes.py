@@ -30,31 +30,34 @@ def test_the_committed_stacks_have_no_process_warnings(phase):
 
 
 def test_phase1_workers_and_the_largest_schedule_beyond_what_the_droplet_spares_warn():
-    # s-1vcpu-2gb: 2048 - 512 (shared_buffers, a quarter) - 256 (Redis maxmemory, an eighth) = 1280 MiB.
+    # s-1vcpu-2gb: 2048 - 512 (shared_buffers, a quarter) - 256 (Redis maxmemory, an eighth) - 512 (the host's
+    # reserve) = 768 MiB.
     assert process_warnings(load_config(_stack(1))) == [
         "phasekit:app.processes/schedules: the memory limits of the processes and the largest schedule "
-        "(2 x 768 MiB worker + 512 MiB refresh-trending (the largest schedule) = 2048 MiB) exceed the 1280 MiB the "
-        "droplet can spare (2048 MiB less PostgreSQL's shared_buffers 512 MiB and Redis' maxmemory 256 MiB), "
-        "leaving nothing for the web workers: the kernel's OOM killer would stop a container. Lower count or "
-        "memory, or choose a larger droplet size"]
+        "(2 x 768 MiB worker + 512 MiB refresh-trending (the largest schedule) = 2048 MiB) exceed the 768 MiB the "
+        "droplet can spare (2048 MiB less PostgreSQL's shared_buffers 512 MiB, Redis' maxmemory 256 MiB and 512 MiB "
+        "kept for the OS, Docker, Caddy and the web workers): the kernel's OOM killer would stop a container. Lower "
+        "count or memory, or choose a larger droplet size"]
 
 
 def test_phase1_within_what_the_droplet_spares_is_quiet():
-    # 1 x 768 + 512 = 1280: exactly what it spares.
-    assert process_warnings(load_config(_stack(1, count=1))) == []
+    # 1 x 256 + 512 = 768: exactly what it spares, with the reserve for the web workers kept.
+    assert process_warnings(load_config(_stack(1, count=1, memory="256Mi"))) == []
+    assert process_warnings(load_config(_stack(1, count=1, memory="257Mi"))) != []
 
 
-def test_phase2_app0_spares_all_its_memory_and_warns_beyond_it():
+def test_phase2_app0_spares_all_but_the_reserve_and_warns_beyond_it():
     config = load_config(_stack(2, count=3))  # s-2vcpu-2gb app droplets
-    assert droplet_memory_to_spare(config) == (2048, 2048, "all its 2048 MiB: PostgreSQL and Redis are on the "
-                                                           "database droplet")
+    assert droplet_memory_to_spare(config) == (
+        2048, 1536, "2048 MiB less 512 MiB kept for the OS, Docker, Caddy and the web workers; PostgreSQL and Redis "
+                    "are on the database droplet")
     assert process_warnings(config) == [
         "phasekit:app.processes/schedules: the memory limits of the processes and the largest schedule "
-        "(3 x 768 MiB worker + 512 MiB refresh-trending (the largest schedule) = 2816 MiB) exceed the 2048 MiB "
-        "app-0 (it runs the schedules) can spare (all its 2048 MiB: PostgreSQL and Redis are on the database "
-        "droplet), leaving nothing for the web workers: the kernel's OOM killer would stop a container. Lower "
-        "count or memory, or choose a larger droplet size"]
-    assert process_warnings(load_config(_stack(2))) == []
+        "(3 x 768 MiB worker + 512 MiB refresh-trending (the largest schedule) = 2816 MiB) exceed the 1536 MiB "
+        "app-0 (it runs the schedules) can spare (2048 MiB less 512 MiB kept for the OS, Docker, Caddy and the web "
+        "workers; PostgreSQL and Redis are on the database droplet): the kernel's OOM killer would stop a container. "
+        "Lower count or memory, or choose a larger droplet size"]
+    assert process_warnings(load_config(_stack(2, count=1))) == []
 
 
 @pytest.mark.parametrize(("phase", "where"), [
@@ -62,7 +65,7 @@ def test_phase2_app0_spares_all_its_memory_and_warns_beyond_it():
     (3, "its CronJob forbids overlap"),
 ])
 def test_a_schedule_that_may_outlast_its_interval_warns(phase, where):
-    raw = _stack(phase)
+    raw = _stack(phase, count=1)  # within the droplet's memory, so the timeout warning is the only one
     raw["phasekit:app"]["schedules"]["refresh-trending"]["timeoutSeconds"] = 901
     assert process_warnings(load_config(raw)) == [
         "phasekit:app.schedules.refresh-trending.timeoutSeconds: 901 is longer than the 900 seconds between the "

@@ -27,15 +27,16 @@ import pytest
 from components.compose_stack import (
     HostStack,
     compose_config,
+    render_bundle,
     render_deploy_script,
     render_public_files,
     render_redis_auth,
 )
-from components.host_processes import SCHEDULE_STATUS_PATH, render_schedule_script, schedule_units
-from components.processes import ScheduleSpec, on_calendar, parse_cron
+from components.host_processes import SCHEDULE_STATUS_PATH, render_schedule_script, schedule_steps, schedule_units
+from components.processes import CronError, ScheduleSpec, on_calendar, parse_cron
 from components.proxy_config import render_caddy_json, status_files, status_upstream_env
 from tests import realtools
-from tests.builders import APP, HOST_STACK, SCHEDULES, WORKER
+from tests.builders import APP, HOST_STACK, SCHEDULES, STACK_SECRETS, WORKER
 
 STACK = replace(HOST_STACK, app=replace(APP, processes=(WORKER,), schedules=SCHEDULES))
 WEB_FIRST = replace(STACK, role="web", schedule_status_upstream=True)
@@ -152,7 +153,7 @@ def test_systemd_analyze_verifies_the_units(tmp_path):
     assert proc.returncode == 0 and not problems, proc.stdout + proc.stderr
 
 
-CRONS = ["*/15 * * * *", "30 4 * * *", "0 9 * * 1-5", "5 0 1 * *", "5 4 * * 0,7", "0 */2 1-10 1,6 *",
+CRONS = ["*/15 * * * *", "30 4 * * *", "0 9 * * 1-5", "5 0 1 * *", "5 4 * * 0,6", "0 */2 1-10 1,6 *",
          "10-20/5 3 * * *", "0 12 * 2 *", "59 23 31 * *", "7 8 * * 6", "*/7 */5 * * *"]
 
 
@@ -178,6 +179,34 @@ def test_the_timer_elapses_exactly_when_cron_would(cron):
     elapses = [datetime.strptime(match, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
                for match in re.findall(r"(?:Next elapse|Iter\. #\d+): \w+ (\S+ \S+) UTC", proc.stdout)]
     assert elapses == _cron_minutes(cron, base, 12), proc.stdout
+
+
+@pytest.mark.parametrize(("cron", "field", "values"), [
+    # robfig/cron v3 parser.go getRange: 'a/n' is 'a-max/n'; a range with a step; a list of both
+    ("5/15 * * * *", "minutes", {5, 20, 35, 50}),
+    ("* 1-10/4 * * *", "hours", {1, 5, 9}),
+    ("* * * * 1,3-5", "weekdays", {1, 3, 4, 5}),
+    ("* * */10 * *", "days", {1, 11, 21, 31}),
+])
+def test_cron_fields_read_as_robfig_cron_reads_them(cron, field, values):
+    assert getattr(parse_cron(cron), field) == frozenset(values)
+
+
+@pytest.mark.parametrize(("cron", "message"), [
+    # robfig/cron v3 bounds day-of-week to 0-6 ("end of range (7) above maximum (6)"); the API server validates a
+    # CronJob's schedule with it, so 7 would fail `pulumi up` in phase 3
+    ("0 3 * * 7", "'0 3 * * 7': day-of-week 7 is out of range; allowed: 0-6"),
+    ("* * * * 5-7", "'* * * * 5-7': day-of-week 7 is out of range; allowed: 0-6"),
+    # '*/1' keeps robfig's star flag, but phasekit reads any day-of-month other than '*' as restricted: refused
+    # rather than guessed
+    ("0 3 */1 * 1", "'0 3 */1 * 1' restricts both day-of-month and day-of-week, which cron runs when either "
+                    "matches and systemd only when both do; allowed: one of the two as *, e.g. two schedules, one "
+                    "per field"),
+])
+def test_cron_that_kubernetes_or_systemd_would_read_differently_is_refused(cron, message):
+    with pytest.raises(CronError) as refused:
+        parse_cron(cron)
+    assert str(refused.value) == message
 
 
 # --- schedule.sh --------------------------------------------------------------------------------------------
@@ -295,13 +324,51 @@ def test_status_forgets_schedules_no_longer_configured(host):
     assert (host / "status/schedules.txt").exists()
 
 
+def test_a_rollouts_pause_holds_until_deploy_resumes(host):
+    """The pause deploy.sh renders, run for real (systemctl stands in: no systemd here): a run in progress when the
+    rollout starts does not republish the status file, and no tick runs until the resume removes the marker, so a
+    rollout that fails midway (or a reboot after it) leaves the schedules paused and the status URL down."""
+    (host.parent / "bin" / "systemctl").write_text("#!/bin/sh\necho \"systemctl $*\" >> \"$RUN_LOG\"\n")
+    (host.parent / "bin" / "systemctl").chmod(0o755)
+    assert _schedule(host, "status", "refresh").returncode == 0
+    before, _ = schedule_steps(SCHEDULES)
+    results: list[subprocess.CompletedProcess[str]] = []
+    running = threading.Thread(target=lambda: results.append(_schedule(host, "run", "refresh", "60", "5", seconds=1)))
+    running.start()
+    time.sleep(0.3)
+    env = {**os.environ, "PATH": f"{host.parent / 'bin'}:{os.environ['PATH']}", "RUN_LOG": str(host / "runs.log")}
+    subprocess.run(["sh", "-euc", "\n".join(before)], cwd=host, env=env, check=True, timeout=30)
+    running.join(timeout=30)
+    assert results[0].returncode == 0
+    assert not (host / "status/schedules.txt").exists()  # the run that ended meanwhile did not republish it
+
+    skipped = _schedule(host, "run", "refresh", "60", "5")
+    assert skipped.returncode == 0
+    assert skipped.stderr == ("phasekit: schedules are paused by a rollout that has not finished; refresh skips "
+                              "this tick\n")
+    assert _runs(host) == ["start refresh", "end refresh"]
+    assert not (host / "status/schedules.txt").exists()
+
+    (host / "schedules-paused").unlink()  # what the resume does, then `schedule.sh status`
+    assert _schedule(host, "status", "refresh").returncode == 0
+    assert (host / "status/schedules.txt").exists()
+
+
+def test_a_container_killed_before_its_limit_is_not_reported_as_a_timeout(host):
+    killed = _schedule(host, "run", "refresh", "60", "5", exit_code=137)
+    assert killed.returncode == 137
+    assert killed.stderr == ("phasekit: schedule refresh was killed (exit 137: out of memory?)\n"
+                             "phasekit: schedule refresh failed (exit 137)\n")
+
+
 # --- deploy.sh and the status URL ---------------------------------------------------------------------------
 
 
 def test_deploy_pauses_the_schedules_before_the_release_and_resumes_them_once_live():
     lines = render_deploy_script(STACK).splitlines()
-    assert lines[lines.index('cd "$(dirname "$0")"') + 1:][:3] == [
+    assert lines[lines.index('cd "$(dirname "$0")"') + 1:][:4] == [
         "install -d -m 0755 status",
+        "touch schedules-paused",
         "rm -f status/schedules.txt",
         "systemctl stop 'phasekit-schedule-*.timer' 2>/dev/null || true",
     ]
@@ -319,6 +386,7 @@ def test_deploy_pauses_the_schedules_before_the_release_and_resumes_them_once_li
         "install -m 0644 systemd/phasekit-schedule-* /etc/systemd/system/",
         "systemctl daemon-reload",
         "systemctl enable --now phasekit-schedule-refresh-trending.timer phasekit-schedule-expire-sessions.timer",
+        "rm -f schedules-paused",
         "./schedule.sh status refresh-trending expire-sessions",
     ]
 
@@ -328,7 +396,7 @@ def test_a_host_without_schedules_retires_old_timers_only():
     prune = lines.index("docker image prune --force --filter until=168h >/dev/null")
     assert lines[prune + 5] == ('  case "$timer" in -) ;; *) systemctl disable --now "$timer" 2>/dev/null || true; '
                                 'rm -f "$unit" "${unit%.timer}.service"; retired=yes ;; esac')
-    assert lines[prune + 7:] == ['[ "$retired" = no ] || systemctl daemon-reload']
+    assert lines[prune + 7:] == ['[ "$retired" = no ] || systemctl daemon-reload', "rm -f schedules-paused"]
 
 
 @pytest.mark.parametrize("stack", [STACK, WEB_FIRST, WEB_OTHER], ids=["phase1", "first-web", "other-web"])
@@ -360,9 +428,10 @@ def test_postgres_has_a_pool_for_every_worker_process_container_and_schedule():
     assert STACK.app.pools_per_host(with_schedules=False) == 4
 
 
-def test_a_schedule_longer_than_a_day_of_ticks_is_still_one_run():
+def test_systemd_waits_past_the_runs_own_timeout_and_both_stop_graces():
     spec = ScheduleSpec(name="slow", cron="* * * * *", command=("x",), timeout_seconds=86400)
-    assert schedule_units((spec,), "/opt/phasekit")["phasekit-schedule-slow.service"].count("TimeoutStartSec=86520")
+    service = schedule_units((spec,), "/opt/phasekit")["phasekit-schedule-slow.service"].splitlines()
+    assert "TimeoutStartSec=86520" in service  # 86400 + 2 x 30 + 60
 
 
 # --- phase 2: the schedules host's status server ------------------------------------------------------------
@@ -373,7 +442,7 @@ def test_phase2_the_first_web_host_runs_a_status_server_for_the_tier():
     assert services["status"] == {
         "image": "caddy:2.11.4",
         "command": ["caddy", "run", "--config", "/etc/caddy/status.json"],
-        "ports": ["8078:8078"],
+        "ports": ["${PHASEKIT_SCHEDULE_STATUS_ADDRESS:?the droplet's VPC address, from .env}:8078:8078"],
         "volumes": [
             {"type": "bind", "source": "./caddy/status.json", "target": "/etc/caddy/status.json", "read_only": True},
             {"type": "bind", "source": "./status", "target": "/srv/phasekit-status", "read_only": True},
@@ -428,7 +497,17 @@ def test_phase2_every_web_host_passes_on_the_schedules_status_and_its_absence(tm
             caddy.wait(timeout=10)
 
 
-def test_docker_compose_reads_the_first_web_hosts_status_server():
-    files = {"secrets/app.env": "LOG_LEVEL='info'\n", "proxy.env": "PHASEKIT_SCHEDULE_STATUS_UPSTREAM='10.0.0.2:8078'\n"}
-    services = realtools.compose_config(render_public_files(WEB_FIRST)["compose.yaml"].content, files)["services"]
-    assert services["status"]["ports"] == [{"published": 8078, "target": 8078}]
+def test_docker_compose_publishes_the_status_server_on_the_vpc_address_only():
+    secrets = replace(STACK_SECRETS, db_password=None, redis_password=None,
+                      database_url="postgresql://app:dbpw@10.10.0.5:5432/app", redis_url="redis://:pw@10.10.0.5:6379/0",
+                      schedule_status_upstream="10.10.0.7:8078")
+    bundle = {path: file.content for path, file in render_bundle(WEB_FIRST, secrets).items()}
+    assert bundle[".env"] == "PHASEKIT_SCHEDULE_STATUS_ADDRESS='10.10.0.7'\n"
+    assert bundle["proxy.env"] == "PHASEKIT_SCHEDULE_STATUS_UPSTREAM='10.10.0.7:8078'\n"
+    files = {path: bundle[path] for path in (".env", "proxy.env", "secrets/app.env")}
+    services = realtools.compose_config(bundle["compose.yaml"], files)["services"]
+    assert services["status"]["ports"] == ["10.10.0.7:8078:8078/tcp"]
+    # Without the address Compose refuses to start rather than publish on every interface.
+    with pytest.raises(AssertionError, match="Missing mandatory value for \"ports\""):
+        realtools.compose_config(bundle["compose.yaml"], {path: files[path] for path in ("proxy.env", "secrets/app.env")})
+    assert ".env" not in render_bundle(WEB_OTHER, secrets)

@@ -160,6 +160,9 @@ def test_a_schedule_is_a_cronjob_that_never_overlaps_and_never_retries():
                 "metadata": {"labels": LABELS},
                 "spec": {
                     "backoffLimit": 0,
+                    # an evicted pod (drain, scale-in) is replaced rather than failing the tick
+                    "podFailurePolicy": {"rules": [{"action": "Ignore", "onPodConditions": [
+                        {"type": "DisruptionTarget", "status": "True"}]}]},
                     "activeDeadlineSeconds": 600,
                     "template": {
                         "metadata": {"labels": {**LABELS, **selector}},

@@ -39,7 +39,7 @@ def test_phase1_host_folder_has_the_schedules_units_and_runner(tmp_path):
 def test_phase2_only_the_first_app_host_runs_the_schedules_and_their_status_server(tmp_path):
     out = render_with_processes(tmp_path, "phase2")
     first, other = tree(out / "app-0"), tree(out / "app-1")
-    assert {"schedule.sh", "caddy/status.json", *(f"systemd/{unit}" for unit in UNITS)} <= set(first)
+    assert {"schedule.sh", "caddy/status.json", ".env", *(f"systemd/{unit}" for unit in UNITS)} <= set(first)
     assert not {"schedule.sh", "caddy/status.json", *(f"systemd/{unit}" for unit in UNITS)} & set(other)
     for host in ("app-0", "app-1"):
         services = yaml.safe_load((out / host / "compose.yaml").read_text())["services"]
