@@ -55,7 +55,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import pulumi
 import pulumi_digitalocean as digitalocean
@@ -384,27 +384,9 @@ class SplitVps(pulumi.ComponentResource):
         else:
             entry_point = _reserved_ip_entry(name, self, reserved_ip, project, app_droplet_ids[0])
 
-        # With schedules, the web hosts ask the first app droplet for their status (SCHEDULE_STATUS_PORT).
-        schedule_status = ([str(SCHEDULE_STATUS_PORT)] if args.app.schedules else [])
-        app_firewall = digitalocean.Firewall(
-            f"{name}-app-firewall",
-            droplet_ids=app_droplet_ids,
-            inbound_rules=[
-                ssh_rule(args.ssh_admin_cidrs),
-                *[digitalocean.FirewallInboundRuleArgs(protocol="tcp", port_range=port, **web_sources)
-                  for port in ("80", "443")],
-                *[digitalocean.FirewallInboundRuleArgs(protocol="tcp", port_range=port, source_tags=[app_tier_tag.name])
-                  for port in schedule_status],
-            ],
-            outbound_rules=egress_rules(*[
-                digitalocean.FirewallOutboundRuleArgs(protocol="tcp", port_range=str(port),
-                                                      destination_droplet_ids=[database.id.apply(int)])
-                for port in app_tier_ports
-            ], *[digitalocean.FirewallOutboundRuleArgs(protocol="tcp", port_range=port,
-                                                       destination_tags=[app_tier_tag.name])
-                 for port in schedule_status]),
-            opts=child,
-        )
+        app_firewall = _app_firewall(name, args, app_droplet_ids=app_droplet_ids, web_sources=web_sources,
+                                     tier_tag=app_tier_tag.name, database_id=database.id.apply(int),
+                                     database_ports=app_tier_ports, opts=child)
 
         recipients = AlertRecipients(emails=args.alert_emails, slack=args.alert_slack)
         monitor_alerts(f"{name}-app", parent=self, droplet_ids=[server.id for server in app_droplets],
@@ -417,13 +399,8 @@ class SplitVps(pulumi.ComponentResource):
                       watches=[site_watch(args.app.health_path),
                                *([volume_watch(), backup_watch()] if offsite is not None else []),
                                *([schedule_watch()] if args.app.schedules else [])])
-        status_upstream: dict[str, pulumi.Input[str]] = {}
-        if offsite is not None:
-            status_upstream["backup_status_upstream"] = database.ipv4_address_private.apply(
-                lambda address: f"{address}:{BACKUP_STATUS_PORT}")
-        if args.app.schedules:
-            status_upstream["schedule_status_upstream"] = app_droplets[0].ipv4_address_private.apply(
-                lambda address: f"{address}:{SCHEDULE_STATUS_PORT}")
+        status_upstream = _status_upstreams(args, database=database, first_app=app_droplets[0],
+                                            backups=offsite is not None)
 
         # One app droplet at a time, each healthy before the next: the others keep serving meanwhile.
         previous: list[pulumi.Resource] = [db_rollout]
@@ -459,6 +436,46 @@ class SplitVps(pulumi.ComponentResource):
             "database_url": self.database_url,
             "redis_url": self.redis_url,
         })
+
+
+def _app_firewall(name: str, args: SplitVpsArgs, *, app_droplet_ids: Sequence[pulumi.Input[int]],
+                  web_sources: Mapping[str, Any], tier_tag: pulumi.Input[str], database_id: pulumi.Input[int],
+                  database_ports: Sequence[int], opts: pulumi.ResourceOptions) -> digitalocean.Firewall:
+    """The app droplets' firewall: SSH from the admins, 80/443 from ``web_sources``, out to the database droplet's
+    ports; with schedules, the first app droplet's status server (SCHEDULE_STATUS_PORT) within the tier only."""
+    schedule_status = [str(SCHEDULE_STATUS_PORT)] if args.app.schedules else []
+    return digitalocean.Firewall(
+        f"{name}-app-firewall",
+        droplet_ids=list(app_droplet_ids),
+        inbound_rules=[
+            ssh_rule(args.ssh_admin_cidrs),
+            *[digitalocean.FirewallInboundRuleArgs(protocol="tcp", port_range=port, **web_sources)
+              for port in ("80", "443")],
+            *[digitalocean.FirewallInboundRuleArgs(protocol="tcp", port_range=port, source_tags=[tier_tag])
+              for port in schedule_status],
+        ],
+        outbound_rules=egress_rules(
+            *[digitalocean.FirewallOutboundRuleArgs(protocol="tcp", port_range=str(port),
+                                                    destination_droplet_ids=[database_id])
+              for port in database_ports],
+            *[digitalocean.FirewallOutboundRuleArgs(protocol="tcp", port_range=port, destination_tags=[tier_tag])
+              for port in schedule_status]),
+        opts=opts,
+    )
+
+
+def _status_upstreams(args: SplitVpsArgs, *, database: digitalocean.Droplet, first_app: digitalocean.Droplet,
+                      backups: bool) -> dict[str, pulumi.Input[str]]:
+    """``StackSecrets`` fields naming the status servers every web host's proxy asks: the database droplet's
+    (backups, volume fill; it exists with off-site backups) and, with schedules, the first app droplet's."""
+    upstreams: dict[str, pulumi.Input[str]] = {}
+    if backups:
+        upstreams["backup_status_upstream"] = database.ipv4_address_private.apply(
+            lambda address: f"{address}:{BACKUP_STATUS_PORT}")
+    if args.app.schedules:
+        upstreams["schedule_status_upstream"] = first_app.ipv4_address_private.apply(
+            lambda address: f"{address}:{SCHEDULE_STATUS_PORT}")
+    return upstreams
 
 
 def _reserved_ip_entry(name: str, parent: pulumi.Resource, reserved_ip: digitalocean.ReservedIp,

@@ -22,6 +22,7 @@ import pytest
 from components.cloud_init import docker_daemon_json
 from components.compose_stack import DATA_MOUNT, STACK_DIR
 from components.droplet_parts import host_key_script, rollout_script
+from components.host_processes import PAUSED_MARKER
 
 LONG_REPORT = "status: error\nerrors:\n\t('package_update_upgrade_install', 'apt-get install docker.io failed')"
 
@@ -273,3 +274,17 @@ def test_the_host_key_step_passes_shellcheck(tmp_path):
     result = subprocess.run(["shellcheck", "--shell=sh", "--severity=style", str(path)],
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_host_that_runs_schedules_is_paused_before_the_new_bundle_lands(host):
+    """host_processes.PAUSED_MARKER: written before the tar extraction (deploy.sh, stubbed here, removes it once the
+    new version serves); a host without schedule.sh (no timers) gets none."""
+    host.healthy()
+    assert host.run().returncode == 0
+    assert not host.path(f"{STACK_DIR}/{PAUSED_MARKER}").exists()
+    host.path(f"{STACK_DIR}/schedule.sh").write_text("#!/bin/sh\n")
+    assert host.run().returncode == 0
+    assert host.path(f"{STACK_DIR}/{PAUSED_MARKER}").exists()
+    lines = rollout_script(data_volume=True).splitlines()
+    assert lines.index(f"[ ! -e {STACK_DIR}/schedule.sh ] || touch {STACK_DIR}/{PAUSED_MARKER}") == lines.index(
+        f"base64 --decode | tar --extract --touch --directory {STACK_DIR}") - 1
