@@ -83,7 +83,13 @@ from components import health
 from components.aws_choices import NODE_PORT_RANGE
 from components.compose_stack import AppSpec, contract_environment, render_docker_config
 from components.database_role import DatabaseRoleJobArgs, database_role_job
-from components.kubernetes_processes import WorkloadPods, check_process_names, process_objects, schedule_cronjob
+from components.kubernetes_processes import (
+    WorkloadPods,
+    check_process_names,
+    cpu_autoscaler_spec,
+    process_objects,
+    schedule_cronjob,
+)
 from components.tuning import ROLLING_SURGE_PERCENT
 
 POD_SECURITY_LEVEL = "restricted"
@@ -500,21 +506,7 @@ def _autoscaler(name: str, args: KubernetesAppArgs, meta: Metadata, deployment: 
     return k8s.autoscaling.v2.HorizontalPodAutoscaler(
         f"{name}-hpa",
         metadata=meta(name),
-        spec=k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
-            scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
-                api_version="apps/v1", kind="Deployment",
-                name=deployment.metadata.apply(lambda metadata: metadata.name)),
-            min_replicas=args.min_replicas,
-            max_replicas=args.max_replicas,
-            metrics=[k8s.autoscaling.v2.MetricSpecArgs(
-                type="Resource",
-                resource=k8s.autoscaling.v2.ResourceMetricSourceArgs(
-                    name="cpu",
-                    target=k8s.autoscaling.v2.MetricTargetArgs(
-                        type="Utilization", average_utilization=args.cpu_target_percent),
-                ),
-            )],
-        ),
+        spec=cpu_autoscaler_spec(deployment, args.min_replicas, args.max_replicas, args.cpu_target_percent),
         opts=pulumi.ResourceOptions(parent=parent),
     )
 

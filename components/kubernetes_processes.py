@@ -188,22 +188,27 @@ def process_autoscaler(pods: WorkloadPods, process: ProcessSpec, deployment: k8s
     return k8s.autoscaling.v2.HorizontalPodAutoscaler(
         f"{object_name}-hpa",
         metadata=pods.meta(object_name),
-        spec=k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
-            scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
-                api_version="apps/v1", kind="Deployment",
-                name=deployment.metadata.apply(lambda metadata: metadata.name)),
-            min_replicas=process.count,
-            max_replicas=process.max_count,
-            metrics=[k8s.autoscaling.v2.MetricSpecArgs(
-                type="Resource",
-                resource=k8s.autoscaling.v2.ResourceMetricSourceArgs(
-                    name="cpu",
-                    target=k8s.autoscaling.v2.MetricTargetArgs(
-                        type="Utilization", average_utilization=PROCESS_CPU_TARGET_PERCENT),
-                ),
-            )],
-        ),
+        spec=cpu_autoscaler_spec(deployment, process.count, process.max_count, PROCESS_CPU_TARGET_PERCENT),
         opts=pulumi.ResourceOptions(parent=pods.parent),
+    )
+
+
+def cpu_autoscaler_spec(deployment: k8s.apps.v1.Deployment, min_replicas: int, max_replicas: int | None,
+                        target_percent: int) -> k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs:
+    """An HPA spec scaling ``deployment`` between the bounds to keep its average CPU at ``target_percent`` of the
+    pods' request (the web pods' and every process's)."""
+    return k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
+        scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
+            api_version="apps/v1", kind="Deployment", name=deployment.metadata.apply(lambda metadata: metadata.name)),
+        min_replicas=min_replicas,
+        max_replicas=max_replicas,
+        metrics=[k8s.autoscaling.v2.MetricSpecArgs(
+            type="Resource",
+            resource=k8s.autoscaling.v2.ResourceMetricSourceArgs(
+                name="cpu",
+                target=k8s.autoscaling.v2.MetricTargetArgs(type="Utilization", average_utilization=target_percent),
+            ),
+        )],
     )
 
 
