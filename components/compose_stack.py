@@ -357,17 +357,7 @@ def compose_config(stack: HostStack, config_digests: Mapping[str, str] | None = 
     if stack.backup_status_upstream or stack.schedule_status_upstream:
         services["proxy"]["env_file"] = [f"./{PROXY_ENV_FILE}"]
     if stack.runs_schedule_status_server:
-        services["status"] = {
-            "image": stack.images.caddy,
-            "command": ["caddy", "run", "--config", "/etc/caddy/status.json"],
-            # On the VPC address only (Docker's published ports bypass the host's own firewall, so the cloud
-            # firewall would otherwise be the one layer); the address arrives with the rollout, in .env.
-            "ports": [f"${{{SCHEDULE_STATUS_ADDRESS_ENV}:?the droplet's VPC address, from .env}}:"
-                      f"{SCHEDULE_STATUS_PORT}:{SCHEDULE_STATUS_PORT}"],
-            "volumes": [_bind("./caddy/status.json", "/etc/caddy/status.json"),
-                        _bind("./status", BACKUP_STATUS_ROOT)],
-            **always,
-        }
+        services["status"] = schedule_status_service(stack.images, always)
     if stack.runs_data_stores:
         services.update(_data_store_services(stack.images, data_mount, always))
         if stack.backups is not None:
@@ -401,6 +391,20 @@ def compose_config(stack: HostStack, config_digests: Mapping[str, str] | None = 
         }
     project["volumes"] = {"caddy-data": {}}
     return project
+
+
+def schedule_status_service(images: ServiceImages, always: Mapping[str, object]) -> dict:
+    """Phase 2's first app droplet: a Caddy serving ``status/`` to the other web hosts' proxies. On the VPC address
+    only (Docker's published ports bypass the host's own firewall, so the cloud firewall would otherwise be the one
+    layer); the address arrives with the rollout, in .env, and Compose refuses to start the service without it."""
+    return {
+        "image": images.caddy,
+        "command": ["caddy", "run", "--config", "/etc/caddy/status.json"],
+        "ports": [f"${{{SCHEDULE_STATUS_ADDRESS_ENV}:?the droplet's VPC address, from .env}}:"
+                  f"{SCHEDULE_STATUS_PORT}:{SCHEDULE_STATUS_PORT}"],
+        "volumes": [_bind("./caddy/status.json", "/etc/caddy/status.json"), _bind("./status", BACKUP_STATUS_ROOT)],
+        **always,
+    }
 
 
 def _data_store_services(images: ServiceImages, data_mount: str, always: Mapping[str, object]) -> dict:
