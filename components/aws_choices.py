@@ -206,21 +206,26 @@ def allocatable(instance_type: str, container_logs: bool = False) -> tuple[int, 
     return cpu, memory_free, max_pods - DAEMONSET_PODS
 
 
-def pods_that_fit(instance_type: str, nodes: int, cpu_millicores: int, memory_mib: int,
-                  container_logs: bool = False) -> int | None:
-    """How many pods of the given requests ``nodes`` nodes of ``instance_type`` hold at most, after the
-    once-per-cluster add-ons take their share of the first node; None when the type's capacity is unknown.
+def node_rooms(instance_type: str, nodes: int, container_logs: bool = False
+               ) -> list[tuple[int, int, int]] | None:
+    """(CPU millicores, memory MiB, pod slots) each of ``nodes`` nodes of ``instance_type`` offers the app's pods:
+    ``allocatable``, the first node less the once-per-cluster add-ons; None when the type's capacity is unknown.
     ``container_logs`` adds the amazon-cloudwatch-observability add-on's DaemonSets and operator."""
     per_node = allocatable(instance_type, container_logs)
     if per_node is None:
         return None
     cpu, memory, slots = per_node
-    cluster_cpu = CLUSTER_ADDON_CPU_MILLICORES + (CONTAINER_LOGS_CLUSTER_CPU_MILLICORES if container_logs else 0)
-    cluster_memory = CLUSTER_ADDON_MEMORY_MIB + (CONTAINER_LOGS_CLUSTER_MEMORY_MIB if container_logs else 0)
-    total = 0
-    for index in range(nodes):
-        node_cpu = cpu - (cluster_cpu if index == 0 else 0)
-        node_memory = memory - (cluster_memory if index == 0 else 0)
-        node_slots = slots - (CLUSTER_ADDON_PODS + (1 if container_logs else 0) if index == 0 else 0)
-        total += max(0, min(node_cpu // cpu_millicores, node_memory // memory_mib, node_slots))
-    return total
+    first = (cpu - CLUSTER_ADDON_CPU_MILLICORES - (CONTAINER_LOGS_CLUSTER_CPU_MILLICORES if container_logs else 0),
+             memory - CLUSTER_ADDON_MEMORY_MIB - (CONTAINER_LOGS_CLUSTER_MEMORY_MIB if container_logs else 0),
+             slots - CLUSTER_ADDON_PODS - (1 if container_logs else 0))
+    return [first, *[per_node] * (nodes - 1)][:nodes]
+
+
+def pods_that_fit(instance_type: str, nodes: int, cpu_millicores: int, memory_mib: int,
+                  container_logs: bool = False) -> int | None:
+    """How many pods of the given requests ``nodes`` nodes of ``instance_type`` hold at most (``node_rooms``);
+    None when the type's capacity is unknown."""
+    rooms = node_rooms(instance_type, nodes, container_logs)
+    if rooms is None:
+        return None
+    return sum(max(0, min(cpu // cpu_millicores, memory // memory_mib, slots)) for cpu, memory, slots in rooms)

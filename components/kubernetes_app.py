@@ -87,10 +87,11 @@ from components.kubernetes_processes import (
     WorkloadPods,
     check_process_names,
     cpu_autoscaler_spec,
+    one_at_a_time_budget,
     process_objects,
+    rolling_update_strategy,
     schedule_cronjob,
 )
-from components.tuning import ROLLING_SURGE_PERCENT
 
 POD_SECURITY_LEVEL = "restricted"
 POD_SECURITY_LABELS = {
@@ -438,11 +439,7 @@ def _deployment(name: str, args: KubernetesAppArgs, meta: Metadata, pods: _PodPa
         spec=k8s.apps.v1.DeploymentSpecArgs(
             replicas=args.min_replicas,
             selector=k8s.meta.v1.LabelSelectorArgs(match_labels=web_selector),
-            strategy=k8s.apps.v1.DeploymentStrategyArgs(
-                type="RollingUpdate",
-                rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(
-                    max_unavailable=0, max_surge=f"{ROLLING_SURGE_PERCENT}%"),
-            ),
+            strategy=rolling_update_strategy(),
             template=k8s.core.v1.PodTemplateSpecArgs(
                 metadata=k8s.meta.v1.ObjectMetaArgs(labels={**args.labels, **web_selector}),
                 spec=_pod_spec(
@@ -512,19 +509,9 @@ def _autoscaler(name: str, args: KubernetesAppArgs, meta: Metadata, deployment: 
 
 
 def _disruption_budget(name: str, meta: Metadata, parent: pulumi.Resource) -> k8s.policy.v1.PodDisruptionBudget:
-    # maxUnavailable 1 (not minAvailable 1): a drain takes one pod at a time however far the HPA has
-    # scaled out, where minAvailable 1 would let it evict all but one. AlwaysAllow: a pod that is not
-    # ready anyway (crash-looping) never blocks a node drain.
     return k8s.policy.v1.PodDisruptionBudget(
-        f"{name}-pdb",
-        metadata=meta(name),
-        spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
-            max_unavailable=1,
-            selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector_labels(name, WEB_COMPONENT)),
-            unhealthy_pod_eviction_policy="AlwaysAllow",
-        ),
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
+        f"{name}-pdb", metadata=meta(name), spec=one_at_a_time_budget(selector_labels(name, WEB_COMPONENT)),
+        opts=pulumi.ResourceOptions(parent=parent))
 
 
 # --- Pure helpers (tested without the runtime) ----------------------------------------------------

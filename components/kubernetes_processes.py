@@ -162,11 +162,7 @@ def process_deployment(pods: WorkloadPods, process: ProcessSpec) -> k8s.apps.v1.
         spec=k8s.apps.v1.DeploymentSpecArgs(
             replicas=process.count,
             selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
-            strategy=k8s.apps.v1.DeploymentStrategyArgs(
-                type="RollingUpdate",
-                rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(
-                    max_unavailable=0, max_surge=f"{ROLLING_SURGE_PERCENT}%"),
-            ),
+            strategy=rolling_update_strategy(),
             template=k8s.core.v1.PodTemplateSpecArgs(
                 metadata=k8s.meta.v1.ObjectMetaArgs(labels={**pods.labels, **selector}),
                 spec=pods.pod_spec(
@@ -193,6 +189,25 @@ def process_autoscaler(pods: WorkloadPods, process: ProcessSpec, deployment: k8s
     )
 
 
+def rolling_update_strategy() -> k8s.apps.v1.DeploymentStrategyArgs:
+    """Every Deployment of the app (web pods and processes) rolls without going below its ready count: new pods
+    start first (``ROLLING_SURGE_PERCENT``, which the connection and node sizing count), old ones stop after."""
+    return k8s.apps.v1.DeploymentStrategyArgs(
+        type="RollingUpdate",
+        rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(
+            max_unavailable=0, max_surge=f"{ROLLING_SURGE_PERCENT}%"),
+    )
+
+
+def one_at_a_time_budget(selector: Mapping[str, str]) -> k8s.policy.v1.PodDisruptionBudgetSpecArgs:
+    """maxUnavailable 1 (not minAvailable 1): a drain takes one pod at a time however far the pods have scaled out,
+    where minAvailable 1 would let it evict all but one. AlwaysAllow: a pod that is not ready anyway (crash-looping)
+    never blocks a node drain."""
+    return k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+        max_unavailable=1, selector=k8s.meta.v1.LabelSelectorArgs(match_labels=dict(selector)),
+        unhealthy_pod_eviction_policy="AlwaysAllow")
+
+
 def cpu_autoscaler_spec(deployment: k8s.apps.v1.Deployment, min_replicas: int, max_replicas: int | None,
                         target_percent: int) -> k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs:
     """An HPA spec scaling ``deployment`` between the bounds to keep its average CPU at ``target_percent`` of the
@@ -213,16 +228,11 @@ def cpu_autoscaler_spec(deployment: k8s.apps.v1.Deployment, min_replicas: int, m
 
 
 def process_disruption_budget(pods: WorkloadPods, process: ProcessSpec) -> k8s.policy.v1.PodDisruptionBudget:
-    # As the web pods': a drain takes one pod at a time, and a crash-looping pod never blocks it.
     object_name = f"{pods.app_name}-{process.name}"
     return k8s.policy.v1.PodDisruptionBudget(
         f"{object_name}-pdb",
         metadata=pods.meta(object_name),
-        spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
-            max_unavailable=1,
-            selector=k8s.meta.v1.LabelSelectorArgs(match_labels=pods.selector(pods.app_name, process.name)),
-            unhealthy_pod_eviction_policy="AlwaysAllow",
-        ),
+        spec=one_at_a_time_budget(pods.selector(pods.app_name, process.name)),
         opts=pulumi.ResourceOptions(parent=pods.parent),
     )
 

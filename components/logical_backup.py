@@ -71,6 +71,7 @@ import pulumi_kubernetes as k8s
 from components.backups import OPENSSL_ENC_ARGS
 from components.database_role import AWS_CLI_IMAGE, PSQL_IMAGE
 from components.kubernetes_app import DNS_SELECTOR, container_security_context, pod_security_context
+from components.processes import CronError, read_cron
 from components.tags import aws_tags
 
 LOGICAL_PREFIX = "logical/"
@@ -96,7 +97,6 @@ PASSPHRASE_KEY = "BACKUP_PASSPHRASE"
 S3_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 
 _NAME = re.compile(r"[a-z]([-a-z0-9]{0,38}[a-z0-9])?")
-_CRON_FIELDS = 5
 
 
 @dataclass
@@ -307,10 +307,10 @@ class LogicalBackupAlarms(pulumi.ComponentResource):
 
 
 def runs_every_day(schedule: str) -> bool:
-    """Whether a five-field cron schedule fires at least once every day: day-of-month, month and day-of-week
-    are all ``*`` (hour and minute may be anything)."""
-    fields = schedule.split()
-    return len(fields) == _CRON_FIELDS and fields[2:] == ["*", "*", "*"]
+    """Whether a cron schedule (``processes.read_cron``) fires at least once every day: neither day field is
+    restricted and every month is in (hour and minute may be anything)."""
+    fields = read_cron(schedule)
+    return not fields.days_restricted and not fields.weekdays_restricted and fields.months == frozenset(range(1, 13))
 
 
 def alarm_specs(name_prefix: str, schedule: str) -> list[tuple[str, str, dict]]:
@@ -475,9 +475,10 @@ def check_args(name: str, args: LogicalBackupArgs) -> None:
     if not _NAME.fullmatch(name):
         raise ValueError(f"LogicalBackup name: {name!r} names the CronJob and its Jobs; allowed: 1-40 lowercase "
                          "letters, digits and hyphens, starting with a letter and not ending with a hyphen")
-    if len(args.schedule.split()) != _CRON_FIELDS:
-        raise ValueError(f"LogicalBackupArgs.schedule: {args.schedule!r}; allowed: a five-field cron schedule, "
-                         "e.g. '30 3 * * *'")
+    try:
+        read_cron(args.schedule)
+    except CronError as error:
+        raise ValueError(f"LogicalBackupArgs.schedule: {error}") from None
     if args.keep < 1:
         raise ValueError(f"LogicalBackupArgs.keep: {args.keep}; allowed: 1 or more")
     if args.run_as_user < 1:

@@ -110,23 +110,31 @@ class CronFields:
     weekdays_restricted: bool
 
 
-def parse_cron(text: str) -> CronFields:
-    """The schedule's fields, or ``CronError`` naming the first fault."""
+def read_cron(text: str) -> CronFields:
+    """The schedule's fields as robfig/cron v3 (Kubernetes) reads them, or ``CronError`` naming the first fault; a
+    schedule that never runs is refused too."""
     parts = text.split()
     if len(parts) != len(CRON_FIELDS):
         raise CronError(f"{text!r} has {len(parts)} field{'' if len(parts) == 1 else 's'}; allowed: {CRON_ALLOWED}")
-    values = [_parse_field(part, field, text) for part, field in zip(parts, CRON_FIELDS, strict=True)]
-    minutes, hours, days, months, weekdays = values
+    minutes, hours, days, months, weekdays = (
+        _parse_field(part, field, text) for part, field in zip(parts, CRON_FIELDS, strict=True))
     days_restricted, weekdays_restricted = parts[2] != "*", parts[4] != "*"
-    if days_restricted and weekdays_restricted:
+    if days_restricted and not weekdays_restricted and min(days) > max(_DAYS_IN_MONTH[month - 1]
+                                                                       for month in months):
+        raise CronError(f"{text!r} never runs: no month in its month field has day {min(days)}; allowed: a day "
+                        "those months have")
+    return CronFields(minutes, hours, days, months, weekdays, days_restricted, weekdays_restricted)
+
+
+def parse_cron(text: str) -> CronFields:
+    """``read_cron``, refusing what systemd would read otherwise: a schedule restricting both day-of-month and
+    day-of-week (the schedules the droplets run as timers, ``on_calendar``)."""
+    fields = read_cron(text)
+    if fields.days_restricted and fields.weekdays_restricted:
         raise CronError(
             f"{text!r} restricts both day-of-month and day-of-week, which cron runs when either matches and systemd "
             "only when both do; allowed: one of the two as *, e.g. two schedules, one per field")
-    if days_restricted and min(days) > max(_DAYS_IN_MONTH[month - 1] for month in months):
-        raise CronError(f"{text!r} never runs: no month in its month field has day {min(days)}; allowed: a day "
-                        "those months have")
-    return CronFields(frozenset(minutes), frozenset(hours), frozenset(days), frozenset(months), weekdays,
-                      days_restricted, weekdays_restricted)
+    return fields
 
 
 def _parse_field(part: str, field: _Field, text: str) -> frozenset[int]:

@@ -73,18 +73,15 @@ class Registry(ConfigModel):
     """User the token belongs to; the password is ``phasekit:secrets.REGISTRY_PASSWORD``."""
 
 
-ExecCommand = Annotated[
-    tuple[NonEmptyStr, ...],
-    Field(min_length=1),
-    Allowed("an exec-form list of non-empty strings, e.g. [celery, -A, shop, worker]"),
-]
-"""A command in exec form; like Compose's ``command`` and a pod's ``args``, it keeps the image's entrypoint."""
+def _exec_command(example: str) -> object:
+    """A command in exec form; like Compose's ``command`` and a pod's ``args``, it keeps the image's entrypoint."""
+    return Annotated[tuple[NonEmptyStr, ...], Field(min_length=1),
+                     Allowed(f"an exec-form list of non-empty strings, e.g. {example}")]
 
-ScheduleCommand = Annotated[
-    tuple[NonEmptyStr, ...],
-    Field(min_length=1),
-    Allowed("an exec-form list of non-empty strings, e.g. [python, manage.py, clearsessions]"),
-]
+
+ExecCommand = _exec_command("[celery, -A, shop, worker]")
+ScheduleCommand = _exec_command("[python, manage.py, clearsessions]")
+ReleaseCommand = _exec_command("[python, manage.py, migrate]")
 
 
 class Process(ConfigModel):
@@ -171,14 +168,7 @@ class App(ConfigModel):
     ``pulumi config set --secret --path 'secrets.<NAME>'``. Each name once, not also in ``env``, and not a name
     phasekit sets itself."""
 
-    release_command: (
-        Annotated[
-            tuple[NonEmptyStr, ...],
-            Field(min_length=1),
-            Allowed("an exec-form list of non-empty strings, e.g. [python, manage.py, migrate]"),
-        ]
-        | None
-    ) = None
+    release_command: ReleaseCommand | None = None
     """Command run once per release before the new workers start (migrations), in exec form such as
     ``[python, manage.py, migrate]``; a shell string is refused. ``null`` runs nothing."""
 

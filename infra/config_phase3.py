@@ -9,11 +9,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from components import aws_choices
-from components.aws_choices import RdsLifecycleSupport, SupportType, pods_that_fit
+from components.aws_choices import RdsLifecycleSupport, SupportType, node_rooms, pods_that_fit
 from components.tuning import (
     ConnectionDemand,
-    NodeRoom,
     kubernetes_connection_demand,
     pods_left_over,
     rollout_surge_pods,
@@ -480,18 +478,3 @@ class Phase3Stack(PhaseStack):
     def worker_count(self) -> int:
         """Web workers per pod: ``app.workers``, or one per whole CPU the pod requests (at least one)."""
         return self.app.worker_count(self.workload.cpu_millicores // 1000)
-
-
-def node_rooms(instance_type: str, nodes: int, container_logs: bool) -> list[NodeRoom]:
-    """What each of ``nodes`` nodes of a known ``instance_type`` offers the app's pods: ``aws_choices.allocatable``,
-    the first node less the once-per-cluster add-ons, exactly as ``aws_choices.pods_that_fit`` counts them."""
-    allocatable = aws_choices.allocatable(instance_type, container_logs)
-    if allocatable is None:
-        raise ValueError(f"node_rooms: {instance_type!r} is not an instance type phasekit knows the capacity of")
-    cpu, memory, slots = allocatable
-    first = (cpu - aws_choices.CLUSTER_ADDON_CPU_MILLICORES
-             - (aws_choices.CONTAINER_LOGS_CLUSTER_CPU_MILLICORES if container_logs else 0),
-             memory - aws_choices.CLUSTER_ADDON_MEMORY_MIB
-             - (aws_choices.CONTAINER_LOGS_CLUSTER_MEMORY_MIB if container_logs else 0),
-             slots - aws_choices.CLUSTER_ADDON_PODS - (1 if container_logs else 0))
-    return [first, *[(cpu, memory, slots)] * (nodes - 1)][:nodes]

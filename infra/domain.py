@@ -23,7 +23,14 @@ from pydantic_core import PydanticCustomError, PydanticKnownError
 
 from components.aws_choices import RFC1918, CacheEngine, NatStrategy  # noqa: F401 - re-exported for the config
 from components.compose_stack import CONTRACT_NAMES
-from components.processes import CRON_ALLOWED, PROCESS_NAME, RESERVED_PROCESS_NAMES, CronError, parse_cron
+from components.processes import (
+    CRON_ALLOWED,
+    PROCESS_NAME,
+    RESERVED_PROCESS_NAMES,
+    CronError,
+    parse_cron,
+    read_cron,
+)
 
 PROBLEM_TYPE = "phasekit"
 """The pydantic error type of every :func:`problem`."""
@@ -501,33 +508,24 @@ def _on_calendar(value: str) -> str:
 
 OnCalendar = Annotated[str, AfterValidator(_on_calendar), Allowed(_ON_CALENDAR_ALLOWED)]
 
-_CRON_FIELD = re.compile(r"[0-9A-Za-z*/,-]+")
-_CRON_ALLOWED = "a five-field cron schedule (minute hour day-of-month month day-of-week), e.g. '30 3 * * *'"
+def _cron(reader: Callable[[str], object]) -> AfterValidator:
+    def check(value: str) -> str:
+        try:
+            reader(value)
+        except CronError as error:
+            raise problem(str(error)) from None
+        return " ".join(value.split())
+
+    return AfterValidator(check)
 
 
-def _cron_schedule(value: str) -> str:
-    # A Kubernetes CronJob's schedule (robfig/cron's standard parser): exactly five fields; macros such as
-    # @daily are refused so the schedule reads the same everywhere phasekit shows it.
-    fields = value.split()
-    if len(fields) != 5 or not all(_CRON_FIELD.fullmatch(field) for field in fields):
-        raise problem(f"{show_text(value)} is not a five-field cron schedule; allowed: {_CRON_ALLOWED}")
-    return " ".join(fields)
+CronSchedule = Annotated[str, _cron(read_cron), Allowed(CRON_ALLOWED)]
+"""A Kubernetes CronJob's schedule, read as robfig/cron v3 reads it (``components.processes.read_cron``): five
+numeric fields; macros such as @daily and names are refused so the schedule reads the same everywhere phasekit
+shows it."""
 
-
-CronSchedule = Annotated[str, AfterValidator(_cron_schedule), Allowed(_CRON_ALLOWED)]
-
-
-def _process_cron(value: str) -> str:
-    # Stricter than CronSchedule: a process schedule runs as a systemd timer on the droplets as well, so it must
-    # mean the same to both (components.processes.parse_cron says where they differ).
-    try:
-        parse_cron(value)
-    except CronError as error:
-        raise problem(str(error)) from None
-    return " ".join(value.split())
-
-
-ProcessCron = Annotated[str, AfterValidator(_process_cron), Allowed(CRON_ALLOWED)]
+ProcessCron = Annotated[str, _cron(parse_cron), Allowed(CRON_ALLOWED)]
+"""An app schedule's cron: ``CronSchedule``, and read the same by systemd (the droplets' timers)."""
 
 _PROCESS_NAME_ALLOWED = ("1 to 20 lowercase letters, digits or '-', starting with a letter, not ending with '-', "
                          "and not one of " + ", ".join(RESERVED_PROCESS_NAMES))

@@ -261,6 +261,22 @@ def compose_config(compose_yaml: str, files: Mapping[str, str | bytes] = _NO_FIL
 
 
 # --------------------------------------------------------------------------------------------
+# shellcheck
+
+
+def shellcheck(script: str, *, shell: str | None = "sh") -> None:
+    """Run ``shellcheck --severity=style`` on ``script`` (the text of a rendered script); ``shell`` is the dialect
+    when the text has no shebang to say it (None: its shebang). Fails with every finding, numbered input included."""
+    argv = [_tool("shellcheck", "shellcheck"), "--severity=style", *([f"--shell={shell}"] if shell else [])]
+    with tempfile.TemporaryDirectory(prefix="realtools-shellcheck-") as tmp:
+        path = Path(tmp) / "script"
+        path.write_text(script)
+        proc = _run([*argv, str(path)])
+    if proc.returncode != 0:
+        raise _rejected("shellcheck found problems", proc, script)
+
+
+# --------------------------------------------------------------------------------------------
 # Caddy
 
 # Caddy decodes modules strictly (an unknown field is an error) but the top-level Config

@@ -41,7 +41,7 @@ from components.backups import (
 )
 from phasekit.db import restore
 from phasekit.db.connection import DatabaseError
-from tests.realtools import running_postgres, running_redis
+from tests.realtools import running_postgres, running_redis, shellcheck
 from tests.s3server import ACCESS_KEY_ID, SECRET_ACCESS_KEY, running_s3
 
 BUCKET = "phasekit-phase1-backups"  # what infra.backups.backup_spec names for project phasekit, stack phase1
@@ -518,12 +518,9 @@ def test_redis_snapshot_round_trips_through_the_bucket(primary, s3, tmp_path):
 # 5. the host files pass their own tools
 
 
-def test_rendered_backup_script_passes_shellcheck(tmp_path):
-    script = tmp_path / "backup.sh"
-    script.write_text(render_backup_script(BackupSpec(bucket="b-backups", endpoint="acct.r2.cloudflarestorage.com")))
-    proc = subprocess.run(["shellcheck", "--severity=style", str(script)], capture_output=True, text=True,
-                          check=False)
-    assert proc.returncode == 0, proc.stdout
+def test_rendered_backup_script_passes_shellcheck():
+    shellcheck(render_backup_script(BackupSpec(bucket="b-backups", endpoint="acct.r2.cloudflarestorage.com")),
+               shell=None)
 
 
 def test_rendered_units_pass_systemd_analyze_verify(tmp_path):

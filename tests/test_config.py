@@ -1187,7 +1187,8 @@ def test_a_postgres_major_version_may_be_a_number(value: object, expected: str) 
 
 ON_CALENDAR = ("a systemd OnCalendar expression of letters, digits, spaces and * : . , / ~ + -, "
                "e.g. 'Sun *-*-* 03:30:00'")
-CRON = "a five-field cron schedule (minute hour day-of-month month day-of-week), e.g. '30 3 * * *'"
+CRON = ("five fields (minute hour day-of-month month day-of-week, UTC) of numbers, *, ranges a-b, steps /n and lists "
+        "a,b, e.g. '*/15 * * * *'")
 BACKUPS_KEYS = ("diffSchedule, fullSchedule, logicalKeep, logicalSchedule, recoveryPointMinutes, redisKeepDays, "
                 "redisSchedule, retentionDiff, retentionFull")
 
@@ -1209,11 +1210,16 @@ BACKUPS_KEYS = ("diffSchedule, fullSchedule, logicalKeep, logicalSchedule, recov
     ({"redisSchedule": "%H:00"},
      f"phasekit:backups.redisSchedule: '%H:00' is not a systemd calendar expression; allowed: {ON_CALENDAR}"),
     ({"logicalSchedule": "@daily"},
-     f"phasekit:backups.logicalSchedule: '@daily' is not a five-field cron schedule; allowed: {CRON}"),
+     f"phasekit:backups.logicalSchedule: '@daily' has 1 field; allowed: {CRON}"),
     ({"logicalSchedule": "30 3 * *"},
-     f"phasekit:backups.logicalSchedule: '30 3 * *' is not a five-field cron schedule; allowed: {CRON}"),
+     f"phasekit:backups.logicalSchedule: '30 3 * *' has 4 fields; allowed: {CRON}"),
     ({"logicalSchedule": "Sun *-*-* 03:30:00"},
-     f"phasekit:backups.logicalSchedule: 'Sun *-*-* 03:30:00' is not a five-field cron schedule; allowed: {CRON}"),
+     f"phasekit:backups.logicalSchedule: 'Sun *-*-* 03:30:00' has 3 fields; allowed: {CRON}"),
+    # read as the API server reads a CronJob's schedule (robfig/cron v3): the loose check passed these
+    ({"logicalSchedule": "30 25 * * *"},
+     "phasekit:backups.logicalSchedule: '30 25 * * *': hour 25 is out of range; allowed: 0-23"),
+    ({"logicalSchedule": "30 3 * * 7"},
+     "phasekit:backups.logicalSchedule: '30 3 * * 7': day-of-week 7 is out of range; allowed: 0-6"),
     ({"retention": 3}, f"phasekit:backups.retention: unknown key; allowed: {BACKUPS_KEYS} (did you mean 'retentionFull'?)"),
 ])
 def test_bad_backups_settings_are_refused_with_one_exact_line(backups: dict[str, object], expected: str) -> None:

@@ -49,6 +49,7 @@ from tests.realtools import (
     running_pgbouncer,
     running_postgres,
     running_redis,
+    shellcheck,
     tcp_forwarder,
 )
 
@@ -245,12 +246,8 @@ def test_docker_compose_accepts_the_data_host_stack(redis, pgbouncer):
 
 @pytest.mark.parametrize(("redis", "pgbouncer"), COMBINATIONS, ids=COMBINATION_IDS)
 @pytest.mark.parametrize("script", ["deploy.sh", "volume-check.sh"])
-def test_shell_scripts_pass_shellcheck(tmp_path, redis, pgbouncer, script):
-    path = tmp_path / script
-    path.write_text(bundle(redis, pgbouncer)[script].content)
-    result = subprocess.run(["shellcheck", "--shell=sh", "--severity=style", str(path)],
-                            capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_shell_scripts_pass_shellcheck(redis, pgbouncer, script):
+    shellcheck(bundle(redis, pgbouncer)[script].content)
 
 
 def stub_mountpoint(stub_dir: Path, mounted: bool) -> None:
@@ -386,12 +383,8 @@ def _http_get(url: str) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize("script", ["deploy.sh"])
-def test_the_data_host_deploy_with_backups_passes_shellcheck(tmp_path, script):
-    path = tmp_path / script
-    path.write_text(BACKED_UP_BUNDLE[script].content)
-    result = subprocess.run(["shellcheck", "--shell=sh", "--severity=style", str(path)],
-                            capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_the_data_host_deploy_with_backups_passes_shellcheck(script):
+    shellcheck(BACKED_UP_BUNDLE[script].content)
 
 
 def test_postgres_on_the_data_host_starts_with_the_archiving_settings():

@@ -17,6 +17,7 @@ import pulumi
 import pytest
 
 from components import aws_choices
+from components.aws_choices import node_rooms
 from components.kubernetes_app import PRE_STOP_SLEEP_SECONDS, TERMINATION_GRACE_SECONDS, check_args
 from components.kubernetes_processes import (
     CRONJOB_STARTING_DEADLINE_SECONDS,
@@ -25,7 +26,6 @@ from components.kubernetes_processes import (
 from components.processes import ProcessSpec, ScheduleSpec
 from components.public_load_balancer import DEREGISTRATION_DELAY_SECONDS
 from components.tuning import kubernetes_connection_demand, pods_left_over
-from infra.config_phase3 import node_rooms
 from infra.domain import EKS_VERSIONS
 from tests import k8s_schema
 from tests.builders import SCHEDULES, WORKER

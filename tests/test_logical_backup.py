@@ -275,7 +275,11 @@ def test_database_urls_without_tls_or_parts_are_refused_without_echoing_them(url
     ("Backup", {}, "LogicalBackup name: 'Backup' names the CronJob and its Jobs; allowed: 1-40 lowercase letters, "
                    "digits and hyphens, starting with a letter and not ending with a hyphen"),
     ("backup", {"schedule": "@daily"},
-     "LogicalBackupArgs.schedule: '@daily'; allowed: a five-field cron schedule, e.g. '30 3 * * *'"),
+     "LogicalBackupArgs.schedule: '@daily' has 1 field; allowed: five fields (minute hour day-of-month month "
+     "day-of-week, UTC) of numbers, *, ranges a-b, steps /n and lists a,b, e.g. '*/15 * * * *'"),
+    # robfig/cron v3 (the API server's parser) bounds day-of-week to 0-6
+    ("backup", {"schedule": "30 3 * * 7"},
+     "LogicalBackupArgs.schedule: '30 3 * * 7': day-of-week 7 is out of range; allowed: 0-6"),
     ("backup", {"keep": 0}, "LogicalBackupArgs.keep: 0; allowed: 1 or more"),
     ("backup", {"run_as_user": 0}, "LogicalBackupArgs.run_as_user: 0; must be a non-root uid (1 or more)"),
     ("backup", {"timeout_seconds": 0}, "LogicalBackupArgs.timeout_seconds: 0; allowed: 1 or more"),
@@ -386,6 +390,7 @@ def record_alarms(schedule: str):
 @pytest.mark.parametrize(("schedule", "daily"), [
     ("30 3 * * *", True), ("0 */6 * * *", True), ("*/15 * * * *", True),
     ("30 3 * * 0", False), ("30 3 1 * *", False), ("30 3 * 1 *", False), ("30 3 * * 1-5", False),
+    ("30 3 * 1-12 *", True), ("30 3 */2 * *", False),
 ])
 def test_only_schedules_that_run_every_day_count_as_daily(schedule, daily):
     assert runs_every_day(schedule) is daily

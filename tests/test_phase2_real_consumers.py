@@ -24,7 +24,14 @@ from components.proxy_config import render_caddy_json
 from components.split_vps import SplitVps
 from components.testing import run_recorded
 from tests.builders import HOST_STACK, STACK_SECRETS, offsite_args, split_args
-from tests.realtools import caddy_validate, cloud_init_schema, compose_config, pinned_caddy, self_signed_cert
+from tests.realtools import (
+    caddy_validate,
+    cloud_init_schema,
+    compose_config,
+    pinned_caddy,
+    self_signed_cert,
+    shellcheck,
+)
 
 WEB = replace(HOST_STACK, role="web", http_health_route=True)
 WEB_SECRETS = replace(STACK_SECRETS, db_password=None, redis_password=None,
@@ -81,15 +88,11 @@ def test_caddy_validates_the_health_route_for_the_load_balancer(tmp_path):
 
 
 @pytest.mark.parametrize("runs_release", [True, False])
-def test_web_deploy_script_passes_shellcheck_and_skips_the_data_stores(tmp_path, runs_release):
+def test_web_deploy_script_passes_shellcheck_and_skips_the_data_stores(runs_release):
     script = render_deploy_script(replace(WEB, runs_release=runs_release))
     assert "mountpoint" not in script and "db redis" not in script
     assert ("docker compose run --rm -T migrate" in script) is runs_release
-    path = tmp_path / "deploy.sh"
-    path.write_text(script)
-    result = subprocess.run(["shellcheck", "--shell=sh", "--severity=style", str(path)],
-                            capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
+    shellcheck(script)
 
 
 def test_docker_compose_accepts_a_web_stack_that_proxies_the_backup_status():

@@ -44,6 +44,7 @@ from tests.realtools import (
     running_postgres,
     running_redis,
     self_signed_cert,
+    shellcheck,
 )
 
 STACK = replace(HOST_STACK, machine=Machine(vcpus=1, memory_mib=2048))
@@ -141,12 +142,8 @@ def test_redis_runs_with_the_rendered_config_and_requires_the_password():
     ("rollout", "#!/bin/sh\n" + rollout_script(data_volume=True) + "\n"),
     ("rollout of a web host", "#!/bin/sh\n" + rollout_script(data_volume=False) + "\n"),
 ])
-def test_shell_scripts_pass_shellcheck(tmp_path, name, script):
-    path = tmp_path / name
-    path.write_text(script)
-    result = subprocess.run(["shellcheck", "--shell=sh", "--severity=style", str(path)],
-                            capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_shell_scripts_pass_shellcheck(name, script):
+    shellcheck(script)
 
 
 def test_public_caddy_json_is_what_the_droplet_reads():
@@ -190,12 +187,8 @@ def test_cloud_init_schema_accepts_the_user_data_with_backups():
     assert "Valid cloud-config" in cloud_init_schema(user_data)
 
 
-def test_deploy_sh_with_backups_passes_shellcheck(tmp_path):
-    path = tmp_path / "deploy.sh"
-    path.write_text(render_deploy_script(BACKED_UP))
-    result = subprocess.run(["shellcheck", "--shell=sh", "--severity=style", str(path)],
-                            capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_deploy_sh_with_backups_passes_shellcheck():
+    shellcheck(render_deploy_script(BACKED_UP))
 
 
 def test_postgres_starts_with_the_archiving_settings():

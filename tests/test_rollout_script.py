@@ -23,6 +23,7 @@ from components.cloud_init import docker_daemon_json
 from components.compose_stack import DATA_MOUNT, STACK_DIR
 from components.droplet_parts import host_key_script, rollout_script
 from components.host_processes import PAUSED_MARKER
+from tests.realtools import shellcheck
 
 LONG_REPORT = "status: error\nerrors:\n\t('package_update_upgrade_install', 'apt-get install docker.io failed')"
 
@@ -191,12 +192,8 @@ def test_a_missing_volume_fails_the_rollout_before_anything_starts(host):
 
 
 @pytest.mark.parametrize("data_volume", [True, False])
-def test_the_rollout_script_passes_shellcheck(tmp_path, data_volume):
-    path = tmp_path / "rollout.sh"
-    path.write_text("#!/bin/sh\n" + rollout_script(data_volume=data_volume) + "\n")
-    result = subprocess.run(["shellcheck", "--shell=sh", "--severity=style", str(path)],
-                            capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_the_rollout_script_passes_shellcheck(data_volume):
+    shellcheck(rollout_script(data_volume=data_volume) + "\n")
 
 
 # --- the one-time host-key step (droplet_parts.host_key_script), with the real ssh-keygen ---------------------
@@ -268,12 +265,8 @@ def test_a_key_that_is_not_the_pinned_one_is_refused_and_nothing_changes(ssh_hos
     assert sorted(path.name for path in etc_ssh.iterdir()) == ["ssh_host_ed25519_key", "ssh_host_ed25519_key.pub"]
 
 
-def test_the_host_key_step_passes_shellcheck(tmp_path):
-    path = tmp_path / "host-key.sh"
-    path.write_text("#!/bin/sh\n" + host_key_script("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA host\n") + "\n")
-    result = subprocess.run(["shellcheck", "--shell=sh", "--severity=style", str(path)],
-                            capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_the_host_key_step_passes_shellcheck():
+    shellcheck(host_key_script("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA host\n") + "\n")
 
 
 def test_a_host_that_runs_schedules_is_paused_before_the_new_bundle_lands(host):
