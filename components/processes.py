@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 
 PROCESS_NAME = re.compile(r"[a-z]([-a-z0-9]{0,18}[a-z0-9])?")
 """A DNS label of at most 20 characters: it names a Compose service, a systemd unit and a Kubernetes object
@@ -108,6 +109,17 @@ class CronFields:
     weekdays: frozenset[int]
     days_restricted: bool
     weekdays_restricted: bool
+
+    def runs_on(self, day: date) -> bool:
+        """Whether the schedule has ticks on ``day``: its month, and its day of month or of week, whichever is
+        restricted (``parse_cron`` refuses both at once)."""
+        weekday = day.isoweekday() % 7  # cron's 0 is Sunday
+        return (day.month in self.months and (not self.days_restricted or day.day in self.days)
+                and (not self.weekdays_restricted or weekday in self.weekdays))
+
+    def runs_at(self, moment: datetime) -> bool:
+        """Whether ``moment``'s minute is one of the schedule's ticks."""
+        return self.runs_on(moment.date()) and moment.hour in self.hours and moment.minute in self.minutes
 
 
 def read_cron(text: str) -> CronFields:

@@ -153,7 +153,7 @@ def postgres_settings(machine: Machine, max_connections: int) -> dict[str, str]:
     normalises to), so a test can compare them one to one.
     """
     memory_mb = machine.memory_mib
-    shared_buffers_mb = memory_mb // 4
+    shared_buffers_mb = postgres_shared_buffers_mib(machine)
     effective_cache_mb = memory_mb * 3 // 4
     maintenance_work_mem_mb = min(memory_mb // 16, 2048)
     # pgtune's rule: what shared_buffers leaves, split over every connection running ~3 sort/hash nodes.
@@ -180,6 +180,11 @@ def postgres_settings(machine: Machine, max_connections: int) -> dict[str, str]:
         "log_timezone": "UTC",
         "timezone": "UTC",
     }
+
+
+def postgres_shared_buffers_mib(machine: Machine) -> int:
+    """A quarter of RAM (pgtune's rule), held by PostgreSQL from its start."""
+    return machine.memory_mib // 4
 
 
 def redis_maxmemory_mib(machine: Machine) -> int:

@@ -327,8 +327,7 @@ def _compare(args: argparse.Namespace, project_dir: Path) -> int:
     plans = [_planned(f"--compare {stack} (Pulumi.{stack}.yaml)",
                       lambda stack=stack: planner.run_plan(stack, project_dir, option="--compare"))
              for stack in stacks]
-    configs = {plan.stack: plan.config for plan in plans if plan.config is not None}
-    _emit(args, lambda: compare_json(plans, configs), lambda: compare_text(plans, configs))
+    _emit(args, lambda: compare_json(plans), lambda: compare_text(plans))
     return 0
 
 

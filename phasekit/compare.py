@@ -16,7 +16,7 @@ import json
 import re
 import shlex
 import textwrap
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -24,7 +24,6 @@ from typing import Any
 from components.compose_stack import DB_NAME, DB_USER, POSTGRES_IMAGE, STACK_DIR
 from components.droplet_parts import HOST_KEY_SUFFIX
 from components.testing import RecordedResource, Recording
-from infra.config import StackConfig
 from infra.domain import droplet_resources
 from infra.errors import ConfigError
 from phasekit.cost import CostEstimate, PriceCatalog, cents, estimate, load_catalog, money
@@ -346,15 +345,17 @@ def _backups(recording: Recording) -> str:
 
 
 # --- Processes and schedules ------------------------------------------------------------------------------
-# Read from each stack's config: in phases 1 and 2 they live in the rollout bundle (Compose services and systemd
-# timers), which is unknown in an offline plan, so the recording cannot show them. Where they run is read from
-# the recording like the rest of this module: node groups mean Kubernetes, otherwise the droplets that serve.
+# Read from each stack's config (``Plan.config``): in phases 1 and 2 they live in the rollout bundle (Compose services
+# and systemd timers), which is unknown in an offline plan, so the recording cannot show them. Where they run is read
+# from the recording like the rest of this module: node groups mean Kubernetes, otherwise the droplets that serve.
 
 
-def workload_rows(plan: Plan, config: StackConfig) -> dict[str, str]:
-    """One row per process and schedule of ``config``: how many run and where, as ``plan``'s hosts run them."""
+def workload_rows(plan: Plan) -> dict[str, str]:
+    """One row per process and schedule of the plan's config: how many run and where, as its hosts run them."""
+    if plan.config is None:
+        return {}
     recording = plan.recording
-    app = config.app
+    app = plan.config.app
     kubernetes = bool(recording.of_type(NODE_GROUP))
     serving = _app_droplets(recording) or _database_droplets(recording)
     rows: dict[str, str] = {}
@@ -380,8 +381,8 @@ def workload_rows(plan: Plan, config: StackConfig) -> dict[str, str]:
     return rows
 
 
-def _workload_lines(plans: list[Plan], configs: Mapping[str, StackConfig]) -> list[str]:
-    rows = {plan.stack: workload_rows(plan, configs[plan.stack]) for plan in plans if plan.stack in configs}
+def _workload_lines(plans: list[Plan]) -> list[str]:
+    rows = {plan.stack: workload_rows(plan) for plan in plans}
     aspects = list(dict.fromkeys(aspect for found in rows.values() for aspect in found))
     if not aspects:
         return []
@@ -423,11 +424,10 @@ def _profiles(plans: list[Plan]) -> list[StackProfile]:
     return [profile(plan, catalog) for plan in plans]
 
 
-def compare_json(plans: list[Plan], configs: Mapping[str, StackConfig] | None = None) -> dict[str, Any]:
-    """The comparison as JSON; with ``configs`` (stack name to its config), each stack whose config has processes
-    or schedules gets a ``processesAndSchedules`` object (``workload_rows``)."""
+def compare_json(plans: list[Plan]) -> dict[str, Any]:
+    """The comparison as JSON; each stack whose config has processes or schedules gets a ``processesAndSchedules``
+    object (``workload_rows``)."""
     profiles = _profiles(plans)
-    configs = configs or {}
     return {
         "catalogDate": profiles[0].estimate.catalog_date.isoformat() if profiles else None,
         "stacks": [{
@@ -443,16 +443,15 @@ def compare_json(plans: list[Plan], configs: Mapping[str, StackConfig] | None = 
                          "databaseSharesAppHost": item.database_shares_app_host,
                          "maxAppReplicas": item.max_app_replicas},
             "failover": item.failover,
-            **({"processesAndSchedules": rows} if item.stack in configs
-               and (rows := workload_rows(item.plan, configs[item.stack])) else {}),
+            **({"processesAndSchedules": rows} if (rows := workload_rows(item.plan)) else {}),
         } for item in profiles],
         "steps": [_step(before, after) for before, after in zip(profiles, profiles[1:], strict=False)],
     }
 
 
-def compare_text(plans: list[Plan], configs: Mapping[str, StackConfig] | None = None) -> str:
-    """The phases side by side; with ``configs`` (stack name to its config), a "Processes and schedules" section
-    when any of them has some (``workload_rows``)."""
+def compare_text(plans: list[Plan]) -> str:
+    """The phases side by side, with a "Processes and schedules" section when any stack's config has some
+    (``workload_rows``)."""
     profiles = _profiles(plans)
     names = [item.stack for item in profiles]
     label_width = max(len(label) for label in (*KIND_ORDER, "total + unconfirmed leads", "unconfirmed leads"))
@@ -487,7 +486,7 @@ def compare_text(plans: list[Plan], configs: Mapping[str, StackConfig] | None = 
             lines.append(f"  {aspect}")
             lines += [f"    {name:<{name_width}}  {values.get(aspect, 'none')}" for name, values in zip(names, rows,
                                                                                                      strict=True)]
-    lines += _workload_lines(plans, configs or {})
+    lines += _workload_lines(plans)
     if len(profiles) > 1:
         lines += ["", "What each stack adds over the previous one"]
         for before, after in zip(profiles, profiles[1:], strict=False):

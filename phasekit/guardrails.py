@@ -22,9 +22,9 @@ from typing import Any, Literal
 from pulumi.output import Unknown
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from components.processes import CronFields, parse_cron
+from components.processes import parse_cron
 from components.testing import RecordedResource, Recording
-from components.tuning import Machine, redis_maxmemory_mib
+from components.tuning import Machine, postgres_shared_buffers_mib, redis_maxmemory_mib
 from infra.config import StackConfig
 from infra.config_droplets import Phase1Stack, Phase2Stack
 from infra.errors import ConfigError
@@ -184,7 +184,8 @@ def droplet_memory_to_spare(config: Phase1Stack | Phase2Stack) -> tuple[int, int
     reserve = f"{HOST_RESERVE_MIB} MiB kept for the OS, Docker, Caddy and the web workers"
     if isinstance(config, Phase1Stack):
         memory = config.vps.memory_mib
-        postgres, redis = memory // 4, redis_maxmemory_mib(Machine(vcpus=config.vps.vcpus, memory_mib=memory))
+        machine = Machine(vcpus=config.vps.vcpus, memory_mib=memory)
+        postgres, redis = postgres_shared_buffers_mib(machine), redis_maxmemory_mib(machine)
         return memory, memory - postgres - redis - HOST_RESERVE_MIB, (
             f"{memory} MiB less PostgreSQL's shared_buffers {postgres} MiB, Redis' maxmemory {redis} MiB and {reserve}")
     memory = config.app_tier.memory_mib
@@ -230,16 +231,10 @@ def shortest_interval_seconds(cron: str) -> int:
     gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
     start = date(2001, 1, 1)
     days = [offset for offset in range(2 * CALENDAR_CYCLE_DAYS + 1)
-            if _day_matches(fields, start + timedelta(days=offset))]
+            if fields.runs_on(start + timedelta(days=offset))]
     gaps += [(later - earlier) * MINUTES_PER_DAY - times[-1] + times[0]
              for earlier, later in zip(days, days[1:], strict=False)]
     return min(gaps) * 60
-
-
-def _day_matches(fields: CronFields, day: date) -> bool:
-    weekday = day.isoweekday() % 7  # cron's 0 is Sunday
-    return (day.month in fields.months and (not fields.days_restricted or day.day in fields.days)
-            and (not fields.weekdays_restricted or weekday in fields.weekdays))
 
 
 def _schedule_timeout_warnings(config: StackConfig) -> list[str]:

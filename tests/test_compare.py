@@ -9,6 +9,7 @@ reviewed by hand and need the real CLIs: pulumi, doctl, kubectl, aws, ssh).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -1392,21 +1393,19 @@ def test_runbook_runs_with_stub_clis_and_secrets_travel_only_through_pipes(plans
 
 @pytest.fixture(scope="module")
 def with_worker(tmp_path_factory):
-    """Each committed stack with a worker and two schedules (tests/builders.py), phase 3's worker autoscaled:
-    (plans, configs by stack name)."""
-    from infra.config import load_config
+    """Each committed stack with a worker and two schedules (tests/builders.py), phase 3's worker autoscaled, planned
+    as ``phasekit plan`` plans a stack file (the config travels in ``Plan.config``)."""
     from phasekit.stack_file import read_stack_file
     from tests.builders import with_processes
 
     folder = tmp_path_factory.mktemp("workers")
-    found, configs = [], {}
+    found = []
     for stack, extra in (("phase1", {}), ("phase2", {}), ("phase3", {"maxCount": 4})):
         raw = with_processes(read_stack_file(ROOT / f"Pulumi.{stack}.yaml"), **extra)
         path = folder / f"Pulumi.{stack}.yaml"
-        path.write_text(yaml.safe_dump({"config": raw}))
+        path.write_text(yaml.safe_dump({"config": raw}, sort_keys=False))  # the order the user wrote
         found.append(run_plan(stack, ROOT, stack_file=path))
-        configs[stack] = load_config(raw)
-    return found, configs
+    return found
 
 
 WORKLOADS = r"""
@@ -1430,13 +1429,13 @@ What each stack adds over the previous one
 
 
 def test_compare_shows_where_each_phase_runs_processes_and_schedules(with_worker):
-    found, configs = with_worker
-    text = compare_text(found, configs)
+    found = with_worker
+    text = compare_text(found)
     start = text.index("Processes and schedules")
     assert_lines(text[start:text.index("What each stack adds") + len("What each stack adds over the previous one\n")],
                  WORKLOADS)
     assert max(len(line) for line in text.splitlines()) <= WIDTH
-    document = compare_json(found, configs)
+    document = compare_json(found)
     assert document["stacks"][1]["processesAndSchedules"] == {
         "process worker": "2 containers on each of 2 app droplets, 4 in all (768Mi limit each)",
         "schedule refresh-trending ('*/15 * * * *', UTC)":
@@ -1447,14 +1446,11 @@ def test_compare_shows_where_each_phase_runs_processes_and_schedules(with_worker
 
 
 def test_stacks_without_processes_compare_as_before(plans, with_worker):
-    from infra.config import load_config
-    from phasekit.stack_file import read_stack_file
-
     committed = [plans["phase1"], plans["phase2"], plans["phase3"]]
-    configs = {stack: load_config(read_stack_file(ROOT / f"Pulumi.{stack}.yaml")) for stack in plans}
-    assert compare_text(committed, configs) == compare_text(committed)
-    assert compare_json(committed, configs) == compare_json(committed)
+    assert all(plan.config is not None for plan in committed)  # run_plan hands over the config it validated
+    unconfigured = [dataclasses.replace(plan, config=None) for plan in committed]
+    assert compare_text(committed) == compare_text(unconfigured)
+    assert compare_json(committed) == compare_json(unconfigured)
     # A stack without any beside one with some reads "none".
-    found, worker_configs = with_worker
-    text = compare_text([plans["phase1"], found[1]], {"phase1": configs["phase1"], "phase2": worker_configs["phase2"]})
+    text = compare_text([plans["phase1"], with_worker[1]])
     assert "    phase1  none" in text.splitlines()

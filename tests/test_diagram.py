@@ -441,8 +441,8 @@ def test_resource_type_tokens_are_spelled_once_in_resource_types():
 
 @pytest.fixture(scope="module")
 def with_worker(tmp_path_factory: pytest.TempPathFactory):
-    """Each committed stack with a worker and two schedules (tests/builders.py): stack -> (plan, config)."""
-    from infra.config import load_config
+    """Each committed stack with a worker and two schedules (tests/builders.py), planned as ``phasekit plan``
+    plans a stack file (the config travels in ``Plan.config``): stack -> plan."""
     from phasekit.stack_file import read_stack_file
     from tests.builders import with_processes
 
@@ -451,8 +451,8 @@ def with_worker(tmp_path_factory: pytest.TempPathFactory):
     for stack in ("phase1", "phase2", "phase3"):
         raw = with_processes(read_stack_file(ROOT / f"Pulumi.{stack}.yaml"))
         path = folder / f"Pulumi.{stack}.yaml"
-        path.write_text(yaml.safe_dump({"config": raw}))
-        found[stack] = (run_plan(stack, ROOT, stack_file=path), load_config(raw))
+        path.write_text(yaml.safe_dump({"config": raw}, sort_keys=False))  # the order the user wrote
+        found[stack] = run_plan(stack, ROOT, stack_file=path)
     return found
 
 
@@ -462,26 +462,23 @@ def _node(model, id: str):
 
 
 def test_app_droplets_list_their_processes_and_timers(with_worker):
-    plan, config = with_worker["phase1"]
-    assert _node(topology(plan, config), "vps").details == (
+    plan = with_worker["phase1"]
+    assert _node(topology(plan), "vps").details == (
         "s-1vcpu-2gb", "ubuntu-24-04-x64", "weekly backups", "worker: 2 containers",
         "timers: refresh-trending, expire-sessions")
-    plan, config = with_worker["phase2"]
-    model = topology(plan, config)
+    plan = with_worker["phase2"]
+    model = topology(plan)
     assert _node(model, "split_app").details == (
         "2 × s-2vcpu-2gb", "ubuntu-24-04-x64", "weekly backups", "worker: 2 containers each",
         "timers on split-app-0: refresh-trending, expire-sessions")
     assert _node(model, "split_db").details == ("s-2vcpu-4gb", "ubuntu-24-04-x64", "weekly backups")
-    # Without the config the plan cannot tell: the bundle that carries them is unknown offline. A plan from
-    # run_plan carries its config, so topology reads it by default.
+    # Without the config the plan cannot tell: the bundle that carries them is unknown offline.
     assert _node(topology(dataclasses.replace(plan, config=None)), "split_app").details == (
         "2 × s-2vcpu-2gb", "ubuntu-24-04-x64", "weekly backups")
-    assert _node(topology(dataclasses.replace(plan, config=config)), "split_app").details == _node(
-        model, "split_app").details
 
 
 def test_phase3_draws_the_worker_deployment_and_the_schedules_cronjobs(with_worker):
-    plan, _ = with_worker["phase3"]
+    plan = with_worker["phase3"]
     model = topology(plan)
     workloads = [(node.id, node.title, node.details[1:] if node.title.startswith("Deployment") else node.details)
                  for node in model.nodes if node.kind == "workload" and node.title.startswith(("Deployment",
@@ -501,9 +498,6 @@ def test_phase3_draws_the_worker_deployment_and_the_schedules_cronjobs(with_work
 
 
 def test_committed_stacks_draw_the_same_with_their_config(plans):
-    from infra.config import load_config
-    from phasekit.stack_file import read_stack_file
-
-    for stack, plan in plans.items():
-        config = load_config(read_stack_file(ROOT / f"Pulumi.{stack}.yaml"))
-        assert topology(plan, config) == topology(plan)
+    for plan in plans.values():
+        assert plan.config is not None
+        assert topology(plan) == topology(dataclasses.replace(plan, config=None))

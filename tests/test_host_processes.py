@@ -161,9 +161,7 @@ def _cron_minutes(cron: str, start: datetime, count: int) -> list[datetime]:
     """The next ``count`` minutes after ``start`` the cron matches, by checking every minute."""
     fields, found, moment = parse_cron(cron), [], start.replace(second=0) + timedelta(minutes=1)
     while len(found) < count:
-        weekday = (moment.weekday() + 1) % 7  # cron: 0 is Sunday
-        if (moment.minute in fields.minutes and moment.hour in fields.hours and moment.month in fields.months
-                and moment.day in fields.days and weekday in fields.weekdays):
+        if fields.runs_at(moment):
             found.append(moment)
         moment += timedelta(minutes=1)
     return found

@@ -8,19 +8,17 @@ origin admits and only the origin's provider knows that.
 from __future__ import annotations
 
 from components.testing import RecordedResource
-from infra.config import StackConfig
 from phasekit.diagram.graph import Graph
 from phasekit.diagram.model import Topology
 from phasekit.diagram.readers import aws, cloudflare, digitalocean, kubernetes
 from phasekit.plan import Plan
 
 
-def topology(plan: Plan, config: StackConfig | None = None) -> Topology:
+def topology(plan: Plan) -> Topology:
     """The stack's significant resources, grouped by network boundary, with who-talks-to-whom edges. With the
-    stack's ``config``, the app droplets also list the processes and schedules they run (phases 1 and 2 carry
-    them in the rollout bundle, which the plan cannot show); phase 3's are read from the plan either way. Without
-    ``config``, the plan's own (``Plan.config``)."""
-    graph = Graph(plan, config if config is not None else plan.config)
+    stack's config (``Plan.config``), the app droplets also list the processes and schedules they run (phases 1 and
+    2 carry them in the rollout bundle, which the recording cannot show); phase 3's are read from the recording."""
+    graph = Graph(plan)
     graph.boundary("internet", "Internet", "internet", None)
     graph.node("users", "Users", ["browsers, API clients"], "actor", "internet")
     cloudflare.read_nodes(graph)

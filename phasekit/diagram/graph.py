@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from components.testing import RecordedResource, Recording
-from infra.config import StackConfig
 from phasekit.change_risk import data_held
 from phasekit.diagram.model import Boundary, BoundaryKind, Edge, EdgeKind, Node, NodeKind, Topology
 from phasekit.plan import Plan, masked_inputs
@@ -21,10 +20,10 @@ from phasekit.plan import Plan, masked_inputs
 class Graph:
     """One plan's recording, and the picture the readers draw from it."""
 
-    def __init__(self, plan: Plan, config: StackConfig | None = None) -> None:
+    def __init__(self, plan: Plan) -> None:
         self.plan = plan
-        self.config = config
-        """The stack's config, when the caller has it: the only source of what a droplet runs besides the web
+        self.config = plan.config
+        """The stack's config, when the plan has it: the only source of what a droplet runs besides the web
         process (the processes and schedules travel in the rollout bundle, unknown offline)."""
         self.recording: Recording = plan.recording
         self._by_urn = {resource.urn: resource for resource in self.recording.resources}
