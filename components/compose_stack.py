@@ -395,8 +395,9 @@ def compose_config(stack: HostStack, config_digests: Mapping[str, str] | None = 
 
 def schedule_status_service(images: ServiceImages, always: Mapping[str, object]) -> dict:
     """Phase 2's first app droplet: a Caddy serving ``status/`` to the other web hosts' proxies. On the VPC address
-    only (Docker's published ports bypass the host's own firewall, so the cloud firewall would otherwise be the one
-    layer); the address arrives with the rollout, in .env, and Compose refuses to start the service without it."""
+    only (Docker's published ports bypass the host's own firewall: its DNAT happens before INPUT, moby/moby#4737, so
+    the cloud firewall would otherwise be the one layer); the address arrives with the rollout, in .env, and Compose
+    refuses to start the service without it."""
     return {
         "image": images.caddy,
         "command": ["caddy", "run", "--config", "/etc/caddy/status.json"],

@@ -65,8 +65,9 @@ docker CLI to start and clean up, so systemd's own timeout only ever catches a h
 
 def process_services(processes: Sequence[ProcessSpec], image: str, shared: Mapping[str, object]) -> dict:
     """The Compose services of the app's processes; ``shared`` holds what every app service has (env file,
-    dependencies, restart policy, logging). ``deploy.replicas`` is the Compose Specification's container count, which
-    Compose v2 honours outside Swarm (docs.docker.com/reference/compose-file/deploy/#replicas)."""
+    dependencies, restart policy, logging). ``deploy.replicas`` is the Compose Specification's container count
+    (docs.docker.com/reference/compose-file/deploy/#replicas), which Compose v2 honours outside Swarm: compose-go's
+    ``ServiceConfig.GetScale`` returns it when ``scale`` is unset."""
     return {
         process.name: {
             "image": image,

@@ -348,6 +348,34 @@ def test_a_rollouts_pause_holds_until_deploy_resumes(host):
     assert (host / "status/schedules.txt").exists()
 
 
+def test_the_resume_retires_old_timers_installs_the_new_ones_and_publishes(host):
+    """deploy.sh's resume lines run for real, /etc/systemd/system moved to a folder here and systemctl stubbed (no
+    systemd here): a schedule no longer configured loses its units, the current ones are installed and enabled, the
+    pause mark goes and the status file comes back."""
+    units = host.parent / "etc-systemd"
+    units.mkdir()
+    for stale in ("phasekit-schedule-gone.timer", "phasekit-schedule-gone.service"):
+        (units / stale).write_text("[Unit]\n")
+    (host / "systemd").mkdir()
+    for name, content in schedule_units(SCHEDULES, str(host)).items():
+        (host / "systemd" / name).write_text(content)
+    (host.parent / "bin" / "systemctl").write_text("#!/bin/sh\necho \"systemctl $*\" >> \"$RUN_LOG\"\n")
+    (host.parent / "bin" / "systemctl").chmod(0o755)
+    (host / "schedules-paused").touch()
+    _, after = schedule_steps(SCHEDULES)
+    script = "\n".join(after).replace("/etc/systemd/system", str(units))
+    env = {**os.environ, "PATH": f"{host.parent / 'bin'}:{os.environ['PATH']}", "RUN_LOG": str(host / "runs.log")}
+    subprocess.run(["sh", "-euc", script], cwd=host, env=env, check=True, timeout=30)
+    assert sorted(path.name for path in units.iterdir()) == sorted(schedule_units(SCHEDULES, str(host)))
+    assert (host / "runs.log").read_text().splitlines() == [
+        "systemctl disable --now phasekit-schedule-gone.timer",
+        "systemctl daemon-reload",
+        "systemctl enable --now phasekit-schedule-refresh-trending.timer phasekit-schedule-expire-sessions.timer",
+    ]
+    assert not (host / "schedules-paused").exists()
+    assert (host / "status/schedules.txt").read_text().startswith("schedules ok ")
+
+
 def test_a_container_killed_before_its_limit_is_not_reported_as_a_timeout(host):
     killed = _schedule(host, "run", "refresh", "60", "5", exit_code=137)
     assert killed.returncode == 137
