@@ -79,7 +79,7 @@ IsoDate = Annotated[date, BeforeValidator(_iso_date_string)]
 PriceId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]*$")]
 Unit = Literal[
     "month", "hour", "GiB-month", "GB-month", "node-hour", "node-month", "IOPS-month", "MBps-month",
-    "million-requests", "GB", "GiB", "LCU-hour", "vCPU-hour", "alarm-month", "key-month", "zone-month",
+    "million-requests", "GB", "GiB", "LCU-hour", "vCPU-hour", "alarm-month", "key-month", "secret-month", "zone-month",
     "100k-notifications", "fraction-of-droplet-price", "fraction-of-redis-oss-node-price",
 ]
 
@@ -705,13 +705,31 @@ def _aws_rds_instance(pricer: _Pricer, resource: RecordedResource) -> None:
         pricer.usage(resource, "RDS backup storage beyond 100 % of provisioned storage",
                      f"assumed {_plain(gb)} GB a month beyond the free 100 % x ${entry.usd}/GB-month",
                      gb * entry.usd, [entry], AWS)
+    if inputs.get("manageMasterUserPassword") is True:
+        # RDS creates and rotates the secret itself (ManageMasterUserPassword): billed, never recorded.
+        pricer.fixed(resource, "aws-secrets-manager-secret", "Secrets Manager secret of the RDS-managed master "
+                     "password", AWS)
+    _aws_rds_logs(pricer, resource)
+
+
+def _aws_rds_logs(pricer: _Pricer, resource: RecordedResource) -> None:
+    """CloudWatch Logs that RDS writes into log groups of its own, outside the program: billed, never recorded.
+
+    "RDS delivers the metrics from Enhanced Monitoring to your Amazon CloudWatch Logs account"
+    (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_Monitoring.html), into the ``RDSOSMetrics`` log
+    group: the same usage line as exported logs."""
+    inputs, logs = resource.inputs, pricer.entry("aws-cloudwatch-logs")
+    entries = [logs] if logs is not None else []
     exports = inputs.get("enabledCloudwatchLogsExports")
     if isinstance(exports, list) and exports:
-        # Exported logs land in log groups RDS creates itself, outside the program: billed, never recorded.
-        logs = pricer.entry("aws-cloudwatch-logs")
         pricer.usage(resource, "CloudWatch Logs ingestion and storage",
                      f"RDS exports its {', '.join(str(name) for name in exports)} logs; volume follows activity; "
-                     "price not sourced yet (unconfirmed)", None, [logs] if logs is not None else [], AWS)
+                     "price not sourced yet (unconfirmed)", None, entries, AWS)
+    interval = _number(inputs.get("monitoringInterval"))
+    if interval:
+        pricer.usage(resource, "CloudWatch Logs ingestion and storage (Enhanced Monitoring)",
+                     f"RDSOSMetrics events every {_plain(interval)} s per instance; price not sourced yet "
+                     "(unconfirmed)", None, entries, AWS)
 
 
 def _aws_replication_group(pricer: _Pricer, resource: RecordedResource) -> None:

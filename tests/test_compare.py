@@ -90,8 +90,8 @@ read from each stack's offline plan; prices from phasekit/prices.yaml as of 2026
 
   Monthly cost (USD)               phase1      phase2      phase3
   priced total                      16.40       76.00      400.58
-  unconfirmed leads                  0.00       12.00        1.00
-  total + unconfirmed leads         16.40       88.00      401.58
+  unconfirmed leads                  0.00       12.00        1.40
+  total + unconfirmed leads         16.40       88.00      401.98
   items with no price                   6           9           1
   usage-based items                     3           3          13
 
@@ -973,10 +973,10 @@ def test_migration_json_phase1_to_phase2(plans):
 
 def test_keeping_an_aws_source_a_week_costs_its_hourly_share(plans):
     document = migration_json(plans["phase3"], plans["phase1"])
-    # AWS bills by the hour: 7 days = 168 of the month's 730 hours; the KMS key's lead stays apart.
+    # AWS bills by the hour: 7 days = 168 of the month's 730 hours; the leads (KMS key, master secret) stay apart.
     assert document["cost"]["keepSourceUsd"] == str((Decimal("400.58") * 168 / 730).quantize(Decimal("0.01")))
     assert document["cost"]["keepSourceUsd"] == "92.19"
-    assert document["cost"]["keepSourceUnconfirmedLeadUsd"] == "0.23"
+    assert document["cost"]["keepSourceUnconfirmedLeadUsd"] == "0.32"
 
 
 def test_a_stack_compared_with_itself_is_refused(plans):

@@ -103,12 +103,13 @@ def test_catalog_follows_prices_md_and_marks_what_it_adds(catalog):
     assert catalog.sources["A12"].in_prices_md is False
     added = sorted(entry.id for entry in catalog.prices if not entry.in_prices_md)
     assert added == ["aws-sns-email", "do-cloud-firewall"]
+    assert catalog.sources["A14"].in_prices_md is False
     assert {entry.id: entry.source for entry in catalog.prices if not entry.in_prices_md} == {
         "aws-sns-email": ("A13",), "do-cloud-firewall": ("D13",)}
     unconfirmed = sorted(entry.id for entry in catalog.prices if entry.status is PriceStatus.UNCONFIRMED)
     assert unconfirmed == [
         "aws-cloudwatch-alarm-free-tier", "aws-cloudwatch-logs", "aws-data-transfer-out", "aws-kms-key",
-        "aws-rds-pg-db.r7g.large-single", "aws-s3-standard-storage", "cf-business-plan", "cf-pro-plan", "do-droplet-premium-basic",
+        "aws-rds-pg-db.r7g.large-single", "aws-s3-standard-storage", "aws-secrets-manager-secret", "cf-business-plan", "cf-pro-plan", "do-droplet-premium-basic",
         "do-load-balancer-node", "do-reserved-ip-unassigned"]
     assert catalog.specs.aws_ec2["t3.large"].memory_gib == D("8")
     assert catalog.specs.aws_rds["db.t4g.medium"].vcpus == 2
@@ -235,11 +236,13 @@ def test_phase3_total(estimates):
     )
     assert expected == D("400.58")
     assert estimates["phase3"].total_usd == expected
-    # The KMS key for Kubernetes Secrets: PRICES.md has no confirmed price, so only its lead shows.
+    # The KMS key for Kubernetes Secrets and RDS's master secret: PRICES.md has no confirmed price, so only
+    # their leads show.
     assert [(line.name, line.description, line.lead_usd) for line in estimates["phase3"].unconfirmed] == [
-        ("cluster-secrets-key", "KMS customer managed key", D("1.00"))]
-    assert estimates["phase3"].unconfirmed_lead_usd == D("1.00")
-    assert estimates["phase3"].total_with_leads_usd == D("401.58")
+        ("cluster-secrets-key", "KMS customer managed key", D("1.00")),
+        ("database-db", "Secrets Manager secret of the RDS-managed master password", D("0.40"))]
+    assert estimates["phase3"].unconfirmed_lead_usd == D("1.40")
+    assert estimates["phase3"].total_with_leads_usd == D("401.98")
 
 
 @pytest.mark.parametrize(("stack", "budget"), [("phase1", D("20")), ("phase2", D("100")), ("phase3", D("600"))])
@@ -262,13 +265,24 @@ def test_phase3_lines_name_their_prices_and_status(estimates):
         ("ingress-cert", "ACM certificate (imported): no price in catalog")]
     assert sorted(line.name for line in estimates["phase3"].usage_based) == [
         "account (data transfer)", "alerts-topic", "backups-bucket", "cache-cache", "cluster-control-plane-logs", "cluster-nodes",
-        "database-db", "database-db", "edge-media", "ingress-alb", "ingress-logs", "network-flow-logs",
-        "network-nat-us-east-1a"]
-    [exported] = [line for line in estimates["phase3"].usage_based
-                  if line.name == "database-db" and line.description.startswith("CloudWatch Logs")]
+        "database-db", "database-db", "database-db", "edge-media", "ingress-alb", "ingress-logs",
+        "network-flow-logs", "network-nat-us-east-1a"]
+    exported, monitoring = [line for line in estimates["phase3"].usage_based
+                            if line.name == "database-db" and line.description.startswith("CloudWatch Logs")]
     assert (exported.assumption, exported.assumed_usd, exported.status, exported.price_ids) == (
         "RDS exports its postgresql, upgrade logs; volume follows activity; price not sourced yet (unconfirmed)",
         None, PriceStatus.UNCONFIRMED, ("aws-cloudwatch-logs",))
+    assert (monitoring.description, monitoring.assumption, monitoring.price_ids) == (
+        "CloudWatch Logs ingestion and storage (Enhanced Monitoring)",
+        "RDSOSMetrics events every 60 s per instance; price not sourced yet (unconfirmed)", ("aws-cloudwatch-logs",))
+
+
+def test_the_rds_managed_master_secret_is_an_unconfirmed_lead_beside_the_total(estimates):
+    # RDS creates the secret itself, so no resource of the program carries it: the instance's line does.
+    [secret] = [line for line in estimates["phase3"].unconfirmed
+                if line.price_ids == ("aws-secrets-manager-secret",)]
+    assert (secret.name, secret.description, secret.monthly_usd, secret.lead_usd) == (
+        "database-db", "Secrets Manager secret of the RDS-managed master password", None, D("0.40"))
 
 
 def test_phase1_cost_section_line_by_line(estimates):
