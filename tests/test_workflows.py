@@ -9,12 +9,16 @@
 - plan.yml's and deploy.yml's report steps run for real (scripts/plan-report.sh and phasekit) in a
   throwaway git repository; plan-comment.yml's comment step runs for real with ``gh`` replaced by a
   recorder, because the GitHub API is out of reach here.
+- deploy.yml's runner-label step and phase-3 version check run for real the way a runner runs them: a
+  stand-in ``aws``, and on PATH a ``python`` with the standard library only (as actions/setup-python leaves
+  it) and no .venv/bin, so a step that needs the project's packages must name .venv/bin/python.
 
 What this cannot prove: that GitHub runs the workflows (actionlint 1.6.22 predates the ``vars`` context and
 newer runner labels, so the workflows use neither), the third-party actions' behaviour (pulumi/actions,
 configure-aws-credentials, the artifact actions: their inputs were read from their action.yml at the
-pinned commits), the GitHub API's real answers to the commenter, and that the environments exist with
-required reviewers (a repository setting).
+pinned commits), the GitHub API's real answers to the commenter and the AWS CLI's to the version check
+(the stand-in answers with the messages the CLI prints), and that the environments exist with required
+reviewers (a repository setting).
 """
 
 from __future__ import annotations
@@ -283,7 +287,7 @@ def test_the_matrices_list_exactly_the_committed_stacks():
     deploy = load("deploy.yml")["jobs"]
     # phase3 deploys in its own job, on a runner that reaches its cluster's API.
     assert deploy["deploy"]["strategy"]["matrix"] == {"stack": ["phase1", "phase2"]}
-    assert deploy["deploy-phase3"]["environment"] == "phase3"
+    assert deploy["deploy"]["strategy"]["matrix"]["stack"] + [deploy["deploy-phase3"]["environment"]] == committed
 
 
 # --------------------------------------------------------------------------------------------
@@ -565,50 +569,6 @@ def test_phase3_deploys_only_on_the_self_hosted_runner_the_repository_names():
     assert label["run"].splitlines()[-1] == 'echo "label=$PHASE3_RUNNER_LABEL" >>"$GITHUB_OUTPUT"'
 
 
-def _version_check_python() -> str:
-    run = step_named(load("deploy.yml"), "deploy-phase3", "Refuse a Kubernetes version jump of more than one minor")["run"]
-    return run.split("<<'PY'\n", 1)[1].rsplit("PY\n", 1)[0]
-
-
-@pytest.mark.parametrize(("running", "status", "output"), [
-    ("1.34", 0, ""),
-    ("1.35", 0, ""),
-    ("1.33", 1, "::error::cluster.version '1.35' is 2 minor versions above the running '1.33'; allowed: '1.33' or "
-                "'1.34' (EKS upgrades one minor version at a time: deploy each step, nodes and add-ons included, "
-                "before the next)\n"),
-])
-def test_the_deploy_refuses_a_jump_of_more_than_one_minor_from_the_running_cluster(running, status, output):
-    # The step's own Python, run against the committed Pulumi.phase3.yaml (cluster.version 1.35).
-    result = subprocess.run([sys.executable, "-", running], input=_version_check_python(), cwd=ROOT,
-                            capture_output=True, text=True)
-    assert (result.returncode, result.stdout) == (status, output), result.stderr
-
-
-@pytest.mark.parametrize(("aws_says", "status", "output"), [
-    ("echo 1.34", 0, ""),
-    ("echo 1.33", 1, "::error::cluster.version '1.35' is 2 minor versions above the running '1.33'"),
-    ("echo 'An error occurred (ResourceNotFoundException) when calling the DescribeCluster operation' >&2; exit 254",
-     0, "no cluster phasekit-phase3-eks in us-east-1 yet: nothing to upgrade from"),
-    ("echo 'An error occurred (AccessDeniedException) when calling the DescribeCluster operation' >&2; exit 254",
-     1, "::error::cannot read the running version of phasekit-phase3-eks in us-east-1: An error occurred "
-        "(AccessDeniedException)"),
-])
-def test_the_version_check_asks_the_stacks_region_and_fails_closed(tmp_path, aws_says, status, output):
-    """The whole step with a stand-in ``aws``: it must ask phasekit:aws.region, and only a missing cluster may
-    skip the check (an access or region error used to read as "no cluster yet")."""
-    run = step_named(load("deploy.yml"), "deploy-phase3", "Refuse a Kubernetes version jump of more than one minor")["run"]
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "aws").write_text(f'#!/bin/sh\necho "$@" >> "{tmp_path}/aws-args"\n{aws_says}\n')
-    (bin_dir / "aws").chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_dir}:{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    result = subprocess.run(["bash", "-e", "-c", run], cwd=ROOT, env=env, capture_output=True, text=True)
-    assert result.returncode == status, result.stderr
-    assert result.stdout.startswith(output)
-    assert (tmp_path / "aws-args").read_text() == (
-        "eks describe-cluster --region us-east-1 --name phasekit-phase3-eks --query cluster.version --output text\n")
-
-
 def test_deploy_takes_allow_data_loss_only_from_the_merged_pull_requests_labels():
     """Labels need triage access, which a fork's author does not have; plan.yml's own verdict (which a fork can
     rewrite) never reaches the deploy."""
@@ -629,6 +589,143 @@ def test_deploy_takes_allow_data_loss_only_from_the_merged_pull_requests_labels(
 def test_deploy_paths_include_every_stack_file_and_the_program():
     paths = triggers(load("deploy.yml"))["push"]["paths"]
     assert {"Pulumi.yaml", "Pulumi.*.yaml", "infra/**", "components/**", "policy/**"} <= set(paths)
+
+
+# --------------------------------------------------------------------------------------------
+# deploy.yml's own shell steps, run as the runner runs them
+
+
+VERSION_CHECK = "Refuse a Kubernetes version jump of more than one minor"
+RUNNER_LABEL = "Is there a runner that reaches the phase-3 cluster API?"
+TWO_MINOR_JUMP = ("::error::cluster.version '1.35' is 2 minor versions above the running '1.33'; allowed: '1.33' or "
+                  "'1.34' (EKS upgrades one minor version at a time: deploy each step, nodes and add-ons included, "
+                  "before the next)\n")
+DESCRIBE_CLUSTER = "eks describe-cluster --region us-east-1 --name {} --query cluster.version --output text\n"
+
+
+@pytest.fixture(scope="module")
+def runners_python(tmp_path_factory) -> Path:
+    """An interpreter with the standard library only, like the ``python`` actions/setup-python puts on PATH:
+    scripts/bootstrap.sh installs pydantic, pulumi and phasekit into .venv, not into it."""
+    folder = tmp_path_factory.mktemp("runners-python")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True, timeout=120)
+    probe = subprocess.run([str(folder / "bin" / "python"), "-c", "import pydantic"], capture_output=True,
+                           text=True, timeout=60, check=False)
+    assert (probe.returncode, probe.stderr.splitlines()[-1:]) == (1, ["ModuleNotFoundError: No module named 'pydantic'"])
+    return folder / "bin" / "python"
+
+
+def run_like_the_runner(script: str, tmp_path: Path, runners_python: Path, *, cwd: Path = ROOT, aws_says: str = "",
+                        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``script`` as GitHub runs a bash step (``bash --noprofile --norc -eo pipefail``) in the checkout, with PATH =
+    a stand-in ``aws`` that records its arguments in ``tmp_path/aws-args`` and then runs ``aws_says``, the
+    runner's own ``python``/``python3`` (no project packages), and the system's tools. No .venv/bin on PATH: a
+    step that needs the project's packages must name .venv/bin/python itself."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "aws").write_text(f'#!/bin/sh\necho "$@" >> "{tmp_path}/aws-args"\n{aws_says}\n')
+    for name in ("python", "python3"):
+        # A wrapper, not a symlink: through a symlink elsewhere Python would not find the venv's pyvenv.cfg.
+        (bin_dir / name).write_text(f'#!/bin/sh\nexec "{runners_python}" "$@"\n')
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    return subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], cwd=cwd,
+                          env={"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path), **(env or {})},
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.mark.parametrize(("aws_says", "status", "output"), [
+    ("echo 1.35", 0, ""),
+    ("echo 1.34", 0, ""),
+    ("echo 1.33", 1, TWO_MINOR_JUMP),
+    ("echo 1.36", 1, "::error::cluster.version '1.35' is below the running '1.36'; allowed: '1.36' or '1.37' "
+                     "(EKS cannot downgrade a control plane)\n"),
+    ("echo 'An error occurred (ResourceNotFoundException) when calling the DescribeCluster operation: No cluster "
+     "found for name: phasekit-phase3-eks.' >&2; exit 254",
+     0, "no cluster phasekit-phase3-eks in us-east-1 yet: nothing to upgrade from\n"),
+    ("echo 'An error occurred (AccessDeniedException) when calling the DescribeCluster operation' >&2; exit 254",
+     1, "::error::cannot read the running version of phasekit-phase3-eks in us-east-1: An error occurred "
+        "(AccessDeniedException) when calling the DescribeCluster operation\n"),
+])
+def test_the_version_check_runs_on_the_runner_asks_the_stacks_region_and_fails_closed(
+        tmp_path, runners_python, aws_says, status, output):
+    """The whole step against the committed Pulumi.phase3.yaml (cluster.version 1.35, phasekit:aws.region
+    us-east-1), with the runner's own ``python`` first on PATH: that interpreter has no pydantic, so a step that
+    called bare ``python`` failed every run with ModuleNotFoundError. Only a missing cluster may skip the check."""
+    run = step_named(load("deploy.yml"), "deploy-phase3", VERSION_CHECK)["run"]
+    result = run_like_the_runner(run, tmp_path, runners_python, aws_says=aws_says)
+    assert (result.returncode, result.stdout) == (status, output), result.stderr
+    assert (tmp_path / "aws-args").read_text() == DESCRIBE_CLUSTER.format("phasekit-phase3-eks")
+
+
+def test_the_version_check_finds_the_cluster_of_a_renamed_project(tmp_path, runners_python):
+    """infra/phase3.py names the cluster physical_name(<Pulumi.yaml name>, <stack>, "eks"); a check that spelled
+    "phasekit" asked for a cluster that does not exist, read ResourceNotFoundException as a first deploy, and let
+    a two-minor jump through."""
+    project = tmp_path / "project"
+    project.mkdir()
+    for entry in ROOT.iterdir():
+        if entry.name not in {"Pulumi.yaml", ".git"}:
+            (project / entry.name).symlink_to(entry)
+    committed = (ROOT / "Pulumi.yaml").read_text()
+    assert committed.startswith("name: phasekit\n")
+    (project / "Pulumi.yaml").write_text(committed.replace("name: phasekit\n", "name: Acme_Shop\n", 1))
+    aws_says = ('case "$*" in *" --name acme-shop-phase3-eks "*) echo 1.33 ;; *) echo "An error occurred '
+                '(ResourceNotFoundException) when calling the DescribeCluster operation" >&2; exit 254 ;; esac')
+    run = step_named(load("deploy.yml"), "deploy-phase3", VERSION_CHECK)["run"]
+    result = run_like_the_runner(run, tmp_path, runners_python, cwd=project, aws_says=aws_says)
+    assert (result.returncode, result.stdout) == (1, TWO_MINOR_JUMP), result.stderr
+    assert (tmp_path / "aws-args").read_text() == DESCRIBE_CLUSTER.format("acme-shop-phase3-eks")
+
+
+@pytest.mark.parametrize(("label", "output", "step_output"), [
+    ("", "::notice::PHASE3_RUNNER_LABEL is empty: phase3 is not deployed (see docs/phase3-operations.md)\n",
+     "label=\n"),
+    ("phasekit-phase3", "", "label=phasekit-phase3\n"),
+])
+def test_an_empty_runner_label_skips_the_phase3_deploy_with_a_notice(tmp_path, runners_python, label, output,
+                                                                     step_output):
+    """The checks job's step, run for real; deploy-phase3 runs only when its output is not ''."""
+    deploy = load("deploy.yml")
+    github_output = tmp_path / "github-output"
+    github_output.write_text("")
+    result = run_like_the_runner(step_named(deploy, "checks", RUNNER_LABEL)["run"], tmp_path, runners_python,
+                                 env={"PHASE3_RUNNER_LABEL": label, "GITHUB_OUTPUT": str(github_output)})
+    assert (result.returncode, result.stdout, result.stderr) == (0, output, "")
+    assert github_output.read_text() == step_output
+    assert deploy["jobs"]["deploy-phase3"]["if"].endswith(" && needs.checks.outputs.phase3-runner != ''")
+
+
+# A command word ``python``, ``python3`` or ``python3.N`` that no path names: on a runner that is
+# actions/setup-python's interpreter, which has none of the project's packages. ``python3 -m venv`` is allowed:
+# it creates a virtualenv and runs no project code.
+BARE_PYTHON = re.compile(r"(?<![\w./-])python(?:3(?:\.\d+)?)?(?![\w.-])(?! -m venv )")
+
+
+def bare_python_lines(script: str) -> list[str]:
+    return [line.strip() for line in script.splitlines()
+            if not line.lstrip().startswith("#") and BARE_PYTHON.search(line)]
+
+
+@pytest.mark.parametrize(("line", "bare"), [
+    ("""cluster=$(python -c 'from infra.naming import physical_name')""", True),
+    ("""python - "$running" <<'PY'""", True),
+    ("python3 scripts/report.py", True),
+    ("cat x | python3.11 -m phasekit plan", True),
+    ("python3 -m venv policy/.venv", False),
+    (""".venv/bin/python - "$running" <<'PY'""", False),
+    ("policy/.venv/bin/python -m pip install -r policy/requirements.txt", False),
+    ("# bare python lacks pydantic", False),
+    ('echo "python-version"', False),
+])
+def test_the_bare_python_finder(line, bare):
+    assert bare_python_lines(line) == ([line] if bare else [])
+
+
+@pytest.mark.parametrize("name", WORKFLOW_NAMES)
+def test_no_run_step_runs_project_code_with_the_runners_python(name):
+    found = {script.where: bare_python_lines(script.script) for script in run_scripts(load(name), name)}
+    assert found == {where: [] for where in found}
 
 
 # --------------------------------------------------------------------------------------------
