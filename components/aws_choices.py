@@ -7,10 +7,35 @@ without paying the AWS SDK's import time in phases 1 and 2.
 from __future__ import annotations
 
 import ipaddress
+import re
 from enum import StrEnum
 
 RFC1918 = tuple(ipaddress.IPv4Network(block) for block in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 """The ranges AWS accepts for a VPC's primary block (Python's ``is_private`` also admits others)."""
+
+SECURITY_GROUP_ID = re.compile(r"sg-[0-9a-f]{8,17}")
+"""An EC2 security group id: ``sg-`` and 8 (older groups) or 17 lowercase hex digits."""
+
+SECURITY_GROUP_ID_ALLOWED = "'sg-' and 8 to 17 lowercase hex digits, e.g. sg-0123456789abcdef0"
+
+WRITABLE_PATH_ALLOWED = ("an absolute directory path without '.' or '..' segments or a trailing '/', not '/' and "
+                         "not in /proc, /sys or /dev, e.g. /var/cache/nginx")
+_WRITABLE_PATH = re.compile(r"/[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
+_RUNTIME_TREES = ("proc", "sys", "dev")
+
+
+def writable_path_allowed(path: str) -> bool:
+    """Whether an emptyDir can be mounted at ``path`` in the app's containers (the read-only root's writable
+    places). Refused beside malformed paths: ``.``/``..`` segments (the path names another directory than it
+    reads), and the trees the container runtime mounts itself. runc refuses any mount inside /proc
+    (opencontainers/runc libcontainer/rootfs_linux.go ``checkProcMount``: "cannot be mounted because it is inside
+    /proc"), and an emptyDir over /dev or /sys hides the device nodes and sysfs the runtime put there, so the
+    pod fails at start or at its first use of /dev/null; ``pulumi up`` would then wait out the Deployment's
+    10-minute timeout."""
+    segments = path.split("/")[1:]
+    return (_WRITABLE_PATH.fullmatch(path) is not None and not {".", ".."} & set(segments)
+            and segments[0] not in _RUNTIME_TREES)
+
 
 NODE_PORT_RANGE = (30000, 32767)
 """Kubernetes' default NodePort range: where the app Service listens on every node and the ALB forwards."""
@@ -119,6 +144,11 @@ def version_step_problem(running: str, configured: str) -> str | None:
     return None
 
 
+def next_minor_version(version: str) -> str:
+    """The Kubernetes minor after ``version`` (``'1.34'`` -> ``'1.35'``): where EKS takes a cluster it upgrades."""
+    return f"1.{_minor(version) + 1}"
+
+
 def _minor(version: str) -> int:
     major, _, minor = version.partition(".")
     if major != "1" or not minor.isdigit():
@@ -132,19 +162,23 @@ NODE_SPECS: dict[str, tuple[int, int, int]] = {
     # type: (vCPUs, memory MiB, max pods with the VPC CNI's default secondary-IP mode)
     "t3.medium": (2, 4096, 17), "t3.large": (2, 8192, 35), "t3.xlarge": (4, 16384, 58),
     "t3.2xlarge": (8, 32768, 58),
+    "t3a.medium": (2, 4096, 17), "t3a.large": (2, 8192, 35), "t3a.xlarge": (4, 16384, 58),
     "t4g.medium": (2, 4096, 17), "t4g.large": (2, 8192, 35), "t4g.xlarge": (4, 16384, 58),
     "m5.large": (2, 8192, 29), "m5.xlarge": (4, 16384, 58),
+    "m6a.large": (2, 8192, 29), "m6a.xlarge": (4, 16384, 58),
     "m6i.large": (2, 8192, 29), "m6i.xlarge": (4, 16384, 58),
     "m7i.large": (2, 8192, 29), "m7i.xlarge": (4, 16384, 58),
     "m6g.large": (2, 8192, 29), "m6g.xlarge": (4, 16384, 58),
     "m7g.large": (2, 8192, 29), "m7g.xlarge": (4, 16384, 58),
-    "c6i.large": (2, 4096, 29), "c7g.large": (2, 4096, 29),
+    "c6i.large": (2, 4096, 29), "c6i.xlarge": (4, 8192, 58), "c7g.large": (2, 4096, 29),
     "r6g.large": (2, 16384, 29), "r7g.large": (2, 16384, 29),
 }
 """vCPUs and memory from the EC2 instance-type pages
-(https://docs.aws.amazon.com/ec2/latest/instancetypes/gp.html); max pods from the EKS AMI's
-eni-max-pods.txt (ENIs x (IPv4 addresses per ENI - 1) + 2, https://github.com/awslabs/amazon-eks-ami). A type
-missing here is not checked (its capacity is unknown), never guessed."""
+(https://docs.aws.amazon.com/ec2/latest/instancetypes/gp.html, co.html); max pods from the EKS AMI's
+eni-max-pods.txt (ENIs x (IPv4 addresses per ENI - 1) + 2, https://github.com/awslabs/amazon-eks-ami,
+templates/shared/runtime/eni-max-pods.txt; the t3a, m6a and c6i.xlarge rows read there 2026-12-04). A type
+missing here is not checked (its capacity is unknown), never guessed: the plan warns about it instead
+(``infra.config_phase3.unchecked_fit_warning``)."""
 
 EBS_CSI_CONTAINER_CPU_MILLICORES = 10
 EBS_CSI_CONTAINER_MEMORY_MIB = 40

@@ -1,12 +1,25 @@
 """The app's own least-privilege PostgreSQL role, created by a Kubernetes Job with the RDS master credentials.
 
-RDS keeps the master password in Secrets Manager (``manage_master_user_password``), so neither Pulumi nor the
-pod spec ever holds it. Each ``pulumi up`` whose inputs changed runs a Job (before the release Job) that:
+The master credentials come from one of two places, whichever the instance allows:
 
-1. an init container (the AWS CLI image) reads the master secret, ``{"username": ..., "password": ...}`` (the
-   JSON RDS writes, https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-secrets-manager.html), through
-   IRSA into a memory-backed emptyDir (``--secret-id`` is the ARN, not a secret);
-2. the main container (the PostgreSQL image) parses it with Perl's JSON::PP, deletes the file, puts user and
+- RDS keeps the master password in Secrets Manager (``manage_master_user_password``, the default), so neither
+  Pulumi nor the pod spec ever holds it: ``master_secret_arn`` with ``iam_role_arn``;
+- with read replicas RDS cannot manage it (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/
+  rds-secrets-manager.html, "Limitations"), so Pulumi generates it and it is in Pulumi's state anyway (encrypted):
+  ``master_username`` with ``master_password``, which this module writes into a Kubernetes Secret of the app's
+  namespace (``<app>-database-role-master-...``) the Job mounts. The password is then also in that Secret (etcd,
+  encrypted with the cluster's KMS key when EksCluster's secrets encryption is on), readable by whoever may read
+  Secrets in the namespace; the app still never connects as the master user.
+
+Each ``pulumi up`` whose inputs changed runs a Job (before the release Job) that:
+
+1. with Secrets Manager, an init container (the AWS CLI image) reads the master secret, ``{"username": ...,
+   "password": ...}`` (the JSON RDS writes, https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/
+   rds-secrets-manager.html), through IRSA into a memory-backed emptyDir (``--secret-id`` is the ARN, not a
+   secret); with a Kubernetes Secret, the same JSON (``master_credentials_json``) is mounted at the same path from
+   the Secret (a Secret volume is memory-backed too) and there is no init container;
+2. the main container (the PostgreSQL image) parses it with Perl's JSON::PP, deletes the file (on the read-only
+   Secret volume the delete fails, unchecked, and the file goes with the pod), puts user and
    password into ``PGUSER``/``PGPASSWORD`` of psql's own environment (never its command line) and runs
    ``app_role_sql``; the app role's password reaches psql as ``APP_ROLE_PASSWORD`` from a Kubernetes Secret and
    enters the SQL through ``\\getenv`` (psql 15 or later), again never on a command line.
@@ -49,7 +62,10 @@ PSQL_IMAGE = "postgres:17-bookworm@sha256:4f736ae292687621d4dbe0d499ffd024a36bd2
 and Perl with JSON::PP (postgresql-common depends on perl and libjson-perl)."""
 
 CREDENTIALS_DIR = "/run/database-master"
-CREDENTIALS_FILE = f"{CREDENTIALS_DIR}/master.json"
+CREDENTIALS_FILE_NAME = "master.json"
+CREDENTIALS_FILE = f"{CREDENTIALS_DIR}/{CREDENTIALS_FILE_NAME}"
+CREDENTIALS_FILE_MODE = 0o440
+"""Owner and group read: the kubelet makes the pod's ``fsGroup`` (the Job's uid's group) the file's group."""
 SQL_DIR = "/etc/database-role"
 SQL_FILE_NAME = "app-role.sql"
 HOME_DIR = "/tmp"
@@ -155,6 +171,12 @@ def connection_environment(port: int, database: str) -> dict[str, str]:
             "PGCONNECT_TIMEOUT": "10", "PGAPPNAME": "phasekit-database-role", "HOME": HOME_DIR}
 
 
+def master_credentials_json(username: str, password: str) -> str:
+    """The master credentials as RDS writes them into its Secrets Manager secret (``{"username", "password"}``), so
+    the Job parses a Kubernetes Secret exactly as it parses RDS's secret."""
+    return json.dumps({"username": username, "password": password})
+
+
 def master_secret_reader_policy(secret_arn: str, kms_key_arn: str | None = None) -> str:
     """The Job's IAM policy: read exactly this secret; decrypt only with a customer managed key (the default
     ``aws/secretsmanager`` key needs no grant: Secrets Manager decrypts on the caller's behalf)."""
@@ -183,15 +205,6 @@ class DatabaseRoleJobArgs:
     role_password: pulumi.Input[str]
     """The app role's password; a secret (a ``random.RandomPassword``)."""
 
-    master_secret_arn: pulumi.Input[str]
-    """ARN of RDS's master-user secret (``RdsPostgres.master_secret_arn``)."""
-
-    iam_role_arn: pulumi.Input[str]
-    """IRSA role allowed to read only that secret (``RdsPostgres.master_secret_reader_role_arn``)."""
-
-    aws_region: str
-    """Region of the secret (the AWS CLI needs it; the IRSA webhook may not set it)."""
-
     host: pulumi.Input[str]
     """The primary's address."""
 
@@ -202,18 +215,55 @@ class DatabaseRoleJobArgs:
     """The role's ``CONNECTION LIMIT``: at most what the app's pods and jobs open, below ``max_connections`` so
     the master user keeps slots."""
 
+    master_secret_arn: pulumi.Input[str] | None = None
+    """ARN of RDS's master-user secret (``RdsPostgres.master_secret_arn``) when RDS manages the master password;
+    needs ``iam_role_arn`` and ``aws_region``. Exclusive with ``master_password``."""
+
+    iam_role_arn: pulumi.Input[str] | None = None
+    """IRSA role allowed to read only that secret (``RdsPostgres.master_secret_reader_role_arn``)."""
+
+    aws_region: str | None = None
+    """Region of the secret (the AWS CLI needs it; the IRSA webhook may not set it)."""
+
+    master_username: pulumi.Input[str] | None = None
+    """The master user (``RdsPostgres.username``) when Pulumi generated the master password; with
+    ``master_password``."""
+
+    master_password: pulumi.Input[str] | None = None
+    """The generated master password (``RdsPostgres.password``, a secret) when RDS cannot manage it (read replicas):
+    written into a Kubernetes Secret the Job mounts. Exclusive with ``master_secret_arn``."""
+
     port: int = 5432
     aws_cli_image: str = AWS_CLI_IMAGE
     psql_image: str = PSQL_IMAGE
+
+
+def check_master_credentials(args: DatabaseRoleJobArgs) -> None:
+    """Raise unless the Job gets the master credentials from exactly one place, with what that place needs."""
+    if args.master_secret_arn is not None and args.master_password is not None:
+        raise ValueError("DatabaseRoleJobArgs: master_secret_arn (RDS manages the master password) and "
+                         "master_password (Pulumi generated it) are exclusive; pass one")
+    if args.master_secret_arn is not None:
+        for field_name in ("iam_role_arn", "aws_region"):
+            if getattr(args, field_name) is None:
+                raise ValueError(f"DatabaseRoleJobArgs.{field_name}: required with master_secret_arn (the Job reads "
+                                 "the secret through IRSA)")
+    elif args.master_password is None:
+        raise ValueError("DatabaseRoleJobArgs: no master credentials; pass master_secret_arn, iam_role_arn and "
+                         "aws_region (RDS manages the master password) or master_username and master_password")
+    elif args.master_username is None:
+        raise ValueError("DatabaseRoleJobArgs.master_username: required with master_password")
 
 
 def database_role_job(name: str, args: DatabaseRoleJobArgs, *, namespace: pulumi.Input[str],
                       labels: Mapping[str, str], security: tuple[k8s.core.v1.PodSecurityContextArgs,
                                                                  k8s.core.v1.SecurityContextArgs],
                       depends_on: Sequence[pulumi.Resource], parent: pulumi.Resource) -> k8s.batch.v1.Job:
-    """The ServiceAccount (annotated with the IAM role), the app password's Secret, the SQL's ConfigMap and the
-    Job that runs it, all in ``namespace``; returns the Job so the release Job can wait for it."""
+    """The ServiceAccount (annotated with the IAM role when the secret is in Secrets Manager), the app password's
+    Secret, the master credentials' Secret (when Pulumi generated the password), the SQL's ConfigMap and the Job
+    that runs it, all in ``namespace``; returns the Job so the release Job can wait for it."""
     check_role_name(args.role_name)
+    check_master_credentials(args)
     sql = app_role_sql(args.role_name, args.database, args.connection_limit)
     child = pulumi.ResourceOptions(parent=parent)
     account_name = role_job_service_account(name)
@@ -221,9 +271,10 @@ def database_role_job(name: str, args: DatabaseRoleJobArgs, *, namespace: pulumi
     def metadata(object_name: pulumi.Input[str] | None = None, **extra) -> k8s.meta.v1.ObjectMetaArgs:
         return k8s.meta.v1.ObjectMetaArgs(name=object_name, namespace=namespace, labels=dict(labels), **extra)
 
+    in_secrets_manager = args.master_secret_arn is not None
     account = k8s.core.v1.ServiceAccount(
         f"{name}-database-role-account", metadata=metadata(account_name, annotations={
-            "eks.amazonaws.com/role-arn": args.iam_role_arn}),
+            "eks.amazonaws.com/role-arn": args.iam_role_arn} if in_secrets_manager else None),
         # No Kubernetes API token: the IRSA webhook adds its own projected ServiceAccountToken volume (audience
         # sts.amazonaws.com) whatever automountServiceAccountToken says (aws/amazon-eks-pod-identity-webhook,
         # pkg/handler/handler.go updatePodSpec).
@@ -234,8 +285,18 @@ def database_role_job(name: str, args: DatabaseRoleJobArgs, *, namespace: pulumi
             lambda password: {PASSWORD_ENV: password})), opts=child)
     script = k8s.core.v1.ConfigMap(f"{name}-database-role-sql", metadata=metadata(role_sql_config_map(name)),
                                    data={SQL_FILE_NAME: sql}, opts=child)
+    # Auto-named, so new credentials give a new Secret the Job then mounts.
+    master = None if in_secrets_manager else k8s.core.v1.Secret(
+        f"{name}-database-role-master", metadata=metadata(), type="Opaque",
+        string_data=pulumi.Output.secret(pulumi.Output.all(args.master_username, args.master_password).apply(
+            lambda values: {CREDENTIALS_FILE_NAME: master_credentials_json(values[0], values[1])})), opts=child)
+    # The master secret's ARN, or a SHA-256 of the Kubernetes Secret's credentials: either way a new source reruns
+    # the Job, and no password enters the name.
+    source = args.master_secret_arn if in_secrets_manager else pulumi.Output.all(
+        args.master_username, args.master_password).apply(
+        lambda values: hashlib.sha256(master_credentials_json(values[0], values[1]).encode()).hexdigest())
     job_name = pulumi.Output.unsecret(pulumi.Output.all(
-        args.role_password, args.master_secret_arn, args.host, args.iam_role_arn).apply(
+        args.role_password, source, args.host, args.iam_role_arn if in_secrets_manager else "").apply(
         lambda values: role_job_name(name, {
             "sql": sql, "images": [args.aws_cli_image, args.psql_image], "password": hashlib.sha256(
                 values[0].encode()).hexdigest(), "secret": values[1], "host": values[2], "role": values[3]})))
@@ -250,16 +311,23 @@ def database_role_job(name: str, args: DatabaseRoleJobArgs, *, namespace: pulumi
             template=k8s.core.v1.PodTemplateSpecArgs(
                 metadata=k8s.meta.v1.ObjectMetaArgs(labels={
                     **labels, "app.kubernetes.io/name": name, "app.kubernetes.io/component": JOB_COMPONENT}),
-                spec=_role_pod_spec(args, name, password_secret.metadata.apply(lambda meta: meta.name), security),
+                spec=_role_pod_spec(args, name, password_secret.metadata.apply(lambda meta: meta.name),
+                                    master.metadata.apply(lambda meta: meta.name) if master is not None else None,
+                                    security),
             ),
         ),
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=[*depends_on, account, password_secret, script]),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[
+            *depends_on, account, password_secret, script, *([master] if master is not None else [])]),
     )
 
 
 def _role_pod_spec(args: DatabaseRoleJobArgs, app_name: str, password_secret_name: pulumi.Output[str],
+                   master_secret_name: pulumi.Output[str] | None,
                    security: tuple[k8s.core.v1.PodSecurityContextArgs, k8s.core.v1.SecurityContextArgs],
                    ) -> k8s.core.v1.PodSpecArgs:
+    """The pod: with ``master_secret_name`` (a Kubernetes Secret holding the master credentials) the file is that
+    Secret's projection and there is no init container; otherwise the init container fetches it from Secrets
+    Manager."""
     pod_security, container_security = security
     resources = k8s.core.v1.ResourceRequirementsArgs(requests={"cpu": "100m", "memory": "128Mi"},
                                                      limits={"memory": "256Mi"})
@@ -273,7 +341,7 @@ def _role_pod_spec(args: DatabaseRoleJobArgs, app_name: str, password_secret_nam
         restart_policy="Never",
         enable_service_links=False,
         security_context=pod_security,
-        init_containers=[k8s.core.v1.ContainerArgs(
+        init_containers=None if master_secret_name is not None else [k8s.core.v1.ContainerArgs(
             name="fetch-master-secret",
             image=args.aws_cli_image,
             command=fetch_master_secret_command(),
@@ -294,9 +362,13 @@ def _role_pod_spec(args: DatabaseRoleJobArgs, app_name: str, password_secret_nam
                                                                           read_only=True)],
         )],
         volumes=[
-            # Memory-backed: the master credentials never touch the node's disk, and vanish with the pod.
+            # Memory-backed either way (Secret volumes are tmpfs): the master credentials never touch the node's
+            # disk, and vanish with the pod.
             k8s.core.v1.VolumeArgs(name="credentials", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(
-                medium="Memory", size_limit="1Mi")),
+                medium="Memory", size_limit="1Mi")) if master_secret_name is None else k8s.core.v1.VolumeArgs(
+                name="credentials", secret=k8s.core.v1.SecretVolumeSourceArgs(
+                    secret_name=master_secret_name, default_mode=CREDENTIALS_FILE_MODE,
+                    items=[k8s.core.v1.KeyToPathArgs(key=CREDENTIALS_FILE_NAME, path=CREDENTIALS_FILE_NAME)])),
             k8s.core.v1.VolumeArgs(name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="64Mi")),
             k8s.core.v1.VolumeArgs(name="sql", config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(
                 name=role_sql_config_map(app_name))),

@@ -1,10 +1,11 @@
 """EksCluster: an EKS control plane and one managed node group, built from plain pulumi-aws resources.
 
 Creates
-- the cluster IAM role (``AmazonEKSClusterPolicy``, plus an inline policy letting EKS use the secrets key);
+- the cluster IAM role (``AmazonEKSClusterPolicy``; its use of the secrets key comes from the key policy alone);
 - a KMS key (rotation on, 30-day deletion window, an explicit key policy: the admin principals administer
-  it, only the cluster role encrypts and decrypts with it, grants only for AWS resources) and alias
-  ``alias/eks/<cluster_name>`` that envelope-encrypt Kubernetes Secrets;
+  it, only the cluster role encrypts and decrypts with it, grants only for AWS resources; no statement enables
+  IAM policies, so only the listed admins can ever manage it) and alias ``alias/eks/<cluster_name>`` that
+  envelope-encrypt Kubernetes Secrets;
 - the control-plane log group ``/aws/eks/<cluster_name>/cluster`` with ``log_retention_days`` retention,
   created before the cluster so EKS writes into a group Pulumi manages instead of an unmanaged one that never
   expires; retained on delete (EKS keeps writing, and re-creating it, after the cluster is gone) and adopted
@@ -12,6 +13,10 @@ Creates
 - the cluster: all five control-plane log types, private endpoint always on, public endpoint only when
   ``endpoint_public_access_cidrs`` is non-empty (and then only from those networks), authentication mode
   ``API`` (access entries only, no ``aws-auth`` ConfigMap) and no implicit admin for whoever created it;
+  before anything is created, the running cluster's version is read (``running_version``) and a jump of more
+  than one minor, or a downgrade, is refused at preview time;
+- with ``api_access_security_group_ids``: one rule per group on EKS's cluster security group admitting that
+  group on 443, so a CI runner or bastion inside the VPC reaches the private API endpoint;
 - an IAM OIDC provider for the cluster's issuer (audience ``sts.amazonaws.com``) for IAM roles for service
   accounts;
 - a node security group (all traffic between nodes, all egress; the NAT gateways carry image pulls) whose id
@@ -53,8 +58,10 @@ per Kubernetes minor (``KUBE_PROXY_VERSIONS``, from the EKS docs' table), the ot
 marks default for that minor, looked up at every preview (``addon_version_lookup``).
 
 Who can deploy: ``pulumi up`` must run as one of ``admin_principal_arns`` (nobody else is admin), with the
-AWS CLI installed (the kubeconfig runs it), from a network that reaches the API endpoint: with no public
-CIDRs that means from inside the VPC (VPN, bastion, or a runner in the VPC).
+AWS CLI installed (the kubeconfig runs it), from a network that reaches the API endpoint: an address in
+``endpoint_public_access_cidrs``, or inside the VPC from a member of one of ``api_access_security_group_ids``
+(EKS's cluster security group admits only itself otherwise). The first deploy has to come from a public CIDR:
+the VPC, and so any runner inside it, does not exist yet.
 
 Cost: the control plane is $0.10/hour (~$73/month) in standard support and $0.60/hour (~$438/month) once the
 Kubernetes version enters extended support, which only happens with ``support_type="EXTENDED"`` (the default
@@ -85,7 +92,13 @@ import pulumi_aws as aws
 import pulumi_kubernetes as kubernetes
 import yaml
 
-from components.aws_choices import KUBE_PROXY_VERSIONS, SupportType
+from components.aws_choices import (
+    KUBE_PROXY_VERSIONS,
+    SECURITY_GROUP_ID,
+    SECURITY_GROUP_ID_ALLOWED,
+    SupportType,
+    version_step_problem,
+)
 from components.aws_network import CLOUDWATCH_RETENTION_DAYS, CLOUDWATCH_RETENTION_TEXT
 from components.tags import aws_tags
 
@@ -169,8 +182,9 @@ class EksClusterArgs:
 
     version: str
     """Kubernetes minor version, e.g. ``"1.35"``, one of ``KUBE_PROXY_VERSIONS`` (the kube-proxy add-on is
-    pinned to the matching build). Upgrades go one minor version at a time; the node group and kube-proxy
-    follow."""
+    pinned to the matching build). Upgrades go one minor version at a time; the node group and add-ons
+    follow. Against a running cluster (``running_version``) a bigger jump or a downgrade is refused when the
+    program runs, so ``pulumi preview`` fails with the reason instead of ``up`` failing half-way."""
 
     region: str
     """AWS region of the cluster, written into the kubeconfig's ``aws eks get-token`` call."""
@@ -191,6 +205,15 @@ class EksClusterArgs:
 
     node_instance_types: Sequence[str]
     """EC2 instance types for the node group, e.g. ``["t3.large"]``; all x86 or all Graviton (``*g.*``)."""
+
+    api_access_security_group_ids: Sequence[str] = ()
+    """Security groups (``sg-`` ids, each once) whose members may reach the private API endpoint on 443: a
+    self-hosted CI runner or a bastion in the VPC. EKS's cluster security group, which guards the private
+    endpoint, admits only itself (https://docs.aws.amazon.com/eks/latest/userguide/sec-group-reqs.html,
+    "Default cluster security group"), so without a rule here nothing else in the VPC reaches the API. Each
+    group gets one ingress rule on that security group (tcp 443). The first deploy must still come from an
+    address in ``endpoint_public_access_cidrs``: the VPC these groups live in does not exist yet. Default:
+    none."""
 
     node_min_size: int = 2
     """Minimum nodes; at least 1. Default 2."""
@@ -305,6 +328,20 @@ def log_group_import_id(log_group_name: str, existing_names: Sequence[str]) -> s
     return log_group_name if log_group_name in existing_names else None
 
 
+def running_version(cluster_name: str, parent: pulumi.Resource) -> str | None:
+    """The Kubernetes version the cluster ``cluster_name`` runs in the provider's region, or None when the
+    account lists no such cluster (a first deploy, or one after a destroy).
+
+    Read at program time, so ``pulumi preview`` refuses a version step EKS would refuse half-way through
+    ``up``. The list comes first because ``aws.eks.get_cluster`` fails the program on a cluster that does
+    not exist (``DescribeCluster``'s ``ResourceNotFoundException``) rather than answering "none"; the
+    lookups run under ``parent``, so with its provider (phasekit's explicit region)."""
+    lookup = pulumi.InvokeOptions(parent=parent)
+    if cluster_name not in (aws.eks.get_clusters(opts=lookup).names or []):
+        return None
+    return aws.eks.get_cluster(name=cluster_name, opts=lookup).version
+
+
 def _is_graviton(instance_type: str) -> bool:
     family = instance_type.split(".", 1)[0]
     return family == "a1" or _GRAVITON_FAMILY.fullmatch(family) is not None
@@ -335,18 +372,6 @@ def assume_role_policy(service: str) -> str:
     return json.dumps({
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
-    }, sort_keys=True)
-
-
-def secrets_key_policy(key_arn: str) -> str:
-    """What the cluster role needs on the secrets key for envelope encryption, and nothing else."""
-    return json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:ListGrants"],
-            "Resource": key_arn,
-        }],
     }, sort_keys=True)
 
 
@@ -382,7 +407,14 @@ def secrets_key_document(cluster_role_arn: str, admin_principal_arns: Sequence[s
     """The secrets key's own policy, instead of the default that hands ``kms:*`` to every principal of the
     account with an IAM policy allowing it: the cluster admins administer the key (they run ``pulumi up``,
     and KMS refuses a policy that would lock the caller out), only the cluster role uses it, and grants only
-    for AWS resources (EKS's own)."""
+    for AWS resources (EKS's own).
+
+    There is no statement enabling IAM policies, so no IAM policy can grant anything on this key ("Unless the
+    key policy explicitly allows it, you cannot use IAM policies to allow access to a KMS key",
+    https://docs.aws.amazon.com/kms/latest/developerguide/key-policies.html): the cluster role's use comes
+    from here alone, and only the principals listed here can ever manage the key. Deleting all of them (or
+    removing them from the policy outside Pulumi) leaves the key unmanageable; regaining access then needs
+    AWS Support (https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html)."""
     admins = sorted(admin_principal_arns)
     return json.dumps({
         "Version": "2012-10-17",
@@ -447,12 +479,13 @@ class EksCluster(pulumi.ComponentResource):
     def __init__(self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         ami_type = _check_args(args)
         super().__init__("phasekit:index:EksCluster", name, None, opts)
+        _check_version_step(args, self)
 
         cluster_role, cluster_attachments = _service_role(name, args, "cluster", "eks.amazonaws.com", "control plane",
                                                           CLUSTER_POLICIES, self)
-        secrets_key, key_access = _secrets_key(name, args, cluster_role, self)
+        secrets_key = _secrets_key(name, args, cluster_role, self)
         log_group = _control_plane_log_group(name, args, self)
-        cluster = _cluster(name, args, cluster_role, secrets_key, [log_group, key_access, *cluster_attachments], self)
+        cluster = _cluster(name, args, cluster_role, secrets_key, [log_group, *cluster_attachments], self)
         issuer = cluster.identities.apply(oidc_issuer)
         oidc_provider = _oidc_provider(name, args, issuer, self)
 
@@ -460,6 +493,7 @@ class EksCluster(pulumi.ComponentResource):
         node_role, node_attachments = _service_role(name, args, "node", "ec2.amazonaws.com", "nodes", NODE_POLICIES,
                                                     self)
         cluster_sg_id = cluster.vpc_config.apply(lambda config: config.cluster_security_group_id)
+        _api_access_rules(name, args, cluster_sg_id, self)
         launch_template = _launch_template(name, args, [node_sg.id, cluster_sg_id], self)
 
         addon_roles = {addon: _addon_role(name, addon, args, oidc_provider, issuer, pulumi.ResourceOptions(parent=self))
@@ -536,9 +570,19 @@ def _service_role(name: str, args: EksClusterArgs, part: str, service: str, what
     return role, attachments
 
 
+def _check_version_step(args: EksClusterArgs, parent: pulumi.Resource) -> None:
+    """Refuses, before any child is registered, a ``version`` EKS cannot move the running cluster to in one
+    ``up`` (``version_step_problem``: more than one minor up, or down). Nothing to compare on a first deploy."""
+    running = running_version(args.cluster_name, parent)
+    problem = None if running is None else version_step_problem(running, args.version)
+    if problem is not None:
+        raise ValueError(problem)
+
+
 def _secrets_key(name: str, args: EksClusterArgs, cluster_role: aws.iam.Role, parent: pulumi.Resource,
-                 ) -> tuple[aws.kms.Key, aws.iam.RolePolicy]:
-    """The key envelope-encrypting Secrets, its alias, and the cluster role's permission to use it."""
+                 ) -> aws.kms.Key:
+    """The key envelope-encrypting Secrets and its alias. Only its key policy (``secrets_key_document``) grants
+    anything on it, to the cluster role and the admins: an IAM policy could not (no statement enables them)."""
     child = pulumi.ResourceOptions(parent=parent)
     secrets_key = aws.kms.Key(
         f"{name}-secrets-key",
@@ -551,9 +595,7 @@ def _secrets_key(name: str, args: EksClusterArgs, cluster_role: aws.iam.Role, pa
     )
     aws.kms.Alias(f"{name}-secrets-key", name=f"alias/eks/{args.cluster_name}",
                   target_key_id=secrets_key.key_id, opts=child)
-    key_access = aws.iam.RolePolicy(f"{name}-cluster-kms", role=cluster_role.id,
-                                    policy=secrets_key.arn.apply(secrets_key_policy), opts=child)
-    return secrets_key, key_access
+    return secrets_key
 
 
 def _control_plane_log_group(name: str, args: EksClusterArgs, parent: pulumi.Resource) -> aws.cloudwatch.LogGroup:
@@ -598,7 +640,7 @@ def _cluster(name: str, args: EksClusterArgs, cluster_role: aws.iam.Role, secret
         # Explicit, so the bill does not depend on the provider's default (EXTENDED when unset).
         upgrade_policy=aws.eks.ClusterUpgradePolicyArgs(support_type=SupportType(args.support_type).value),
         tags=aws_tags(args.tags, Name=args.cluster_name),
-        # The log group, the key grant and the role's policies must exist before the control plane starts.
+        # The log group and the role's policies must exist before the control plane starts (the key is an input).
         opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on),
     )
 
@@ -644,6 +686,27 @@ def _node_security_group(name: str, args: EksClusterArgs, parent: pulumi.Resourc
         opts=child,
     )
     return node_sg
+
+
+API_ACCESS_DESCRIPTION = "Kubernetes API (HTTPS) from an admitted group, e.g. a CI runner or bastion in the VPC"
+
+
+def _api_access_rules(name: str, args: EksClusterArgs, cluster_sg_id: pulumi.Output[str],
+                      parent: pulumi.Resource) -> list[aws.vpc.SecurityGroupIngressRule]:
+    """One rule per ``api_access_security_group_ids`` entry on EKS's cluster security group (the one on the
+    control plane's ENIs, which admits only itself): tcp 443 from that group. Named after the group id, so
+    the list's order never renames (and so never replaces) a rule."""
+    return [aws.vpc.SecurityGroupIngressRule(
+        f"{name}-api-from-{group_id}",
+        security_group_id=cluster_sg_id,
+        referenced_security_group_id=group_id,
+        ip_protocol="tcp",
+        from_port=443,
+        to_port=443,
+        description=API_ACCESS_DESCRIPTION,
+        tags=aws_tags(args.tags, Name=f"{args.cluster_name}-api-from-{group_id}"),
+        opts=pulumi.ResourceOptions(parent=parent),
+    ) for group_id in args.api_access_security_group_ids]
 
 
 def _launch_template(name: str, args: EksClusterArgs, security_group_ids: list[pulumi.Input[str]],
@@ -892,6 +955,7 @@ def _check_args(args: EksClusterArgs) -> str:
         raise ValueError(f"EksClusterArgs.support_type: {args.support_type!r}; allowed: STANDARD or EXTENDED")
     for cidr in args.endpoint_public_access_cidrs:
         _check_public_cidr(cidr)
+    _check_api_access_groups(args.api_access_security_group_ids)
     if not args.admin_principal_arns:
         raise ValueError("EksClusterArgs.admin_principal_arns: at least one admin is required, and it must "
                          "include the principal running pulumi up (the creator gets no implicit access)")
@@ -922,6 +986,15 @@ def _check_args(args: EksClusterArgs) -> str:
         raise ValueError(f"EksClusterArgs.node_cpu_alarm_percent: {args.node_cpu_alarm_percent:g}; allowed: "
                          "above 0, at most 100")
     return ami_type
+
+
+def _check_api_access_groups(group_ids: Sequence[str]) -> None:
+    prefix = "EksClusterArgs.api_access_security_group_ids"
+    for index, group_id in enumerate(group_ids):
+        if not isinstance(group_id, str) or not SECURITY_GROUP_ID.fullmatch(group_id):
+            raise ValueError(f"{prefix}: {group_id!r} is not a security group id; allowed: {SECURITY_GROUP_ID_ALLOWED}")
+        if group_id in group_ids[:index]:
+            raise ValueError(f"{prefix}: {group_id!r} is listed twice; allowed: each security group once")
 
 
 def _check_public_cidr(cidr: str) -> None:

@@ -11,8 +11,9 @@ Creates
 - a replication group with cluster mode off: ``node_count`` nodes (one primary, the rest replicas) spread
   over zones, automatic failover and Multi-AZ, TLS in transit (required) and encryption at rest (the
   AWS-owned key), the AUTH token, port 6379, daily snapshots kept ``snapshot_retention_days`` days, a
-  final snapshot ``<replication_group_id>-final`` on delete, minor-version upgrades in the maintenance
-  window;
+  final snapshot ``<replication_group_id>-final-<8 hex>`` on delete (the suffix is a ``random.RandomId`` renewed
+  with the group id, the engine and the subnet group, so a re-created stack's deletion never meets the snapshot
+  an earlier one left), minor-version upgrades in the maintenance window;
 - with ``alarm_topic_arn``: per node, CloudWatch alarms on ``DatabaseMemoryUsagePercentage`` > 80 % and
   ``EngineCPUUtilization`` > 70 %, each for 5 minutes, notifying on alarm and on recovery.
 
@@ -33,7 +34,9 @@ tokens both work, and the new ``redis_url`` rolls phase 3's pods (KubernetesApp 
 Secret); the old token stays valid until a later update with strategy SET, so after a leak also revoke it by
 hand (``modify-replication-group --auth-token-update-strategy SET``). ``node_count`` changes add or remove
 replicas in place. Changing ``replication_group_id``, the engine (except upgrading redis to valkey) or the
-subnet group replaces the group: the protected group makes ``pulumi up`` stop first.
+subnet group replaces the group: the protected group makes ``pulumi up`` stop first. A stack created before the
+final snapshot had a suffix changes ``final_snapshot_identifier`` from ``<id>-final`` in place (the provider
+reads it only on delete).
 
 Cost: the node type's hourly price times ``node_count``; snapshot storage beyond ElastiCache's free
 allowance per GiB-month; each CloudWatch alarm is $0.10 a month (two per node). Valkey nodes cost less
@@ -59,7 +62,7 @@ import pulumi_random as random
 
 from components.aws_choices import CacheEngine
 from components.connection_urls import redis_url
-from components.stateful import stateful_options
+from components.stateful import final_snapshot_name, final_snapshot_suffix, stateful_options
 from components.tags import aws_tags
 
 PORT = 6379
@@ -173,6 +176,11 @@ class ElastiCacheRedis(pulumi.ComponentResource):
         )
 
         token = random.RandomPassword(f"{name}-auth-token", length=AUTH_TOKEN_LENGTH, special=False, opts=child)
+        # DeleteReplicationGroup fails with SnapshotAlreadyExistsFault when the final snapshot's name exists, as a
+        # fixed "<id>-final" does from the second deletion of a re-created cache on. Renewed with the group id and
+        # with the inputs that replace the group under the same id (terraform-provider-aws replication_group.go:
+        # subnet_group_name is ForceNew; an engine change other than redis to valkey replaces it).
+        snapshot_suffix = final_snapshot_suffix(name, final_snapshot_keepers(args, engine), self)
 
         parameter_group = aws.elasticache.ParameterGroup(
             f"{name}-params",
@@ -204,7 +212,8 @@ class ElastiCacheRedis(pulumi.ComponentResource):
             auth_token=token.result,
             snapshot_retention_limit=args.snapshot_retention_days,
             snapshot_window=SNAPSHOT_WINDOW,
-            final_snapshot_identifier=f"{args.replication_group_id}-final",
+            final_snapshot_identifier=snapshot_suffix.hex.apply(
+                lambda suffix: final_snapshot_name(args.replication_group_id, suffix)),
             maintenance_window=MAINTENANCE_WINDOW,
             auto_minor_version_upgrade=True,
             apply_immediately=False,
@@ -275,6 +284,12 @@ def member_cluster_ids(replication_group_id: str, node_count: int) -> list[str]:
     either way. After ``node_count`` is lowered and raised again AWS may not reuse the freed numbers: compare
     the alarms with the group's ``member_clusters`` then."""
     return [f"{replication_group_id}-{index:03d}" for index in range(1, node_count + 1)]
+
+
+def final_snapshot_keepers(args: ElastiCacheRedisArgs, engine: CacheEngine) -> dict[str, pulumi.Input[str]]:
+    """What renews the final snapshot's suffix: the group id and what replaces the group under that id."""
+    return {"replicationGroupId": args.replication_group_id, "engine": CacheEngine(engine).value,
+            "subnetGroupName": args.subnet_group_name}
 
 
 def default_engine_version(engine: CacheEngine) -> str:

@@ -7,9 +7,10 @@ Creates (all in one namespace the component owns)
   It is auto-named and pulumi-kubernetes replaces a Secret whose data changes (unless the provider sets
   ``enableSecretMutable``; don't), so a changed value gives a new name, a new pod template and a rollout;
 - with a private registry, a ``kubernetes.io/dockerconfigjson`` Secret the pods pull with;
-- with ``database_role`` (RDS managing the master password): the app role's Job, its ServiceAccount (IRSA, reads
-  only the master secret), the app role password's Secret and the SQL's ConfigMap (components/database_role.py);
-  it runs after the NetworkPolicies and before the release Job;
+- with ``database_role``: the app role's Job, its ServiceAccount (with RDS managing the master password, IRSA
+  reading only the master secret; otherwise a Secret holding the generated master credentials instead), the app
+  role password's Secret and the SQL's ConfigMap (components/database_role.py); it runs after the
+  NetworkPolicies and before the release Job;
 - with ``app.release_command``, a ``batch/v1`` Job that runs it (see "Release" below);
 - a Deployment (rolling, never below the current ready count), a NodePort Service on ``node_port`` for
   the load balancer, a HorizontalPodAutoscaler on CPU and a PodDisruptionBudget;
@@ -80,9 +81,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import health
-from components.aws_choices import NODE_PORT_RANGE
+from components.aws_choices import NODE_PORT_RANGE, WRITABLE_PATH_ALLOWED, writable_path_allowed
 from components.compose_stack import AppSpec, contract_environment, render_docker_config
-from components.database_role import DatabaseRoleJobArgs, database_role_job
+from components.database_role import DatabaseRoleJobArgs, check_master_credentials, database_role_job
 from components.kubernetes_processes import (
     WorkloadPods,
     check_process_names,
@@ -228,8 +229,9 @@ class KubernetesAppArgs:
     and Redis live. None: those flows are allowed from and to any address (the policies still deny the rest)."""
 
     database_role: DatabaseRoleJobArgs | None = None
-    """With RDS managing the master password: the Job that creates the app's own PostgreSQL role before the
-    release Job runs (components/database_role.py); ``database_url`` then connects as that role. None: no Job."""
+    """The Job that creates the app's own PostgreSQL role before the release Job runs (components/database_role.py),
+    reading the master credentials from RDS's Secrets Manager secret or, when RDS cannot manage them (read
+    replicas), from a Kubernetes Secret; ``database_url`` then connects as that role. None: no Job."""
 
 
 class KubernetesApp(pulumi.ComponentResource):
@@ -744,17 +746,15 @@ def check_args(name: str, args: KubernetesAppArgs) -> None:
         raise ValueError(f"KubernetesAppArgs.release_timeout_seconds: {args.release_timeout_seconds}; must be "
                          "1 or more")
     check_tls_urls(*(url if isinstance(url, str) else None for url in (args.database_url, args.redis_url)))
-
-
-_WRITABLE_PATH = re.compile(r"/[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
+    if args.database_role is not None:
+        check_master_credentials(args.database_role)
 
 
 def _check_writable_paths(paths: Sequence[str]) -> None:
     if not paths:
         raise ValueError("KubernetesAppArgs.writable_paths: at least one path; allowed: e.g. ['/tmp']")
     for path in paths:
-        if not _WRITABLE_PATH.fullmatch(path) or ".." in path.split("/"):
-            raise ValueError(f"KubernetesAppArgs.writable_paths: {path!r}; allowed: an absolute directory path "
-                             "without '..' or a trailing '/', not '/', e.g. /var/cache/nginx")
+        if not writable_path_allowed(path):
+            raise ValueError(f"KubernetesAppArgs.writable_paths: {path!r}; allowed: {WRITABLE_PATH_ALLOWED}")
         if list(paths).count(path) > 1:
             raise ValueError(f"KubernetesAppArgs.writable_paths: {path!r} is listed twice; allowed: each path once")

@@ -8,19 +8,24 @@ Creates
   Manager secret (``master_secret_arn``, encrypted with ``aws/secretsmanager`` unless
   ``master_secret_kms_key_id``), rotated by RDS every 7 days; it never enters Pulumi state. Otherwise (needed for
   read replicas: RDS cannot create a replica of an instance whose master password it manages) a generated one
-  (pulumi-random, 32 letters and digits), which is in the state, encrypted;
-- with a managed master password, the app's own role ``app_role_name``: its password (pulumi-random, 32 letters
-  and digits) and, with ``master_secret_reader``, the IRSA role the in-cluster Job that creates the role
-  (components/database_role.py) assumes: ``secretsmanager:GetSecretValue`` on the master secret only;
-- a parameter group (family ``postgres<major>``) forcing TLS (``rds.force_ssl=1``), setting
-  ``max_connections`` and logging statements slower than one second;
+  (pulumi-random, 32 letters and digits), which is in the state, encrypted: unavoidable with replicas, and it is
+  then also in the Kubernetes Secret the database-role Job reads it from;
+- the app's own role ``app_role_name``, always (``database_url`` never connects as the master user): its password
+  (pulumi-random, 32 letters and digits) and, with a managed master password and ``master_secret_reader``, the
+  IRSA role the in-cluster Job that creates the role (components/database_role.py) assumes:
+  ``secretsmanager:GetSecretValue`` on the master secret only. Without a managed master password the Job reads the
+  master password (``password``) from a Kubernetes Secret instead, and needs no AWS role;
+- a parameter group (family ``postgres<major>``, auto-named) forcing TLS (``rds.force_ssl=1``), setting
+  ``max_connections`` and logging statements slower than one second; retained on delete (see "How changes
+  land");
 - the instance: gp3, encrypted with the account's ``aws/rds`` key, private, Multi-AZ by default,
   deletion protection, a final snapshot ``<identifier>-final-<8 hex>`` on delete (the suffix is a
-  ``random.RandomId`` renewed with the identifier, so a re-created stack's deletion never collides with the
-  snapshot an earlier one left), automated backups kept
-  ``backup_retention_days`` days (and kept after a delete), IAM database authentication, Performance
-  Insights (7 days, free tier), the ``postgresql`` and ``upgrade`` logs in CloudWatch Logs, the
-  ``rds-ca-rsa2048-g1`` server certificate, minor upgrades in the maintenance window, no major upgrades;
+  ``random.RandomId`` renewed with the identifier, the database name and the master user name, what replaces
+  the instance, so a re-created stack's deletion never collides with the snapshot an earlier one left),
+  automated backups kept ``backup_retention_days`` days (and kept after a delete), IAM database
+  authentication, Performance Insights (7 days, free tier), the ``postgresql`` and ``upgrade`` logs in
+  CloudWatch Logs, the ``rds-ca-rsa2048-g1`` server certificate, minor upgrades in the maintenance window,
+  major upgrades allowed (only ever asked for by a change of ``engine_version``'s major);
 - ``read_replica_count`` read replicas (same class and parameter group, private, encrypted), named
   ``<identifier>-replica-<n>``;
 - with ``alarm_topic_arn``: CloudWatch alarms on the primary (CPU > 70 % for 5 minutes, free storage
@@ -42,12 +47,39 @@ takes effect only after a reboot (``aws rds reboot-db-instance``), while the con
 the new value at once. With storage autoscaling on (``max_allocated_storage_gib``), a later change of
 ``allocated_storage_gib`` is ignored by the provider, and the free-storage alarm keeps its threshold
 (10 % of ``allocated_storage_gib``): on a volume autoscaling has grown it fires at a smaller fraction,
-in practice when autoscaling has reached its ceiling or cannot keep up. A change of ``engine_version``
-major is refused (``allow_major_version_upgrade`` is off): upgrade by hand, then update the config.
+in practice when autoscaling has reached its ceiling or cannot keep up.
+
+A major upgrade (``engine_version`` ``"16"`` to ``"17"``) completes in one ``pulumi up``: the family
+(``postgres17``) replaces the parameter group (a new auto-named group is created first) and the instance is
+modified with the new engine version and the new group together, as RDS requires ("For major version upgrades,
+if a nondefault DB parameter group is currently in use, a new DB parameter group in the DB parameter group
+family for the new engine version must be specified", ModifyDBInstance ``EngineVersion``,
+https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_ModifyDBInstance.html) and as the provider sends
+them (one ModifyDBInstance per update, with ``AllowMajorVersionUpgrade``, which RDS requires for a new major).
+With ``apply_immediately`` off the upgrade waits for the maintenance window and RDS keeps the old group attached
+until then, so the old group is retained on delete: Pulumi only drops it from its state (deleting it fails with
+InvalidDBParameterGroupState, which the provider retries for 3 minutes only, hashicorp/terraform#15071, then
+failing the update).
+Delete the old ``postgres16`` group by hand after the window (``aws rds delete-db-parameter-group``; parameter
+groups are free). The upgrade is downtime: the instance is unavailable until it completes, and Multi-AZ does not
+avoid it, as RDS upgrades the primary and the standby at the same time ("Amazon RDS handles Multi-AZ major
+version upgrades", https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_UpgradeDBInstance.PostgreSQL.html;
+a blue/green deployment, not built here, is AWS's way to shorten it). Test it on
+a restored snapshot first (extensions, ``reg*`` types, prepared transactions:
+https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_UpgradeDBInstance.PostgreSQL.MajorVersion.Process.html).
+Read replicas: RDS upgrades them together with the primary ("any read replicas associated with the database are
+also upgraded",
+https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_UpgradeDBInstance.PostgreSQL.MajorVersion.html), but
+they use the same parameter group, so the same ``pulumi up`` also asks each replica, still on the old major until
+the window, to take the new-family group. Expect RDS to refuse that (a group's family must match the instance's
+major; not tested against AWS): the update then fails at the replicas after the primary's upgrade is scheduled,
+and ``pulumi up`` run again after the window, when the replicas run the new major, completes it.
+
 Lowering ``read_replica_count`` deletes the highest-numbered replicas, which are protected and have
 deletion protection: unprotect them and turn that off first. Changing ``identifier``,
-``database_name``, ``username`` or the subnet group replaces the instance: the protected instance makes
-``pulumi up`` stop first.
+``database_name`` or ``username`` replaces the instance (ForceNew in terraform-provider-aws,
+internal/service/rds/instance.go): the protected instance makes ``pulumi up`` stop first. The subnet group is
+not ForceNew: a new one is a modify.
 
 Cost: the instance class's hourly price, doubled with Multi-AZ (a standby in another zone); gp3 storage
 per GiB-month (doubled with Multi-AZ); backup storage up to the database's size is free; each replica
@@ -68,6 +100,14 @@ Turning ``manage_master_password`` on for an existing instance is an in-place mo
 any master password change (ModifyDBInstance applies those regardless of ``apply_immediately``), and the old
 generated one stops working; the old RandomPassword is deleted from the state.
 
+Before this release a stack with read replicas connected the app as the master user. On upgrading, the app role's
+RandomPassword and the database-role Job are created and ``database_url`` switches to ``app_role_name``, whose
+``search_path`` is its own new schema: the app's tables in ``public`` stay the master user's, out of the app's
+sight, until ``phasekit db adopt --target URL --role ROLE`` (docs/migration.md) gives ``public`` to the role
+(setting aside, renamed, the empty tables the release Job's migrations created meanwhile). Run that ``pulumi up``
+and the adopt together in a maintenance window. The final snapshot's suffix is also renewed once (its keepers
+grew): an in-place change of ``final_snapshot_identifier``.
+
 Clients must connect with TLS (``sslmode=require`` in ``database_url``); verifying the server
 (``verify-full``) needs the RDS CA bundle in the app image.
 """
@@ -87,7 +127,7 @@ from components.aws_choices import RdsLifecycleSupport
 from components.connection_urls import postgres_url
 from components.database_role import check_role_name, master_secret_reader_policy
 from components.eks_cluster import irsa_trust_policy
-from components.stateful import stateful_options
+from components.stateful import final_snapshot_name, final_snapshot_suffix, stateful_options
 from components.tags import aws_tags
 from components.tuning import OPERATOR_CONNECTIONS, POSTGRES_RESERVED_SLOTS
 
@@ -99,7 +139,6 @@ LOG_EXPORTS = ["postgresql", "upgrade"]
 SLOW_STATEMENT_MS = 1000
 PERFORMANCE_INSIGHTS_RETENTION_DAYS = 7
 PASSWORD_LENGTH = 32
-FINAL_SNAPSHOT_SUFFIX_BYTES = 4
 ENHANCED_MONITORING_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
 MONITORING_INTERVALS = (0, 1, 5, 10, 15, 30, 60)
 
@@ -143,7 +182,7 @@ class MasterSecretReader:
 class RdsPostgresArgs:
     identifier: str
     """Physical DB instance identifier (lowercase letters, digits, single hyphens; at most 53 characters).
-    Names the final snapshot (``<identifier>-final``), the replicas and the alarms' dimension. Changing
+    Names the final snapshot (``<identifier>-final-<8 hex>``), the replicas and the alarms' dimension. Changing
     it replaces the instance."""
 
     vpc_id: pulumi.Input[str]
@@ -165,7 +204,8 @@ class RdsPostgresArgs:
 
     engine_version: str = "16"
     """Major version (``"16"``; RDS picks the newest minor and upgrades minors itself) or a full
-    ``major.minor``. The parameter group family follows the major."""
+    ``major.minor``. The parameter group family follows the major; raising the major upgrades the instance in the
+    next maintenance window, with downtime (see the module's "How changes land")."""
 
     allocated_storage_gib: int = 20
     """Initial gp3 storage (20-65536 GiB)."""
@@ -204,20 +244,21 @@ class RdsPostgresArgs:
     """RDS generates the master password and keeps it in Secrets Manager (never in Pulumi state), and the app gets
     a role of its own (``app_role_name``). Default on. Refused with read replicas: RDS cannot create a read
     replica of an instance whose master password it manages
-    (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-secrets-manager.html); off, the master password
-    is generated by Pulumi and ``database_url`` is the master user's."""
+    (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-secrets-manager.html, "Limitations"); off, the
+    master password is generated by Pulumi and kept (encrypted) in its state, and the database-role Job reads it from
+    a Kubernetes Secret. ``database_url`` is the app role's either way."""
 
     master_secret_kms_key_id: str | None = None
     """Customer managed KMS key (ARN) for the master secret; None uses Secrets Manager's ``aws/secretsmanager``
     key. With a key, the reader role also gets ``kms:Decrypt`` on it (through Secrets Manager only)."""
 
     app_role_name: str = "app_user"
-    """The app's own PostgreSQL role (and schema) with a managed master password: not the master user, no
-    superuser, CREATEROLE or CREATEDB. ``database_url`` connects as it."""
+    """The app's own PostgreSQL role (and schema): not the master user, no superuser, CREATEROLE or CREATEDB.
+    ``database_url`` connects as it, with or without a managed master password."""
 
     master_secret_reader: MasterSecretReader | None = None
     """The Kubernetes ServiceAccount allowed (through IRSA) to read the master secret: the database-role Job's.
-    None creates no reader role."""
+    None creates no reader role; ignored without a managed master password (there is no secret to read)."""
 
     alarm_topic_arn: pulumi.Input[str] | None = None
     """SNS topic for alarm and recovery notifications (``AlertTopic.topic_arn``); None creates no alarms."""
@@ -245,18 +286,18 @@ class RdsPostgres(pulumi.ComponentResource):
     master_secret_reader_role_arn: pulumi.Output[str] | None
     """The IRSA role that may read the master secret; None without ``master_secret_reader``."""
 
-    app_role_name: str | None
-    """The app's role with a managed master password; None otherwise (the app is the master user)."""
+    app_role_name: str
+    """The app's own role, which ``database_url`` connects as."""
 
-    app_role_password: pulumi.Output[str] | None
-    """The app role's password (a secret); None without an app role."""
+    app_role_password: pulumi.Output[str]
+    """The app role's password (a secret)."""
 
-    app_connection_limit: int | None
+    app_connection_limit: int
     """The app role's ``CONNECTION LIMIT`` (``max_connections`` minus the master user's slots)."""
 
     database_url: pulumi.Output[str]
-    """The app's ``DATABASE_URL``: ``postgresql://user:password@address:5432/db?sslmode=require`` as the app role
-    (as the master user when the master password is not managed); a secret."""
+    """The app's ``DATABASE_URL``: ``postgresql://user:password@address:5432/db?sslmode=require`` as the app role;
+    a secret."""
 
     replica_addresses: pulumi.Output[list[str]]
     """DNS names of the read replicas, in order; empty without replicas."""
@@ -290,13 +331,8 @@ class RdsPostgres(pulumi.ComponentResource):
         master_password = None if managed else random.RandomPassword(
             f"{name}-password", length=PASSWORD_LENGTH, special=False, opts=child)
         app_password = random.RandomPassword(
-            f"{name}-app-password", length=PASSWORD_LENGTH, special=False, opts=child) if managed else None
-        # A fixed "<identifier>-final" collides with the snapshot the previous deletion left (RDS refuses an
-        # existing snapshot name), so a destroyed and re-created stack could not be destroyed again. The suffix
-        # is created with the instance (at program time, not inside an apply) and renewed when the identifier
-        # changes, so each instance that is deleted leaves its own snapshot.
-        snapshot_suffix = random.RandomId(f"{name}-final-snapshot", byte_length=FINAL_SNAPSHOT_SUFFIX_BYTES,
-                                          keepers={"identifier": args.identifier}, opts=child)
+            f"{name}-app-password", length=PASSWORD_LENGTH, special=False, opts=child)
+        snapshot_suffix = final_snapshot_suffix(name, final_snapshot_keepers(args), self)
 
         parameter_group = aws.rds.ParameterGroup(
             f"{name}-params",
@@ -308,7 +344,7 @@ class RdsPostgres(pulumi.ComponentResource):
                 for name_, value, method in db_parameters(args.max_connections)
             ],
             tags=aws_tags(args.tags, Name=args.identifier),
-            opts=child,
+            opts=parameter_group_options(self),
         )
 
         monitoring = _monitoring_role(name, args, child) if args.monitoring_interval_seconds else None
@@ -331,7 +367,9 @@ class RdsPostgres(pulumi.ComponentResource):
             "performance_insights_retention_period": PERFORMANCE_INSIGHTS_RETENTION_DAYS,
             "enabled_cloudwatch_logs_exports": list(LOG_EXPORTS),
             "auto_minor_version_upgrade": True,
-            "allow_major_version_upgrade": False,
+            # Only a change of engine_version's major asks for one; RDS refuses it without this flag, and the
+            # provider sends it with the new version and the new-family group in one ModifyDBInstance.
+            "allow_major_version_upgrade": True,
             "apply_immediately": False,
             "maintenance_window": MAINTENANCE_WINDOW,
             "deletion_protection": True,
@@ -392,13 +430,11 @@ class RdsPostgres(pulumi.ComponentResource):
         self.database_name = primary.db_name
         self.username = primary.username
         self.password = pulumi.Output.secret(master_password.result) if master_password is not None else None
-        self.app_role_name = args.app_role_name if managed else None
-        self.app_role_password = pulumi.Output.secret(app_password.result) if app_password is not None else None
-        self.app_connection_limit = app_connection_limit(args.max_connections) if managed else None
+        self.app_role_name = args.app_role_name
+        self.app_role_password = pulumi.Output.secret(app_password.result)
+        self.app_connection_limit = app_connection_limit(args.max_connections)
         self.database_url = pulumi.Output.secret(pulumi.Output.all(
-            args.app_role_name if managed else primary.username,
-            app_password.result if app_password is not None else master_password.result,
-            primary.address, primary.port, primary.db_name,
+            args.app_role_name, app_password.result, primary.address, primary.port, primary.db_name,
         ).apply(_database_url))
         self.replica_addresses = pulumi.Output.all(*[replica.address for replica in replicas])
         self.security_group_id = security_group.id
@@ -550,9 +586,20 @@ def monitoring_trust_policy() -> str:
     }, sort_keys=True)
 
 
-def final_snapshot_name(identifier: str, suffix: str) -> str:
-    """``<identifier>-final-<8 hex>``: at most 53 + 7 + 8 = 68 characters, within RDS's 255."""
-    return f"{identifier}-final-{suffix}"
+def final_snapshot_keepers(args: RdsPostgresArgs) -> dict[str, str]:
+    """What renews the final snapshot's suffix: the inputs that replace the instance while its identifier may stay
+    the same (ForceNew in terraform-provider-aws, internal/service/rds/instance.go: ``identifier``, ``db_name``,
+    ``username``; ``engine``, ``storage_encrypted`` and ``kms_key_id`` are ForceNew too but constant here)."""
+    return {"identifier": args.identifier, "dbName": args.database_name, "username": args.username}
+
+
+def parameter_group_options(parent: pulumi.Resource) -> pulumi.ResourceOptions:
+    """The parameter group is retained on delete, so a major upgrade completes: the new family replaces the group
+    (the new one is created first), but with ``apply_immediately`` off RDS keeps the old group attached until the
+    maintenance window, and deleting it would fail (InvalidDBParameterGroupState) after the provider's 3 minutes of
+    retries, failing the update. Retained, the old group is only dropped from the state; delete it by hand after the
+    window. It is also left behind by a destroy (parameter groups are free)."""
+    return pulumi.ResourceOptions(parent=parent, retain_on_delete=True)
 
 
 def replica_identifier(identifier: str, index: int) -> str:
@@ -605,8 +652,7 @@ def _check_args(args: RdsPostgresArgs) -> None:
         raise ValueError(f"RdsPostgresArgs.read_replica_count: {args.read_replica_count} with manage_master_password; "
                          "RDS cannot create a read replica of an instance whose master password Secrets Manager "
                          "manages: set manage_master_password=False or read_replica_count=0")
-    if args.manage_master_password:
-        check_role_name(args.app_role_name, args.username, "RdsPostgresArgs.app_role_name")
+    check_role_name(args.app_role_name, args.username, "RdsPostgresArgs.app_role_name")
     if not 1 <= args.max_connections <= MAX_CONNECTIONS_LIMIT:
         raise ValueError(f"RdsPostgresArgs.max_connections: {args.max_connections} is outside "
                          f"1-{MAX_CONNECTIONS_LIMIT}")

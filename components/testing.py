@@ -65,6 +65,9 @@ INVOKE_RESULTS: dict[str, dict] = {
     "aws:ssm/getParameter:getParameter": {"value": "offline-ami-release", "type": "String"},
     # EksCluster's lookup of a control-plane log group a destroyed stack left behind (none offline).
     "aws:cloudwatch/getLogGroups:getLogGroups": {"logGroupNames": [], "arns": [], "id": "offline"},
+    # EksCluster's list of the account's clusters, before it reads the running version (none offline: a first
+    # deploy, so the per-cluster lookup aws:eks/getCluster:getCluster is never made and has no default).
+    "aws:eks/getClusters:getClusters": {"names": [], "id": "offline"},
     # EksCluster's lookup of the default version of an add-on for its Kubernetes version.
     "aws:eks/getAddonVersion:getAddonVersion": {"version": "offline-addon-version", "id": "offline"},
     # BackupStore's lookup of the R2 bucket-item permission group by name (its id as Cloudflare lists it).

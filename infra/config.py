@@ -26,6 +26,7 @@ import re
 import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import date
 from typing import Annotated, Any, Union
 
 from pydantic import Field, TypeAdapter, ValidationError
@@ -55,7 +56,16 @@ from infra.config_droplets import (  # noqa: F401
 )
 from infra.config_keys import NAMESPACE, SECRET_KEYS, is_secure_value, pulumi_path, qualify_key, show_value
 from infra.config_messages import describe_problem, without_consequences
-from infra.config_phase3 import Aws, Cache, Cluster, NodeGroup, Phase3Stack, RdsDatabase, Workload  # noqa: F401
+from infra.config_phase3 import (  # noqa: F401
+    Aws,
+    Cache,
+    Cluster,
+    NodeGroup,
+    Phase3Stack,
+    RdsDatabase,
+    Workload,
+    phase3_warnings,
+)
 from infra.errors import ConfigError
 
 # pydantic's discriminated union picks the phase's model from `phase`.
@@ -115,12 +125,19 @@ def load_config(raw: Mapping[str, Any]) -> StackConfig:
     return config
 
 
-def config_warnings(raw: Mapping[str, Any], config: StackConfig) -> list[str]:
+def config_warnings(raw: Mapping[str, Any], config: StackConfig, *, today: date | None = None,
+                    standard_support_ends: Mapping[str, date] | None = None) -> list[str]:
     """Things a valid stack file probably did not mean, one line each, naming the key (never the value).
 
-    Today: a plain ``app.env`` entry whose name or value looks like a secret (see ``_secret_looking_env``).
+    Today: a plain ``app.env`` entry whose name or value looks like a secret (see ``_secret_looking_env``); in
+    phase 3, an instance type the node-fit check cannot size, and (given ``today`` and the dated
+    ``standard_support_ends``, which phasekit's price catalog holds and infra does not read) a ``cluster.version``
+    past EKS standard support under ``supportType: STANDARD`` (``infra.config_phase3.phase3_warnings``).
     """
-    return [_secret_looking_env_warning(name, why) for name, why in _secret_looking_env(config.app.env)]
+    warnings = [_secret_looking_env_warning(name, why) for name, why in _secret_looking_env(config.app.env)]
+    if isinstance(config, Phase3Stack):
+        warnings += phase3_warnings(config, today=today, standard_support_ends=standard_support_ends)
+    return warnings
 
 
 def check_secrets_encrypted(raw: Mapping[str, Any]) -> None:

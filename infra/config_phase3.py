@@ -4,12 +4,24 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, Strict, field_validator, model_validator
 
-from components.aws_choices import RdsLifecycleSupport, SupportType, node_rooms, pods_that_fit
+from components.aws_choices import (
+    SECURITY_GROUP_ID,
+    SECURITY_GROUP_ID_ALLOWED,
+    WRITABLE_PATH_ALLOWED,
+    RdsLifecycleSupport,
+    SupportType,
+    allocatable,
+    next_minor_version,
+    node_rooms,
+    pods_that_fit,
+    writable_path_allowed,
+)
 from components.tuning import (
     ConnectionDemand,
     kubernetes_connection_demand,
@@ -17,6 +29,7 @@ from components.tuning import (
     rollout_surge_pods,
 )
 from infra.config_base import MAX_POSTGRES_CONNECTIONS, App, ConfigModel, Edge, PhaseStack
+from infra.config_keys import NAMESPACE
 from infra.domain import (
     Allowed,
     ApiAdminCidr,
@@ -39,6 +52,21 @@ from infra.domain import (
     memory_mib,
     problem,
 )
+
+Switch = Annotated[bool, Strict(), Allowed("true or false")]
+"""A nested phase-3 on/off key: YAML's true or false only. pydantic's lax bool would read the strings 'yes', 'on',
+'1' (which the Pulumi CLI's YAML 1.2 reader leaves as strings) as true, and 'no', 'off', '0' as false. Nested keys
+arrive as real booleans: ``pulumi config set --path`` stores true/false as booleans (pulumi/pulumi#5442, and the
+rule documented in pulumi/pulumi#18285); only top-level keys are always strings, and no Switch is top-level."""
+
+
+def _security_group_id(value: str) -> str:
+    if not SECURITY_GROUP_ID.fullmatch(value):
+        raise problem(f"{value!r} is not a security group id; allowed: {SECURITY_GROUP_ID_ALLOWED}")
+    return value
+
+
+SecurityGroupId = Annotated[str, AfterValidator(_security_group_id), Allowed(SECURITY_GROUP_ID_ALLOWED)]
 
 
 class Aws(ConfigModel):
@@ -105,7 +133,7 @@ class NodeGroup(ConfigModel):
     disk_size_gib: Annotated[WholeNumber, Field(ge=20, le=1000), Allowed("20..1000")] = 50
     """Root volume of each node in GiB, encrypted gp3."""
 
-    track_latest_ami: bool = True
+    track_latest_ami: Switch = True
     """Follow the newest EKS-optimized AMI release for ``cluster.version`` (read from AWS's SSM parameter at
     every preview): a new release shows as a node group update that replaces the nodes a third at a time."""
 
@@ -137,8 +165,10 @@ class Cluster(ConfigModel):
 
     version: EksVersion = "1.35"
     """Kubernetes minor version. The default is in EKS standard support until 2027-03-27 (1.34's ended
-    2026-12-02). Upgrade one minor version per ``pulumi up``; the deploy workflow refuses a larger jump. Quote
-    it: YAML reads ``1.30`` as ``1.3``, so a number is refused."""
+    2026-12-02; ``config_warnings`` flags a version past standard support under ``supportType: STANDARD``).
+    Upgrade one minor version per ``pulumi up``: the program reads the running cluster's version, and
+    ``pulumi preview`` refuses a larger jump or a downgrade with the reason. Quote it: YAML reads ``1.30`` as
+    ``1.3``, so a number is refused."""
 
     support_type: Annotated[SupportType, Allowed("STANDARD or EXTENDED", noun="an EKS support type")] = (
         SupportType.STANDARD)
@@ -162,16 +192,34 @@ class Cluster(ConfigModel):
     the credentials it runs with, so that principal must be listed. Each role or user once; an assumed-role
     session ARN is refused with the role form to use instead."""
 
+    api_access_security_group_ids: Annotated[
+        tuple[SecurityGroupId, ...],
+        Allowed("security group ids of a CI runner or bastion inside the VPC, e.g. [sg-0123456789abcdef0], or []"),
+    ] = ()
+    """Security groups whose members may reach the cluster's private API endpoint (tcp 443): a self-hosted CI
+    runner or a bastion inside the VPC. EKS's own cluster security group admits nothing else, so without one
+    only ``endpointPublicAccessCidrs`` reach the API. The first deploy must run from an address in
+    ``endpointPublicAccessCidrs``: the VPC, and so the runner's group, does not exist yet. Each id once."""
+
     node_group: NodeGroup = Field(default_factory=NodeGroup)
     """The EKS managed node group the app's pods run on."""
 
-    container_logs: bool = False
+    container_logs: Switch = False
     """Ship every container's stdout and stderr to CloudWatch Logs (``/aws/containerinsights/<cluster>/...``,
     kept 90 days) with the ``amazon-cloudwatch-observability`` EKS add-on: Fluent Bit and the CloudWatch agent
     on every node, under their own IAM role. Off by default because it costs money that grows with how much the
     app logs: CloudWatch Logs bills ingestion per GB (and storage), and Container Insights bills the agent's
     metrics; without it, ``kubectl logs`` shows only what the nodes still hold. On, the agents' requests
     (300m CPU and 153Mi per node, 100m and 64Mi once) count in the node-fit check."""
+
+    @field_validator("api_access_security_group_ids")
+    @classmethod
+    def _each_group_once(cls, group_ids: tuple[str, ...]) -> tuple[str, ...]:
+        for index, group_id in enumerate(group_ids):
+            if group_id in group_ids[:index]:
+                raise problem(f"{group_id!r} is listed twice; allowed: each security group once (its rule is named "
+                              "after it)", at=(index,))
+        return group_ids
 
     @model_validator(mode="after")
     def _each_admin_once(self) -> Cluster:
@@ -217,8 +265,8 @@ class RdsDatabase(ConfigModel):
     read_replicas: Annotated[WholeNumber, Field(ge=0, le=5), Allowed("0..5")] = 0
     """Read replicas of the same class, private and encrypted. Lowering it deletes the highest-numbered
     replicas, which are protected: unprotect them first. Above 0, RDS cannot manage the master password (it
-    refuses replicas of such an instance), so the password is generated into Pulumi state and the app connects
-    as the master user instead of its own role."""
+    refuses replicas of such an instance), so the master password is generated into Pulumi state (encrypted);
+    the app still connects as its own role, which the database-role Job creates with that password."""
 
     engine_lifecycle_support: Annotated[
         RdsLifecycleSupport,
@@ -265,7 +313,7 @@ class Cache(ConfigModel):
 class LoadBalancer(ConfigModel):
     """The public Application Load Balancer in front of the nodes."""
 
-    access_logs: bool = True
+    access_logs: Switch = True
     """Write the ALB's access logs to an S3 bucket phasekit creates (private, SSE-S3, deleted with the stack)."""
 
     access_log_retention_days: Annotated[WholeNumber, Field(ge=1, le=3650), Allowed("1..3650")] = 90
@@ -310,10 +358,10 @@ class Workload(ConfigModel):
     @field_validator("writable_paths")
     @classmethod
     def _absolute_directories_once(cls, paths: tuple[str, ...]) -> tuple[str, ...]:
-        allowed = "an absolute directory path without '..' or a trailing '/', not '/', e.g. /var/cache/nginx"
         for index, path in enumerate(paths):
-            if not re.fullmatch(r"/[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*", path) or ".." in path.split("/"):
-                raise problem(f"{path!r} is not a directory the pod can mount; allowed: {allowed}", at=(index,))
+            if not writable_path_allowed(path):
+                raise problem(f"{path!r} is not a directory the pod can mount; allowed: {WRITABLE_PATH_ALLOWED}",
+                              at=(index,))
             if path in paths[:index]:
                 raise problem(f"{path!r} is listed twice; allowed: each path once", at=(index,))
         return paths
@@ -478,3 +526,51 @@ class Phase3Stack(PhaseStack):
     def worker_count(self) -> int:
         """Web workers per pod: ``app.workers``, or one per whole CPU the pod requests (at least one)."""
         return self.app.worker_count(self.workload.cpu_millicores // 1000)
+
+
+# --- Warnings: valid, but probably not what was meant ---------------------------------------------------------
+
+
+def phase3_warnings(config: Phase3Stack, *, today: date | None = None,
+                    standard_support_ends: Mapping[str, date] | None = None) -> list[str]:
+    """``config_warnings``' phase-3 lines: instance types whose fit nobody checked, and a version past EKS
+    standard support under ``supportType: STANDARD`` (only when the caller hands over the dated table, since
+    the dates live in phasekit's price catalog, which infra does not read)."""
+    warnings = [unchecked_fit_warning(instance_type) for instance_type in config.cluster.node_group.instance_types
+                if allocatable(instance_type) is None]
+    if standard_support_ends is not None and today is not None:
+        support = standard_support_warning(config.cluster, today, standard_support_ends)
+        warnings += [support] if support is not None else []
+    return warnings
+
+
+def unchecked_fit_warning(instance_type: str) -> str:
+    """The node-fit check (``Phase3Stack._workload_fits_the_nodes``) skips a type whose capacity phasekit does not
+    know rather than guess it: say so, instead of passing in silence."""
+    return (f"{NAMESPACE}:cluster.nodeGroup.instanceTypes: node fit not checked: {instance_type} is not in "
+            "phasekit's node table (components/aws_choices.py NODE_SPECS), so nothing checks that "
+            "workload.maxReplicas plus a rollout's surge fit cluster.nodeGroup.maxSize of them; pods that do not "
+            "fit stay Pending and pulumi up fails after 10 minutes (add the type's vCPUs, memory and max pods to "
+            "NODE_SPECS, or choose a listed type)")
+
+
+def standard_support_warning(cluster: Cluster, today: date, standard_support_ends: Mapping[str, date]) -> str | None:
+    """A line when ``cluster.version``'s EKS standard support ended before ``today`` and ``supportType`` is
+    ``STANDARD``; None otherwise, and for a version without a known end date (nothing is guessed).
+
+    Under ``STANDARD`` EKS upgrades a cluster to the next minor at the end of standard support on its own
+    (https://docs.aws.amazon.com/eks/latest/userguide/view-upgrade-policy.html: "If your upgrade policy is
+    STANDARD, it will be automatically upgraded"), which the next ``pulumi up`` would then try to undo, and
+    "You cannot disable extended support once your cluster has entered it"
+    (https://docs.aws.amazon.com/eks/latest/userguide/disable-extended-support.html), so a cluster that entered
+    it under ``EXTENDED`` cannot be moved back to ``STANDARD`` on its old version. ``standard_support_ends``
+    maps a minor to its last day of standard support."""
+    ends = standard_support_ends.get(cluster.version)
+    if cluster.support_type is not SupportType.STANDARD or ends is None or today <= ends:
+        return None
+    upgrade = next_minor_version(cluster.version)
+    return (f"{NAMESPACE}:cluster.version: {cluster.version!r} left EKS standard support on {ends.isoformat()}: "
+            f"with supportType STANDARD EKS upgrades the cluster to {upgrade!r} on its own (an upgrade nobody "
+            "scheduled, which the next pulumi up would try to undo), and a cluster already in extended support "
+            f"cannot be switched back to STANDARD; set cluster.version to {upgrade!r} (one minor at a time), or "
+            "choose supportType EXTENDED and pay extended support ($0.60 instead of $0.10 per cluster-hour)")

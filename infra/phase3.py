@@ -85,6 +85,7 @@ def build(config: Phase3Stack, secrets: StackSecretInputs, project: str, stack: 
         vpc_id=network.vpc_id,
         subnet_ids=network.private_subnet_ids,
         endpoint_public_access_cidrs=list(cluster_config.endpoint_public_access_cidrs),
+        api_access_security_group_ids=list(cluster_config.api_access_security_group_ids),
         admin_principal_arns=list(cluster_config.admin_principal_arns),
         node_instance_types=list(nodes.instance_types),
         node_min_size=nodes.min_size,
@@ -124,8 +125,9 @@ def build(config: Phase3Stack, secrets: StackSecretInputs, project: str, stack: 
         read_replica_count=database_config.read_replicas,
         engine_lifecycle_support=database_config.engine_lifecycle_support,
         database_name=APP_DATABASE,
-        # RDS keeps the master password in Secrets Manager (never in state) and the app gets its own role; RDS
-        # cannot create read replicas of such an instance, so with replicas the app stays the master user.
+        # RDS keeps the master password in Secrets Manager (never in state); it cannot create read replicas of
+        # such an instance, so with replicas the master password is generated (in state, encrypted). The app
+        # connects as its own role either way.
         manage_master_password=database_config.read_replicas == 0,
         master_secret_reader=MasterSecretReader(
             oidc_provider_arn=cluster.oidc_provider_arn, oidc_provider_url=cluster.oidc_provider_url,
@@ -172,12 +174,17 @@ def build(config: Phase3Stack, secrets: StackSecretInputs, project: str, stack: 
         ), opts=on_aws)
         resolve_origin(ingress.dns_name)
 
-    database_role = None if database.app_role_name is None else DatabaseRoleJobArgs(
+    # The Job reads the master credentials from RDS's secret when RDS manages them, otherwise (read replicas)
+    # from the generated password, which the component hands to it through a Kubernetes Secret.
+    managed = database.master_secret_arn is not None
+    database_role = DatabaseRoleJobArgs(
         role_name=database.app_role_name,
         role_password=database.app_role_password,
         master_secret_arn=database.master_secret_arn,
         iam_role_arn=database.master_secret_reader_role_arn,
-        aws_region=region.region,
+        aws_region=region.region if managed else None,
+        master_username=None if managed else database.username,
+        master_password=database.password,
         host=database.address,
         database=APP_DATABASE,
         connection_limit=database.app_connection_limit,

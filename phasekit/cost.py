@@ -264,6 +264,12 @@ class PriceCatalog(_Frozen):
         return {entry.id: entry for entry in self.prices}
 
 
+def eks_standard_support_ends(path: Path = CATALOG_PATH) -> dict[str, date]:
+    """Kubernetes minor -> last day of EKS standard support, from the catalog's dated table: the one source the
+    cost estimate and the plan's support warning (``infra.config_phase3.standard_support_warning``) share."""
+    return {version: end.date for version, end in load_catalog(path).eks_standard_support_ends.items()}
+
+
 def load_catalog(path: Path = CATALOG_PATH) -> PriceCatalog:
     """Read and validate the catalog; a bad one raises ConfigError with one line naming the entry and key."""
     return _load_catalog_cached(Path(path).resolve())

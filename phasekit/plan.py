@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -87,15 +88,18 @@ def _replace_secure(value: Any) -> tuple[Any, bool]:
     return value, False
 
 
-def run_plan(stack: str, project_dir: Path, stack_file: Path | None = None, option: str = "--stack") -> Plan:
+def run_plan(stack: str, project_dir: Path, stack_file: Path | None = None, option: str = "--stack",
+             today: date | None = None) -> Plan:
     """Validate the stack's config and run the program offline. Raises ConfigError on bad config.
 
     ``stack_file`` defaults to ``Pulumi.<stack>.yaml`` in ``project_dir``; pass another file to plan a
     different version of the same stack (e.g. the pull request's base, for change risk). ``option`` is the
-    command-line option that named the stack, for the error message.
+    command-line option that named the stack, for the error message. ``today`` (default: today, UTC, the day
+    the cost estimate prices) dates the EKS support warning against the price catalog's support calendar.
     """
     from infra.program import build_stack
     from infra.runtime_config import runtime_raw_config
+    from phasekit.cost import eks_standard_support_ends
     from phasekit.guardrails import process_warnings
 
     project = project_name(project_dir)
@@ -114,7 +118,9 @@ def run_plan(stack: str, project_dir: Path, stack_file: Path | None = None, opti
     )
     return Plan(stack=stack, project=project, phase=config.phase, recording=recording,
                 secrets_to_set=[set_secret_command(name) for name in missing],
-                warnings=[*config_warnings(raw, config), *process_warnings(config)],
+                warnings=[*config_warnings(raw, config, today=today or datetime.now(UTC).date(),
+                                           standard_support_ends=eks_standard_support_ends()),
+                          *process_warnings(config)],
                 default_tags={**config.tags, **default_tags(project, stack, config.phase)}, config=config)
 
 

@@ -169,22 +169,17 @@ def test_database_droplet_and_volume_are_stateful_even_when_the_stack_turns_prot
 
 def test_dropping_a_read_replica_deletes_it_and_a_class_change_is_in_place():
     risk = report("phase3", "phase3-replica-large.yaml", "phase3.yaml")
-    # Without replicas RDS may manage the master password: the generated one goes, the app gets its own role
-    # (a new DATABASE_URL, so a new env Secret and a release Job that runs again).
+    # Without replicas RDS may manage the master password: the generated one and the Kubernetes Secret that
+    # handed it to the database-role Job go, the Job reads RDS's secret through IRSA instead. The app keeps its
+    # own role either way: DATABASE_URL, the env Secret and the release Job do not change.
     assert classified(risk) == [
-        ("replace", "app-env", "kubernetes:core/v1:Secret"),
-        ("replace", "app-release", "kubernetes:batch/v1:Job"),
-        # The logical backup's credentials carry the DATABASE_URL too.
-        ("replace", "logical-backup-credentials", "kubernetes:core/v1:Secret"),
+        ("replace", "app-database-role", "kubernetes:batch/v1:Job"),
+        ("delete", "app-database-role-master", "kubernetes:core/v1:Secret"),
         ("delete", "database-password", "random:index/randomPassword:RandomPassword"),
         ("delete", "database-replica-1", "aws:rds/instance:Instance"),
-        ("create", "app-database-role", "kubernetes:batch/v1:Job"),
-        ("create", "app-database-role-account", "kubernetes:core/v1:ServiceAccount"),
-        ("create", "app-database-role-password", "kubernetes:core/v1:Secret"),
-        ("create", "app-database-role-sql", "kubernetes:core/v1:ConfigMap"),
-        ("create", "database-app-password", "random:index/randomPassword:RandomPassword"),
         ("create", "database-master-secret-reader", "aws:iam/role:Role"),
         ("create", "database-master-secret-reader-policy", "aws:iam/rolePolicy:RolePolicy"),
+        ("update", "app-database-role-account", "kubernetes:core/v1:ServiceAccount"),
         ("update", "database-db", "aws:rds/instance:Instance"),
     ]
     assert [item.name for item in risk.data_destroying] == ["database-replica-1"]
@@ -209,8 +204,12 @@ def test_valkey_to_redis_replaces_the_replication_group():
         ("replace", "app-env", "kubernetes:core/v1:Secret"),
         ("replace", "app-release", "kubernetes:batch/v1:Job"),
         ("replace", "cache-cache", "aws:elasticache/replicationGroup:ReplicationGroup"),
+        # The new group's final snapshot gets a name of its own (keepers: id, engine, subnet group).
+        ("replace", "cache-final-snapshot", "random:index/randomId:RandomId"),
         ("replace", "cache-params", "aws:elasticache/parameterGroup:ParameterGroup"),
     ]
+    assert [(reason.rule, reason.because) for reason in change(risk, "cache-final-snapshot").replaced_because] == [
+        ("keepers", "keepers.engine changed")]
     group = change(risk, "cache-cache")
     assert [item.name for item in risk.data_destroying] == ["cache-cache"]
     assert [(reason.rule, reason.because, reason.source) for reason in group.replaced_because] == [
@@ -231,8 +230,9 @@ def test_a_new_aws_region_replaces_everything_its_provider_manages():
     managed = [resource.urn for resource in head.resources if resource.provider
                and resource.provider.startswith(provider.urn + "::") and resource.urn in {r.urn for r in base.resources}]
     # + RDS monitoring role+policy, 2 add-on roles+policies, EBS CSI, S3 endpoint, - CNI policy; then (issue 12)
-    # the master secret's reader role and policy, and the Cluster Autoscaler's and ALB access logs' resources
-    assert len(managed) == 77
+    # the master secret's reader role and policy, and the Cluster Autoscaler's and ALB access logs' resources;
+    # - the secrets key's inert IAM policy (the key policy alone grants its use)
+    assert len(managed) == 76
     assert {item.kind for item in risk.changes if item.urn in managed} == {"replace"}
     assert [(item.name, item.replaced_because[0].because, item.replaced_because[0].source)
             for item in risk.data_destroying] == [

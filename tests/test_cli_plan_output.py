@@ -229,3 +229,22 @@ def test_json_names_the_explicit_provider_each_resource_uses(capsys):
         if resource["type"].startswith("pulumi:providers:"):
             expected = None
         assert resource["provider"] == expected, resource["name"]
+
+
+def test_the_plan_warns_on_the_day_a_standard_support_version_left_standard_support(tmp_path):
+    """The warning takes its dates from the price catalog, the same calendar the cost estimate prices by."""
+    from datetime import date
+
+    from phasekit.plan import run_plan
+
+    (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    stack = (ROOT / "Pulumi.phase3.yaml").read_text()
+    assert '\n    version: "1.35"\n' in stack
+    (tmp_path / "Pulumi.phase3.yaml").write_text(stack.replace('\n    version: "1.35"\n', '\n    version: "1.34"\n'))
+    assert run_plan("phase3", tmp_path, today=date(2026, 12, 2)).warnings == []
+    assert run_plan("phase3", tmp_path, today=date(2026, 12, 3)).warnings == [
+        "phasekit:cluster.version: '1.34' left EKS standard support on 2026-12-02: with supportType STANDARD EKS "
+        "upgrades the cluster to '1.35' on its own (an upgrade nobody scheduled, which the next pulumi up would try "
+        "to undo), and a cluster already in extended support cannot be switched back to STANDARD; set "
+        "cluster.version to '1.35' (one minor at a time), or choose supportType EXTENDED and pay extended support "
+        "($0.60 instead of $0.10 per cluster-hour)"]

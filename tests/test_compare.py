@@ -93,7 +93,7 @@ read from each stack's offline plan; prices from phasekit/prices.yaml as of 2026
   unconfirmed leads                  0.00       12.00        1.40
   total + unconfirmed leads         16.40       88.00      401.98
   items with no price                   6           9           1
-  usage-based items                     3           3          13
+  usage-based items                     3           3          14
 
 Capacity
   app hosts
@@ -175,7 +175,7 @@ What each stack adds over the previous one
     disruption budget: none -> PodDisruptionBudget maxUnavailable 1
     backups: droplet backups weekly -> RDS backups kept 7 days, final snapshot; cache snapshots kept
       1 day
-    monthly cost: +324.58 (76.00 -> 400.58), unconfirmed leads -11.00
+    monthly cost: +324.58 (76.00 -> 400.58), unconfirmed leads -10.60
 """
 
 
@@ -190,13 +190,13 @@ def test_compare_json_of_the_committed_stacks(plans):
              stack["cost"]["unconfirmedLeadUsd"], stack["capacity"]["maxAppReplicas"])
             for stack in document["stacks"]] == [
         ("phase1", 1, 34, "16.40", "0.00", 1), ("phase2", 2, 49, "76.00", "12.00", 2),
-        ("phase3", 3, 130, "400.58", "1.00", 6)]
+        ("phase3", 3, 130, "400.58", "1.40", 6)]
     assert document["stacks"][2]["capacity"]["app"] == {"vcpus": 4, "memoryGib": "16"}
     assert document["stacks"][2]["capacity"]["appMax"] == {"vcpus": 8, "memoryGib": "32"}
     assert document["stacks"][0]["capacity"]["databaseSharesAppHost"] is True
     assert [(step["from"], step["to"], step["costDeltaUsd"], step["unconfirmedLeadDeltaUsd"])
             for step in document["steps"]] == [("phase1", "phase2", "59.60", "12.00"),
-                                               ("phase2", "phase3", "324.58", "-11.00")]
+                                               ("phase2", "phase3", "324.58", "-10.60")]
     assert {"aspect": "database", "from": "one droplet of its own (no standby; data on a protected volume)",
             "to": "RDS Multi-AZ: standby in another zone, automatic failover"} in document["steps"][1]["failover"]
 
@@ -482,11 +482,10 @@ Resources by kind (phase2 retired -> phase3 created)
                                  retire: backups-token, split-app-0-host-key, split-app-1-host-key,
                                    split-db-host-key, split-db-password, split-redis-password
                                  create: autoscaler-irsa-role, autoscaler-irsa-scaling,
-                                   backups-token, cache-auth-token,
+                                   backups-token, cache-auth-token, cache-final-snapshot,
                                    cluster-aws-ebs-csi-driver-amazonebscsidriverpolicy,
                                    cluster-aws-ebs-csi-driver-role,
-                                   cluster-cluster-amazoneksclusterpolicy, cluster-cluster-kms,
-                                   cluster-cluster-role,
+                                   cluster-cluster-amazoneksclusterpolicy, cluster-cluster-role,
                                    cluster-node-amazonec2containerregistryreadonly,
                                    cluster-node-amazoneksworkernodepolicy, cluster-node-role,
                                    cluster-secrets-key (x2), cluster-vpc-cni-amazoneks-cni-policy,
@@ -530,8 +529,8 @@ Data to move
 
 Monthly cost (USD)
   before (phase2):  76.00 (+ 12.00 unconfirmed)
-  after (phase3):  400.58 (+ 1.00 unconfirmed)
-  during the overlap (phase2 + phase3):  476.58 (+ 13.00 unconfirmed)
+  after (phase3):  400.58 (+ 1.40 unconfirmed)
+  during the overlap (phase2 + phase3):  476.58 (+ 13.40 unconfirmed)
   keeping phase2 7 days after the cutover:  19.00 (+ 3.00 unconfirmed)
 
 Runbook
@@ -747,11 +746,10 @@ Resources by kind (phase1 retired -> phase3 created)
                                  retire: backups-token, vps-db-password, vps-droplet-host-key,
                                    vps-redis-password
                                  create: autoscaler-irsa-role, autoscaler-irsa-scaling,
-                                   backups-token, cache-auth-token,
+                                   backups-token, cache-auth-token, cache-final-snapshot,
                                    cluster-aws-ebs-csi-driver-amazonebscsidriverpolicy,
                                    cluster-aws-ebs-csi-driver-role,
-                                   cluster-cluster-amazoneksclusterpolicy, cluster-cluster-kms,
-                                   cluster-cluster-role,
+                                   cluster-cluster-amazoneksclusterpolicy, cluster-cluster-role,
                                    cluster-node-amazonec2containerregistryreadonly,
                                    cluster-node-amazoneksworkernodepolicy, cluster-node-role,
                                    cluster-secrets-key (x2), cluster-vpc-cni-amazoneks-cni-policy,
@@ -792,8 +790,8 @@ Data to move
 
 Monthly cost (USD)
   before (phase1):  16.40
-  after (phase3):  400.58 (+ 1.00 unconfirmed)
-  during the overlap (phase1 + phase3):  416.98 (+ 1.00 unconfirmed)
+  after (phase3):  400.58 (+ 1.40 unconfirmed)
+  during the overlap (phase1 + phase3):  416.98 (+ 1.40 unconfirmed)
   keeping phase1 7 days after the cutover:  4.10
 
 Runbook

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from infra.config import Phase1Stack, Phase3Stack, load_config
+from infra.config import Phase1Stack, Phase3Stack, config_warnings, load_config
 from phasekit.stack_file import read_stack_file
 from tests import test_config as config_tests
 from tests.builders import with_processes
@@ -69,9 +70,10 @@ def test_alb_access_logs_are_on_for_90_days_unless_configured():
 
 
 def test_writable_paths_and_uid_reach_the_pods():
-    config = load_config(edited({"phasekit:workload.writablePaths": ["/tmp", "/var/cache/nginx"],
-                                 "phasekit:workload.runAsUser": 101}))
-    assert (config.workload.writable_paths, config.workload.run_as_user) == (("/tmp", "/var/cache/nginx"), 101)
+    # Only the runtime's own trees are refused, not names that merely start like them.
+    paths = ["/tmp", "/var/cache/nginx", "/devices", "/app/.cache", "/var/sys"]
+    config = load_config(edited({"phasekit:workload.writablePaths": paths, "phasekit:workload.runAsUser": 101}))
+    assert (config.workload.writable_paths, config.workload.run_as_user) == (tuple(paths), 101)
     assert (load_config(PHASE3).workload.writable_paths, load_config(PHASE3).workload.run_as_user) == (
         ("/tmp",), 10001)
 
@@ -101,9 +103,10 @@ def test_the_hpa_maximum_that_just_fits_the_nodes_is_accepted():
     # 4 x t3.large hold 26 pods of 250m/512Mi (5 on the node with coredns, metrics-server and the Cluster
     # Autoscaler, 7 on the others): 20 + 5 surge fit, 21 + 6 do not.
     assert load_config(edited({"phasekit:workload.maxReplicas": 20})).workload.max_replicas == 20
-    assert error_message(edited({"phasekit:workload.maxReplicas": 21})).startswith(
+    assert error_message(edited({"phasekit:workload.maxReplicas": 21})) == (
         "phasekit:workload.maxReplicas: 21 pods + 6 rollout surge of 250m CPU and 512Mi need 27 pods; allowed: at "
-        "most 26,")
+        "most 26, what 4 x t3.large (cluster.nodeGroup.maxSize) hold after the kubelet's reservations and the "
+        "add-ons (raise maxSize, choose a larger type or request less)")
 
 
 def test_container_logs_are_off_unless_chosen_and_then_take_their_share_of_the_nodes():
@@ -120,10 +123,98 @@ def test_container_logs_are_off_unless_chosen_and_then_take_their_share_of_the_n
         "add-ons (raise maxSize, choose a larger type or request less)")
 
 
-def test_an_instance_type_of_unknown_capacity_is_not_checked():
-    config = load_config(edited({"phasekit:cluster.nodeGroup.instanceTypes": ["m5a.large"],
-                                 "phasekit:workload.maxReplicas": 60}))
+UNCHECKED_FIT = (
+    "phasekit:cluster.nodeGroup.instanceTypes: node fit not checked: {type} is not in phasekit's node table "
+    "(components/aws_choices.py NODE_SPECS), so nothing checks that workload.maxReplicas plus a rollout's surge "
+    "fit cluster.nodeGroup.maxSize of them; pods that do not fit stay Pending and pulumi up fails after 10 minutes "
+    "(add the type's vCPUs, memory and max pods to NODE_SPECS, or choose a listed type)")
+
+
+def test_an_instance_type_of_unknown_capacity_is_not_checked_and_the_plan_says_so():
+    raw = edited({"phasekit:cluster.nodeGroup.instanceTypes": ["m5a.large"], "phasekit:workload.maxReplicas": 60})
+    config = load_config(raw)
     assert config.workload.max_replicas == 60
+    assert config_warnings(raw, config) == [UNCHECKED_FIT.format(type="m5a.large")]
+
+
+def test_only_the_unknown_of_several_instance_types_is_named():
+    raw = edited({"phasekit:cluster.nodeGroup.instanceTypes": ["t3.large", "m5a.large", "m5a.xlarge"]})
+    assert config_warnings(raw, load_config(raw)) == [UNCHECKED_FIT.format(type="m5a.large"),
+                                                      UNCHECKED_FIT.format(type="m5a.xlarge")]
+
+
+@pytest.mark.parametrize("instance_type", ["t3a.medium", "t3a.large", "t3a.xlarge", "m6a.large", "m6a.xlarge",
+                                           "m7i.large", "c6i.xlarge"])
+def test_the_common_amd_and_intel_types_are_in_the_node_table(instance_type):
+    raw = edited({"phasekit:cluster.nodeGroup.instanceTypes": [instance_type]})
+    assert config_warnings(raw, load_config(raw)) == []
+
+
+def test_a_type_added_to_the_node_table_is_checked_like_its_intel_twin():
+    # t3a.large: 2 vCPUs, 8 GiB, 35 pods (eni-max-pods.txt), as t3.large: 4 of them hold 26 pods of 250m/512Mi.
+    assert error_message(edited({"phasekit:cluster.nodeGroup.instanceTypes": ["t3a.large"],
+                                 "phasekit:workload.maxReplicas": 21})) == (
+        "phasekit:workload.maxReplicas: 21 pods + 6 rollout surge of 250m CPU and 512Mi need 27 pods; allowed: at "
+        "most 26, what 4 x t3a.large (cluster.nodeGroup.maxSize) hold after the kubelet's reservations and the "
+        "add-ons (raise maxSize, choose a larger type or request less)")
+
+
+def test_the_committed_phase3_stack_has_no_warnings():
+    assert config_warnings(PHASE3, load_config(PHASE3), today=date(2026, 12, 4),
+                           standard_support_ends=SUPPORT_ENDS) == []
+
+
+# --- Standard support (cluster.version against the day) ------------------------------------------------
+
+SUPPORT_ENDS = {"1.33": date(2026, 7, 29), "1.34": date(2026, 12, 2), "1.35": date(2027, 3, 27)}
+"""As phasekit/prices.yaml's ``eks_standard_support_ends`` has them; the caller hands the table over, since
+infra does not read phasekit's catalog."""
+
+PAST_STANDARD_SUPPORT_134 = (
+    "phasekit:cluster.version: '1.34' left EKS standard support on 2026-12-02: with supportType STANDARD EKS upgrades "
+    "the cluster to '1.35' on its own (an upgrade nobody scheduled, which the next pulumi up would try to undo), and "
+    "a cluster already in extended support cannot be switched back to STANDARD; set cluster.version to '1.35' (one "
+    "minor at a time), or choose supportType EXTENDED and pay extended support ($0.60 instead of $0.10 per "
+    "cluster-hour)")
+
+
+@pytest.mark.parametrize(("changes", "today", "warnings"), [
+    ({"phasekit:cluster.version": "1.34"}, date(2026, 12, 3), [PAST_STANDARD_SUPPORT_134]),
+    # The end date is the last day of standard support.
+    ({"phasekit:cluster.version": "1.34"}, date(2026, 12, 2), []),
+    ({"phasekit:cluster.version": "1.34", "phasekit:cluster.supportType": "EXTENDED"}, date(2026, 12, 3), []),
+    ({"phasekit:cluster.version": "1.35"}, date(2027, 3, 27), []),
+    # No end date known (1.36 is not in the table): nothing guessed.
+    ({"phasekit:cluster.version": "1.36"}, date(2030, 1, 1), []),
+])
+def test_a_version_past_standard_support_under_standard_is_warned_about(changes, today, warnings):
+    raw = edited(changes)
+    assert config_warnings(raw, load_config(raw), today=today, standard_support_ends=SUPPORT_ENDS) == warnings
+
+
+def test_without_the_support_table_no_support_warning_is_given():
+    raw = edited({"phasekit:cluster.version": "1.34"})
+    assert config_warnings(raw, load_config(raw), today=date(2027, 1, 1)) == []
+
+
+def test_the_older_version_names_its_own_next_minor():
+    raw = edited({"phasekit:cluster.version": "1.33"})
+    assert config_warnings(raw, load_config(raw), today=date(2026, 12, 4), standard_support_ends=SUPPORT_ENDS) == [
+        "phasekit:cluster.version: '1.33' left EKS standard support on 2026-07-29: with supportType STANDARD EKS "
+        "upgrades the cluster to '1.34' on its own (an upgrade nobody scheduled, which the next pulumi up would try "
+        "to undo), and a cluster already in extended support cannot be switched back to STANDARD; set "
+        "cluster.version to '1.34' (one minor at a time), or choose supportType EXTENDED and pay extended support "
+        "($0.60 instead of $0.10 per cluster-hour)"]
+
+
+# --- API access from inside the VPC --------------------------------------------------------------------
+
+
+def test_api_access_security_groups_default_to_none_and_are_read_in_order():
+    assert load_config(PHASE3).cluster.api_access_security_group_ids == ()
+    chosen = load_config(edited({"phasekit:cluster.apiAccessSecurityGroupIds": ["sg-0123456789abcdef0",
+                                                                                 "sg-0fedcba9"]}))
+    assert chosen.cluster.api_access_security_group_ids == ("sg-0123456789abcdef0", "sg-0fedcba9")
 
 
 def test_phase3_shares_the_app_and_edge_models():
@@ -149,6 +240,9 @@ def test_loading_phase1_never_imports_the_aws_sdk():
 
 ZONES_ALLOWED = "2 or 3 zones of us-east-1, e.g. [us-east-1a, us-east-1b]"
 VERSIONS = "one of '1.33', '1.34', '1.35', '1.36' (quoted in YAML)"
+SECURITY_GROUPS = "'sg-' and 8 to 17 lowercase hex digits, e.g. sg-0123456789abcdef0"
+WRITABLE_ALLOWED = ("an absolute directory path without '.' or '..' segments or a trailing '/', not '/' and not in "
+                    "/proc, /sys or /dev, e.g. /var/cache/nginx")
 
 BAD_PHASE3_CONFIGS = [
     pytest.param(
@@ -226,8 +320,9 @@ BAD_PHASE3_CONFIGS = [
                  "phasekit:cluster.containerLogs: null is not true or false; allowed: true or false",
                  id="container-logs-null"),
     pytest.param({"phasekit:cluster.containerLog": True},
-                 "phasekit:cluster.containerLog: unknown key; allowed: adminPrincipalArns, containerLogs, "
-                 "endpointPublicAccessCidrs, nodeGroup, supportType, version (did you mean 'containerLogs'?)",
+                 "phasekit:cluster.containerLog: unknown key; allowed: adminPrincipalArns, "
+                 "apiAccessSecurityGroupIds, containerLogs, endpointPublicAccessCidrs, nodeGroup, supportType, "
+                 "version (did you mean 'containerLogs'?)",
                  id="container-logs-misspelt"),
     pytest.param({"phasekit:loadBalancer": {"accessLogs": "sometimes"}},
                  "phasekit:loadBalancer.accessLogs: 'sometimes' is not true or false; allowed: true or false",
@@ -236,17 +331,20 @@ BAD_PHASE3_CONFIGS = [
                  "phasekit:loadBalancer.accessLog: unknown key; allowed: accessLogRetentionDays, accessLogs (did "
                  "you mean 'accessLogs'?)", id="access-logs-misspelt"),
     pytest.param({"phasekit:workload.writablePaths": ["/tmp", "var/cache"]},
-                 "phasekit:workload.writablePaths[1]: 'var/cache' is not a directory the pod can mount; allowed: an "
-                 "absolute directory path without '..' or a trailing '/', not '/', e.g. /var/cache/nginx",
+                 "phasekit:workload.writablePaths[1]: 'var/cache' is not a directory the pod can mount; allowed: "
+                 + WRITABLE_ALLOWED,
                  id="writable-path-relative"),
     pytest.param({"phasekit:workload.writablePaths": ["/"]},
-                 "phasekit:workload.writablePaths[0]: '/' is not a directory the pod can mount; allowed: an "
-                 "absolute directory path without '..' or a trailing '/', not '/', e.g. /var/cache/nginx",
+                 "phasekit:workload.writablePaths[0]: '/' is not a directory the pod can mount; allowed: "
+                 + WRITABLE_ALLOWED,
                  id="writable-path-root"),
     pytest.param({"phasekit:workload.writablePaths": ["/app/../etc"]},
                  "phasekit:workload.writablePaths[0]: '/app/../etc' is not a directory the pod can mount; allowed: "
-                 "an absolute directory path without '..' or a trailing '/', not '/', e.g. /var/cache/nginx",
-                 id="writable-path-dotdot"),
+                 + WRITABLE_ALLOWED, id="writable-path-dotdot"),
+    *(pytest.param({"phasekit:workload.writablePaths": ["/tmp", path]},
+                   f"phasekit:workload.writablePaths[1]: {path!r} is not a directory the pod can mount; allowed: "
+                   + WRITABLE_ALLOWED, id=f"writable-path-{path}")
+      for path in ("/proc", "/proc/sys", "/sys/fs/cgroup", "/dev", "/dev/shm", "/./tmp", "/var/./cache")),
     pytest.param({"phasekit:workload.writablePaths": ["/tmp", "/tmp"]},
                  "phasekit:workload.writablePaths[1]: '/tmp' is listed twice; allowed: each path once",
                  id="writable-path-twice"),
@@ -256,6 +354,34 @@ BAD_PHASE3_CONFIGS = [
     pytest.param({"phasekit:cluster.supportType": "standard"},
                  "phasekit:cluster.supportType: 'standard' is not an EKS support type; allowed: STANDARD or EXTENDED",
                  id="support-type-lowercase"),
+    pytest.param({"phasekit:cluster.supportType": None},
+                 "phasekit:cluster.supportType: null is not an EKS support type; allowed: STANDARD or EXTENDED",
+                 id="support-type-null"),
+    pytest.param({"phasekit:cluster.nodeGroup.trackLatestAmi": "yes"},
+                 "phasekit:cluster.nodeGroup.trackLatestAmi: 'yes' is not true or false; allowed: true or false",
+                 id="track-latest-ami-yes"),
+    pytest.param({"phasekit:cluster.nodeGroup.trackLatestAmi": None},
+                 "phasekit:cluster.nodeGroup.trackLatestAmi: null is not true or false; allowed: true or false",
+                 id="track-latest-ami-null"),
+    pytest.param({"phasekit:cluster.apiAccessSecurityGroupIds": ["sg-12345"]},
+                 f"phasekit:cluster.apiAccessSecurityGroupIds[0]: 'sg-12345' is not a security group id; allowed: "
+                 f"{SECURITY_GROUPS}", id="api-access-group-too-short"),
+    pytest.param({"phasekit:cluster.apiAccessSecurityGroupIds": ["sg-0123456789ABCDEF0"]},
+                 f"phasekit:cluster.apiAccessSecurityGroupIds[0]: 'sg-0123456789ABCDEF0' is not a security group "
+                 f"id; allowed: {SECURITY_GROUPS}", id="api-access-group-upper-case"),
+    pytest.param({"phasekit:cluster.apiAccessSecurityGroupIds": ["sg-0123456789abcdef01"]},
+                 f"phasekit:cluster.apiAccessSecurityGroupIds[0]: 'sg-0123456789abcdef01' is not a security group "
+                 f"id; allowed: {SECURITY_GROUPS}", id="api-access-group-too-long"),
+    pytest.param({"phasekit:cluster.apiAccessSecurityGroupIds": ["vpc-0123456789abcdef0"]},
+                 f"phasekit:cluster.apiAccessSecurityGroupIds[0]: 'vpc-0123456789abcdef0' is not a security group "
+                 f"id; allowed: {SECURITY_GROUPS}", id="api-access-group-a-vpc"),
+    pytest.param({"phasekit:cluster.apiAccessSecurityGroupIds": ["sg-0123456789abcdef0", "sg-0123456789abcdef0"]},
+                 "phasekit:cluster.apiAccessSecurityGroupIds[1]: 'sg-0123456789abcdef0' is listed twice; allowed: "
+                 "each security group once (its rule is named after it)", id="api-access-group-twice"),
+    pytest.param({"phasekit:cluster.apiAccessSecurityGroupIds": "sg-0123456789abcdef0"},
+                 "phasekit:cluster.apiAccessSecurityGroupIds: 'sg-0123456789abcdef0' is not a list; allowed: "
+                 "security group ids of a CI runner or bastion inside the VPC, e.g. [sg-0123456789abcdef0], or []",
+                 id="api-access-group-not-a-list"),
     pytest.param({"phasekit:database.engineLifecycleSupport": "disabled"},
                  "phasekit:database.engineLifecycleSupport: 'disabled' is not an RDS lifecycle support type; "
                  "allowed: open-source-rds-extended-support-disabled or open-source-rds-extended-support",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from components.database_role import (
     check_role_name,
     connection_environment,
     fetch_master_secret_command,
+    master_credentials_json,
     master_secret_reader_policy,
     role_job_name,
     run_sql_command,
@@ -48,14 +50,21 @@ def server():
         yield pg
 
 
-def run_role_job(pg: PostgresServer, app_password: str | None, *, sql: str | None = None
-                 ) -> subprocess.CompletedProcess[str]:
-    """The main container's exact command, with the credentials file and the script at temporary paths."""
+def run_role_job(pg: PostgresServer, app_password: str | None, *, sql: str | None = None,
+                 credentials_json: str | None = None, undeletable: bool = False) -> subprocess.CompletedProcess[str]:
+    """The main container's exact command, with the credentials file and the script at temporary paths. The file
+    holds what RDS writes into its secret unless ``credentials_json`` (what the Kubernetes Secret holds);
+    ``undeletable`` makes it immutable (``chattr +i``, which stops root too), as a read-only Secret volume's is."""
     workdir = pg.tmpdir / "job"
     workdir.mkdir(exist_ok=True)
     credentials, script = workdir / "master.json", workdir / SQL_FILE_NAME
-    credentials.write_text(json.dumps({"username": MASTER, "password": MASTER_PASSWORD}))
+    credentials.write_text(credentials_json if credentials_json is not None
+                           else json.dumps({"username": MASTER, "password": MASTER_PASSWORD}))
     script.write_text(sql if sql is not None else app_role_sql(ROLE, DATABASE, connection_limit=20))
+    if undeletable and (shutil.which("chattr") is None or subprocess.run(
+            ["chattr", "+i", str(credentials)], capture_output=True, check=False).returncode):
+        credentials.unlink()
+        pytest.skip("chattr +i is not available here (needs root and a filesystem with inode flags)")
     argv = [str(credentials) if arg == CREDENTIALS_FILE else str(script) if arg == f"{SQL_DIR}/{SQL_FILE_NAME}"
             else arg for arg in run_sql_command()]
     env = {**connection_environment(pg.port, DATABASE), "PGHOST": pg.host, "HOME": str(workdir),
@@ -65,6 +74,10 @@ def run_role_job(pg: PostgresServer, app_password: str | None, *, sql: str | Non
     if app_password is not None:
         env[PASSWORD_ENV] = app_password
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
+    if undeletable:
+        subprocess.run(["chattr", "-i", str(credentials)], check=True)
+        assert credentials.exists()
+        credentials.unlink()
     assert not credentials.exists(), "the master credentials file must be deleted once read"
     return proc
 
@@ -117,6 +130,23 @@ def test_a_new_password_rotates_it(server):
     old = as_app(server, "SELECT 1", password="first-Password-1")
     assert "password authentication failed" in old.stderr
     assert run_role_job(server, "first-Password-1").returncode == 0
+
+
+def test_the_kubernetes_secrets_credentials_create_the_role_as_rds_secrets_do(server):
+    """Without Secrets Manager (read replicas) the Job reads ``master_credentials_json`` from a Kubernetes Secret:
+    the same command parses it, a password full of JSON escapes included."""
+    password = "k8s-Password-2"
+    proc = run_role_job(server, password, credentials_json=master_credentials_json(MASTER, MASTER_PASSWORD),
+                        undeletable=True)
+    # The Secret volume is read-only: the file cannot be deleted, and the Job runs on regardless.
+    assert proc.returncode == 0, proc.stderr
+    assert as_app(server, "SELECT current_user", password=password).stdout.strip() == ROLE
+
+
+def test_master_credentials_json_is_the_shape_rds_writes():
+    assert json.loads(master_credentials_json(MASTER, MASTER_PASSWORD)) == {
+        "username": "app", "password": 'm@ster:pa"ss\\word/with json escapes'}
+    assert master_credentials_json("app", "pw") == '{"username": "app", "password": "pw"}'
 
 
 def test_missing_password_fails_the_job_without_touching_the_role(server):

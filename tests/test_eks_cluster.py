@@ -30,7 +30,6 @@ from components.eks_cluster import (
     node_ami_type,
     render_kubeconfig,
     secrets_key_document,
-    secrets_key_policy,
 )
 from components.testing import INVOKE_RESULTS, UNKNOWN_MASK, run_recorded
 
@@ -103,7 +102,7 @@ def by_name(recording, type_token: str) -> dict[str, Any]:
 
 def expected_counts(admins: int = 1, alarm: int = 0) -> dict[str, int]:
     counts = {
-        COMPONENT: 1, ROLE: 4, ATTACHMENT: 5, ROLE_POLICY: 1, KEY: 1, ALIAS: 1, LOG_GROUP: 1, CLUSTER: 1,
+        COMPONENT: 1, ROLE: 4, ATTACHMENT: 5, KEY: 1, ALIAS: 1, LOG_GROUP: 1, CLUSTER: 1,
         OIDC: 1, SG: 1, INGRESS: 1, EGRESS: 1, LAUNCH_TEMPLATE: 1, NODE_GROUP: 1, ADDON: 6,
         ACCESS_ENTRY: admins, ACCESS_POLICY: admins, K8S_PROVIDER: 1, STORAGE_CLASS: 1,
     }
@@ -146,7 +145,7 @@ def test_cluster_inputs_exact():
     # EKS must find the log group Pulumi manages (with retention), and its role ready, when it starts.
     assert {f"{PREFIX}aws:cloudwatch/logGroup:LogGroup::eks-control-plane-logs",
             f"{PREFIX}aws:iam/rolePolicyAttachment:RolePolicyAttachment::eks-cluster-amazoneksclusterpolicy",
-            f"{PREFIX}aws:iam/rolePolicy:RolePolicy::eks-cluster-kms"} <= set(cluster.dependencies)
+            f"{PREFIX}aws:kms/key:Key::eks-secrets-key"} <= set(cluster.dependencies)
     assert cluster.urn == f"{PREFIX}aws:eks/cluster:Cluster::eks-cluster"
 
 
@@ -196,7 +195,7 @@ def test_log_group_import_id_only_for_exactly_that_group(existing, import_id):
     assert log_group_import_id(control_plane_log_group_name("phasekit-test"), existing) == import_id
 
 
-def test_secrets_key_rotates_has_a_30_day_window_an_alias_and_the_cluster_role_may_use_it():
+def test_secrets_key_rotates_has_a_30_day_window_and_an_alias():
     recording = record()
     key = recording.one(KEY)
     assert key.inputs == {
@@ -209,15 +208,14 @@ def test_secrets_key_rotates_has_a_30_day_window_an_alias_and_the_cluster_role_m
     assert key.urn == f"{PREFIX}aws:kms/key:Key::eks-secrets-key"
     assert recording.one(ALIAS).inputs == {"name": "alias/eks/phasekit-test",
                                            "targetKeyId": "e300535c-8524-0ce9-4c00-8636576f37b0"}
-    kms_policy = recording.one(ROLE_POLICY)
-    assert kms_policy.inputs["role"] == by_name(recording, ROLE)["eks-cluster-role"].id
-    assert json.loads(kms_policy.inputs["policy"]) == {
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow",
-                       "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:ListGrants"],
-                       "Resource": KEY_ARN}],
-    }
-    assert json.loads(secrets_key_policy("k"))["Statement"][0]["Resource"] == "k"
+
+
+def test_only_the_key_policy_grants_the_cluster_role_its_use_no_inert_iam_policy():
+    # The key policy has no statement enabling IAM policies, so an IAM policy granting the key would have no
+    # effect (AWS KMS "Key policies"): the cluster role's use comes from the key policy alone.
+    recording = record()
+    assert recording.of_type(ROLE_POLICY) == []
+    assert f"{PREFIX}aws:iam/rolePolicy:RolePolicy::eks-cluster-kms" not in recording.one(CLUSTER).dependencies
 
 
 def test_roles_trust_their_service_and_carry_exactly_the_managed_policies():
@@ -305,6 +303,30 @@ def test_node_security_group_admits_only_itself_and_egresses_everywhere():
         "description": "All egress: image pulls and AWS APIs through the NAT gateways",
         "tags": {**TAGS, "Name": "phasekit-test-node-egress"},
     }
+
+
+RUNNER_SG = "sg-0123456789abcdef0"
+BASTION_SG = "sg-0fedcba9"
+
+
+def test_api_access_groups_reach_the_private_endpoint_on_443_through_the_cluster_security_group():
+    # EKS's cluster security group admits only itself (EKS user guide, sec-group-reqs): a runner in the VPC
+    # reaches the private endpoint only through a rule like these.
+    recording = record(api_access_security_group_ids=[RUNNER_SG, BASTION_SG])
+    rules = {name: rule for name, rule in by_name(recording, INGRESS).items() if name != "eks-node-sg-self"}
+    assert {name: rule.inputs for name, rule in rules.items()} == {
+        f"eks-api-from-{group}": {
+            "securityGroupId": CLUSTER_SG, "referencedSecurityGroupId": group, "ipProtocol": "tcp",
+            "fromPort": 443, "toPort": 443,
+            "description": "Kubernetes API (HTTPS) from an admitted group, e.g. a CI runner or bastion in the VPC",
+            "tags": {**TAGS, "Name": f"phasekit-test-api-from-{group}"},
+        } for group in (RUNNER_SG, BASTION_SG)}
+    component = recording.one(COMPONENT)
+    assert {rule.parent for rule in rules.values()} == {component.urn}
+
+
+def test_by_default_no_group_but_the_cluster_s_own_reaches_the_api():
+    assert [rule.name for rule in record().of_type(INGRESS)] == ["eks-node-sg-self"]
 
 
 def test_launch_template_requires_imdsv2_with_one_hop_and_an_encrypted_gp3_root():
@@ -669,6 +691,12 @@ def test_preview_with_unknown_cluster_outputs_registers_every_child_including_th
      "60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653"),
     ({"node_cpu_alarm_percent": 0},
      "EksClusterArgs.node_cpu_alarm_percent: 0; allowed: above 0, at most 100"),
+    ({"api_access_security_group_ids": ["sg-12345"]},
+     "EksClusterArgs.api_access_security_group_ids: 'sg-12345' is not a security group id; allowed: 'sg-' and 8 to "
+     "17 lowercase hex digits, e.g. sg-0123456789abcdef0"),
+    ({"api_access_security_group_ids": [RUNNER_SG, RUNNER_SG]},
+     "EksClusterArgs.api_access_security_group_ids: 'sg-0123456789abcdef0' is listed twice; allowed: each security "
+     "group once"),
     ({"container_logs": "false"},
      "EksClusterArgs.container_logs: 'false'; allowed: True or False (a string such as 'false' would turn log "
      "shipping on)"),
@@ -694,6 +722,51 @@ def test_invalid_args_are_refused_with_exact_messages(overrides, message):
 def test_a_version_jump_of_more_than_one_minor_is_refused_with_the_reason(running, configured, problem):
     assert version_step_problem(running, configured) == problem
 
+
+
+def running_cluster(running: str | None) -> dict[str, dict]:
+    """Invoke results where the account lists the cluster at version ``running`` (None: not listed, and the
+    per-cluster lookup is left out, so the harness fails the test if it is made)."""
+    if running is None:
+        return {**INVOKE_RESULTS, "aws:eks/getClusters:getClusters": {"names": ["someone-else"], "id": "us-east-1"}}
+    return {**INVOKE_RESULTS,
+            "aws:eks/getClusters:getClusters": {"names": ["someone-else", "phasekit-test"], "id": "us-east-1"},
+            "aws:eks/getCluster:getCluster": {"name": "phasekit-test", "version": running, "id": "phasekit-test"}}
+
+
+def record_against(running: str | None, **overrides: Any):
+    return run_recorded(lambda: EksCluster("eks", eks_args(**overrides)), preview=True,
+                        invoke_results=running_cluster(running))
+
+
+def test_a_jump_past_the_next_minor_is_refused_at_preview_time_against_the_running_cluster():
+    with pytest.raises(ValueError) as raised:
+        record_against("1.33", version="1.35")
+    assert str(raised.value) == (
+        "cluster.version '1.35' is 2 minor versions above the running '1.33'; allowed: '1.33' or '1.34' (EKS "
+        "upgrades one minor version at a time: deploy each step, nodes and add-ons included, before the next)")
+
+
+def test_a_downgrade_of_the_running_cluster_is_refused():
+    with pytest.raises(ValueError) as raised:
+        record_against("1.36", version="1.35")
+    assert str(raised.value) == (
+        "cluster.version '1.35' is below the running '1.36'; allowed: '1.36' or '1.37' (EKS cannot downgrade a "
+        "control plane)")
+
+
+@pytest.mark.parametrize("running", ["1.34", "1.35"])
+def test_one_minor_up_or_the_same_version_is_a_plain_update(running):
+    recording = record_against(running, version="1.35")
+    assert recording.one(CLUSTER).inputs["version"] == "1.35"
+    assert recording.one(NODE_GROUP).inputs["version"] == "1.35"
+    addons = {addon.inputs["addonName"]: addon.inputs["addonVersion"] for addon in recording.of_type(ADDON)}
+    assert addons["kube-proxy"] == "v1.35.3-eksbuild.13"
+
+
+def test_a_cluster_the_account_does_not_list_is_a_first_deploy_and_is_not_looked_up():
+    # running_cluster(None) has no getCluster result: a lookup would fail the run.
+    assert record_against(None, version="1.35").one(CLUSTER).inputs["version"] == "1.35"
 
 def test_version_step_refuses_what_is_not_a_minor_version():
     with pytest.raises(ValueError) as raised:

@@ -35,6 +35,9 @@ GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"
 SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
 PARAMETER_GROUP = "aws:elasticache/parameterGroup:ParameterGroup"
 TOKEN = "random:index/randomPassword:RandomPassword"
+RANDOM_ID = "random:index/randomId:RandomId"
+FINAL_SUFFIX = hashlib.sha256(b"cache-final-snapshot").hexdigest()[:8]
+"""The harness's fake RandomId hex for "cache-final-snapshot"."""
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 OUTPUTS = ("primary_endpoint_address", "reader_endpoint_address", "port", "auth_token", "redis_url",
            "security_group_id")
@@ -68,7 +71,7 @@ def tagged(name: str) -> dict[str, str]:
 def test_children_are_exactly_the_cache_topology():
     recording = record(node_count=3)
     assert recording.type_counts() == {
-        COMPONENT: 1, SECURITY_GROUP: 1, TOKEN: 1, PARAMETER_GROUP: 1, GROUP: 1, ALARM: 6,
+        COMPONENT: 1, SECURITY_GROUP: 1, TOKEN: 1, RANDOM_ID: 1, PARAMETER_GROUP: 1, GROUP: 1, ALARM: 6,
     }
     component = recording.one(COMPONENT)
     children = [resource for resource in recording.resources if resource is not component]
@@ -76,7 +79,7 @@ def test_children_are_exactly_the_cache_topology():
     assert sorted(child.name for child in children) == [
         "cache-001-engine-cpu-alarm", "cache-001-memory-alarm", "cache-002-engine-cpu-alarm",
         "cache-002-memory-alarm", "cache-003-engine-cpu-alarm", "cache-003-memory-alarm",
-        "cache-auth-token", "cache-cache", "cache-params", "cache-sg",
+        "cache-auth-token", "cache-cache", "cache-final-snapshot", "cache-params", "cache-sg",
     ]
 
 
@@ -121,7 +124,8 @@ def test_replication_group_is_encrypted_authenticated_and_fails_over_across_zone
         "atRestEncryptionEnabled": True,
         "snapshotRetentionLimit": 1,
         "snapshotWindow": "03:00-04:00",
-        "finalSnapshotIdentifier": "phasekit-test-final",
+        # Unique per group: DeleteReplicationGroup fails with SnapshotAlreadyExistsFault on an existing name.
+        "finalSnapshotIdentifier": f"phasekit-test-final-{FINAL_SUFFIX}",
         "maintenanceWindow": "sun:05:00-sun:06:00",
         "autoMinorVersionUpgrade": True,
         "applyImmediately": False,
@@ -165,6 +169,7 @@ def test_only_the_replication_group_is_protected_and_it_and_the_parameter_group_
         "cache": (False, False),
         "cache-sg": (False, False),
         "cache-auth-token": (False, False),
+        "cache-final-snapshot": (False, False),
         # Retained so a family change completes: AWS keeps the old group attached until the maintenance window.
         "cache-params": (False, True),
         "cache-cache": (True, True),
@@ -173,6 +178,18 @@ def test_only_the_replication_group_is_protected_and_it_and_the_parameter_group_
         "cache-002-memory-alarm": (False, False),
         "cache-002-engine-cpu-alarm": (False, False),
     }
+
+
+def test_the_final_snapshot_suffix_is_renewed_with_what_replaces_the_group_under_its_id():
+    recording = record()
+    suffix = recording.one(RANDOM_ID)
+    assert suffix.name == "cache-final-snapshot"
+    assert suffix.parent == recording.one(COMPONENT).urn
+    assert suffix.inputs == {"byteLength": 4, "keepers": {
+        "replicationGroupId": "phasekit-test", "engine": "valkey", "subnetGroupName": "phasekit-test-cache"}}
+    redis = record(engine=CacheEngine.REDIS, replication_group_id="phasekit-other").one(RANDOM_ID)
+    assert redis.inputs["keepers"] == {
+        "replicationGroupId": "phasekit-other", "engine": "redis", "subnetGroupName": "phasekit-test-cache"}
 
 
 def test_unprotected_when_asked():

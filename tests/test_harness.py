@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pulumi
+import pulumi_aws as aws
 import pulumi_random as random
 import pytest
 
-from components.testing import UNKNOWN_MASK, run_recorded
+from components.testing import INVOKE_RESULTS, UNKNOWN_MASK, run_recorded
 
 
 class Pair(pulumi.ComponentResource):
@@ -61,3 +62,14 @@ def test_lookups_fail_loudly():
         recording.one("random:index/randomPassword:RandomPassword")
     with pytest.raises(AssertionError, match="no resource named 'nope'"):
         recording.named("nope")
+
+
+def test_offline_the_account_lists_no_eks_cluster_so_a_stack_plans_as_a_first_deploy():
+    # EksCluster reads the running version only for a listed cluster: offline there is none, and the
+    # per-cluster lookup has no default, so a program that made it anyway would fail loudly.
+    def lookup() -> None:
+        pulumi.export("names", aws.eks.get_clusters().names)
+    assert run_recorded(lookup).outputs["names"] == []
+    assert "aws:eks/getCluster:getCluster" not in INVOKE_RESULTS
+    with pytest.raises(Exception, match="the offline harness has no result for invoke aws:eks/getCluster:getCluster"):
+        run_recorded(lambda: aws.eks.get_cluster(name="phasekit-phase3-eks"))

@@ -23,7 +23,13 @@ import pulumi_random as random
 import pytest
 
 from components.compose_stack import AppSpec
-from components.database_role import DatabaseRoleJobArgs, app_role_sql, fetch_master_secret_command, run_sql_command
+from components.database_role import (
+    DatabaseRoleJobArgs,
+    app_role_sql,
+    fetch_master_secret_command,
+    master_credentials_json,
+    run_sql_command,
+)
 from components.kubernetes_app import (
     KubernetesApp,
     KubernetesAppArgs,
@@ -602,13 +608,9 @@ def test_validator_ships_the_versions_we_target():
     ({"run_as_user": 0}, "KubernetesAppArgs.run_as_user: 0; must be a non-root uid (1 or more)"),
     ({"release_timeout_seconds": 0}, "KubernetesAppArgs.release_timeout_seconds: 0; must be 1 or more"),
     ({"writable_paths": ()}, "KubernetesAppArgs.writable_paths: at least one path; allowed: e.g. ['/tmp']"),
-    ({"writable_paths": ("/",)}, "KubernetesAppArgs.writable_paths: '/'; allowed: an absolute directory path without "
-                                 "'..' or a trailing '/', not '/', e.g. /var/cache/nginx"),
-    ({"writable_paths": ("/app/../etc",)},
-     "KubernetesAppArgs.writable_paths: '/app/../etc'; allowed: an absolute directory path without '..' or a "
-     "trailing '/', not '/', e.g. /var/cache/nginx"),
-    ({"writable_paths": ("tmp",)}, "KubernetesAppArgs.writable_paths: 'tmp'; allowed: an absolute directory path "
-                                   "without '..' or a trailing '/', not '/', e.g. /var/cache/nginx"),
+    *(({"writable_paths": ("/tmp", path)}, f"KubernetesAppArgs.writable_paths: {path!r}; allowed: an absolute "
+       "directory path without '.' or '..' segments or a trailing '/', not '/' and not in /proc, /sys or /dev, e.g. "
+       "/var/cache/nginx") for path in ("/", "/app/../etc", "tmp", "/tmp/", "/proc/self", "/sys", "/dev", "/./tmp")),
     ({"writable_paths": ("/tmp", "/tmp")},
      "KubernetesAppArgs.writable_paths: '/tmp' is listed twice; allowed: each path once"),
     ({"database_url": "postgresql://app:pw@db:5432/app"},
@@ -768,6 +770,101 @@ def test_role_job_objects_validate_against_every_eks_version(version):
     rendered = k8s_schema.manifests(record(database_role=ROLE_JOB, vpc_cidr="10.20.0.0/16"))
     assert {"ServiceAccount", "ConfigMap"} <= {manifest["kind"] for manifest in rendered}
     assert [error for manifest in rendered for error in k8s_schema.validate(manifest, version)] == []
+
+
+MASTER_PASSWORD = "m4sterPassw0rd"
+K8S_ROLE_JOB = DatabaseRoleJobArgs(
+    role_name="app_user",
+    role_password=pulumi.Output.secret(ROLE_PASSWORD),
+    master_username="app",
+    master_password=pulumi.Output.secret(MASTER_PASSWORD),
+    host="shop.abc.us-east-1.rds.amazonaws.com",
+    database="app",
+    connection_limit=37,
+)
+"""With read replicas RDS cannot manage the master password: Pulumi generated it, and the Job reads it from a
+Kubernetes Secret instead of Secrets Manager."""
+
+
+def test_without_secrets_manager_the_role_job_mounts_the_master_credentials_from_a_kubernetes_secret():
+    recording = record(database_role=K8S_ROLE_JOB)
+    assert recording.type_counts() == {
+        PROVIDER: 1, COMPONENT: 1, NAMESPACE: 1, SECRET: 3, JOB: 2, DEPLOYMENT: 1, SERVICE: 1, HPA: 1, PDB: 1,
+        NETPOL: 3, SERVICE_ACCOUNT: 1, CONFIG_MAP: 1,
+    }
+    secrets = {secret.name: secret for secret in recording.of_type(SECRET)}
+    master = secrets["web-database-role-master"]
+    assert master.inputs == {
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"namespace": "shop", "labels": LABELS}, "type": "Opaque",
+        "stringData": {"master.json": json.dumps({"username": "app", "password": MASTER_PASSWORD})}}
+    assert master.inputs["stringData"]["master.json"] == master_credentials_json("app", MASTER_PASSWORD)
+    assert "stringData" in master.secret_inputs
+    # No AWS role: nothing to read in Secrets Manager.
+    account = recording.one(SERVICE_ACCOUNT)
+    assert account.inputs == {"apiVersion": "v1", "kind": "ServiceAccount",
+                              "metadata": {"name": "web-database-role", "namespace": "shop", "labels": LABELS},
+                              "automountServiceAccountToken": False}
+    role_job, release = role_jobs(recording)
+    assert master.urn in role_job.dependencies and role_job.urn in release.dependencies
+    spec = role_job.inputs["spec"]["template"]["spec"]
+    assert "initContainers" not in spec
+    [create] = spec["containers"]
+    assert create["command"] == run_sql_command()
+    assert create["env"] == [
+        {"name": "PGHOST", "value": K8S_ROLE_JOB.host}, {"name": "PGPORT", "value": "5432"},
+        {"name": "PGDATABASE", "value": "app"}, {"name": "PGSSLMODE", "value": "require"},
+        {"name": "PGCONNECT_TIMEOUT", "value": "10"}, {"name": "PGAPPNAME", "value": "phasekit-database-role"},
+        {"name": "HOME", "value": "/tmp"},
+        {"name": "APP_ROLE_PASSWORD", "valueFrom": {"secretKeyRef": {
+            "name": fake_autoname("web-database-role-password"), "key": "APP_ROLE_PASSWORD"}}}]
+    assert create["volumeMounts"] == [
+        {"name": "credentials", "mountPath": "/run/database-master"}, {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "sql", "mountPath": "/etc/database-role", "readOnly": True}]
+    assert spec["volumes"] == [
+        {"name": "credentials", "secret": {"secretName": fake_autoname("web-database-role-master"),
+                                           "defaultMode": 0o440,
+                                           "items": [{"key": "master.json", "path": "master.json"}]}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+        {"name": "sql", "configMap": {"name": "web-database-role-sql"}}]
+    # Neither password is in the Job, its name or the ConfigMap.
+    for password in (MASTER_PASSWORD, ROLE_PASSWORD):
+        assert password not in json.dumps(role_job.inputs)
+        assert password not in json.dumps(recording.one(CONFIG_MAP).inputs)
+    assert re.fullmatch(r"web-db-role-[0-9a-f]{10}", role_job.inputs["metadata"]["name"])
+
+
+def test_a_new_master_password_reruns_the_role_job():
+    first, _ = role_jobs(record(database_role=K8S_ROLE_JOB))
+    rotated, _ = role_jobs(record(database_role=replace(K8S_ROLE_JOB, master_password=pulumi.Output.secret("o"))))
+    assert first.inputs["metadata"]["name"] != rotated.inputs["metadata"]["name"]
+
+
+@pytest.mark.parametrize("version", EKS_VERSIONS)
+def test_kubernetes_secret_role_job_objects_validate_against_every_eks_version(version):
+    rendered = k8s_schema.manifests(record(database_role=K8S_ROLE_JOB, vpc_cidr="10.20.0.0/16"))
+    assert [manifest["kind"] for manifest in rendered].count("Secret") == 3
+    assert [error for manifest in rendered for error in k8s_schema.validate(manifest, version)] == []
+
+
+@pytest.mark.parametrize(("role_job", "message"), [
+    (replace(ROLE_JOB, master_password="pw", master_username="app"),
+     "DatabaseRoleJobArgs: master_secret_arn (RDS manages the master password) and master_password (Pulumi "
+     "generated it) are exclusive; pass one"),
+    (replace(ROLE_JOB, iam_role_arn=None),
+     "DatabaseRoleJobArgs.iam_role_arn: required with master_secret_arn (the Job reads the secret through IRSA)"),
+    (replace(ROLE_JOB, aws_region=None),
+     "DatabaseRoleJobArgs.aws_region: required with master_secret_arn (the Job reads the secret through IRSA)"),
+    (replace(K8S_ROLE_JOB, master_password=None),
+     "DatabaseRoleJobArgs: no master credentials; pass master_secret_arn, iam_role_arn and aws_region (RDS manages "
+     "the master password) or master_username and master_password"),
+    (replace(K8S_ROLE_JOB, master_username=None),
+     "DatabaseRoleJobArgs.master_username: required with master_password"),
+])
+def test_role_job_master_credentials_come_from_exactly_one_place(role_job, message):
+    with pytest.raises(ValueError) as raised:
+        record(database_role=role_job)
+    assert str(raised.value) == message
 
 
 def test_the_constructor_reads_as_a_table_of_contents():

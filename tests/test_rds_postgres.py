@@ -31,6 +31,7 @@ from components.rds_postgres import (
     master_secret_arn,
     monitoring_trust_policy,
     parameter_group_family,
+    parameter_group_options,
 )
 from components.testing import UNKNOWN_MASK, run_recorded
 
@@ -83,15 +84,15 @@ def tagged(name: str) -> dict[str, str]:
 def test_children_are_exactly_the_database_topology():
     recording = record(manage_master_password=False, read_replica_count=2)
     assert recording.type_counts() == {
-        COMPONENT: 1, SECURITY_GROUP: 1, PASSWORD: 1, RANDOM_ID: 1, ROLE: 1, ATTACHMENT: 1, PARAMETER_GROUP: 1,
+        COMPONENT: 1, SECURITY_GROUP: 1, PASSWORD: 2, RANDOM_ID: 1, ROLE: 1, ATTACHMENT: 1, PARAMETER_GROUP: 1,
         INSTANCE: 3, ALARM: 3,
     }
     component = recording.one(COMPONENT)
     children = [resource for resource in recording.resources if resource is not component]
     assert {child.parent for child in children} == {component.urn}
     assert sorted(child.name for child in children) == [
-        "db-connections-alarm", "db-cpu-alarm", "db-db", "db-final-snapshot", "db-free-storage-alarm",
-        "db-monitoring-policy", "db-monitoring-role", "db-params", "db-password", "db-replica-1", "db-replica-2",
+        "db-app-password", "db-connections-alarm", "db-cpu-alarm", "db-db", "db-final-snapshot",
+        "db-free-storage-alarm", "db-monitoring-policy", "db-monitoring-role", "db-params", "db-password", "db-replica-1", "db-replica-2",
         "db-sg",
     ]
 
@@ -159,7 +160,8 @@ def test_primary_is_private_encrypted_protected_by_aws_and_snapshotted_on_delete
         "performanceInsightsRetentionPeriod": 7,
         "enabledCloudwatchLogsExports": ["postgresql", "upgrade"],
         "autoMinorVersionUpgrade": True,
-        "allowMajorVersionUpgrade": False,
+        # Only a change of engine_version's major asks for one, which RDS refuses without the flag.
+        "allowMajorVersionUpgrade": True,
         "applyImmediately": False,
         "tags": tagged("phasekit-test"),
     }
@@ -167,9 +169,16 @@ def test_primary_is_private_encrypted_protected_by_aws_and_snapshotted_on_delete
     assert recording.outputs["password"] is None
 
 
-def test_the_final_snapshot_suffix_is_renewed_with_the_identifier():
-    suffix = record().one(RANDOM_ID)
-    assert suffix.inputs == {"byteLength": 4, "keepers": {"identifier": "phasekit-test"}}
+def test_the_final_snapshot_suffix_is_renewed_with_what_replaces_the_instance():
+    recording = record()
+    suffix = recording.one(RANDOM_ID)
+    assert suffix.name == "db-final-snapshot"
+    assert suffix.parent == recording.one(COMPONENT).urn
+    # identifier, db_name and username are ForceNew in terraform-provider-aws: each replaces the instance.
+    assert suffix.inputs == {"byteLength": 4, "keepers": {
+        "identifier": "phasekit-test", "dbName": "app", "username": "app"}}
+    renamed = record(database_name="shop", username="owner").one(RANDOM_ID)
+    assert renamed.inputs["keepers"] == {"identifier": "phasekit-test", "dbName": "shop", "username": "owner"}
     assert final_snapshot_name("phasekit-test", "0a1b2c3d") == "phasekit-test-final-0a1b2c3d"
 
 
@@ -203,19 +212,27 @@ def test_app_role_password_is_generated_long_and_free_of_characters_urls_escape(
     assert recording.outputs["app_role_password"].isalnum()
 
 
-def test_unmanaged_master_password_is_generated_as_before_and_the_app_is_the_master_user():
-    recording = record(manage_master_password=False)
-    assert recording.one(PASSWORD).name == "db-password"
-    assert recording.one(PASSWORD).inputs == {"length": 32, "special": False}
+def test_unmanaged_master_password_is_generated_as_before_and_the_app_still_has_its_own_role():
+    recording = record(manage_master_password=False, read_replica_count=1, master_secret_reader=READER)
+    passwords = {password.name: password.inputs for password in recording.of_type(PASSWORD)}
+    assert passwords == {"db-password": {"length": 32, "special": False},
+                         "db-app-password": {"length": 32, "special": False}}
     primary = recording.named("db-db")
     assert primary.inputs["password"] == recording.outputs["password"]
     assert "manageMasterUserPassword" not in primary.inputs
     assert primary.secret_inputs == frozenset({"password"})
-    password, address = recording.outputs["password"], recording_address(recording, "db-db")
-    assert recording.outputs["database_url"] == f"postgresql://app:{password}@{address}:5432/app?sslmode=require"
-    assert [recording.outputs[key] for key in ("master_secret_arn", "master_secret_reader_role_arn",
-                                               "app_role_name", "app_role_password", "app_connection_limit")] == [
-        None, None, None, None, None]
+    app_password, address = recording.outputs["app_role_password"], recording_address(recording, "db-db")
+    assert app_password != recording.outputs["password"]
+    # Least privilege with replicas too: the app never connects as the master user.
+    assert recording.outputs["database_url"] == (
+        f"postgresql://app_user:{app_password}@{address}:5432/app?sslmode=require")
+    assert urlsplit(recording.outputs["database_url"]).username == "app_user"
+    assert [recording.outputs[key] for key in ("app_role_name", "app_connection_limit", "username")] == [
+        "app_user", 190, "app"]
+    # No secret to read, so no IRSA role, even with a reader: the Job gets the master password from Kubernetes.
+    assert (recording.outputs["master_secret_arn"], recording.outputs["master_secret_reader_role_arn"]) == (None, None)
+    assert [role.name for role in recording.of_type(ROLE)] == ["db-monitoring-role"]
+    assert recording.secret_outputs == {"password", "app_role_password", "database_url"}
 
 
 def test_parameter_group_forces_tls_and_sets_max_connections_exactly():
@@ -236,6 +253,28 @@ def test_full_engine_version_keeps_the_major_family():
     recording = record(engine_version="15.7")
     assert recording.named("db-db").inputs["engineVersion"] == "15.7"
     assert recording.one(PARAMETER_GROUP).inputs["family"] == "postgres15"
+
+
+def test_a_major_upgrade_replaces_the_parameter_group_in_the_same_modify_and_never_deletes_the_attached_one():
+    before, after = record(engine_version="16"), record(engine_version="17")
+    old_group, new_group = before.one(PARAMETER_GROUP), after.one(PARAMETER_GROUP)
+    assert (old_group.inputs["family"], new_group.inputs["family"]) == ("postgres16", "postgres17")
+    # Same logical resource with a ForceNew family: Pulumi creates the postgres17 group, then drops the postgres16
+    # one from its state only (retained: it stays attached until the window; delete it by hand afterwards).
+    assert old_group.urn == new_group.urn
+    assert (old_group.retain_on_delete, new_group.retain_on_delete) == (True, True)
+    assert (new_group.protect, "name" in new_group.inputs) == (False, False)
+    primary = after.named("db-db").inputs
+    # One ModifyDBInstance: the new major, the new-family group and the permission together.
+    assert (primary["engineVersion"], primary["parameterGroupName"], primary["allowMajorVersionUpgrade"],
+            primary["applyImmediately"]) == ("17", f"db-params-{_fake_suffix('db-params')}", True, False)
+    assert old_group.inputs["parameters"] == new_group.inputs["parameters"]
+
+
+def test_parameter_group_options_retain_the_group_and_parent_it():
+    parent = pulumi.ComponentResource.__new__(pulumi.ComponentResource)
+    options = parameter_group_options(parent)
+    assert (options.parent, options.retain_on_delete, options.protect) == (parent, True, None)
 
 
 def test_storage_autoscaling_can_be_turned_off():
@@ -271,7 +310,7 @@ def test_replicas_follow_the_primary_privately_and_skip_only_the_final_snapshot(
             "performanceInsightsRetentionPeriod": 7,
             "enabledCloudwatchLogsExports": ["postgresql", "upgrade"],
             "autoMinorVersionUpgrade": True,
-            "allowMajorVersionUpgrade": False,
+            "allowMajorVersionUpgrade": True,
             "applyImmediately": False,
             "maintenanceWindow": "sun:04:30-sun:05:30",
             "deletionProtection": True,
@@ -293,10 +332,12 @@ def test_instance_and_replicas_are_protected_and_retained_and_nothing_else_is():
         "db": (False, False),
         "db-sg": (False, False),
         "db-password": (False, False),
+        "db-app-password": (False, False),
         "db-final-snapshot": (False, False),
         "db-monitoring-role": (False, False),
         "db-monitoring-policy": (False, False),
-        "db-params": (False, False),
+        # Retained so a major upgrade completes: RDS keeps the old group attached until the maintenance window.
+        "db-params": (False, True),
         "db-db": (True, True),
         "db-replica-1": (True, True),
         "db-cpu-alarm": (False, False),
@@ -463,6 +504,8 @@ def test_backup_and_maintenance_windows_never_overlap():
                                 "set manage_master_password=False or read_replica_count=0"),
     ({"app_role_name": "app"}, "RdsPostgresArgs.app_role_name: 'app' is the master user's name; the app needs a "
                                "role of its own"),
+    ({"app_role_name": "app", "manage_master_password": False},
+     "RdsPostgresArgs.app_role_name: 'app' is the master user's name; the app needs a role of its own"),
     ({"app_role_name": "App-User"}, "RdsPostgresArgs.app_role_name: 'App-User'; allowed: 1-63 lowercase letters, "
                                     "digits and underscores, starting with a letter, not pg_*, public, postgres, "
                                     "rdsadmin or rds_superuser"),
