@@ -136,7 +136,36 @@ def app_role_sql(role: str, database: str, connection_limit: int) -> str:
         "REVOKE CREATE ON SCHEMA public FROM PUBLIC;",
         f"ALTER ROLE \"{role}\" IN DATABASE \"{database}\" SET search_path = \"{role}\";",
         "COMMIT;",
+        stranded_data_guard(role),
         "",
+    ])
+
+
+def stranded_data_guard(role: str) -> str:
+    """A statement that fails the Job when the app's data would be left out of its sight: tables in ``public``
+    (the master user's, from before the app had a role of its own) and none in the role's schema. The app connects
+    with ``search_path`` = its schema, so it would start on empty tables that its release command creates, and
+    every write from then on would split from the data. Failing here, before the release Job and the rollout
+    (which wait for this Job), keeps the old pods serving; the role already exists (committed above), so
+    ``phasekit db adopt --role <role>`` can move ``public`` to it at once, and the next ``pulumi up`` passes.
+    Tables of extensions (``pg_depend`` type ``e``, e.g. PostGIS's ``spatial_ref_sys``) are not the app's data."""
+    check_role_name(role)
+    tables_in = ("SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                 "WHERE n.nspname = {schema} AND c.relkind IN ('r', 'p') AND NOT EXISTS (SELECT FROM "
+                 "pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid "
+                 "AND d.deptype = 'e')")
+    return "\n".join([
+        "DO $$",
+        "DECLARE stranded bigint;",
+        "BEGIN",
+        f"  SELECT ({tables_in.format(schema=repr('public'))}) INTO stranded;",
+        f"  IF stranded > 0 AND ({tables_in.format(schema=repr(role))}) = 0 THEN",
+        f"    RAISE EXCEPTION 'schema public holds % table(s) and schema {role} none: the app connects as {role} "
+        f"and would start on empty tables while its data stays in public. Move the data first: phasekit db adopt "
+        f"--target <master URL> --role {role} (docs/phase3-operations.md, data tier), then pulumi up again', "
+        "stranded;",
+        "  END IF;",
+        "END $$;",
     ])
 
 

@@ -54,17 +54,22 @@ def run_role_job(pg: PostgresServer, app_password: str | None, *, sql: str | Non
                  credentials_json: str | None = None, undeletable: bool = False) -> subprocess.CompletedProcess[str]:
     """The main container's exact command, with the credentials file and the script at temporary paths. The file
     holds what RDS writes into its secret unless ``credentials_json`` (what the Kubernetes Secret holds);
-    ``undeletable`` makes it immutable (``chattr +i``, which stops root too), as a read-only Secret volume's is."""
+    ``undeletable`` makes it undeletable, as a read-only Secret volume's is (``chattr +i`` as root, a read-only
+    folder otherwise)."""
     workdir = pg.tmpdir / "job"
     workdir.mkdir(exist_ok=True)
     credentials, script = workdir / "master.json", workdir / SQL_FILE_NAME
     credentials.write_text(credentials_json if credentials_json is not None
                            else json.dumps({"username": MASTER, "password": MASTER_PASSWORD}))
     script.write_text(sql if sql is not None else app_role_sql(ROLE, DATABASE, connection_limit=20))
-    if undeletable and (shutil.which("chattr") is None or subprocess.run(
+    # Root deletes from any folder, so only an immutable file stops it; anyone else, a read-only folder.
+    as_root = os.geteuid() == 0
+    if undeletable and not as_root:
+        workdir.chmod(0o555)
+    elif undeletable and (shutil.which("chattr") is None or subprocess.run(
             ["chattr", "+i", str(credentials)], capture_output=True, check=False).returncode):
         credentials.unlink()
-        pytest.skip("chattr +i is not available here (needs root and a filesystem with inode flags)")
+        pytest.skip("chattr +i is not available here (needs a filesystem with inode flags)")
     argv = [str(credentials) if arg == CREDENTIALS_FILE else str(script) if arg == f"{SQL_DIR}/{SQL_FILE_NAME}"
             else arg for arg in run_sql_command()]
     env = {**connection_environment(pg.port, DATABASE), "PGHOST": pg.host, "HOME": str(workdir),
@@ -75,7 +80,10 @@ def run_role_job(pg: PostgresServer, app_password: str | None, *, sql: str | Non
         env[PASSWORD_ENV] = app_password
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
     if undeletable:
-        subprocess.run(["chattr", "-i", str(credentials)], check=True)
+        if as_root:
+            subprocess.run(["chattr", "-i", str(credentials)], check=True)
+        else:
+            workdir.chmod(0o755)
         assert credentials.exists()
         credentials.unlink()
     assert not credentials.exists(), "the master credentials file must be deleted once read"

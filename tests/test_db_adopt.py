@@ -58,16 +58,21 @@ def phase3_database(target: PostgresServer, dbname: str) -> None:
     """A database owned by the master, the app role made by the real ``app_role_sql`` run through psql as the
     master (as the database-role Job does), and the release Job's empty table in the role's schema."""
     target.admin(f"CREATE DATABASE {dbname} OWNER {MASTER}")
+    proc = run_role_sql(target, dbname)
+    assert proc.returncode == 0, proc.stderr
+    release = as_role(target, dbname, "CREATE TABLE orders (id int PRIMARY KEY)")
+    assert release.returncode == 0, release.stderr
+
+
+def run_role_sql(target: PostgresServer, dbname: str) -> subprocess.CompletedProcess[str]:
+    """The database-role Job's script, as the master, through psql."""
     script = target.tmpdir / f"{dbname}-role.sql"
     script.write_text(app_role_sql(ROLE, dbname, connection_limit=20))
     env = {"PATH": os.environ["PATH"], "HOME": str(target.tmpdir), "PGHOST": target.host, "PGPORT": str(target.port),
            "PGDATABASE": dbname, "PGUSER": MASTER, "PGPASSWORD": MASTER_PASSWORD, PASSWORD_ENV: ROLE_PASSWORD,
            "PGPASSFILE": str(target.tmpdir / "no-pgpass")}
-    proc = subprocess.run([str(target.bin_dir / "psql"), "-X", "-v", "ON_ERROR_STOP=1", "-f", str(script)],
+    return subprocess.run([str(target.bin_dir / "psql"), "-X", "-v", "ON_ERROR_STOP=1", "-f", str(script)],
                           env=env, capture_output=True, text=True, timeout=60, check=False)
-    assert proc.returncode == 0, proc.stderr
-    release = as_role(target, dbname, "CREATE TABLE orders (id int PRIMARY KEY)")
-    assert release.returncode == 0, release.stderr
 
 
 def as_role(target: PostgresServer, dbname: str, sql: str) -> subprocess.CompletedProcess[str]:
@@ -239,3 +244,46 @@ def test_the_replaced_schema_name_is_lowercase_utc_and_fits_63_bytes():
     assert replaced_name("app_user", moment) == "app_user_replaced_20261203_190509"
     long_name = replaced_name("a" * 63, moment)
     assert long_name == "a" * 38 + "_replaced_20261203_190509" and len(long_name) == 63
+
+
+def test_the_role_job_refuses_to_strand_the_data_of_an_app_that_ran_as_the_master(servers, monkeypatch, capsys):
+    """A stack whose app connected as the master user keeps its tables in public. Its first database-role Job
+    creates the role and then fails, so the release Job and the rollout (which wait for it) never start the app on
+    an empty schema; adopt moves public to the role and the next run passes with every row in the app's sight."""
+    _, target = servers
+    dbname = f"legacy{next(_numbers)}"
+    target.admin(f"CREATE DATABASE {dbname} OWNER {MASTER}")
+    as_master(target, dbname, "CREATE EXTENSION citext; CREATE TABLE orders (id int PRIMARY KEY, note citext); "
+                              "INSERT INTO orders SELECT i, 'n' || i FROM generate_series(1, 7) i; "
+                              "CREATE TABLE customers (id int)")
+    refused = run_role_sql(target, dbname)
+    assert refused.returncode == 3, refused.stderr
+    assert (f"ERROR:  schema public holds 2 table(s) and schema {ROLE} none: the app connects as {ROLE} and would "
+            f"start on empty tables while its data stays in public. Move the data first: phasekit db adopt --target "
+            f"<master URL> --role {ROLE} (docs/phase3-operations.md, data tier), then pulumi up again") in refused.stderr
+    assert as_role(target, dbname, "SELECT current_user").stdout.strip() == ROLE  # the role is there for adopt
+    monkeypatch.setenv("PHASEKIT_TARGET_PASSWORD", MASTER_PASSWORD)
+    monkeypatch.setenv("PGPASSFILE", "/nonexistent/pgpass")
+    assert main(["db", "adopt", "--target", f"postgresql://{MASTER}@127.0.0.1:{target.port}/{dbname}",
+                 "--role", ROLE]) == 0
+    capsys.readouterr()
+    passed = run_role_sql(target, dbname)
+    assert passed.returncode == 0, passed.stderr
+    rows = as_role(target, dbname, "SELECT count(*) FROM orders WHERE note = 'N3'")
+    assert (rows.returncode, rows.stdout.strip()) == (0, "1")
+
+
+def test_an_extensions_own_table_in_public_is_not_app_data(servers):
+    """PostGIS-style extensions keep tables of their own in public (``spatial_ref_sys``): a new stack whose
+    master created one before the first deploy still passes. A table made a member of an extension stands in
+    for PostGIS, which Debian's PostgreSQL does not ship."""
+    _, target = servers
+    dbname = f"fresh{next(_numbers)}"
+    target.admin(f"CREATE DATABASE {dbname} OWNER {MASTER}")
+    as_master(target, dbname, "CREATE EXTENSION citext; CREATE TABLE spatial_ref_sys (srid int); "
+                              "ALTER EXTENSION citext ADD TABLE spatial_ref_sys")
+    proc = run_role_sql(target, dbname)
+    assert proc.returncode == 0, proc.stderr
+    # The same table as the master's own is app data: refused.
+    as_master(target, dbname, "ALTER EXTENSION citext DROP TABLE spatial_ref_sys")
+    assert run_role_sql(target, dbname).returncode == 3
