@@ -301,7 +301,9 @@ def parameter_group_options(parent: pulumi.Resource) -> pulumi.ResourceOptions:
     completes: the family replaces the group (a new auto-named one is created and the replication group is
     pointed at it), but with ``apply_immediately`` off AWS keeps the old group attached until the maintenance
     window, and deleting it would fail after the provider's 3 minutes of retries. Retained, the old group is
-    only dropped from the state; delete it by hand after the window (parameter groups are free)."""
+    only dropped from the state; delete it by hand after the window (parameter groups are free). Pulumi deletes
+    an old resource by the options its state holds (pulumi/pulumi#13428), so a group recorded before it was
+    retained is protected only after one ``pulumi up`` without a family change."""
     return pulumi.ResourceOptions(parent=parent, retain_on_delete=True)
 
 
