@@ -14,7 +14,9 @@ Creates
   ``endpoint_public_access_cidrs`` is non-empty (and then only from those networks), authentication mode
   ``API`` (access entries only, no ``aws-auth`` ConfigMap) and no implicit admin for whoever created it;
   before anything is created, the running cluster's version is read (``running_version``) and a jump of more
-  than one minor, or a downgrade, is refused at preview time;
+  than one minor, or a downgrade, is refused at preview time; with no running cluster and no public CIDRs
+  (``private_first_deploy_problem``) ``pulumi up`` is refused before any child exists, and ``pulumi preview``
+  warns on the component;
 - with ``api_access_security_group_ids``: one rule per group on EKS's cluster security group admitting that
   group on 443, so a CI runner or bastion inside the VPC reaches the private API endpoint;
 - an IAM OIDC provider for the cluster's issuer (audience ``sts.amazonaws.com``) for IAM roles for service
@@ -61,7 +63,7 @@ Who can deploy: ``pulumi up`` must run as one of ``admin_principal_arns`` (nobod
 AWS CLI installed (the kubeconfig runs it), from a network that reaches the API endpoint: an address in
 ``endpoint_public_access_cidrs``, or inside the VPC from a member of one of ``api_access_security_group_ids``
 (EKS's cluster security group admits only itself otherwise). The first deploy has to come from a public CIDR:
-the VPC, and so any runner inside it, does not exist yet.
+the VPC, and so any runner inside it, does not exist yet; without one ``pulumi up`` refuses to start.
 
 Cost: the control plane is $0.10/hour (~$73/month) in standard support and $0.60/hour (~$438/month) once the
 Kubernetes version enters extended support, which only happens with ``support_type="EXTENDED"`` (the default
@@ -196,8 +198,9 @@ class EksClusterArgs:
     """Private subnets for the control-plane ENIs and the nodes (AwsNetwork's ``private_subnet_ids``)."""
 
     endpoint_public_access_cidrs: Sequence[str]
-    """IPv4 networks allowed to reach the public API endpoint. Empty: no public endpoint, private only. Never a
-    /0."""
+    """IPv4 networks allowed to reach the public API endpoint. Empty: no public endpoint, private only, which only a
+    running cluster can use (deploys then run inside the VPC, see ``api_access_security_group_ids``): on a first
+    deploy ``pulumi up`` refuses it and ``pulumi preview`` warns (``private_first_deploy_problem``). Never a /0."""
 
     admin_principal_arns: Sequence[str]
     """IAM role or user ARNs given cluster admin through access entries. At least one; the principal running
@@ -479,7 +482,7 @@ class EksCluster(pulumi.ComponentResource):
     def __init__(self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         ami_type = _check_args(args)
         super().__init__("phasekit:index:EksCluster", name, None, opts)
-        _check_version_step(args, self)
+        _check_against_the_running_cluster(args, self)
 
         cluster_role, cluster_attachments = _service_role(name, args, "cluster", "eks.amazonaws.com", "control plane",
                                                           CLUSTER_POLICIES, self)
@@ -570,13 +573,44 @@ def _service_role(name: str, args: EksClusterArgs, part: str, service: str, what
     return role, attachments
 
 
-def _check_version_step(args: EksClusterArgs, parent: pulumi.Resource) -> None:
-    """Refuses, before any child is registered, a ``version`` EKS cannot move the running cluster to in one
-    ``up`` (``version_step_problem``: more than one minor up, or down). Nothing to compare on a first deploy."""
-    running = running_version(args.cluster_name, parent)
-    problem = None if running is None else version_step_problem(running, args.version)
-    if problem is not None:
-        raise ValueError(problem)
+def _check_against_the_running_cluster(args: EksClusterArgs, component: pulumi.Resource) -> None:
+    """Before any child is registered: refuses a ``version`` EKS cannot move the running cluster to in one ``up``
+    (``version_step_problem``: more than one minor up, or down), and a first deploy nothing could reach
+    (``private_first_deploy_problem``): refused by ``pulumi up``, a warning on the component in ``pulumi preview``
+    (which creates nothing, and should still show the rest of the plan)."""
+    running = running_version(args.cluster_name, component)
+    step = None if running is None else version_step_problem(running, args.version)
+    if step is not None:
+        raise ValueError(step)
+    unreachable = private_first_deploy_problem(args.cluster_name, running, args.endpoint_public_access_cidrs)
+    if unreachable is None:
+        return
+    if pulumi.runtime.is_dry_run():
+        pulumi.log.warn(unreachable, resource=component)
+    else:
+        raise ValueError(unreachable)
+
+
+def private_first_deploy_problem(cluster_name: str, running: str | None,
+                                 endpoint_public_access_cidrs: Sequence[str]) -> str | None:
+    """Why a first deploy (``running`` None: the account lists no such cluster) with no public API endpoint cannot
+    finish, or None.
+
+    The private endpoint admits only EKS's cluster security group and ``api_access_security_group_ids``, all inside
+    a VPC this same ``up`` creates, so the machine running it cannot reach the API: Pulumi would create everything
+    before the first Kubernetes object (the network, the cluster, the database, the cache and the load balancer,
+    30-40 minutes) and only then fail. With a private-only endpoint, kubectl and everything like it "must be run
+    within the cluster VPC" (https://docs.aws.amazon.com/eks/latest/eksctl/vpc-cluster-access.html; eksctl refuses a
+    private-only endpoint at creation for this reason). A running cluster is fine: its later deploys may run from
+    inside the VPC."""
+    if running is not None or list(endpoint_public_access_cidrs):
+        return None
+    return (f"cluster.endpointPublicAccessCidrs is empty and the account has no EKS cluster {cluster_name!r} yet: a "
+            "first deploy cannot reach a private-only API endpoint (the VPC, and so any runner inside it, does not "
+            "exist yet), so pulumi up would build the network, the cluster, the database, the cache and the load "
+            "balancer (30-40 minutes) and then fail at the first Kubernetes object; set "
+            "cluster.endpointPublicAccessCidrs to the address the first deploy runs from; later deploys may run "
+            "from inside the VPC with cluster.apiAccessSecurityGroupIds and the CIDRs removed")
 
 
 def _secrets_key(name: str, args: EksClusterArgs, cluster_role: aws.iam.Role, parent: pulumi.Resource,

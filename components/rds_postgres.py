@@ -20,8 +20,9 @@ Creates
   land");
 - the instance: gp3, encrypted with the account's ``aws/rds`` key, private, Multi-AZ by default,
   deletion protection, a final snapshot ``<identifier>-final-<8 hex>`` on delete (the suffix is a
-  ``random.RandomId`` renewed with the identifier, the database name and the master user name, what replaces
-  the instance, so a re-created stack's deletion never collides with the snapshot an earlier one left),
+  ``random.RandomId`` renewed with the database name and the master user name, which replace the instance, and
+  with the identifier, which the snapshot name carries anyway, so a re-created stack's deletion never collides
+  with the snapshot an earlier one left),
   automated backups kept ``backup_retention_days`` days (and kept after a delete), IAM database
   authentication, Performance Insights (7 days, free tier), the ``postgresql`` and ``upgrade`` logs in
   CloudWatch Logs, the ``rds-ca-rsa2048-g1`` server certificate, minor upgrades in the maintenance window,
@@ -59,27 +60,35 @@ them (one ModifyDBInstance per update, with ``AllowMajorVersionUpgrade``, which 
 With ``apply_immediately`` off the upgrade waits for the maintenance window and RDS keeps the old group attached
 until then, so the old group is retained on delete: Pulumi only drops it from its state (deleting it fails with
 InvalidDBParameterGroupState, which the provider retries for 3 minutes only, hashicorp/terraform#15071, then
-failing the update).
+failing the update). The retention protects a major upgrade only once Pulumi's state holds it: the engine deletes
+a replaced resource according to the options saved in the state, not the program's (pulumi/pulumi#13428), so on a
+stack created before the group was retained, run one ``pulumi up`` on this release with no engine-version change
+first, and raise the major in a later one.
 Delete the old ``postgres16`` group by hand after the window (``aws rds delete-db-parameter-group``; parameter
 groups are free). The upgrade is downtime: the instance is unavailable until it completes, and Multi-AZ does not
 avoid it, as RDS upgrades the primary and the standby at the same time ("Amazon RDS handles Multi-AZ major
 version upgrades", https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_UpgradeDBInstance.PostgreSQL.html;
-a blue/green deployment, not built here, is AWS's way to shorten it). Test it on
+AWS's blue/green deployments, which shorten it, do not support an instance whose master password Secrets Manager
+manages: https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-secrets-manager.html, "Limitations"). Test it on
 a restored snapshot first (extensions, ``reg*`` types, prepared transactions:
 https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_UpgradeDBInstance.PostgreSQL.MajorVersion.Process.html).
 Read replicas: RDS upgrades them together with the primary ("any read replicas associated with the database are
 also upgraded",
 https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_UpgradeDBInstance.PostgreSQL.MajorVersion.html), but
-they use the same parameter group, so the same ``pulumi up`` also asks each replica, still on the old major until
-the window, to take the new-family group. Expect RDS to refuse that (a group's family must match the instance's
-major; not tested against AWS): the update then fails at the replicas after the primary's upgrade is scheduled,
-and ``pulumi up`` run again after the window, when the replicas run the new major, completes it.
+they use the same parameter group, so the same ``pulumi up`` would also ask each replica, still on the old major
+until the window, to take the new-family group, which RDS refuses (a group's family must match the instance's
+major), leaving the update half-applied. So the program reads the primary's running version first
+(``running_engine_version``) and refuses a major upgrade while ``read_replica_count`` is above 0, with the
+procedure (replicas to 0, upgrade, replicas back), and a lower major, which RDS cannot apply at all
+(``engine_version_problem``); ``pulumi preview`` shows either refusal.
 
 Lowering ``read_replica_count`` deletes the highest-numbered replicas, which are protected and have
-deletion protection: unprotect them and turn that off first. Changing ``identifier``,
-``database_name`` or ``username`` replaces the instance (ForceNew in terraform-provider-aws,
-internal/service/rds/instance.go): the protected instance makes ``pulumi up`` stop first. The subnet group is
-not ForceNew: a new one is a modify.
+deletion protection: unprotect them and turn that off first. Changing ``database_name`` or ``username`` replaces
+the instance (ForceNew in terraform-provider-aws, internal/service/rds/instance.go): the protected instance makes
+``pulumi up`` stop first. Changing ``identifier`` does not: since terraform-provider-aws v5 it renames the
+instance in place (ModifyDBInstance ``NewDBInstanceIdentifier``; hashicorp/terraform-provider-aws#507, #32590;
+``phasekit/replacement_rules.yaml`` agrees), which changes its endpoint; with read replicas the rename fails
+("cannot elect new source database for replication"). The subnet group is not ForceNew: a new one is a modify.
 
 Cost: the instance class's hourly price, doubled with Multi-AZ (a standby in another zone); gp3 storage
 per GiB-month (doubled with Multi-AZ); backup storage up to the database's size is free; each replica
@@ -183,7 +192,9 @@ class RdsPostgresArgs:
     identifier: str
     """Physical DB instance identifier (lowercase letters, digits, single hyphens; at most 53 characters).
     Names the final snapshot (``<identifier>-final-<8 hex>``), the replicas and the alarms' dimension. Changing
-    it replaces the instance."""
+    it renames the instance in place (terraform-provider-aws v5+, ``NewDBInstanceIdentifier``), which changes its
+    endpoint, and fails with read replicas (RDS: "cannot elect new source database for replication"); the
+    replicas' identifiers and the alarms follow it."""
 
     vpc_id: pulumi.Input[str]
     """VPC of the subnet group; the security group is created in it."""
@@ -308,6 +319,11 @@ class RdsPostgres(pulumi.ComponentResource):
     def __init__(self, name: str, args: RdsPostgresArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         _check_args(args)
         super().__init__("phasekit:index:RdsPostgres", name, None, opts)
+        # Before any child: a refused engine_version must not leave half a stack behind.
+        running = running_engine_version(args.identifier, self)
+        problem = None if running is None else engine_version_problem(args, running)
+        if problem is not None:
+            raise ValueError(problem)
         child = pulumi.ResourceOptions(parent=self)
 
         security_group = aws.ec2.SecurityGroup(
@@ -534,6 +550,57 @@ def alarm_specs(args: RdsPostgresArgs) -> list[tuple[str, str, str, str, float, 
     ]
 
 
+def running_engine_version(identifier: str, parent: pulumi.Resource) -> str | None:
+    """The engine version (``"16.4"``) the instance ``identifier`` runs in the provider's region, or None when the
+    account lists no such instance (a first deploy, or one after the instance was deleted).
+
+    Read at program time, like ``components.eks_cluster.running_version``, so ``pulumi preview`` refuses an engine
+    version RDS would refuse (or half-apply) during ``up``. The filtered list (``aws.rds.get_instances`` with the
+    ``db-instance-id`` filter of DescribeDBInstances,
+    https://www.pulumi.com/registry/packages/aws/api-docs/rds/getinstances) comes first because
+    ``aws.rds.get_instance`` fails the program on an instance that does not exist (DBInstanceNotFound) rather than
+    answering "none"; the lookups run under ``parent``, so with its provider."""
+    lookup = pulumi.InvokeOptions(parent=parent)
+    listed = aws.rds.get_instances(filters=[{"name": "db-instance-id", "values": [identifier]}],
+                                   opts=lookup).instance_identifiers
+    if identifier not in (listed or []):
+        return None
+    return aws.rds.get_instance(db_instance_identifier=identifier, opts=lookup).engine_version
+
+
+def engine_version_problem(args: RdsPostgresArgs, running: str) -> str | None:
+    """Why ``args.engine_version`` cannot be applied to an instance running ``running``, or None (same major, or an
+    upgrade without read replicas).
+
+    - A lower major: RDS cannot downgrade (ModifyDBInstance only upgrades; going back means restoring a snapshot
+      taken before the upgrade into a new instance).
+    - A higher major with read replicas: RDS upgrades the replicas with the primary, but they share its parameter
+      group, so the same update asks each replica, still on the old major until the maintenance window, to take the
+      new-family group, which RDS refuses (a group's family must match the instance's major): ``up`` stops with the
+      primary's upgrade scheduled and the replicas failed. Without replicas during the upgrade it is one plain
+      update, hence the three-step procedure in the message."""
+    configured_major, running_major = _major(args.engine_version), _major(running)
+    if configured_major < running_major:
+        return (f"database.engineVersion {args.engine_version!r} is below the running PostgreSQL {running} of "
+                f"{args.identifier!r}; allowed: {running_major} or later (RDS cannot downgrade a major version: to go "
+                "back, restore a snapshot taken before the upgrade into a new instance)")
+    if configured_major > running_major and args.read_replica_count > 0:
+        replicas = "1 read replica" if args.read_replica_count == 1 else f"{args.read_replica_count} read replicas"
+        return (f"database.engineVersion {args.engine_version!r} is a major upgrade of the running PostgreSQL "
+                f"{running} of {args.identifier!r}, which has {replicas}: they share its parameter group, and RDS "
+                f"refuses the {parameter_group_family(args.engine_version)} group on them while they still run "
+                f"{running_major}, "
+                "leaving pulumi up half-applied; instead set database.readReplicas to 0 and pulumi up, then raise "
+                "database.engineVersion and pulumi up (the upgrade happens in the maintenance window), then raise "
+                "database.readReplicas again")
+    return None
+
+
+def _major(engine_version: str) -> int:
+    """``"16"``, ``"16.4"`` -> 16. Lenient on purpose: it also reads what RDS reports for a running instance."""
+    return int(engine_version.split(".", 1)[0])
+
+
 def parameter_group_family(engine_version: str) -> str:
     """``"16"`` or ``"16.4"`` -> ``"postgres16"``."""
     match = _ENGINE_VERSION.match(engine_version)
@@ -588,8 +655,13 @@ def monitoring_trust_policy() -> str:
 
 def final_snapshot_keepers(args: RdsPostgresArgs) -> dict[str, str]:
     """What renews the final snapshot's suffix: the inputs that replace the instance while its identifier may stay
-    the same (ForceNew in terraform-provider-aws, internal/service/rds/instance.go: ``identifier``, ``db_name``,
-    ``username``; ``engine``, ``storage_encrypted`` and ``kms_key_id`` are ForceNew too but constant here)."""
+    the same (ForceNew in terraform-provider-aws, internal/service/rds/instance.go: ``db_name``, ``username``;
+    ``engine``, ``storage_encrypted`` and ``kms_key_id`` are ForceNew too but constant here).
+
+    ``identifier`` is not ForceNew (since terraform-provider-aws v5 a change renames the instance in place,
+    hashicorp/terraform-provider-aws#507), but it stays a keeper: harmless, since a renamed instance's snapshot
+    name changes with the identifier anyway (a new suffix only renames it once more, in place), and removing it
+    would renew the suffix of every existing stack for nothing."""
     return {"identifier": args.identifier, "dbName": args.database_name, "username": args.username}
 
 
@@ -598,7 +670,9 @@ def parameter_group_options(parent: pulumi.Resource) -> pulumi.ResourceOptions:
     (the new one is created first), but with ``apply_immediately`` off RDS keeps the old group attached until the
     maintenance window, and deleting it would fail (InvalidDBParameterGroupState) after the provider's 3 minutes of
     retries, failing the update. Retained, the old group is only dropped from the state; delete it by hand after the
-    window. It is also left behind by a destroy (parameter groups are free)."""
+    window. It is also left behind by a destroy (parameter groups are free). Pulumi deletes an old resource by the
+    options its state holds (pulumi/pulumi#13428), so a group recorded before it was retained is protected only
+    after one ``pulumi up`` without an engine-version change."""
     return pulumi.ResourceOptions(parent=parent, retain_on_delete=True)
 
 

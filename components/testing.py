@@ -14,7 +14,8 @@ Usage (in your own tests)::
 
 Unlike a bare ``pulumi.runtime.Mocks`` it records what the engine is asked for each resource (parent,
 ``protect``, ``retainOnDelete``, ``ignoreChanges``, ``deleteBeforeReplace``, dependencies), which inputs
-are secret, and the stack's exports, and it waits for every output to settle before returning, so
+are secret, every provider function (invoke) the program called and with what, what it logged through
+``pulumi.log``, and the stack's exports, and it waits for every output to settle before returning, so
 assertions never race the program.
 
 Two modes, like the real engine:
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,7 +40,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
-from pulumi.runtime.proto import resource_pb2
+from pulumi.runtime.proto import engine_pb2, resource_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
@@ -68,6 +70,9 @@ INVOKE_RESULTS: dict[str, dict] = {
     # EksCluster's list of the account's clusters, before it reads the running version (none offline: a first
     # deploy, so the per-cluster lookup aws:eks/getCluster:getCluster is never made and has no default).
     "aws:eks/getClusters:getClusters": {"names": [], "id": "offline"},
+    # RdsPostgres's list of the instance it manages, before it reads the running engine version (none offline: a
+    # first deploy, so the per-instance lookup aws:rds/getInstance:getInstance is never made and has no default).
+    "aws:rds/getInstances:getInstances": {"instanceIdentifiers": [], "instanceArns": [], "id": "offline"},
     # EksCluster's lookup of the default version of an add-on for its Kubernetes version.
     "aws:eks/getAddonVersion:getAddonVersion": {"version": "offline-addon-version", "id": "offline"},
     # BackupStore's lookup of the R2 bucket-item permission group by name (its id as Cloudflare lists it).
@@ -221,6 +226,25 @@ class RecordedResource:
     """The ``import_`` resource option: the id of an existing resource the engine adopts instead of creating."""
 
 
+@dataclass(frozen=True)
+class RecordedInvoke:
+    token: str
+    """The invoke's type token, e.g. ``aws:eks/getCluster:getCluster``."""
+
+    args: dict[str, Any]
+    """Its arguments as the provider would receive them (camelCase keys)."""
+
+
+@dataclass(frozen=True)
+class RecordedLog:
+    severity: str
+    """``info``, ``warning`` or ``error`` (debug lines are not recorded)."""
+
+    message: str
+    urn: str | None
+    """The resource the message is attached to (``pulumi.log.warn(..., resource=...)``); None for none."""
+
+
 @dataclass
 class Recording:
     resources: list[RecordedResource] = field(default_factory=list)
@@ -228,6 +252,18 @@ class Recording:
     """Stack exports, resolved; unknown ones are ``UNKNOWN_MASK``."""
 
     secret_outputs: frozenset[str] = frozenset()
+    invokes: list[RecordedInvoke] = field(default_factory=list)
+    """Every provider function the program called (data sources: ``aws.eks.get_cluster`` ...), in call order."""
+
+    logs: list[RecordedLog] = field(default_factory=list)
+    """What the program logged through ``pulumi.log`` (what ``pulumi preview``/``up`` print), in order."""
+
+    def invoked(self, token: str) -> list[dict[str, Any]]:
+        """The arguments of every call of the invoke ``token``; empty when it was never called."""
+        return [invoke.args for invoke in self.invokes if invoke.token == token]
+
+    def warnings(self) -> list[RecordedLog]:
+        return [log for log in self.logs if log.severity == "warning"]
 
     def of_type(self, type_token: str) -> list[RecordedResource]:
         return [resource for resource in self.resources if resource.type == type_token]
@@ -266,6 +302,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.preview = preview
         self.invoke_results = dict(INVOKE_RESULTS if invoke_results is None else invoke_results)
         self.output_overrides = output_overrides
+        self.invokes: list[RecordedInvoke] = []
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
         resource_id = str(int(hashlib.sha256(f"{args.typ}::{args.name}".encode()).hexdigest()[:8], 16))
@@ -278,6 +315,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return resource_id, outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
+        self.invokes.append(RecordedInvoke(token=args.token, args=dict(args.args)))
         if args.token not in self.invoke_results:
             raise AssertionError(f"the offline harness has no result for invoke {args.token}")
         return self.invoke_results[args.token]
@@ -306,6 +344,25 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self.recorded.append(_record(request, urn, resource_id, inputs))
         return resource_pb2.RegisterResourceResponse(
             urn=urn, id=resource_id, object=_sync_await(rpc.serialize_properties(state, {})))
+
+
+_SEVERITIES = {engine_pb2.INFO: "info", engine_pb2.WARNING: "warning", engine_pb2.ERROR: "error"}
+"""What is recorded: the SDK's own debug lines (one per registration) are left to ``logging`` alone."""
+
+
+class RecordingEngine(pulumi_mocks.MockEngine):
+    """The mock engine, which only hands log messages to Python's ``logging``, plus a record of each with its
+    severity and the URN it is attached to (the part ``pulumi preview`` shows under that resource)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.getLogger("phasekit.testing"))
+        self.logs: list[RecordedLog] = []
+
+    def Log(self, request: Any) -> None:
+        if request.severity in _SEVERITIES:
+            self.logs.append(RecordedLog(severity=_SEVERITIES[request.severity], message=request.message,
+                                         urn=request.urn or None))
+        super().Log(request)
 
 
 def _record(request: Any, urn: str, resource_id: str | None, inputs: dict[str, Any]) -> RecordedResource:
@@ -373,6 +430,9 @@ def run_recorded(program: Callable[[], None], *, preview: bool = False, project:
     pulumi.runtime.set_all_config(dict(config or {}), list(secret_keys or []))
     pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=preview, monitor=monitor)
     settings = pulumi.runtime.settings.SETTINGS
+    # set_mocks builds a MockEngine that keeps no record; pulumi.log reads the engine from these settings.
+    engine = RecordingEngine()
+    settings.engine = engine
     settings.rpc_manager.clear()
     settings.outputs.clear()
 
@@ -391,7 +451,8 @@ def run_recorded(program: Callable[[], None], *, preview: bool = False, project:
 
     # The same runner (and private helpers) the SDK's own @pulumi.runtime.test decorator uses.
     _sync_await(run_pulumi_func(run))
-    return Recording(resources=list(monitor.recorded), outputs=outputs, secret_outputs=frozenset(secret_outputs))
+    return Recording(resources=list(monitor.recorded), outputs=outputs, secret_outputs=frozenset(secret_outputs),
+                     invokes=list(mocks.invokes), logs=list(engine.logs))
 
 
 def _resolve(value: Any) -> tuple[Any, bool, bool]:

@@ -533,11 +533,14 @@ class Phase3Stack(PhaseStack):
 
 def phase3_warnings(config: Phase3Stack, *, today: date | None = None,
                     standard_support_ends: Mapping[str, date] | None = None) -> list[str]:
-    """``config_warnings``' phase-3 lines: instance types whose fit nobody checked, and a version past EKS
-    standard support under ``supportType: STANDARD`` (only when the caller hands over the dated table, since
-    the dates live in phasekit's price catalog, which infra does not read)."""
+    """``config_warnings``' phase-3 lines: instance types whose fit nobody checked, a private-only API endpoint
+    (``private_only_endpoint_warning``), and a version past EKS standard support under ``supportType: STANDARD``
+    (only when the caller hands over the dated table, since the dates live in phasekit's price catalog, which infra
+    does not read)."""
     warnings = [unchecked_fit_warning(instance_type) for instance_type in config.cluster.node_group.instance_types
                 if allocatable(instance_type) is None]
+    if not config.cluster.endpoint_public_access_cidrs:
+        warnings.append(private_only_endpoint_warning())
     if standard_support_ends is not None and today is not None:
         support = standard_support_warning(config.cluster, today, standard_support_ends)
         warnings += [support] if support is not None else []
@@ -554,13 +557,26 @@ def unchecked_fit_warning(instance_type: str) -> str:
             "NODE_SPECS, or choose a listed type)")
 
 
+def private_only_endpoint_warning() -> str:
+    """``endpointPublicAccessCidrs: []`` is right for a stack whose cluster exists and deploys from inside the VPC,
+    and unusable for a first deploy, which cannot reach a private endpoint in a VPC it has not created yet. Whether
+    the cluster exists is only known to the program (``components.eks_cluster.private_first_deploy_problem``, which
+    makes ``pulumi up`` refuse); the plan, reading config alone, says when that applies."""
+    return (f"{NAMESPACE}:cluster.endpointPublicAccessCidrs: [] turns the public API endpoint off: only a stack whose "
+            "cluster already exists can deploy with a private-only endpoint (from inside the VPC, with "
+            "cluster.apiAccessSecurityGroupIds); a first deploy cannot reach the API, since the VPC does not exist "
+            "yet, and pulumi up refuses it: set cluster.endpointPublicAccessCidrs to the address the first deploy runs "
+            "from, and remove it once the cluster exists")
+
+
 def standard_support_warning(cluster: Cluster, today: date, standard_support_ends: Mapping[str, date]) -> str | None:
     """A line when ``cluster.version``'s EKS standard support ended before ``today`` and ``supportType`` is
     ``STANDARD``; None otherwise, and for a version without a known end date (nothing is guessed).
 
     Under ``STANDARD`` EKS upgrades a cluster to the next minor at the end of standard support on its own
     (https://docs.aws.amazon.com/eks/latest/userguide/view-upgrade-policy.html: "If your upgrade policy is
-    STANDARD, it will be automatically upgraded"), which the next ``pulumi up`` would then try to undo, and
+    STANDARD, it will be automatically upgraded"), after which the program (``components.eks_cluster``'s version
+    check) refuses the configured version at ``pulumi preview`` as a downgrade until it is raised, and
     "You cannot disable extended support once your cluster has entered it"
     (https://docs.aws.amazon.com/eks/latest/userguide/disable-extended-support.html), so a cluster that entered
     it under ``EXTENDED`` cannot be moved back to ``STANDARD`` on its old version. ``standard_support_ends``
@@ -571,6 +587,7 @@ def standard_support_warning(cluster: Cluster, today: date, standard_support_end
     upgrade = next_minor_version(cluster.version)
     return (f"{NAMESPACE}:cluster.version: {cluster.version!r} left EKS standard support on {ends.isoformat()}: "
             f"with supportType STANDARD EKS upgrades the cluster to {upgrade!r} on its own (an upgrade nobody "
-            "scheduled, which the next pulumi up would try to undo), and a cluster already in extended support "
+            "scheduled, and the next pulumi preview refuses the configured version as a downgrade until you raise "
+            "it), and a cluster already in extended support "
             f"cannot be switched back to STANDARD; set cluster.version to {upgrade!r} (one minor at a time), or "
             "choose supportType EXTENDED and pay extended support ($0.60 instead of $0.10 per cluster-hour)")

@@ -16,7 +16,7 @@ import pulumi_aws as aws
 from components.alert_topic import AlertTopic, AlertTopicArgs
 from components.aws_network import AwsNetwork, AwsNetworkArgs
 from components.backup_store import BackupStore
-from components.cloudflare_edge import cloudflare_ip_ranges
+from components.cloudflare_edge import CloudflareEdge, cloudflare_ip_ranges
 from components.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
 from components.database_role import DatabaseRoleJobArgs, role_job_service_account
 from components.eks_cluster import EksCluster, EksClusterArgs, container_log_group_name
@@ -51,6 +51,11 @@ APP_DATABASE = "app"
 LOGICAL_BACKUP_NAME = "logical-backup"
 
 
+def eks_cluster_name(project: str, stack: str) -> str:
+    """The stack's EKS cluster name (also what the deploy job and ``phasekit render`` look the cluster up by)."""
+    return physical_name(project, stack, "eks", max_length=100)
+
+
 def build(config: Phase3Stack, secrets: StackSecretInputs, project: str, stack: str, *,
           backup_store: BackupStore) -> None:
     """``backup_store``: the stack's R2 backups bucket and its scoped credentials (infra/program.py creates it
@@ -58,7 +63,7 @@ def build(config: Phase3Stack, secrets: StackSecretInputs, project: str, stack: 
     tags = {**config.tags, **default_tags(project, stack, config.phase)}
     region, cluster_config, workload = config.aws, config.cluster, config.workload
     nodes, database_config, cache_config = cluster_config.node_group, config.database, config.cache
-    cluster_name = physical_name(project, stack, "eks", max_length=100)
+    cluster_name = eks_cluster_name(project, stack)
     database_identifier = physical_name(project, stack, "db", max_length=53)
     app = app_spec(config.app, config.worker_count)
 
@@ -174,21 +179,6 @@ def build(config: Phase3Stack, secrets: StackSecretInputs, project: str, stack: 
         ), opts=on_aws)
         resolve_origin(ingress.dns_name)
 
-    # The Job reads the master credentials from RDS's secret when RDS manages them, otherwise (read replicas)
-    # from the generated password, which the component hands to it through a Kubernetes Secret.
-    managed = database.master_secret_arn is not None
-    database_role = DatabaseRoleJobArgs(
-        role_name=database.app_role_name,
-        role_password=database.app_role_password,
-        master_secret_arn=database.master_secret_arn,
-        iam_role_arn=database.master_secret_reader_role_arn,
-        aws_region=region.region if managed else None,
-        master_username=None if managed else database.username,
-        master_password=database.password,
-        host=database.address,
-        database=APP_DATABASE,
-        connection_limit=database.app_connection_limit,
-    )
     workload_app = KubernetesApp(APP_NAME, KubernetesAppArgs(
         app=app,
         namespace=APP_NAMESPACE,
@@ -206,7 +196,7 @@ def build(config: Phase3Stack, secrets: StackSecretInputs, project: str, stack: 
         run_as_user=workload.run_as_user,
         writable_paths=list(workload.writable_paths),
         vpc_cidr=region.vpc_cidr,
-        database_role=database_role,
+        database_role=_database_role(database, region.region),
         labels=kubernetes_labels(tags),
         hostname=config.edge.hostname,
     ), opts=pulumi.ResourceOptions(provider=cluster.provider))
@@ -215,12 +205,36 @@ def build(config: Phase3Stack, secrets: StackSecretInputs, project: str, stack: 
                     cluster_name=cluster_name, alert_topic_arn=alerts.topic_arn, aws_provider=aws_provider,
                     tags=tags, database_identifier=database_identifier)
 
+    _export(config, ingress=ingress, cluster=cluster, app=workload_app, database=database, cache=cache,
+            alerts=alerts, edge=edge)
+
+
+def _database_role(database: RdsPostgres, region: str) -> DatabaseRoleJobArgs:
+    """The app role's Job: it reads the master credentials from RDS's secret when RDS manages them, otherwise
+    (read replicas) from the generated password, which KubernetesApp hands to it through a Kubernetes Secret."""
+    managed = database.master_secret_arn is not None
+    return DatabaseRoleJobArgs(
+        role_name=database.app_role_name,
+        role_password=database.app_role_password,
+        master_secret_arn=database.master_secret_arn,
+        iam_role_arn=database.master_secret_reader_role_arn,
+        aws_region=region if managed else None,
+        master_username=None if managed else database.username,
+        master_password=database.password,
+        host=database.address,
+        database=APP_DATABASE,
+        connection_limit=database.app_connection_limit,
+    )
+
+
+def _export(config: Phase3Stack, *, ingress: PublicLoadBalancer, cluster: EksCluster, app: KubernetesApp,
+            database: RdsPostgres, cache: ElastiCacheRedis, alerts: AlertTopic, edge: CloudflareEdge) -> None:
     pulumi.export("phase", config.phase)
     pulumi.export("app_url", f"https://{config.edge.hostname}")
     pulumi.export("origin_hostname", ingress.dns_name)
     pulumi.export("cluster_name", cluster.cluster_name)
     pulumi.export("kubeconfig", cluster.kubeconfig)
-    pulumi.export("namespace", workload_app.namespace)
+    pulumi.export("namespace", app.namespace)
     pulumi.export("database_address", database.address)
     pulumi.export("cache_primary_address", cache.primary_endpoint_address)
     pulumi.export("alert_topic_arn", alerts.topic_arn)

@@ -53,8 +53,8 @@ from pulumi.runtime import rpc
 
 from components.compose_stack import STACK_DIR
 from components.droplet_parts import ROLLOUT_SUFFIX
-from components.testing import RecordedResource, Recording, run_recorded
-from infra.config import load_config, required_secret_names
+from components.testing import INVOKE_RESULTS, RecordedResource, Recording, run_recorded
+from infra.config import Phase3Stack, StackConfig, load_config, required_secret_names
 from infra.errors import ConfigError
 from phasekit.plan import SECRET_PLACEHOLDER, runtime_form
 from phasekit.project import project_name, stack_file_of
@@ -342,8 +342,22 @@ def record_stack(stack: str, project_dir: Path, local: LocalSecrets) -> tuple[in
     config, secret_keys = local_runtime_config(raw, local)
     recording = run_recorded(lambda: build_stack(runtime_raw_config(), project, stack),
                              preview=False, project=project, stack=stack, config=config, secret_keys=secret_keys,
+                             invoke_results=_deployed_lookups(project, stack, load_config(raw)),
                              output_overrides=local)
     return phase, recording
+
+
+def _deployed_lookups(project: str, stack: str, config: StackConfig) -> dict[str, dict]:
+    """The offline lookups, with a phase-3 cluster that already runs the configured version: render shows what
+    lands on a deployed stack, so the checks only a first ``pulumi up`` makes (a private-only API endpoint cannot
+    be reached before the VPC exists) do not stop it."""
+    if not isinstance(config, Phase3Stack):
+        return dict(INVOKE_RESULTS)
+    from infra.phase3 import eks_cluster_name
+
+    name = eks_cluster_name(project, stack)
+    return {**INVOKE_RESULTS, "aws:eks/getClusters:getClusters": {"names": [name], "id": "offline"},
+            "aws:eks/getCluster:getCluster": {"name": name, "version": config.cluster.version, "id": name}}
 
 
 # --- Hosts ----------------------------------------------------------------------------------------

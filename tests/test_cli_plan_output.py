@@ -244,7 +244,8 @@ def test_the_plan_warns_on_the_day_a_standard_support_version_left_standard_supp
     assert run_plan("phase3", tmp_path, today=date(2026, 12, 2)).warnings == []
     assert run_plan("phase3", tmp_path, today=date(2026, 12, 3)).warnings == [
         "phasekit:cluster.version: '1.34' left EKS standard support on 2026-12-02: with supportType STANDARD EKS "
-        "upgrades the cluster to '1.35' on its own (an upgrade nobody scheduled, which the next pulumi up would try "
-        "to undo), and a cluster already in extended support cannot be switched back to STANDARD; set "
+        "upgrades the cluster to '1.35' on its own (an upgrade nobody scheduled, and the next pulumi preview refuses "
+        "the configured version as a downgrade until you raise it), and a cluster already in extended support cannot "
+        "be switched back to STANDARD; set "
         "cluster.version to '1.35' (one minor at a time), or choose supportType EXTENDED and pay extended support "
         "($0.60 instead of $0.10 per cluster-hour)"]

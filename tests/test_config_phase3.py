@@ -172,8 +172,8 @@ infra does not read phasekit's catalog."""
 
 PAST_STANDARD_SUPPORT_134 = (
     "phasekit:cluster.version: '1.34' left EKS standard support on 2026-12-02: with supportType STANDARD EKS upgrades "
-    "the cluster to '1.35' on its own (an upgrade nobody scheduled, which the next pulumi up would try to undo), and "
-    "a cluster already in extended support cannot be switched back to STANDARD; set cluster.version to '1.35' (one "
+    "the cluster to '1.35' on its own (an upgrade nobody scheduled, and the next pulumi preview refuses the configured "
+    "version as a downgrade until you raise it), and a cluster already in extended support cannot be switched back to STANDARD; set cluster.version to '1.35' (one "
     "minor at a time), or choose supportType EXTENDED and pay extended support ($0.60 instead of $0.10 per "
     "cluster-hour)")
 
@@ -201,13 +201,33 @@ def test_the_older_version_names_its_own_next_minor():
     raw = edited({"phasekit:cluster.version": "1.33"})
     assert config_warnings(raw, load_config(raw), today=date(2026, 12, 4), standard_support_ends=SUPPORT_ENDS) == [
         "phasekit:cluster.version: '1.33' left EKS standard support on 2026-07-29: with supportType STANDARD EKS "
-        "upgrades the cluster to '1.34' on its own (an upgrade nobody scheduled, which the next pulumi up would try "
-        "to undo), and a cluster already in extended support cannot be switched back to STANDARD; set "
+        "upgrades the cluster to '1.34' on its own (an upgrade nobody scheduled, and the next pulumi preview refuses "
+        "the configured version as a downgrade until you raise it), and a cluster already in extended support cannot "
+        "be switched back to STANDARD; set "
         "cluster.version to '1.34' (one minor at a time), or choose supportType EXTENDED and pay extended support "
         "($0.60 instead of $0.10 per cluster-hour)"]
 
 
 # --- API access from inside the VPC --------------------------------------------------------------------
+
+PRIVATE_ONLY_ENDPOINT = (
+    "phasekit:cluster.endpointPublicAccessCidrs: [] turns the public API endpoint off: only a stack whose cluster "
+    "already exists can deploy with a private-only endpoint (from inside the VPC, with "
+    "cluster.apiAccessSecurityGroupIds); a first deploy cannot reach the API, since the VPC does not exist yet, and "
+    "pulumi up refuses it: set cluster.endpointPublicAccessCidrs to the address the first deploy runs from, and "
+    "remove it once the cluster exists")
+
+
+@pytest.mark.parametrize(("changes", "warnings"), [
+    ({"phasekit:cluster.endpointPublicAccessCidrs": []}, [PRIVATE_ONLY_ENDPOINT]),
+    ({"phasekit:cluster.endpointPublicAccessCidrs": [],
+      "phasekit:cluster.apiAccessSecurityGroupIds": ["sg-0123456789abcdef0"]}, [PRIVATE_ONLY_ENDPOINT]),
+    ({"phasekit:cluster.endpointPublicAccessCidrs": ["198.51.100.0/24"]}, []),
+])
+def test_a_private_only_endpoint_is_warned_about_since_a_first_deploy_cannot_use_it(changes, warnings):
+    raw = edited(changes)
+    assert config_warnings(raw, load_config(raw)) == warnings
+
 
 
 def test_api_access_security_groups_default_to_none_and_are_read_in_order():
@@ -242,7 +262,7 @@ ZONES_ALLOWED = "2 or 3 zones of us-east-1, e.g. [us-east-1a, us-east-1b]"
 VERSIONS = "one of '1.33', '1.34', '1.35', '1.36' (quoted in YAML)"
 SECURITY_GROUPS = "'sg-' and 8 to 17 lowercase hex digits, e.g. sg-0123456789abcdef0"
 WRITABLE_ALLOWED = ("an absolute directory path without '.' or '..' segments or a trailing '/', not '/' and not in "
-                    "/proc, /sys or /dev, e.g. /var/cache/nginx")
+                    "/proc, /sys or /dev (/dev/shm is fine), e.g. /var/cache/nginx")
 
 BAD_PHASE3_CONFIGS = [
     pytest.param(
@@ -344,7 +364,7 @@ BAD_PHASE3_CONFIGS = [
     *(pytest.param({"phasekit:workload.writablePaths": ["/tmp", path]},
                    f"phasekit:workload.writablePaths[1]: {path!r} is not a directory the pod can mount; allowed: "
                    + WRITABLE_ALLOWED, id=f"writable-path-{path}")
-      for path in ("/proc", "/proc/sys", "/sys/fs/cgroup", "/dev", "/dev/shm", "/./tmp", "/var/./cache")),
+      for path in ("/proc", "/proc/sys", "/sys/fs/cgroup", "/dev", "/dev/mqueue", "/./tmp", "/var/./cache")),
     pytest.param({"phasekit:workload.writablePaths": ["/tmp", "/tmp"]},
                  "phasekit:workload.writablePaths[1]: '/tmp' is listed twice; allowed: each path once",
                  id="writable-path-twice"),

@@ -150,7 +150,10 @@ def test_cluster_inputs_exact():
 
 
 def test_no_public_cidrs_means_a_private_only_endpoint():
-    assert record(endpoint_public_access_cidrs=[]).one(CLUSTER).inputs["vpcConfig"] == {
+    # Against a running cluster: a first deploy without public CIDRs is refused (see the first-deploy tests below).
+    recording = run_recorded(lambda: EksCluster("eks", eks_args(endpoint_public_access_cidrs=[])),
+                             invoke_results=running_cluster("1.35"))
+    assert recording.one(CLUSTER).inputs["vpcConfig"] == {
         "subnetIds": ["subnet-a", "subnet-b"],
         "endpointPrivateAccess": True,
         "endpointPublicAccess": False,
@@ -758,6 +761,9 @@ def test_a_downgrade_of_the_running_cluster_is_refused():
 @pytest.mark.parametrize("running", ["1.34", "1.35"])
 def test_one_minor_up_or_the_same_version_is_a_plain_update(running):
     recording = record_against(running, version="1.35")
+    # The step was checked against the running cluster: listed, then read by its name.
+    assert recording.invoked("aws:eks/getClusters:getClusters") == [{}]
+    assert recording.invoked("aws:eks/getCluster:getCluster") == [{"name": "phasekit-test"}]
     assert recording.one(CLUSTER).inputs["version"] == "1.35"
     assert recording.one(NODE_GROUP).inputs["version"] == "1.35"
     addons = {addon.inputs["addonName"]: addon.inputs["addonVersion"] for addon in recording.of_type(ADDON)}
@@ -765,8 +771,50 @@ def test_one_minor_up_or_the_same_version_is_a_plain_update(running):
 
 
 def test_a_cluster_the_account_does_not_list_is_a_first_deploy_and_is_not_looked_up():
-    # running_cluster(None) has no getCluster result: a lookup would fail the run.
-    assert record_against(None, version="1.35").one(CLUSTER).inputs["version"] == "1.35"
+    recording = record_against(None, version="1.35")
+    assert recording.invoked("aws:eks/getClusters:getClusters") == [{}]
+    assert recording.invoked("aws:eks/getCluster:getCluster") == []
+    assert recording.one(CLUSTER).inputs["version"] == "1.35"
+
+
+PRIVATE_FIRST_DEPLOY = (
+    "cluster.endpointPublicAccessCidrs is empty and the account has no EKS cluster 'phasekit-test' yet: a first "
+    "deploy cannot reach a private-only API endpoint (the VPC, and so any runner inside it, does not exist yet), "
+    "so pulumi up would build the network, the cluster, the database, the cache and the load balancer (30-40 "
+    "minutes) and then fail at the first Kubernetes object; set cluster.endpointPublicAccessCidrs to the address "
+    "the first deploy runs from; later deploys may run from inside the VPC with cluster.apiAccessSecurityGroupIds "
+    "and the CIDRs removed")
+
+
+def test_a_first_deploy_without_public_cidrs_is_refused_by_pulumi_up_before_any_child():
+    with pytest.raises(ValueError) as raised:
+        run_recorded(lambda: EksCluster("eks", eks_args(endpoint_public_access_cidrs=[],
+                                                        api_access_security_group_ids=[RUNNER_SG])),
+                     invoke_results=running_cluster(None))
+    assert str(raised.value) == PRIVATE_FIRST_DEPLOY
+    # The run's monitor, after the run: only the component itself was ever registered.
+    assert [resource.type for resource in pulumi.runtime.settings.SETTINGS.monitor.recorded] == [COMPONENT]
+
+
+def test_a_first_deploy_without_public_cidrs_is_a_warning_on_the_component_in_preview():
+    recording = run_recorded(lambda: EksCluster("eks", eks_args(endpoint_public_access_cidrs=[])), preview=True,
+                             invoke_results=running_cluster(None))
+    assert [(log.message, log.urn) for log in recording.warnings()] == [
+        (PRIVATE_FIRST_DEPLOY, recording.one(COMPONENT).urn)]
+    assert recording.one(CLUSTER).inputs["vpcConfig"]["endpointPublicAccess"] is False
+
+
+@pytest.mark.parametrize(("running", "cidrs", "preview"), [
+    ("1.35", [], False),                  # a running cluster: deploys come from inside the VPC
+    (None, ["203.0.113.0/24"], False),    # a first deploy from an admitted address
+    (None, ["203.0.113.0/24"], True),
+])
+def test_a_private_endpoint_on_a_running_cluster_or_public_cidrs_on_a_first_deploy_pass_silently(
+        running, cidrs, preview):
+    recording = run_recorded(lambda: EksCluster("eks", eks_args(endpoint_public_access_cidrs=cidrs)),
+                             preview=preview, invoke_results=running_cluster(running))
+    assert recording.warnings() == []
+    assert recording.type_counts() == expected_counts()
 
 def test_version_step_refuses_what_is_not_a_minor_version():
     with pytest.raises(ValueError) as raised:

@@ -73,3 +73,28 @@ def test_offline_the_account_lists_no_eks_cluster_so_a_stack_plans_as_a_first_de
     assert "aws:eks/getCluster:getCluster" not in INVOKE_RESULTS
     with pytest.raises(Exception, match="the offline harness has no result for invoke aws:eks/getCluster:getCluster"):
         run_recorded(lambda: aws.eks.get_cluster(name="phasekit-phase3-eks"))
+
+
+def test_invokes_are_recorded_in_call_order_with_their_arguments():
+    def lookups() -> None:
+        aws.eks.get_clusters()
+        aws.ssm.get_parameter(name="/aws/service/eks/optimized-ami/1.35/amazon-linux-2023/x86_64/standard/"
+                                   "recommended/release_version")
+    recording = run_recorded(lookups)
+    assert [invoke.token for invoke in recording.invokes] == [
+        "aws:eks/getClusters:getClusters", "aws:ssm/getParameter:getParameter"]
+    assert recording.invoked("aws:ssm/getParameter:getParameter") == [
+        {"name": "/aws/service/eks/optimized-ami/1.35/amazon-linux-2023/x86_64/standard/recommended/release_version"}]
+    assert recording.invoked("aws:eks/getCluster:getCluster") == []
+
+
+def test_log_messages_are_recorded_with_their_severity_and_resource():
+    def logs() -> None:
+        pair = Pair("pair")
+        pulumi.log.warn("attached to the pair", resource=pair)
+        pulumi.log.info("on the stack")
+    recording = run_recorded(logs, preview=True)
+    assert [(log.severity, log.message) for log in recording.logs] == [
+        ("info", "on the stack"), ("warning", "attached to the pair")]
+    assert [log.urn for log in recording.warnings()] == [recording.one("test:index:Pair").urn]
+    assert run_recorded(program).logs == []

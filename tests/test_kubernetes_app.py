@@ -297,6 +297,13 @@ def test_each_writable_path_gets_its_own_empty_dir(type_token):
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
 
 
+def test_dev_shm_is_the_one_runtime_path_an_empty_dir_may_cover():
+    # The runtime's /dev/shm tmpfs is 64 MiB; browsers and some databases need more shared memory.
+    container = app_container(record(writable_paths=("/tmp", "/dev/shm")))
+    assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"},
+                                         {"name": "writable-2", "mountPath": "/dev/shm"}]
+
+
 def test_run_as_user_sets_uid_gid_and_fs_group():
     assert pod_spec(record(run_as_user=2000))["securityContext"] == {
         **POD_SECURITY_CONTEXT, "runAsUser": 2000, "runAsGroup": 2000, "fsGroup": 2000}
@@ -609,8 +616,8 @@ def test_validator_ships_the_versions_we_target():
     ({"release_timeout_seconds": 0}, "KubernetesAppArgs.release_timeout_seconds: 0; must be 1 or more"),
     ({"writable_paths": ()}, "KubernetesAppArgs.writable_paths: at least one path; allowed: e.g. ['/tmp']"),
     *(({"writable_paths": ("/tmp", path)}, f"KubernetesAppArgs.writable_paths: {path!r}; allowed: an absolute "
-       "directory path without '.' or '..' segments or a trailing '/', not '/' and not in /proc, /sys or /dev, e.g. "
-       "/var/cache/nginx") for path in ("/", "/app/../etc", "tmp", "/tmp/", "/proc/self", "/sys", "/dev", "/./tmp")),
+       "directory path without '.' or '..' segments or a trailing '/', not '/' and not in /proc, /sys or /dev (/dev/shm "
+       "is fine), e.g. /var/cache/nginx") for path in ("/", "/app/../etc", "tmp", "/tmp/", "/proc/self", "/sys", "/dev", "/dev/mqueue", "/./tmp")),
     ({"writable_paths": ("/tmp", "/tmp")},
      "KubernetesAppArgs.writable_paths: '/tmp' is listed twice; allowed: each path once"),
     ({"database_url": "postgresql://app:pw@db:5432/app"},

@@ -9,6 +9,7 @@ the configured Kubernetes version by kubernetes-validate.
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import tarfile
@@ -266,6 +267,28 @@ def test_phase3_cluster_api_and_nodes_are_locked_down(phase3):
     assert template["metadataOptions"]["httpTokens"] == "required"
     assert [entry.inputs["principalArn"] for entry in phase3.of_type("aws:eks/accessEntry:AccessEntry")] == [
         "arn:aws:iam::123456789012:role/platform-admin"]
+
+
+def test_phase3_admits_an_api_access_group_on_443_through_the_cluster_security_group():
+    raw = {**PHASE3, "phasekit:cluster": {**PHASE3["phasekit:cluster"],
+                                          "apiAccessSecurityGroupIds": ["sg-0123456789abcdef0"]}}
+    recording = run(raw, "phase3")
+    rules = [rule for rule in recording.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+             if "-api-from-" in rule.name]
+    assert [rule.name for rule in rules] == ["cluster-api-from-sg-0123456789abcdef0"]
+    # securityGroupId: EKS's cluster security group, the harness's fake for the cluster "cluster-cluster".
+    assert rules[0].inputs == {
+        "securityGroupId": f"sg-{hashlib.sha256(b'cluster-cluster').hexdigest()[:17]}",
+        "referencedSecurityGroupId": "sg-0123456789abcdef0", "ipProtocol": "tcp", "fromPort": 443, "toPort": 443,
+        "description": "Kubernetes API (HTTPS) from an admitted group, e.g. a CI runner or bastion in the VPC",
+        "tags": {"project": "phasekit", "stack": "phase3", "phase": "3", "managed-by": "phasekit",
+                 "Name": "phasekit-phase3-eks-api-from-sg-0123456789abcdef0"}}
+    assert rules[0].parent == recording.one("phasekit:index:EksCluster").urn
+
+
+def test_phase3_without_api_access_groups_admits_no_group_on_the_api(phase3):
+    assert [rule.name for rule in phase3.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+            if "-api-from-" in rule.name] == []
 
 
 def test_phase3_the_app_receives_the_contract_over_tls(phase3):

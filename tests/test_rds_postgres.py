@@ -33,7 +33,7 @@ from components.rds_postgres import (
     parameter_group_family,
     parameter_group_options,
 )
-from components.testing import UNKNOWN_MASK, run_recorded
+from components.testing import INVOKE_RESULTS, UNKNOWN_MASK, run_recorded
 
 TAGS = {"project": "phasekit", "stack": "test", "phase": "3", "managed-by": "phasekit"}
 TOPIC = "arn:aws:sns:us-east-1:123456789012:alerts"
@@ -269,6 +269,73 @@ def test_a_major_upgrade_replaces_the_parameter_group_in_the_same_modify_and_nev
     assert (primary["engineVersion"], primary["parameterGroupName"], primary["allowMajorVersionUpgrade"],
             primary["applyImmediately"]) == ("17", f"db-params-{_fake_suffix('db-params')}", True, False)
     assert old_group.inputs["parameters"] == new_group.inputs["parameters"]
+
+
+LIST_INSTANCES = "aws:rds/getInstances:getInstances"
+GET_INSTANCE = "aws:rds/getInstance:getInstance"
+
+
+def running_instance(running: str | None) -> dict[str, dict]:
+    """Invoke results where the account runs ``phasekit-test`` on engine version ``running`` (None: not listed, and
+    the per-instance lookup is left out, so the harness fails the test if it is made)."""
+    if running is None:
+        return {**INVOKE_RESULTS, LIST_INSTANCES: {"instanceIdentifiers": [], "instanceArns": [], "id": "us-east-1"}}
+    return {**INVOKE_RESULTS,
+            LIST_INSTANCES: {"instanceIdentifiers": ["phasekit-test"], "id": "us-east-1",
+                             "instanceArns": ["arn:aws:rds:us-east-1:123456789012:db:phasekit-test"]},
+            GET_INSTANCE: {"dbInstanceIdentifier": "phasekit-test", "engineVersion": running,
+                           "id": "phasekit-test"}}
+
+
+def record_against(running: str | None, **overrides: Any):
+    return run_recorded(lambda: RdsPostgres("db", rds_args(**overrides)), preview=True,
+                        invoke_results=running_instance(running))
+
+
+ONLY_THIS_INSTANCE = [{"filters": [{"name": "db-instance-id", "values": ["phasekit-test"]}]}]
+
+
+def test_a_first_deploy_lists_no_instance_and_reads_none():
+    recording = record_against(None, engine_version="17")
+    assert recording.invoked(LIST_INSTANCES) == ONLY_THIS_INSTANCE
+    assert recording.invoked(GET_INSTANCE) == []
+    assert recording.named("db-db").inputs["engineVersion"] == "17"
+
+
+def test_the_harness_default_is_a_first_deploy():
+    assert record(manage_master_password=False, read_replica_count=2).invoked(GET_INSTANCE) == []
+
+
+@pytest.mark.parametrize(("running", "configured", "replicas"), [
+    ("16.4", "16", 0), ("16.4", "16", 2), ("16.8", "16.4", 2), ("16.4", "17", 0), ("15.7", "16", 0)])
+def test_the_same_major_or_an_upgrade_without_replicas_is_a_plain_update(running, configured, replicas):
+    recording = record_against(running, engine_version=configured, read_replica_count=replicas,
+                               manage_master_password=replicas == 0)
+    assert recording.invoked(LIST_INSTANCES) == ONLY_THIS_INSTANCE
+    assert recording.invoked(GET_INSTANCE) == [{"dbInstanceIdentifier": "phasekit-test"}]
+    assert recording.named("db-db").inputs["engineVersion"] == configured
+
+
+def test_a_major_downgrade_is_refused_before_any_child():
+    with pytest.raises(ValueError) as raised:
+        record_against("17.2", engine_version="16")
+    assert str(raised.value) == (
+        "database.engineVersion '16' is below the running PostgreSQL 17.2 of 'phasekit-test'; allowed: 17 or later "
+        "(RDS cannot downgrade a major version: to go back, restore a snapshot taken before the upgrade into a new "
+        "instance)")
+    assert [resource.type for resource in pulumi.runtime.settings.SETTINGS.monitor.recorded] == [COMPONENT]
+
+
+def test_a_major_upgrade_with_read_replicas_is_refused_with_the_procedure():
+    with pytest.raises(ValueError) as raised:
+        record_against("16.4", engine_version="17", read_replica_count=2, manage_master_password=False)
+    assert str(raised.value) == (
+        "database.engineVersion '17' is a major upgrade of the running PostgreSQL 16.4 of 'phasekit-test', which has "
+        "2 read replicas: they share its parameter group, and RDS refuses the postgres17 group on them while they "
+        "still run 16, leaving pulumi up half-applied; instead set database.readReplicas to 0 and pulumi up, then "
+        "raise database.engineVersion and pulumi up (the upgrade happens in the maintenance window), then raise "
+        "database.readReplicas again")
+    assert [resource.type for resource in pulumi.runtime.settings.SETTINGS.monitor.recorded] == [COMPONENT]
 
 
 def test_parameter_group_options_retain_the_group_and_parent_it():

@@ -567,3 +567,18 @@ def test_render_help_fits_and_shows_its_example(capsys):
     assert exit_info.value.code == 0
     assert "phasekit render --stack phase1 --out /tmp/phase1" in out and "exit status:" in out
     assert max(len(line) for line in out.splitlines()) <= 100
+
+
+def test_a_private_only_phase3_stack_renders_as_the_deployed_stack_it_describes(tmp_path):
+    """``pulumi up`` refuses a private-only endpoint on a first deploy (nothing could reach the API); render shows
+    what lands on a stack that already runs, so the cluster is looked up as running the configured version."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    stack = (ROOT / "Pulumi.phase3.yaml").read_text()
+    public = "    endpointPublicAccessCidrs:\n      - 203.0.113.0/24\n"
+    assert public in stack
+    (project / "Pulumi.phase3.yaml").write_text(stack.replace(public, "    endpointPublicAccessCidrs: []\n"))
+    (tmp_path / "out").mkdir()
+    rendered = render_stack("phase3", project, tmp_path / "out")
+    assert (rendered.phase, len(rendered.kubernetes) > 20) == (3, True)

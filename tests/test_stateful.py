@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pulumi
+import hashlib
 
-from components.stateful import stateful_options
+import pulumi
+import pytest
+
+from components.stateful import final_snapshot_name, final_snapshot_suffix, stateful_options
+from components.testing import run_recorded
 
 
 class _Parent(pulumi.ComponentResource):
@@ -26,3 +30,41 @@ def test_unprotected_data_is_deletable():
 def test_extra_options_pass_through():
     options = stateful_options(_Parent(), protect=True, ignore_changes=["size"])
     assert options.ignore_changes == ["size"]
+
+
+class _Store(pulumi.ComponentResource):
+    def __init__(self, name: str, keepers: dict[str, pulumi.Input[str]]) -> None:
+        super().__init__("test:index:Store", name, None)
+        self.suffix = final_snapshot_suffix(name, keepers, self)
+        self.register_outputs({})
+
+
+def test_the_final_snapshot_suffix_is_four_random_bytes_renewed_by_exactly_the_keepers():
+    def program() -> None:
+        store = _Store("db", {"identifier": "phasekit-prod", "dbName": "app"})
+        pulumi.export("hex", store.suffix.hex)
+
+    recording = run_recorded(program)
+    suffix = recording.one("random:index/randomId:RandomId")
+    assert suffix.name == "db-final-snapshot"
+    assert suffix.inputs == {"byteLength": 4, "keepers": {"identifier": "phasekit-prod", "dbName": "app"}}
+    assert suffix.parent == recording.one("test:index:Store").urn
+    # Not protected or retained: replacing it only renames the snapshot a later deletion takes.
+    assert (suffix.protect, suffix.retain_on_delete, suffix.delete_before_replace) == (False, False, False)
+    assert recording.outputs["hex"] == hashlib.sha256(b"db-final-snapshot").hexdigest()[:8]
+
+
+def test_the_final_snapshot_suffix_takes_keepers_that_are_outputs():
+    def program() -> None:
+        _Store("cache", {"replicationGroupId": pulumi.Output.from_input("phasekit-prod-cache")})
+
+    assert run_recorded(program).one("random:index/randomId:RandomId").inputs["keepers"] == {
+        "replicationGroupId": "phasekit-prod-cache"}
+
+
+@pytest.mark.parametrize(("identifier", "suffix", "name"), [
+    ("phasekit-prod", "0a1b2c3d", "phasekit-prod-final-0a1b2c3d"),
+    ("a" * 53, "ffffffff", "a" * 53 + "-final-ffffffff"),  # RDS's longest identifier here: 68 characters in all
+])
+def test_the_final_snapshot_name_is_the_identifier_final_and_the_suffix(identifier, suffix, name):
+    assert final_snapshot_name(identifier, suffix) == name
