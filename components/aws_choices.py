@@ -22,6 +22,8 @@ WRITABLE_PATH_ALLOWED = ("an absolute directory path without '.' or '..' segment
                          "not in /proc, /sys or /dev (/dev/shm is fine), e.g. /var/cache/nginx")
 _WRITABLE_PATH = re.compile(r"/[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
 _RUNTIME_TREES = ("proc", "sys", "dev")
+SHARED_MEMORY = "/dev/shm"
+"""The one path in the runtime's trees an emptyDir may cover (memory-backed there)."""
 
 
 def writable_path_allowed(path: str) -> bool:
@@ -31,11 +33,11 @@ def writable_path_allowed(path: str) -> bool:
     (opencontainers/runc libcontainer/rootfs_linux.go ``checkProcMount``: "cannot be mounted because it is inside
     /proc"), and an emptyDir over /dev or /sys hides the device nodes and sysfs the runtime put there, so the
     pod fails at start or at its first use of /dev/null; ``pulumi up`` would then wait out the Deployment's
-    10-minute timeout. ``/dev/shm`` is the exception: the runtime's own tmpfs there is small (64 MiB), and an
-    emptyDir over it is the usual way to give a browser or a database more shared memory."""
+    10-minute timeout. ``/dev/shm`` is the exception: the runtime's own tmpfs there is small (64 MiB), and a
+    memory-backed emptyDir over it is the usual way to give a browser or a database more shared memory."""
     segments = path.split("/")[1:]
     return (_WRITABLE_PATH.fullmatch(path) is not None and not {".", ".."} & set(segments)
-            and (segments[0] not in _RUNTIME_TREES or path == "/dev/shm"))
+            and (segments[0] not in _RUNTIME_TREES or path == SHARED_MEMORY))
 
 
 NODE_PORT_RANGE = (30000, 32767)

@@ -162,8 +162,9 @@ def stranded_data_guard(role: str) -> str:
         f"  IF stranded > 0 AND ({tables_in.format(schema=repr(role))}) = 0 THEN",
         f"    RAISE EXCEPTION 'schema public holds % table(s) and schema {role} none: the app connects as {role} "
         f"and would start on empty tables while its data stays in public. Move the data first: phasekit db adopt "
-        f"--target <master URL> --role {role} (docs/phase3-operations.md, data tier), then pulumi up again', "
-        "stranded;",
+        f"--target <master URL> --role {role} (docs/phase3-operations.md, data tier), then pulumi up again; if "
+        f"public holds a phasekit db migrate --no-freeze rehearsal, finish with the real phasekit db migrate "
+        f"--target-role {role} instead, which adopts', stranded;",
         "  END IF;",
         "END $$;",
     ])

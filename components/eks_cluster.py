@@ -13,10 +13,11 @@ Creates
 - the cluster: all five control-plane log types, private endpoint always on, public endpoint only when
   ``endpoint_public_access_cidrs`` is non-empty (and then only from those networks), authentication mode
   ``API`` (access entries only, no ``aws-auth`` ConfigMap) and no implicit admin for whoever created it;
-  before anything is created, the running cluster's version is read (``running_version``) and a jump of more
-  than one minor, or a downgrade, is refused at preview time; with no running cluster and no public CIDRs
-  (``private_first_deploy_problem``) ``pulumi up`` is refused before any child exists, and ``pulumi preview``
-  warns on the component;
+  before any child, the running cluster's version is read (``running_version``) and a jump of more than one
+  minor, or a downgrade, is refused; with no running cluster and no public CIDRs
+  (``private_first_deploy_problem``) ``pulumi up`` is refused, and ``pulumi preview`` warns on the component
+  (``check_against_the_running_cluster``, which a program should also run before its first resource: infra/
+  phase3.py ``preflight``);
 - with ``api_access_security_group_ids``: one rule per group on EKS's cluster security group admitting that
   group on 443, so a CI runner or bastion inside the VPC reaches the private API endpoint;
 - an IAM OIDC provider for the cluster's issuer (audience ``sts.amazonaws.com``) for IAM roles for service
@@ -331,15 +332,14 @@ def log_group_import_id(log_group_name: str, existing_names: Sequence[str]) -> s
     return log_group_name if log_group_name in existing_names else None
 
 
-def running_version(cluster_name: str, parent: pulumi.Resource) -> str | None:
+def running_version(cluster_name: str, lookup: pulumi.InvokeOptions) -> str | None:
     """The Kubernetes version the cluster ``cluster_name`` runs in the provider's region, or None when the
     account lists no such cluster (a first deploy, or one after a destroy).
 
     Read at program time, so ``pulumi preview`` refuses a version step EKS would refuse half-way through
     ``up``. The list comes first because ``aws.eks.get_cluster`` fails the program on a cluster that does
-    not exist (``DescribeCluster``'s ``ResourceNotFoundException``) rather than answering "none"; the
-    lookups run under ``parent``, so with its provider (phasekit's explicit region)."""
-    lookup = pulumi.InvokeOptions(parent=parent)
+    not exist (``DescribeCluster``'s ``ResourceNotFoundException``) rather than answering "none"; ``lookup``
+    names the provider (phasekit's explicit region), directly or through a parent."""
     if cluster_name not in (aws.eks.get_clusters(opts=lookup).names or []):
         return None
     return aws.eks.get_cluster(name=cluster_name, opts=lookup).version
@@ -482,7 +482,8 @@ class EksCluster(pulumi.ComponentResource):
     def __init__(self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         ami_type = _check_args(args)
         super().__init__("phasekit:index:EksCluster", name, None, opts)
-        _check_against_the_running_cluster(args, self)
+        check_against_the_running_cluster(args.cluster_name, args.version, args.endpoint_public_access_cidrs,
+                                          pulumi.InvokeOptions(parent=self), warn_on=self)
 
         cluster_role, cluster_attachments = _service_role(name, args, "cluster", "eks.amazonaws.com", "control plane",
                                                           CLUSTER_POLICIES, self)
@@ -573,22 +574,25 @@ def _service_role(name: str, args: EksClusterArgs, part: str, service: str, what
     return role, attachments
 
 
-def _check_against_the_running_cluster(args: EksClusterArgs, component: pulumi.Resource) -> None:
-    """Before any child is registered: refuses a ``version`` EKS cannot move the running cluster to in one ``up``
-    (``version_step_problem``: more than one minor up, or down), and a first deploy nothing could reach
-    (``private_first_deploy_problem``): refused by ``pulumi up``, a warning on the component in ``pulumi preview``
-    (which creates nothing, and should still show the rest of the plan)."""
-    running = running_version(args.cluster_name, component)
-    step = None if running is None else version_step_problem(running, args.version)
+def check_against_the_running_cluster(cluster_name: str, version: str, endpoint_public_access_cidrs: Sequence[str],
+                                      lookup: pulumi.InvokeOptions, warn_on: pulumi.Resource | None = None) -> None:
+    """Refuses a ``version`` EKS cannot move the running cluster to in one ``up`` (``version_step_problem``: more
+    than one minor up, or down), and a first deploy nothing could reach (``private_first_deploy_problem``): refused
+    by ``pulumi up``, a warning on ``warn_on`` in ``pulumi preview`` (which creates nothing, and should still show
+    the rest of the plan; None: no warning). EksCluster runs it before any child; a program should run it before
+    any resource of its stack (infra/phase3.py ``preflight``): ``pulumi up --skip-preview``, as CI runs it, would
+    otherwise create what the program registered first before the refusal."""
+    running = running_version(cluster_name, lookup)
+    step = None if running is None else version_step_problem(running, version)
     if step is not None:
         raise ValueError(step)
-    unreachable = private_first_deploy_problem(args.cluster_name, running, args.endpoint_public_access_cidrs)
+    unreachable = private_first_deploy_problem(cluster_name, running, endpoint_public_access_cidrs)
     if unreachable is None:
         return
-    if pulumi.runtime.is_dry_run():
-        pulumi.log.warn(unreachable, resource=component)
-    else:
+    if not pulumi.runtime.is_dry_run():
         raise ValueError(unreachable)
+    if warn_on is not None:
+        pulumi.log.warn(unreachable, resource=warn_on)
 
 
 def private_first_deploy_problem(cluster_name: str, running: str | None,

@@ -81,7 +81,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import health
-from components.aws_choices import NODE_PORT_RANGE, WRITABLE_PATH_ALLOWED, writable_path_allowed
+from components.aws_choices import NODE_PORT_RANGE, SHARED_MEMORY, WRITABLE_PATH_ALLOWED, writable_path_allowed
 from components.compose_stack import AppSpec, contract_environment, render_docker_config
 from components.database_role import DatabaseRoleJobArgs, check_master_credentials, database_role_job
 from components.kubernetes_processes import (
@@ -246,6 +246,10 @@ class KubernetesApp(pulumi.ComponentResource):
     release_job_name: pulumi.Output[str] | None
     """Name of the release Job of this deploy; None without ``app.release_command``."""
 
+    database_role_job: k8s.batch.v1.Job | None
+    """The Job that creates the app's database role (None without ``database_role``): what else connects as the
+    role (a logical backup) should wait for it, since it may refuse (``stranded_data_guard``)."""
+
     def __init__(self, name: str, args: KubernetesAppArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         check_args(name, args)
         super().__init__("phasekit:index:KubernetesApp", name, None, opts)
@@ -259,12 +263,14 @@ class KubernetesApp(pulumi.ComponentResource):
 
         # Pods start only once the namespace's policies exist: default deny then never races the allow rules.
         ready: list[pulumi.Resource] = list(policies)
+        self.database_role_job = None
         if args.database_role is not None:
             # The app role exists (with its current password) before the release Job connects as it.
-            ready.append(database_role_job(
+            self.database_role_job = database_role_job(
                 name, args.database_role, namespace=namespace.metadata.apply(lambda metadata: metadata.name),
                 labels=labels, security=(pod_security_context(args.run_as_user), container_security_context()),
-                depends_on=list(policies), parent=self))
+                depends_on=list(policies), parent=self)
+            ready.append(self.database_role_job)
         self.release_job_name = None
         if args.app.release_command:
             job = _release_job(name, args, environment, meta, pods, ready, self)
@@ -381,9 +387,10 @@ def _pod_spec(pods: _PodParts, container: k8s.core.v1.ContainerArgs, **extra) ->
         enable_service_links=False,
         image_pull_secrets=[k8s.core.v1.LocalObjectReferenceArgs(name=secret_name)
                             for secret_name in pods.pull_secret_names] or None,
-        volumes=[k8s.core.v1.VolumeArgs(
-            name=volume, empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit=TMP_SIZE_LIMIT))
-            for volume in writable_volumes(pods.args.writable_paths).values()],
+        volumes=[k8s.core.v1.VolumeArgs(name=volume, empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(
+            # Shared memory is memory (tmpfs, counted against the container's memory limit); the rest is disk.
+            medium="Memory" if path == SHARED_MEMORY else None, size_limit=TMP_SIZE_LIMIT))
+            for path, volume in writable_volumes(pods.args.writable_paths).items()],
         **extra,
     )
 

@@ -29,8 +29,9 @@ Creates (in ``namespace``, which the caller owns; KubernetesApp's namespace in p
   A failed step fails the Job. No object ever appears truncated under a final name: the init container fails
   before the upload starts, and an S3 PutObject (or multipart upload) becomes visible only once complete.
 
-Database role: the copy connects with ``database_url``, i.e. as the app's own role (or the master user when RDS
-cannot manage the master password, with read replicas). ``pg_dump`` must be able to read every table of the
+Database role: the copy connects with ``database_url``, i.e. as the app's own role (phase 3 hands it over only
+once the database-role Job has passed, so a refused role Job leaves the previous credentials dumping).
+``pg_dump`` must be able to read every table of the
 database: what the app's migrations created, the role owns. A table another role created and did not grant
 to the app role makes the dump fail (and so the Job), never silently skip it.
 
@@ -59,7 +60,7 @@ Stateful: nothing in the cluster. The copies are in the bucket, which outlives t
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -155,6 +156,11 @@ class LogicalBackupArgs:
     labels: Mapping[str, str] = field(default_factory=dict)
     """Labels for every object (``components.tags.kubernetes_labels``)."""
 
+    credentials_after: Sequence[pulumi.Resource] = ()
+    """What the credentials Secret waits for: the Job that creates the role ``database_url`` connects as (it may
+    refuse; until it passes, the Secret keeps the credentials it had). An ordering, not a data dependency, so a
+    preview does not show the Secret changing whenever that Job is replaced."""
+
     pg_image: str = PSQL_IMAGE
     aws_cli_image: str = AWS_CLI_IMAGE
 
@@ -177,7 +183,7 @@ class LogicalBackup(pulumi.ComponentResource):
             string_data=pulumi.Output.secret(pulumi.Output.all(
                 args.database_url, args.backup_passphrase, args.access_key_id, args.secret_access_key,
             ).apply(lambda values: secret_data(*values))),
-            opts=child)
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.credentials_after)))
         account = k8s.core.v1.ServiceAccount(f"{name}-account", metadata=metadata(name),
                                              automount_service_account_token=False, opts=child)
         ready: list[pulumi.Resource] = [secret, account]

@@ -320,10 +320,8 @@ class RdsPostgres(pulumi.ComponentResource):
         _check_args(args)
         super().__init__("phasekit:index:RdsPostgres", name, None, opts)
         # Before any child: a refused engine_version must not leave half a stack behind.
-        running = running_engine_version(args.identifier, self)
-        problem = None if running is None else engine_version_problem(args, running)
-        if problem is not None:
-            raise ValueError(problem)
+        check_against_the_running_instance(args.identifier, args.engine_version, args.read_replica_count,
+                                           pulumi.InvokeOptions(parent=self))
         child = pulumi.ResourceOptions(parent=self)
 
         security_group = aws.ec2.SecurityGroup(
@@ -550,7 +548,19 @@ def alarm_specs(args: RdsPostgresArgs) -> list[tuple[str, str, str, str, float, 
     ]
 
 
-def running_engine_version(identifier: str, parent: pulumi.Resource) -> str | None:
+def check_against_the_running_instance(identifier: str, engine_version: str, read_replica_count: int,
+                                       lookup: pulumi.InvokeOptions) -> None:
+    """Raises ``engine_version_problem``'s reason against the running instance, if any. RdsPostgres runs it
+    before any child; a program should run it before any resource of its stack (infra/phase3.py ``preflight``),
+    since ``pulumi up --skip-preview`` would otherwise create what the program registered first."""
+    running = running_engine_version(identifier, lookup)
+    problem = None if running is None else engine_version_problem(identifier, engine_version, read_replica_count,
+                                                                  running)
+    if problem is not None:
+        raise ValueError(problem)
+
+
+def running_engine_version(identifier: str, lookup: pulumi.InvokeOptions) -> str | None:
     """The engine version (``"16.4"``) the instance ``identifier`` runs in the provider's region, or None when the
     account lists no such instance (a first deploy, or one after the instance was deleted).
 
@@ -559,8 +569,7 @@ def running_engine_version(identifier: str, parent: pulumi.Resource) -> str | No
     ``db-instance-id`` filter of DescribeDBInstances,
     https://www.pulumi.com/registry/packages/aws/api-docs/rds/getinstances) comes first because
     ``aws.rds.get_instance`` fails the program on an instance that does not exist (DBInstanceNotFound) rather than
-    answering "none"; the lookups run under ``parent``, so with its provider."""
-    lookup = pulumi.InvokeOptions(parent=parent)
+    answering "none"; ``lookup`` names the provider, directly or through a parent."""
     listed = aws.rds.get_instances(filters=[{"name": "db-instance-id", "values": [identifier]}],
                                    opts=lookup).instance_identifiers
     if identifier not in (listed or []):
@@ -568,9 +577,10 @@ def running_engine_version(identifier: str, parent: pulumi.Resource) -> str | No
     return aws.rds.get_instance(db_instance_identifier=identifier, opts=lookup).engine_version
 
 
-def engine_version_problem(args: RdsPostgresArgs, running: str) -> str | None:
-    """Why ``args.engine_version`` cannot be applied to an instance running ``running``, or None (same major, or an
-    upgrade without read replicas).
+def engine_version_problem(identifier: str, engine_version: str, read_replica_count: int, running: str,
+                           ) -> str | None:
+    """Why ``engine_version`` cannot be applied to the instance ``identifier`` running ``running``, or None (same
+    major, or an upgrade without read replicas).
 
     - A lower major: RDS cannot downgrade (ModifyDBInstance only upgrades; going back means restoring a snapshot
       taken before the upgrade into a new instance).
@@ -579,20 +589,21 @@ def engine_version_problem(args: RdsPostgresArgs, running: str) -> str | None:
       new-family group, which RDS refuses (a group's family must match the instance's major): ``up`` stops with the
       primary's upgrade scheduled and the replicas failed. Without replicas during the upgrade it is one plain
       update, hence the three-step procedure in the message."""
-    configured_major, running_major = _major(args.engine_version), _major(running)
+    configured_major, running_major = _major(engine_version), _major(running)
     if configured_major < running_major:
-        return (f"database.engineVersion {args.engine_version!r} is below the running PostgreSQL {running} of "
-                f"{args.identifier!r}; allowed: {running_major} or later (RDS cannot downgrade a major version: to go "
+        return (f"database.engineVersion {engine_version!r} is below the running PostgreSQL {running} of "
+                f"{identifier!r}; allowed: {running_major} or later (RDS cannot downgrade a major version: to go "
                 "back, restore a snapshot taken before the upgrade into a new instance)")
-    if configured_major > running_major and args.read_replica_count > 0:
-        replicas = "1 read replica" if args.read_replica_count == 1 else f"{args.read_replica_count} read replicas"
-        return (f"database.engineVersion {args.engine_version!r} is a major upgrade of the running PostgreSQL "
-                f"{running} of {args.identifier!r}, which has {replicas}: they share its parameter group, and RDS "
-                f"refuses the {parameter_group_family(args.engine_version)} group on them while they still run "
+    if configured_major > running_major and read_replica_count > 0:
+        replicas = "1 read replica" if read_replica_count == 1 else f"{read_replica_count} read replicas"
+        return (f"database.engineVersion {engine_version!r} is a major upgrade of the running PostgreSQL "
+                f"{running} of {identifier!r} with {replicas} configured: they share its parameter group, and RDS "
+                f"refuses the {parameter_group_family(engine_version)} group on them while they still run "
                 f"{running_major}, "
                 "leaving pulumi up half-applied; instead set database.readReplicas to 0 and pulumi up, then raise "
                 "database.engineVersion and pulumi up (the upgrade happens in the maintenance window), then raise "
-                "database.readReplicas again")
+                "database.readReplicas again, once the maintenance window has applied the upgrade (until then the "
+                "instance still runs the old major, and this check refuses the replicas)")
     return None
 
 

@@ -10,6 +10,8 @@ topic through CloudWatch alarms on its log lines; without it, only the CronJob's
 
 from __future__ import annotations
 
+from typing import Any
+
 import pulumi
 import pulumi_aws as aws
 
@@ -19,7 +21,12 @@ from components.backup_store import BackupStore
 from components.cloudflare_edge import CloudflareEdge, cloudflare_ip_ranges
 from components.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
 from components.database_role import DatabaseRoleJobArgs, role_job_service_account
-from components.eks_cluster import EksCluster, EksClusterArgs, container_log_group_name
+from components.eks_cluster import (
+    EksCluster,
+    EksClusterArgs,
+    check_against_the_running_cluster,
+    container_log_group_name,
+)
 from components.elasticache_redis import ElastiCacheRedis, ElastiCacheRedisArgs
 from components.kubernetes_app import KubernetesApp, KubernetesAppArgs
 from components.logical_backup import (
@@ -29,11 +36,17 @@ from components.logical_backup import (
     LogicalBackupArgs,
 )
 from components.public_load_balancer import PublicLoadBalancer, PublicLoadBalancerArgs
-from components.rds_postgres import MasterSecretReader, RdsPostgres, RdsPostgresArgs
+from components.rds_postgres import (
+    MasterSecretReader,
+    RdsPostgres,
+    RdsPostgresArgs,
+    check_against_the_running_instance,
+)
 from components.tags import default_tags, kubernetes_labels
 from infra.app_spec import app_spec
 from infra.config import Phase3Stack
 from infra.edge import build_edge, deferred_origin
+from infra.errors import ConfigError
 from infra.naming import physical_name
 from infra.stack_secrets import StackSecretInputs
 
@@ -56,20 +69,42 @@ def eks_cluster_name(project: str, stack: str) -> str:
     return physical_name(project, stack, "eks", max_length=100)
 
 
+def preflight(config: Phase3Stack, project: str, stack: str) -> dict[str, Any]:
+    """Checks against what already runs in the account, before any resource of the stack is registered (then
+    nothing is created when one refuses, even under ``pulumi up --skip-preview``): the EKS version step and a
+    private-only first deploy (``check_against_the_running_cluster``), and the PostgreSQL major
+    (``check_against_the_running_instance``). Returns ``build``'s ``aws_provider``: the explicit provider for
+    ``phasekit:aws.region`` the lookups ran with (a provider is no cloud resource). The components check the same
+    again before their children, for programs that use them without this."""
+    # An explicit provider for phasekit:aws.region: the ambient aws:region (or AWS_REGION) can never send the
+    # stack to another region than the one its zones and kubeconfig name.
+    aws_provider = aws.Provider("aws", region=config.aws.region)
+    lookup = pulumi.InvokeOptions(provider=aws_provider)
+    try:
+        check_against_the_running_cluster(eks_cluster_name(project, stack), config.cluster.version,
+                                          config.cluster.endpoint_public_access_cidrs, lookup)
+        check_against_the_running_instance(rds_identifier(project, stack), config.database.engine_version,
+                                           config.database.read_replicas, lookup)
+    except ValueError as refused:
+        raise ConfigError(str(refused)) from None
+    return {"aws_provider": aws_provider}
+
+
+def rds_identifier(project: str, stack: str) -> str:
+    return physical_name(project, stack, "db", max_length=53)
+
+
 def build(config: Phase3Stack, secrets: StackSecretInputs, project: str, stack: str, *,
-          backup_store: BackupStore) -> None:
+          backup_store: BackupStore, aws_provider: aws.Provider) -> None:
     """``backup_store``: the stack's R2 backups bucket and its scoped credentials (infra/program.py creates it
-    for every phase); the logical copy goes there."""
+    for every phase); the logical copy goes there. ``aws_provider``: ``preflight``'s."""
     tags = {**config.tags, **default_tags(project, stack, config.phase)}
     region, cluster_config, workload = config.aws, config.cluster, config.workload
     nodes, database_config, cache_config = cluster_config.node_group, config.database, config.cache
     cluster_name = eks_cluster_name(project, stack)
-    database_identifier = physical_name(project, stack, "db", max_length=53)
+    database_id = rds_identifier(project, stack)
     app = app_spec(config.app, config.worker_count)
 
-    # An explicit provider for phasekit:aws.region: the ambient aws:region (or AWS_REGION) can never send the
-    # stack to another region than the one its zones and kubeconfig name.
-    aws_provider = aws.Provider("aws", region=region.region)
     on_aws = pulumi.ResourceOptions(providers=[aws_provider])
 
     alerts = AlertTopic("alerts", AlertTopicArgs(emails=list(config.alert_emails), tags=tags), opts=on_aws)
@@ -114,7 +149,7 @@ def build(config: Phase3Stack, secrets: StackSecretInputs, project: str, stack: 
     ), opts=pulumi.ResourceOptions(providers=[aws_provider, cluster.provider]))
 
     database = RdsPostgres("database", RdsPostgresArgs(
-        identifier=database_identifier,
+        identifier=database_id,
         vpc_id=network.vpc_id,
         subnet_group_name=network.db_subnet_group_name,
         client_security_group_id=cluster.node_security_group_id,
@@ -203,7 +238,7 @@ def build(config: Phase3Stack, secrets: StackSecretInputs, project: str, stack: 
 
     _logical_backup(config, secrets, backup_store, database=database, app=workload_app, cluster=cluster,
                     cluster_name=cluster_name, alert_topic_arn=alerts.topic_arn, aws_provider=aws_provider,
-                    tags=tags, database_identifier=database_identifier)
+                    tags=tags, database_identifier=database_id)
 
     _export(config, ingress=ingress, cluster=cluster, app=workload_app, database=database, cache=cache,
             alerts=alerts, edge=edge)
@@ -262,6 +297,9 @@ def _logical_backup(config: Phase3Stack, secrets: StackSecretInputs, backup_stor
         vpc_cidr=config.aws.vpc_cidr,
         run_as_user=config.workload.run_as_user,
         labels=kubernetes_labels(tags),
+        # The role Job refuses while the app's data is still the master user's in public (stranded_data_guard):
+        # until it passes, the copy keeps the credentials it had instead of dumping as a role that cannot read them.
+        credentials_after=[app.database_role_job] if app.database_role_job is not None else [],
     ), opts=pulumi.ResourceOptions(provider=cluster.provider))
     if config.cluster.container_logs:
         # Only shipped logs can reach the alert topic (Job status is no CloudWatch metric); see

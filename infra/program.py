@@ -16,26 +16,26 @@ from infra.config import ConfigError, load_config
 from infra.runtime_config import runtime_raw_config
 from infra.stack_secrets import read_secret_inputs
 
-PhaseBuilder = Callable[..., None]
-"""``build(config, secrets, project, stack, *, backup_store)`` of a phase module."""
-
 PHASE_MODULES: Mapping[int, str] = {1: "infra.phase1", 2: "infra.phase2", 3: "infra.phase3"}
-"""The module whose ``build`` creates each phase's topology. Imported only for the phase a stack picks:
-phase 3's AWS and Kubernetes SDKs take seconds to import, which phases 1 and 2 should not pay."""
-
-
-def phase_builder(phase: int) -> PhaseBuilder:
-    return importlib.import_module(PHASE_MODULES[phase]).build
+"""The module whose ``build(config, secrets, project, stack, *, backup_store, **prepared)`` creates each phase's
+topology, after its optional ``preflight(config, project, stack) -> prepared``. Imported only for the phase a
+stack picks: phase 3's AWS and Kubernetes SDKs take seconds to import, which phases 1 and 2 should not pay."""
 
 
 def build_stack(raw: Mapping[str, Any], project: str, stack: str) -> None:
-    """Validate ``raw`` config and build the phase it names. Raises ConfigError on bad config."""
+    """Validate ``raw`` config and build the phase it names. Raises ConfigError on bad config, and on a change the
+    phase's preflight refuses against what already runs."""
     config = load_config(raw)
     secrets = read_secret_inputs(config)
+    phase = importlib.import_module(PHASE_MODULES[config.phase])
+    # Before the stack's first resource: `pulumi up --skip-preview` (how CI runs it) creates whatever was
+    # registered before a refusal, so a refusal must come before anything is.
+    preflight: Callable[..., dict[str, Any]] | None = getattr(phase, "preflight", None)
+    prepared = preflight(config, project, stack) if preflight is not None else {}
     # One backups bucket per stack, whatever the phase. Moving to another phase is a new stack with a bucket of its
     # own; the old stack's bucket is retained on delete, so its copies outlive the old stack.
     backup_store = build_backup_store(config, project, stack)
-    phase_builder(config.phase)(config, secrets, project, stack, backup_store=backup_store)
+    phase.build(config, secrets, project, stack, backup_store=backup_store, **prepared)
 
 
 def main() -> None:

@@ -260,7 +260,9 @@ def test_the_role_job_refuses_to_strand_the_data_of_an_app_that_ran_as_the_maste
     assert refused.returncode == 3, refused.stderr
     assert (f"ERROR:  schema public holds 2 table(s) and schema {ROLE} none: the app connects as {ROLE} and would "
             f"start on empty tables while its data stays in public. Move the data first: phasekit db adopt --target "
-            f"<master URL> --role {ROLE} (docs/phase3-operations.md, data tier), then pulumi up again") in refused.stderr
+            f"<master URL> --role {ROLE} (docs/phase3-operations.md, data tier), then pulumi up again; if public "
+            f"holds a phasekit db migrate --no-freeze rehearsal, finish with the real phasekit db migrate "
+            f"--target-role {ROLE} instead, which adopts") in refused.stderr
     assert as_role(target, dbname, "SELECT current_user").stdout.strip() == ROLE  # the role is there for adopt
     monkeypatch.setenv("PHASEKIT_TARGET_PASSWORD", MASTER_PASSWORD)
     monkeypatch.setenv("PGPASSFILE", "/nonexistent/pgpass")
@@ -287,3 +289,14 @@ def test_an_extensions_own_table_in_public_is_not_app_data(servers):
     # The same table as the master's own is app data: refused.
     as_master(target, dbname, "ALTER EXTENSION citext DROP TABLE spatial_ref_sys")
     assert run_role_sql(target, dbname).returncode == 3
+
+
+def test_tables_in_both_public_and_the_roles_schema_pass(servers):
+    """The phase-change runbook's rehearsal (``migrate --no-freeze``) leaves its copy in public beside the release
+    Job's tables in the role's schema: a role Job rerun in between must not stop the stack."""
+    _, target = servers
+    dbname = f"rehearsed{next(_numbers)}"
+    phase3_database(target, dbname)  # the role, and the release Job's table in its schema
+    as_master(target, dbname, "CREATE TABLE orders (id int); INSERT INTO orders VALUES (1)")  # the rehearsal's copy
+    proc = run_role_sql(target, dbname)
+    assert proc.returncode == 0, proc.stderr

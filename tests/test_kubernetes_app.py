@@ -299,9 +299,12 @@ def test_each_writable_path_gets_its_own_empty_dir(type_token):
 
 def test_dev_shm_is_the_one_runtime_path_an_empty_dir_may_cover():
     # The runtime's /dev/shm tmpfs is 64 MiB; browsers and some databases need more shared memory.
-    container = app_container(record(writable_paths=("/tmp", "/dev/shm")))
-    assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"},
-                                         {"name": "writable-2", "mountPath": "/dev/shm"}]
+    recording = record(writable_paths=("/tmp", "/dev/shm"))
+    assert app_container(recording)["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"},
+                                                        {"name": "writable-2", "mountPath": "/dev/shm"}]
+    assert pod_spec(recording)["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+                                              {"name": "writable-2", "emptyDir": {"medium": "Memory",
+                                                                                  "sizeLimit": "1Gi"}}]
 
 
 def test_run_as_user_sets_uid_gid_and_fs_group():

@@ -455,3 +455,44 @@ def test_phase3_sizes_postgres_for_the_process_and_schedule_pods(phase3_with_pro
 def test_phase3_process_objects_match_the_configured_kubernetes_schema(phase3_with_processes):
     version = load_config(PHASE3).cluster.version
     assert [error for manifest in manifests(phase3_with_processes) for error in validate(manifest, version)] == []
+
+
+def refused_before_anything(raw, invoke_results, *, preview: bool):
+    """Run the program expecting a refusal; (its message, the types registered before it)."""
+    import pulumi
+
+    from components.testing import INVOKE_RESULTS
+    from infra.errors import ConfigError
+
+    config, _ = runtime_form(raw, [])
+    with pytest.raises(ConfigError) as raised:
+        run_recorded(lambda: build_stack(runtime_raw_config(), "phasekit", "phase3"), preview=preview, stack="phase3",
+                     config={**config, **SECRETS}, secret_keys=["phasekit:secrets"],
+                     invoke_results={**INVOKE_RESULTS, **invoke_results})
+    return str(raised.value), [resource.type for resource in pulumi.runtime.settings.SETTINGS.monitor.recorded]
+
+
+def test_phase3_refuses_a_private_only_first_deploy_before_creating_anything():
+    """CI runs `pulumi up --skip-preview`: the refusal must come before the first resource, not after the network."""
+    raw = {**PHASE3, "phasekit:cluster": {**PHASE3["phasekit:cluster"], "endpointPublicAccessCidrs": []}}
+    message, registered = refused_before_anything(raw, {}, preview=False)
+    assert message.startswith("cluster.endpointPublicAccessCidrs is empty and the account has no EKS cluster "
+                              "'phasekit-phase3-eks' yet: a first deploy cannot reach a private-only API endpoint")
+    assert registered == ["pulumi:providers:aws"]
+
+
+def test_phase3_refuses_a_major_upgrade_with_replicas_before_creating_anything():
+    raw = {**PHASE3, "phasekit:database": {**PHASE3["phasekit:database"], "engineVersion": "17", "readReplicas": 1}}
+    running = {"aws:rds/getInstances:getInstances": {"instanceIdentifiers": ["phasekit-phase3-db"], "id": "x"},
+               "aws:rds/getInstance:getInstance": {"engineVersion": "16.4", "id": "phasekit-phase3-db"}}
+    message, registered = refused_before_anything(raw, running, preview=True)
+    assert message.startswith("database.engineVersion '17' is a major upgrade of the running PostgreSQL 16.4 of "
+                              "'phasekit-phase3-db' with 1 read replica configured")
+    assert registered == ["pulumi:providers:aws"]
+
+
+def test_phase3_logical_backup_switches_to_the_app_role_only_after_the_role_job(phase3):
+    """The role Job may refuse (data still the master user's in public): until it passes, the backup's credentials
+    Secret keeps what it had rather than dumping as a role that cannot read those tables."""
+    role_job, credentials = phase3.named("app-database-role"), phase3.named("logical-backup-credentials")
+    assert role_job.urn in credentials.dependencies

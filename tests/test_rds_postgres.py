@@ -330,11 +330,12 @@ def test_a_major_upgrade_with_read_replicas_is_refused_with_the_procedure():
     with pytest.raises(ValueError) as raised:
         record_against("16.4", engine_version="17", read_replica_count=2, manage_master_password=False)
     assert str(raised.value) == (
-        "database.engineVersion '17' is a major upgrade of the running PostgreSQL 16.4 of 'phasekit-test', which has "
-        "2 read replicas: they share its parameter group, and RDS refuses the postgres17 group on them while they "
-        "still run 16, leaving pulumi up half-applied; instead set database.readReplicas to 0 and pulumi up, then "
-        "raise database.engineVersion and pulumi up (the upgrade happens in the maintenance window), then raise "
-        "database.readReplicas again")
+        "database.engineVersion '17' is a major upgrade of the running PostgreSQL 16.4 of 'phasekit-test' with 2 "
+        "read replicas configured: they share its parameter group, and RDS refuses the postgres17 group on them while "
+        "they still run 16, leaving pulumi up half-applied; instead set database.readReplicas to 0 and pulumi up, "
+        "then raise database.engineVersion and pulumi up (the upgrade happens in the maintenance window), then raise "
+        "database.readReplicas again, once the maintenance window has applied the upgrade (until then the instance "
+        "still runs the old major, and this check refuses the replicas)")
     assert [resource.type for resource in pulumi.runtime.settings.SETTINGS.monitor.recorded] == [COMPONENT]
 
 
