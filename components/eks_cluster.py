@@ -260,6 +260,10 @@ class EksClusterArgs:
     """Average node CPU (percent, over 5 minutes) above which the alarm fires; only with ``alarm_topic_arn``.
     Default 70."""
 
+    check_running_cluster: bool = True
+    """Run ``check_against_the_running_cluster`` before any child. False when the program ran it already, before
+    its first resource (infra/phase3.py ``preflight``), so the lookups are not made twice."""
+
     tags: Mapping[str, str] = field(default_factory=dict)
     """Tags on every taggable child (merged with a ``Name`` where AWS shows one)."""
 
@@ -482,8 +486,9 @@ class EksCluster(pulumi.ComponentResource):
     def __init__(self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         ami_type = _check_args(args)
         super().__init__("phasekit:index:EksCluster", name, None, opts)
-        check_against_the_running_cluster(args.cluster_name, args.version, args.endpoint_public_access_cidrs,
-                                          pulumi.InvokeOptions(parent=self), warn_on=self)
+        if args.check_running_cluster:
+            check_against_the_running_cluster(args.cluster_name, args.version, args.endpoint_public_access_cidrs,
+                                              pulumi.InvokeOptions(parent=self), warn_on=self)
 
         cluster_role, cluster_attachments = _service_role(name, args, "cluster", "eks.amazonaws.com", "control plane",
                                                           CLUSTER_POLICIES, self)
@@ -578,10 +583,10 @@ def check_against_the_running_cluster(cluster_name: str, version: str, endpoint_
                                       lookup: pulumi.InvokeOptions, warn_on: pulumi.Resource | None = None) -> None:
     """Refuses a ``version`` EKS cannot move the running cluster to in one ``up`` (``version_step_problem``: more
     than one minor up, or down), and a first deploy nothing could reach (``private_first_deploy_problem``): refused
-    by ``pulumi up``, a warning on ``warn_on`` in ``pulumi preview`` (which creates nothing, and should still show
-    the rest of the plan; None: no warning). EksCluster runs it before any child; a program should run it before
-    any resource of its stack (infra/phase3.py ``preflight``): ``pulumi up --skip-preview``, as CI runs it, would
-    otherwise create what the program registered first before the refusal."""
+    by ``pulumi up``, a warning on ``warn_on`` (None: on the stack) in ``pulumi preview`` (which creates nothing,
+    and should still show the rest of the plan). EksCluster runs it before any child unless told the program did:
+    a program should run it before any resource of its stack (infra/phase3.py ``preflight``), since ``pulumi up
+    --skip-preview``, as CI runs it, would otherwise create what the program registered first."""
     running = running_version(cluster_name, lookup)
     step = None if running is None else version_step_problem(running, version)
     if step is not None:
@@ -591,8 +596,7 @@ def check_against_the_running_cluster(cluster_name: str, version: str, endpoint_
         return
     if not pulumi.runtime.is_dry_run():
         raise ValueError(unreachable)
-    if warn_on is not None:
-        pulumi.log.warn(unreachable, resource=warn_on)
+    pulumi.log.warn(unreachable, resource=warn_on)
 
 
 def private_first_deploy_problem(cluster_name: str, running: str | None,

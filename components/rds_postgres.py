@@ -233,6 +233,10 @@ class RdsPostgresArgs:
     read_replica_count: int = 0
     """Read replicas (0-5), same class as the primary, Single-AZ."""
 
+    check_running_instance: bool = True
+    """Run ``check_against_the_running_instance`` before any child. False when the program ran it already, before
+    its first resource (infra/phase3.py ``preflight``), so the lookups are not made twice."""
+
     monitoring_interval_seconds: int = 60
     """Enhanced Monitoring granularity (1, 5, 10, 15, 30 or 60 seconds; 0 turns it off). Default 60: OS metrics
     (memory, swap, per-process CPU, disk I/O) the CloudWatch instance metrics lack, written to the
@@ -320,8 +324,9 @@ class RdsPostgres(pulumi.ComponentResource):
         _check_args(args)
         super().__init__("phasekit:index:RdsPostgres", name, None, opts)
         # Before any child: a refused engine_version must not leave half a stack behind.
-        check_against_the_running_instance(args.identifier, args.engine_version, args.read_replica_count,
-                                           pulumi.InvokeOptions(parent=self))
+        if args.check_running_instance:
+            check_against_the_running_instance(args.identifier, args.engine_version, args.read_replica_count,
+                                               pulumi.InvokeOptions(parent=self))
         child = pulumi.ResourceOptions(parent=self)
 
         security_group = aws.ec2.SecurityGroup(

@@ -74,8 +74,8 @@ def preflight(config: Phase3Stack, project: str, stack: str) -> dict[str, Any]:
     nothing is created when one refuses, even under ``pulumi up --skip-preview``): the EKS version step and a
     private-only first deploy (``check_against_the_running_cluster``), and the PostgreSQL major
     (``check_against_the_running_instance``). Returns ``build``'s ``aws_provider``: the explicit provider for
-    ``phasekit:aws.region`` the lookups ran with (a provider is no cloud resource). The components check the same
-    again before their children, for programs that use them without this."""
+    ``phasekit:aws.region`` the lookups ran with (a provider is no cloud resource). ``build`` turns the components'
+    own copies of these checks off, so each lookup is made once."""
     # An explicit provider for phasekit:aws.region: the ambient aws:region (or AWS_REGION) can never send the
     # stack to another region than the one its zones and kubeconfig name.
     aws_provider = aws.Provider("aws", region=config.aws.region)
@@ -134,6 +134,7 @@ def build(config: Phase3Stack, secrets: StackSecretInputs, project: str, stack: 
         node_disk_size_gib=nodes.disk_size_gib,
         track_latest_ami=nodes.track_latest_ami,
         container_logs=cluster_config.container_logs,
+        check_running_cluster=False,  # preflight did, before the stack's first resource
         alarm_topic_arn=alerts.topic_arn,
         tags=tags,
     ), opts=on_aws)
@@ -164,6 +165,7 @@ def build(config: Phase3Stack, secrets: StackSecretInputs, project: str, stack: 
         backup_retention_days=database_config.backup_retention_days,
         read_replica_count=database_config.read_replicas,
         engine_lifecycle_support=database_config.engine_lifecycle_support,
+        check_running_instance=False,  # preflight did, before the stack's first resource
         database_name=APP_DATABASE,
         # RDS keeps the master password in Secrets Manager (never in state); it cannot create read replicas of
         # such an instance, so with replicas the master password is generated (in state, encrypted). The app

@@ -496,3 +496,30 @@ def test_phase3_logical_backup_switches_to_the_app_role_only_after_the_role_job(
     Secret keeps what it had rather than dumping as a role that cannot read those tables."""
     role_job, credentials = phase3.named("app-database-role"), phase3.named("logical-backup-credentials")
     assert role_job.urn in credentials.dependencies
+
+
+def test_phase3_looks_the_running_cluster_and_database_up_once(phase3):
+    """preflight checks them before the stack's first resource; the components do not look again."""
+    assert [len(phase3.invoked(token)) for token in ("aws:eks/getClusters:getClusters",
+                                                     "aws:rds/getInstances:getInstances")] == [1, 1]
+
+
+def test_phase3_preview_warns_on_the_stack_about_a_private_only_first_deploy():
+    raw = {**PHASE3, "phasekit:cluster": {**PHASE3["phasekit:cluster"], "endpointPublicAccessCidrs": []}}
+    from components.eks_cluster import private_first_deploy_problem
+
+    warnings = run(raw, "phase3", preview=True).warnings()
+    assert [warning.message for warning in warnings] == [
+        private_first_deploy_problem("phasekit-phase3-eks", None, [])]
+    assert warnings[0].message.startswith("cluster.endpointPublicAccessCidrs is empty and the account has no EKS "
+                                          "cluster 'phasekit-phase3-eks' yet")
+
+
+def test_phase3_refuses_a_two_minor_cluster_jump_before_creating_anything():
+    running = {"aws:eks/getClusters:getClusters": {"names": ["phasekit-phase3-eks"], "id": "x"},
+               "aws:eks/getCluster:getCluster": {"name": "phasekit-phase3-eks", "version": "1.33", "id": "x"}}
+    message, registered = refused_before_anything(PHASE3, running, preview=False)
+    assert message == ("cluster.version '1.35' is 2 minor versions above the running '1.33'; allowed: '1.33' or "
+                       "'1.34' (EKS upgrades one minor version at a time: deploy each step, nodes and add-ons "
+                       "included, before the next)")
+    assert registered == ["pulumi:providers:aws"]
