@@ -40,6 +40,11 @@ def writable_path_allowed(path: str) -> bool:
             and (segments[0] not in _RUNTIME_TREES or path == SHARED_MEMORY))
 
 
+ALB_DEREGISTRATION_DELAY_SECONDS = 30
+"""How long the ALB lets in-flight requests finish on a target leaving it (PublicLoadBalancer's target group), and
+so how long a stopping web pod keeps serving after its preStop sleep (KubernetesApp): both ways out of the rotation
+give a request the same time. Long enough for a web app's requests; short enough not to slow node rollouts."""
+
 NODE_PORT_RANGE = (30000, 32767)
 """Kubernetes' default NodePort range: where the app Service listens on every node and the ALB forwards."""
 

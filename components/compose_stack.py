@@ -396,8 +396,9 @@ def compose_config(stack: HostStack, config_digests: Mapping[str, str] | None = 
 def schedule_status_service(images: ServiceImages, always: Mapping[str, object]) -> dict:
     """Phase 2's first app droplet: a Caddy serving ``status/`` to the other web hosts' proxies. On the VPC address
     only (Docker's published ports bypass the host's own firewall: its DNAT happens before INPUT, moby/moby#4737, so
-    the cloud firewall would otherwise be the one layer); the address arrives with the rollout, in .env, and Compose
-    refuses to start the service without it."""
+    the cloud firewall would otherwise be the one layer); the address arrives with the rollout, in .env, and without
+    it the ``${VAR:?}`` interpolation fails every ``docker compose`` command of the project, not only this service's
+    (the test runs ``docker-compose config`` without .env and asserts the refusal)."""
     return {
         "image": images.caddy,
         "command": ["caddy", "run", "--config", "/etc/caddy/status.json"],

@@ -62,7 +62,7 @@ import pulumi_random as random
 
 from components.aws_choices import CacheEngine
 from components.connection_urls import redis_url
-from components.stateful import final_snapshot_name, final_snapshot_suffix, stateful_options
+from components.stateful import final_snapshot_name, final_snapshot_suffix, parameter_group_options, stateful_options
 from components.tags import aws_tags
 
 PORT = 6379
@@ -294,17 +294,6 @@ def final_snapshot_keepers(args: ElastiCacheRedisArgs, engine: CacheEngine) -> d
 
 def default_engine_version(engine: CacheEngine) -> str:
     return DEFAULT_ENGINE_VERSIONS[CacheEngine(engine)]
-
-
-def parameter_group_options(parent: pulumi.Resource) -> pulumi.ResourceOptions:
-    """The parameter group is retained on delete, so a family change (a Valkey major upgrade, Redis to Valkey)
-    completes: the family replaces the group (a new auto-named one is created and the replication group is
-    pointed at it), but with ``apply_immediately`` off AWS keeps the old group attached until the maintenance
-    window, and deleting it would fail after the provider's 3 minutes of retries. Retained, the old group is
-    only dropped from the state; delete it by hand after the window (parameter groups are free). Pulumi deletes
-    an old resource by the options its state holds (pulumi/pulumi#13428), so a group recorded before it was
-    retained is protected only after one ``pulumi up`` without a family change."""
-    return pulumi.ResourceOptions(parent=parent, retain_on_delete=True)
 
 
 def parameter_group_family(engine: CacheEngine, engine_version: str) -> str:

@@ -81,7 +81,13 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import health
-from components.aws_choices import NODE_PORT_RANGE, SHARED_MEMORY, WRITABLE_PATH_ALLOWED, writable_path_allowed
+from components.aws_choices import (
+    ALB_DEREGISTRATION_DELAY_SECONDS,
+    NODE_PORT_RANGE,
+    SHARED_MEMORY,
+    WRITABLE_PATH_ALLOWED,
+    writable_path_allowed,
+)
 from components.compose_stack import AppSpec, contract_environment, render_docker_config
 from components.database_role import DatabaseRoleJobArgs, check_master_credentials, database_role_job
 from components.kubernetes_processes import (
@@ -113,12 +119,7 @@ TMP_SIZE_LIMIT = "1Gi"
 PRE_STOP_SLEEP_SECONDS = 5
 """Long enough for the endpoint removal to reach kube-proxy on every node before the app gets SIGTERM."""
 
-IN_FLIGHT_ALLOWANCE_SECONDS = 30
-"""How long a request already in flight may still take when its pod stops: the load balancer's
-``DEREGISTRATION_DELAY_SECONDS`` (components/public_load_balancer.py), the allowance it gives in-flight requests
-when a node leaves, so both ways out of the rotation give a request the same time."""
-
-TERMINATION_GRACE_SECONDS = PRE_STOP_SLEEP_SECONDS + IN_FLIGHT_ALLOWANCE_SECONDS
+TERMINATION_GRACE_SECONDS = PRE_STOP_SLEEP_SECONDS + ALB_DEREGISTRATION_DELAY_SECONDS
 """What takes a web pod out of traffic is not the load balancer: its targets are the nodes (instances on the
 NodePort) and, with ``externalTrafficPolicy: Cluster``, any node forwards to any ready pod, so a stopping pod
 deregisters nothing there. Its EndpointSlice entry turns not-ready when it starts terminating and kube-proxy on

@@ -68,8 +68,9 @@ CRONJOB_FAILED_HISTORY = 3
 ``kubectl logs job/<name>``."""
 
 SCHEDULE_BACKOFF_LIMIT = 0
-"""A failed run is not retried: the next tick runs it again, and a command that is not idempotent is not run twice
-in one tick."""
+"""A run that fails on its own is not retried: the next tick runs it again. A run whose pod is evicted (a node
+drain, a scale-in) is started again within the same tick (``DISRUPTION_IGNORED``), so a command that is not
+idempotent can run twice for one tick, partly."""
 
 DISRUPTION_IGNORED = k8s.batch.v1.PodFailurePolicyArgs(rules=[k8s.batch.v1.PodFailurePolicyRuleArgs(
     action="Ignore",

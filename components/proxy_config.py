@@ -219,7 +219,7 @@ def status_server_config(listen: str) -> dict:
             "listen": [listen],
             "routes": [{"handle": [{"handler": "file_server", "root": BACKUP_STATUS_ROOT}]}],
             # No status file: drop the connection, which the web hosts' proxy passes on as a dropped connection.
-            "errors": {"routes": [{"handle": [{"handler": "static_response", "abort": True}]}]},
+            "errors": {"routes": [{"handle": [dict(ABORT)]}]},
             "automatic_https": {"disable": True},
         }}}},
     }

@@ -74,7 +74,12 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
-from components.aws_choices import ELB_LOG_DELIVERY_ACCOUNTS, ELB_LOG_DELIVERY_SERVICE, NODE_PORT_RANGE
+from components.aws_choices import (
+    ALB_DEREGISTRATION_DELAY_SECONDS,
+    ELB_LOG_DELIVERY_ACCOUNTS,
+    ELB_LOG_DELIVERY_SERVICE,
+    NODE_PORT_RANGE,
+)
 from components.tags import aws_tags
 
 HTTPS_PORT = 443
@@ -93,8 +98,6 @@ UNHEALTHY_THRESHOLD = 3
 """With the default 15 s interval a node leaves rotation after 45 s of failures and returns after 30 s."""
 
 HEALTH_CHECK_TIMEOUT_SECONDS = 5
-DEREGISTRATION_DELAY_SECONDS = 30
-"""Long enough for in-flight requests of a web app; short enough that node rollouts are not slowed."""
 
 ELB_5XX_ALARM = {"metric": "HTTPCode_ELB_5XX_Count", "statistic": "Sum", "period": 300, "evaluation_periods": 1,
                  "threshold": 10, "comparison": "GreaterThanThreshold", "treat_missing_data": "notBreaching"}
@@ -330,7 +333,7 @@ class PublicLoadBalancer(pulumi.ComponentResource):
             target_type="instance",
             protocol="HTTP",
             port=port,
-            deregistration_delay=DEREGISTRATION_DELAY_SECONDS,
+            deregistration_delay=ALB_DEREGISTRATION_DELAY_SECONDS,
             health_check=aws.lb.TargetGroupHealthCheckArgs(
                 enabled=True,
                 protocol="HTTP",

@@ -136,7 +136,7 @@ from components.aws_choices import RdsLifecycleSupport
 from components.connection_urls import postgres_url
 from components.database_role import check_role_name, master_secret_reader_policy
 from components.eks_cluster import irsa_trust_policy
-from components.stateful import final_snapshot_name, final_snapshot_suffix, stateful_options
+from components.stateful import final_snapshot_name, final_snapshot_suffix, parameter_group_options, stateful_options
 from components.tags import aws_tags
 from components.tuning import OPERATOR_CONNECTIONS, POSTGRES_RESERVED_SLOTS
 
@@ -605,7 +605,8 @@ def engine_version_problem(identifier: str, engine_version: str, read_replica_co
                 f"{running} of {identifier!r} with {replicas} configured: they share its parameter group, and RDS "
                 f"refuses the {parameter_group_family(engine_version)} group on them while they still run "
                 f"{running_major}, "
-                "leaving pulumi up half-applied; instead set database.readReplicas to 0 and pulumi up, then raise "
+                "leaving pulumi up half-applied; instead set database.readReplicas to 0 (unprotect the replicas first; "
+                "docs/phase3-operations.md, data tier) and pulumi up, then raise "
                 "database.engineVersion and pulumi up (the upgrade happens in the maintenance window), then raise "
                 "database.readReplicas again, once the maintenance window has applied the upgrade (until then the "
                 "instance still runs the old major, and this check refuses the replicas)")
@@ -679,17 +680,6 @@ def final_snapshot_keepers(args: RdsPostgresArgs) -> dict[str, str]:
     name changes with the identifier anyway (a new suffix only renames it once more, in place), and removing it
     would renew the suffix of every existing stack for nothing."""
     return {"identifier": args.identifier, "dbName": args.database_name, "username": args.username}
-
-
-def parameter_group_options(parent: pulumi.Resource) -> pulumi.ResourceOptions:
-    """The parameter group is retained on delete, so a major upgrade completes: the new family replaces the group
-    (the new one is created first), but with ``apply_immediately`` off RDS keeps the old group attached until the
-    maintenance window, and deleting it would fail (InvalidDBParameterGroupState) after the provider's 3 minutes of
-    retries, failing the update. Retained, the old group is only dropped from the state; delete it by hand after the
-    window. It is also left behind by a destroy (parameter groups are free). Pulumi deletes an old resource by the
-    options its state holds (pulumi/pulumi#13428), so a group recorded before it was retained is protected only
-    after one ``pulumi up`` without an engine-version change."""
-    return pulumi.ResourceOptions(parent=parent, retain_on_delete=True)
 
 
 def replica_identifier(identifier: str, index: int) -> str:

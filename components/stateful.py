@@ -26,6 +26,18 @@ def stateful_options(parent: pulumi.Resource, protect: bool, **extra: object) ->
     return pulumi.ResourceOptions(parent=parent, protect=protect, retain_on_delete=protect, **extra)
 
 
+def parameter_group_options(parent: pulumi.Resource) -> pulumi.ResourceOptions:
+    """A data store's parameter group is retained on delete, so a family change (a PostgreSQL major upgrade, a
+    Valkey major upgrade, Redis to Valkey) completes: the new family replaces the group (a new auto-named one is
+    created first and the data store is pointed at it), but with ``apply_immediately`` off AWS keeps the old group
+    attached until the maintenance window, and deleting it would fail (RDS: InvalidDBParameterGroupState) after
+    the provider's 3 minutes of retries, failing the update. Retained, the old group is only dropped from the
+    state; delete it by hand after the window (parameter groups are free; a destroy leaves the current one too).
+    Pulumi deletes an old resource by the options its state holds (pulumi/pulumi#13428), so a group recorded
+    before it was retained is protected only after one ``pulumi up`` without a family change."""
+    return pulumi.ResourceOptions(parent=parent, retain_on_delete=True)
+
+
 def final_snapshot_suffix(name: str, keepers: Mapping[str, pulumi.Input[str]],
                           parent: pulumi.Resource) -> random.RandomId:
     """The random suffix of a data store's final snapshot, renewed whenever ``keepers`` change.

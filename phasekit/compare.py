@@ -373,10 +373,14 @@ def workload_rows(plan: Plan) -> dict[str, str]:
     first = min((droplet.name for droplet in serving), default="the droplet")
     for name, schedule in app.schedules.items():
         if kubernetes:
-            where = "CronJob (concurrencyPolicy Forbid, timeZone Etc/UTC)"
+            from components.kubernetes_processes import CRONJOB_CONCURRENCY, CRONJOB_TIME_ZONE
+
+            where = f"CronJob (concurrencyPolicy {CRONJOB_CONCURRENCY}, timeZone {CRONJOB_TIME_ZONE})"
         else:
+            from components.host_processes import UNIT_PREFIX
+
             host = "the droplet" if len(serving) == 1 else f"{first} only"
-            where = f"systemd timer phasekit-schedule-{name} on {host}"
+            where = f"systemd timer {UNIT_PREFIX}-{name} on {host}"
         rows[f"schedule {name} ({schedule.cron!r}, UTC)"] = f"{where}, timeout {schedule.timeout_seconds}s"
     return rows
 

@@ -36,8 +36,12 @@ def test_the_plan_warns_when_the_droplet_cannot_hold_the_processes(project):
     status, out = run("plan", "--stack", "phase1", "--project-dir", str(project), "--json")
     assert status == 0
     warnings = json.loads(out)["warnings"]
-    assert any(warning.startswith("phasekit:app.processes/schedules: the memory limits of the processes")
-               for warning in warnings), warnings
+    assert warnings == [
+        "phasekit:app.processes/schedules: the memory limits of the processes and the largest schedule "
+        "(2 x 768 MiB worker + 512 MiB refresh-trending (the largest schedule) = 2048 MiB) exceed the 768 MiB the "
+        "droplet can spare (2048 MiB less PostgreSQL's shared_buffers 512 MiB, Redis' maxmemory 256 MiB and 512 MiB "
+        "kept for the OS, Docker, Caddy and the web workers): the kernel's OOM killer would stop a container. Lower "
+        "count or memory, or choose a larger droplet size"]
 
 
 def test_compare_shows_where_each_process_and_schedule_runs(project):

@@ -43,7 +43,12 @@ def test_phase1_workers_and_the_largest_schedule_beyond_what_the_droplet_spares_
 def test_phase1_within_what_the_droplet_spares_is_quiet():
     # 1 x 256 + 512 = 768: exactly what it spares, with the reserve for the web workers kept.
     assert process_warnings(load_config(_stack(1, count=1, memory="256Mi"))) == []
-    assert process_warnings(load_config(_stack(1, count=1, memory="257Mi"))) != []
+    assert process_warnings(load_config(_stack(1, count=1, memory="257Mi"))) == [
+        "phasekit:app.processes/schedules: the memory limits of the processes and the largest schedule "
+        "(1 x 257 MiB worker + 512 MiB refresh-trending (the largest schedule) = 769 MiB) exceed the 768 MiB the "
+        "droplet can spare (2048 MiB less PostgreSQL's shared_buffers 512 MiB, Redis' maxmemory 256 MiB and 512 MiB "
+        "kept for the OS, Docker, Caddy and the web workers): the kernel's OOM killer would stop a container. Lower "
+        "count or memory, or choose a larger droplet size"]
 
 
 def test_phase2_app0_spares_all_but_the_reserve_and_warns_beyond_it():
@@ -60,12 +65,13 @@ def test_phase2_app0_spares_all_but_the_reserve_and_warns_beyond_it():
     assert process_warnings(load_config(_stack(2, count=1))) == []
 
 
-@pytest.mark.parametrize(("phase", "where"), [
-    (2, "its systemd service holds a lock"),
-    (3, "its CronJob forbids overlap"),
+@pytest.mark.parametrize(("phase", "worker", "where"), [
+    (1, {"memory": "256Mi"}, "its systemd service holds a lock"),
+    (2, {}, "its systemd service holds a lock"),
+    (3, {}, "its CronJob forbids overlap"),
 ])
-def test_a_schedule_that_may_outlast_its_interval_warns(phase, where):
-    raw = _stack(phase, count=1)  # within the droplet's memory, so the timeout warning is the only one
+def test_a_schedule_that_may_outlast_its_interval_warns(phase, worker, where):
+    raw = _stack(phase, count=1, **worker)  # within the droplet's memory, so the timeout warning is the only one
     raw["phasekit:app"]["schedules"]["refresh-trending"]["timeoutSeconds"] = 901
     assert process_warnings(load_config(raw)) == [
         "phasekit:app.schedules.refresh-trending.timeoutSeconds: 901 is longer than the 900 seconds between the "

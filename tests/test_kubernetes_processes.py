@@ -17,14 +17,13 @@ import pulumi
 import pytest
 
 from components import aws_choices
-from components.aws_choices import node_rooms
-from components.kubernetes_app import PRE_STOP_SLEEP_SECONDS, TERMINATION_GRACE_SECONDS, check_args
+from components.aws_choices import ALB_DEREGISTRATION_DELAY_SECONDS, node_rooms
+from components.kubernetes_app import PRE_STOP_SLEEP_SECONDS, check_args
 from components.kubernetes_processes import (
     CRONJOB_STARTING_DEADLINE_SECONDS,
     process_resources,
 )
 from components.processes import ProcessSpec, ScheduleSpec
-from components.public_load_balancer import DEREGISTRATION_DELAY_SECONDS
 from components.tuning import kubernetes_connection_demand, pods_left_over
 from infra.domain import EKS_VERSIONS
 from tests import k8s_schema
@@ -250,11 +249,11 @@ def test_every_process_and_schedule_object_validates_against_every_eks_version(v
 def test_a_stopping_web_pod_gives_in_flight_requests_the_load_balancers_deregistration_delay():
     # The grace period counts the preStop sleep; after it the app must have as long as the ALB gives in-flight
     # requests on a deregistered node (components/kubernetes_app.py, TERMINATION_GRACE_SECONDS).
-    assert TERMINATION_GRACE_SECONDS >= PRE_STOP_SLEEP_SECONDS + DEREGISTRATION_DELAY_SECONDS
+    assert (PRE_STOP_SLEEP_SECONDS, ALB_DEREGISTRATION_DELAY_SECONDS) == (5, 30)
     spec = pod_spec(record())
-    assert spec["terminationGracePeriodSeconds"] == TERMINATION_GRACE_SECONDS
+    assert spec["terminationGracePeriodSeconds"] == 35
     [container] = spec["containers"]
-    assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": PRE_STOP_SLEEP_SECONDS}}}
+    assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
 
 
 # --- Sizing -------------------------------------------------------------------------------------------

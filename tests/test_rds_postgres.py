@@ -31,7 +31,6 @@ from components.rds_postgres import (
     master_secret_arn,
     monitoring_trust_policy,
     parameter_group_family,
-    parameter_group_options,
 )
 from components.testing import INVOKE_RESULTS, UNKNOWN_MASK, run_recorded
 
@@ -332,17 +331,11 @@ def test_a_major_upgrade_with_read_replicas_is_refused_with_the_procedure():
     assert str(raised.value) == (
         "database.engineVersion '17' is a major upgrade of the running PostgreSQL 16.4 of 'phasekit-test' with 2 "
         "read replicas configured: they share its parameter group, and RDS refuses the postgres17 group on them while "
-        "they still run 16, leaving pulumi up half-applied; instead set database.readReplicas to 0 and pulumi up, "
-        "then raise database.engineVersion and pulumi up (the upgrade happens in the maintenance window), then raise "
+        "they still run 16, leaving pulumi up half-applied; instead set database.readReplicas to 0 (unprotect the "
+        "replicas first; docs/phase3-operations.md, data tier) and pulumi up, then raise database.engineVersion and pulumi up (the upgrade happens in the maintenance window), then raise "
         "database.readReplicas again, once the maintenance window has applied the upgrade (until then the instance "
         "still runs the old major, and this check refuses the replicas)")
     assert [resource.type for resource in pulumi.runtime.settings.SETTINGS.monitor.recorded] == [COMPONENT]
-
-
-def test_parameter_group_options_retain_the_group_and_parent_it():
-    parent = pulumi.ComponentResource.__new__(pulumi.ComponentResource)
-    options = parameter_group_options(parent)
-    assert (options.parent, options.retain_on_delete, options.protect) == (parent, True, None)
 
 
 def test_storage_autoscaling_can_be_turned_off():

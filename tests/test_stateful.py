@@ -7,7 +7,7 @@ import hashlib
 import pulumi
 import pytest
 
-from components.stateful import final_snapshot_name, final_snapshot_suffix, stateful_options
+from components.stateful import final_snapshot_name, final_snapshot_suffix, parameter_group_options, stateful_options
 from components.testing import run_recorded
 
 
@@ -68,3 +68,11 @@ def test_the_final_snapshot_suffix_takes_keepers_that_are_outputs():
 ])
 def test_the_final_snapshot_name_is_the_identifier_final_and_the_suffix(identifier, suffix, name):
     assert final_snapshot_name(identifier, suffix) == name
+
+
+def test_parameter_group_options_retain_the_group_and_parent_it():
+    """RdsPostgres's and ElastiCacheRedis's parameter groups: retained on delete, never protected (a family change
+    replaces them)."""
+    parent = pulumi.ComponentResource.__new__(pulumi.ComponentResource)
+    options = parameter_group_options(parent)
+    assert (options.parent, options.retain_on_delete, options.protect) == (parent, True, None)
