@@ -29,10 +29,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -289,16 +289,14 @@ def app_changes(base: StackConfig, head: StackConfig) -> tuple[str, ...]:
     ``maxCount``), each schedule a CronJob, all updated in place (replacement_rules.yaml)."""
     droplets = head.phase in (1, 2)
     lines: list[str] = []
-    old, new = base.app.processes, head.app.processes
-    for name in [*old, *(name for name in new if name not in old)]:
-        if name not in new:
+    for name, before, process, changed in _entry_changes(base.app.processes, head.app.processes):
+        if process is None:
             lines.append(f"process {name} removed: " + (
                 "the rollout stops its containers on each app droplet (SIGTERM, SIGKILL after "
-                f"{old[name].stop_timeout_seconds} s); no droplet is replaced" if droplets else
+                f"{before.stop_timeout_seconds} s); no droplet is replaced" if droplets else
                 "its Deployment, PodDisruptionBudget and any HorizontalPodAutoscaler are deleted; its pods get "
-                f"SIGTERM, then SIGKILL after {old[name].stop_timeout_seconds} s"))
-        elif name not in old:
-            process = new[name]
+                f"SIGTERM, then SIGKILL after {before.stop_timeout_seconds} s"))
+        elif before is None:
             scaled = (f", a HorizontalPodAutoscaler up to {process.max_count}" if process.max_count is not None
                       else "")
             lines.append(f"process {name} added: " + (
@@ -306,7 +304,7 @@ def app_changes(base: StackConfig, head: StackConfig) -> tuple[str, ...]:
                 "droplet after the release command; no droplet is replaced" if droplets else
                 f"a Deployment of {process.count} replica{'s' if process.count != 1 else ''}{scaled} and a "
                 "PodDisruptionBudget are created after the release Job"))
-        elif (changed := _fields_changed(old[name], new[name])):
+        else:
             lines.append(f"process {name} changed ({changed}): " + (
                 "the rollout updates its containers in place; no droplet is replaced" if droplets else
                 "its Deployment is updated in place"))
@@ -318,21 +316,33 @@ def _schedule_changes(base: StackConfig, head: StackConfig) -> list[str]:
     droplets = head.phase in (1, 2)
     where = "the droplet" if head.phase == 1 else "app-0"
     lines: list[str] = []
-    old, new = base.app.schedules, head.app.schedules
-    for name in [*old, *(name for name in new if name not in old)]:
-        if name not in new:
+    for name, before, schedule, changed in _entry_changes(base.app.schedules, head.app.schedules):
+        if schedule is None:
             lines.append(f"schedule {name} removed: " + (
                 f"the rollout removes its systemd timer from {where}, so no further run starts" if droplets else
                 "its CronJob is deleted, so no further run starts"))
-        elif name not in old:
-            lines.append(f"schedule {name} added ({new[name].cron!r}, UTC): " + (
+        elif before is None:
+            lines.append(f"schedule {name} added ({schedule.cron!r}, UTC): " + (
                 f"the rollout installs its systemd timer on {where} after the release command" if droplets else
                 "a CronJob is created after the release Job; its first run is at the next tick"))
-        elif (changed := _fields_changed(old[name], new[name])):
+        else:
             lines.append(f"schedule {name} changed ({changed}): " + (
                 f"the rollout rewrites its timer and service on {where} in place" if droplets else
                 "its CronJob is updated in place") + "; runs from the next tick on follow it")
     return lines
+
+
+T = TypeVar("T", bound=BaseModel)
+
+
+def _entry_changes(old: Mapping[str, T], new: Mapping[str, T]) -> Iterator[tuple[str, T | None, T | None, str]]:
+    """``(name, before, after, fields changed)`` for each entry removed (after None), added (before None) or changed
+    between two named mappings of config models, in the base's order, then the new names."""
+    for name in [*old, *(name for name in new if name not in old)]:
+        if name not in new or name not in old:
+            yield name, old.get(name), new.get(name), ""
+        elif changed := _fields_changed(old[name], new[name]):
+            yield name, old[name], new[name], changed
 
 
 def _fields_changed(old: BaseModel, new: BaseModel) -> str:
